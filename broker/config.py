@@ -1,0 +1,63 @@
+"""Where things live: data directories, state, caches.
+
+Configuration is the only global state we allow. It is read from the
+environment on demand (never at import time), so tests and services can point
+a process elsewhere by setting variables before they call `load()`.
+
+Environment variables:
+  JCU_HOME          state directory (keystore, dedup stores, audit state);
+                    default ~/.local/state/jcu-broker
+  JCU_CACHE         cache directory (Kafka jars); default ~/.cache/jcu-broker
+  JCU_POLICIES      directory with participants.yaml and the Cedar bundle
+  JCU_SCHEMAS       directory with the Avro schemas (.avsc)
+  KAFKA_BOOTSTRAP   bootstrap servers of the Kafka cluster to use
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
+
+
+def _package_data(name: str) -> Path:
+    """Find a data directory: the wheel's copy first, else the source checkout's."""
+    here = Path(__file__).resolve().parent
+    bundled = here / "_data" / name
+    if bundled.is_dir():
+        return bundled
+    return here.parent / name
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    home: Path
+    cache: Path
+    policies: Path
+    schemas: Path
+    bootstrap: str
+
+    @property
+    def keystore(self) -> Path:
+        return self.home / "keys"
+
+    @property
+    def kafka_cache(self) -> Path:
+        return self.cache / "kafka"
+
+
+def load(env: dict[str, str] | None = None) -> Settings:
+    e = os.environ if env is None else env
+    home = Path(e.get("JCU_HOME") or Path.home() / ".local" / "state" / "jcu-broker")
+    cache = Path(e.get("JCU_CACHE") or Path.home() / ".cache" / "jcu-broker")
+    policies = Path(e.get("JCU_POLICIES") or _package_data("policies"))
+    schemas = Path(e.get("JCU_SCHEMAS") or _package_data("schemas"))
+    return Settings(
+        home=home.expanduser(),
+        cache=cache.expanduser(),
+        policies=policies.expanduser(),
+        schemas=schemas.expanduser(),
+        bootstrap=e.get("KAFKA_BOOTSTRAP") or DEFAULT_BOOTSTRAP,
+    )

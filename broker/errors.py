@@ -1,0 +1,120 @@
+"""Every error jcu-broker raises on purpose, in one hierarchy.
+
+Callers catch `JcuError` to turn any of them into one clear line and a
+non-zero exit. Rejections of a received record carry a stable `reason` code,
+which is what the dead-letter topic, the audit log and the metrics record.
+"""
+
+from __future__ import annotations
+
+
+class JcuError(Exception):
+    """Base of every deliberate jcu-broker error. The message is safe to print."""
+
+
+class ConfigError(JcuError):
+    """Bad configuration or bad command-line input."""
+
+
+class KafkaRuntimeError(JcuError):
+    """The local Kafka broker could not be fetched, started, stopped or reached."""
+
+
+class RegistryError(JcuError):
+    """The participant registry is malformed or names an unknown participant."""
+
+
+class KeystoreError(JcuError):
+    """A key could not be generated, loaded or decrypted."""
+
+
+class PolicyError(JcuError):
+    """The policy bundle could not be loaded or evaluated."""
+
+
+class PolicyLoadError(PolicyError):
+    """A rule file or the schema is broken; names the file and the rule."""
+
+    def __init__(self, message: str, *, file: str | None = None, rule: str | None = None):
+        self.file = file
+        self.rule = rule
+        where = ", ".join(p for p in (f"file {file}" if file else "", f"rule {rule}" if rule else "") if p)
+        super().__init__(f"{message} ({where})" if where else message)
+
+
+class AuditError(JcuError):
+    """The audit log could not be written or read."""
+
+
+class AuditVerificationError(AuditError):
+    """The audit log failed verification; names the first bad record or checkpoint."""
+
+
+class Rejected(JcuError):
+    """A record was refused. `reason` is a stable, machine-readable code."""
+
+    reason: str = "rejected"
+
+
+class MalformedRecord(Rejected):
+    reason = "malformed"
+
+
+class UnsupportedVersion(Rejected):
+    reason = "unsupported-version"
+
+
+class UnknownSchema(Rejected):
+    reason = "unknown-schema"
+
+
+class BadSignature(Rejected):
+    reason = "bad-signature"
+
+
+class UnknownKey(Rejected):
+    reason = "unknown-key"
+
+
+class RevokedKey(Rejected):
+    reason = "revoked-key"
+
+
+class ExpiredKey(Rejected):
+    reason = "expired-key"
+
+
+class WrongSender(Rejected):
+    """The signing key exists but belongs to someone other than the named sender."""
+
+    reason = "wrong-sender"
+
+
+class NotARecipient(Rejected):
+    reason = "not-a-recipient"
+
+
+class Replay(Rejected):
+    reason = "replay"
+
+
+class Expired(Rejected):
+    """The record is outside its validity window (expired or not yet valid)."""
+
+    reason = "expired"
+
+
+class TamperedCiphertext(Rejected):
+    reason = "tampered-ciphertext"
+
+
+class WrongTopic(Rejected):
+    """The record was read from a topic other than the one it was sealed for."""
+
+    reason = "wrong-topic"
+
+
+class Unauthorised(Rejected):
+    """The policy does not allow this participant to send or receive this record."""
+
+    reason = "unauthorised"

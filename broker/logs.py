@@ -1,0 +1,58 @@
+"""structlog set-up, done once per process by its entry point.
+
+Services log JSON lines (one event per line, machine-readable); the CLI logs
+readable console lines to stderr. A redaction processor drops values of keys
+that look like secrets, so a careless `log.info(..., passphrase=p)` cannot leak.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import MutableMapping
+from typing import Any, Literal
+
+import structlog
+
+_SECRET_MARKERS = ("passphrase", "password", "secret", "private", "token", "content_key")
+REDACTED = "[redacted]"
+
+
+def redact_secrets(
+    _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    for key in list(event_dict):
+        if any(marker in key.lower() for marker in _SECRET_MARKERS):
+            event_dict[key] = REDACTED
+    return event_dict
+
+
+def configure(mode: Literal["console", "json"] = "console", level: str = "INFO") -> None:
+    """Configure structlog and stdlib logging; safe to call more than once."""
+    numeric = logging.getLevelName(level.upper())
+    if not isinstance(numeric, int):
+        numeric = logging.INFO
+    renderer: Any
+    if mode == "json":
+        renderer = structlog.processors.JSONRenderer()
+    else:
+        renderer = structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            redact_secrets,
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(numeric),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=False,
+    )
+    # Third-party libraries (aiokafka) log through stdlib; keep them quiet by default.
+    logging.basicConfig(level=max(numeric, logging.WARNING), stream=sys.stderr)
+
+
+def get_logger(name: str) -> Any:
+    return structlog.get_logger(name)
