@@ -38,7 +38,9 @@ class PolicyLoadError(PolicyError):
     def __init__(self, message: str, *, file: str | None = None, rule: str | None = None):
         self.file = file
         self.rule = rule
-        where = ", ".join(p for p in (f"file {file}" if file else "", f"rule {rule}" if rule else "") if p)
+        where = ", ".join(
+            p for p in (f"file {file}" if file else "", f"rule {rule}" if rule else "") if p
+        )
         super().__init__(f"{message} ({where})" if where else message)
 
 

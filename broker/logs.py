@@ -50,8 +50,11 @@ def configure(mode: Literal["console", "json"] = "console", level: str = "INFO")
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=False,
     )
-    # Third-party libraries (aiokafka) log through stdlib; keep them quiet by default.
+    # Third-party libraries (aiokafka) log through stdlib. Their retried, transient
+    # warnings (a leader moving right after topic creation) are noise at the default
+    # level; ask for INFO or DEBUG to see them.
     logging.basicConfig(level=max(numeric, logging.WARNING), stream=sys.stderr)
+    logging.getLogger("aiokafka").setLevel(logging.ERROR if numeric >= logging.WARNING else numeric)
 
 
 def get_logger(name: str) -> Any:

@@ -95,9 +95,8 @@ class Registry:
         try:
             return self.participants[participant_id]
         except KeyError:
-            raise RegistryError(
-                f"unknown participant {participant_id!r}; known: {', '.join(sorted(self.participants))}"
-            ) from None
+            known = ", ".join(sorted(self.participants))
+            raise RegistryError(f"unknown participant {participant_id!r}; known: {known}") from None
 
     def __iter__(self) -> Iterator[Participant]:
         return iter(self.participants.values())
@@ -134,7 +133,11 @@ def parse_registry(data: Any, source: str = "<registry>") -> Registry:
 
     participants: dict[str, Participant] = {}
     raw_parts = data.get("participants")
-    _require(isinstance(raw_parts, list) and bool(raw_parts), source, "'participants' must be a non-empty list")
+    _require(
+        isinstance(raw_parts, list) and bool(raw_parts),
+        source,
+        "'participants' must be a non-empty list",
+    )
     for i, entry in enumerate(raw_parts):
         where = f"{source}: participants[{i}]"
         _require(isinstance(entry, dict), where, "must be a mapping")
@@ -142,7 +145,9 @@ def parse_registry(data: Any, source: str = "<registry>") -> Registry:
         _require(isinstance(pid, str) and bool(pid), where, "needs an 'id'")
         where = f"{source}: participant {pid}"
         _require(pid not in participants, where, "duplicate id")
-        _require(entry.get("community") in COMMUNITIES, where, f"community must be one of {COMMUNITIES}")
+        _require(
+            entry.get("community") in COMMUNITIES, where, f"community must be one of {COMMUNITIES}"
+        )
         _require(entry.get("role") in ROLES, where, f"role must be one of {ROLES}")
         status = entry.get("status", "active")
         _require(status in STATUSES, where, f"status must be one of {STATUSES}")
@@ -152,7 +157,9 @@ def parse_registry(data: Any, source: str = "<registry>") -> Registry:
             bad = set(cats) - set(CATEGORIES)
             _require(not bad, where, f"unknown categories {sorted(bad)}")
             basis = m.get("legal_basis")
-            _require(isinstance(basis, str) and bool(basis), where, "each mandate needs a legal_basis")
+            _require(
+                isinstance(basis, str) and bool(basis), where, "each mandate needs a legal_basis"
+            )
             mandates.append(Mandate(categories=frozenset(cats), legal_basis=basis))
         participants[pid] = Participant(
             id=pid,

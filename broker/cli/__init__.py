@@ -18,6 +18,7 @@ from broker.errors import JcuError
 
 # verb name -> "module:attribute" of a click command or group
 _VERBS: dict[str, str] = {
+    "demo": "broker.cli.demo:demo",
     "kafka": "broker.cli.kafka:kafka",
 }
 
@@ -57,7 +58,11 @@ def cli(log_format: str, log_level: str) -> None:
 def main(argv: list[str] | None = None) -> Any:
     """Console-script entry: deliberate errors become one line on stderr and exit 1."""
     try:
-        return cli.main(args=argv, prog_name="jcu", standalone_mode=False)
+        rv = cli.main(args=argv, prog_name="jcu", standalone_mode=False)
+        # click returns the code of a `click.exceptions.Exit` raised in a verb.
+        if isinstance(rv, int) and rv:
+            sys.exit(rv)
+        return rv
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.exceptions.Abort:

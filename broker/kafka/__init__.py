@@ -1,0 +1,1 @@
+"""Kafka plumbing: the local development broker and the topic contract."""

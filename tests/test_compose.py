@@ -1,0 +1,53 @@
+"""docker-compose.yml cannot run here (no Docker engine); keep it valid and in step with the CLI."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from broker.cli import _VERBS
+from broker.kafka.local import KAFKA_VERSION
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _compose() -> dict[str, object]:
+    data = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    assert isinstance(data, dict)
+    return data
+
+
+def test_kafka_service_is_the_official_image_in_kraft_mode_at_our_version() -> None:
+    kafka = _compose()["services"]["kafka"]  # type: ignore[index]
+    assert kafka["image"] == f"apache/kafka:{KAFKA_VERSION}"
+    env = kafka["environment"]
+    assert env["KAFKA_PROCESS_ROLES"] == "broker,controller"
+    assert env["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false"
+
+
+def test_every_jcu_service_runs_an_existing_verb() -> None:
+    services = _compose()["services"]  # type: ignore[index]
+    jcu_services = {name: s for name, s in services.items() if "build" in s}
+    assert jcu_services, "compose must run jcu itself"
+    for name, svc in jcu_services.items():
+        verb = svc["command"][0]
+        assert verb == "--help" or verb in _VERBS, f"service {name} runs unknown verb {verb!r}"
+        for dep in svc.get("depends_on", {}):
+            assert dep in services, f"service {name} depends on missing {dep}"
+    for secret in {s for svc in jcu_services.values() for s in svc.get("secrets", [])}:
+        assert secret in _compose()["secrets"]  # type: ignore[operator]
+
+
+def test_dockerfile_copies_what_the_package_needs() -> None:
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    for part in ("broker", "connectors", "schemas", "policies", "constraints.txt"):
+        assert f"COPY {part}" in dockerfile or part in dockerfile.split("COPY", 1)[1]
+    assert 'ENTRYPOINT ["jcu"]' in dockerfile
+
+
+def test_ci_runs_the_readme_test_command() -> None:
+    readme = (ROOT / "README.md").read_text()
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "make test" in readme and "make demo" in readme
+    assert "\nmake test\n" in ci
