@@ -16,6 +16,14 @@ class ConfigError(JcuError):
     """Bad configuration or bad command-line input."""
 
 
+class InputFormatError(ConfigError):
+    """An input file (STIX, MISP, CSV, case message) cannot be read at all; says where."""
+
+
+class AttachmentDigestMismatch(InputFormatError):
+    """An attachment's content does not match the SHA-256 its file states."""
+
+
 class KafkaRuntimeError(JcuError):
     """The local Kafka broker could not be fetched, started, stopped or reached."""
 

@@ -27,6 +27,16 @@ def redact_secrets(
     return event_dict
 
 
+class _CurrentStderr:
+    """Whatever `sys.stderr` is at write time (it is swapped by test runners and daemons)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
 def configure(mode: Literal["console", "json"] = "console", level: str = "INFO") -> None:
     """Configure structlog and stdlib logging; safe to call more than once."""
     numeric = logging.getLevelName(level.upper())
@@ -47,7 +57,7 @@ def configure(mode: Literal["console", "json"] = "console", level: str = "INFO")
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(file=_CurrentStderr()),  # type: ignore[arg-type]
         cache_logger_on_first_use=False,
     )
     # Third-party libraries (aiokafka) log through stdlib. Their retried, transient

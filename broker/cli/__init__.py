@@ -18,8 +18,21 @@ from broker.errors import JcuError
 
 # verb name -> "module:attribute" of a click command or group
 _VERBS: dict[str, str] = {
+    "audit": "broker.cli.audit:audit",
     "demo": "broker.cli.demo:demo",
     "kafka": "broker.cli.kafka:kafka",
+    "init": "broker.cli.init:init",
+    "keys": "broker.cli.keys:keys",
+    "seal": "broker.cli.seal:seal",
+    "open": "broker.cli.seal:open_",
+    "policy": "broker.cli.policy:policy",
+    "taxii": "broker.cli.taxii:taxii",
+    "publish": "broker.cli.publish:publish",
+    "retract": "broker.cli.retract:retract",
+    "subscribe": "broker.cli.subscribe:subscribe",
+    "receipts": "broker.cli.receipts:receipts",
+    "crisis": "broker.cli.crisis:crisis",
+    "stats": "broker.cli.stats:stats",
 }
 
 

@@ -1,0 +1,458 @@
+"""`AuditLog`: one enforcement point's append-only, Merkle-tree audit log on Kafka.
+
+Every decision becomes a leaf (`jcu.audit.decisions`, keyed by the
+enforcement point id, so one partition holds its records in tree order).
+Every `checkpoint_every` records, every `checkpoint_interval` seconds, after a
+restart that found unsealed records, and on `stop()`, the enforcement point
+signs a checkpoint (origin, size, root) and writes it to `jcu.audit.checkpoints`.
+
+Crash safety. Local state (tree size, frontier, last checkpoint, the Kafka
+offset where the tree stood) is saved atomically after each checkpoint. The
+topic is the truth: on `start()` the log reads its own records back from
+that offset, re-chains them onto the saved tree (index and link must follow
+on) and signs a checkpoint over them. So records written after the last
+checkpoint are neither lost nor duplicated: they stay in the topic unsealed
+until the restarted enforcement point seals them. A record whose write was
+never acknowledged made its `append` fail (or never return), so its decision
+was never acted on; if Kafka did store it, the read-back adopts it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric import ed25519
+
+from broker.audit._codec import decode_leaf, encode_checkpoint, encode_leaf
+from broker.audit._state import AuditState, StateLock, load_state, save_state, state_path
+from broker.audit._topic import read_topic
+from broker.audit.checkpoint import Checkpoint
+from broker.audit.record import AuditEntry, AuditRecord
+from broker.errors import AuditError, JcuError
+from broker.kafka.topics import AUDIT_CHECKPOINTS, AUDIT_DECISIONS
+from broker.logs import get_logger
+from broker.merkle import MerkleTree, leaf_hash
+from broker.schemas import SchemaStore, default_store
+
+_log = get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class _Snapshot:
+    tree: MerkleTree
+    last_leaf: bytes
+
+
+class AuditLog:
+    """Append decisions, sign checkpoints. Use `async with AuditLog(...) as log:`.
+
+    `kafka` is a bootstrap string (the log then owns an idempotent, acks=all
+    producer) or a started AIOKafkaProducer configured that way by the caller.
+    Only one AuditLog per enforcement point may run at a time (a lock file in
+    `state_dir` enforces it on one host).
+    """
+
+    def __init__(
+        self,
+        enforcement_point: str,
+        signer: ed25519.Ed25519PrivateKey,
+        kafka: str | Any,
+        state_dir: Path,
+        *,
+        checkpoint_every: int = 1000,
+        checkpoint_interval: float = 30.0,
+        store: SchemaStore | None = None,
+        decisions_topic: str = AUDIT_DECISIONS,
+        checkpoints_topic: str = AUDIT_CHECKPOINTS,
+    ) -> None:
+        if not enforcement_point or "\n" in enforcement_point:
+            raise AuditError("an enforcement point id is one non-empty line, e.g. cert-eu/publish")
+        if checkpoint_every < 1 or checkpoint_interval <= 0:
+            raise AuditError("checkpoint_every and checkpoint_interval must be positive")
+        self.enforcement_point = enforcement_point
+        self._key = enforcement_point.encode()
+        self._signer = signer
+        self._kafka = kafka
+        self._state_path = state_path(Path(state_dir), enforcement_point)
+        self._lock_file = StateLock(self._state_path)
+        self._every = checkpoint_every
+        self._interval = checkpoint_interval
+        self._store = store
+        self._decisions = decisions_topic
+        self._checkpoints = checkpoints_topic
+
+        self._producer: Any = None
+        self._owns_producer = isinstance(kafka, str)
+        self._tree = MerkleTree()
+        self._last_leaf = b""
+        self._partition = 0
+        self._next_offset = 0
+        self._checkpoint: Checkpoint | None = None
+        self._inflight: deque[tuple[int, asyncio.Future[Any]]] = deque()
+        self._snapshots: deque[_Snapshot] = deque()
+        self._snapshot_mark = 0  # tree size of the newest snapshot (or checkpoint)
+        self._send_lock = asyncio.Lock()
+        self._queue: list[tuple[AuditRecord, asyncio.Future[AuditEntry]]] = []
+        self._drainer: asyncio.Task[None] | None = None
+        self._checkpoint_lock = asyncio.Lock()
+        self._due = asyncio.Event()
+        self._ticker: asyncio.Task[None] | None = None
+        self._failed: BaseException | None = None
+        self._running = False
+        self._closing = False
+
+    # -- lifecycle -----------------------------------------------------------
+
+    async def start(self) -> None:
+        """Lock the state, reconcile the tree with the topic, seal what was unsealed."""
+        if self._running:
+            return
+        if self._store is None:
+            self._store = default_store()
+        self._lock_file.acquire()
+        try:
+            await self._start_producer()
+            await self._restore_and_reconcile()
+            self._running = True
+            await self.checkpoint()  # seals records recovered from the topic, if any
+        except BaseException:
+            self._running = False
+            await self._stop_producer()
+            self._lock_file.release()
+            raise
+        self._closing = False
+        self._ticker = asyncio.get_running_loop().create_task(self._tick())
+
+    async def stop(self) -> None:
+        """Wait for outstanding writes, sign a final checkpoint, save state, release the lock."""
+        if not self._running:
+            return
+        try:
+            if self._drainer is not None:
+                await self._drainer  # appends already made are written before the last checkpoint
+            if self._ticker is not None:
+                # Let a checkpoint in progress finish: cancelling it half-way could sign twice.
+                self._closing = True
+                self._due.set()
+                await self._ticker
+            if self._failed is None:
+                await self.checkpoint()
+        finally:
+            self._running = False
+            await self._stop_producer()
+            self._lock_file.release()
+
+    async def __aenter__(self) -> AuditLog:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    # -- appending -----------------------------------------------------------
+
+    @property
+    def size(self) -> int:
+        return self._tree.size
+
+    def root(self) -> bytes:
+        return self._tree.root()
+
+    @property
+    def last_checkpoint(self) -> Checkpoint | None:
+        return self._checkpoint
+
+    def _check_writable(self) -> None:
+        if not self._running:
+            raise AuditError(f"audit log of {self.enforcement_point} is not started")
+        if self._failed is not None:
+            raise AuditError(f"audit log of {self.enforcement_point} failed: {self._failed}")
+
+    async def append(self, record: AuditRecord) -> AuditEntry:
+        """Add one decision; returns once Kafka (acks=all) holds it.
+
+        Callers may append concurrently; indices follow the order of calls.
+        Concurrent appends are written in groups by one task (group commit),
+        so many small awaits cost little more than one `append_many`.
+        Raises AuditError if the log is not running or a write failed (the log
+        then refuses further appends: restart it to reconcile with the topic).
+        """
+        self._check_writable()
+        done: asyncio.Future[AuditEntry] = asyncio.get_running_loop().create_future()
+        self._queue.append((record, done))
+        if self._drainer is None or self._drainer.done():
+            self._drainer = asyncio.get_running_loop().create_task(self._drain())
+        return await done
+
+    async def append_many(self, records: Sequence[AuditRecord]) -> list[AuditEntry]:
+        """Add several decisions with consecutive indices; returns once Kafka holds them all.
+
+        All or nothing for bad input: every record is encoded before any is sent.
+        """
+        self._check_writable()
+        async with self._send_lock:
+            pending = await self._enqueue(records)
+        if pending:
+            # wait() leaves the producer's futures alone if this caller is cancelled.
+            await asyncio.wait([f for _, f in pending])
+        for _, future in pending:
+            exc = future.exception() if not future.cancelled() else asyncio.CancelledError()
+            if exc is not None:
+                self._fail(exc)
+                raise AuditError(f"audit record not written: {exc}")
+        return [entry for entry, _ in pending]
+
+    async def _drain(self) -> None:
+        """Write queued single appends, in call order, and resolve each caller's future."""
+        while self._queue:
+            batch, self._queue = self._queue, []
+            async with self._send_lock:
+                for record, done in batch:
+                    if done.cancelled():
+                        continue
+                    try:
+                        ((entry, future),) = await self._enqueue((record,))
+                    except Exception as exc:  # bad record (nothing sent) or a failed log
+                        if not done.done():
+                            done.set_exception(exc)
+                        continue
+                    future.add_done_callback(functools.partial(self._delivered, entry, done))
+
+    def _delivered(
+        self, entry: AuditEntry, done: asyncio.Future[AuditEntry], future: asyncio.Future[Any]
+    ) -> None:
+        exc = None if future.cancelled() else future.exception()
+        if future.cancelled() or exc is not None:
+            self._fail(exc or asyncio.CancelledError())
+            if not done.done():
+                done.set_exception(AuditError(f"audit record not written: {exc}"))
+        elif not done.done():
+            done.set_result(entry)
+
+    async def _enqueue(
+        self, records: Sequence[AuditRecord]
+    ) -> list[tuple[AuditEntry, asyncio.Future[Any]]]:
+        """Encode, chain and hand records to the producer. Call with the send lock held.
+
+        The lock makes the order of indices the order of the producer's queue,
+        hence the order on the partition.
+        """
+        self._check_writable()
+        assert self._store is not None
+        index, previous = self._tree.size, self._last_leaf
+        encoded = []
+        for record in records:  # all encoded first: a bad record stops the batch before sending
+            data = encode_leaf(self._store, self.enforcement_point, index, previous, record)
+            previous = leaf_hash(data)
+            encoded.append((record, data, previous))
+            index += 1
+        out = []
+        for record, data, leaf in encoded:
+            try:
+                future = await self._producer.send(
+                    self._decisions, value=data, key=self._key, partition=self._partition
+                )
+            except Exception as exc:
+                self._fail(exc)
+                raise AuditError(f"audit record not written: {exc}") from None
+            entry = AuditEntry(self._tree.append(leaf), leaf, record.decision_id)
+            self._last_leaf = leaf
+            self._inflight.append((entry.index, future))
+            if self._tree.size - self._snapshot_mark >= self._every:
+                self._take_snapshot()
+            out.append((entry, future))
+        return out
+
+    # -- checkpoints ---------------------------------------------------------
+
+    def _take_snapshot(self) -> None:
+        """Freeze the tree as it is now, to be checkpointed once its records are in Kafka."""
+        self._snapshots.append(_Snapshot(self._tree.copy(), self._last_leaf))
+        self._snapshot_mark = self._tree.size
+        self._due.set()
+
+    async def checkpoint(self) -> Checkpoint | None:
+        """Sign and write a checkpoint now (if anything is unsealed); returns the latest."""
+        if self._tree.size > self._snapshot_mark:
+            self._take_snapshot()
+        await self._write_checkpoints()
+        return self._checkpoint
+
+    async def _tick(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._due.wait(), self._interval)
+            self._due.clear()
+            if self._closing:
+                return
+            if not self._snapshots and self._tree.size > self._snapshot_mark:
+                self._take_snapshot()  # the interval passed with records still unsealed
+                self._due.clear()
+            try:
+                await self._write_checkpoints()
+            except AuditError as exc:
+                _log.error("audit checkpoint failed", enforcement_point=self.enforcement_point,
+                           error=str(exc))
+                return
+
+    async def _write_checkpoints(self) -> None:
+        """Checkpoint every queued snapshot, in order."""
+        async with self._checkpoint_lock:
+            while self._snapshots:
+                await self._write_checkpoint(self._snapshots[0])
+                self._snapshots.popleft()
+
+    async def _write_checkpoint(self, snapshot: _Snapshot) -> None:
+        if self._failed is not None:
+            raise AuditError(f"audit log of {self.enforcement_point} failed: {self._failed}")
+        size = snapshot.tree.size
+        next_offset = self._next_offset
+        # Every record the checkpoint covers must be in Kafka before we sign it.
+        covered = []
+        while self._inflight and self._inflight[0][0] < size:
+            covered.append(self._inflight.popleft()[1])
+        if covered:
+            await asyncio.wait(covered)
+        for future in covered:
+            exc = future.exception() if not future.cancelled() else asyncio.CancelledError()
+            if exc is not None:
+                self._fail(exc)
+                raise AuditError(f"audit record not written: {exc}")
+            next_offset = future.result().offset + 1
+        cp = Checkpoint.sign(self._signer, self.enforcement_point, size, snapshot.tree.root())
+        assert self._store is not None
+        try:
+            sent = await self._producer.send(
+                self._checkpoints, value=encode_checkpoint(self._store, cp), key=self._key
+            )
+            await sent
+        except Exception as exc:
+            self._fail(exc)
+            raise AuditError(f"audit checkpoint not written: {exc}") from None
+        self._checkpoint = cp
+        self._next_offset = next_offset
+        save_state(
+            self._state_path,
+            AuditState(
+                enforcement_point=self.enforcement_point,
+                tree_size=size,
+                frontier=snapshot.tree.frontier,
+                last_leaf_hash=snapshot.last_leaf,
+                partition=self._partition,
+                next_offset=next_offset,
+                checkpoint=cp,
+            ),
+        )
+        _log.debug("audit checkpoint", enforcement_point=self.enforcement_point, size=size)
+
+    def _fail(self, exc: BaseException) -> None:
+        if self._failed is None:
+            self._failed = exc
+            _log.error("audit log write failed", enforcement_point=self.enforcement_point,
+                       error=str(exc))
+
+    # -- Kafka and state -----------------------------------------------------
+
+    @property
+    def _bootstrap(self) -> str:
+        if isinstance(self._kafka, str):
+            return self._kafka
+        servers = self._producer.client._bootstrap_servers
+        return servers if isinstance(servers, str) else ",".join(servers)
+
+    async def _start_producer(self) -> None:
+        if not self._owns_producer:
+            self._producer = self._kafka
+            return
+        from aiokafka import AIOKafkaProducer
+        from aiokafka.errors import KafkaError
+
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=self._kafka,
+            enable_idempotence=True,
+            acks="all",
+            linger_ms=2,
+            request_timeout_ms=30000,
+        )
+        try:
+            await self._producer.start()
+        except KafkaError as exc:
+            self._producer = None
+            raise AuditError(f"cannot reach Kafka at {self._kafka}: {exc}") from None
+
+    async def _stop_producer(self) -> None:
+        if self._owns_producer and self._producer is not None:
+            with contextlib.suppress(Exception):
+                await self._producer.stop()
+            self._producer = None
+
+    async def _partition_for_key(self) -> int:
+        from aiokafka.partitioner import DefaultPartitioner
+
+        partitions = await self._producer.partitions_for(self._decisions)
+        if not partitions:
+            raise AuditError(f"topic {self._decisions} does not exist; create it with `jcu init`")
+        ordered = sorted(partitions)
+        return int(DefaultPartitioner()(self._key, ordered, ordered))
+
+    async def _restore_and_reconcile(self) -> None:
+        state = load_state(self._state_path)
+        if state is not None and state.enforcement_point != self.enforcement_point:
+            raise AuditError(f"audit state {self._state_path} belongs to {state.enforcement_point}")
+        if state is not None:
+            self._tree = MerkleTree.restore(state.tree_size, state.frontier)
+            self._last_leaf = state.last_leaf_hash
+            self._partition = state.partition
+            self._next_offset = state.next_offset
+            self._checkpoint = state.checkpoint
+            self._snapshot_mark = state.tree_size
+        else:
+            self._partition = await self._partition_for_key()
+        assert self._store is not None
+        found = await read_topic(
+            self._bootstrap,
+            self._decisions,
+            partition=self._partition,
+            start_offset=self._next_offset,
+            key=self.enforcement_point,
+        )
+        adopted = 0
+        for raw in found:
+            try:
+                rec = decode_leaf(self._store, raw.value, offset=raw.offset)
+            except JcuError as exc:
+                raise AuditError(
+                    f"audit record at offset {raw.offset} of {self._decisions} does not decode "
+                    f"({exc}); run `jcu audit verify`"
+                ) from None
+            if rec.index < self._tree.size:
+                continue
+            if rec.index != self._tree.size or rec.previous_leaf_hash != self._last_leaf:
+                raise AuditError(
+                    f"{self.enforcement_point}: record at offset {raw.offset} (index {rec.index}) "
+                    f"does not continue the tree at size {self._tree.size}; run `jcu audit verify`"
+                )
+            self._tree.append(rec.leaf_hash)
+            self._last_leaf = rec.leaf_hash
+            self._next_offset = raw.offset + 1
+            adopted += 1
+        if adopted:
+            _log.info(
+                "audit records recovered from the topic",
+                enforcement_point=self.enforcement_point,
+                records=adopted,
+                tree_size=self._tree.size,
+            )

@@ -1,0 +1,92 @@
+"""The label options every verb that shares a record takes, and the Labels they build."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from broker.envelope import HANDLING_CODES, TLP_LEVELS, Labels
+from broker.registry import CATEGORIES
+from broker.schemas import SchemaStore
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def split_csv(values: tuple[str, ...] | list[str]) -> list[str]:
+    """`--to a,b --to c` -> [a, b, c]."""
+    return [v.strip() for item in values for v in item.split(",") if v.strip()]
+
+
+def label_options(*, tlp_required: bool = True) -> Callable[[F], F]:
+    def decorate(f: F) -> F:
+        options = [
+            click.option(
+                "--tlp",
+                required=tlp_required,
+                default=None,
+                type=click.Choice(TLP_LEVELS, case_sensitive=False),
+                help="TLP 2.0 label.",
+            ),
+            click.option(
+                "--handling",
+                multiple=True,
+                type=click.Choice(HANDLING_CODES),
+                help="SIENA handling code (repeatable).",
+            ),
+            click.option(
+                "--category",
+                "categories",
+                multiple=True,
+                type=click.Choice(CATEGORIES),
+                help="Category of the ENISA taxonomy, attribution or capability (repeatable).",
+            ),
+            click.option(
+                "--personal-data",
+                is_flag=True,
+                help="Mark as personal data (set anyway when a personal-data field is filled).",
+            ),
+            click.option("--exercise", default=None, help="Exercise id: exercise traffic only."),
+            click.option("--incident", default=None, help="Incident reference."),
+            click.option(
+                "--member-states",
+                multiple=True,
+                help="Member States affected (ISO codes, comma-separated).",
+            ),
+        ]
+        for option in reversed(options):
+            f = option(f)
+        return f
+
+    return decorate
+
+
+def has_personal_data(record: dict[str, Any], fields: tuple[str, ...]) -> bool:
+    return any(record.get(f) not in (None, [], "", {}) for f in fields)
+
+
+def build_labels(
+    store: SchemaStore,
+    payload_type: str,
+    record: dict[str, Any],
+    *,
+    tlp: str,
+    handling: tuple[str, ...] = (),
+    categories: tuple[str, ...] = (),
+    personal_data: bool = False,
+    exercise: str | None = None,
+    incident: str | None = None,
+    member_states: tuple[str, ...] = (),
+) -> Labels:
+    """Labels from the options; the personal-data flag is set whenever a marked field is filled."""
+    personal = personal_data or has_personal_data(record, store.personal_data_fields(payload_type))
+    return Labels.of(
+        tlp,
+        handling_codes=handling,
+        categories=categories,
+        personal_data=personal,
+        exercise=exercise,
+        incident=incident,
+        member_states=split_csv(member_states),
+    )

@@ -1,0 +1,78 @@
+"""`jcu stats`: records per topic, consumer lag per subscriber, dead letters by reason.
+
+Read from Kafka itself, so it answers for every enforcement point at once;
+live per-process counters and latencies are on each service's
+`--metrics-port` (Prometheus).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from typing import Any
+
+import click
+
+from broker import config
+from broker.cli._output import console, emit_json, table
+from broker.kafka.scan import partitions, scan
+from broker.kafka.topics import DLQ
+
+
+async def collect(bootstrap: str) -> dict[str, Any]:
+    from aiokafka import AIOKafkaConsumer
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await admin.start()
+    await consumer.start()
+    try:
+        topics = sorted(t for t in await consumer.topics() if t.startswith("jcu."))
+        tps = await partitions(consumer, topics)
+        ends = await consumer.end_offsets(tps) if tps else {}
+        begins = await consumer.beginning_offsets(tps) if tps else {}
+        per_topic: Counter[str] = Counter()
+        for tp in tps:
+            per_topic[tp.topic] += ends[tp] - begins[tp]
+        groups = sorted(g[0] for g in await admin.list_consumer_groups() if g[0].startswith("jcu."))
+        lag: dict[str, int] = {}
+        for g in groups:
+            committed = await admin.list_consumer_group_offsets(g)
+            lag[g] = sum(
+                max(0, ends.get(tp, meta.offset) - meta.offset)
+                for tp, meta in committed.items()
+                if meta.offset >= 0
+            )
+        reasons: Counter[str] = Counter()
+        async for r in scan(bootstrap, [DLQ]):
+            hdr = dict(r.headers or ())
+            reasons[bytes(hdr.get("jcu.reason", b"unknown")).decode()] += 1
+        return {
+            "topics": {t: per_topic[t] for t in topics},
+            "consumer_lag": lag,
+            "dead_letters": dict(reasons),
+        }
+    finally:
+        await consumer.stop()
+        await admin.close()
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def stats(as_json: bool) -> None:
+    """Counts and lag across the whole broker: topics, subscribers, dead letters."""
+    data = asyncio.run(collect(config.load().bootstrap))
+    if as_json:
+        emit_json(data)
+        return
+    out = console()
+    out.print(
+        table(
+            "records per topic",
+            ["topic", "records"],
+            [[t, n] for t, n in data["topics"].items() if n],
+        )
+    )
+    out.print(table("consumer lag", ["group", "lag"], list(data["consumer_lag"].items())))
+    out.print(table("dead letters", ["reason", "records"], list(data["dead_letters"].items())))

@@ -1,0 +1,98 @@
+"""`jcu subscribe`: receive as a participant into files or stdout.
+
+Runs until SIGTERM/SIGINT (then finishes the batch in hand, commits, writes a
+final audit checkpoint and exits 0), or with `--once` until the end of what is
+on the topics now.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from broker import config
+from broker.cli._output import emit_json
+from broker.cli._runtime import OnStop, run_until_signalled
+from broker.metrics import Metrics
+from broker.pep import JsonlSink, Sink, Subscriber, SubscriberStats
+from broker.pep.context import PepContext
+
+
+def make_sink(fmt: str, out: str, participant: str) -> Sink:
+    if fmt == "jsonl":
+        if out == "-":
+            return JsonlSink(sys.stdout)
+        return JsonlSink(Path(out) / f"{participant}.jsonl")
+    raise click.BadParameter(f"unknown format {fmt!r}", param_hint="--format")
+
+
+@click.command()
+@click.option("--as", "participant", required=True, help="Receiving participant (registry id).")
+@click.option("--once", is_flag=True, help="Drain what is on the topics now, then exit.")
+@click.option(
+    "--out", default="-", show_default=True, help="Directory to write into, or - for stdout."
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["jsonl"]),
+    default="jsonl",
+    show_default=True,
+    help="Output format.",
+)
+@click.option(
+    "--group", default=None, help="Consumer group (default jcu.subscriber.<participant>)."
+)
+@click.option(
+    "--metrics-port", type=int, default=None, help="Serve Prometheus metrics on 127.0.0.1:PORT."
+)
+@click.option("--no-receipts", is_flag=True, help="Do not send delivery receipts.")
+@click.option("--batch-size", type=click.IntRange(1, 10000), default=500, show_default=True,
+              help="Records per batch: delivered, made durable, then committed together.")
+@click.option("--json", "as_json", is_flag=True, help="Print the final counts as JSON.")
+def subscribe(
+    participant: str,
+    once: bool,
+    out: str,
+    fmt: str,
+    group: str | None,
+    metrics_port: int | None,
+    no_receipts: bool,
+    batch_size: int,
+    as_json: bool,
+) -> None:
+    """Receive what PARTICIPANT is entitled to: verify, decrypt, re-check, deliver once."""
+    ctx = PepContext.load(config.load())
+    metrics = Metrics()
+    if metrics_port is not None:
+        metrics.serve(metrics_port)
+    sink = make_sink(fmt, out, participant)
+
+    async def run(on_stop: OnStop) -> SubscriberStats:
+        sub = Subscriber(
+            participant,
+            ctx,
+            sink,
+            group_id=group,
+            metrics=metrics,
+            receipts=not no_receipts,
+            max_batch=batch_size,
+        )
+        on_stop(sub.request_stop)
+        async with sub:
+            if not once:
+                click.echo(f"{participant}: receiving from {', '.join(sub.topics)}", err=True)
+            return await sub.run(until_idle=once)
+
+    stats = run_until_signalled(run)
+    if as_json:
+        emit_json(stats.to_json())
+    else:
+        rejected = ", ".join(f"{k}={v}" for k, v in sorted(stats.rejected.items())) or "none"
+        click.echo(
+            f"{participant}: delivered {stats.delivered}, retracted {stats.retracted}, "
+            f"duplicates dropped {stats.duplicates}, rejected {rejected}",
+            err=True,
+        )

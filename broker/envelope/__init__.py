@@ -1,0 +1,41 @@
+"""The secure envelope: Avro payload, AES-256-GCM, HPKE-wrapped keys, Ed25519 signature.
+
+Public API:
+    Sealer(sender, keystore=, keyring=, store=).seal(type, record, recipients=, topic=, labels=)
+    Opener(participant, keystore=, keyring=, store=, replay_guard=).open(data, topic=)
+    Labels, SealedMessage, OpenedMessage, EnvelopeHeader, read_header
+    MemoryReplayGuard, SqliteReplayGuard, default_topic
+Construction and guarantees: docs/envelope.md.
+"""
+
+from broker.envelope.content_keys import MAX_KEY_AGE, MAX_MESSAGES_PER_KEY, ContentKeyCache
+from broker.envelope.header import EnvelopeHeader, RecipientEntry, read_header
+from broker.envelope.labels import HANDLING_CODES, TLP_LEVELS, Labels
+from broker.envelope.opener import OpenedMessage, Opener
+from broker.envelope.replay import MemoryReplayGuard, ReplayGuard, SqliteReplayGuard
+from broker.envelope.sealer import DEFAULT_VALIDITY, MAX_VALIDITY, SealedMessage, Sealer
+from broker.envelope.topics import PAYLOAD_STREAMS, default_topic, stream_of
+
+__all__ = [
+    "DEFAULT_VALIDITY",
+    "HANDLING_CODES",
+    "MAX_KEY_AGE",
+    "MAX_MESSAGES_PER_KEY",
+    "MAX_VALIDITY",
+    "PAYLOAD_STREAMS",
+    "TLP_LEVELS",
+    "ContentKeyCache",
+    "EnvelopeHeader",
+    "Labels",
+    "MemoryReplayGuard",
+    "OpenedMessage",
+    "Opener",
+    "RecipientEntry",
+    "ReplayGuard",
+    "SealedMessage",
+    "Sealer",
+    "SqliteReplayGuard",
+    "default_topic",
+    "read_header",
+    "stream_of",
+]

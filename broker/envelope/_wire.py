@@ -1,0 +1,68 @@
+"""The envelope's byte layout: what is signed, what is authenticated as AAD.
+
+An envelope is the Avro single-object encoding of `eu.jcu.v1.Envelope`, whose
+last two fields are `ciphertext` and `signature` (in every version: the format
+relies on it). Avro encodes a `bytes` field as a zig-zag varint length then
+the bytes, so the encoding splits into
+
+    prefix || bytes(ciphertext) || bytes(signature)
+
+where `prefix` (single-object header, schema fingerprint, every header field,
+the recipients block and the nonce) is a canonical encoding: Avro's binary
+encoding of a record is unique for a given schema. Then
+
+    AAD            = AAD_DOMAIN || prefix || 0x00 0x00   (ciphertext, signature empty)
+    signed message = SIG_DOMAIN || prefix || bytes(ciphertext) || 0x00
+
+Both are computed from the bytes as received, never from a re-encoding, so a
+reader with a newer schema verifies exactly what the sender signed.
+"""
+
+from __future__ import annotations
+
+from broker.errors import MalformedRecord
+
+ENVELOPE_VERSION = 1
+SIGNATURE_ALGORITHM = "ed25519"
+CONTENT_ALGORITHM = "aes-256-gcm"
+SIGNATURE_DOMAIN = b"jcu-broker/envelope/v1/signature\x00"
+AAD_DOMAIN = b"jcu-broker/envelope/v1/aad\x00"
+_EMPTY_BYTES = b"\x00"  # Avro encoding of b""
+
+
+def avro_bytes(value: bytes) -> bytes:
+    """Avro binary encoding of a `bytes` value: zig-zag varint length, then the bytes."""
+    n = len(value) << 1  # zig-zag of a non-negative long
+    out = bytearray()
+    while n > 0x7F:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out) + value
+
+
+def prefix_of_unsealed(encoded: bytes) -> bytes:
+    """The prefix, given the encoding of an envelope with empty ciphertext and signature."""
+    if not encoded.endswith(_EMPTY_BYTES * 2):
+        raise AssertionError("envelope encoding does not end with ciphertext and signature")
+    return encoded[:-2]
+
+
+def prefix_of(data: bytes, ciphertext: bytes, signature: bytes) -> bytes:
+    """The prefix of received envelope bytes whose decoded tail is (ciphertext, signature)."""
+    tail = avro_bytes(ciphertext) + avro_bytes(signature)
+    if not data.endswith(tail):
+        raise MalformedRecord("envelope does not end with its ciphertext and signature")
+    return data[: len(data) - len(tail)]
+
+
+def aad(prefix: bytes) -> bytes:
+    return AAD_DOMAIN + prefix + _EMPTY_BYTES * 2
+
+
+def signed_message(prefix: bytes, ciphertext: bytes) -> bytes:
+    return SIGNATURE_DOMAIN + prefix + avro_bytes(ciphertext) + _EMPTY_BYTES
+
+
+def assemble(prefix: bytes, ciphertext: bytes, signature: bytes) -> bytes:
+    return prefix + avro_bytes(ciphertext) + avro_bytes(signature)

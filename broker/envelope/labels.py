@@ -1,0 +1,99 @@
+"""Handling labels: TLP 2.0, SIENA handling codes, categories and the other flags.
+
+They travel in the envelope's visible, signed header so that every
+enforcement point can re-check policy before (and without) decrypting.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from broker.errors import ConfigError
+from broker.registry import CATEGORIES
+
+TLP_LEVELS: tuple[str, ...] = ("CLEAR", "GREEN", "AMBER", "AMBER+STRICT", "RED")
+HANDLING_CODES: tuple[str, ...] = ("H0", "H1", "H2", "H3")
+# Avro enum symbols cannot hold '+'.
+_TLP_TO_AVRO = {t: t.replace("+", "_") for t in TLP_LEVELS}
+_TLP_FROM_AVRO = {v: k for k, v in _TLP_TO_AVRO.items()}
+
+
+@dataclass(frozen=True, slots=True)
+class Labels:
+    tlp: str
+    handling_codes: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()
+    personal_data: bool = False
+    exercise: str | None = None
+    incident: str | None = None
+    member_states: tuple[str, ...] = ()
+    #: Personal-data fields the policy removed from this copy (a "redact" decision).
+    redacted_fields: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.tlp not in TLP_LEVELS:
+            raise ConfigError(f"TLP must be one of {', '.join(TLP_LEVELS)}; got {self.tlp!r}")
+        bad = set(self.handling_codes) - set(HANDLING_CODES)
+        if bad:
+            raise ConfigError(f"handling codes must be among {HANDLING_CODES}; got {sorted(bad)}")
+        bad = set(self.categories) - set(CATEGORIES)
+        if bad:
+            raise ConfigError(f"unknown categories {sorted(bad)}; known: {', '.join(CATEGORIES)}")
+        bad = {m for m in self.member_states if len(m) != 2 or not m.isalpha() or not m.isupper()}
+        if bad:
+            raise ConfigError(f"Member States are ISO 3166-1 alpha-2 codes; got {sorted(bad)}")
+
+    @classmethod
+    def of(
+        cls,
+        tlp: str,
+        *,
+        handling_codes: Iterable[str] = (),
+        categories: Iterable[str] = (),
+        personal_data: bool = False,
+        exercise: str | None = None,
+        incident: str | None = None,
+        member_states: Iterable[str] = (),
+        redacted_fields: Iterable[str] = (),
+    ) -> Labels:
+        """Labels from any iterables, sorted and de-duplicated (equal sets compare equal)."""
+        return cls(
+            tlp=tlp.upper(),
+            handling_codes=tuple(sorted(set(handling_codes))),
+            categories=tuple(sorted(set(categories))),
+            personal_data=personal_data,
+            exercise=exercise,
+            incident=incident,
+            member_states=tuple(sorted(set(member_states))),
+            redacted_fields=tuple(sorted(set(redacted_fields))),
+        )
+
+    def to_avro(self) -> dict[str, Any]:
+        return {
+            "tlp": _TLP_TO_AVRO[self.tlp],
+            "handling_codes": list(self.handling_codes),
+            "categories": list(self.categories),
+            "personal_data": self.personal_data,
+            "exercise": self.exercise,
+            "incident": self.incident,
+            "member_states": list(self.member_states),
+            "redacted_fields": list(self.redacted_fields),
+        }
+
+    @classmethod
+    def from_avro(cls, rec: Mapping[str, Any]) -> Labels:
+        return cls(
+            tlp=_TLP_FROM_AVRO[rec["tlp"]],
+            handling_codes=tuple(rec["handling_codes"]),
+            categories=tuple(rec["categories"]),
+            personal_data=bool(rec["personal_data"]),
+            exercise=rec["exercise"],
+            incident=rec["incident"],
+            member_states=tuple(rec["member_states"]),
+            redacted_fields=tuple(rec.get("redacted_fields") or ()),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {**self.to_avro(), "tlp": self.tlp}

@@ -1,0 +1,211 @@
+"""Opening: verify, check, decrypt, decode, as one receiving participant.
+
+Checks run in this order; the first that fails decides the error:
+
+ 1. the bytes decode as an Envelope ............ MalformedRecord / UnknownSchema
+ 2. version and algorithm identifiers known .... UnsupportedVersion
+ 3. read from the topic it was sealed for ...... WrongTopic
+ 4. the sender's key, at the creation time ..... UnknownKey / WrongSender /
+                                                 RevokedKey / ExpiredKey
+ 5. origin community is the sender's ........... WrongSender
+ 6. Ed25519 signature over header+ciphertext ... BadSignature
+ 7. inside its validity window ................. Expired
+ 8. message id not seen before ................. Replay
+ 9. addressed to a key this participant holds .. NotARecipient
+10. wrapped key and ciphertext open ............ TamperedCiphertext
+11. payload is the declared type ............... MalformedRecord / UnknownSchema
+
+The signature covers every header field, the recipients block, the nonce and
+the ciphertext, so after step 6 any change made by someone other than the
+sender is already refused; steps 10-11 catch a sender's own malformed output.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature, InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from broker.clock import Clock, to_millis, utc_now
+from broker.envelope import _hpke, _wire
+from broker.envelope.content_keys import NONCE_LEN
+from broker.envelope.header import EnvelopeHeader, header_from_record
+from broker.envelope.labels import Labels
+from broker.envelope.replay import ReplayGuard
+from broker.envelope.sealer import MAX_VALIDITY
+from broker.errors import (
+    BadSignature,
+    Expired,
+    MalformedRecord,
+    NotARecipient,
+    Replay,
+    TamperedCiphertext,
+    UnknownSchema,
+    UnsupportedVersion,
+    WrongSender,
+    WrongTopic,
+)
+from broker.keyring import Keyring
+from broker.keystore import Keystore
+from broker.schemas import SchemaStore
+
+#: How far a sender's clock may run ahead of ours.
+CLOCK_SKEW = timedelta(minutes=2)
+
+
+@dataclass(frozen=True, slots=True)
+class OpenedMessage:
+    """A verified, decrypted record and the header it came with."""
+
+    header: EnvelopeHeader
+    record: dict[str, Any]
+
+    @property
+    def sender(self) -> str:
+        return self.header.sender
+
+    @property
+    def sender_key_id(self) -> str:
+        return self.header.sender_key_id
+
+    @property
+    def message_id(self) -> str:
+        return self.header.message_id
+
+    @property
+    def payload_type(self) -> str:
+        return self.header.payload_type
+
+    @property
+    def labels(self) -> Labels:
+        return self.header.labels
+
+    @property
+    def created(self) -> datetime:
+        return self.header.created
+
+    @property
+    def expires(self) -> datetime:
+        return self.header.expires
+
+
+class Opener:
+    """Opens envelopes as one participant, with a replay guard."""
+
+    def __init__(
+        self,
+        participant: str,
+        *,
+        keystore: Keystore,
+        keyring: Keyring,
+        store: SchemaStore,
+        replay_guard: ReplayGuard,
+        clock: Clock = utc_now,
+        unwrapped_cache_size: int = 256,
+    ) -> None:
+        self.participant = participant
+        self._keystore = keystore
+        self._keyring = keyring
+        self._store = store
+        self._guard = replay_guard
+        self._clock = clock
+        # Identical wrapped-key bytes always open to the same content key; keep a few
+        # so a reused content key costs one HPKE open, not one per message.
+        self._unwrapped: OrderedDict[bytes, bytes] = OrderedDict()
+        self._unwrapped_max = unwrapped_cache_size
+
+    def open(self, data: bytes, *, topic: str) -> OpenedMessage:
+        """Verify and decrypt envelope bytes read from `topic`; raises a `Rejected` subclass."""
+        _, rec = self._store.decode(data, expected="Envelope")
+        if rec["version"] != _wire.ENVELOPE_VERSION:
+            raise UnsupportedVersion(f"envelope version {rec['version']} is not supported")
+        if rec["signature_algorithm"] != _wire.SIGNATURE_ALGORITHM:
+            raise UnsupportedVersion(f"signature algorithm {rec['signature_algorithm']!r}")
+        if rec["content_algorithm"] != _wire.CONTENT_ALGORITHM:
+            raise UnsupportedVersion(f"content algorithm {rec['content_algorithm']!r}")
+        header = header_from_record(rec)
+        if header.topic != topic:
+            raise WrongTopic(f"sealed for topic {header.topic!r}, read from {topic!r}")
+
+        sender_key = self._keyring.signing_key(header.sender, header.sender_key_id, header.created)
+        if self._keyring.community_of(header.sender) != header.origin_community:
+            raise WrongSender(
+                f"{header.sender} is not in the claimed origin community {header.origin_community}"
+            )
+        ciphertext, signature = bytes(rec["ciphertext"]), bytes(rec["signature"])
+        prefix = _wire.prefix_of(data, ciphertext, signature)
+        try:
+            sender_key.verify(signature, _wire.signed_message(prefix, ciphertext))
+        except InvalidSignature:
+            raise BadSignature(
+                f"signature of message {header.message_id} does not verify "
+                f"with {header.sender}'s key {header.sender_key_id}"
+            ) from None
+
+        now = to_millis(self._clock())
+        if header.created > now + CLOCK_SKEW:
+            raise Expired(f"message {header.message_id} is not valid yet (created in the future)")
+        if now >= header.expires:
+            raise Expired(f"message {header.message_id} expired at {header.expires.isoformat()}")
+        if header.expires - header.created > MAX_VALIDITY:
+            raise Expired(f"message {header.message_id} claims a validity over {MAX_VALIDITY}")
+        if self._guard.seen(header.message_id):
+            raise Replay(f"message {header.message_id} was already received")
+
+        entry = next(
+            (
+                r
+                for r in rec["recipients"]
+                if r["participant"] == self.participant
+                and self._keystore.has_key(self.participant, r["key_id"])
+            ),
+            None,
+        )
+        if entry is None:
+            raise NotARecipient(
+                f"message {header.message_id} is not addressed to {self.participant} "
+                "(or to a key it holds)"
+            )
+        content_key = self._unwrap(header, entry)
+        nonce = bytes(rec["nonce"])
+        if len(nonce) != NONCE_LEN:
+            raise TamperedCiphertext(f"nonce of {len(nonce)} bytes, expected {NONCE_LEN}")
+        try:
+            payload = AESGCM(content_key).decrypt(nonce, ciphertext, _wire.aad(prefix))
+        except InvalidTag:
+            raise TamperedCiphertext(
+                f"ciphertext of message {header.message_id} fails authentication"
+            ) from None
+
+        payload_type, record = self._store.decode(payload)
+        if payload_type != header.payload_type:
+            raise UnknownSchema(f"payload is {payload_type}, header says {header.payload_type}")
+        if payload[2:10] != header.payload_fingerprint:
+            raise MalformedRecord("payload fingerprint differs from the header's")
+        self._guard.remember(header.message_id, header.expires)
+        return OpenedMessage(header=header, record=record)
+
+    def _unwrap(self, header: EnvelopeHeader, entry: dict[str, Any]) -> bytes:
+        wrapped = bytes(entry["wrapped_key"])
+        cache_key = b"\x00".join(
+            (entry["kem"].encode(), entry["key_id"].encode(), header.sender.encode(),
+             header.content_key_id, wrapped)
+        )
+        cached = self._unwrapped.get(cache_key)
+        if cached is not None:
+            self._unwrapped.move_to_end(cache_key)
+            return cached
+        kem = entry["kem"]
+        private = self._keystore.kem_key(self.participant, entry["key_id"])
+        info = _hpke.wrap_info(
+            kem, header.sender, self.participant, entry["key_id"], header.content_key_id
+        )
+        key = _hpke.unwrap(kem, private, wrapped, info)
+        self._unwrapped[cache_key] = key
+        if len(self._unwrapped) > self._unwrapped_max:
+            self._unwrapped.popitem(last=False)
+        return key

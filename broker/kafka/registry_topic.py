@@ -1,0 +1,32 @@
+"""Publishing the signed participant records on the compacted `jcu.registry` topic.
+
+The bytes are exactly the signed files under $JCU_HOME/registry (Avro
+ParticipantRecord + the registry authority's signature), keyed by participant
+id, so compaction keeps each participant's latest record and any reader can
+verify them against the authority key.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from broker.kafka.topics import REGISTRY
+
+
+async def publish_registry(bootstrap: str, registry_dir: Path, topic: str = REGISTRY) -> int:
+    """Produce every `<participant>.avro` record; returns how many were written."""
+    from aiokafka import AIOKafkaProducer
+
+    records = sorted(registry_dir.glob("*.avro"))
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, acks="all")
+    await producer.start()
+    try:
+        futures = [
+            await producer.send(topic, value=path.read_bytes(), key=path.stem.encode())
+            for path in records
+        ]
+        for f in futures:
+            await f
+    finally:
+        await producer.stop()
+    return len(records)

@@ -1,0 +1,254 @@
+"""Private keys at rest: one directory per owner, each key an encrypted PKCS#8 PEM file.
+
+Layout under `Settings.keystore` ($JCU_HOME/keys):
+
+    <owner>/<key id>.ed25519.pem     signing key
+    <owner>/<key id>.x25519.pem      KEM key (X25519 communities)
+    <owner>/<key id>.mlkem768.pem    ML-KEM-768 half of a hybrid KEM key
+    <owner>/<key id>.x25519.pem      X25519 half of the same hybrid key
+
+Every file is encrypted PKCS#8 (PBES2: PBKDF2-HMAC-SHA256 + AES-256-CBC, what
+cryptography's BestAvailableEncryption writes), mode 0600. cryptography only
+writes PKCS#8 with a fixed, low PBKDF2 count (2048), so the PKCS#8 password is
+not the operator's passphrase itself but scrypt(passphrase, salt) (RFC 7914;
+n=2**15, r=8, p=1), with the salt and parameters in `<keystore>/kdf.json`. A
+guess at the passphrase thus costs one scrypt, and the files stay standard
+PKCS#8 that `openssl pkcs8` opens given the derived password.
+
+The passphrase comes from JCU_KEY_PASSPHRASE or the file named by
+JCU_KEY_PASSPHRASE_FILE. cryptography 50 serialises ML-KEM-768 private keys
+(their 64-byte seed) as PKCS#8 too, so the hybrid needs no construction of its
+own: it is two PKCS#8 files under one key id.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+
+from cryptography.hazmat.primitives import hpke, serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519, mlkem, x25519
+from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
+
+from broker.errors import KeystoreError
+from broker.key_material import (
+    SIGNING_ALGORITHM,
+    KemAlgorithm,
+    KemPrivateKey,
+    kem_public_bytes,
+    key_id,
+)
+
+PASSPHRASE_ENV = "JCU_KEY_PASSPHRASE"
+PASSPHRASE_FILE_ENV = "JCU_KEY_PASSPHRASE_FILE"
+#: Owner name under which the registry authority's signing key is kept.
+AUTHORITY_OWNER = "_authority"
+#: scrypt cost (RFC 7914): about 0.1 s and 32 MiB once per process.
+DEFAULT_SCRYPT_N = 2**15
+_SCRYPT_R = 8
+_SCRYPT_P = 1
+
+_OWNER_RE = re.compile(r"^(?:[a-z0-9][a-z0-9_.-]{0,62}|_authority)$")
+_KEY_ID_RE = re.compile(r"^[0-9a-f]{16}$")
+
+
+def passphrase_from_env(env: Mapping[str, str] | None = None) -> bytes:
+    """The keystore passphrase from JCU_KEY_PASSPHRASE or JCU_KEY_PASSPHRASE_FILE."""
+    e = os.environ if env is None else env
+    value = e.get(PASSPHRASE_ENV)
+    if value:
+        return value.encode()
+    path = e.get(PASSPHRASE_FILE_ENV)
+    if path:
+        try:
+            text = Path(path).read_text(encoding="utf-8").rstrip("\r\n")
+        except OSError as exc:
+            raise KeystoreError(
+                f"cannot read {PASSPHRASE_FILE_ENV}={path}: {exc.strerror}"
+            ) from None
+        if text:
+            return text.encode()
+        raise KeystoreError(f"{PASSPHRASE_FILE_ENV}={path} is empty")
+    raise KeystoreError(
+        f"no keystore passphrase: set {PASSPHRASE_ENV} or {PASSPHRASE_FILE_ENV} (a file holding it)"
+    )
+
+
+class Keystore:
+    """Encrypted private keys of one or more owners (participants, the registry authority)."""
+
+    def __init__(self, directory: Path, passphrase: bytes, *, scrypt_n: int = DEFAULT_SCRYPT_N):
+        """`scrypt_n` applies when the keystore is created; an existing one keeps its own."""
+        if not passphrase:
+            raise KeystoreError(f"empty keystore passphrase; set {PASSPHRASE_ENV}")
+        self.directory = Path(directory)
+        self._passphrase = passphrase
+        self._scrypt_n = scrypt_n
+        self._password: bytes | None = None
+        self._cache: dict[tuple[str, str], object] = {}
+        self._held: dict[str, set[str]] = {}
+
+    def _pkcs8_password(self, create: bool) -> bytes:
+        """scrypt(passphrase) with the keystore's salt, derived once per instance."""
+        if self._password is not None:
+            return self._password
+        params_path = self.directory / "kdf.json"
+        if params_path.exists():
+            try:
+                params = json.loads(params_path.read_text(encoding="utf-8"))
+                salt = bytes.fromhex(params["salt"])
+                n, r, p = int(params["n"]), int(params["r"]), int(params["p"])
+            except (OSError, ValueError, KeyError, TypeError):
+                raise KeystoreError(f"{params_path} is damaged; restore it from backup") from None
+        elif create:
+            salt, n, r, p = os.urandom(16), self._scrypt_n, _SCRYPT_R, _SCRYPT_P
+            params = {"kdf": "scrypt", "salt": salt.hex(), "n": n, "r": r, "p": p}
+            self._write(params_path, json.dumps(params).encode())
+        else:
+            raise KeystoreError(f"no keystore at {self.directory}; run `jcu init`")
+        derived = Scrypt(salt=salt, length=32, n=n, r=r, p=p).derive(self._passphrase)
+        self._password = base64.b64encode(derived)
+        return self._password
+
+    def __repr__(self) -> str:  # never show the passphrase
+        return f"Keystore({str(self.directory)!r})"
+
+    # -- layout -------------------------------------------------------------------------
+
+    def _owner_dir(self, owner: str) -> Path:
+        if not _OWNER_RE.match(owner):
+            raise KeystoreError(f"not a valid key owner name: {owner!r}")
+        return self.directory / owner
+
+    def _path(self, owner: str, kid: str, component: str) -> Path:
+        if not _KEY_ID_RE.match(kid):
+            raise KeystoreError(f"not a valid key id: {kid!r}")
+        return self._owner_dir(owner) / f"{kid}.{component}.pem"
+
+    def owners(self) -> tuple[str, ...]:
+        if not self.directory.is_dir():
+            return ()
+        return tuple(sorted(p.name for p in self.directory.iterdir() if p.is_dir()))
+
+    def key_ids(self, owner: str, component: str) -> tuple[str, ...]:
+        """Key ids held for `owner` with files of `component` (ed25519, x25519, mlkem768)."""
+        d = self._owner_dir(owner)
+        if not d.is_dir():
+            return ()
+        suffix = f".{component}.pem"
+        return tuple(sorted(p.name[: -len(suffix)] for p in d.glob(f"*{suffix}")))
+
+    def has_key(self, owner: str, kid: str) -> bool:
+        """Whether `owner` holds key `kid` (listing cached; re-read on a miss)."""
+        held = self._held.get(owner)
+        if held is not None and kid in held:
+            return True
+        d = self._owner_dir(owner)
+        held = {p.name.split(".", 1)[0] for p in d.glob("*.pem")} if d.is_dir() else set()
+        self._held[owner] = held
+        return kid in held
+
+    # -- writing ------------------------------------------------------------------------
+
+    def _encryption(self) -> serialization.KeySerializationEncryption:
+        return serialization.BestAvailableEncryption(self._pkcs8_password(create=True))
+
+    def _write(self, path: Path, pem: bytes) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            raise KeystoreError(f"refusing to overwrite existing key file {path}") from None
+        with os.fdopen(fd, "wb") as f:
+            f.write(pem)
+
+    def _pem(self, key: ed25519.Ed25519PrivateKey | x25519.X25519PrivateKey
+             | mlkem.MLKEM768PrivateKey) -> bytes:
+        return key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, self._encryption()
+        )
+
+    def generate_signing_key(self, owner: str) -> tuple[str, bytes]:
+        """A new Ed25519 key for `owner`; returns (key id, raw public key)."""
+        key = ed25519.Ed25519PrivateKey.generate()
+        public = key.public_key().public_bytes_raw()
+        kid = key_id(SIGNING_ALGORITHM, public)
+        self._write(self._path(owner, kid, "ed25519"), self._pem(key))
+        self._cache[(owner, kid)] = key
+        return kid, public
+
+    def generate_kem_key(self, owner: str, algorithm: KemAlgorithm) -> tuple[str, bytes]:
+        """A new KEM key pair for `owner`; returns (key id, raw public key)."""
+        xkey = x25519.X25519PrivateKey.generate()
+        if algorithm == "x25519":
+            public = kem_public_bytes(algorithm, xkey.public_key())
+            kid = key_id(algorithm, public)
+            self._write(self._path(owner, kid, "x25519"), self._pem(xkey))
+            self._cache[(owner, kid)] = xkey
+            return kid, public
+        if algorithm == "mlkem768x25519":
+            mkey = mlkem.MLKEM768PrivateKey.generate()
+            public = kem_public_bytes(algorithm, xkey.public_key(), mkey.public_key())
+            kid = key_id(algorithm, public)
+            self._write(self._path(owner, kid, "mlkem768"), self._pem(mkey))
+            self._write(self._path(owner, kid, "x25519"), self._pem(xkey))
+            self._cache[(owner, kid)] = hpke.MLKEM768X25519PrivateKey(mkey, xkey)
+            return kid, public
+        raise KeystoreError(f"unknown KEM algorithm {algorithm!r}")
+
+    # -- reading ------------------------------------------------------------------------
+
+    def _load(self, path: Path) -> object:
+        try:
+            pem = path.read_bytes()
+        except FileNotFoundError:
+            raise KeystoreError(f"no key file {path}; run `jcu init` (or check JCU_HOME)") from None
+        except OSError as exc:
+            raise KeystoreError(f"cannot read key file {path}: {exc.strerror}") from None
+        try:
+            return serialization.load_pem_private_key(
+                pem, password=self._pkcs8_password(create=False)
+            )
+        except (ValueError, TypeError):
+            raise KeystoreError(
+                f"cannot decrypt {path}: wrong passphrase in {PASSPHRASE_ENV} / "
+                f"{PASSPHRASE_FILE_ENV}, or a damaged file"
+            ) from None
+
+    def signing_key(self, owner: str, kid: str) -> ed25519.Ed25519PrivateKey:
+        cached = self._cache.get((owner, kid))
+        if isinstance(cached, ed25519.Ed25519PrivateKey):
+            return cached
+        key = self._load(self._path(owner, kid, "ed25519"))
+        if not isinstance(key, ed25519.Ed25519PrivateKey):
+            raise KeystoreError(f"key {owner}/{kid} is not an Ed25519 key")
+        self._cache[(owner, kid)] = key
+        return key
+
+    def kem_key(self, owner: str, kid: str) -> KemPrivateKey:
+        """The KEM private key `kid` of `owner`, X25519 or the ML-KEM-768 + X25519 hybrid."""
+        cached = self._cache.get((owner, kid))
+        if isinstance(cached, x25519.X25519PrivateKey | hpke.MLKEM768X25519PrivateKey):
+            return cached
+        xkey = self._load(self._path(owner, kid, "x25519"))
+        if not isinstance(xkey, x25519.X25519PrivateKey):
+            raise KeystoreError(f"key {owner}/{kid} is not an X25519 key")
+        result: KemPrivateKey = xkey
+        mpath = self._path(owner, kid, "mlkem768")
+        if mpath.exists():
+            mkey = self._load(mpath)
+            if not isinstance(mkey, mlkem.MLKEM768PrivateKey):
+                raise KeystoreError(f"key {owner}/{kid} is not an ML-KEM-768 key")
+            result = hpke.MLKEM768X25519PrivateKey(mkey, xkey)
+        self._cache[(owner, kid)] = result
+        return result
+
+
+def open_keystore(directory: Path, env: Mapping[str, str] | None = None) -> Keystore:
+    """The keystore at `directory` with the passphrase from the environment."""
+    return Keystore(directory, passphrase_from_env(env))

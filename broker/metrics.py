@@ -1,0 +1,61 @@
+"""Counts and latencies of the enforcement points, for Prometheus and `jcu stats`.
+
+Each enforcement point owns a `Metrics` object with its own registry (no
+process-global collectors), optionally served over HTTP on a port.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+_LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+
+@dataclass
+class Metrics:
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+
+    def __post_init__(self) -> None:
+        r = self.registry
+        self.published = Counter(
+            "jcu_published_total", "Envelopes produced, by community", ["community"], registry=r
+        )
+        self.delivered = Counter(
+            "jcu_delivered_total",
+            "Records handed to the sink, by payload type",
+            ["type"],
+            registry=r,
+        )
+        self.rejected = Counter(
+            "jcu_rejected_total", "Records refused on receipt, by reason", ["reason"], registry=r
+        )
+        self.denied = Counter(
+            "jcu_denied_total", "Policy denials at publish, by rule", ["rule"], registry=r
+        )
+        self.duplicates = Counter(
+            "jcu_duplicates_total", "Redelivered records dropped by the dedup store", registry=r
+        )
+        self.publish_seconds = Histogram(
+            "jcu_publish_seconds",
+            "Publish latency (decide, seal, produce)",
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.deliver_seconds = Histogram(
+            "jcu_deliver_seconds",
+            "Receive latency (verify, decrypt, decide, sink)",
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.lag = Gauge(
+            "jcu_consumer_lag",
+            "Records behind the end of the topic",
+            ["topic", "partition"],
+            registry=r,
+        )
+
+    def serve(self, port: int, addr: str = "127.0.0.1") -> None:
+        """Expose /metrics on `addr:port` from a background thread."""
+        start_http_server(port, addr=addr, registry=self.registry)

@@ -1,0 +1,27 @@
+"""Policy enforcement points on Kafka: the publisher and the subscriber.
+
+    async with Publisher.create("cert-eu", settings) as pub:
+        result = await pub.publish("Indicator", record, labels=Labels.of("AMBER", ...))
+
+    async with Subscriber.create("enisa", settings, sink=JsonlSink(out)) as sub:
+        await sub.run(until_idle=True)
+
+Both sides decide with the same policy engine, seal or open with the envelope,
+and write every decision to the audit log of their enforcement point.
+"""
+
+from broker.pep.publisher import CommunityCopy, Publisher, PublishResult
+from broker.pep.sink import Delivery, JsonlSink, Retracted, Sink
+from broker.pep.subscriber import Subscriber, SubscriberStats
+
+__all__ = [
+    "CommunityCopy",
+    "Delivery",
+    "JsonlSink",
+    "PublishResult",
+    "Publisher",
+    "Retracted",
+    "Sink",
+    "Subscriber",
+    "SubscriberStats",
+]

@@ -1,0 +1,209 @@
+"""Crisis declarations on the compacted `jcu.control` topic (rule 10 of the rulebook).
+
+Only the crisis authorities may declare or end a crisis, and a declaration
+needs two or more Member States (a large-scale incident). A declaration is
+signed by the declarer's Ed25519 key (not encrypted: every enforcement point
+reads it) and keyed by incident, so compaction keeps the latest state of each.
+Enforcement points follow the topic with a `CrisisBoard` and hand the set of
+incidents under crisis to the policy engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from types import TracebackType
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+
+from broker.clock import to_millis, utc_now
+from broker.envelope.context import EnvelopeContext
+from broker.errors import BadSignature, ConfigError, JcuError, Unauthorised
+from broker.kafka.scan import assign_all, read_to_end
+from broker.kafka.topics import CONTROL
+from broker.logs import get_logger
+
+#: Who may declare a crisis (rule 10): the EU-CyCLONe network and the CSIRTs network.
+CRISIS_AUTHORITIES: frozenset[str] = frozenset({"eu-cyclone", "csirts-network"})
+MIN_MEMBER_STATES = 2
+_DOMAIN = b"jcu-control-v1\x00"
+
+_log = get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class CrisisDeclaration:
+    id: str
+    incident: str
+    member_states: tuple[str, ...]
+    active: bool
+    declared_by: str
+    signer_key_id: str
+    created: datetime
+    signature: bytes = b""
+
+    def to_avro(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "incident": self.incident,
+            "member_states": list(self.member_states),
+            "active": self.active,
+            "declared_by": self.declared_by,
+            "signer_key_id": self.signer_key_id,
+            "created": self.created,
+            "signature": self.signature,
+        }
+
+    @classmethod
+    def from_avro(cls, rec: dict[str, Any]) -> CrisisDeclaration:
+        return cls(
+            id=str(rec["id"]),
+            incident=rec["incident"],
+            member_states=tuple(rec["member_states"]),
+            active=bool(rec["active"]),
+            declared_by=rec["declared_by"],
+            signer_key_id=rec["signer_key_id"],
+            created=rec["created"],
+            signature=bytes(rec["signature"]),
+        )
+
+
+def check_authority(declarer: str, member_states: tuple[str, ...], active: bool) -> None:
+    """Raise `Unauthorised` unless `declarer` may make this declaration."""
+    if declarer not in CRISIS_AUTHORITIES:
+        allowed = ", ".join(sorted(CRISIS_AUTHORITIES))
+        raise Unauthorised(f"{declarer} may not declare or end a crisis; only {allowed} may")
+    affected = len(set(member_states))
+    if active and affected < MIN_MEMBER_STATES:
+        raise Unauthorised(
+            f"a crisis needs two or more Member States affected (large-scale); got {affected}"
+        )
+
+
+def sign_declaration(
+    ctx: EnvelopeContext, declarer: str, incident: str, member_states: tuple[str, ...], active: bool
+) -> bytes:
+    """The signed record bytes to produce on `jcu.control` (key: the incident)."""
+    if not incident:
+        raise ConfigError("a crisis declaration needs --incident")
+    bad = [m for m in member_states if len(m) != 2 or not m.isalpha() or not m.isupper()]
+    if bad:
+        raise ConfigError(f"Member States are ISO 3166-1 alpha-2 codes (FR, DE...); got {bad}")
+    check_authority(declarer, member_states, active)
+    now = to_millis(utc_now())
+    kid = ctx.keyring.current_signing_key_id(declarer, now)
+    unsigned = CrisisDeclaration(
+        str(uuid.uuid4()), incident, tuple(sorted(set(member_states))), active, declarer, kid, now
+    )
+    body = ctx.store.encode("CrisisDeclaration", unsigned.to_avro())
+    signature = ctx.keystore.signing_key(declarer, kid).sign(_DOMAIN + body)
+    signed = CrisisDeclaration(**{**_fields(unsigned), "signature": signature})
+    return ctx.store.encode("CrisisDeclaration", signed.to_avro())
+
+
+def _fields(d: CrisisDeclaration) -> dict[str, Any]:
+    return {f: getattr(d, f) for f in CrisisDeclaration.__slots__}
+
+
+def verify_declaration(ctx: EnvelopeContext, data: bytes) -> CrisisDeclaration:
+    """Decode and verify one control record; raises a `Rejected` subclass."""
+    _, rec = ctx.store.decode(data, expected="CrisisDeclaration")
+    decl = CrisisDeclaration.from_avro(rec)
+    key = ctx.keyring.signing_key(decl.declared_by, decl.signer_key_id, decl.created)
+    unsigned = ctx.store.encode("CrisisDeclaration", {**decl.to_avro(), "signature": b""})
+    try:
+        key.verify(decl.signature, _DOMAIN + unsigned)
+    except InvalidSignature:
+        raise BadSignature(f"crisis declaration {decl.id} does not verify") from None
+    check_authority(decl.declared_by, decl.member_states, decl.active)
+    return decl
+
+
+class CrisisBoard:
+    """Follows `jcu.control`; knows which incidents are under a declared crisis.
+
+    `start()` returns once the topic has been read to its end, so a publisher
+    started after a declaration already applies it. Invalid records are logged
+    and ignored, never applied.
+    """
+
+    def __init__(self, ctx: EnvelopeContext, bootstrap: str, *, topic: str = CONTROL) -> None:
+        self._ctx = ctx
+        self._bootstrap = bootstrap
+        self._topic = topic
+        self._state: dict[str, CrisisDeclaration] = {}
+        self._consumer: Any = None
+        self._task: asyncio.Task[None] | None = None
+        self.rejected: list[tuple[bytes | None, str]] = []
+
+    def active_incidents(self) -> frozenset[str]:
+        return frozenset(i for i, d in self._state.items() if d.active)
+
+    def declarations(self) -> tuple[CrisisDeclaration, ...]:
+        return tuple(sorted(self._state.values(), key=lambda d: d.incident))
+
+    def _apply(self, key: bytes | None, value: bytes | None) -> None:
+        if value is None:
+            if key is not None:
+                self._state.pop(key.decode(errors="replace"), None)
+            return
+        try:
+            decl = verify_declaration(self._ctx, value)
+        except JcuError as exc:
+            reason = getattr(exc, "reason", "malformed")
+            self.rejected.append((key, reason))
+            _log.warning("control record refused", reason=reason, error=str(exc))
+            return
+        previous = self._state.get(decl.incident)
+        if previous is None or previous.created <= decl.created:
+            self._state[decl.incident] = decl
+
+    async def start(self) -> None:
+        from aiokafka import AIOKafkaConsumer
+
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=self._bootstrap,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+        )
+        await self._consumer.start()
+        try:
+            tps = await assign_all(self._consumer, [self._topic])
+            if not tps:
+                raise ConfigError(f"topic {self._topic} does not exist; run `jcu init`")
+            async for r in read_to_end(self._consumer, tps):
+                self._apply(r.key, r.value)
+        except BaseException:
+            await self._consumer.stop()
+            raise
+        self._task = asyncio.get_running_loop().create_task(self._follow())
+
+    async def _follow(self) -> None:
+        while True:
+            batch = await self._consumer.getmany(timeout_ms=1000)
+            for records in batch.values():
+                for r in records:
+                    self._apply(r.key, r.value)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        if self._consumer is not None:
+            await self._consumer.stop()
+            self._consumer = None
+
+    async def __aenter__(self) -> CrisisBoard:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop()

@@ -1,0 +1,108 @@
+"""The subscriber's delivery ledger: which message ids reached the sink, from where.
+
+It is the persistent dedup store (stdlib sqlite3, survives restarts) and it
+tells a redelivery from a replay: the same message id at the same topic,
+partition and offset is Kafka handing us again a record whose offset we did
+not commit before a crash (drop it quietly); the same id anywhere else is a
+replay (reject it). It plugs into the envelope's `Opener` as its replay guard,
+but records a message only after the sink confirmed it, so a crash between
+decrypting and delivering redelivers instead of losing.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    topic: str
+    partition: int
+    offset: int
+
+
+def _ms(t: datetime) -> int:
+    return int(t.timestamp() * 1000)
+
+
+class DeliveryLedger:
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(path, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS delivered ("
+            " message_id TEXT PRIMARY KEY, sender TEXT NOT NULL,"
+            " topic TEXT NOT NULL, partition INTEGER NOT NULL, offset INTEGER NOT NULL,"
+            " expires_ms INTEGER NOT NULL, retracted INTEGER NOT NULL DEFAULT 0)"
+        )
+
+        self._staged: dict[str, tuple[str, datetime, Position]] = {}
+
+    # -- the envelope's ReplayGuard protocol --------------------------------
+    def seen(self, message_id: str) -> bool:
+        if message_id in self._staged:
+            return True
+        row = self._db.execute(
+            "SELECT 1 FROM delivered WHERE message_id = ?", (message_id,)
+        ).fetchone()
+        return row is not None
+
+    def remember(self, message_id: str, expires: datetime) -> None:
+        """Deliberately nothing: the subscriber stages, then commits once the sink has it."""
+
+    def prune(self, now: datetime) -> int:
+        """Forget ids whose envelopes expired: the opener rejects those as expired anyway."""
+        cur = self._db.execute("DELETE FROM delivered WHERE expires_ms < ?", (_ms(now),))
+        return cur.rowcount
+
+    # -- delivery bookkeeping ------------------------------------------------
+    def position(self, message_id: str) -> Position | None:
+        if message_id in self._staged:
+            return self._staged[message_id][2]
+        row = self._db.execute(
+            "SELECT topic, partition, offset FROM delivered WHERE message_id = ?", (message_id,)
+        ).fetchone()
+        return Position(row[0], int(row[1]), int(row[2])) if row else None
+
+    def sender_of(self, message_id: str) -> str | None:
+        if message_id in self._staged:
+            return self._staged[message_id][0]
+        row = self._db.execute(
+            "SELECT sender FROM delivered WHERE message_id = ?", (message_id,)
+        ).fetchone()
+        return str(row[0]) if row else None
+
+    def stage(self, message_id: str, sender: str, expires: datetime, where: Position) -> None:
+        """Note a delivery of the batch in hand: seen at once, durable at `commit`."""
+        self._staged.setdefault(message_id, (sender, expires, where))
+
+    def commit(self) -> None:
+        """Write the staged deliveries in one transaction (after the sink flushed)."""
+        if not self._staged:
+            return
+        rows = [
+            (mid, sender, w.topic, w.partition, w.offset, _ms(expires))
+            for mid, (sender, expires, w) in self._staged.items()
+        ]
+        with self._db:
+            self._db.execute("BEGIN")
+            self._db.executemany(
+                "INSERT OR IGNORE INTO delivered (message_id, sender, topic, partition, offset,"
+                " expires_ms) VALUES (?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+        self._staged.clear()
+
+    def mark_retracted(self, message_id: str) -> None:
+        self._db.execute("UPDATE delivered SET retracted = 1 WHERE message_id = ?", (message_id,))
+
+    def __len__(self) -> int:
+        return int(self._db.execute("SELECT COUNT(*) FROM delivered").fetchone()[0])
+
+    def close(self) -> None:
+        self._db.close()

@@ -1,0 +1,319 @@
+"""The publishing enforcement point: decide, seal per community, produce, audit.
+
+For one payload it asks the policy about every registered organisation,
+groups the organisations allowed (or allowed a redacted copy) by community,
+seals one envelope per community and variant for exactly those organisations,
+produces each to `jcu.<community>.<stream>`, and writes every decision to the
+audit log of `<participant>/publish`. The record key is the message id, so a
+later retraction of it lands on the same partition, after it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import hashlib
+import time
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any
+
+from broker.audit import AuditLog, AuditRecord
+from broker.clock import utc_now
+from broker.envelope import Labels, Sealer, stream_of
+from broker.errors import ConfigError
+from broker.kafka.topics import community_topic
+from broker.metrics import Metrics
+from broker.pep.context import PepContext
+from broker.pep.control import CrisisBoard
+from broker.pep.sent import SentCopy, SentLog, SentMessage
+from broker.policy import Decision, Message
+
+_HANDLING_ORDER = ("H0", "H1", "H2", "H3")
+
+
+@dataclass(frozen=True, slots=True)
+class CommunityCopy:
+    community: str
+    topic: str
+    partition: int
+    offset: int
+    recipients: tuple[str, ...]
+    redacted_fields: tuple[str, ...] = ()
+    size: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class PublishResult:
+    message_id: str
+    payload_type: str
+    labels: Labels
+    copies: tuple[CommunityCopy, ...]
+    decisions: tuple[Decision, ...] = field(repr=False)
+
+    @property
+    def recipients(self) -> tuple[str, ...]:
+        return tuple(sorted(r for c in self.copies for r in c.recipients))
+
+    @property
+    def denied(self) -> tuple[Decision, ...]:
+        return tuple(d for d in self.decisions if d.decision == "deny")
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "message_id": self.message_id,
+            "type": self.payload_type,
+            "labels": self.labels.to_json(),
+            "copies": [
+                {
+                    "community": c.community,
+                    "topic": c.topic,
+                    "partition": c.partition,
+                    "offset": c.offset,
+                    "recipients": list(c.recipients),
+                    "redacted_fields": list(c.redacted_fields),
+                    "bytes": c.size,
+                }
+                for c in self.copies
+            ],
+            "denied": [{"org": d.org, "rules": list(d.rules)} for d in self.denied],
+        }
+
+
+def policy_message(
+    sender: str, payload_type: str, labels: Labels, recipients: Iterable[str]
+) -> Message:
+    """The policy's view of a message: its labels, never its content."""
+    codes = [c for c in _HANDLING_ORDER if c in labels.handling_codes]
+    return Message(
+        sender=sender,
+        payload_type=payload_type,
+        tlp=labels.tlp,
+        categories=frozenset(labels.categories),
+        handling=codes[-1] if codes else None,  # the most restrictive code applies
+        personal_data=labels.personal_data,
+        recipients=frozenset(recipients),
+        incident=labels.incident,
+        member_states=frozenset(labels.member_states),
+        exercise=labels.exercise,
+    )
+
+
+def redact(
+    schema: Mapping[str, Any], record: Mapping[str, Any], fields: Iterable[str]
+) -> dict[str, Any]:
+    """A copy of `record` with `fields` set to their schema defaults (null, empty)."""
+    defaults = {f["name"]: f.get("default") for f in schema["fields"]}
+    out = dict(record)
+    for name in fields:
+        if name not in defaults:
+            raise ConfigError(f"cannot redact unknown field {name!r}")
+        out[name] = copy.deepcopy(defaults[name])
+    return out
+
+
+class Publisher:
+    """Publishes as one participant. `async with Publisher(...)` or start()/stop()."""
+
+    def __init__(
+        self,
+        participant: str,
+        ctx: PepContext,
+        *,
+        audit: AuditLog | None = None,
+        crisis: CrisisBoard | None = None,
+        metrics: Metrics | None = None,
+        compression: str = "lz4",
+    ) -> None:
+        ctx.registry.get(participant)
+        self.participant = participant
+        self._ctx = ctx
+        self._sealer: Sealer = ctx.envelope.sealer(participant)
+        self._audit = audit if audit is not None else ctx.audit_log(participant, "publish")
+        self._crisis = (
+            crisis if crisis is not None else CrisisBoard(ctx.envelope, ctx.settings.bootstrap)
+        )
+        self._metrics = metrics or Metrics()
+        self._compression = compression
+        self._producer: Any = None
+        self._sent = SentLog(ctx.settings.home / "sent" / f"{participant}.sqlite")
+
+    async def start(self) -> None:
+        from aiokafka import AIOKafkaProducer
+
+        await self._crisis.start()
+        await self._audit.start()
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=self._ctx.settings.bootstrap,
+            enable_idempotence=True,
+            acks="all",
+            compression_type=self._compression,
+            linger_ms=5,
+            max_request_size=4 * 1024 * 1024,
+        )
+        await self._producer.start()
+
+    async def stop(self) -> None:
+        if self._producer is not None:
+            await self._producer.stop()
+            self._producer = None
+        await self._audit.stop()
+        await self._crisis.stop()
+        self._sent.close()
+
+    async def __aenter__(self) -> Publisher:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop()
+
+    @property
+    def crisis(self) -> CrisisBoard:
+        return self._crisis
+
+    def decide(
+        self, payload_type: str, labels: Labels, recipients: Iterable[str] = ()
+    ) -> list[Decision]:
+        named = frozenset(recipients)
+        for r in named:
+            self._ctx.registry.get(r)
+        msg = policy_message(self.participant, payload_type, labels, named)
+        return self._ctx.policy.decide_all(msg, crisis_incidents=self._crisis.active_incidents())
+
+    async def publish(
+        self,
+        payload_type: str,
+        record: Mapping[str, Any],
+        *,
+        labels: Labels,
+        recipients: Iterable[str] = (),
+        message_id: str | None = None,
+    ) -> PublishResult:
+        """Decide, seal and produce one payload; every decision is audited."""
+        if self._producer is None:
+            raise ConfigError("publisher is not started")
+        t0 = time.perf_counter()
+        store = self._ctx.envelope.store
+        short = store.full_name(payload_type).rpartition(".")[2]
+        stream = stream_of(short)
+        mid = message_id or str(uuid.uuid4())
+        encoded = store.encode(short, record)  # validates the record before anything is decided
+        content_hash = hashlib.sha256(encoded).digest()
+        decisions = self.decide(short, labels, recipients)
+
+        groups: dict[tuple[str, tuple[str, ...]], list[str]] = {}
+        for d in decisions:
+            if d.allowed:
+                community = self._ctx.registry.get(d.org).community
+                fields = d.redact_fields if d.decision == "redact" else ()
+                groups.setdefault((community, tuple(fields)), []).append(d.org)
+
+        sends = []
+        plans = []
+        for (community, fields), orgs in sorted(groups.items()):
+            topic = community_topic(community, stream, exercise=labels.exercise is not None)
+            body = redact(store.schema(short), record, fields) if fields else record
+            variant_labels = (
+                Labels.of(
+                    labels.tlp,
+                    handling_codes=labels.handling_codes,
+                    categories=labels.categories,
+                    personal_data=False,
+                    exercise=labels.exercise,
+                    incident=labels.incident,
+                    member_states=labels.member_states,
+                    redacted_fields=fields,
+                )
+                if fields
+                else labels
+            )
+            sealed = self._sealer.seal(
+                short,
+                body,
+                recipients=sorted(orgs),
+                topic=topic,
+                labels=variant_labels,
+                target_community=community,
+                message_id=mid,
+            )
+            sends.append(await self._producer.send(topic, value=sealed.data, key=mid.encode()))
+            plans.append((community, topic, tuple(sorted(orgs)), fields, len(sealed.data)))
+
+        audit_labels = labels.to_avro()
+        audits = [
+            self._audit.append(
+                AuditRecord.from_decision(
+                    d,
+                    action="publish",
+                    message_id=mid,
+                    content_hash=content_hash,
+                    labels=audit_labels,
+                    bundle_hash=self._ctx.policy.bundle_hash,
+                )
+            )
+            for d in decisions
+        ]
+        results = await asyncio.gather(*sends, *audits)
+        copies = tuple(
+            CommunityCopy(community, topic, meta.partition, meta.offset, orgs, fields, size)
+            for (community, topic, orgs, fields, size), meta in zip(plans, results, strict=False)
+        )
+        self._sent.add(
+            SentMessage(
+                mid,
+                self.participant,
+                short,
+                labels,
+                tuple(
+                    SentCopy(c.community, c.topic, c.recipients, c.redacted_fields) for c in copies
+                ),
+            )
+        )
+        for c in copies:
+            self._metrics.published.labels(c.community).inc()
+        for d in decisions:
+            if d.decision == "deny":
+                for rule in d.rules[:1] or ("default-deny",):
+                    self._metrics.denied.labels(rule).inc()
+        self._metrics.publish_seconds.observe(time.perf_counter() - t0)
+        return PublishResult(mid, short, labels, copies, tuple(decisions))
+
+    async def retract(self, message_id: str, reason: str = "") -> PublishResult:
+        """Withdraw a message this participant sent: every recipient's sink is told."""
+        sent = self._sent.get(message_id)
+        if sent is None:
+            raise ConfigError(
+                f"{self.participant} has no record of sending message {message_id} from this host"
+            )
+        if self._producer is None:
+            raise ConfigError("publisher is not started")
+        retraction = {
+            "id": str(uuid.uuid4()),
+            "message_id": message_id,
+            "reason": reason,
+            "retracted": utc_now(),
+        }
+        sends = []
+        for c in sent.copies:
+            sealed = self._sealer.seal(
+                "Retraction",
+                retraction,
+                recipients=c.recipients,
+                topic=c.topic,
+                labels=sent.labels,
+                target_community=c.community,
+            )
+            sends.append(
+                await self._producer.send(c.topic, value=sealed.data, key=message_id.encode())
+            )
+        metas = await asyncio.gather(*sends)
+        copies = tuple(
+            CommunityCopy(c.community, c.topic, m.partition, m.offset, c.recipients)
+            for c, m in zip(sent.copies, metas, strict=True)
+        )
+        return PublishResult(str(retraction["id"]), "Retraction", sent.labels, copies, ())

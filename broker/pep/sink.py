@@ -1,0 +1,164 @@
+"""Where a subscriber hands what it received: the sink contract and the JSON-lines sink.
+
+The subscriber calls `deliver` for each record of a batch, then `flush`, and
+commits the batch's Kafka offsets only after `flush` returns: by then every
+delivered record must be durable. Sinks are idempotent per message id: after a
+crash between delivery and commit the record comes again, and delivering it
+twice must leave one copy. Connectors (STIX, MISP, TAXII,
+SIENA, webhooks) implement the same protocol.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Protocol, TextIO
+
+from broker.envelope import Labels
+from broker.record_json import to_json
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One verified, decrypted, policy-checked record for one participant."""
+
+    participant: str
+    message_id: str
+    sender: str
+    payload_type: str  # short Avro name, e.g. "Indicator"
+    record: dict[str, Any]
+    labels: Labels
+    topic: str
+    partition: int
+    offset: int
+    created: datetime
+    received: datetime
+    redacted_fields: tuple[str, ...] = ()
+    obligations: tuple[str, ...] = ()
+
+    @property
+    def redacted(self) -> bool:
+        return bool(self.redacted_fields)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "message_id": self.message_id,
+            "participant": self.participant,
+            "sender": self.sender,
+            "type": self.payload_type,
+            "labels": self.labels.to_json(),
+            "created": self.created.isoformat(),
+            "received": self.received.isoformat(),
+            "redacted_fields": list(self.redacted_fields),
+            "obligations": list(self.obligations),
+            "source": {"topic": self.topic, "partition": self.partition, "offset": self.offset},
+            "record": to_json(self.record),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Retracted:
+    """The sender withdrew a message this participant received."""
+
+    participant: str
+    message_id: str
+    sender: str
+    reason: str
+    retracted: datetime
+    labels: Labels = field(default_factory=lambda: Labels.of("CLEAR"))
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "retracted": True,
+            "message_id": self.message_id,
+            "participant": self.participant,
+            "sender": self.sender,
+            "reason": self.reason,
+            "time": self.retracted.isoformat(),
+        }
+
+
+class Sink(Protocol):
+    async def deliver(self, delivery: Delivery) -> None:
+        """Store `delivery`; a second call with the same message id changes nothing."""
+
+    async def retract(self, retraction: Retracted) -> None:
+        """Mark an earlier delivery as retracted (idempotent too)."""
+
+    async def flush(self) -> None:
+        """Return once everything delivered so far is durable."""
+
+    async def close(self) -> None: ...
+
+
+class JsonlSink:
+    """JSON lines, one object per delivery or retraction, to a file (fsync'd) or stdout.
+
+    Idempotence: the ids already in the file are read at open, so a redelivered
+    record is not written twice.
+    """
+
+    def __init__(self, out: Path | TextIO) -> None:
+        self._path = out if isinstance(out, Path) else None
+        self._stream: TextIO | None = None if isinstance(out, Path) else out
+        self._seen: set[tuple[str, bool]] = set()
+        self._dirty = False
+        self.count = 0
+
+    @classmethod
+    def stdout(cls) -> JsonlSink:
+        return cls(sys.stdout)
+
+    def _open(self) -> TextIO:
+        if self._stream is None:
+            assert self._path is not None
+            self._path.parent.mkdir(parents=True, exist_ok=True)
+            if self._path.exists():
+                self._drop_torn_tail(self._path)
+                for line in self._path.read_text(encoding="utf-8").splitlines():
+                    obj = json.loads(line)
+                    self._seen.add((obj.get("message_id", ""), bool(obj.get("retracted"))))
+            self._stream = self._path.open("a", encoding="utf-8")
+        return self._stream
+
+    @staticmethod
+    def _drop_torn_tail(path: Path) -> None:
+        """Cut a last line left half-written by a crash; its record comes again from Kafka."""
+        data = path.read_bytes()
+        if data and not data.endswith(b"\n"):
+            with path.open("r+b") as f:
+                f.truncate(data.rfind(b"\n") + 1)
+
+    async def _write(self, key: tuple[str, bool], obj: dict[str, Any]) -> None:
+        stream = self._open()
+        if key in self._seen:
+            return
+        stream.write(json.dumps(obj, sort_keys=True, ensure_ascii=False) + "\n")
+        self._seen.add(key)
+        self._dirty = True
+        self.count += 1
+
+    async def flush(self) -> None:
+        if self._stream is None or not self._dirty:
+            return
+        self._stream.flush()
+        if self._path is not None:
+            await asyncio.to_thread(os.fsync, self._stream.fileno())
+        self._dirty = False
+
+    async def deliver(self, delivery: Delivery) -> None:
+        await self._write((delivery.message_id, False), delivery.to_json())
+
+    async def retract(self, retraction: Retracted) -> None:
+        await self._write((retraction.message_id, True), retraction.to_json())
+
+    async def close(self) -> None:
+        await self.flush()
+        if self._stream is not None and self._path is not None:
+            self._stream.close()
+            self._stream = None

@@ -1,0 +1,380 @@
+"""The receiving enforcement point: verify, decrypt, re-check, deliver once, commit.
+
+One participant's consumer group reads its community's topics. Per record:
+
+  1. read the (unverified) header; records not addressed to us are skipped
+     (the community topic carries everyone's records; that is not an error);
+  2. a record already in the delivery ledger at this very position is a
+     redelivery after a crash and is dropped quietly;
+  3. open it (signature, key validity, topic binding, replay, expiry, unwrap,
+     decrypt: see broker.envelope.opener);
+  4. re-check the policy for receipt (audited on `<participant>/receive`);
+  5. hand it to the sink, record it in the ledger, send a signed Receipt;
+  6. commit the offsets of the batch once every record in it is settled.
+
+Refused records go to `jcu.dlq` with the reason, are audited, and never stop
+the consumer. Processing is sequential per batch with a bounded batch size,
+so a slow sink slows consumption instead of growing memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any
+
+from broker.audit import AuditLog, AuditRecord
+from broker.clock import utc_now
+from broker.envelope import EnvelopeHeader, Labels, Opener, Sealer, read_header
+from broker.errors import JcuError, MalformedRecord, Rejected, Unauthorised, UnknownSchema
+from broker.kafka.topics import DLQ, community_topic
+from broker.logs import get_logger
+from broker.metrics import Metrics
+from broker.pep.context import PepContext
+from broker.pep.control import CrisisBoard
+from broker.pep.ledger import DeliveryLedger, Position
+from broker.pep.publisher import policy_message
+from broker.pep.sink import Delivery, Retracted, Sink
+
+DATA_STREAMS: tuple[str, ...] = ("indicators", "incidents", "reports", "assistance")
+_log = get_logger(__name__)
+
+
+@dataclass
+class SubscriberStats:
+    delivered: int = 0
+    retracted: int = 0
+    skipped: int = 0
+    duplicates: int = 0
+    rejected: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def rejected_total(self) -> int:
+        return sum(self.rejected.values())
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "delivered": self.delivered,
+            "retracted": self.retracted,
+            "skipped_not_addressed": self.skipped,
+            "duplicates": self.duplicates,
+            "rejected": dict(self.rejected),
+        }
+
+
+class Subscriber:
+    """Receives as one participant into a `Sink`. Use `async with` or start()/stop()."""
+
+    def __init__(
+        self,
+        participant: str,
+        ctx: PepContext,
+        sink: Sink,
+        *,
+        group_id: str | None = None,
+        streams: Iterable[str] = DATA_STREAMS,
+        audit: AuditLog | None = None,
+        crisis: CrisisBoard | None = None,
+        metrics: Metrics | None = None,
+        receipts: bool = True,
+        max_batch: int = 500,
+    ) -> None:
+        me = ctx.registry.get(participant)
+        self.participant = participant
+        self._ctx = ctx
+        self._sink = sink
+        self._group = group_id or f"jcu.subscriber.{participant}"
+        self._topics = [community_topic(me.community, s) for s in streams]
+        if me.exercises:
+            self._topics += [community_topic(me.community, s, exercise=True) for s in streams]
+        self._ledger = DeliveryLedger(ctx.settings.home / "ledger" / f"{participant}.sqlite")
+        self._opener: Opener = ctx.envelope.opener(participant, replay_guard=self._ledger)
+        self._sealer: Sealer = ctx.envelope.sealer(participant)
+        self._audit = audit if audit is not None else ctx.audit_log(participant, "receive")
+        self._crisis = (
+            crisis if crisis is not None else CrisisBoard(ctx.envelope, ctx.settings.bootstrap)
+        )
+        self._metrics = metrics or Metrics()
+        self._receipts = receipts
+        self._max_batch = max_batch
+        self._consumer: Any = None
+        self._producer: Any = None
+        self._stop = asyncio.Event()
+        self._pending: list[asyncio.Future[Any]] = []
+        self.stats = SubscriberStats()
+
+    @property
+    def topics(self) -> tuple[str, ...]:
+        return tuple(self._topics)
+
+    async def start(self) -> None:
+        from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+        await self._crisis.start()
+        await self._audit.start()
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=self._ctx.settings.bootstrap,
+            enable_idempotence=True,
+            acks="all",
+            compression_type="lz4",
+            linger_ms=5,
+        )
+        await self._producer.start()
+        self._consumer = AIOKafkaConsumer(
+            *self._topics,
+            bootstrap_servers=self._ctx.settings.bootstrap,
+            group_id=self._group,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            isolation_level="read_committed",
+            fetch_max_bytes=16 * 1024 * 1024,
+            max_poll_records=self._max_batch,
+        )
+        await self._consumer.start()
+
+    async def stop(self) -> None:
+        """Finish nothing new, close the consumer, sign a final audit checkpoint."""
+        if self._consumer is not None:
+            await self._consumer.stop()
+            self._consumer = None
+        if self._producer is not None:
+            await self._producer.stop()
+            self._producer = None
+        await self._audit.stop()
+        await self._crisis.stop()
+        await self._sink.close()
+        self._ledger.close()
+
+    async def __aenter__(self) -> Subscriber:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop()
+
+    def request_stop(self) -> None:
+        """Stop after the batch in hand is delivered and committed (SIGTERM does this)."""
+        self._stop.set()
+
+    async def run(
+        self, *, until_idle: bool = False, idle_timeout_ms: int = 1000
+    ) -> SubscriberStats:
+        """Consume until `request_stop()`, or, with `until_idle`, until the end of every topic
+        as it was when our partitions were assigned."""
+        from aiokafka.structs import TopicPartition
+
+        targets: dict[TopicPartition, int] | None = None
+        while not self._stop.is_set():
+            batch = await self._consumer.getmany(
+                timeout_ms=idle_timeout_ms, max_records=self._max_batch
+            )
+            offsets: dict[TopicPartition, int] = {}
+            for tp, records in batch.items():
+                for r in records:
+                    await self._handle(r)
+                    offsets[tp] = r.offset + 1
+            await self._settle()
+            if offsets:
+                await self._consumer.commit(offsets)
+            if until_idle:
+                assigned = self._consumer.assignment()
+                if not assigned:
+                    continue
+                if targets is None or set(targets) != set(assigned):
+                    targets = await self._consumer.end_offsets(list(assigned))
+                positions = {tp: await self._consumer.position(tp) for tp in assigned}
+                if all(positions[tp] >= end for tp, end in targets.items()):
+                    break
+        return self.stats
+
+    async def _settle(self) -> None:
+        """Make the batch durable before its offsets are committed: sink, ledger, audit, sends."""
+        await self._sink.flush()
+        self._ledger.commit()
+        pending, self._pending = self._pending, []
+        if pending:
+            await asyncio.gather(*pending)
+
+    # -- one record ------------------------------------------------------------
+
+    async def _handle(self, r: Any) -> None:
+        t0 = time.perf_counter()
+        where = Position(r.topic, r.partition, r.offset)
+        value: bytes = r.value or b""
+        try:
+            header = read_header(self._ctx.envelope.store, value)
+        except (MalformedRecord, UnknownSchema) as exc:
+            self._reject(exc, r, None)
+            return
+        if self.participant not in header.recipient_ids:
+            self.stats.skipped += 1
+            return
+        if self._ledger.position(header.message_id) == where:
+            self.stats.duplicates += 1
+            self._metrics.duplicates.inc()
+            return
+        try:
+            opened = self._opener.open(value, topic=r.topic)
+            short = opened.payload_type.rpartition(".")[2]
+            if short == "Retraction":
+                await self._retract(opened.header, opened.record)
+                self._ledger.stage(header.message_id, header.sender, header.expires, where)
+                return
+            decision = self._recheck(header, short)
+        except Rejected as exc:
+            self._reject(exc, r, header)
+            return
+        self._later(
+            self._audit.append(
+                AuditRecord.from_decision(
+                    decision,
+                    action="receive",
+                    message_id=header.message_id,
+                    content_hash=hashlib.sha256(
+                        self._ctx.envelope.store.encode(short, opened.record)
+                    ).digest(),
+                    labels=header.labels.to_avro(),
+                    bundle_hash=self._ctx.policy.bundle_hash,
+                )
+            )
+        )
+        now = utc_now()
+        await self._sink.deliver(
+            Delivery(
+                participant=self.participant,
+                message_id=header.message_id,
+                sender=header.sender,
+                payload_type=short,
+                record=opened.record,
+                labels=header.labels,
+                topic=r.topic,
+                partition=r.partition,
+                offset=r.offset,
+                created=header.created,
+                received=now,
+                redacted_fields=header.labels.redacted_fields,
+                obligations=decision.obligations,
+            )
+        )
+        self._ledger.stage(header.message_id, header.sender, header.expires, where)
+        self.stats.delivered += 1
+        self._metrics.delivered.labels(short).inc()
+        self._metrics.deliver_seconds.observe(time.perf_counter() - t0)
+        if self._receipts:
+            self._later(self._send_receipt(header, now))
+
+    def _later(self, work: Any) -> None:
+        """Start `work` now; the batch waits for it before committing its offsets."""
+        self._pending.append(asyncio.ensure_future(work))
+
+    def _recheck(self, header: EnvelopeHeader, short: str) -> Any:
+        msg = policy_message(header.sender, short, header.labels, header.recipient_ids)
+        decision = self._ctx.policy.decide(
+            msg,
+            self.participant,
+            crisis_incidents=self._crisis.active_incidents(),
+            action="receive",
+        )
+        if decision.decision == "deny" or (
+            decision.decision == "redact" and header.labels.personal_data
+        ):
+            why = "; ".join(decision.reasons) or "denied by policy"
+            raise Unauthorised(f"policy refuses {self.participant} this message: {why}")
+        return decision
+
+    async def _retract(self, header: EnvelopeHeader, record: dict[str, Any]) -> None:
+        target = str(record["message_id"])
+        original_sender = self._ledger.sender_of(target)
+        if original_sender is not None and original_sender != header.sender:
+            raise Unauthorised(
+                f"{header.sender} may not retract message {target} sent by {original_sender}"
+            )
+        await self._sink.retract(
+            Retracted(
+                participant=self.participant,
+                message_id=target,
+                sender=header.sender,
+                reason=str(record.get("reason") or ""),
+                retracted=record["retracted"],
+                labels=header.labels,
+            )
+        )
+        self._ledger.mark_retracted(target)
+        self.stats.retracted += 1
+
+    async def _send_receipt(self, header: EnvelopeHeader, when: Any) -> None:
+        receipt = {
+            "id": str(uuid.uuid4()),
+            "message_id": header.message_id,
+            "receiver": self.participant,
+            "received": when,
+            "status": "DELIVERED",
+            "reason": None,
+        }
+        topic = community_topic(
+            header.origin_community, "receipts", exercise=header.labels.exercise is not None
+        )
+        labels = Labels.of(
+            header.labels.tlp if header.labels.tlp != "CLEAR" else "GREEN",
+            exercise=header.labels.exercise,
+            incident=header.labels.incident,
+        )
+        sealed = self._sealer.seal(
+            "Receipt",
+            receipt,
+            recipients=[header.sender],
+            topic=topic,
+            labels=labels,
+            target_community=header.origin_community,
+        )
+        fut = await self._producer.send(topic, value=sealed.data, key=header.message_id.encode())
+        await fut
+
+    def _reject(self, exc: JcuError, r: Any, header: EnvelopeHeader | None) -> None:
+        reason = exc.reason if isinstance(exc, Rejected) else "malformed"
+        self.stats.rejected[reason] = self.stats.rejected.get(reason, 0) + 1
+        self._metrics.rejected.labels(reason).inc()
+        mid = (
+            header.message_id
+            if header is not None
+            else f"unreadable:{r.topic}:{r.partition}:{r.offset}"
+        )
+        error = exc if isinstance(exc, Rejected) else MalformedRecord(str(exc))
+        _log.warning(
+            "record rejected",
+            participant=self.participant,
+            reason=reason,
+            topic=r.topic,
+            partition=r.partition,
+            offset=r.offset,
+            message_id=mid,
+        )
+        headers = [
+            ("jcu.reason", reason.encode()),
+            ("jcu.error", str(exc)[:500].encode()),
+            ("jcu.participant", self.participant.encode()),
+            ("jcu.source", f"{r.topic}:{r.partition}:{r.offset}".encode()),
+        ]
+        self._later(self._dead_letter(r.value, mid, headers))
+        self._later(
+            self._audit.append(
+                AuditRecord.from_rejection(
+                    error,
+                    organisation=self.participant,
+                    message_id=mid,
+                    labels=header.labels.to_avro() if header is not None else None,
+                    bundle_hash=self._ctx.policy.bundle_hash,
+                )
+            )
+        )
+
+    async def _dead_letter(self, value: bytes | None, key: str, headers: list[Any]) -> None:
+        fut = await self._producer.send(DLQ, value=value, key=key.encode(), headers=headers)
+        await fut

@@ -1,0 +1,25 @@
+"""Delivered records -> JSON lines: one self-describing JSON object per record, all fields."""
+
+from __future__ import annotations
+
+import json
+
+from connectors import tlp as tlp_levels
+from connectors._values import json_ready
+from connectors.isac.delivered import Delivered
+
+
+def to_jsonl_line(item: Delivered) -> str:
+    """One JSON object on one line (no trailing newline), keys sorted."""
+    line = {
+        "message_id": item.message_id,
+        "sender": item.sender,
+        "received": json_ready(item.received),
+        "payload_type": item.payload_type,
+        "tlp": tlp_levels.normalise(item.tlp),
+        "categories": sorted(item.categories),
+        "retracted": item.retracted,
+        "redacted": item.redacted,
+        "record": json_ready(item.record),
+    }
+    return json.dumps(line, sort_keys=True, ensure_ascii=False, separators=(",", ":"))

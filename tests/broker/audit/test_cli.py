@@ -1,0 +1,200 @@
+"""`jcu audit verify / prove / query / explain` against a real log on the real broker.
+
+Checkpoint keys come from the signed registry (keyring) in JCU_HOME, as in
+production; the audit topics are per-test so other tests' records stay apart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric import ed25519
+
+from broker import config
+from broker.audit import AuditLog, AuditRecord
+from broker.audit._codec import encode_checkpoint
+from broker.audit.checkpoint import Checkpoint
+from broker.cli import main
+from broker.cli.audit import parse_since
+from broker.clock import utc_now
+from broker.errors import ConfigError
+from broker.kafka.topics import TopicSpec, ensure_topics
+from broker.key_admin import KeyAdmin
+from broker.keyring import registry_dir
+from broker.keystore import Keystore
+from broker.registry import load_registry
+from broker.schemas import SchemaStore
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+@dataclass
+class Logged:
+    bootstrap: str
+    topics: tuple[str, str]
+    denied_id: str
+    store: SchemaStore
+    signer: ed25519.Ed25519PrivateKey
+    root: bytes
+    admin: KeyAdmin
+
+    def args(self) -> list[str]:
+        return ["--bootstrap", self.bootstrap, "--decisions-topic", self.topics[0],
+                "--checkpoints-topic", self.topics[1]]
+
+
+@pytest.fixture
+def logged(kafka_bootstrap: str, jcu_home: Path) -> Logged:
+    settings = config.load()
+    store = SchemaStore.load(REPO / "schemas")
+    keystore = Keystore(settings.keystore, b"test-only passphrase", scrypt_n=2**10)
+    admin = KeyAdmin(keystore, registry_dir(settings), store)
+    admin.init_keys(load_registry(settings.policies / "participants.yaml"))
+    kid = admin.keyring().current_signing_key_id("cert-eu", utc_now())
+    signer = keystore.signing_key("cert-eu", kid)
+    suffix = uuid.uuid4().hex[:8]
+    topics = (f"test.cli.decisions.{suffix}", f"test.cli.checkpoints.{suffix}")
+
+    async def write() -> tuple[str, bytes]:
+        await ensure_topics(kafka_bootstrap, [TopicSpec(t, partitions=1) for t in topics])
+        async with AuditLog("cert-eu/publish", signer, kafka_bootstrap, jcu_home / "audit",
+                            checkpoint_every=4, store=store, decisions_topic=topics[0],
+                            checkpoints_topic=topics[1]) as log:
+            for org in ("enisa", "europol-ec3"):
+                await log.append(AuditRecord(
+                    action="publish", organisation=org, message_id="m-1", decision="allow",
+                    rule_ids=("tlp-amber-community",), reasons=("member of the community",),
+                ))
+            denied = await log.append(AuditRecord(
+                action="publish", organisation="isac-energy", message_id="m-1", decision="deny",
+                rule_ids=("tlp-amber-mandate",),
+                legal_basis=("Regulation (EU) 2019/881",),
+                reasons=("mandate does not cover category 'fraud'",),
+            ))
+            for i in range(6):
+                await log.append(AuditRecord(
+                    action="receive", organisation="enisa", message_id=f"m-{i + 2}",
+                    decision="reject", rejection_reason="bad-signature",
+                ))
+            return denied.decision_id, log.root()
+
+    denied_id, root = asyncio.run(write())
+    return Logged(kafka_bootstrap, topics, denied_id, store, signer, root, admin)
+
+
+async def inject(logged: Logged, checkpoint: Checkpoint) -> None:
+    """Write a checkpoint to the test's checkpoints topic, as an attacker with write access."""
+    from aiokafka import AIOKafkaProducer
+
+    producer = AIOKafkaProducer(bootstrap_servers=logged.bootstrap)
+    await producer.start()
+    try:
+        await producer.send_and_wait(logged.topics[1], encode_checkpoint(logged.store, checkpoint),
+                                     key=b"cert-eu/publish")
+    finally:
+        await producer.stop()
+
+
+def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    try:
+        main(argv)
+        code = 0
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.kafka
+def test_verify_reports_each_enforcement_point(logged: Logged, capsys) -> None:
+    code, out, _ = run(["audit", "verify", "--json", *logged.args()], capsys)
+    assert code == 0
+    data = json.loads(out)
+    assert data["ok"] is True
+    (ep,) = data["enforcement_points"]
+    assert (ep["enforcement_point"], ep["records"], ep["checkpoints"], ep["result"]) == (
+        "cert-eu/publish", 9, 3, "ok",
+    )
+    code, out, _ = run(["audit", "verify", *logged.args()], capsys)
+    assert code == 0 and "cert-eu/publish" in out and "ok" in out
+
+
+@pytest.mark.kafka
+def test_verify_fails_naming_a_forged_checkpoint(logged: Logged, capsys) -> None:
+    forged = Checkpoint.sign(ed25519.Ed25519PrivateKey.generate(), "cert-eu/publish", 9,
+                             bytes(32))
+
+    asyncio.run(inject(logged, forged))
+    code, _, err = run(["audit", "verify", *logged.args()], capsys)
+    assert code == 1
+    assert err.strip().splitlines() == [
+        f"jcu: error: cert-eu/publish: checkpoint 3 (size 9, offset 3): the signature does not "
+        f"verify under any accepted key of cert-eu/publish (key id {forged.key_id})"
+    ]
+
+
+@pytest.mark.kafka
+def test_checkpoint_by_a_revoked_key_fails_verification(logged: Logged, capsys) -> None:
+    logged.admin.revoke("cert-eu", reason="key compromise")
+    code, _, _ = run(["audit", "verify", *logged.args()], capsys)
+    assert code == 0  # checkpoints signed before the revocation still verify
+    # The thief signs a checkpoint (consistent, even) after the revocation.
+    stolen = Checkpoint.sign(logged.signer, "cert-eu/publish", 9, logged.root)
+    asyncio.run(inject(logged, stolen))
+    code, _, err = run(["audit", "verify", "--json", *logged.args()], capsys)
+    assert code == 1
+    assert "checkpoint 3" in err and "revoked" in err and "key compromise" in err
+
+
+@pytest.mark.kafka
+def test_prove_prints_a_verified_inclusion_proof(logged: Logged, capsys) -> None:
+    code, out, _ = run(["audit", "prove", logged.denied_id, "--json", *logged.args()], capsys)
+    assert code == 0
+    data = json.loads(out)
+    assert data["verified"] is True
+    assert data["leaf_index"] == 2 and data["checkpoint"]["tree_size"] == 9
+    assert data["record"]["organisation"] == "isac-energy"
+    assert len(data["inclusion_proof"]) == 4  # ceil(log2(9))
+
+
+@pytest.mark.kafka
+def test_query_filters_and_explain_speaks_plainly(logged: Logged, capsys) -> None:
+    code, out, _ = run(["audit", "query", "--decision", "reject", "--json", *logged.args()],
+                       capsys)
+    assert code == 0
+    rows = json.loads(out)
+    assert len(rows) == 6 and {r["rejection_reason"] for r in rows} == {"bad-signature"}
+    code, out, _ = run(["audit", "query", "--org", "isac-energy", "--since", "1h",
+                        *logged.args()], capsys)
+    assert code == 0 and "1 audit records" in out  # the table's title
+    code, out, _ = run(["audit", "query", "--rule", "tlp-amber-mandate", "--json",
+                        *logged.args()], capsys)
+    assert [r["organisation"] for r in json.loads(out)] == ["isac-energy"]
+    code, out, _ = run(["audit", "explain", "m-1", *logged.args()], capsys)
+    assert code == 0
+    assert (
+        "isac-energy: denied by tlp-amber-mandate: mandate does not cover category 'fraud' "
+        "(legal basis Regulation (EU) 2019/881)"
+    ) in out
+    assert "enisa: allowed by tlp-amber-community: member of the community" in out
+
+
+@pytest.mark.kafka
+def test_unknown_decision_and_bad_since_are_one_line_errors(logged: Logged, capsys) -> None:
+    code, _, err = run(["audit", "prove", "nope", *logged.args()], capsys)
+    assert (code, err.strip()) == (1, "jcu: error: no decision nope in the audit log")
+    code, _, err = run(["audit", "query", "--since", "yesterday", *logged.args()], capsys)
+    assert code == 1 and len(err.strip().splitlines()) == 1 and "--since" in err
+
+
+def test_parse_since_accepts_iso_times_and_durations() -> None:
+    now = utc_now()
+    assert (now - parse_since("90m", now)).total_seconds() == 5400
+    assert parse_since("2026-11-27T12:00").tzinfo is not None
+    with pytest.raises(ConfigError):
+        parse_since("soon")

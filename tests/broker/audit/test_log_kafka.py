@@ -1,0 +1,256 @@
+"""AuditLog on a real Kafka broker: append, checkpoint, restart, crash with SIGKILL, verify."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import uuid
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
+
+from broker.audit import AuditLog, AuditRecord, VerificationReport, prove, verify
+from broker.audit._state import load_state, state_path
+from broker.audit._topic import read_topic
+from broker.errors import AuditError, MalformedRecord
+from broker.kafka.topics import TopicSpec, ensure_topics
+from broker.schemas import SchemaStore
+
+pytestmark = pytest.mark.kafka
+
+REPO = Path(__file__).resolve().parents[3]
+EP = "cert-eu/publish"
+
+
+@pytest.fixture(scope="module")
+def store() -> SchemaStore:
+    return SchemaStore.load(REPO / "schemas")
+
+
+@pytest.fixture
+def key() -> ed25519.Ed25519PrivateKey:
+    return ed25519.Ed25519PrivateKey.generate()
+
+
+@pytest.fixture
+async def topics(kafka_bootstrap: str) -> tuple[str, str]:
+    """Fresh one-partition audit topics for one test (the contract names are shared state)."""
+    suffix = uuid.uuid4().hex[:8]
+    names = (f"test.audit.decisions.{suffix}", f"test.audit.checkpoints.{suffix}")
+    await ensure_topics(kafka_bootstrap, [TopicSpec(n, partitions=1) for n in names])
+    return names
+
+
+def record(i: int) -> AuditRecord:
+    return AuditRecord(
+        action="publish",
+        organisation="isac-energy" if i % 2 else "enisa",
+        message_id=f"msg-{i}",
+        decision="deny" if i % 5 == 0 else "allow",
+        content_hash=bytes(32),
+        labels={"tlp": "GREEN"},
+        rule_ids=("tlp-green-community",),
+        reasons=("shared with the community",),
+    )
+
+
+def open_log(bootstrap: str, key: ed25519.Ed25519PrivateKey, state: Path,
+             topics: tuple[str, str], store: SchemaStore, every: int = 10) -> AuditLog:
+    return AuditLog(EP, key, bootstrap, state, checkpoint_every=every, checkpoint_interval=60,
+                    store=store, decisions_topic=topics[0], checkpoints_topic=topics[1])
+
+
+async def verify_topics(bootstrap: str, topics: tuple[str, str], store: SchemaStore,
+                        key: ed25519.Ed25519PrivateKey) -> VerificationReport:
+    decisions = await read_topic(bootstrap, topics[0])
+    checkpoints = await read_topic(bootstrap, topics[1])
+    return verify(store, decisions, checkpoints, lambda ep: [key.public_key()])
+
+
+async def test_appended_decisions_verify_and_prove(kafka_bootstrap, topics, store, key, tmp_path):
+    async with open_log(kafka_bootstrap, key, tmp_path, topics, store) as log:
+        entries = await asyncio.gather(*(log.append(record(i)) for i in range(35)))
+    assert sorted(e.index for e in entries) == list(range(35))
+    report = await verify_topics(kafka_bootstrap, topics, store, key)
+    (ep,) = report.reports
+    assert ep.ok, ep.failure
+    # every 10 records, plus the final one on stop
+    assert [c.tree_size for c in report.logs[0].checkpoints] == [10, 20, 30, 35]
+    assert (ep.records, ep.checkpoints, ep.sealed) == (35, 4, 35)
+    p = prove(report, entries[17].decision_id)
+    assert p.verified and p.record.index == entries[17].index
+    state = load_state(state_path(tmp_path, EP))
+    assert state is not None and state.tree_size == 35 and state.checkpoint is not None
+
+
+async def test_append_many_gives_consecutive_indices(kafka_bootstrap, topics, store, key, tmp_path):
+    async with open_log(kafka_bootstrap, key, tmp_path, topics, store) as log:
+        first = await log.append(record(0))
+        batch = await log.append_many([record(i) for i in range(1, 24)])
+        assert [e.index for e in batch] == list(range(1, 24)) and first.index == 0
+    report = await verify_topics(kafka_bootstrap, topics, store, key)
+    assert report.ok
+    assert [c.tree_size for c in report.logs[0].checkpoints] == [10, 20, 24]
+    assert [r.record.message_id for r in report.logs[0].records] == [f"msg-{i}" for i in range(24)]
+
+
+async def test_checkpoint_after_the_interval_seals_a_quiet_log(
+    kafka_bootstrap, topics, store, key, tmp_path
+):
+    log = AuditLog(EP, key, kafka_bootstrap, tmp_path, checkpoint_every=1000,
+                   checkpoint_interval=0.2, store=store, decisions_topic=topics[0],
+                   checkpoints_topic=topics[1])
+    async with log:
+        for i in range(3):
+            await log.append(record(i))
+        for _ in range(50):
+            if log.last_checkpoint is not None:
+                break
+            await asyncio.sleep(0.1)
+        assert log.last_checkpoint is not None and log.last_checkpoint.tree_size == 3
+
+
+async def test_a_record_that_does_not_encode_is_refused_alone(
+    kafka_bootstrap, topics, store, key, tmp_path
+):
+    bad = dataclasses.replace(record(1), labels={"tlp": "PURPLE"})
+    async with open_log(kafka_bootstrap, key, tmp_path, topics, store) as log:
+        await log.append(record(0))
+        results = await asyncio.gather(log.append(bad), log.append(record(2)),
+                                       return_exceptions=True)
+        assert isinstance(results[0], MalformedRecord)
+        assert not isinstance(results[1], BaseException) and results[1].index == 1
+        with pytest.raises(MalformedRecord):
+            await log.append_many([record(3), bad])  # all or nothing
+        assert (await log.append(record(4))).index == 2
+    report = await verify_topics(kafka_bootstrap, topics, store, key)
+    assert report.ok
+    assert [r.record.message_id for r in report.logs[0].records] == ["msg-0", "msg-2", "msg-4"]
+
+
+async def test_restart_continues_the_tree(kafka_bootstrap, topics, store, key, tmp_path):
+    async with open_log(kafka_bootstrap, key, tmp_path, topics, store) as log:
+        for i in range(15):
+            await log.append(record(i))
+    async with open_log(kafka_bootstrap, key, tmp_path, topics, store) as log:
+        assert log.size == 15
+        entry = await log.append(record(15))
+        assert entry.index == 15
+    report = await verify_topics(kafka_bootstrap, topics, store, key)
+    assert report.ok and report.reports[0].records == 16
+
+
+async def test_lost_state_is_rebuilt_from_the_topic(kafka_bootstrap, topics, store, key, tmp_path):
+    async with open_log(kafka_bootstrap, key, tmp_path, topics, store) as log:
+        for i in range(12):
+            await log.append(record(i))
+    state_path(tmp_path, EP).unlink()
+    async with open_log(kafka_bootstrap, key, tmp_path, topics, store) as log:
+        assert log.size == 12
+        await log.append(record(12))
+    report = await verify_topics(kafka_bootstrap, topics, store, key)
+    assert report.ok and report.reports[0].records == 13
+
+
+async def test_a_second_writer_for_the_same_enforcement_point_is_refused(
+    kafka_bootstrap, topics, store, key, tmp_path
+):
+    async with open_log(kafka_bootstrap, key, tmp_path, topics, store):
+        with pytest.raises(AuditError, match="another process"):
+            await open_log(kafka_bootstrap, key, tmp_path, topics, store).start()
+
+
+async def test_append_before_start_is_an_error(kafka_bootstrap, topics, store, key, tmp_path):
+    with pytest.raises(AuditError, match="not started"):
+        await open_log(kafka_bootstrap, key, tmp_path, topics, store).append(record(0))
+
+
+_WRITER = textwrap.dedent(
+    """
+    import asyncio, sys
+    from pathlib import Path
+    from cryptography.hazmat.primitives import serialization
+    from broker import logs
+    from broker.audit import AuditLog, AuditRecord
+    from broker.schemas import SchemaStore
+
+    logs.configure("console", "WARNING")  # log lines to stderr; stdout carries the acks
+
+    bootstrap, key_file, state, decisions, checkpoints, schemas = sys.argv[1:7]
+    key = serialization.load_pem_private_key(Path(key_file).read_bytes(), None)
+
+    async def main():
+        log = AuditLog("cert-eu/publish", key, bootstrap, Path(state), checkpoint_every=50,
+                       checkpoint_interval=60, store=SchemaStore.load(Path(schemas)),
+                       decisions_topic=decisions, checkpoints_topic=checkpoints)
+        await log.start()
+        i = 0
+        async def one(n):
+            rec = AuditRecord(action="receive", organisation="enisa", message_id=f"m{n}",
+                              decision="allow")
+            entry = await log.append(rec)
+            print(entry.decision_id, flush=True)  # acknowledged: the PEP may act on it now
+        while True:  # never stops cleanly: the test kills it
+            await asyncio.gather(*(one(i + j) for j in range(7)))
+            i += 7
+
+    asyncio.run(main())
+    """
+)
+
+
+async def test_enforcement_point_killed_mid_stream_loses_no_decision(
+    kafka_bootstrap, topics, store, key, tmp_path
+):
+    key_file = tmp_path / "test-signing-key.pem"
+    key_file.write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ))
+    state = tmp_path / "state"
+    acknowledged: list[str] = []
+    for round_ in range(2):
+        proc = subprocess.Popen(
+            [sys.executable, "-c", _WRITER, kafka_bootstrap, str(key_file), str(state),
+             *topics, str(REPO / "schemas")],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO,
+            env={**os.environ, "PYTHONPATH": str(REPO)},
+        )
+        assert proc.stdout is not None
+        target = 180 + 23 * round_  # not a multiple of the checkpoint interval
+        seen = 0
+        while seen < target:
+            line = await asyncio.to_thread(proc.stdout.readline)
+            assert line, proc.stderr.read().decode() if proc.stderr else "writer died"
+            acknowledged.append(line.decode().strip())
+            seen += 1
+        os.kill(proc.pid, signal.SIGKILL)
+        rest, _ = proc.communicate(timeout=30)
+        acknowledged += rest.decode().split()
+        assert proc.returncode == -signal.SIGKILL
+
+    # The killed writer left records after its last checkpoint; they are unsealed until restart.
+    before = (await verify_topics(kafka_bootstrap, topics, store, key)).reports[0]
+    assert before.ok, before.failure
+    assert before.unsealed > 0
+
+    async with open_log(kafka_bootstrap, key, state, topics, store, every=50) as log:
+        assert log.size == before.records  # the tree equals the topic
+        await log.append(record(999))
+
+    report = await verify_topics(kafka_bootstrap, topics, store, key)
+    (ep,) = report.reports
+    assert ep.ok, ep.failure
+    assert ep.unsealed == 0 and ep.records == before.records + 1
+    logged = {r.record.decision_id for r in report.logs[0].records}
+    missing = set(acknowledged) - logged
+    assert not missing, f"{len(missing)} acknowledged decisions are not in the log"
+    assert len(logged) == ep.records  # no decision logged twice
+    assert prove(report, acknowledged[-1]).verified

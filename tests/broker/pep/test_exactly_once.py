@@ -1,0 +1,153 @@
+"""Exactly once to the sink across faults: a killed subscriber, a restarted broker."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from broker import config
+from broker.envelope import Labels
+from broker.kafka.local import LocalKafka, free_port
+from broker.kafka.topics import contract_topics, ensure_topics
+from broker.pep import JsonlSink, Publisher, Subscriber
+from broker.pep.context import PepContext
+from tests.broker.pep.conftest import World
+from tests.broker.pep.records import indicator
+
+pytestmark = pytest.mark.kafka
+RED = Labels.of("RED")
+
+
+def _ids(path: Path) -> Counter[str]:
+    if not path.exists():
+        return Counter()
+    return Counter(
+        json.loads(line)["message_id"]
+        for line in path.read_text().splitlines()
+        if line.endswith("}")
+    )
+
+
+async def _publish(world_ctx: PepContext, n: int) -> list[str]:
+    async with Publisher("soc-fr", world_ctx) as pub:
+        return [
+            (
+                await pub.publish(
+                    "Indicator", indicator(f"203.0.113.{i % 250}"), labels=RED, recipients=["enisa"]
+                )
+            ).message_id
+            for i in range(n)
+        ]
+
+
+def _subscriber(world: World, out: Path, group: str, *extra: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "broker.cli",
+            "subscribe",
+            "--as",
+            "enisa",
+            "--out",
+            str(out),
+            "--group",
+            group,
+            *extra,
+        ],
+        env=world.env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+
+
+async def test_subscriber_killed_mid_stream_delivers_each_message_once(
+    world: World, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    group = world.group("sigkill")
+    first = await _publish(world.ctx, 300)
+    proc = _subscriber(world, out, group, "--batch-size", "10")
+    sink_file = out / "enisa.jsonl"
+    deadline = time.monotonic() + 90
+    while sum(_ids(sink_file)[m] for m in first) < 40:
+        assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
+        assert time.monotonic() < deadline, "subscriber delivered nothing in 90 s"
+        await asyncio.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    delivered_before_kill = sum(_ids(sink_file)[m] for m in first)
+    assert delivered_before_kill < len(first), "kill came too late to be mid-stream"
+
+    second = await _publish(world.ctx, 50)  # published while the subscriber is down
+    again = _subscriber(world, out, group, "--once")
+    _, err = await asyncio.to_thread(again.communicate, timeout=180)
+    assert again.returncode == 0, err.decode()
+
+    counts = _ids(sink_file)
+    published = first + second
+    assert {m for m in published if counts[m] == 0} == set(), "messages lost"
+    assert {m for m in published if counts[m] > 1} == set(), "messages delivered twice"
+
+
+async def test_broker_restart_mid_stream_loses_and_duplicates_nothing(
+    world: World, tmp_path: Path
+) -> None:
+    # A broker of this test's own, so stopping it disturbs no other test.
+    local = LocalKafka(
+        tmp_path / "kafka",
+        port=free_port(),
+        controller_port=free_port(),
+        cache_dir=config.load().kafka_cache,
+    )
+    await local.start()
+    try:
+        home = tmp_path / "home"
+        for part in ("keys", "registry"):
+            shutil.copytree(world.settings.home / part, home / part)
+        settings = replace(world.settings, home=home, bootstrap=local.bootstrap)
+        await ensure_topics(local.bootstrap, contract_topics(partitions=2))
+        ctx = PepContext.load(settings, world.env)
+
+        sink = JsonlSink(tmp_path / "enisa.jsonl")
+        sub = Subscriber("enisa", ctx, sink, group_id="jcu.test.restart", receipts=False)
+        await sub.start()
+        consuming = asyncio.create_task(sub.run())
+        publishing = asyncio.create_task(_publish(ctx, 120))
+        while not (tmp_path / "enisa.jsonl").exists() or len(_ids(tmp_path / "enisa.jsonl")) < 20:
+            assert not publishing.done() or publishing.exception() is None
+            await asyncio.sleep(0.05)
+        assert not publishing.done(), "the broker must stop while publishing goes on"
+        await asyncio.to_thread(local.stop)  # clean stop mid-stream
+        await asyncio.sleep(2)
+        await local.start()
+        published = await asyncio.wait_for(publishing, timeout=240)
+        sub.request_stop()
+        await consuming
+        await sub.stop()
+
+        drain = Subscriber(
+            "enisa",
+            ctx,
+            JsonlSink(tmp_path / "enisa.jsonl"),
+            group_id="jcu.test.restart",
+            receipts=False,
+        )
+        async with drain:
+            await drain.run(until_idle=True)
+        counts = _ids(tmp_path / "enisa.jsonl")
+        assert len(published) == 120
+        assert {m for m in published if counts[m] == 0} == set(), "messages lost"
+        assert {m for m in published if counts[m] > 1} == set(), "messages delivered twice"
+    finally:
+        local.stop()

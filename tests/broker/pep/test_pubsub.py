@@ -1,0 +1,121 @@
+"""Publish and subscribe on the real broker: who receives equals what the policy says."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from broker.envelope import Labels, read_header
+from broker.errors import MalformedRecord, NotARecipient
+from broker.kafka.scan import scan
+from broker.pep import JsonlSink, Publisher, PublishResult, Subscriber
+from broker.pep.publisher import policy_message
+from tests.broker.pep.conftest import World
+from tests.broker.pep.records import incident_report, indicator, situation_report
+
+pytestmark = pytest.mark.kafka
+
+# (sender, payload type, record factory, labels, named recipients)
+CASES: list[tuple[str, str, Any, Labels, tuple[str, ...]]] = [
+    ("soc-fr", "Indicator", indicator, Labels.of("CLEAR"), ()),
+    ("soc-fr", "Indicator", indicator, Labels.of("GREEN"), ()),
+    ("cert-eu", "Indicator", indicator, Labels.of("AMBER", categories=["malicious-code"]), ()),
+    ("cert-eu", "Indicator", indicator, Labels.of("AMBER+STRICT", categories=["intrusions"]), ()),
+    ("soc-fr", "Indicator", indicator, Labels.of("RED"), ("enisa", "isac-energy")),
+    (
+        "cert-eu",
+        "IncidentReport",
+        incident_report,
+        Labels.of("AMBER", categories=["malicious-code"], personal_data=True),
+        (),
+    ),
+    (
+        "europol-ec3",
+        "IncidentReport",
+        lambda: incident_report(False),
+        Labels.of("AMBER", categories=["fraud"], handling_codes=["H2"]),
+        ("cert-eu",),
+    ),
+    ("europol-ec3", "Indicator", indicator, Labels.of("GREEN", handling_codes=["H3"]), ()),
+    ("enisa", "SituationReport", situation_report, Labels.of("GREEN"), ()),
+]
+
+
+async def _receive_all(world: World, participant: str, out: Path) -> dict[str, dict[str, Any]]:
+    sink = JsonlSink(out / f"{participant}.jsonl")
+    sub = Subscriber(
+        participant, world.ctx, sink, group_id=world.group(participant), receipts=False
+    )
+    async with sub:
+        await sub.run(until_idle=True)
+    got: dict[str, dict[str, Any]] = {}
+    path = out / f"{participant}.jsonl"
+    if path.exists():
+        for line in path.read_text().splitlines():
+            obj = json.loads(line)
+            got[obj["message_id"]] = obj
+    return got
+
+
+async def test_receivers_equal_policy_explain_and_nobody_else_can_decrypt(
+    world: World, tmp_path: Path
+) -> None:
+    results: list[PublishResult] = []
+    expected: dict[str, dict[str, str]] = {}  # message id -> org -> allow/redact
+    for sender, ptype, make, labels, named in CASES:
+        async with Publisher(sender, world.ctx) as pub:
+            res = await pub.publish(ptype, make(), labels=labels, recipients=named)
+        results.append(res)
+        # What `jcu policy explain` computes: the engine's decision for every organisation.
+        msg = policy_message(sender, ptype, labels, named)
+        decisions = world.ctx.policy.decide_all(msg)
+        expected[res.message_id] = {d.org: d.decision for d in decisions if d.allowed}
+        assert set(res.recipients) == set(expected[res.message_id]), (sender, labels)
+
+    received: dict[str, dict[str, str]] = defaultdict(dict)
+    for org in world.ctx.registry.participants:
+        got = await _receive_all(world, org, tmp_path)
+        for res in results:
+            if res.message_id in got:
+                received[res.message_id][org] = (
+                    "redact" if got[res.message_id]["redacted_fields"] else "allow"
+                )
+    for res in results:
+        assert received[res.message_id] == expected[res.message_id], res.labels
+
+    # The personal-data report reached the diplomatic side? No: check a redacted copy exists
+    # where the policy said redact, and that its personal-data fields are gone.
+    pd = results[5]
+    redacted = [o for o, d in expected[pd.message_id].items() if d == "redact"]
+    assert redacted, "the sample policy must redact the personal-data report for someone"
+    body = json.loads(
+        next(
+            line
+            for line in (tmp_path / f"{redacted[0]}.jsonl").read_text().splitlines()
+            if pd.message_id in line
+        )
+    )
+    assert body["record"]["reporter"] is None and body["record"]["affected_persons"] == []
+    assert body["labels"]["personal_data"] is False
+
+    # Every envelope on every topic: a non-recipient cannot open it.
+    ids = {r.message_id for r in results}
+    topics = sorted({c.topic for r in results for c in r.copies})
+    checked = 0
+    async for rec in scan(world.bootstrap, topics):
+        try:
+            header = read_header(world.ctx.envelope.store, rec.value)
+        except MalformedRecord:
+            continue  # another test's deliberately broken record
+        if header.message_id not in ids:
+            continue
+        outsiders = set(world.ctx.registry.participants) - set(header.recipient_ids)
+        for org in sorted(outsiders)[:4]:
+            with pytest.raises(NotARecipient):
+                world.ctx.envelope.opener(org).open(rec.value, topic=rec.topic)
+            checked += 1
+    assert checked > 0

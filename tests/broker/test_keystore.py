@@ -1,0 +1,113 @@
+"""Private keys at rest: encrypted PKCS#8, mode 0600, passphrase from the environment."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives import hpke, serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519, mlkem, x25519
+
+from broker.errors import KeystoreError
+from broker.key_material import key_id, load_kem_public
+from broker.keystore import Keystore, open_keystore, passphrase_from_env
+
+PW = b"correct horse battery staple"
+
+
+def _ks(path: Path, pw: bytes = PW) -> Keystore:
+    return Keystore(path, pw, scrypt_n=2**10)
+
+
+def test_passphrase_from_variable_or_file(tmp_path: Path) -> None:
+    assert passphrase_from_env({"JCU_KEY_PASSPHRASE": "abc"}) == b"abc"
+    f = tmp_path / "pw"
+    f.write_text("from-file\n")
+    assert passphrase_from_env({"JCU_KEY_PASSPHRASE_FILE": str(f)}) == b"from-file"
+
+
+def test_missing_passphrase_names_both_variables() -> None:
+    with pytest.raises(KeystoreError) as caught:
+        passphrase_from_env({})
+    assert "JCU_KEY_PASSPHRASE" in str(caught.value)
+    assert "JCU_KEY_PASSPHRASE_FILE" in str(caught.value)
+
+
+def test_unreadable_or_empty_passphrase_file(tmp_path: Path) -> None:
+    with pytest.raises(KeystoreError, match="cannot read"):
+        passphrase_from_env({"JCU_KEY_PASSPHRASE_FILE": str(tmp_path / "none")})
+    (tmp_path / "empty").write_text("")
+    with pytest.raises(KeystoreError, match="empty"):
+        passphrase_from_env({"JCU_KEY_PASSPHRASE_FILE": str(tmp_path / "empty")})
+
+
+def test_key_files_are_encrypted_pkcs8_with_mode_0600(tmp_path: Path) -> None:
+    ks = _ks(tmp_path)
+    kid, _ = ks.generate_signing_key("cert-eu")
+    hid, _ = ks.generate_kem_key("eda", "mlkem768x25519")
+    files = sorted(tmp_path.rglob("*.pem"))
+    assert {f.name for f in files} == {
+        f"{kid}.ed25519.pem", f"{hid}.mlkem768.pem", f"{hid}.x25519.pem"
+    }
+    for f in files:
+        assert stat.S_IMODE(f.stat().st_mode) == 0o600
+        assert f.read_bytes().startswith(b"-----BEGIN ENCRYPTED PRIVATE KEY-----")
+        with pytest.raises(TypeError):  # encrypted: no loading without a password
+            serialization.load_pem_private_key(f.read_bytes(), password=None)
+    assert stat.S_IMODE((tmp_path / "cert-eu").stat().st_mode) == 0o700
+
+
+def test_keys_load_back_in_a_new_instance(tmp_path: Path) -> None:
+    ks = _ks(tmp_path)
+    kid, public = ks.generate_signing_key("cert-eu")
+    xid, xpub = ks.generate_kem_key("enisa", "x25519")
+    hid, hpub = ks.generate_kem_key("eda", "mlkem768x25519")
+    again = _ks(tmp_path)
+    sk = again.signing_key("cert-eu", kid)
+    assert isinstance(sk, ed25519.Ed25519PrivateKey)
+    assert sk.public_key().public_bytes_raw() == public
+    assert key_id("ed25519", public) == kid
+    xk = again.kem_key("enisa", xid)
+    assert isinstance(xk, x25519.X25519PrivateKey)
+    hk = again.kem_key("eda", hid)
+    assert isinstance(hk, hpke.MLKEM768X25519PrivateKey)
+    # the reloaded hybrid key decrypts what its registered public key encrypts
+    suite = hpke.Suite(hpke.KEM.MLKEM768_X25519, hpke.KDF.HKDF_SHA256, hpke.AEAD.AES_256_GCM)
+    ct = suite.encrypt(b"k" * 32, load_kem_public("mlkem768x25519", hpub), info=b"i")
+    assert suite.decrypt(ct, hk, info=b"i") == b"k" * 32
+    assert len(hpub) == 1184 + 32 and len(xpub) == 32
+
+
+def test_mlkem_seed_is_standard_pkcs8_under_the_derived_password(tmp_path: Path) -> None:
+    ks = _ks(tmp_path)
+    hid, _ = ks.generate_kem_key("eda", "mlkem768x25519")
+    pem = (tmp_path / "eda" / f"{hid}.mlkem768.pem").read_bytes()
+    key = serialization.load_pem_private_key(pem, password=ks._pkcs8_password(create=False))
+    assert isinstance(key, mlkem.MLKEM768PrivateKey)
+
+
+def test_wrong_passphrase_is_one_clear_error_without_the_secret(tmp_path: Path) -> None:
+    kid, _ = _ks(tmp_path).generate_signing_key("cert-eu")
+    with pytest.raises(KeystoreError) as caught:
+        _ks(tmp_path, b"wrong guess").signing_key("cert-eu", kid)
+    message = str(caught.value)
+    assert "wrong passphrase" in message
+    assert "wrong guess" not in message and PW.decode() not in message
+    assert PW.decode() not in repr(_ks(tmp_path))
+
+
+def test_refuses_bad_names_and_missing_keys(tmp_path: Path) -> None:
+    ks = _ks(tmp_path)
+    with pytest.raises(KeystoreError):
+        ks.generate_signing_key("../etc")
+    with pytest.raises(KeystoreError):
+        ks.signing_key("cert-eu", "0123456789abcdef")
+    with pytest.raises(KeystoreError, match="jcu init"):
+        _ks(tmp_path / "nothing").signing_key("cert-eu", "0123456789abcdef")
+
+
+def test_open_keystore_takes_the_environment(tmp_path: Path) -> None:
+    with pytest.raises(KeystoreError):
+        open_keystore(tmp_path, env={})
+    assert open_keystore(tmp_path, env={"JCU_KEY_PASSPHRASE": "x"}).directory == tmp_path

@@ -1,0 +1,181 @@
+"""The schema store: loading, fingerprints, single-object encoding, evolution."""
+
+from __future__ import annotations
+
+import copy
+import io
+import json
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import avro.io
+import avro.schema
+import fastavro.schema
+import pytest
+
+from broker.errors import ConfigError, MalformedRecord, UnknownSchema
+from broker.schemas import SchemaStore, default_store
+from tests.broker._pki import REPO, load_store
+
+PAYLOADS = ("Indicator", "IncidentReport", "SituationReport", "AssistanceRequest", "Receipt")
+
+
+@pytest.fixture(scope="module")
+def store() -> SchemaStore:
+    return load_store()
+
+
+def _indicator() -> dict[str, Any]:
+    return {
+        "id": str(uuid.uuid4()),
+        "observable_type": "ipv4-addr",
+        "value": "198.51.100.7",
+        "valid_from": datetime(2026, 11, 1, tzinfo=UTC),
+        "kill_chain_phases": [{"kill_chain_name": "mitre-attack", "phase_name": "execution"}],
+        "labels": ["c2"],
+    }
+
+
+def test_every_required_type_is_in_namespace_eu_jcu_v1(store: SchemaStore) -> None:
+    for name in (*PAYLOADS, "Envelope", "ParticipantRecord", "Labels"):
+        assert store.full_name(name) == f"eu.jcu.v1.{name}"
+        assert store.schema(f"eu.jcu.v1.{name}") == store.schema(name)
+
+
+def test_named_types_resolve_across_files(store: SchemaStore) -> None:
+    # Contact is defined in Contact.avsc and used by IncidentReport.avsc.
+    schema = store.schema("IncidentReport")
+    reporter = next(f for f in schema["fields"] if f["name"] == "reporter")
+    assert reporter["type"][1]["name"] == "Contact"
+    assert {f["name"] for f in reporter["type"][1]["fields"]} >= {"name", "email"}
+
+
+def test_fingerprint_is_crc64_avro_of_the_canonical_form_per_the_avro_library(
+    store: SchemaStore,
+) -> None:
+    for name in store.names():
+        canonical = fastavro.schema.to_parsing_canonical_form(store.schema(name))
+        # The avro library's own Rabin fingerprint over the spec's canonical form.
+        assert avro.schema.parse(canonical).fingerprint("CRC-64-AVRO") == store.fingerprint(name)
+
+
+def test_encode_is_single_object_encoding(store: SchemaStore) -> None:
+    data = store.encode("Indicator", _indicator())
+    assert data[:2] == b"\xc3\x01"
+    assert data[2:10] == store.fingerprint("Indicator")
+
+
+def test_official_avro_library_decodes_the_payload(store: SchemaStore) -> None:
+    record = _indicator()
+    data = store.encode("Indicator", record)
+    writer = avro.schema.parse(json.dumps(store.schema("Indicator")))
+    canonical_form = fastavro.schema.to_parsing_canonical_form(store.schema("Indicator"))
+    canonical = avro.schema.parse(canonical_form)
+    assert data[2:10] == canonical.fingerprint()  # the header names the schema
+    decoded: Any = avro.io.DatumReader(writer).read(avro.io.BinaryDecoder(io.BytesIO(data[10:])))
+    assert decoded["id"] == record["id"]
+    assert decoded["value"] == "198.51.100.7"
+    assert decoded["kill_chain_phases"][0]["phase_name"] == "execution"
+    assert decoded["valid_from"] == record["valid_from"]
+
+
+def test_decode_round_trip_and_expected_type(store: SchemaStore) -> None:
+    data = store.encode("Indicator", _indicator())
+    name, rec = store.decode(data, expected="Indicator")
+    assert name == "eu.jcu.v1.Indicator"
+    assert rec["value"] == "198.51.100.7"
+    with pytest.raises(UnknownSchema):
+        store.decode(data, expected="IncidentReport")
+
+
+def test_decode_rejects_unknown_fingerprint_and_garbage(store: SchemaStore) -> None:
+    data = store.encode("Indicator", _indicator())
+    with pytest.raises(UnknownSchema):
+        store.decode(data[:2] + b"\x00" * 8 + data[10:])
+    with pytest.raises(MalformedRecord):
+        store.decode(b"\x00\x01" + data[2:])
+    with pytest.raises(MalformedRecord):
+        store.decode(data[:12])
+    with pytest.raises(MalformedRecord):
+        store.decode(data + b"\x00")
+
+
+def test_encode_rejects_a_record_that_does_not_fit(store: SchemaStore) -> None:
+    with pytest.raises(MalformedRecord):
+        store.encode("Indicator", {"id": "x"})
+    with pytest.raises(MalformedRecord):
+        store.encode("Indicator", {**_indicator(), "no_such_field": 1})
+    with pytest.raises(UnknownSchema):
+        store.encode("NoSuchType", {})
+
+
+def test_personal_data_fields_are_marked_in_the_schemas(store: SchemaStore) -> None:
+    assert store.personal_data_fields("Indicator") == ()
+    assert set(store.personal_data_fields("IncidentReport")) == {"reporter", "affected_persons"}
+    assert store.personal_data_fields("AssistanceRequest") == ("contact",)
+
+
+def _evolved_copy(src: Path, dst: Path) -> None:
+    """schemas/ with Indicator gaining a field with a default."""
+    dst.mkdir()
+    for f in src.glob("*.avsc"):
+        raw = json.loads(f.read_text())
+        if raw["name"] == "Indicator":
+            raw["fields"].append({"name": "severity", "type": "string", "default": "unknown"})
+        (dst / f.name).write_text(json.dumps(raw))
+
+
+def test_schema_evolution_old_and_new_readers_read_each_other(tmp_path: Path) -> None:
+    old = SchemaStore.load(REPO / "schemas")
+    _evolved_copy(REPO / "schemas", tmp_path / "new")
+    new = SchemaStore.load(tmp_path / "new")
+    assert old.fingerprint("Indicator") != new.fingerprint("Indicator")
+
+    # each side learns the other's writer schema (as from a schema registry)
+    old.add_writer_schema(new.schema("Indicator"))
+    new.add_writer_schema(old.schema("Indicator"))
+
+    old_data = old.encode("Indicator", _indicator())
+    _, read_by_new = new.decode(old_data)
+    assert read_by_new["severity"] == "unknown"  # the default fills the new field
+    assert read_by_new["value"] == "198.51.100.7"
+
+    new_data = new.encode("Indicator", {**_indicator(), "severity": "high"})
+    _, read_by_old = old.decode(new_data)
+    assert "severity" not in read_by_old  # the old reader skips the field it does not know
+    assert read_by_old["value"] == "198.51.100.7"
+
+
+def test_unknown_writer_version_is_unknown_schema(tmp_path: Path) -> None:
+    old = SchemaStore.load(REPO / "schemas")
+    _evolved_copy(REPO / "schemas", tmp_path / "new")
+    new = SchemaStore.load(tmp_path / "new")
+    with pytest.raises(UnknownSchema):
+        old.decode(new.encode("Indicator", _indicator()))
+
+
+def test_load_errors_are_config_errors(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError):
+        SchemaStore.load(tmp_path)
+    (tmp_path / "Bad.avsc").write_text("{not json")
+    with pytest.raises(ConfigError):
+        SchemaStore.load(tmp_path)
+    (tmp_path / "Bad.avsc").write_text(json.dumps(
+        {"type": "record", "name": "Bad", "fields": [{"name": "x", "type": "eu.jcu.v1.Nope"}]}
+    ))
+    with pytest.raises(ConfigError):
+        SchemaStore.load(tmp_path)
+
+
+def test_default_store_follows_jcu_schemas(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    d = tmp_path / "s"
+    d.mkdir()
+    labels = json.loads((REPO / "schemas" / "Labels.avsc").read_text())
+    (d / "Labels.avsc").write_text(json.dumps(copy.deepcopy(labels)))
+    monkeypatch.setenv("JCU_SCHEMAS", str(d))
+    assert default_store().names() == ("Labels",)
+    assert default_store() is default_store()
