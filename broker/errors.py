@@ -60,6 +60,10 @@ class AuditVerificationError(AuditError):
     """The audit log failed verification; names the first bad record or checkpoint."""
 
 
+class WebhookFailed(JcuError):
+    """A webhook did not accept a delivery within the retry bound."""
+
+
 class Rejected(JcuError):
     """A record was refused. `reason` is a stable, machine-readable code."""
 

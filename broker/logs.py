@@ -27,6 +27,18 @@ def redact_secrets(
     return event_dict
 
 
+class _TransientCoordinatorErrors(logging.Filter):
+    """Drop aiokafka's "coordinator not available" lines below DEBUG: on a fresh
+    cluster the offsets topic is created on first use and aiokafka retries."""
+
+    def __init__(self, level: int) -> None:
+        super().__init__()
+        self._level = level
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return self._level <= logging.DEBUG or "CoordinatorNotAvailable" not in record.getMessage()
+
+
 class _CurrentStderr:
     """Whatever `sys.stderr` is at write time (it is swapped by test runners and daemons)."""
 
@@ -65,6 +77,9 @@ def configure(mode: Literal["console", "json"] = "console", level: str = "INFO")
     # level; ask for INFO or DEBUG to see them.
     logging.basicConfig(level=max(numeric, logging.WARNING), stream=sys.stderr)
     logging.getLogger("aiokafka").setLevel(logging.ERROR if numeric >= logging.WARNING else numeric)
+    coordinator = logging.getLogger("aiokafka.consumer.group_coordinator")
+    if not any(isinstance(f, _TransientCoordinatorErrors) for f in coordinator.filters):
+        coordinator.addFilter(_TransientCoordinatorErrors(numeric))
 
 
 def get_logger(name: str) -> Any:

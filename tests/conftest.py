@@ -17,6 +17,7 @@ import pytest
 
 from broker import config
 from broker.kafka.local import LocalKafka, free_port
+from tests.world import World, make_world
 
 KAFKA_IMAGE = "apache/kafka:4.1.1"
 
@@ -64,3 +65,9 @@ def jcu_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home.mkdir()
     monkeypatch.setenv("JCU_HOME", str(home))
     return home
+
+
+@pytest.fixture(scope="session")
+def world(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    """An initialised JCU_HOME (keys, registry) and every contract topic on the real broker."""
+    yield from make_world(kafka_bootstrap, tmp_path_factory)

@@ -45,6 +45,7 @@ async def read_topic(
     try:
         await consumer.start()
     except KafkaError as exc:
+        await consumer.stop()
         raise AuditError(f"cannot reach Kafka at {bootstrap}: {exc}; is it running?") from None
     out: list[TopicRecord] = []
     try:

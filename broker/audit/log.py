@@ -220,15 +220,34 @@ class AuditLog:
         while self._queue:
             batch, self._queue = self._queue, []
             async with self._send_lock:
+                good: list[tuple[AuditRecord, asyncio.Future[AuditEntry]]] = []
                 for record, done in batch:
                     if done.cancelled():
                         continue
                     try:
-                        ((entry, future),) = await self._enqueue((record,))
-                    except Exception as exc:  # bad record (nothing sent) or a failed log
+                        self._check_writable()
+                        good.append((record, done))
+                    except AuditError as exc:
+                        done.set_exception(exc)
+                encoded = []
+                index, previous = self._tree.size, self._last_leaf
+                for record, done in good:
+                    try:
+                        data = self._encode(index, previous, record)
+                    except JcuError as exc:  # this record only: nothing was sent for it
+                        done.set_exception(exc)
+                        continue
+                    previous = leaf_hash(data)
+                    encoded.append((record, data, previous, done))
+                    index += 1
+                try:
+                    sent = await self._send([(r, d, h) for r, d, h, _ in encoded])
+                except AuditError as exc:
+                    for *_, done in encoded:
                         if not done.done():
                             done.set_exception(exc)
-                        continue
+                    continue
+                for (entry, future), (*_, done) in zip(sent, encoded, strict=True):
                     future.add_done_callback(functools.partial(self._delivered, entry, done))
 
     def _delivered(
@@ -242,23 +261,32 @@ class AuditLog:
         elif not done.done():
             done.set_result(entry)
 
+    def _encode(self, index: int, previous: bytes, record: AuditRecord) -> bytes:
+        assert self._store is not None
+        return encode_leaf(self._store, self.enforcement_point, index, previous, record)
+
     async def _enqueue(
         self, records: Sequence[AuditRecord]
     ) -> list[tuple[AuditEntry, asyncio.Future[Any]]]:
-        """Encode, chain and hand records to the producer. Call with the send lock held.
+        """Encode all records (a bad one stops the batch before anything is sent), then send."""
+        self._check_writable()
+        index, previous = self._tree.size, self._last_leaf
+        encoded = []
+        for record in records:
+            data = self._encode(index, previous, record)
+            previous = leaf_hash(data)
+            encoded.append((record, data, previous))
+            index += 1
+        return await self._send(encoded)
+
+    async def _send(
+        self, encoded: Sequence[tuple[AuditRecord, bytes, bytes]]
+    ) -> list[tuple[AuditEntry, asyncio.Future[Any]]]:
+        """Hand encoded, chained records to the producer. Call with the send lock held.
 
         The lock makes the order of indices the order of the producer's queue,
         hence the order on the partition.
         """
-        self._check_writable()
-        assert self._store is not None
-        index, previous = self._tree.size, self._last_leaf
-        encoded = []
-        for record in records:  # all encoded first: a bad record stops the batch before sending
-            data = encode_leaf(self._store, self.enforcement_point, index, previous, record)
-            previous = leaf_hash(data)
-            encoded.append((record, data, previous))
-            index += 1
         out = []
         for record, data, leaf in encoded:
             try:
@@ -304,8 +332,11 @@ class AuditLog:
             try:
                 await self._write_checkpoints()
             except AuditError as exc:
-                _log.error("audit checkpoint failed", enforcement_point=self.enforcement_point,
-                           error=str(exc))
+                _log.error(
+                    "audit checkpoint failed",
+                    enforcement_point=self.enforcement_point,
+                    error=str(exc),
+                )
                 return
 
     async def _write_checkpoints(self) -> None:
@@ -361,8 +392,9 @@ class AuditLog:
     def _fail(self, exc: BaseException) -> None:
         if self._failed is None:
             self._failed = exc
-            _log.error("audit log write failed", enforcement_point=self.enforcement_point,
-                       error=str(exc))
+            _log.error(
+                "audit log write failed", enforcement_point=self.enforcement_point, error=str(exc)
+            )
 
     # -- Kafka and state -----------------------------------------------------
 
@@ -385,11 +417,15 @@ class AuditLog:
             enable_idempotence=True,
             acks="all",
             linger_ms=2,
+            max_batch_size=1024 * 1024,
+            compression_type="lz4",
             request_timeout_ms=30000,
         )
         try:
             await self._producer.start()
         except KafkaError as exc:
+            with contextlib.suppress(Exception):
+                await self._producer.stop()
             self._producer = None
             raise AuditError(f"cannot reach Kafka at {self._kafka}: {exc}") from None
 

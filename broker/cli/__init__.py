@@ -33,6 +33,8 @@ _VERBS: dict[str, str] = {
     "receipts": "broker.cli.receipts:receipts",
     "crisis": "broker.cli.crisis:crisis",
     "stats": "broker.cli.stats:stats",
+    "soc": "broker.cli.soc:soc",
+    "siena": "broker.cli.siena:siena",
 }
 
 
@@ -86,6 +88,10 @@ def main(argv: list[str] | None = None) -> Any:
         sys.exit(exc.exit_code)
     except JcuError as exc:
         click.echo(f"jcu: error: {exc}", err=True)
+        sys.exit(1)
+    except OSError as exc:  # disk full, permission denied, a path that is not there
+        where = f": {exc.filename}" if exc.filename else ""
+        click.echo(f"jcu: error: {exc.strerror or exc}{where}", err=True)
         sys.exit(1)
     except KeyboardInterrupt:
         click.echo("jcu: interrupted", err=True)

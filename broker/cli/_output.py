@@ -12,7 +12,10 @@ from rich.table import Table
 
 
 def console() -> Console:
-    return Console(highlight=False, soft_wrap=False)
+    """A console for tables; when not a terminal (CI logs, pipes), wide enough not to wrap."""
+    probe = Console()
+    width = None if probe.is_terminal else max(probe.width, 160)
+    return Console(highlight=False, soft_wrap=False, width=width)
 
 
 def emit_json(data: Any) -> None:

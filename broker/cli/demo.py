@@ -1,124 +1,526 @@
-"""`jcu demo`: the scenario end to end on a local Kafka, from nothing.
+"""`jcu demo`: the whole sharing scenario on a local Kafka, from nothing.
 
-This is the foundation's smoke scenario: start Kafka, create the community
-topics of the contract, produce and consume one record on each, print a table,
-stop Kafka. The full sharing scenario replaces its middle part.
+Kafka starts, `jcu init` runs (keys, topics, signed registry), then:
+
+1. the French national SOC publishes the shared STIX and MISP fixtures at
+   different TLP levels (SOC connector);
+2. CERT-EU publishes an AMBER incident report that carries personal data;
+3. Europol EC3 sends a SIENA-style H2 case message to two named recipients;
+4. EU-CyCLONe declares a crisis for the incident; CERT-EU's AMBER update
+   about it now reaches every operational participant;
+5. ENISA publishes a TLP:CLEAR situation report;
+6. ENISA (STIX), an ISAC (MISP), EEAS (JSON lines) and EDA (JSON lines)
+   subscribe, CERT-EU reads its SIENA mailbox;
+
+and it ends with who received what, the receipts, `jcu audit verify`, and the
+files under demo-out/. This module is part of the CLI, the composition root:
+the one place that puts broker and connectors together.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import secrets
 import shutil
 import time
 import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import click
-from rich.progress import Progress
+from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from broker import config
-from broker.cli._output import console, emit_json, table
+from broker.cli._output import console, table
+from broker.envelope import Labels
+from broker.errors import ConfigError
 from broker.kafka.local import LocalKafka, free_port
-from broker.kafka.topics import TopicSpec, community_topic, ensure_topics
-from broker.registry import COMMUNITIES, STREAMS
+from broker.pep import Publisher, PublishResult, Subscriber
+from broker.pep.context import PepContext
+
+INCIDENT = "INC-2026-0042"
+_ROOT = Path(__file__).resolve().parents[2]
+
+#: (file under the fixtures dir, default TLP, categories, named recipients)
+SOC_INPUTS: tuple[tuple[str, str, tuple[str, ...], tuple[str, ...]], ...] = (
+    ("stix/indicator-for-c2-ip-address.json", "CLEAR", ("malicious-code",), ()),
+    ("stix/poisonivy.json", "GREEN", ("malicious-code",), ()),
+    ("stix/indicators-for-C2-with-COA.json", "AMBER", ("malicious-code",), ()),
+    (
+        "stix/malicious-email-indicator-with-attachment.json",
+        "AMBER+STRICT",
+        ("malicious-code",),
+        (),
+    ),
+    ("misp/xorist-ransomware.json", "GREEN", ("malicious-code",), ()),
+    ("misp/samsam-objects.json", "AMBER", ("malicious-code",), ()),
+    ("misp/random-event.json", "RED", ("intrusions",), ("enisa", "isac-energy")),
+)
+#: Who subscribes, in which format (the issue's four, plus CERT-EU's SIENA mailbox).
+SUBSCRIBERS: tuple[tuple[str, str], ...] = (
+    ("enisa", "stix"),
+    ("isac-energy", "misp"),
+    ("eeas-intcen", "jsonl"),
+    ("eda", "jsonl"),
+)
 
 
-async def _roundtrip(
-    bootstrap: str, topics: list[str], progress: Progress
-) -> list[dict[str, object]]:
-    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-    from aiokafka.structs import TopicPartition
+@dataclass
+class Step:
+    """One publication of the scenario (a file's items, or one record)."""
 
-    task = progress.add_task("round trip per topic", total=len(topics))
-    rows: list[dict[str, object]] = []
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, acks="all")
-    await producer.start()
-    try:
-        for topic in topics:
-            marker = uuid.uuid4().hex
-            t0 = time.perf_counter()
-            meta = await producer.send_and_wait(topic, marker.encode(), key=b"demo")
-            consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-            await consumer.start()
-            try:
-                tp = TopicPartition(topic, meta.partition)
-                consumer.assign([tp])
-                consumer.seek(tp, meta.offset)
-                got = await consumer.getone()
-            finally:
-                await consumer.stop()
-            rows.append(
-                {
-                    "topic": topic,
-                    "partition": meta.partition,
-                    "offset": meta.offset,
-                    "ok": got.value == marker.encode(),
-                    "ms": round((time.perf_counter() - t0) * 1000, 1),
-                }
+    label: str
+    sender: str
+    results: list[PublishResult] = field(default_factory=list)
+    skipped: int = 0
+
+
+def _fixtures_dir(option: Path | None) -> Path:
+    candidates = (
+        [option]
+        if option
+        else [
+            Path(os.environ["JCU_FIXTURES"]) if os.environ.get("JCU_FIXTURES") else None,
+            _ROOT.parent / "shared" / "fixtures",
+        ]
+    )
+    for c in candidates:
+        if c is not None and (c / "stix").is_dir():
+            return c
+    raise ConfigError(
+        "shared fixtures not found (looked for ../shared/fixtures); pass --fixtures DIR "
+        "or set JCU_FIXTURES"
+    )
+
+
+def _incident_report(personal: bool) -> dict[str, Any]:
+    now = datetime.now(UTC)
+    return {
+        "id": str(uuid.uuid4()),
+        "title": "Ransomware against hospital networks in FR and DE",
+        "description": "Coordinated encryption of clinical systems; initial access via VPN.",
+        "reported": now,
+        "detected": now,
+        "severity": "HIGH",
+        "category": "malicious-code",
+        "sectors": ["health"],
+        "member_states": ["FR", "DE"],
+        "affected_systems": ["VPN concentrator", "PACS"],
+        "reporter": {"name": "Duty officer", "email": "duty@cert.europa.eu"} if personal else None,
+        "affected_persons": (
+            [{"name": "On-call administrator", "organisation": "Hospital A"}] if personal else []
+        ),
+    }
+
+
+def _situation_report() -> dict[str, Any]:
+    now = datetime.now(UTC)
+    return {
+        "id": str(uuid.uuid4()),
+        "title": "Joint situation report: ransomware against health care",
+        "issued": now,
+        "period_start": now,
+        "period_end": now,
+        "author": "enisa",
+        "threat_level": "ELEVATED",
+        "summary": "Two Member States affected; crisis declared by EU-CyCLONe.",
+        "key_findings": ["Initial access through unpatched VPN appliances"],
+        "recommendations": ["Patch VPN concentrators", "Share indicators through the JCU"],
+        "incident_ids": [INCIDENT],
+        "member_states": ["FR", "DE"],
+    }
+
+
+def _case_document() -> dict[str, Any]:
+    return {
+        "format": "jcu-case-message/1",
+        "case_reference": "EC3-2026-0042",
+        "created": datetime.now(UTC).isoformat(),
+        "sender": "europol-ec3",
+        "recipients": ["cert-eu", "enisa"],
+        "subject": "Ransomware affiliate infrastructure",
+        "body": "Servers used by the affiliate; coordinate before any takedown.",
+        "handling_codes": ["H2"],
+        "evaluation": {"source_reliability": "B", "information_accuracy": 2},
+        "tlp": "AMBER",
+    }
+
+
+class Scenario:
+    def __init__(self, ctx: PepContext, fixtures: Path, out: Path, progress: Progress) -> None:
+        self.ctx = ctx
+        self.fixtures = fixtures
+        self.out = out
+        self.progress = progress
+        self.steps: list[Step] = []
+        self.delivered: dict[str, int] = {}
+
+    def expected(self, org: str) -> int:
+        """Deliveries the policy decided for `org` over the whole scenario."""
+        return sum(
+            1
+            for st in self.steps
+            for r in st.results
+            for d in r.decisions
+            if d.org == org and d.allowed
+        )
+
+    async def publish_file(
+        self, sender: str, rel: str, tlp: str, cats: tuple[str, ...], named: tuple[str, ...]
+    ) -> Step:
+        from connectors.soc import parse_file
+
+        parsed = parse_file(self.fixtures / rel, default_tlp=tlp)
+        to = f" to {','.join(named)}" if named else ""
+        step = Step(
+            f"{Path(rel).name} ({len(parsed.items)} items, {tlp}{to})",
+            sender,
+            skipped=len(parsed.skipped),
+        )
+        async with Publisher(sender, self.ctx) as pub:
+            step.results = list(
+                await asyncio.gather(
+                    *(
+                        pub.publish(
+                            item.payload_type,
+                            item.record,
+                            labels=Labels.of(item.tlp, categories=set(cats) | set(item.categories)),
+                            recipients=named,
+                        )
+                        for item in parsed.items
+                    )
+                )
             )
-            progress.advance(task)
-    finally:
-        await producer.stop()
+        return step
+
+    async def publish_one(
+        self,
+        label: str,
+        sender: str,
+        ptype: str,
+        record: dict[str, Any],
+        labels: Labels,
+        named: tuple[str, ...] = (),
+    ) -> Step:
+        async with Publisher(sender, self.ctx) as pub:
+            res = await pub.publish(ptype, record, labels=labels, recipients=named)
+        return Step(label, sender, [res])
+
+    async def publish_case(self) -> Step:
+        from connectors.siena import parse_case_message
+
+        inbox = self.out / "europol-ec3" / "siena-outbox"
+        inbox.mkdir(parents=True, exist_ok=True)
+        path = inbox / "EC3-2026-0042.json"
+        path.write_text(json.dumps(_case_document(), indent=2))
+        case = parse_case_message(path.read_bytes())
+        labels = Labels.of(
+            case.tlp,
+            handling_codes=case.handling_codes,
+            categories=["fraud"],
+            personal_data=case.personal_data,
+            incident=INCIDENT,
+        )
+        return await self.publish_one(
+            "SIENA case EC3-2026-0042 (AMBER, H2)",
+            "europol-ec3",
+            "CaseMessage",
+            case.record,
+            labels,
+            case.recipients,
+        )
+
+    async def declare_crisis(self) -> None:
+        from aiokafka import AIOKafkaProducer
+
+        from broker.kafka.topics import CONTROL
+        from broker.pep.control import sign_declaration
+
+        data = sign_declaration(self.ctx.envelope, "eu-cyclone", INCIDENT, ("FR", "DE"), True)
+        producer = AIOKafkaProducer(
+            bootstrap_servers=self.ctx.settings.bootstrap, enable_idempotence=True, acks="all"
+        )
+        await producer.start()
+        try:
+            await producer.send_and_wait(CONTROL, value=data, key=INCIDENT.encode())
+        finally:
+            await producer.stop()
+
+    async def subscribe(self, org: str, fmt: str) -> int:
+        from connectors.isac.factory import make_sink
+
+        sink = make_sink(fmt, str(self.out / org), org, self.ctx.settings)
+        sub = Subscriber(org, self.ctx, sink)
+        async with sub:
+            stats = await sub.run(until_idle=True)
+        return stats.delivered
+
+    async def siena_mailbox(self, org: str) -> int:
+        from connectors.siena.mailbox import MailboxSink
+
+        sink = MailboxSink(self.out / org / "siena-mailbox")
+        sub = Subscriber(org, self.ctx, sink, group_id=f"jcu.siena.{org}")
+        async with sub:
+            stats = await sub.run(until_idle=True)
+        return stats.delivered
+
+    async def run(self) -> None:
+        task = self.progress.add_task("SOC connector: soc-fr publishes the fixtures", total=None)
+        for rel, tlp, cats, named in SOC_INPUTS:
+            self.steps.append(await self.publish_file("soc-fr", rel, tlp, cats, named))
+        self.progress.update(task, description="cert-eu: AMBER incident report, personal data")
+        inc_labels = Labels.of(
+            "AMBER",
+            categories=["malicious-code"],
+            personal_data=True,
+            incident=INCIDENT,
+            member_states=["FR", "DE"],
+        )
+        self.steps.append(
+            await self.publish_one(
+                f"incident report {INCIDENT} (AMBER, personal data)",
+                "cert-eu",
+                "IncidentReport",
+                _incident_report(True),
+                inc_labels,
+            )
+        )
+        self.progress.update(task, description="europol-ec3: SIENA-style H2 case message")
+        self.steps.append(await self.publish_case())
+        update = Labels.of(
+            "AMBER", categories=["availability"], incident=INCIDENT, member_states=["FR", "DE"]
+        )
+        self.steps.append(
+            await self.publish_one(
+                f"update on {INCIDENT}, availability (AMBER), before the crisis",
+                "cert-eu",
+                "IncidentReport",
+                _incident_report(False),
+                update,
+            )
+        )
+        self.progress.update(task, description=f"eu-cyclone declares a crisis for {INCIDENT}")
+        await self.declare_crisis()
+        self.steps.append(
+            await self.publish_one(
+                f"the same update during the crisis (AMBER, crisis {INCIDENT})",
+                "cert-eu",
+                "IncidentReport",
+                _incident_report(False),
+                update,
+            )
+        )
+        self.steps.append(
+            await self.publish_one(
+                "situation report (CLEAR)",
+                "enisa",
+                "SituationReport",
+                _situation_report(),
+                Labels.of("CLEAR", incident=INCIDENT),
+            )
+        )
+        for org, fmt in SUBSCRIBERS:
+            self.progress.update(task, description=f"{org} subscribes ({fmt})")
+            self.delivered[org] = await self.subscribe(org, fmt)
+        self.progress.update(task, description="cert-eu reads its SIENA mailbox")
+        self.delivered["cert-eu"] = await self.siena_mailbox("cert-eu")
+        self.progress.remove_task(task)
+
+
+def _cell(step: Step, org: str) -> str:
+    if step.sender == org:
+        return "sender"
+    outcomes: Counter[str] = Counter()
+    rules: Counter[str] = Counter()
+    for res in step.results:
+        d = next((x for x in res.decisions if x.org == org), None)
+        if d is None:
+            continue
+        outcomes[d.decision] += 1
+        if d.decision == "deny":
+            rules[
+                next((r for r in d.rules if r != "default-deny"), d.rules[0] if d.rules else "?")
+            ] += 1
+    n = len(step.results)
+    if not n:
+        return "-"
+    parts = []
+    if outcomes["allow"]:
+        parts.append("received" if outcomes["allow"] == n else f"received {outcomes['allow']}/{n}")
+    if outcomes["redact"]:
+        parts.append(
+            "redacted" if outcomes["redact"] == n else f"redacted {outcomes['redact']}/{n}"
+        )
+    if outcomes["deny"]:
+        top = rules.most_common(1)[0][0]
+        parts.append(
+            f"denied ({top})" if outcomes["deny"] == n else f"denied {outcomes['deny']}/{n} ({top})"
+        )
+    return "; ".join(parts)
+
+
+async def _receipts(ctx: PepContext, senders: set[str]) -> list[list[Any]]:
+    from broker.pep.receipts import read_receipts
+
+    rows = []
+    for s in sorted(senders):
+        views = await read_receipts(ctx, s)
+        per: Counter[str] = Counter(v.receiver for v in views)
+        rows.append([s, sum(per.values()), ", ".join(f"{k} {v}" for k, v in sorted(per.items()))])
     return rows
 
 
-async def _run(data_dir: Path, port: int, keep: bool) -> list[dict[str, object]]:
-    settings = config.load()
-    local = LocalKafka(
-        data_dir, port=port, controller_port=free_port(), cache_dir=settings.kafka_cache
+async def _verify(ctx: PepContext) -> Any:
+    from broker.audit import verify
+    from broker.audit._topic import read_topic
+    from broker.cli.audit import keyring_resolvers
+    from broker.kafka.topics import AUDIT_CHECKPOINTS, AUDIT_DECISIONS
+
+    keys, valid = keyring_resolvers(ctx.settings, ctx.envelope.store)
+    decisions = await read_topic(ctx.settings.bootstrap, AUDIT_DECISIONS)
+    checkpoints = await read_topic(ctx.settings.bootstrap, AUDIT_CHECKPOINTS)
+    return verify(ctx.envelope.store, decisions, checkpoints, keys, valid)
+
+
+def _report(
+    out: Console,
+    scenario: Scenario,
+    receipts: list[list[Any]],
+    report: Any,
+    out_dir: Path,
+    seconds: float,
+) -> None:
+    orgs = [o for o, _ in SUBSCRIBERS] + ["cert-eu"]
+    out.print(
+        table(
+            "who received what",
+            ["message", "from", *orgs],
+            [[s.label, s.sender, *(_cell(s, o) for o in orgs)] for s in scenario.steps],
+        )
     )
+    out.print(
+        table(
+            "deliveries: what the policy decided vs what each subscriber's sink got",
+            ["subscriber", "format", "decided", "delivered"],
+            [
+                [o, f, scenario.expected(o), scenario.delivered.get(o, 0)]
+                for o, f in [*SUBSCRIBERS, ("cert-eu", "siena mailbox + jsonl")]
+            ],
+        )
+    )
+    out.print(
+        table("delivery receipts (verified, by sender)", ["sender", "receipts", "from"], receipts)
+    )
+    out.print(
+        table(
+            "jcu audit verify",
+            ["enforcement point", "records", "checkpoints", "result"],
+            [
+                [
+                    r.enforcement_point,
+                    r.records,
+                    r.checkpoints,
+                    "ok" if r.failure is None else f"FAIL ({r.failure.kind})",
+                ]
+                for r in report.reports
+            ],
+        )
+    )
+    files = sorted(p for p in out_dir.rglob("*") if p.is_file())
+    per_dir: Counter[str] = Counter(str(p.parent.relative_to(out_dir)) for p in files)
+    out.print(
+        table(f"files written under {out_dir}", ["directory", "files"], sorted(per_dir.items()))
+    )
+    out.print(f"demo finished in {seconds:.0f} s")
+
+
+async def _main(out_dir: Path, fixtures: Path, home: Path, keep: bool) -> bool:
+    from broker.cli.init import init_kafka, init_keys
+
+    t0 = time.monotonic()
     out = console()
-    with Progress(console=out, transient=True) as progress:
-        step = progress.add_task(f"starting kafka on 127.0.0.1:{port}", total=None)
+    os.environ["JCU_HOME"] = str(home)
+    # A throw-away keystore for a throw-away run: its passphrase is random and never shown.
+    os.environ["JCU_KEY_PASSPHRASE"] = secrets.token_urlsafe(24)
+    local = LocalKafka(
+        home / "kafka",
+        port=free_port(),
+        controller_port=free_port(),
+        cache_dir=config.load().kafka_cache,
+    )
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=out,
+        transient=True,
+    ) as progress:
+        t = progress.add_task("starting Kafka (fetched once from Maven Central)", total=None)
         await local.start()
-        progress.update(step, description="creating topics")
-        topics = [community_topic(c, s) for c in COMMUNITIES for s in STREAMS]
-        await ensure_topics(local.bootstrap, [TopicSpec(t) for t in topics])
-        progress.remove_task(step)
+        os.environ["KAFKA_BOOTSTRAP"] = local.bootstrap
         try:
-            return await _roundtrip(local.bootstrap, topics, progress)
+            settings = config.load()
+            progress.update(t, description="jcu init: keys, topics, signed registry")
+            await asyncio.to_thread(init_keys, settings)
+            await init_kafka(settings, 3, 1)
+            ctx = PepContext.load(settings)
+            progress.remove_task(t)
+            scenario = Scenario(ctx, fixtures, out_dir, progress)
+            await scenario.run()
+            t = progress.add_task("receipts and audit verification", total=None)
+            receipts = await _receipts(ctx, {s.sender for s in scenario.steps})
+            report = await _verify(ctx)
+            progress.remove_task(t)
         finally:
             if not keep:
-                local.stop()
+                await asyncio.to_thread(local.stop)
+    _report(out, scenario, receipts, report, out_dir, time.monotonic() - t0)
+    if keep:
+        out.print(f"kafka left running at {local.bootstrap} (JCU_HOME={home})")
+    consistent = all(
+        scenario.delivered.get(o, 0) == scenario.expected(o)
+        for o in [*(o for o, _ in SUBSCRIBERS), "cert-eu"]
+    )
+    if not consistent:
+        out.print("[bold red]a subscriber's deliveries differ from the policy's decisions[/]")
+    return bool(report.ok) and consistent
 
 
 @click.command()
-@click.option("--port", type=int, default=None, help="Kafka port (default: a free one).")
 @click.option(
-    "--data-dir",
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("demo-out"),
+    show_default=True,
+    help="Where the subscribers write what they receive (emptied first).",
+)
+@click.option(
+    "--fixtures",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
-    help="Kafka data directory (default: a fresh one under $JCU_HOME/demo).",
+    help="The shared STIX/MISP fixtures (default ../shared/fixtures).",
 )
-@click.option("--keep-kafka", is_flag=True, help="Leave Kafka running at the end.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def demo(port: int | None, data_dir: Path | None, keep_kafka: bool, as_json: bool) -> None:
-    """Run the scenario end to end on a local Kafka, from nothing."""
-    settings = config.load()
-    data = data_dir or settings.home / "demo" / f"kafka-{uuid.uuid4().hex[:8]}"
+@click.option("--keep-kafka", is_flag=True, help="Leave Kafka and the demo state running.")
+def demo(out_dir: Path, fixtures: Path | None, keep_kafka: bool) -> None:
+    """Run the whole sharing scenario end to end on a local Kafka, from nothing."""
+    fx = _fixtures_dir(fixtures)
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    out_dir.mkdir(parents=True)
+    home = config.load().home / "demo" / f"run-{uuid.uuid4().hex[:8]}"
     try:
-        rows = asyncio.run(_run(data, port or free_port(), keep_kafka))
+        ok = asyncio.run(_main(out_dir.resolve(), fx, home, keep_kafka))
     finally:
-        if data_dir is None and not keep_kafka:
-            shutil.rmtree(data, ignore_errors=True)
-    if as_json:
-        emit_json(rows)
-    else:
-        console().print(
-            table(
-                "community topics: produce + consume",
-                ["topic", "partition", "offset", "round trip", "ms"],
-                [
-                    [
-                        r["topic"],
-                        r["partition"],
-                        r["offset"],
-                        "ok" if r["ok"] else "FAILED",
-                        r["ms"],
-                    ]
-                    for r in rows
-                ],
-            )
+        if not keep_kafka:
+            shutil.rmtree(home, ignore_errors=True)
+    if not ok:
+        raise click.ClickException(
+            "the demo failed: the audit log did not verify or deliveries differ from decisions"
         )
-    if not all(r["ok"] for r in rows):
-        raise click.ClickException("a record did not come back intact")

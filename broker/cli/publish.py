@@ -1,10 +1,11 @@
-"""`jcu publish`: share one record as a participant, through policy, envelope and Kafka."""
+"""`jcu publish`: share a record, or a SOC's STIX/MISP/CSV file, through policy, envelope, Kafka."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -15,6 +16,9 @@ from broker.errors import ConfigError
 from broker.pep import Publisher, PublishResult
 from broker.pep.context import PepContext
 from broker.record_json import from_json
+
+if TYPE_CHECKING:
+    from connectors.soc.publishing import PublishReport
 
 
 def print_result(result: PublishResult) -> None:
@@ -50,34 +54,84 @@ def print_result(result: PublishResult) -> None:
         )
 
 
+def _one_input(
+    record_path: Path | None, payload_type: str | None, files: dict[str, Path | None]
+) -> tuple[str, Path]:
+    """Exactly one of --record/--stix/--misp/--csv; returns (format, path), format 'record'."""
+    given = [(k, v) for k, v in files.items() if v is not None]
+    if record_path is not None:
+        given.append(("record", record_path))
+    if len(given) != 1:
+        raise click.UsageError("give exactly one input: --record FILE, --stix, --misp or --csv")
+    fmt, path = given[0]
+    if fmt == "record" and payload_type is None:
+        raise click.UsageError("--record needs --type")
+    if fmt != "record" and payload_type is not None:
+        raise click.UsageError(f"--type goes with --record; --{fmt} files say their own types")
+    return fmt, path
+
+
+_file_type = click.Path(dir_okay=False, path_type=Path)
+
+
 @click.command()
 @click.option("--as", "sender", required=True, help="Publishing participant (registry id).")
 @click.option(
     "--record",
     "record_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    required=True,
+    type=_file_type,
+    default=None,
     help="JSON file with one record of --type.",
 )
 @click.option(
     "--type",
     "payload_type",
-    required=True,
-    help="Payload type: Indicator, IncidentReport, SituationReport, AssistanceRequest.",
+    default=None,
+    help="With --record: Indicator, IncidentReport, SituationReport, AssistanceRequest.",
 )
-@label_options()
+@click.option(
+    "--stix",
+    "stix_path",
+    type=_file_type,
+    default=None,
+    help="A STIX 2.1 (or 2.0) bundle: every indicator and report is published.",
+)
+@click.option(
+    "--misp",
+    "misp_path",
+    type=_file_type,
+    default=None,
+    help="A MISP event (JSON export): every to_ids attribute and the event.",
+)
+@click.option(
+    "--csv",
+    "csv_path",
+    type=_file_type,
+    default=None,
+    help="An indicator CSV (docs/connectors.md): every row.",
+)
+@label_options(tlp_required=False)
 @click.option(
     "--to",
     "recipients",
     multiple=True,
     help="Name the recipients (comma-separated): only they may receive it.",
 )
+@click.option(
+    "--max-size",
+    type=click.IntRange(1),
+    default=None,
+    help="Largest input file in bytes (default 20 MiB).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def publish(
     sender: str,
-    record_path: Path,
-    payload_type: str,
-    tlp: str,
+    record_path: Path | None,
+    payload_type: str | None,
+    stix_path: Path | None,
+    misp_path: Path | None,
+    csv_path: Path | None,
+    tlp: str | None,
     handling: tuple[str, ...],
     categories: tuple[str, ...],
     personal_data: bool,
@@ -85,16 +139,55 @@ def publish(
     incident: str | None,
     member_states: tuple[str, ...],
     recipients: tuple[str, ...],
+    max_size: int | None,
     as_json: bool,
 ) -> None:
-    """Publish one record: decide per organisation, seal per community, produce, audit."""
+    """Publish a record, or every indicator and report of a STIX, MISP or CSV file.
+
+    Each is decided per organisation, sealed per community, produced and audited.
+    For files, --tlp is the default TLP of objects without a marking (it can only
+    make an object stricter), --category adds to each object's categories, and
+    the summary lists every input object as published (message id, recipients)
+    or skipped with the reason.
+    """
+    fmt, path = _one_input(
+        record_path, payload_type, {"stix": stix_path, "misp": misp_path, "csv": csv_path}
+    )
     ctx = PepContext.load(config.load())
+    named = split_csv(recipients)
+    if fmt != "record":
+        from broker.cli._soc import ExtraLabels, parse_input, print_report, publish_items
+
+        extra = ExtraLabels(handling, categories, personal_data, exercise, incident, member_states)
+        parsed = parse_input(path, fmt=fmt, default_tlp=tlp, max_bytes=max_size)
+
+        async def run_file() -> PublishReport:
+            async with Publisher(sender, ctx) as pub:
+                return await publish_items(
+                    pub,
+                    ctx.envelope.store,
+                    parsed,
+                    source=path,
+                    extra=extra,
+                    recipients=tuple(named),
+                )
+
+        report = asyncio.run(run_file())
+        if as_json:
+            emit_json(report.to_json())
+        else:
+            print_report(report)
+        return
+
+    assert payload_type is not None
+    if tlp is None:
+        raise click.UsageError("--record needs --tlp")
     try:
-        obj = json.loads(record_path.read_text(encoding="utf-8"))
+        obj = json.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
-        raise ConfigError(f"cannot read {record_path}: {exc.strerror}") from None
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
     except ValueError as exc:
-        raise ConfigError(f"{record_path} is not JSON: {exc}") from None
+        raise ConfigError(f"{path} is not JSON: {exc}") from None
     record = from_json(ctx.envelope.store, payload_type, obj)
     labels = build_labels(
         ctx.envelope.store,
@@ -111,9 +204,7 @@ def publish(
 
     async def run() -> PublishResult:
         async with Publisher(sender, ctx) as pub:
-            return await pub.publish(
-                payload_type, record, labels=labels, recipients=split_csv(recipients)
-            )
+            return await pub.publish(payload_type, record, labels=labels, recipients=named)
 
     result = asyncio.run(run())
     if as_json:

@@ -1,14 +1,13 @@
-"""`jcu subscribe`: receive as a participant into files or stdout.
+"""`jcu subscribe`: receive as a participant into files, stdout, a TAXII store or a webhook.
 
-Runs until SIGTERM/SIGINT (then finishes the batch in hand, commits, writes a
-final audit checkpoint and exits 0), or with `--once` until the end of what is
-on the topics now.
+The sinks live in the connectors (`connectors.isac.factory.make_sink`), imported
+only when the verb runs: the CLI is the composition root. Runs until
+SIGTERM/SIGINT (then finishes the batch in hand, commits, writes a final audit
+checkpoint and exits 0), or with `--once` until the end of what is on the
+topics now.
 """
 
 from __future__ import annotations
-
-import sys
-from pathlib import Path
 
 import click
 
@@ -16,31 +15,34 @@ from broker import config
 from broker.cli._output import emit_json
 from broker.cli._runtime import OnStop, run_until_signalled
 from broker.metrics import Metrics
-from broker.pep import JsonlSink, Sink, Subscriber, SubscriberStats
+from broker.pep import Subscriber, SubscriberStats
 from broker.pep.context import PepContext
-
-
-def make_sink(fmt: str, out: str, participant: str) -> Sink:
-    if fmt == "jsonl":
-        if out == "-":
-            return JsonlSink(sys.stdout)
-        return JsonlSink(Path(out) / f"{participant}.jsonl")
-    raise click.BadParameter(f"unknown format {fmt!r}", param_hint="--format")
 
 
 @click.command()
 @click.option("--as", "participant", required=True, help="Receiving participant (registry id).")
 @click.option("--once", is_flag=True, help="Drain what is on the topics now, then exit.")
 @click.option(
-    "--out", default="-", show_default=True, help="Directory to write into, or - for stdout."
+    "--out",
+    default="-",
+    show_default=True,
+    help="Directory to write into, or - for stdout (jsonl only).",
 )
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["jsonl"]),
+    type=click.Choice(["jsonl", "stix", "misp", "taxii"]),
     default="jsonl",
     show_default=True,
-    help="Output format.",
+    help="jsonl: JSON lines; stix / misp: one STIX 2.1 bundle / MISP event file per message "
+    "(other payload types as JSON lines next to them); taxii: the participant's TAXII store "
+    "(`jcu taxii serve`).",
+)
+@click.option(
+    "--webhook",
+    default=None,
+    metavar="URL",
+    help="POST every delivery as JSON to URL (retried with exponential backoff, bounded).",
 )
 @click.option(
     "--group", default=None, help="Consumer group (default jcu.subscriber.<participant>)."
@@ -49,14 +51,20 @@ def make_sink(fmt: str, out: str, participant: str) -> Sink:
     "--metrics-port", type=int, default=None, help="Serve Prometheus metrics on 127.0.0.1:PORT."
 )
 @click.option("--no-receipts", is_flag=True, help="Do not send delivery receipts.")
-@click.option("--batch-size", type=click.IntRange(1, 10000), default=500, show_default=True,
-              help="Records per batch: delivered, made durable, then committed together.")
+@click.option(
+    "--batch-size",
+    type=click.IntRange(1, 10000),
+    default=500,
+    show_default=True,
+    help="Records per batch: delivered, made durable, then committed together.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the final counts as JSON.")
 def subscribe(
     participant: str,
     once: bool,
     out: str,
     fmt: str,
+    webhook: str | None,
     group: str | None,
     metrics_port: int | None,
     no_receipts: bool,
@@ -64,11 +72,15 @@ def subscribe(
     as_json: bool,
 ) -> None:
     """Receive what PARTICIPANT is entitled to: verify, decrypt, re-check, deliver once."""
-    ctx = PepContext.load(config.load())
+    from connectors.isac.factory import make_sink
+
+    settings = config.load()
+    ctx = PepContext.load(settings)
+    ctx.registry.get(participant)
+    sink = make_sink(fmt, out, participant, settings, webhook=webhook)
     metrics = Metrics()
     if metrics_port is not None:
         metrics.serve(metrics_port)
-    sink = make_sink(fmt, out, participant)
 
     async def run(on_stop: OnStop) -> SubscriberStats:
         sub = Subscriber(

@@ -15,6 +15,7 @@ PAYLOAD_STREAMS: dict[str, str] = {
     "IncidentReport": "incidents",
     "SituationReport": "reports",
     "AssistanceRequest": "assistance",
+    "CaseMessage": "assistance",  # SIENA-style case exchange between agencies: assistance
     "Receipt": "receipts",
 }
 

@@ -151,6 +151,7 @@ class Publisher:
             acks="all",
             compression_type=self._compression,
             linger_ms=5,
+            max_batch_size=512 * 1024,
             max_request_size=4 * 1024 * 1024,
         )
         await self._producer.start()
@@ -245,8 +246,8 @@ class Publisher:
             plans.append((community, topic, tuple(sorted(orgs)), fields, len(sealed.data)))
 
         audit_labels = labels.to_avro()
-        audits = [
-            self._audit.append(
+        audits = self._audit.append_many(
+            [
                 AuditRecord.from_decision(
                     d,
                     action="publish",
@@ -255,13 +256,13 @@ class Publisher:
                     labels=audit_labels,
                     bundle_hash=self._ctx.policy.bundle_hash,
                 )
-            )
-            for d in decisions
-        ]
-        results = await asyncio.gather(*sends, *audits)
+                for d in decisions
+            ]
+        )
+        *results, _ = await asyncio.gather(*sends, audits)
         copies = tuple(
             CommunityCopy(community, topic, meta.partition, meta.offset, orgs, fields, size)
-            for (community, topic, orgs, fields, size), meta in zip(plans, results, strict=False)
+            for (community, topic, orgs, fields, size), meta in zip(plans, results, strict=True)
         )
         self._sent.add(
             SentMessage(

@@ -183,6 +183,10 @@ class Subscriber:
             await self._settle()
             if offsets:
                 await self._consumer.commit(offsets)
+                for tp, next_offset in offsets.items():
+                    end = self._consumer.highwater(tp)
+                    if end is not None:
+                        self._metrics.lag.labels(tp.topic, str(tp.partition)).set(end - next_offset)
             if until_idle:
                 assigned = self._consumer.assignment()
                 if not assigned:

@@ -41,5 +41,8 @@ class TaxiiSink:
     async def retract(self, retraction: Retracted) -> None:
         await self._store.retract_message(retraction.message_id)
 
+    async def flush(self) -> None:
+        return None  # the store commits every delivery before `deliver` returns
+
     async def close(self) -> None:
         await self._store.stop()

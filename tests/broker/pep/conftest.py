@@ -1,56 +1,8 @@
-"""One initialised world on the real broker: keys, signed registry, contract topics.
-
-Session-scoped because key generation is deliberately slow (scrypt) and the
-topic names are a contract shared by every test: tests keep apart by their own
-message ids and consumer groups, never by mocking.
-"""
+"""The `world` fixture lives in tests/conftest.py (shared with the connector tests);
+`World` stays importable from here for the enforcement point tests."""
 
 from __future__ import annotations
 
-import asyncio
-import os
-import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
+from tests.world import PASSPHRASE, World
 
-import pytest
-
-from broker import config
-from broker.cli.init import init_keys
-from broker.config import Settings
-from broker.kafka.topics import contract_topics, ensure_topics
-from broker.pep.context import PepContext
-
-PASSPHRASE = "test-only passphrase, not a secret"
-
-
-@dataclass(frozen=True)
-class World:
-    settings: Settings
-    env: dict[str, str]
-    ctx: PepContext
-
-    @property
-    def bootstrap(self) -> str:
-        return self.settings.bootstrap
-
-    def group(self, name: str) -> str:
-        return f"jcu.test.{name}.{uuid.uuid4().hex[:8]}"
-
-
-@pytest.fixture(scope="session")
-def world(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    home: Path = tmp_path_factory.mktemp("world")
-    env = {
-        "JCU_HOME": str(home),
-        "JCU_KEY_PASSPHRASE": PASSPHRASE,
-        "KAFKA_BOOTSTRAP": kafka_bootstrap,
-    }
-    with pytest.MonkeyPatch.context() as mp:
-        for k, v in env.items():
-            mp.setenv(k, v)
-        settings = config.load()
-        init_keys(settings)
-        asyncio.run(ensure_topics(kafka_bootstrap, contract_topics(partitions=2)))
-        yield World(settings, {**os.environ, **env}, PepContext.load(settings))
+__all__ = ["PASSPHRASE", "World"]

@@ -1,0 +1,209 @@
+"""The full path against raw Kafka, in one run: publish through delivery vs produce + consume.
+
+Run: .venv/bin/python -m bench.pipeline [--messages 3000]
+
+Both legs carry the same number of records of the same size (the sealed
+envelope's size) through the same broker, with the same producer settings
+(idempotent, acks=all, lz4) and one consumer, timed from the first produce to
+the last record consumed (raw) or delivered to the sink (full path). The full
+path is: policy decision for every organisation, one envelope for 5 recipients
+(AES-256-GCM, HPKE X25519, Ed25519), audit records for every decision, then on
+the receiving side verify, unwrap, decrypt, policy re-check, audit, dedup
+ledger, JSON-lines sink, offset commit. Receipts are off in both legs (they are
+a second message per delivery; `--receipts` turns them on for the full path).
+
+Kafka: KAFKA_BOOTSTRAP if set, else a local broker started for the run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bench._kafka import kafka_for_bench
+from broker import config
+from broker.cli.init import init_keys
+from broker.envelope import Labels
+from broker.kafka.topics import TopicSpec, contract_topics, ensure_topics
+from broker.pep import JsonlSink, Publisher, Subscriber
+from broker.pep.context import PepContext
+
+RECIPIENTS = ["enisa", "cert-eu", "csirts-network", "eu-cyclone", "commission"]
+CHUNK = 200
+
+
+def _record(i: int) -> dict[str, Any]:
+    return {
+        "id": str(uuid.uuid4()),
+        "observable_type": "domain-name",
+        "value": f"c2-{i}.example.net",
+        "pattern": f"[domain-name:value = 'c2-{i}.example.net']",
+        "pattern_type": "stix",
+        "description": "x" * 870,  # ~1 KiB encoded payload
+        "valid_from": datetime.now(UTC),
+        "confidence": 70,
+    }
+
+
+async def _raw(bootstrap: str, n: int, size: int) -> float:
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+    topic = f"bench.raw.{uuid.uuid4().hex[:8]}"
+    await ensure_topics(bootstrap, [TopicSpec(topic, partitions=3)])
+    value = os.urandom(size)  # encrypted bytes do not compress; neither does this
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap,
+        enable_idempotence=True,
+        acks="all",
+        compression_type="lz4",
+        linger_ms=5,
+        max_batch_size=512 * 1024,  # the publisher's settings
+    )
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=f"bench-{topic}",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        fetch_max_bytes=16 * 1024 * 1024,  # the subscriber's settings
+    )
+    await producer.start()
+    await consumer.start()
+    try:
+        t0 = time.perf_counter()
+        futures = [await producer.send(topic, value, key=str(i).encode()) for i in range(n)]
+        await asyncio.gather(*futures)
+        got = 0
+        while got < n:
+            batch = await consumer.getmany(timeout_ms=1000, max_records=500)
+            got += sum(len(v) for v in batch.values())
+            if batch:
+                await consumer.commit()
+        return time.perf_counter() - t0
+    finally:
+        await producer.stop()
+        await consumer.stop()
+
+
+async def _full(
+    ctx: PepContext, n: int, out: Path, receipts: bool
+) -> tuple[float, int, dict[str, float]]:
+    labels = Labels.of("RED", categories=["malicious-code"])
+    records = [_record(i) for i in range(n)]
+    sink = JsonlSink(out / "enisa.jsonl")
+    sub = Subscriber(
+        "enisa", ctx, sink, group_id=f"bench.{uuid.uuid4().hex[:6]}", receipts=receipts
+    )
+    async with Publisher("soc-fr", ctx) as pub, sub:
+        t0 = time.perf_counter()
+        size = 0
+        for start in range(0, n, CHUNK):
+            results = await asyncio.gather(
+                *(
+                    pub.publish("Indicator", r, labels=labels, recipients=RECIPIENTS)
+                    for r in records[start : start + CHUNK]
+                )
+            )
+            size = results[-1].copies[0].size
+        t_pub = time.perf_counter() - t0
+        while sub.stats.delivered < n:
+            await sub.run(until_idle=True)
+        total = time.perf_counter() - t0
+    return total, size, {"publish": t_pub}
+
+
+def _costs(ctx: PepContext, n: int) -> dict[str, float]:
+    """Seconds the CPU-bound steps of one message take, times n (where the time goes)."""
+    from broker.envelope import MemoryReplayGuard
+    from broker.pep.publisher import policy_message
+
+    sealer = ctx.envelope.sealer("soc-fr")
+    opener = ctx.envelope.opener("enisa", replay_guard=MemoryReplayGuard())
+    labels = Labels.of("RED", categories=["malicious-code"])
+    msg = policy_message("soc-fr", "Indicator", labels, RECIPIENTS)
+    rec = _record(0)
+    k = 300
+    t = time.perf_counter()
+    for _ in range(k):
+        ctx.policy.decide_all(msg)
+    decide = (time.perf_counter() - t) / k
+    sealed = []
+    t = time.perf_counter()
+    for _ in range(k):
+        sealed.append(
+            sealer.seal(
+                "Indicator",
+                rec,
+                recipients=RECIPIENTS,
+                topic="jcu.civilian.indicators",
+                labels=labels,
+            )
+        )
+    seal = (time.perf_counter() - t) / k
+    t = time.perf_counter()
+    for s in sealed:
+        opener.open(s.data, topic="jcu.civilian.indicators")
+    open_ = (time.perf_counter() - t) / k
+    from broker.audit import AuditRecord
+    from broker.audit._codec import encode_leaf
+    from broker.merkle import MerkleTree, leaf_hash
+
+    decisions = ctx.policy.decide_all(msg)
+    tree = MerkleTree()
+    t = time.perf_counter()
+    for _ in range(k // 10):
+        for d in decisions:
+            rec = AuditRecord.from_decision(d, action="publish", message_id=str(uuid.uuid4()),
+                                            content_hash=b"\0" * 32, labels=labels.to_avro(),
+                                            bundle_hash=ctx.policy.bundle_hash)
+            tree.append(leaf_hash(encode_leaf(ctx.envelope.store, "soc-fr/publish", tree.size,
+                                              b"", rec)))
+    audit = (time.perf_counter() - t) / (k // 10) * (len(decisions) + 1) / len(decisions)
+    return {
+        f"audit: {len(decisions) + 1} records built+encoded+hashed": audit * n,
+        "policy decide_all (15 orgs)": decide * n,
+        "seal (5 recipients)": seal * n,
+        "open (verify+unwrap+decrypt)": open_ * n,
+    }
+
+
+async def main(n: int, receipts: bool) -> None:
+    with tempfile.TemporaryDirectory(prefix="jcu-bench-") as tmp:
+        os.environ["JCU_HOME"] = str(Path(tmp) / "home")
+        os.environ.setdefault("JCU_KEY_PASSPHRASE", "bench-only passphrase")
+        async with kafka_for_bench() as bootstrap:
+            os.environ["KAFKA_BOOTSTRAP"] = bootstrap
+            settings = config.load()
+            init_keys(settings)
+            await ensure_topics(bootstrap, contract_topics())
+            ctx = PepContext.load(settings)
+            print(f"kafka {bootstrap}; {n} messages of a ~1 KiB payload, 5 recipients")
+            full, size, phases = await _full(ctx, n, Path(tmp), receipts)
+            raw = await _raw(bootstrap, n, size)
+            costs = _costs(ctx, n)
+    full_rate, raw_rate = n / full, n / raw
+    print(f"envelope size on the wire: {size} bytes (raw leg sends records of this size)")
+    print(f"raw aiokafka produce+consume : {raw_rate:10,.0f} msg/s  ({raw:6.2f} s)")
+    print(
+        f"full path publish->delivery : {full_rate:10,.0f} msg/s  ({full:6.2f} s; "
+        f"publishing alone {phases['publish']:.2f} s)"
+    )
+    print(f"ratio full/raw               : {full_rate / raw_rate:10.3f}   (goal >= 0.75)")
+    print("where the time goes (CPU-bound steps, measured alone, for all messages):")
+    for name, secs in costs.items():
+        print(f"  {name:<32} {secs:6.2f} s  ({secs / full:5.1%} of the full path)")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--messages", type=int, default=3000)
+    parser.add_argument("--receipts", action="store_true")
+    args = parser.parse_args()
+    asyncio.run(main(args.messages, args.receipts))

@@ -1,0 +1,64 @@
+"""The one place that turns `jcu subscribe --format/--out/--webhook` into a `broker.pep` Sink.
+
+The CLI is the composition root: it imports this lazily, so broker code never
+imports connectors.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from broker.config import Settings
+from broker.errors import ConfigError
+from broker.pep.sink import JsonlSink, Sink
+
+#: Formats `make_sink` knows, in the order `jcu subscribe --help` lists them.
+SINK_FORMATS: tuple[str, ...] = ("jsonl", "stix", "misp", "taxii")
+
+
+def make_sink(
+    fmt: str,
+    out: str,
+    participant: str,
+    settings: Settings,
+    *,
+    webhook: str | None = None,
+) -> Sink:
+    """The sink for one subscriber run.
+
+    - `webhook`: POST each delivery to the URL (`fmt` must be jsonl, the body's format);
+    - `jsonl` with `out` "-": the broker's JSON lines on stdout; with a directory:
+      `<out>/<participant>.jsonl` (the broker's JSON lines);
+    - `stix` / `misp`: one file per message in `out`, other payload types as JSON lines there;
+    - `taxii`: the participant's TAXII store (served by `jcu taxii serve`), other payload
+      types as JSON lines in `out` (default `$JCU_HOME/taxii/<participant>-other/`).
+    """
+    if webhook is not None:
+        from connectors.isac.webhook import WebhookSink
+
+        if fmt != "jsonl":
+            raise ConfigError("--webhook posts JSON; leave --format at jsonl")
+        return WebhookSink(webhook)
+    if fmt == "jsonl":
+        if out == "-":
+            return JsonlSink(sys.stdout)
+        return JsonlSink(Path(out) / f"{participant}.jsonl")
+    if fmt in ("stix", "misp"):
+        from connectors.isac.subscriber import FormatSink
+
+        if out == "-":
+            raise ConfigError(f"--format {fmt} writes one file per message: give --out DIR")
+        return FormatSink("stix" if fmt == "stix" else "misp", Path(out))
+    if fmt == "taxii":
+        from connectors.isac._stix import STIX_PAYLOADS
+        from connectors.isac.subscriber import FormatSink, RoutedSink, stix_objects_of
+        from connectors.taxii import TaxiiSink, TaxiiStore, store_path
+
+        store = TaxiiStore(store_path(settings.home, participant), participant)
+        store.open_sync()
+        other = settings.home / "taxii" / f"{participant}-other" if out == "-" else Path(out)
+        return RoutedSink(
+            TaxiiSink(store, stix_objects_of), FormatSink("jsonl", other), STIX_PAYLOADS
+        )
+    raise ConfigError(f"unknown output format {fmt!r}; one of {', '.join(SINK_FORMATS)}")

@@ -1,0 +1,121 @@
+"""The SIENA-style connector on the broker: case message files in, mailbox files out.
+
+`publish_case_file` publishes one case message file as a `CaseMessage`: the
+file's recipients become the named recipients and its handling codes the
+labels, so the policy (not this code) enforces H2/H3. `MailboxSink` is the
+subscriber's sink that writes delivered case messages back in the same file
+format; everything else the participant receives goes to JSON lines in
+`<mailbox>/other/`, never dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from broker.envelope import Labels
+from broker.errors import WrongSender
+from broker.pep import Publisher
+from broker.pep.sink import Delivery, Retracted
+from connectors._atomic import safe_name, write_atomic
+from connectors._input import DEFAULT_MAX_BYTES
+from connectors._values import json_ready
+from connectors.isac.subscriber import FormatSink
+from connectors.siena._format import read_case_message, write_case_message
+
+#: The payload type a case message travels as (stream: see broker.envelope.topics).
+CASE_MESSAGE = "CaseMessage"
+
+
+async def publish_case_file(
+    pub: Publisher,
+    path: Path,
+    *,
+    categories: Iterable[str] = (),
+    max_bytes: int = DEFAULT_MAX_BYTES,
+) -> dict[str, Any]:
+    """Publish one case message file as `pub`'s participant; the publication as JSON.
+
+    The message id is the case message's id, so `jcu receipts <id>` finds it.
+    Refuses (WrongSender) a file whose sender is not the publishing participant.
+    """
+    case = await asyncio.to_thread(read_case_message, path, max_bytes=max_bytes)
+    sender = case.record["sender"]
+    if sender != pub.participant:
+        raise WrongSender(
+            f"{path}: the case message is from {sender!r} but would be sent as "
+            f"{pub.participant!r}; publish it as its sender (--as {sender})"
+        )
+    labels = Labels.of(
+        case.tlp,
+        handling_codes=case.handling_codes,
+        categories=tuple(sorted(set(categories))),
+        personal_data=case.personal_data,
+    )
+    result = await pub.publish(
+        CASE_MESSAGE,
+        case.record,
+        labels=labels,
+        recipients=case.recipients,
+        message_id=str(case.record["id"]),
+    )
+    return {
+        "file": str(path),
+        "case_reference": case.record["case_reference"],
+        **result.to_json(),
+        "recipients": list(result.recipients),
+    }
+
+
+class MailboxSink:
+    """Delivered case messages as files `<case reference>-<id>.json` in the mailbox.
+
+    Idempotent: a re-delivery rewrites the same file. A retraction leaves the
+    message and adds `<file>.retracted.json` (who, when, why) next to it.
+    """
+
+    def __init__(self, mailbox: Path) -> None:
+        self.mailbox = Path(mailbox)
+        self._other = FormatSink("jsonl", self.mailbox / "other")
+        self.written: dict[str, Path] = {}
+
+    async def deliver(self, delivery: Delivery) -> None:
+        if delivery.payload_type != CASE_MESSAGE:
+            await self._other.deliver(delivery)
+            return
+        path = await asyncio.to_thread(
+            write_case_message, self.mailbox, delivery.record, tlp=delivery.labels.tlp
+        )
+        self.written[delivery.message_id] = path
+
+    def _case_file(self, message_id: str) -> Path | None:
+        found = sorted(self.mailbox.glob(f"*-{safe_name(message_id)}.json"))
+        return found[0] if found else None
+
+    async def retract(self, retraction: Retracted) -> None:
+        case = self._case_file(retraction.message_id)
+        if case is None:
+            if self._other.holds(retraction.message_id):
+                await self._other.retract(retraction)
+            return
+        note = {
+            "message_id": retraction.message_id,
+            "retracted": True,
+            "sender": retraction.sender,
+            "reason": retraction.reason,
+            "time": json_ready(retraction.retracted),
+        }
+        data = (json.dumps(note, indent=2, sort_keys=True) + "\n").encode()
+        await asyncio.to_thread(write_atomic, case.with_name(case.name + ".retracted.json"), data)
+
+    async def flush(self) -> None:
+        return None  # every file is fsynced before deliver returns
+
+    async def close(self) -> None:
+        return None
+
+
+__all__ = ["CASE_MESSAGE", "MailboxSink", "publish_case_file"]
