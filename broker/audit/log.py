@@ -37,6 +37,7 @@ from broker.audit._topic import read_topic
 from broker.audit.checkpoint import Checkpoint
 from broker.audit.record import AuditEntry, AuditRecord
 from broker.errors import AuditError, JcuError
+from broker.kafka.clients import reliable_producer
 from broker.kafka.topics import AUDIT_CHECKPOINTS, AUDIT_DECISIONS
 from broker.logs import get_logger
 from broker.merkle import MerkleTree, leaf_hash
@@ -409,18 +410,9 @@ class AuditLog:
         if not self._owns_producer:
             self._producer = self._kafka
             return
-        from aiokafka import AIOKafkaProducer
         from aiokafka.errors import KafkaError
 
-        self._producer = AIOKafkaProducer(
-            bootstrap_servers=self._kafka,
-            enable_idempotence=True,
-            acks="all",
-            linger_ms=2,
-            max_batch_size=1024 * 1024,
-            compression_type="lz4",
-            request_timeout_ms=30000,
-        )
+        self._producer = reliable_producer(self._kafka, linger_ms=2)
         try:
             await self._producer.start()
         except KafkaError as exc:

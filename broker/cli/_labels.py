@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import click
 
 from broker.envelope import HANDLING_CODES, TLP_LEVELS, Labels
+from broker.errors import ConfigError
+from broker.record_json import from_json
 from broker.registry import CATEGORIES
 from broker.schemas import SchemaStore
 
@@ -60,6 +63,21 @@ def label_options(*, tlp_required: bool = True) -> Callable[[F], F]:
         return f
 
     return decorate
+
+
+def labelled_record(
+    store: SchemaStore, payload_type: str, raw: bytes, source: str, **label_opts: Any
+) -> tuple[dict[str, Any], Labels]:
+    """A JSON record of `payload_type` and its labels, from `--tlp`-style options.
+
+    One clear error for input that is not JSON or does not fit the schema.
+    """
+    try:
+        obj = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{source} is not a JSON record: {exc}") from None
+    record = from_json(store, payload_type, obj)
+    return record, build_labels(store, payload_type, record, **label_opts)
 
 
 def has_personal_data(record: dict[str, Any], fields: tuple[str, ...]) -> bool:

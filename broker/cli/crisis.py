@@ -11,16 +11,18 @@ from broker.audit import AuditRecord
 from broker.cli._labels import split_csv
 from broker.cli._output import console, emit_json, table
 from broker.errors import Unauthorised
-from broker.kafka.topics import CONTROL
 from broker.pep.context import PepContext
-from broker.pep.control import CrisisBoard, CrisisDeclaration, sign_declaration
+from broker.pep.control import (
+    CrisisBoard,
+    CrisisDeclaration,
+    publish_declaration,
+    sign_declaration,
+)
 
 
 async def _publish(
     ctx: PepContext, declarer: str, incident: str, states: list[str], active: bool
 ) -> None:
-    from aiokafka import AIOKafkaProducer
-
     audit = ctx.audit_log(declarer, "control")
     async with audit:
         try:
@@ -36,14 +38,7 @@ async def _publish(
                 )
             )
             raise
-        producer = AIOKafkaProducer(
-            bootstrap_servers=ctx.settings.bootstrap, enable_idempotence=True, acks="all"
-        )
-        await producer.start()
-        try:
-            await producer.send_and_wait(CONTROL, value=data, key=incident.encode())
-        finally:
-            await producer.stop()
+        await publish_declaration(ctx.settings.bootstrap, incident, data)
 
 
 def _declare_options(f: click.decorators.FC) -> click.decorators.FC:

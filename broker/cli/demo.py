@@ -237,20 +237,10 @@ class Scenario:
         )
 
     async def declare_crisis(self) -> None:
-        from aiokafka import AIOKafkaProducer
-
-        from broker.kafka.topics import CONTROL
-        from broker.pep.control import sign_declaration
+        from broker.pep.control import publish_declaration, sign_declaration
 
         data = sign_declaration(self.ctx.envelope, "eu-cyclone", INCIDENT, ("FR", "DE"), True)
-        producer = AIOKafkaProducer(
-            bootstrap_servers=self.ctx.settings.bootstrap, enable_idempotence=True, acks="all"
-        )
-        await producer.start()
-        try:
-            await producer.send_and_wait(CONTROL, value=data, key=INCIDENT.encode())
-        finally:
-            await producer.stop()
+        await publish_declaration(self.ctx.settings.bootstrap, INCIDENT, data)
 
     async def subscribe(self, org: str, fmt: str) -> int:
         from connectors.isac.factory import make_sink

@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
 from broker import config
-from broker.cli._labels import build_labels, label_options, split_csv
+from broker.cli._labels import label_options, labelled_record, split_csv
 from broker.cli._output import console, emit_json, table
 from broker.errors import ConfigError
 from broker.pep import Publisher, PublishResult
 from broker.pep.context import PepContext
-from broker.record_json import from_json
 
 if TYPE_CHECKING:
     from connectors.soc.publishing import PublishReport
@@ -183,16 +181,14 @@ def publish(
     if tlp is None:
         raise click.UsageError("--record needs --tlp")
     try:
-        obj = json.loads(path.read_text(encoding="utf-8"))
+        raw = path.read_bytes()
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
-    except ValueError as exc:
-        raise ConfigError(f"{path} is not JSON: {exc}") from None
-    record = from_json(ctx.envelope.store, payload_type, obj)
-    labels = build_labels(
+    record, labels = labelled_record(
         ctx.envelope.store,
         payload_type,
-        record,
+        raw,
+        str(path),
         tlp=tlp,
         handling=handling,
         categories=categories,

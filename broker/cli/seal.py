@@ -12,21 +12,16 @@ import json
 import sys
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import click
 
 from broker import config
+from broker.cli._labels import label_options, labelled_record, split_csv
 from broker.cli._output import emit_json
-from broker.envelope import HANDLING_CODES, TLP_LEVELS, Labels, default_topic, read_header
+from broker.envelope import default_topic, read_header
 from broker.envelope.context import EnvelopeContext
 from broker.errors import ConfigError, Rejected
-from broker.record_json import from_json, to_json
-from broker.registry import CATEGORIES
-
-
-def _split(values: tuple[str, ...]) -> list[str]:
-    return [v.strip() for item in values for v in item.split(",") if v.strip()]
+from broker.record_json import to_json
 
 
 def _read(path: Path | None) -> bytes:
@@ -49,37 +44,47 @@ def _write(path: Path | None, data: bytes) -> None:
         raise ConfigError(f"cannot write {path}: {exc.strerror}") from None
 
 
-def _has_personal_data(record: dict[str, Any], fields: tuple[str, ...]) -> bool:
-    return any(record.get(f) not in (None, [], "", {}) for f in fields)
-
-
 @click.command()
 @click.option("--as", "sender", required=True, help="Sending participant (registry id).")
-@click.option("--to", "recipients", required=True, multiple=True,
-              help="Recipients, comma-separated (repeatable).")
-@click.option("--type", "payload_type", required=True,
-              help="Payload type: Indicator, IncidentReport, SituationReport, ...")
-@click.option("--tlp", required=True, type=click.Choice(TLP_LEVELS, case_sensitive=False),
-              help="TLP 2.0 label.")
-@click.option("--handling", multiple=True, type=click.Choice(HANDLING_CODES),
-              help="SIENA handling code (repeatable).")
-@click.option("--category", "categories", multiple=True, type=click.Choice(CATEGORIES),
-              help="Category (repeatable).")
-@click.option("--personal-data", is_flag=True,
-              help="Mark as personal data (set anyway when a personal-data field is filled).")
-@click.option("--exercise", default=None, help="Exercise id: seals exercise traffic.")
-@click.option("--incident", default=None, help="Incident reference.")
-@click.option("--member-states", multiple=True,
-              help="Member States affected (ISO codes, comma-separated).")
+@click.option(
+    "--to",
+    "recipients",
+    required=True,
+    multiple=True,
+    help="Recipients, comma-separated (repeatable).",
+)
+@click.option(
+    "--type",
+    "payload_type",
+    required=True,
+    help="Payload type: Indicator, IncidentReport, SituationReport, ...",
+)
+@label_options()
 @click.option("--community", default=None, help="Target community (default: the sender's).")
-@click.option("--topic", default=None,
-              help="Topic to bind (default: jcu.<sender community>.<stream>).")
-@click.option("--validity-hours", type=click.IntRange(1, 24 * 30), default=24 * 7,
-              show_default=True, help="Hours until the record expires.")
-@click.option("--in", "in_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="JSON record to seal (default: stdin).")
-@click.option("--out", "out_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Where to write the envelope bytes (default: stdout).")
+@click.option(
+    "--topic", default=None, help="Topic to bind (default: jcu.<sender community>.<stream>)."
+)
+@click.option(
+    "--validity-hours",
+    type=click.IntRange(1, 24 * 30),
+    default=24 * 7,
+    show_default=True,
+    help="Hours until the record expires.",
+)
+@click.option(
+    "--in",
+    "in_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="JSON record to seal (default: stdin).",
+)
+@click.option(
+    "--out",
+    "out_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Where to write the envelope bytes (default: stdout).",
+)
 def seal(
     sender: str,
     recipients: tuple[str, ...],
@@ -99,23 +104,18 @@ def seal(
 ) -> None:
     """Seal one JSON record for recipients: encrypt for each, sign as the sender."""
     ctx = EnvelopeContext.load(config.load())
-    raw = _read(in_path)
-    try:
-        obj = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"input is not a JSON record: {exc}") from None
-    record = from_json(ctx.store, payload_type, obj)
-    personal = personal_data or _has_personal_data(
-        record, ctx.store.personal_data_fields(payload_type)
-    )
-    labels = Labels.of(
-        tlp,
-        handling_codes=handling,
+    record, labels = labelled_record(
+        ctx.store,
+        payload_type,
+        _read(in_path),
+        str(in_path or "standard input"),
+        tlp=tlp,
+        handling=handling,
         categories=categories,
-        personal_data=personal,
+        personal_data=personal_data,
         exercise=exercise,
         incident=incident,
-        member_states=_split(member_states),
+        member_states=member_states,
     )
     bound = topic or default_topic(
         ctx.keyring.community_of(sender), payload_type, exercise=exercise is not None
@@ -123,7 +123,7 @@ def seal(
     sealed = ctx.sealer(sender).seal(
         payload_type,
         record,
-        recipients=_split(recipients),
+        recipients=split_csv(recipients),
         topic=bound,
         labels=labels,
         target_community=community,
@@ -134,12 +134,24 @@ def seal(
 
 @click.command("open")
 @click.option("--as", "participant", required=True, help="Open as this participant (registry id).")
-@click.option("--topic", default=None,
-              help="Topic the record was read from (default: jcu.<sender community>.<stream>).")
-@click.option("--in", "in_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Envelope bytes (default: stdin).")
-@click.option("--json", "as_json", is_flag=True,
-              help="Print one JSON object: verified sender, header and record.")
+@click.option(
+    "--topic",
+    default=None,
+    help="Topic the record was read from (default: jcu.<sender community>.<stream>).",
+)
+@click.option(
+    "--in",
+    "in_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Envelope bytes (default: stdin).",
+)
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print one JSON object: verified sender, header and record.",
+)
 def open_(participant: str, topic: str | None, in_path: Path | None, as_json: bool) -> None:
     """Verify and decrypt one envelope as a participant; print the record and its sender.
 
@@ -160,8 +172,9 @@ def open_(participant: str, topic: str | None, in_path: Path | None, as_json: bo
         raise type(exc)(f"rejected ({exc.reason}): {exc}") from None
     record = to_json(opened.record)
     if as_json:
-        emit_json({"verified_sender": opened.sender, "header": opened.header.to_json(),
-                   "record": record})
+        emit_json(
+            {"verified_sender": opened.sender, "header": opened.header.to_json(), "record": record}
+        )
         return
     click.echo(json.dumps(record, indent=2, ensure_ascii=False))
     click.echo(

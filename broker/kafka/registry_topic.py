@@ -10,15 +10,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from broker.kafka.clients import reliable_producer
 from broker.kafka.topics import REGISTRY
 
 
 async def publish_registry(bootstrap: str, registry_dir: Path, topic: str = REGISTRY) -> int:
     """Produce every `<participant>.avro` record; returns how many were written."""
-    from aiokafka import AIOKafkaProducer
-
     records = sorted(registry_dir.glob("*.avro"))
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, acks="all")
+    producer = reliable_producer(bootstrap)
     await producer.start()
     try:
         futures = [

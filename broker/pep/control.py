@@ -23,6 +23,7 @@ from cryptography.exceptions import InvalidSignature
 from broker.clock import to_millis, utc_now
 from broker.envelope.context import EnvelopeContext
 from broker.errors import BadSignature, ConfigError, JcuError, Unauthorised
+from broker.kafka.clients import reliable_producer
 from broker.kafka.scan import assign_all, read_to_end
 from broker.kafka.topics import CONTROL
 from broker.logs import get_logger
@@ -121,6 +122,16 @@ def verify_declaration(ctx: EnvelopeContext, data: bytes) -> CrisisDeclaration:
         raise BadSignature(f"crisis declaration {decl.id} does not verify") from None
     check_authority(decl.declared_by, decl.member_states, decl.active)
     return decl
+
+
+async def publish_declaration(bootstrap: str, incident: str, data: bytes) -> None:
+    """Produce signed declaration bytes to `jcu.control`, keyed by incident (compaction)."""
+    producer = reliable_producer(bootstrap)
+    await producer.start()
+    try:
+        await producer.send_and_wait(CONTROL, value=data, key=incident.encode())
+    finally:
+        await producer.stop()
 
 
 class CrisisBoard:

@@ -24,6 +24,7 @@ from broker.audit import AuditLog, AuditRecord
 from broker.clock import utc_now
 from broker.envelope import Labels, Sealer, stream_of
 from broker.errors import ConfigError
+from broker.kafka.clients import reliable_producer
 from broker.kafka.topics import community_topic
 from broker.metrics import Metrics
 from broker.pep.context import PepContext
@@ -141,18 +142,10 @@ class Publisher:
         self._sent = SentLog(ctx.settings.home / "sent" / f"{participant}.sqlite")
 
     async def start(self) -> None:
-        from aiokafka import AIOKafkaProducer
-
         await self._crisis.start()
         await self._audit.start()
-        self._producer = AIOKafkaProducer(
-            bootstrap_servers=self._ctx.settings.bootstrap,
-            enable_idempotence=True,
-            acks="all",
-            compression_type=self._compression,
-            linger_ms=5,
-            max_batch_size=512 * 1024,
-            max_request_size=4 * 1024 * 1024,
+        self._producer = reliable_producer(
+            self._ctx.settings.bootstrap, compression_type=self._compression
         )
         await self._producer.start()
 

@@ -32,6 +32,7 @@ from broker.audit import AuditLog, AuditRecord
 from broker.clock import utc_now
 from broker.envelope import EnvelopeHeader, Labels, Opener, Sealer, read_header
 from broker.errors import JcuError, MalformedRecord, Rejected, Unauthorised, UnknownSchema
+from broker.kafka.clients import reliable_producer
 from broker.kafka.topics import DLQ, community_topic
 from broker.logs import get_logger
 from broker.metrics import Metrics
@@ -92,7 +93,10 @@ class Subscriber:
         self._topics = [community_topic(me.community, s) for s in streams]
         if me.exercises:
             self._topics += [community_topic(me.community, s, exercise=True) for s in streams]
-        self._ledger = DeliveryLedger(ctx.settings.home / "ledger" / f"{participant}.sqlite")
+        # One ledger per consumer group: each group is its own delivery channel into its sink.
+        self._ledger = DeliveryLedger(
+            ctx.settings.home / "ledger" / participant / f"{self._group}.sqlite"
+        )
         self._opener: Opener = ctx.envelope.opener(participant, replay_guard=self._ledger)
         self._sealer: Sealer = ctx.envelope.sealer(participant)
         self._audit = audit if audit is not None else ctx.audit_log(participant, "receive")
@@ -113,17 +117,11 @@ class Subscriber:
         return tuple(self._topics)
 
     async def start(self) -> None:
-        from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+        from aiokafka import AIOKafkaConsumer
 
         await self._crisis.start()
         await self._audit.start()
-        self._producer = AIOKafkaProducer(
-            bootstrap_servers=self._ctx.settings.bootstrap,
-            enable_idempotence=True,
-            acks="all",
-            compression_type="lz4",
-            linger_ms=5,
-        )
+        self._producer = reliable_producer(self._ctx.settings.bootstrap)
         await self._producer.start()
         self._consumer = AIOKafkaConsumer(
             *self._topics,

@@ -19,7 +19,6 @@ from broker import config
 from broker.audit import AuditLog, AuditRecord
 from broker.audit._codec import encode_checkpoint
 from broker.audit.checkpoint import Checkpoint
-from broker.cli import main
 from broker.cli.audit import parse_since
 from broker.clock import utc_now
 from broker.errors import ConfigError
@@ -29,6 +28,7 @@ from broker.keyring import registry_dir
 from broker.keystore import Keystore
 from broker.registry import load_registry
 from broker.schemas import SchemaStore
+from tests.cli import run
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -98,16 +98,6 @@ async def inject(logged: Logged, checkpoint: Checkpoint) -> None:
                                      key=b"cert-eu/publish")
     finally:
         await producer.stop()
-
-
-def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    try:
-        main(argv)
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.mark.kafka

@@ -7,18 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from broker.cli import main
 from tests.broker.policy.conftest import POLICIES
-
-
-def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    try:
-        main(argv)
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
+from tests.cli import run
 
 
 def test_check_passes_on_the_sample_bundle(capsys: pytest.CaptureFixture[str]) -> None:

@@ -22,21 +22,11 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from taxii2client.v21 import Server, as_pages
 
-from broker.cli import main
 from connectors.taxii import TaxiiStore, collection_id_for, store_path
+from tests.cli import run
 from tests.connectors.taxii.conftest import TOPIC, indicator
 
 PASSWORD = "a long enough taxii passphrase"
-
-
-def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    try:
-        main(argv)
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture

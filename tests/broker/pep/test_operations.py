@@ -1,0 +1,110 @@
+"""What operators rely on: clean shutdown on SIGTERM, metrics, `jcu stats`."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from broker.envelope import Labels
+from broker.kafka.local import free_port
+from broker.metrics import Metrics
+from broker.pep import JsonlSink, Publisher, Subscriber
+from tests.broker.pep.records import indicator
+from tests.world import World
+
+pytestmark = pytest.mark.kafka
+
+
+async def _publish(world: World, n: int) -> list[str]:
+    async with Publisher("soc-fr", world.ctx) as pub:
+        return [
+            (await pub.publish("Indicator", indicator(), labels=Labels.of("RED"),
+                               recipients=["enisa"])).message_id
+            for _ in range(n)
+        ]
+
+
+async def _jcu(world: World, *args: str) -> subprocess.CompletedProcess[str]:
+    return await asyncio.to_thread(
+        subprocess.run, [sys.executable, "-m", "broker.cli", *args], env=world.env,
+        capture_output=True, text=True, timeout=120, check=False,
+    )
+
+
+async def test_sigterm_finishes_commits_checkpoints_and_exits_zero(
+    world: World, tmp_path: Path
+) -> None:
+    sent = await _publish(world, 30)
+    group = world.group("sigterm")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "broker.cli", "subscribe", "--as", "enisa", "--out", str(tmp_path),
+         "--group", group, "--batch-size", "5"],
+        env=world.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )
+    out = tmp_path / "enisa.jsonl"
+    deadline = time.monotonic() + 90
+    while not (out.exists() and any(m in out.read_text() for m in sent)):
+        assert proc.poll() is None and time.monotonic() < deadline
+        await asyncio.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)
+    _, err = await asyncio.to_thread(proc.communicate, timeout=60)
+    assert proc.returncode == 0, err
+    assert "enisa: delivered" in err
+
+    # What was delivered was committed: the same group, run again, delivers only the rest.
+    again = await _jcu(world, "subscribe", "--as", "enisa", "--out", str(tmp_path), "--group",
+                       group, "--once", "--json")
+    assert again.returncode == 0, again.stderr
+    lines = [json.loads(x) for x in out.read_text().splitlines()]
+    got = [x["message_id"] for x in lines if x["message_id"] in set(sent)]
+    assert sorted(got) == sorted(sent)
+    assert json.loads(again.stdout)["duplicates"] == 0
+
+    # And the receiving enforcement point's audit log ended on a checkpoint.
+    verified = await _jcu(world, "audit", "verify", "--json")
+    assert verified.returncode == 0, verified.stderr
+    points = {p["enforcement_point"]: p for p in json.loads(verified.stdout)["enforcement_points"]}
+    assert points["enisa/receive"]["unsealed"] == 0
+    assert points["enisa/receive"]["result"] == "ok"
+
+
+async def test_metrics_endpoint_counts_deliveries(
+    world: World, tmp_path: Path
+) -> None:
+    sent = await _publish(world, 3)
+    metrics = Metrics()
+    port = free_port()
+    metrics.serve(port)
+    sub = Subscriber("enisa", world.ctx, JsonlSink(tmp_path / "e.jsonl"),
+                     group_id=world.group("metrics"), metrics=metrics, receipts=False)
+    async with sub:
+        stats = await sub.run(until_idle=True)
+    assert stats.delivered >= len(sent)
+    body = await asyncio.to_thread(
+        lambda: urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read()
+    )
+    text = body.decode()
+    delivered = sum(
+        float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+        if line.startswith("jcu_delivered_total{")
+    )
+    assert delivered == stats.delivered
+    assert "jcu_deliver_seconds_count" in text
+
+
+async def test_stats_reports_topics_lag_and_dead_letters(world: World) -> None:
+    await _publish(world, 2)
+    result = await _jcu(world, "stats", "--json")
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["topics"]["jcu.civilian.indicators"] >= 2
+    assert set(data) == {"topics", "consumer_lag", "dead_letters"}
+    assert all(isinstance(v, int) and v >= 0 for v in data["consumer_lag"].values())
