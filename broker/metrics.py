@@ -34,6 +34,9 @@ class Metrics:
         self.denied = Counter(
             "jcu_denied_total", "Policy denials at publish, by rule", ["rule"], registry=r
         )
+        self.receipts_failed = Counter(
+            "jcu_receipts_failed_total", "Receipts that could not be sent", registry=r
+        )
         self.duplicates = Counter(
             "jcu_duplicates_total", "Redelivered records dropped by the dedup store", registry=r
         )

@@ -277,6 +277,13 @@ class Subscriber:
         self._pending.append(asyncio.ensure_future(work))
 
     def _recheck(self, header: EnvelopeHeader, short: str) -> Any:
+        exercise_topic = header.topic.startswith("jcu.exercise.")
+        if exercise_topic != (header.labels.exercise is not None):
+            raise Unauthorised(
+                "exercise traffic and operational topics never mix: "
+                f"{'an operational' if header.labels.exercise is None else 'an exercise'} "
+                f"message on {header.topic}"
+            )
         msg = policy_message(header.sender, short, header.labels, header.recipient_ids)
         decision = self._ctx.policy.decide(
             msg,
@@ -294,7 +301,11 @@ class Subscriber:
     async def _retract(self, header: EnvelopeHeader, record: dict[str, Any]) -> None:
         target = str(record["message_id"])
         original_sender = self._ledger.sender_of(target)
-        if original_sender is not None and original_sender != header.sender:
+        if original_sender is None:
+            raise Unauthorised(
+                f"retraction of message {target}, which {self.participant} never received here"
+            )
+        if original_sender != header.sender:
             raise Unauthorised(
                 f"{header.sender} may not retract message {target} sent by {original_sender}"
             )
@@ -324,20 +335,32 @@ class Subscriber:
             header.origin_community, "receipts", exercise=header.labels.exercise is not None
         )
         labels = Labels.of(
-            header.labels.tlp if header.labels.tlp != "CLEAR" else "GREEN",
-            exercise=header.labels.exercise,
-            incident=header.labels.incident,
+            header.labels.tlp, exercise=header.labels.exercise, incident=header.labels.incident
         )
-        sealed = self._sealer.seal(
-            "Receipt",
-            receipt,
-            recipients=[header.sender],
-            topic=topic,
-            labels=labels,
-            target_community=header.origin_community,
-        )
-        fut = await self._producer.send(topic, value=sealed.data, key=header.message_id.encode())
-        await fut
+        from aiokafka.errors import KafkaError
+
+        try:
+            sealed = self._sealer.seal(
+                "Receipt",
+                receipt,
+                recipients=[header.sender],
+                topic=topic,
+                labels=labels,
+                target_community=header.origin_community,
+            )
+            fut = await self._producer.send(
+                topic, value=sealed.data, key=header.message_id.encode()
+            )
+            await fut
+        except (JcuError, KafkaError) as exc:
+            # A receipt is a courtesy to the sender: its failure never undoes a delivery.
+            self._metrics.receipts_failed.inc()
+            _log.warning(
+                "receipt not sent",
+                participant=self.participant,
+                message_id=header.message_id,
+                error=str(exc),
+            )
 
     def _reject(self, exc: JcuError, r: Any, header: EnvelopeHeader | None) -> None:
         reason = exc.reason if isinstance(exc, Rejected) else "malformed"
