@@ -28,6 +28,10 @@ class KafkaRuntimeError(JcuError):
     """The local Kafka broker could not be fetched, started, stopped or reached."""
 
 
+class KafkaUnavailable(JcuError):
+    """No Kafka answered at the configured bootstrap address."""
+
+
 class RegistryError(JcuError):
     """The participant registry is malformed or names an unknown participant."""
 

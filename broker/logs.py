@@ -73,10 +73,13 @@ def configure(mode: Literal["console", "json"] = "console", level: str = "INFO")
         cache_logger_on_first_use=False,
     )
     # Third-party libraries (aiokafka) log through stdlib. Their retried, transient
-    # warnings (a leader moving right after topic creation) are noise at the default
-    # level; ask for INFO or DEBUG to see them.
+    # warnings (a leader moving right after topic creation) and connection errors
+    # (which jcu reports itself, in one line) are noise at the default level; ask
+    # for INFO or DEBUG to see them.
     logging.basicConfig(level=max(numeric, logging.WARNING), stream=sys.stderr)
-    logging.getLogger("aiokafka").setLevel(logging.ERROR if numeric >= logging.WARNING else numeric)
+    logging.getLogger("aiokafka").setLevel(
+        logging.CRITICAL if numeric >= logging.WARNING else numeric
+    )
     coordinator = logging.getLogger("aiokafka.consumer.group_coordinator")
     if not any(isinstance(f, _TransientCoordinatorErrors) for f in coordinator.filters):
         coordinator.addFilter(_TransientCoordinatorErrors(numeric))

@@ -15,6 +15,7 @@ import click
 
 from broker import config
 from broker.cli._output import console, emit_json, table
+from broker.kafka.clients import start_client
 from broker.kafka.scan import partitions, scan
 from broker.kafka.topics import DLQ
 
@@ -24,9 +25,13 @@ async def collect(bootstrap: str) -> dict[str, Any]:
     from aiokafka.admin import AIOKafkaAdminClient
 
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await start_client(admin, bootstrap)
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await admin.start()
-    await consumer.start()
+    try:
+        await start_client(consumer, bootstrap)
+    except BaseException:
+        await admin.close()
+        raise
     try:
         topics = sorted(t for t in await consumer.topics() if t.startswith("jcu."))
         tps = await partitions(consumer, topics)

@@ -7,7 +7,10 @@ audit topic has one) is not throttled by round trips.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
+
+from broker.errors import KafkaUnavailable
 
 
 def reliable_producer(bootstrap: str, **overrides: Any) -> Any:
@@ -26,3 +29,20 @@ def reliable_producer(bootstrap: str, **overrides: Any) -> Any:
     }
     settings.update(overrides)
     return AIOKafkaProducer(**settings)
+
+
+async def start_client(client: Any, bootstrap: str) -> None:
+    """Start an aiokafka producer, consumer or admin client; if Kafka does not answer,
+    close it again and raise one clear `KafkaUnavailable`."""
+    from aiokafka.errors import KafkaError
+
+    try:
+        await client.start()
+    except KafkaError as exc:
+        close = getattr(client, "stop", None) or client.close
+        with contextlib.suppress(Exception):
+            await close()
+        raise KafkaUnavailable(
+            f"cannot reach Kafka at {bootstrap} ({exc}); start one with `jcu kafka up` "
+            "or set KAFKA_BOOTSTRAP"
+        ) from None

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from broker.kafka.clients import reliable_producer
+from broker.kafka.clients import reliable_producer, start_client
 from broker.kafka.topics import REGISTRY
 
 
@@ -18,7 +18,7 @@ async def publish_registry(bootstrap: str, registry_dir: Path, topic: str = REGI
     """Produce every `<participant>.avro` record; returns how many were written."""
     records = sorted(registry_dir.glob("*.avro"))
     producer = reliable_producer(bootstrap)
-    await producer.start()
+    await start_client(producer, bootstrap)
     try:
         futures = [
             await producer.send(topic, value=path.read_bytes(), key=path.stem.encode())

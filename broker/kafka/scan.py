@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
+from broker.kafka.clients import start_client
+
 
 async def partitions(consumer: Any, topics: Iterable[str]) -> list[Any]:
     """Every partition of those `topics` that exist, from fresh cluster metadata."""
@@ -59,7 +61,7 @@ async def scan(bootstrap: str, topics: Iterable[str]) -> AsyncIterator[Any]:
     from aiokafka import AIOKafkaConsumer
 
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await consumer.start()
+    await start_client(consumer, bootstrap)
     try:
         tps = await assign_all(consumer, topics)
         async for r in read_to_end(consumer, tps):

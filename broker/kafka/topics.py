@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from broker.kafka.clients import start_client
 from broker.registry import COMMUNITIES, STREAMS
 
 AUDIT_DECISIONS = "jcu.audit.decisions"
@@ -71,7 +72,7 @@ async def ensure_topics(bootstrap: str, specs: Iterable[TopicSpec]) -> list[str]
 
     wanted = list(specs)
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=30000)
-    await admin.start()
+    await start_client(admin, bootstrap)
     try:
         existing = set(await admin.list_topics())
         missing = [s for s in wanted if s.name not in existing]

@@ -23,7 +23,7 @@ from cryptography.exceptions import InvalidSignature
 from broker.clock import to_millis, utc_now
 from broker.envelope.context import EnvelopeContext
 from broker.errors import BadSignature, ConfigError, JcuError, Unauthorised
-from broker.kafka.clients import reliable_producer
+from broker.kafka.clients import reliable_producer, start_client
 from broker.kafka.scan import assign_all, read_to_end
 from broker.kafka.topics import CONTROL
 from broker.logs import get_logger
@@ -127,7 +127,7 @@ def verify_declaration(ctx: EnvelopeContext, data: bytes) -> CrisisDeclaration:
 async def publish_declaration(bootstrap: str, incident: str, data: bytes) -> None:
     """Produce signed declaration bytes to `jcu.control`, keyed by incident (compaction)."""
     producer = reliable_producer(bootstrap)
-    await producer.start()
+    await start_client(producer, bootstrap)
     try:
         await producer.send_and_wait(CONTROL, value=data, key=incident.encode())
     finally:
@@ -181,7 +181,11 @@ class CrisisBoard:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
         )
-        await self._consumer.start()
+        try:
+            await start_client(self._consumer, self._bootstrap)
+        except BaseException:
+            self._consumer = None
+            raise
         try:
             tps = await assign_all(self._consumer, [self._topic])
             if not tps:

@@ -24,7 +24,7 @@ from broker.audit import AuditLog, AuditRecord
 from broker.clock import utc_now
 from broker.envelope import Labels, Sealer, stream_of
 from broker.errors import ConfigError
-from broker.kafka.clients import reliable_producer
+from broker.kafka.clients import reliable_producer, start_client
 from broker.kafka.topics import community_topic
 from broker.metrics import Metrics
 from broker.pep.context import PepContext
@@ -142,12 +142,17 @@ class Publisher:
         self._sent = SentLog(ctx.settings.home / "sent" / f"{participant}.sqlite")
 
     async def start(self) -> None:
-        await self._crisis.start()
-        await self._audit.start()
-        self._producer = reliable_producer(
-            self._ctx.settings.bootstrap, compression_type=self._compression
-        )
-        await self._producer.start()
+        try:
+            await self._crisis.start()
+            await self._audit.start()
+            producer = reliable_producer(
+                self._ctx.settings.bootstrap, compression_type=self._compression
+            )
+            await start_client(producer, self._ctx.settings.bootstrap)
+            self._producer = producer
+        except BaseException:
+            await self.stop()
+            raise
 
     async def stop(self) -> None:
         if self._producer is not None:

@@ -32,7 +32,7 @@ from broker.audit import AuditLog, AuditRecord
 from broker.clock import utc_now
 from broker.envelope import EnvelopeHeader, Labels, Opener, Sealer, read_header
 from broker.errors import JcuError, MalformedRecord, Rejected, Unauthorised, UnknownSchema
-from broker.kafka.clients import reliable_producer
+from broker.kafka.clients import reliable_producer, start_client
 from broker.kafka.topics import DLQ, community_topic
 from broker.logs import get_logger
 from broker.metrics import Metrics
@@ -119,21 +119,28 @@ class Subscriber:
     async def start(self) -> None:
         from aiokafka import AIOKafkaConsumer
 
-        await self._crisis.start()
-        await self._audit.start()
-        self._producer = reliable_producer(self._ctx.settings.bootstrap)
-        await self._producer.start()
-        self._consumer = AIOKafkaConsumer(
-            *self._topics,
-            bootstrap_servers=self._ctx.settings.bootstrap,
-            group_id=self._group,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            isolation_level="read_committed",
-            fetch_max_bytes=16 * 1024 * 1024,
-            max_poll_records=self._max_batch,
-        )
-        await self._consumer.start()
+        bootstrap = self._ctx.settings.bootstrap
+        try:
+            await self._crisis.start()
+            await self._audit.start()
+            producer = reliable_producer(bootstrap)
+            await start_client(producer, bootstrap)
+            self._producer = producer
+            consumer = AIOKafkaConsumer(
+                *self._topics,
+                bootstrap_servers=bootstrap,
+                group_id=self._group,
+                enable_auto_commit=False,
+                auto_offset_reset="earliest",
+                isolation_level="read_committed",
+                fetch_max_bytes=16 * 1024 * 1024,
+                max_poll_records=self._max_batch,
+            )
+            await start_client(consumer, bootstrap)
+            self._consumer = consumer
+        except BaseException:
+            await self.stop()
+            raise
 
     async def stop(self) -> None:
         """Finish nothing new, close the consumer, sign a final audit checkpoint."""

@@ -1,0 +1,33 @@
+"""Without a reachable Kafka, every verb that needs one says so in one line and exits 1."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from broker.kafka.local import free_port
+from tests.world import World
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["stats"],
+        ["subscribe", "--as", "enisa", "--once"],
+        ["receipts", "--as", "soc-fr"],
+        ["crisis", "list"],
+    ],
+)
+def test_unreachable_kafka_is_one_clear_line(world: World, argv: list[str]) -> None:
+    env = {**world.env, "KAFKA_BOOTSTRAP": f"127.0.0.1:{free_port()}"}  # nothing listens
+    result = subprocess.run(
+        [sys.executable, "-m", "broker.cli", *argv],
+        env=env, capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("jcu: error: cannot reach Kafka at 127.0.0.1:")
+    assert "Traceback" not in result.stderr
