@@ -132,6 +132,12 @@ class WrongTopic(Rejected):
     reason = "wrong-topic"
 
 
+class Undeliverable(Rejected):
+    """Verified and allowed, but the sink cannot take it (a format cannot express it)."""
+
+    reason = "undeliverable"
+
+
 class Unauthorised(Rejected):
     """The policy does not allow this participant to send or receive this record."""
 

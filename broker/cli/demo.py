@@ -227,14 +227,15 @@ class Scenario:
             personal_data=case.personal_data,
             incident=INCIDENT,
         )
-        return await self.publish_one(
-            "SIENA case EC3-2026-0042 (AMBER, H2)",
-            "europol-ec3",
-            "CaseMessage",
-            case.record,
-            labels,
-            case.recipients,
-        )
+        async with Publisher("europol-ec3", self.ctx) as pub:
+            res = await pub.publish(
+                "CaseMessage",
+                case.record,
+                labels=labels,
+                recipients=case.recipients,
+                message_id=str(case.record["id"]),  # the case id: receipts and mailboxes use it
+            )
+        return Step("SIENA case EC3-2026-0042 (AMBER, H2)", "europol-ec3", [res])
 
     async def declare_crisis(self) -> None:
         from broker.pep.control import publish_declaration, sign_declaration

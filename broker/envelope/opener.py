@@ -40,6 +40,7 @@ from broker.envelope.sealer import MAX_VALIDITY
 from broker.errors import (
     BadSignature,
     Expired,
+    KeystoreError,
     MalformedRecord,
     NotARecipient,
     Replay,
@@ -160,8 +161,7 @@ class Opener:
             (
                 r
                 for r in rec["recipients"]
-                if r["participant"] == self.participant
-                and self._keystore.has_key(self.participant, r["key_id"])
+                if r["participant"] == self.participant and self._holds_kem_key(r["key_id"])
             ),
             None,
         )
@@ -189,6 +189,15 @@ class Opener:
         self._guard.remember(header.message_id, header.expires)
         return OpenedMessage(header=header, record=record)
 
+    def _holds_kem_key(self, kid: str) -> bool:
+        """`kid` is one of our registered KEM keys (never, say, our signing key) and we hold it."""
+        info = self._keyring.entry(self.participant).key(kid)
+        return (
+            info is not None
+            and info.purpose == "kem"
+            and self._keystore.has_key(self.participant, kid)
+        )
+
     def _unwrap(self, header: EnvelopeHeader, entry: dict[str, Any]) -> bytes:
         wrapped = bytes(entry["wrapped_key"])
         cache_key = b"\x00".join(
@@ -200,7 +209,12 @@ class Opener:
             self._unwrapped.move_to_end(cache_key)
             return cached
         kem = entry["kem"]
-        private = self._keystore.kem_key(self.participant, entry["key_id"])
+        try:
+            private = self._keystore.kem_key(self.participant, entry["key_id"])
+        except KeystoreError as exc:
+            raise NotARecipient(
+                f"message {header.message_id}: no usable key {entry['key_id']} ({exc})"
+            ) from None
         info = _hpke.wrap_info(
             kem, header.sender, self.participant, entry["key_id"], header.content_key_id
         )

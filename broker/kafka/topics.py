@@ -55,10 +55,12 @@ def contract_topics(
             for s in STREAMS
         ]
     compacted = {"cleanup.policy": "compact"}
+    forever = {"retention.ms": "-1", "retention.bytes": "-1"}
     specs += [
         # One partition each: audit order per enforcement point is the tree order.
-        TopicSpec(AUDIT_DECISIONS, 1, replication),
-        TopicSpec(AUDIT_CHECKPOINTS, 1, replication),
+        # The audit log is evidence: never deleted by retention (verification needs it whole).
+        TopicSpec(AUDIT_DECISIONS, 1, replication, dict(forever)),
+        TopicSpec(AUDIT_CHECKPOINTS, 1, replication, dict(forever)),
         TopicSpec(REGISTRY, 1, replication, dict(compacted)),
         TopicSpec(CONTROL, 1, replication, dict(compacted)),
         TopicSpec(DLQ, 1, replication),

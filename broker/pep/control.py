@@ -22,7 +22,7 @@ from cryptography.exceptions import InvalidSignature
 
 from broker.clock import to_millis, utc_now
 from broker.envelope.context import EnvelopeContext
-from broker.errors import BadSignature, ConfigError, JcuError, Unauthorised
+from broker.errors import BadSignature, ConfigError, JcuError, MalformedRecord, Unauthorised
 from broker.kafka.clients import reliable_producer, start_client
 from broker.kafka.scan import assign_all, read_to_end
 from broker.kafka.topics import CONTROL
@@ -159,11 +159,13 @@ class CrisisBoard:
 
     def _apply(self, key: bytes | None, value: bytes | None) -> None:
         if value is None:
-            if key is not None:
-                self._state.pop(key.decode(errors="replace"), None)
+            # An unsigned tombstone proves nothing: only a signed "end" ends a crisis.
+            self.rejected.append((key, "unsigned-tombstone"))
             return
         try:
             decl = verify_declaration(self._ctx, value)
+            if key is None or key.decode(errors="replace") != decl.incident:
+                raise MalformedRecord(f"control record keyed {key!r} declares {decl.incident!r}")
         except JcuError as exc:
             reason = getattr(exc, "reason", "malformed")
             self.rejected.append((key, reason))

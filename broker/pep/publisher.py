@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import dataclasses
 import hashlib
 import time
 import uuid
@@ -23,7 +24,7 @@ from typing import Any
 from broker.audit import AuditLog, AuditRecord
 from broker.clock import utc_now
 from broker.envelope import Labels, Sealer, stream_of
-from broker.errors import ConfigError
+from broker.errors import ConfigError, Unauthorised
 from broker.kafka.clients import reliable_producer, start_client
 from broker.kafka.topics import community_topic
 from broker.metrics import Metrics
@@ -31,6 +32,7 @@ from broker.pep.context import PepContext
 from broker.pep.control import CrisisBoard
 from broker.pep.sent import SentCopy, SentLog, SentMessage
 from broker.policy import Decision, Message
+from broker.schemas import SchemaStore
 
 _HANDLING_ORDER = ("H0", "H1", "H2", "H3")
 
@@ -99,6 +101,13 @@ def policy_message(
         incident=labels.incident,
         member_states=frozenset(labels.member_states),
         exercise=labels.exercise,
+    )
+
+
+def has_personal_data(store: SchemaStore, payload_type: str, record: Mapping[str, Any]) -> bool:
+    """Whether any field the schema marks as personal data is filled in `record`."""
+    return any(
+        record.get(f) not in (None, [], "", {}) for f in store.personal_data_fields(payload_type)
     )
 
 
@@ -203,6 +212,11 @@ class Publisher:
         mid = message_id or str(uuid.uuid4())
         encoded = store.encode(short, record)  # validates the record before anything is decided
         content_hash = hashlib.sha256(encoded).digest()
+        if self._ctx.registry.get(self.participant).status != "active":
+            raise Unauthorised(f"{self.participant} is not an active organisation; it cannot share")
+        if not labels.personal_data and has_personal_data(store, short, record):
+            # The content decides, not the caller's label: rule 8 must see personal data.
+            labels = dataclasses.replace(labels, personal_data=True)
         decisions = self.decide(short, labels, recipients)
 
         groups: dict[tuple[str, tuple[str, ...]], list[str]] = {}
@@ -212,6 +226,21 @@ class Publisher:
                 fields = d.redact_fields if d.decision == "redact" else ()
                 groups.setdefault((community, tuple(fields)), []).append(d.org)
 
+        audit_labels = labels.to_avro()
+        # Recorded before anything is shared: no decision is acted on without its record.
+        await self._audit.append_many(
+            [
+                AuditRecord.from_decision(
+                    d,
+                    action="publish",
+                    message_id=mid,
+                    content_hash=content_hash,
+                    labels=audit_labels,
+                    bundle_hash=self._ctx.policy.bundle_hash,
+                )
+                for d in decisions
+            ]
+        )
         sends = []
         plans = []
         for (community, fields), orgs in sorted(groups.items()):
@@ -243,21 +272,7 @@ class Publisher:
             sends.append(await self._producer.send(topic, value=sealed.data, key=mid.encode()))
             plans.append((community, topic, tuple(sorted(orgs)), fields, len(sealed.data)))
 
-        audit_labels = labels.to_avro()
-        audits = self._audit.append_many(
-            [
-                AuditRecord.from_decision(
-                    d,
-                    action="publish",
-                    message_id=mid,
-                    content_hash=content_hash,
-                    labels=audit_labels,
-                    bundle_hash=self._ctx.policy.bundle_hash,
-                )
-                for d in decisions
-            ]
-        )
-        *results, _ = await asyncio.gather(*sends, audits)
+        results = await asyncio.gather(*sends)
         copies = tuple(
             CommunityCopy(community, topic, meta.partition, meta.offset, orgs, fields, size)
             for (community, topic, orgs, fields, size), meta in zip(plans, results, strict=True)

@@ -31,7 +31,14 @@ from typing import Any
 from broker.audit import AuditLog, AuditRecord
 from broker.clock import utc_now
 from broker.envelope import EnvelopeHeader, Labels, Opener, Sealer, read_header
-from broker.errors import JcuError, MalformedRecord, Rejected, Unauthorised, UnknownSchema
+from broker.errors import (
+    JcuError,
+    MalformedRecord,
+    Rejected,
+    Unauthorised,
+    Undeliverable,
+    UnknownSchema,
+)
 from broker.kafka.clients import reliable_producer, start_client
 from broker.kafka.topics import DLQ, community_topic
 from broker.logs import get_logger
@@ -39,10 +46,13 @@ from broker.metrics import Metrics
 from broker.pep.context import PepContext
 from broker.pep.control import CrisisBoard
 from broker.pep.ledger import DeliveryLedger, Position
-from broker.pep.publisher import policy_message
+from broker.pep.publisher import has_personal_data, policy_message
 from broker.pep.sink import Delivery, Retracted, Sink
 
 DATA_STREAMS: tuple[str, ...] = ("indicators", "incidents", "reports", "assistance")
+#: Refused records larger than this go to the DLQ as digest and size only (a hostile
+#: record sized at the broker's limit must not make its own dead letter too large).
+DLQ_MAX_COPY = 512 * 1024
 _log = get_logger(__name__)
 
 
@@ -206,10 +216,12 @@ class Subscriber:
     async def _settle(self) -> None:
         """Make the batch durable before its offsets are committed: sink, ledger, audit, sends."""
         await self._sink.flush()
-        self._ledger.commit()
         pending, self._pending = self._pending, []
         if pending:
-            await asyncio.gather(*pending)
+            await asyncio.gather(*pending)  # audit records, dead letters, receipts
+        # Only now: a crash before this line redelivers the batch and audits it again,
+        # instead of dropping it as a duplicate with no audit record.
+        self._ledger.commit()
 
     # -- one record ------------------------------------------------------------
 
@@ -236,9 +248,35 @@ class Subscriber:
                 await self._retract(opened.header, opened.record)
                 self._ledger.stage(header.message_id, header.sender, header.expires, where)
                 return
-            decision = self._recheck(header, short)
+            decision = self._recheck(header, short, opened.record)
         except Rejected as exc:
             self._reject(exc, r, header)
+            return
+        now = utc_now()
+        delivery = Delivery(
+            participant=self.participant,
+            message_id=header.message_id,
+            sender=header.sender,
+            payload_type=short,
+            record=opened.record,
+            labels=header.labels,
+            topic=r.topic,
+            partition=r.partition,
+            offset=r.offset,
+            created=header.created,
+            received=now,
+            redacted_fields=header.labels.redacted_fields,
+            obligations=decision.obligations,
+        )
+        try:
+            await self._sink.deliver(delivery)
+        except (JcuError, ValueError, TypeError) as exc:
+            # The record cannot be expressed by this sink (or is hostile to it): dead-letter
+            # it instead of stopping. Disk and I/O errors (OSError) still stop the consumer
+            # before its offsets are committed, so nothing is lost.
+            self._reject(
+                Undeliverable(f"the sink refused message {header.message_id}: {exc}"), r, header
+            )
             return
         self._later(
             self._audit.append(
@@ -254,24 +292,6 @@ class Subscriber:
                 )
             )
         )
-        now = utc_now()
-        await self._sink.deliver(
-            Delivery(
-                participant=self.participant,
-                message_id=header.message_id,
-                sender=header.sender,
-                payload_type=short,
-                record=opened.record,
-                labels=header.labels,
-                topic=r.topic,
-                partition=r.partition,
-                offset=r.offset,
-                created=header.created,
-                received=now,
-                redacted_fields=header.labels.redacted_fields,
-                obligations=decision.obligations,
-            )
-        )
         self._ledger.stage(header.message_id, header.sender, header.expires, where)
         self.stats.delivered += 1
         self._metrics.delivered.labels(short).inc()
@@ -283,7 +303,15 @@ class Subscriber:
         """Start `work` now; the batch waits for it before committing its offsets."""
         self._pending.append(asyncio.ensure_future(work))
 
-    def _recheck(self, header: EnvelopeHeader, short: str) -> Any:
+    def _recheck(self, header: EnvelopeHeader, short: str, record: dict[str, Any]) -> Any:
+        if self._ctx.registry.get(header.sender).status != "active":
+            raise Unauthorised(f"{header.sender} is not an active organisation")
+        if not header.labels.personal_data and has_personal_data(
+            self._ctx.envelope.store, short, record
+        ):
+            raise Unauthorised(
+                f"message {header.message_id} carries personal data its labels do not declare"
+            )
         exercise_topic = header.topic.startswith("jcu.exercise.")
         if exercise_topic != (header.labels.exercise is not None):
             raise Unauthorised(
@@ -408,5 +436,31 @@ class Subscriber:
         )
 
     async def _dead_letter(self, value: bytes | None, key: str, headers: list[Any]) -> None:
-        fut = await self._producer.send(DLQ, value=value, key=key.encode(), headers=headers)
-        await fut
+        """Copy the refused record to the DLQ; too large a copy becomes its digest and size."""
+        from aiokafka.errors import KafkaError
+
+        body = value or b""
+        digest = [
+            ("jcu.sha256", hashlib.sha256(body).hexdigest().encode()),
+            ("jcu.size", str(len(body)).encode()),
+        ]
+        copy = body if len(body) <= DLQ_MAX_COPY else None
+        try:
+            fut = await self._producer.send(
+                DLQ, value=copy, key=key.encode()[:256], headers=headers + digest
+            )
+            await fut
+        except KafkaError as exc:
+            try:
+                fut = await self._producer.send(
+                    DLQ, value=None, key=key.encode()[:256], headers=headers + digest
+                )
+                await fut
+            except KafkaError:
+                self._metrics.rejected.labels("dead-letter-not-written").inc()
+                _log.error(
+                    "dead letter not written",
+                    participant=self.participant,
+                    message_id=key,
+                    error=str(exc),
+                )

@@ -171,7 +171,7 @@ def to_stix_bundle(items: Iterable[Delivered], *, bundle_id: str | None = None) 
                 objects.append(_indicator(item, marking))
             else:
                 objects.extend(_report(item, marking))
-        except stix2.exceptions.STIXError as exc:
+        except (stix2.exceptions.STIXError, ValueError, TypeError) as exc:
             raise ConfigError(
                 f"message {item.message_id}: {item.payload_type} cannot be written as STIX 2.1: "
                 + " ".join(str(exc).split())[:200]

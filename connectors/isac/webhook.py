@@ -27,7 +27,6 @@ _RETRYABLE = frozenset({408, 425, 429})
 _log = get_logger(__name__)
 
 
-
 @dataclass(frozen=True, slots=True)
 class Backoff:
     """How often and how patiently to retry: delays base, 2*base, 4*base... capped at `cap`."""
@@ -55,6 +54,10 @@ class WebhookSink:
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ConfigError(f"webhook URL must be http:// or https:// with a host; got {url!r}")
         self.url = url
+        # What logs and errors show: never the user info or the query, which carry secrets.
+        self.shown = (
+            f"{parts.scheme}://{parts.hostname}{f':{parts.port}' if parts.port else ''}{parts.path}"
+        )
         self.backoff = backoff or Backoff()
         self._client = httpx.AsyncClient(timeout=timeout)
         self.posted = 0
@@ -88,14 +91,14 @@ class WebhookSink:
                 why = f"HTTP {response.status_code}"
                 if response.status_code not in _RETRYABLE and response.status_code < 500:
                     raise WebhookFailed(
-                        f"webhook {self.url} refused message {key} ({why}); "
+                        f"webhook {self.shown} refused message {key} ({why}); "
                         "fix the receiving end, then run the subscriber again"
                     )
             if attempt < self.backoff.attempts:
                 delay = self.backoff.delay(attempt)
                 _log.warning(
                     "webhook retry",
-                    url=self.url,
+                    url=self.shown,
                     message_id=key,
                     attempt=attempt,
                     reason=why,
@@ -103,6 +106,6 @@ class WebhookSink:
                 )
                 await asyncio.sleep(delay)
         raise WebhookFailed(
-            f"webhook {self.url}: gave up on message {key} after {self.backoff.attempts} "
+            f"webhook {self.shown}: gave up on message {key} after {self.backoff.attempts} "
             f"attempts ({why}); nothing was committed, it is delivered again on the next run"
         )

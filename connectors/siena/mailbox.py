@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from broker.envelope import Labels
-from broker.errors import WrongSender
+from broker.errors import MalformedRecord, WrongSender
 from broker.pep import Publisher
 from broker.pep.sink import Delivery, Retracted
 from connectors._atomic import safe_name, write_atomic
@@ -86,6 +86,14 @@ class MailboxSink:
         if delivery.payload_type != CASE_MESSAGE:
             await self._other.deliver(delivery)
             return
+        # The file speaks in the payload's name: it must be the verified sender's own case
+        # message, under its own id, or one member could overwrite another's case file.
+        claimed, case_id = delivery.record.get("sender"), str(delivery.record.get("id"))
+        if claimed != delivery.sender or case_id != delivery.message_id:
+            raise MalformedRecord(
+                f"case message {case_id} claims sender {claimed!r} but was sent by "
+                f"{delivery.sender} as message {delivery.message_id}"
+            )
         path = await asyncio.to_thread(
             write_case_message, self.mailbox, delivery.record, tlp=delivery.labels.tlp
         )

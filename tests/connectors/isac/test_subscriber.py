@@ -34,13 +34,14 @@ def delivery(
     message_id: str | None = None,
     received: datetime = WHEN,
     level: str = "AMBER",
+    sender: str = "soc-fr",
 ) -> Delivery:
     """As the subscriber hands it over: the record decoded by fastavro (UUIDs, datetimes)."""
     _, decoded = store.decode(store.encode(payload_type, record))
     return Delivery(
         participant="enisa",
         message_id=message_id or str(uuid.uuid4()),
-        sender="soc-fr",
+        sender=sender,
         payload_type=payload_type,
         record=decoded,
         labels=Labels.of(level, categories=["malicious-code"]),

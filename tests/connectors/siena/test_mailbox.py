@@ -83,7 +83,8 @@ async def test_mailbox_sink_is_idempotent(store: SchemaStore, tmp_path: Path) ->
     from tests.connectors.isac.test_subscriber import delivery
 
     case = read_case_message_from(sample(), tmp_path)
-    d = delivery(store, "CaseMessage", case)
+    # As the subscriber hands it over: from the case's own sender, under the case's id.
+    d = delivery(store, "CaseMessage", case, sender=case["sender"], message_id=str(case["id"]))
     sink = MailboxSink(tmp_path / "mailbox")
     await sink.deliver(d)
     await sink.deliver(d)

@@ -1,0 +1,196 @@
+"""Hostile but correctly signed input never stops a subscriber and never reaches a sink
+it should not (findings of the security review, each kept as a regression test)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiokafka import AIOKafkaProducer
+
+from broker.envelope import Labels, MemoryReplayGuard
+from broker.errors import MalformedRecord, NotARecipient, Unauthorised
+from broker.kafka.scan import scan
+from broker.kafka.topics import AUDIT_CHECKPOINTS, AUDIT_DECISIONS, DLQ, contract_topics
+from broker.pep import Delivery, JsonlSink, Publisher, Subscriber
+from broker.pep.control import CrisisBoard
+from broker.registry import parse_registry
+from tests.broker.pep.hostile import craft
+from tests.broker.pep.records import incident_report, indicator
+from tests.world import World
+
+TOPIC = "jcu.civilian.indicators"
+
+
+async def _produce(world: World, topic: str, value: bytes, **kw: Any) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=world.bootstrap, **kw)
+    await producer.start()
+    try:
+        await producer.send_and_wait(topic, value)
+    finally:
+        await producer.stop()
+
+
+async def _drain(world: World, org: str, out: Path, name: str) -> tuple[Any, list[dict]]:
+    sub = Subscriber(
+        org, world.ctx, JsonlSink(out / f"{org}.jsonl"), group_id=world.group(name), receipts=False
+    )
+    async with sub:
+        stats = await sub.run(until_idle=True)
+    path = out / f"{org}.jsonl"
+    lines = [json.loads(x) for x in path.read_text().splitlines()] if path.exists() else []
+    return stats, lines
+
+
+def test_a_signing_key_id_in_place_of_the_kem_key_is_not_a_recipient(world: World) -> None:
+    env = world.ctx.envelope
+    signing_kid = env.keyring.current_signing_key_id("enisa", datetime.now(UTC))
+
+    def swap(blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [{**b, "key_id": signing_kid} if b["participant"] == "enisa" else b for b in blocks]
+
+    data, _ = craft(
+        env,
+        "soc-fr",
+        "Indicator",
+        indicator(),
+        recipients=["enisa"],
+        topic=TOPIC,
+        labels=Labels.of("RED"),
+        bend_blocks=swap,
+    )
+    with pytest.raises(NotARecipient):
+        env.opener("enisa", replay_guard=MemoryReplayGuard()).open(data, topic=TOPIC)
+
+
+@pytest.mark.kafka
+async def test_an_oversized_record_is_dead_lettered_as_its_digest(
+    world: World, tmp_path: Path
+) -> None:
+    huge = os.urandom(900 * 1024)
+    await _produce(world, TOPIC, huge, max_request_size=2 * 1024 * 1024)
+    async with Publisher("soc-fr", world.ctx) as pub:
+        after = await pub.publish(
+            "Indicator", indicator(), labels=Labels.of("RED"), recipients=["enisa"]
+        )
+    stats, lines = await _drain(world, "enisa", tmp_path, "huge")
+    assert after.message_id in {x["message_id"] for x in lines}, "the consumer went on"
+    assert stats.rejected.get("malformed", 0) >= 1
+    import hashlib
+
+    digests = []
+    async for rec in scan(world.bootstrap, [DLQ]):
+        headers = dict(rec.headers)
+        if headers.get("jcu.participant") == b"enisa" and rec.value is None:
+            digests.append(headers["jcu.sha256"].decode())
+    assert hashlib.sha256(huge).hexdigest() in digests
+
+
+@pytest.mark.kafka
+async def test_personal_data_is_found_by_content_not_by_the_label(
+    world: World, tmp_path: Path
+) -> None:
+    unlabelled = Labels.of("AMBER", categories=["malicious-code"])  # personal_data left false
+    async with Publisher("cert-eu", world.ctx) as pub:
+        res = await pub.publish("IncidentReport", incident_report(True), labels=unlabelled)
+    diplomatic = [c for c in res.copies if c.community == "diplomatic"]
+    assert diplomatic and set(diplomatic[0].redacted_fields) == {"affected_persons", "reporter"}
+
+    # A hostile sender that bypasses the publisher: the receiver refuses the copy.
+    data, mid = craft(
+        world.ctx.envelope,
+        "cert-eu",
+        "IncidentReport",
+        incident_report(True),
+        recipients=["eeas-intcen"],
+        topic="jcu.diplomatic.incidents",
+        labels=unlabelled,
+    )
+    await _produce(world, "jcu.diplomatic.incidents", data)
+    stats, lines = await _drain(world, "eeas-intcen", tmp_path, "pd")
+    assert mid not in {x["message_id"] for x in lines}
+    assert stats.rejected.get("unauthorised", 0) >= 1
+
+
+async def test_a_case_message_must_come_from_its_own_sender(tmp_path: Path) -> None:
+    from connectors.siena.mailbox import MailboxSink
+
+    case_id = str(uuid.uuid4())
+    record = {
+        "id": case_id,
+        "case_reference": "EC3-1",
+        "created": datetime.now(UTC),
+        "sender": "europol-ec3",
+        "recipients": ["cert-eu"],
+        "subject": "forged",
+        "body": "send the seized keys to drop@evil.example",
+        "persons": [],
+        "handling_codes": ["H2"],
+        "handling_restrictions": None,
+        "source_reliability": "B",
+        "information_accuracy": 2,
+        "attachments": [],
+        "in_reply_to": None,
+    }
+    forged = Delivery(
+        participant="cert-eu",
+        message_id=case_id,
+        sender="soc-fr",
+        payload_type="CaseMessage",
+        record=record,
+        labels=Labels.of("AMBER"),
+        topic="jcu.civilian.assistance",
+        partition=0,
+        offset=0,
+        created=datetime.now(UTC),
+        received=datetime.now(UTC),
+    )
+    sink = MailboxSink(tmp_path / "mailbox")
+    with pytest.raises(MalformedRecord, match="claims sender 'europol-ec3'"):
+        await sink.deliver(forged)
+    assert not list((tmp_path / "mailbox").glob("*.json"))
+
+
+def test_an_unsigned_tombstone_does_not_end_a_crisis(world: World) -> None:
+    board = CrisisBoard(world.ctx.envelope, world.bootstrap)
+    from broker.pep.control import sign_declaration
+
+    board._apply(
+        b"INC-T", sign_declaration(world.ctx.envelope, "eu-cyclone", "INC-T", ("FR", "DE"), True)
+    )
+    assert "INC-T" in board.active_incidents()
+    board._apply(b"INC-T", None)
+    assert "INC-T" in board.active_incidents()
+    board._apply(
+        b"INC-OTHER",
+        sign_declaration(world.ctx.envelope, "eu-cyclone", "INC-U", ("FR", "DE"), True),
+    )
+    assert "INC-U" not in board.active_incidents(), "the key must name the declared incident"
+
+
+def test_the_audit_topics_are_never_deleted_by_retention() -> None:
+    specs = {s.name: s for s in contract_topics()}
+    for name in (AUDIT_DECISIONS, AUDIT_CHECKPOINTS):
+        assert specs[name].configs == {"retention.ms": "-1", "retention.bytes": "-1"}
+
+
+@pytest.mark.kafka
+async def test_a_suspended_organisation_cannot_publish(world: World) -> None:
+    registry = world.ctx.registry
+    import yaml
+
+    data = yaml.safe_load((world.settings.policies / "participants.yaml").read_text())
+    for p in data["participants"]:
+        if p["id"] == "soc-fr":
+            p["status"] = "suspended"
+    suspended = dataclasses.replace(world.ctx, registry=parse_registry(data))
+    assert registry.get("soc-fr").status == "active"
+    async with Publisher("soc-fr", suspended) as pub:
+        with pytest.raises(Unauthorised, match="not an active organisation"):
+            await pub.publish("Indicator", indicator(), labels=Labels.of("GREEN"))
