@@ -100,8 +100,9 @@ def _split(values: tuple[str, ...]) -> frozenset[str]:
 @click.option("--personal-data", is_flag=True, help="The message carries personal data.")
 @click.option(
     "--handling",
+    multiple=True,
     type=click.Choice(HANDLING_CODES, case_sensitive=False),
-    help="SIENA handling code.",
+    help="SIENA handling code (repeatable: all apply).",
 )
 @click.option(
     "--to", "recipients", multiple=True, help="Named recipients, comma-separated (repeatable)."
@@ -120,7 +121,7 @@ def explain(
     tlp: str,
     categories: tuple[str, ...],
     personal_data: bool,
-    handling: str | None,
+    handling: tuple[str, ...],
     recipients: tuple[str, ...],
     incident: str | None,
     member_states: tuple[str, ...],
@@ -145,7 +146,7 @@ def explain(
         payload_type=payload_type,
         tlp=tlp.upper(),
         categories=frozenset(categories),
-        handling=handling.upper() if handling else None,
+        handling=frozenset(h.upper() for h in handling),
         personal_data=personal_data,
         recipients=named,
         incident=incident,

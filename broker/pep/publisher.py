@@ -34,8 +34,6 @@ from broker.pep.sent import SentCopy, SentLog, SentMessage
 from broker.policy import Decision, Message
 from broker.schemas import SchemaStore
 
-_HANDLING_ORDER = ("H0", "H1", "H2", "H3")
-
 
 @dataclass(frozen=True, slots=True)
 class CommunityCopy:
@@ -89,13 +87,12 @@ def policy_message(
     sender: str, payload_type: str, labels: Labels, recipients: Iterable[str]
 ) -> Message:
     """The policy's view of a message: its labels, never its content."""
-    codes = [c for c in _HANDLING_ORDER if c in labels.handling_codes]
     return Message(
         sender=sender,
         payload_type=payload_type,
         tlp=labels.tlp,
         categories=frozenset(labels.categories),
-        handling=codes[-1] if codes else None,  # the most restrictive code applies
+        handling=frozenset(labels.handling_codes),  # independent restrictions: all apply
         personal_data=labels.personal_data,
         recipients=frozenset(recipients),
         incident=labels.incident,

@@ -424,9 +424,10 @@ def _facts(p: Participant, msg: Message, sender: Participant, crisis: bool) -> _
 def _check_labels(msg: Message, action: str) -> None:
     if msg.tlp not in TLPS:
         raise PolicyError(f"unknown TLP {msg.tlp!r}; expected one of {', '.join(TLPS)}")
-    if msg.handling is not None and msg.handling not in HANDLING_CODES:
+    bad_codes = sorted(msg.handling - set(HANDLING_CODES))
+    if bad_codes:
         raise PolicyError(
-            f"unknown handling code {msg.handling!r}; expected one of {', '.join(HANDLING_CODES)}"
+            f"unknown handling codes {bad_codes}; expected some of {', '.join(HANDLING_CODES)}"
         )
     unknown = sorted(msg.categories - _CATEGORIES)
     if unknown:

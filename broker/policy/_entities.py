@@ -54,7 +54,7 @@ def registry_entities(
         sender=some,
         payload_type="Indicator",
         tlp="CLEAR",
-        handling="H0",
+        handling=frozenset({"H0"}),
         incident="i",
         exercise="e",
         categories=frozenset({"other"}),
@@ -98,8 +98,9 @@ def message_entity(
         "personal_data": personal_data,
         "recipients": [_ref(ORG, r) for r in sorted(msg.recipients)],
         "member_states_affected": len(msg.member_states),
+        "handling": sorted(msg.handling),
     }
-    for name in ("handling", "incident", "exercise"):
+    for name in ("incident", "exercise"):
         value = getattr(msg, name)
         if value is not None:
             attrs[name] = value

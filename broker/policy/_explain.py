@@ -30,7 +30,7 @@ class Facts:
     role: str
     origin_community: str
     tlp: str
-    handling: str | None
+    handling: frozenset[str]
     payload_type: str
     exercise: str | None
     categories: frozenset[str]
@@ -48,7 +48,7 @@ class Facts:
             "role": self.role,
             "origin_community": self.origin_community,
             "tlp": self.tlp,
-            "handling": self.handling or "none",
+            "handling": "+".join(sorted(self.handling)) or "none",
             "payload_type": self.payload_type,
             "exercise": self.exercise or "none",
             "categories": _list(self.categories),

@@ -23,7 +23,8 @@ class Message:
     payload_type: str
     tlp: str
     categories: frozenset[str] = frozenset()
-    handling: str | None = None
+    #: SIENA handling codes; they are independent restrictions, so all of them apply.
+    handling: frozenset[str] = frozenset()
     personal_data: bool = False
     recipients: frozenset[str] = frozenset()
     incident: str | None = None

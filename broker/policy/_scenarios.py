@@ -93,7 +93,11 @@ def _message(raw: Any, file: str, name: str) -> Message:
         payload_type=str(raw["type"]),
         tlp=str(raw["tlp"]),
         categories=_strings(raw.get("categories"), "categories", file),
-        handling=None if handling is None else str(handling),
+        handling=_strings(
+            handling if isinstance(handling, list) else ([] if handling is None else [handling]),
+            "handling",
+            file,
+        ),
         personal_data=bool(raw.get("personal_data", False)),
         recipients=_strings(raw.get("to"), "to", file),
         incident=None if raw.get("incident") is None else str(raw["incident"]),

@@ -50,6 +50,10 @@ def make_message(**labels: Any) -> Message:
     for name in ("categories", "recipients", "member_states"):
         if name in labels:
             labels[name] = frozenset(labels[name])
+    if isinstance(labels.get("handling"), str):
+        labels["handling"] = frozenset({labels["handling"]})
+    elif labels.get("handling") is None:
+        labels.pop("handling", None)
     return Message(**labels)
 
 

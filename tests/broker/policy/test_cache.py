@@ -24,7 +24,7 @@ messages = st.builds(
     ),
     tlp=st.sampled_from(TLPS),
     categories=st.frozensets(st.sampled_from(CATEGORIES), max_size=3),
-    handling=st.sampled_from([None, "H0", "H1", "H2", "H3"]),
+    handling=st.frozensets(st.sampled_from(["H0", "H1", "H2", "H3"]), max_size=3),
     personal_data=st.booleans(),
     recipients=st.frozensets(st.sampled_from(_ORGS), max_size=3),
     incident=st.sampled_from([None, *_INCIDENTS]),

@@ -81,11 +81,13 @@ def test_a_schema_missing_an_attribute_the_rules_use_names_file_and_rule(
 def test_a_schema_missing_an_optional_label_is_refused(
     policies_copy: Path, registry: Registry
 ) -> None:
-    # Cedar types `resource has handling && ...` as false without the attribute, so
+    # Cedar types `resource has exercise && ...` as false without the attribute, so
     # the rules alone would validate; the engine's own labels must match too.
     schema = policies_copy / "jcu.cedarschema"
-    schema.write_text(schema.read_text().replace("  handling?: String,", ""))
-    with pytest.raises(PolicyLoadError, match="Message attribute 'handling'") as info:
+    text = schema.read_text()
+    line = next(x for x in text.splitlines() if "exercise?: String" in x)
+    schema.write_text(text.replace(line + "\n", ""))
+    with pytest.raises(PolicyLoadError, match="Message attribute 'exercise'") as info:
         load(policies_copy, registry)
     assert info.value.file == "jcu.cedarschema"
 

@@ -214,6 +214,17 @@ def test_rule7_h1_adds_the_no_judicial_use_obligation(
     assert denied.decision == "deny" and denied.obligations == ()
 
 
+def test_rule7_codes_combine_h1_keeps_its_obligation_under_h2(
+    engine: PolicyEngine, msg: MessageFactory
+) -> None:
+    m = msg(tlp="GREEN", handling=frozenset({"H1", "H2"}), recipients={"enisa"})
+    named = engine.decide(m, "enisa")
+    assert named.decision == "allow" and named.obligations == (H1_OBLIGATION,)
+    assert "handling-h1-no-judicial-use" in named.rules
+    other = engine.decide(m, "soc-fr")
+    assert other.decision == "deny" and "handling-h2-h3-restricted" in other.rules
+
+
 def test_rule7_h0_and_h1_change_no_decision(engine: PolicyEngine, msg: MessageFactory) -> None:
     plain = [d.decision for d in engine.decide_all(msg(tlp="AMBER", categories={"fraud"}))]
     for code in ("H0", "H1"):
