@@ -9,8 +9,10 @@ the last record consumed (raw) or delivered to the sink (full path). The full
 path is: policy decision for every organisation, one envelope for 5 recipients
 (AES-256-GCM, HPKE X25519, Ed25519), audit records for every decision, then on
 the receiving side verify, unwrap, decrypt, policy re-check, audit, dedup
-ledger, JSON-lines sink, offset commit. Receipts are off in both legs (they are
-a second message per delivery; `--receipts` turns them on for the full path).
+ledger, JSON-lines sink, offset commit. The publisher runs in this process and
+`jcu subscribe` in another, as they are deployed (two services, two cores).
+Receipts are off in both legs (they are a second message per delivery;
+`--receipts` turns them on for the full path).
 
 Kafka: KAFKA_BOOTSTRAP if set, else a local broker started for the run.
 """
@@ -20,6 +22,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import signal
+import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -32,7 +37,7 @@ from broker import config
 from broker.cli.init import init_keys
 from broker.envelope import Labels
 from broker.kafka.topics import TopicSpec, contract_topics, ensure_topics
-from broker.pep import JsonlSink, Publisher, Subscriber
+from broker.pep import Publisher
 from broker.pep.context import PepContext
 
 RECIPIENTS = ["enisa", "cert-eu", "csirts-network", "eu-cyclone", "commission"]
@@ -95,28 +100,56 @@ async def _raw(bootstrap: str, n: int, size: int) -> float:
 async def _full(
     ctx: PepContext, n: int, out: Path, receipts: bool
 ) -> tuple[float, int, dict[str, float]]:
+    """Publish in this process while `jcu subscribe` receives in another, as deployed:
+    timed from the first publish to the n-th record in the subscriber's sink."""
     labels = Labels.of("RED", categories=["malicious-code"])
     records = [_record(i) for i in range(n)]
-    sink = JsonlSink(out / "enisa.jsonl")
-    sub = Subscriber(
-        "enisa", ctx, sink, group_id=f"bench.{uuid.uuid4().hex[:6]}", receipts=receipts
-    )
-    async with Publisher("soc-fr", ctx) as pub, sub:
-        t0 = time.perf_counter()
-        size = 0
-        for start in range(0, n, CHUNK):
-            results = await asyncio.gather(
-                *(
-                    pub.publish("Indicator", r, labels=labels, recipients=RECIPIENTS)
-                    for r in records[start : start + CHUNK]
+    sink_file = out / "enisa.jsonl"
+    argv = [
+        sys.executable,
+        "-m",
+        "broker.cli",
+        "subscribe",
+        "--as",
+        "enisa",
+        "--out",
+        str(out),
+        "--group",
+        f"bench.{uuid.uuid4().hex[:6]}",
+    ]
+    if not receipts:
+        argv.append("--no-receipts")
+    subscriber = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        async with Publisher("soc-fr", ctx) as pub:
+            t0 = time.perf_counter()
+            size = 0
+            for start in range(0, n, CHUNK):
+                results = await asyncio.gather(
+                    *(
+                        pub.publish("Indicator", r, labels=labels, recipients=RECIPIENTS)
+                        for r in records[start : start + CHUNK]
+                    )
                 )
-            )
-            size = results[-1].copies[0].size
-        t_pub = time.perf_counter() - t0
-        while sub.stats.delivered < n:
-            await sub.run(until_idle=True)
+                size = results[-1].copies[0].size
+            t_pub = time.perf_counter() - t0
+        while _lines(sink_file) < n:
+            if subscriber.poll() is not None:
+                raise RuntimeError(f"the subscriber exited: {subscriber.stderr.read().decode()}")
+            await asyncio.sleep(0.02)
         total = time.perf_counter() - t0
+    finally:
+        subscriber.send_signal(signal.SIGTERM)
+        subscriber.wait(timeout=60)
     return total, size, {"publish": t_pub}
+
+
+def _lines(path: Path) -> int:
+    try:
+        with path.open("rb") as f:
+            return sum(1 for _ in f)
+    except FileNotFoundError:
+        return 0
 
 
 def _costs(ctx: PepContext, n: int) -> dict[str, float]:
@@ -160,11 +193,17 @@ def _costs(ctx: PepContext, n: int) -> dict[str, float]:
     t = time.perf_counter()
     for _ in range(k // 10):
         for d in decisions:
-            rec = AuditRecord.from_decision(d, action="publish", message_id=str(uuid.uuid4()),
-                                            content_hash=b"\0" * 32, labels=labels.to_avro(),
-                                            bundle_hash=ctx.policy.bundle_hash)
-            tree.append(leaf_hash(encode_leaf(ctx.envelope.store, "soc-fr/publish", tree.size,
-                                              b"", rec)))
+            rec = AuditRecord.from_decision(
+                d,
+                action="publish",
+                message_id=str(uuid.uuid4()),
+                content_hash=b"\0" * 32,
+                labels=labels.to_avro(),
+                bundle_hash=ctx.policy.bundle_hash,
+            )
+            tree.append(
+                leaf_hash(encode_leaf(ctx.envelope.store, "soc-fr/publish", tree.size, b"", rec))
+            )
     audit = (time.perf_counter() - t) / (k // 10) * (len(decisions) + 1) / len(decisions)
     return {
         f"audit: {len(decisions) + 1} records built+encoded+hashed": audit * n,

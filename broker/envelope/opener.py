@@ -22,6 +22,7 @@ sender is already refused; steps 10-11 catch a sender's own malformed output.
 
 from __future__ import annotations
 
+import hashlib
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -64,6 +65,8 @@ class OpenedMessage:
 
     header: EnvelopeHeader
     record: dict[str, Any]
+    #: SHA-256 of the decrypted payload (single-object encoding): the audit's content hash.
+    content_hash: bytes = b""
 
     @property
     def sender(self) -> str:
@@ -187,7 +190,9 @@ class Opener:
         if payload[2:10] != header.payload_fingerprint:
             raise MalformedRecord("payload fingerprint differs from the header's")
         self._guard.remember(header.message_id, header.expires)
-        return OpenedMessage(header=header, record=record)
+        return OpenedMessage(
+            header=header, record=record, content_hash=hashlib.sha256(payload).digest()
+        )
 
     def _holds_kem_key(self, kid: str) -> bool:
         """`kid` is one of our registered KEM keys (never, say, our signing key) and we hold it."""
@@ -201,8 +206,13 @@ class Opener:
     def _unwrap(self, header: EnvelopeHeader, entry: dict[str, Any]) -> bytes:
         wrapped = bytes(entry["wrapped_key"])
         cache_key = b"\x00".join(
-            (entry["kem"].encode(), entry["key_id"].encode(), header.sender.encode(),
-             header.content_key_id, wrapped)
+            (
+                entry["kem"].encode(),
+                entry["key_id"].encode(),
+                header.sender.encode(),
+                header.content_key_id,
+                wrapped,
+            )
         )
         cached = self._unwrapped.get(cache_key)
         if cached is not None:

@@ -218,8 +218,8 @@ class LocalKafka:
             f"{lib}/*",
             STORAGE_TOOL,
             "format",
-            "-t",
-            _cluster_id(),
+            # One argument: a cluster id may start with "-", which would read as an option.
+            f"--cluster-id={_cluster_id()}",
             "-c",
             str(props),
         ]

@@ -120,6 +120,7 @@ class Subscriber:
         self._producer: Any = None
         self._stop = asyncio.Event()
         self._pending: list[asyncio.Future[Any]] = []
+        self._audited: list[AuditRecord] = []  # the batch's decisions, written in one go
         self.stats = SubscriberStats()
 
     @property
@@ -217,6 +218,9 @@ class Subscriber:
         """Make the batch durable before its offsets are committed: sink, ledger, audit, sends."""
         await self._sink.flush()
         pending, self._pending = self._pending, []
+        audited, self._audited = self._audited, []
+        if audited:
+            pending.append(asyncio.ensure_future(self._audit.append_many(audited)))
         if pending:
             await asyncio.gather(*pending)  # audit records, dead letters, receipts
         # Only now: a crash before this line redelivers the batch and audits it again,
@@ -278,18 +282,14 @@ class Subscriber:
                 Undeliverable(f"the sink refused message {header.message_id}: {exc}"), r, header
             )
             return
-        self._later(
-            self._audit.append(
-                AuditRecord.from_decision(
-                    decision,
-                    action="receive",
-                    message_id=header.message_id,
-                    content_hash=hashlib.sha256(
-                        self._ctx.envelope.store.encode(short, opened.record)
-                    ).digest(),
-                    labels=header.labels.to_avro(),
-                    bundle_hash=self._ctx.policy.bundle_hash,
-                )
+        self._audited.append(
+            AuditRecord.from_decision(
+                decision,
+                action="receive",
+                message_id=header.message_id,
+                content_hash=opened.content_hash,
+                labels=header.labels.to_avro(),
+                bundle_hash=self._ctx.policy.bundle_hash,
             )
         )
         self._ledger.stage(header.message_id, header.sender, header.expires, where)
@@ -423,15 +423,13 @@ class Subscriber:
             ("jcu.source", f"{r.topic}:{r.partition}:{r.offset}".encode()),
         ]
         self._later(self._dead_letter(r.value, mid, headers))
-        self._later(
-            self._audit.append(
-                AuditRecord.from_rejection(
-                    error,
-                    organisation=self.participant,
-                    message_id=mid,
-                    labels=header.labels.to_avro() if header is not None else None,
-                    bundle_hash=self._ctx.policy.bundle_hash,
-                )
+        self._audited.append(
+            AuditRecord.from_rejection(
+                error,
+                organisation=self.participant,
+                message_id=mid,
+                labels=header.labels.to_avro() if header is not None else None,
+                bundle_hash=self._ctx.policy.bundle_hash,
             )
         )
 

@@ -122,3 +122,25 @@ def test_status_when_never_started(tmp_path: Path) -> None:
     result = _jcu("kafka", "status", "--data-dir", str(tmp_path / "nothing"), env=env)
     assert result.returncode == 3
     assert "not running" in result.stdout
+
+
+def test_cluster_ids_that_start_with_a_dash_still_format(tmp_path: Path) -> None:
+    """Kafka's ids are URL-safe base64: one in 64 starts with '-'; formatting must not care."""
+    import asyncio
+    from unittest import mock
+
+    from broker import config
+    from broker.kafka import local as local_mod
+
+    kafka = local_mod.LocalKafka(
+        tmp_path / "data",
+        port=free_port(),
+        controller_port=free_port(),
+        cache_dir=config.load().kafka_cache,
+    )
+    with mock.patch.object(local_mod, "_cluster_id", return_value="-AEBAQEBAQEBAQEBAQEBAQ"):
+        asyncio.run(kafka.start(timeout=90))
+    try:
+        assert kafka.status().running
+    finally:
+        kafka.stop()
