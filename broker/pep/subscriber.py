@@ -248,6 +248,17 @@ class Subscriber:
         try:
             opened = self._opener.open(value, topic=r.topic)
             short = opened.payload_type.rpartition(".")[2]
+            # The record key places a message on its partition: keyed by its own id (a
+            # retraction by the retracted id), a copy re-using a seen id from another
+            # sender can only come after the original there, and is refused as a replay.
+            keyed_by = (
+                str(opened.record["message_id"]) if short == "Retraction" else opened.message_id
+            )
+            if r.key != keyed_by.encode():
+                raise MalformedRecord(
+                    f"record key {r.key!r} is not the message id {keyed_by}: refused, "
+                    "so that no one can race a message id onto another partition"
+                )
             if short == "Retraction":
                 await self._retract(opened.header, opened.record)
                 self._ledger.stage(header.message_id, header.sender, header.expires, where)

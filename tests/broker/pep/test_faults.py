@@ -73,17 +73,28 @@ async def test_exercise_traffic_on_an_operational_topic_is_refused(
     world: World, tmp_path: Path
 ) -> None:
     sealer = world.ctx.envelope.sealer("soc-fr")
-    sealed = sealer.seal("Indicator", indicator(), recipients=["enisa"],
-                         topic="jcu.civilian.indicators",
-                         labels=Labels.of("GREEN", exercise="cyber-europe-2026"))
+    sealed = sealer.seal(
+        "Indicator",
+        indicator(),
+        recipients=["enisa"],
+        topic="jcu.civilian.indicators",
+        labels=Labels.of("GREEN", exercise="cyber-europe-2026"),
+    )
     producer = AIOKafkaProducer(bootstrap_servers=world.bootstrap)
     await producer.start()
     try:
-        await producer.send_and_wait("jcu.civilian.indicators", sealed.data)
+        await producer.send_and_wait(
+            "jcu.civilian.indicators", sealed.data, key=sealed.message_id.encode()
+        )
     finally:
         await producer.stop()
-    sub = Subscriber("enisa", world.ctx, JsonlSink(tmp_path / "e.jsonl"),
-                     group_id=world.group("exercise"), receipts=False)
+    sub = Subscriber(
+        "enisa",
+        world.ctx,
+        JsonlSink(tmp_path / "e.jsonl"),
+        group_id=world.group("exercise"),
+        receipts=False,
+    )
     async with sub:
         stats = await sub.run(until_idle=True)
     assert stats.rejected.get("unauthorised", 0) >= 1
@@ -93,14 +104,21 @@ async def test_exercise_traffic_on_an_operational_topic_is_refused(
 
 async def test_only_the_original_sender_can_retract(world: World, tmp_path: Path) -> None:
     async with Publisher("soc-fr", world.ctx) as pub:
-        sent = await pub.publish("Indicator", indicator(), labels=Labels.of("RED"),
-                                 recipients=["enisa"])
+        sent = await pub.publish(
+            "Indicator", indicator(), labels=Labels.of("RED"), recipients=["enisa"]
+        )
     topic = sent.copies[0].topic
     forged = world.ctx.envelope.sealer("cert-eu").seal(
         "Retraction",
-        {"id": str(uuid.uuid4()), "message_id": sent.message_id, "reason": "not yours",
-         "retracted": datetime.now(UTC)},
-        recipients=["enisa"], topic=topic, labels=Labels.of("RED"),
+        {
+            "id": str(uuid.uuid4()),
+            "message_id": sent.message_id,
+            "reason": "not yours",
+            "retracted": datetime.now(UTC),
+        },
+        recipients=["enisa"],
+        topic=topic,
+        labels=Labels.of("RED"),
     )
     producer = AIOKafkaProducer(bootstrap_servers=world.bootstrap)
     await producer.start()
@@ -108,8 +126,13 @@ async def test_only_the_original_sender_can_retract(world: World, tmp_path: Path
         await producer.send_and_wait(topic, forged.data, key=sent.message_id.encode())
     finally:
         await producer.stop()
-    sub = Subscriber("enisa", world.ctx, JsonlSink(tmp_path / "e.jsonl"),
-                     group_id=world.group("retract"), receipts=False)
+    sub = Subscriber(
+        "enisa",
+        world.ctx,
+        JsonlSink(tmp_path / "e.jsonl"),
+        group_id=world.group("retract"),
+        receipts=False,
+    )
     async with sub:
         stats = await sub.run(until_idle=True)
     lines = [json.loads(x) for x in (tmp_path / "e.jsonl").read_text().splitlines()]

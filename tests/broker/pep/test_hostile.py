@@ -28,11 +28,13 @@ from tests.world import World
 TOPIC = "jcu.civilian.indicators"
 
 
-async def _produce(world: World, topic: str, value: bytes, **kw: Any) -> None:
+async def _produce(
+    world: World, topic: str, value: bytes, key: str | None = None, **kw: Any
+) -> None:
     producer = AIOKafkaProducer(bootstrap_servers=world.bootstrap, **kw)
     await producer.start()
     try:
-        await producer.send_and_wait(topic, value)
+        await producer.send_and_wait(topic, value, key=key.encode() if key else None)
     finally:
         await producer.stop()
 
@@ -112,7 +114,7 @@ async def test_personal_data_is_found_by_content_not_by_the_label(
         topic="jcu.diplomatic.incidents",
         labels=unlabelled,
     )
-    await _produce(world, "jcu.diplomatic.incidents", data)
+    await _produce(world, "jcu.diplomatic.incidents", data, key=mid)
     stats, lines = await _drain(world, "eeas-intcen", tmp_path, "pd")
     assert mid not in {x["message_id"] for x in lines}
     assert stats.rejected.get("unauthorised", 0) >= 1
@@ -194,3 +196,32 @@ async def test_a_suspended_organisation_cannot_publish(world: World) -> None:
     async with Publisher("soc-fr", suspended) as pub:
         with pytest.raises(Unauthorised, match="not an active organisation"):
             await pub.publish("Indicator", indicator(), labels=Labels.of("GREEN"))
+
+
+@pytest.mark.kafka
+async def test_a_message_id_cannot_be_raced_onto_another_partition(
+    world: World, tmp_path: Path
+) -> None:
+    """A member that sees cert-eu's message id in a header re-uses it for its own record."""
+    async with Publisher("cert-eu", world.ctx) as pub:
+        genuine = await pub.publish(
+            "Indicator", indicator(), labels=Labels.of("RED"), recipients=["enisa"]
+        )
+    env = world.ctx.envelope
+    sealer = env.sealer("isac-energy")
+    squat = sealer.seal(
+        "Indicator",
+        indicator("192.0.2.66"),
+        recipients=["enisa"],
+        topic=TOPIC,
+        labels=Labels.of("RED"),
+        message_id=genuine.message_id,
+    )
+    # Keyed otherwise, to land on another partition and be read first by a lagging reader:
+    await _produce(world, TOPIC, squat.data, key="another-key")
+    # Keyed by the id: it lands after the genuine message on the same partition.
+    await _produce(world, TOPIC, squat.data, key=genuine.message_id)
+    stats, lines = await _drain(world, "enisa", tmp_path, "squat")
+    mine = [x for x in lines if x["message_id"] == genuine.message_id]
+    assert [x["sender"] for x in mine] == ["cert-eu"]
+    assert stats.rejected.get("malformed", 0) >= 1 and stats.rejected.get("replay", 0) >= 1

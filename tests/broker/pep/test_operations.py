@@ -26,16 +26,24 @@ pytestmark = pytest.mark.kafka
 async def _publish(world: World, n: int) -> list[str]:
     async with Publisher("soc-fr", world.ctx) as pub:
         return [
-            (await pub.publish("Indicator", indicator(), labels=Labels.of("RED"),
-                               recipients=["enisa"])).message_id
+            (
+                await pub.publish(
+                    "Indicator", indicator(), labels=Labels.of("RED"), recipients=["enisa"]
+                )
+            ).message_id
             for _ in range(n)
         ]
 
 
 async def _jcu(world: World, *args: str) -> subprocess.CompletedProcess[str]:
     return await asyncio.to_thread(
-        subprocess.run, [sys.executable, "-m", "broker.cli", *args], env=world.env,
-        capture_output=True, text=True, timeout=120, check=False,
+        subprocess.run,
+        [sys.executable, "-m", "broker.cli", *args],
+        env=world.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
 
 
@@ -45,9 +53,24 @@ async def test_sigterm_finishes_commits_checkpoints_and_exits_zero(
     sent = await _publish(world, 30)
     group = world.group("sigterm")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "broker.cli", "subscribe", "--as", "enisa", "--out", str(tmp_path),
-         "--group", group, "--batch-size", "5"],
-        env=world.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "broker.cli",
+            "subscribe",
+            "--as",
+            "enisa",
+            "--out",
+            str(tmp_path),
+            "--group",
+            group,
+            "--batch-size",
+            "5",
+        ],
+        env=world.env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     out = tmp_path / "enisa.jsonl"
     deadline = time.monotonic() + 90
@@ -60,8 +83,18 @@ async def test_sigterm_finishes_commits_checkpoints_and_exits_zero(
     assert "enisa: delivered" in err
 
     # What was delivered was committed: the same group, run again, delivers only the rest.
-    again = await _jcu(world, "subscribe", "--as", "enisa", "--out", str(tmp_path), "--group",
-                       group, "--once", "--json")
+    again = await _jcu(
+        world,
+        "subscribe",
+        "--as",
+        "enisa",
+        "--out",
+        str(tmp_path),
+        "--group",
+        group,
+        "--once",
+        "--json",
+    )
     assert again.returncode == 0, again.stderr
     lines = [json.loads(x) for x in out.read_text().splitlines()]
     got = [x["message_id"] for x in lines if x["message_id"] in set(sent)]
@@ -76,15 +109,19 @@ async def test_sigterm_finishes_commits_checkpoints_and_exits_zero(
     assert points["enisa/receive"]["result"] == "ok"
 
 
-async def test_metrics_endpoint_counts_deliveries(
-    world: World, tmp_path: Path
-) -> None:
+async def test_metrics_endpoint_counts_deliveries(world: World, tmp_path: Path) -> None:
     sent = await _publish(world, 3)
     metrics = Metrics()
     port = free_port()
     metrics.serve(port)
-    sub = Subscriber("enisa", world.ctx, JsonlSink(tmp_path / "e.jsonl"),
-                     group_id=world.group("metrics"), metrics=metrics, receipts=False)
+    sub = Subscriber(
+        "enisa",
+        world.ctx,
+        JsonlSink(tmp_path / "e.jsonl"),
+        group_id=world.group("metrics"),
+        metrics=metrics,
+        receipts=False,
+    )
     async with sub:
         stats = await sub.run(until_idle=True)
     assert stats.delivered >= len(sent)
@@ -93,7 +130,8 @@ async def test_metrics_endpoint_counts_deliveries(
     )
     text = body.decode()
     delivered = sum(
-        float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
         if line.startswith("jcu_delivered_total{")
     )
     assert delivered == stats.delivered
