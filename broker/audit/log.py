@@ -26,7 +26,6 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ed25519
@@ -39,6 +38,7 @@ from broker.audit.record import AuditEntry, AuditRecord
 from broker.errors import AuditError, JcuError
 from broker.kafka.clients import reliable_producer
 from broker.kafka.topics import AUDIT_CHECKPOINTS, AUDIT_DECISIONS
+from broker.lifecycle import Service
 from broker.logs import get_logger
 from broker.merkle import MerkleTree, leaf_hash
 from broker.schemas import SchemaStore, default_store
@@ -52,7 +52,7 @@ class _Snapshot:
     last_leaf: bytes
 
 
-class AuditLog:
+class AuditLog(Service):
     """Append decisions, sign checkpoints. Use `async with AuditLog(...) as log:`.
 
     `kafka` is a bootstrap string (the log then owns an idempotent, acks=all
@@ -150,18 +150,6 @@ class AuditLog:
             self._running = False
             await self._stop_producer()
             self._lock_file.release()
-
-    async def __aenter__(self) -> AuditLog:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
     # -- appending -----------------------------------------------------------
 

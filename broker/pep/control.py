@@ -15,7 +15,6 @@ import contextlib
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from types import TracebackType
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
@@ -26,6 +25,7 @@ from broker.errors import BadSignature, ConfigError, JcuError, MalformedRecord, 
 from broker.kafka.clients import reliable_producer, start_client
 from broker.kafka.scan import assign_all, read_to_end
 from broker.kafka.topics import CONTROL
+from broker.lifecycle import Service
 from broker.logs import get_logger
 
 #: Who may declare a crisis (rule 10): the EU-CyCLONe network and the CSIRTs network.
@@ -134,7 +134,7 @@ async def publish_declaration(bootstrap: str, incident: str, data: bytes) -> Non
         await producer.stop()
 
 
-class CrisisBoard:
+class CrisisBoard(Service):
     """Follows `jcu.control`; knows which incidents are under a declared crisis.
 
     `start()` returns once the topic has been read to its end, so a publisher
@@ -215,12 +215,3 @@ class CrisisBoard:
         if self._consumer is not None:
             await self._consumer.stop()
             self._consumer = None
-
-    async def __aenter__(self) -> CrisisBoard:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.stop()

@@ -18,7 +18,6 @@ import time
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Any
 
 from broker.audit import AuditLog, AuditRecord
@@ -27,6 +26,7 @@ from broker.envelope import Labels, Sealer, stream_of
 from broker.errors import ConfigError, Unauthorised
 from broker.kafka.clients import reliable_producer, start_client
 from broker.kafka.topics import community_topic
+from broker.lifecycle import Service
 from broker.metrics import Metrics
 from broker.pep.context import PepContext
 from broker.pep.control import CrisisBoard
@@ -121,7 +121,7 @@ def redact(
     return out
 
 
-class Publisher:
+class Publisher(Service):
     """Publishes as one participant. `async with Publisher(...)` or start()/stop()."""
 
     def __init__(
@@ -167,15 +167,6 @@ class Publisher:
         await self._audit.stop()
         await self._crisis.stop()
         self._sent.close()
-
-    async def __aenter__(self) -> Publisher:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.stop()
 
     @property
     def crisis(self) -> CrisisBoard:

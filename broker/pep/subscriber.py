@@ -25,7 +25,6 @@ import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Any
 
 from broker.audit import AuditLog, AuditRecord
@@ -41,6 +40,7 @@ from broker.errors import (
 )
 from broker.kafka.clients import reliable_producer, start_client
 from broker.kafka.topics import DLQ, community_topic
+from broker.lifecycle import Service
 from broker.logs import get_logger
 from broker.metrics import Metrics
 from broker.pep.context import PepContext
@@ -78,7 +78,7 @@ class SubscriberStats:
         }
 
 
-class Subscriber:
+class Subscriber(Service):
     """Receives as one participant into a `Sink`. Use `async with` or start()/stop()."""
 
     def __init__(
@@ -165,15 +165,6 @@ class Subscriber:
         await self._crisis.stop()
         await self._sink.close()
         self._ledger.close()
-
-    async def __aenter__(self) -> Subscriber:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.stop()
 
     def request_stop(self) -> None:
         """Stop after the batch in hand is delivered and committed (SIGTERM does this)."""
