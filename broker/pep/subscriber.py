@@ -29,8 +29,9 @@ from typing import Any
 
 from broker.audit import AuditLog, AuditRecord
 from broker.clock import utc_now
-from broker.envelope import EnvelopeHeader, Labels, Opener, Sealer, read_header
+from broker.envelope import EnvelopeHeader, Labels, Opener, Sealer, read_header, stream_of
 from broker.errors import (
+    ConfigError,
     JcuError,
     MalformedRecord,
     Rejected,
@@ -250,6 +251,7 @@ class Subscriber(Service):
                     f"record key {r.key!r} is not the message id {keyed_by}: refused, "
                     "so that no one can race a message id onto another partition"
                 )
+            self._check_placement(header, short)
             if short == "Retraction":
                 await self._retract(opened.header, opened.record)
                 self._ledger.stage(header.message_id, header.sender, header.expires, where)
@@ -305,6 +307,26 @@ class Subscriber(Service):
         """Start `work` now; the batch waits for it before committing its offsets."""
         self._pending.append(asyncio.ensure_future(work))
 
+    @staticmethod
+    def _check_placement(header: EnvelopeHeader, short: str) -> None:
+        """Exercise traffic only on exercise topics, and each payload type on its own stream
+        (a retraction travels with what it retracts)."""
+        exercise_topic = header.topic.startswith("jcu.exercise.")
+        if exercise_topic != (header.labels.exercise is not None):
+            raise Unauthorised(
+                "exercise traffic and operational topics never mix: "
+                f"{'an operational' if header.labels.exercise is None else 'an exercise'} "
+                f"message on {header.topic}"
+            )
+        if short == "Retraction":
+            return
+        try:
+            stream = stream_of(short)
+        except ConfigError:
+            raise MalformedRecord(f"{short} is not a payload type to deliver") from None
+        if header.topic.rsplit(".", 1)[1] != stream:
+            raise MalformedRecord(f"a {short} travels on the {stream} stream, not {header.topic}")
+
     def _recheck(self, header: EnvelopeHeader, short: str, record: dict[str, Any]) -> Any:
         if self._ctx.registry.get(header.sender).status != "active":
             raise Unauthorised(f"{header.sender} is not an active organisation")
@@ -313,13 +335,6 @@ class Subscriber(Service):
         ):
             raise Unauthorised(
                 f"message {header.message_id} carries personal data its labels do not declare"
-            )
-        exercise_topic = header.topic.startswith("jcu.exercise.")
-        if exercise_topic != (header.labels.exercise is not None):
-            raise Unauthorised(
-                "exercise traffic and operational topics never mix: "
-                f"{'an operational' if header.labels.exercise is None else 'an exercise'} "
-                f"message on {header.topic}"
             )
         msg = policy_message(header.sender, short, header.labels, header.recipient_ids)
         decision = self._ctx.policy.decide(

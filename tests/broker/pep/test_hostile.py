@@ -225,3 +225,19 @@ async def test_a_message_id_cannot_be_raced_onto_another_partition(
     mine = [x for x in lines if x["message_id"] == genuine.message_id]
     assert [x["sender"] for x in mine] == ["cert-eu"]
     assert stats.rejected.get("malformed", 0) >= 1 and stats.rejected.get("replay", 0) >= 1
+
+
+@pytest.mark.kafka
+async def test_a_payload_type_travels_only_on_its_own_stream(world: World, tmp_path: Path) -> None:
+    sealer = world.ctx.envelope.sealer("soc-fr")
+    misplaced = sealer.seal(
+        "IncidentReport",
+        incident_report(False),
+        recipients=["enisa"],
+        topic=TOPIC,
+        labels=Labels.of("RED"),
+    )  # an incident on indicators
+    await _produce(world, TOPIC, misplaced.data, key=misplaced.message_id)
+    stats, lines = await _drain(world, "enisa", tmp_path, "stream")
+    assert misplaced.message_id not in {x["message_id"] for x in lines}
+    assert stats.rejected.get("malformed", 0) >= 1
