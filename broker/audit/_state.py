@@ -70,8 +70,10 @@ def load_state(path: Path) -> AuditState | None:
     except FileNotFoundError:
         return None
     except (OSError, json.JSONDecodeError) as exc:
-        raise AuditError(f"audit state {path} is unreadable ({exc}); move it away to rebuild "
-                         f"the tree from the topic") from None
+        raise AuditError(
+            f"audit state {path} is unreadable ({exc}); move it away to rebuild "
+            f"the tree from the topic"
+        ) from None
     try:
         if raw["version"] != STATE_VERSION:
             raise AuditError(f"audit state {path} has version {raw['version']}")
@@ -85,8 +87,10 @@ def load_state(path: Path) -> AuditState | None:
             checkpoint=_checkpoint_from(raw["checkpoint"]),
         )
     except (KeyError, TypeError, ValueError) as exc:
-        raise AuditError(f"audit state {path} is malformed ({exc}); move it away to rebuild "
-                         f"the tree from the topic") from None
+        raise AuditError(
+            f"audit state {path} is malformed ({exc}); move it away to rebuild "
+            f"the tree from the topic"
+        ) from None
 
 
 def save_state(path: Path, state: AuditState) -> None:

@@ -31,6 +31,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from broker.audit._codec import decode_leaf, encode_checkpoint, encode_leaf
+from broker.audit._journal import Journal
 from broker.audit._state import AuditState, StateLock, load_state, save_state, state_path
 from broker.audit._topic import read_topic
 from broker.audit.checkpoint import Checkpoint
@@ -83,6 +84,7 @@ class AuditLog(Service):
         self._signer = signer
         self._kafka = kafka
         self._state_path = state_path(Path(state_dir), enforcement_point)
+        self._journal = Journal(self._state_path.with_suffix(".journal"))
         self._lock_file = StateLock(self._state_path)
         self._every = checkpoint_every
         self._interval = checkpoint_interval
@@ -277,6 +279,8 @@ class AuditLog(Service):
         hence the order on the partition.
         """
         out = []
+        size = self._tree.size
+        self._journal.add((size + i, leaf) for i, (_, _, leaf) in enumerate(encoded))
         for record, data, leaf in encoded:
             try:
                 future = await self._producer.send(
@@ -376,6 +380,7 @@ class AuditLog(Service):
                 checkpoint=cp,
             ),
         )
+        self._journal.keep_from(size)
         _log.debug("audit checkpoint", enforcement_point=self.enforcement_point, size=size)
 
     def _fail(self, exc: BaseException) -> None:
@@ -446,6 +451,16 @@ class AuditLog(Service):
             key=self.enforcement_point,
         )
         adopted = 0
+        # With its state, the log adopts only what its journal says it wrote. Without it
+        # (state lost: an operator's recovery), it rebuilds from the topic as it finds it,
+        # and says so; `jcu audit verify` is the check for that case.
+        ours = self._journal.read() if state is not None else None
+        if state is None and found:
+            _log.warning(
+                "audit state lost: rebuilding the tree from the topic",
+                enforcement_point=self.enforcement_point,
+                records=len(found),
+            )
         for raw in found:
             try:
                 rec = decode_leaf(self._store, raw.value, offset=raw.offset)
@@ -460,6 +475,12 @@ class AuditLog(Service):
                 raise AuditError(
                     f"{self.enforcement_point}: record at offset {raw.offset} (index {rec.index}) "
                     f"does not continue the tree at size {self._tree.size}; run `jcu audit verify`"
+                )
+            if ours is not None and ours.get(rec.index) != rec.leaf_hash:
+                raise AuditError(
+                    f"{self.enforcement_point}: record at offset {raw.offset} (index {rec.index}) "
+                    "continues the tree but was not written by this enforcement point; "
+                    "refusing to sign over it; run `jcu audit verify`"
                 )
             self._tree.append(rec.leaf_hash)
             self._last_leaf = rec.leaf_hash

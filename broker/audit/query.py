@@ -96,7 +96,7 @@ _VERBS = {"allow": "allowed", "redact": "allowed redacted", "deny": "denied", "r
 
 
 def _without_rule_prefix(reason: str, rule_ids: Sequence[str]) -> str:
-    """"tlp-amber-mandate: mandate does not ..." -> "mandate does not ..." (the rule is named)."""
+    """ "tlp-amber-mandate: mandate does not ..." -> "mandate does not ..." (the rule is named)."""
     for rule in rule_ids:
         if reason.startswith(f"{rule}: "):
             return reason[len(rule) + 2 :]

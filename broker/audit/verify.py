@@ -140,7 +140,11 @@ def verify(
     return VerificationReport(
         tuple(
             verify_enforcement_point(
-                store, ep, records_by_ep.get(ep, []), checkpoints_by_ep.get(ep, []), keys(ep),
+                store,
+                ep,
+                records_by_ep.get(ep, []),
+                checkpoints_by_ep.get(ep, []),
+                keys(ep),
                 key_validity,
             )
             for ep in eps
@@ -191,8 +195,10 @@ def verify_enforcement_point(
                 cp = decode_checkpoint(store, raw.value)
             except JcuError as exc:
                 failure = Failure(
-                    "malformed", f"checkpoint {k} (offset {raw.offset}): {exc}",
-                    checkpoint_index=k, offset=raw.offset,
+                    "malformed",
+                    f"checkpoint {k} (offset {raw.offset}): {exc}",
+                    checkpoint_index=k,
+                    offset=raw.offset,
                 )
                 break
             failure = _check_checkpoint(
@@ -249,7 +255,9 @@ def _check_chain(records: Sequence[LoggedRecord]) -> Failure | None:
                 return Failure(
                     "modified",
                     f"record 0 (offset {r.offset}) links to a predecessor it cannot have",
-                    record_index=0, offset=r.offset, decision_id=r.record.decision_id,
+                    record_index=0,
+                    offset=r.offset,
+                    decision_id=r.record.decision_id,
                 )
             before = records[pos - 1]
             return Failure(
@@ -300,8 +308,10 @@ def _check_checkpoint(
     where = f"checkpoint {k} (size {cp.tree_size}, offset {offset})"
     if cp.origin != ep:
         return Failure(
-            "malformed", f"{where} names origin {cp.origin!r} but is keyed {ep!r}",
-            checkpoint_index=k, offset=offset,
+            "malformed",
+            f"{where} names origin {cp.origin!r} but is keyed {ep!r}",
+            checkpoint_index=k,
+            offset=offset,
         )
     if not cp.verify(accepted_keys):
         return Failure(
@@ -315,9 +325,7 @@ def _check_checkpoint(
         try:
             key_validity(ep, cp)
         except Rejected as exc:
-            return Failure(
-                "key-not-valid", f"{where}: {exc}", checkpoint_index=k, offset=offset
-            )
+            return Failure("key-not-valid", f"{where}: {exc}", checkpoint_index=k, offset=offset)
     if cp.tree_size > tree.size:
         return Failure(
             "missing",

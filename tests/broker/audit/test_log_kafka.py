@@ -254,3 +254,30 @@ async def test_enforcement_point_killed_mid_stream_loses_no_decision(
     assert not missing, f"{len(missing)} acknowledged decisions are not in the log"
     assert len(logged) == ep.records  # no decision logged twice
     assert prove(report, acknowledged[-1]).verified
+
+
+async def test_a_restart_does_not_adopt_a_record_another_writer_chained_on(
+    kafka_bootstrap, topics, store, key, tmp_path
+):
+    """Anyone may write to the decisions topic; a record keyed with our enforcement point
+    that continues our chain must not be signed over by our next checkpoint."""
+    from aiokafka import AIOKafkaProducer
+
+    from broker.audit._codec import encode_leaf
+
+    async with open_log(kafka_bootstrap, key, tmp_path, topics, store) as log:
+        for i in range(3):
+            await log.append(record(i))
+        size, last = log.size, log._last_leaf
+    forged = encode_leaf(store, EP, size, last, record(99))
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
+    await producer.start()
+    try:
+        state = load_state(state_path(tmp_path, EP))
+        assert state is not None
+        await producer.send_and_wait(topics[0], forged, key=EP.encode(),
+                                     partition=state.partition)
+    finally:
+        await producer.stop()
+    with pytest.raises(AuditError, match="not written by this enforcement point"):
+        await open_log(kafka_bootstrap, key, tmp_path, topics, store).start()
