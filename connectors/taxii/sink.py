@@ -36,7 +36,9 @@ class TaxiiSink:
                 f"{self._store.participant}'s TAXII store"
             )
         objects = list(self._to_stix(delivery))
-        await self._store.deliver(delivery.topic, objects, message_id=delivery.message_id)
+        await self._store.deliver(
+            delivery.topic, objects, message_id=delivery.message_id, sender=delivery.sender
+        )
 
     async def retract(self, retraction: Retracted) -> None:
         await self._store.retract_message(retraction.message_id)

@@ -56,6 +56,12 @@ CREATE TABLE IF NOT EXISTS objects (
 );
 CREATE UNIQUE INDEX IF NOT EXISTS objects_by_date_added
     ON objects (collection_id, date_added_us);
+CREATE TABLE IF NOT EXISTS object_owners (
+    collection_id TEXT NOT NULL REFERENCES collections(id),
+    object_id TEXT NOT NULL,
+    sender TEXT NOT NULL,
+    PRIMARY KEY (collection_id, object_id)
+);
 CREATE TABLE IF NOT EXISTS message_objects (
     message_id TEXT NOT NULL,
     collection_id TEXT NOT NULL REFERENCES collections(id),
@@ -63,6 +69,10 @@ CREATE TABLE IF NOT EXISTS message_objects (
     PRIMARY KEY (message_id, collection_id, object_id)
 );
 """
+
+
+#: Object types that are common definitions, not any sender's content (TLP markings).
+_SHARED_TYPES = frozenset({"marking-definition", "extension-definition"})
 
 
 def store_path(home: Path, participant: str) -> Path:
@@ -225,17 +235,26 @@ class TaxiiStore:
         return await asyncio.to_thread(self._ensure_collection_sync, topic)
 
     async def deliver(
-        self, topic: str, objects: Iterable[Any], *, message_id: str | None = None
+        self,
+        topic: str,
+        objects: Iterable[Any],
+        *,
+        message_id: str | None = None,
+        sender: str | None = None,
     ) -> Delivery:
         """Add STIX objects (dicts, stix2 objects or bundles) received on `topic`.
 
         Returns once the transaction is committed. Raises `MalformedRecord` (and
         stores nothing) if any object is not a STIX object with a type and an id.
         With `message_id`, the broker message the objects came from is recorded,
-        so `retract_message` can withdraw them later.
+        so `retract_message` can withdraw them later. With `sender`, an object id
+        belongs to the first sender that delivered it: another sender's new version
+        of it is refused (`MalformedRecord`), so no one can overwrite or, by retracting
+        their own message, revoke someone else's object. Shared definitions (TLP
+        marking definitions) belong to no one.
         """
         rows = [_normalise(o) for o in _flatten(objects)]
-        return await asyncio.to_thread(self._deliver_sync, topic, rows, message_id)
+        return await asyncio.to_thread(self._deliver_sync, topic, rows, message_id, sender)
 
     async def retract(self, topic: str, object_id: str) -> StoredObject | None:
         """Keep a withdrawn object as a new version with `revoked: true`.
@@ -272,13 +291,15 @@ class TaxiiStore:
         return CollectionInfo(cid, topic, title, description)
 
     def _deliver_sync(
-        self, topic: str, rows: Sequence[_Incoming], message_id: str | None
+        self, topic: str, rows: Sequence[_Incoming], message_id: str | None, sender: str | None
     ) -> Delivery:
         with self._lock:
             db = self._db()
             db.execute("BEGIN IMMEDIATE")
             try:
                 info = self._collection_row(db, topic)
+                if sender is not None:
+                    self._claim(db, info.id, rows, sender)
                 added = self._insert(db, info.id, rows)
                 if message_id is not None:
                     db.executemany(
@@ -291,6 +312,27 @@ class TaxiiStore:
                 db.execute("ROLLBACK")
                 raise
         return Delivery(info, tuple(added), len(rows) - len(added))
+
+    @staticmethod
+    def _claim(
+        db: sqlite3.Connection, collection_id: str, rows: Sequence[_Incoming], sender: str
+    ) -> None:
+        for row in rows:
+            if row.type in _SHARED_TYPES:
+                continue
+            found = db.execute(
+                "SELECT sender FROM object_owners WHERE collection_id=? AND object_id=?",
+                (collection_id, row.id),
+            ).fetchone()
+            if found is not None and found[0] != sender:
+                raise MalformedRecord(
+                    f"{row.id} was delivered by {found[0]}; {sender} may not version it"
+                )
+            if found is None:
+                db.execute(
+                    "INSERT INTO object_owners (collection_id, object_id, sender) VALUES (?,?,?)",
+                    (collection_id, row.id, sender),
+                )
 
     def _insert(
         self, db: sqlite3.Connection, collection_id: str, rows: Sequence[_Incoming]

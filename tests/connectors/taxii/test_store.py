@@ -194,3 +194,20 @@ def test_any_delivery_sequence_keeps_one_row_per_version_in_date_added_order(
         stamps, ids, delivered = asyncio.run(scenario(Path(tmp) / "s.sqlite3"))
     assert stamps == sorted(set(stamps))
     assert sorted(ids) == sorted(delivered)
+
+
+async def test_one_sender_cannot_version_or_revoke_another_senders_object(tmp_path: Path) -> None:
+    async with TaxiiStore(tmp_path / "s.sqlite3", "enisa") as store:
+        original = indicator(1)
+        await store.deliver(TOPIC, [original], message_id="m-cert", sender="cert-eu")
+        hijack = json.loads(original.serialize())
+        hijack["modified"] = "2030-01-01T00:00:00.000Z"
+        hijack["pattern"] = "[ipv4-addr:value = '192.0.2.99']"
+        with pytest.raises(MalformedRecord, match="was delivered by cert-eu"):
+            await store.deliver(TOPIC, [hijack], message_id="m-isac", sender="isac-energy")
+        assert await store.retract_message("m-isac") == ()
+        # The owner may still publish a new version of its own object.
+        update = json.loads(original.serialize())
+        update["modified"] = "2030-01-01T00:00:00.000Z"
+        added = await store.deliver(TOPIC, [update], message_id="m-cert-2", sender="cert-eu")
+        assert len(added.added) == 1
