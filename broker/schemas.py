@@ -34,9 +34,7 @@ SINGLE_OBJECT_MAGIC = b"\xc3\x01"
 #: Custom field attribute marking a field as carrying personal data.
 PERSONAL_DATA_ATTRIBUTE = "jcu.personal_data"
 _HEADER_LEN = len(SINGLE_OBJECT_MAGIC) + 8
-_PRIMITIVES = frozenset(
-    {"null", "boolean", "int", "long", "float", "double", "bytes", "string"}
-)
+_PRIMITIVES = frozenset({"null", "boolean", "int", "long", "float", "double", "bytes", "string"})
 _NAMED_KINDS = frozenset({"record", "error", "enum", "fixed"})
 
 
@@ -197,6 +195,10 @@ class SchemaStore:
         """Top-level fields marked `"jcu.personal_data": true` in the schema file."""
         raw = self._entry(name).raw
         return tuple(f["name"] for f in raw.get("fields", ()) if f.get(PERSONAL_DATA_ATTRIBUTE))
+
+    def has_personal_data(self, name: str, record: Mapping[str, Any]) -> bool:
+        """Whether any field the schema marks as personal data is filled in `record`."""
+        return any(record.get(f) not in (None, [], "", {}) for f in self.personal_data_fields(name))
 
     def add_writer_schema(self, schema: Mapping[str, Any]) -> bytes:
         """Make another version of a type decodable (as a writer schema); returns its fingerprint.

@@ -80,10 +80,6 @@ def labelled_record(
     return record, build_labels(store, payload_type, record, **label_opts)
 
 
-def has_personal_data(record: dict[str, Any], fields: tuple[str, ...]) -> bool:
-    return any(record.get(f) not in (None, [], "", {}) for f in fields)
-
-
 def build_labels(
     store: SchemaStore,
     payload_type: str,
@@ -98,7 +94,7 @@ def build_labels(
     member_states: tuple[str, ...] = (),
 ) -> Labels:
     """Labels from the options; the personal-data flag is set whenever a marked field is filled."""
-    personal = personal_data or has_personal_data(record, store.personal_data_fields(payload_type))
+    personal = personal_data or store.has_personal_data(payload_type, record)
     return Labels.of(
         tlp,
         handling_codes=handling,

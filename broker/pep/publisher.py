@@ -32,7 +32,6 @@ from broker.pep.context import PepContext
 from broker.pep.control import CrisisBoard
 from broker.pep.sent import SentCopy, SentLog, SentMessage
 from broker.policy import Decision, Message
-from broker.schemas import SchemaStore
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,13 +97,6 @@ def policy_message(
         incident=labels.incident,
         member_states=frozenset(labels.member_states),
         exercise=labels.exercise,
-    )
-
-
-def has_personal_data(store: SchemaStore, payload_type: str, record: Mapping[str, Any]) -> bool:
-    """Whether any field the schema marks as personal data is filled in `record`."""
-    return any(
-        record.get(f) not in (None, [], "", {}) for f in store.personal_data_fields(payload_type)
     )
 
 
@@ -202,7 +194,7 @@ class Publisher(Service):
         content_hash = hashlib.sha256(encoded).digest()
         if self._ctx.registry.get(self.participant).status != "active":
             raise Unauthorised(f"{self.participant} is not an active organisation; it cannot share")
-        if not labels.personal_data and has_personal_data(store, short, record):
+        if not labels.personal_data and store.has_personal_data(short, record):
             # The content decides, not the caller's label: rule 8 must see personal data.
             labels = dataclasses.replace(labels, personal_data=True)
         decisions = self.decide(short, labels, recipients)

@@ -47,7 +47,7 @@ from broker.metrics import Metrics
 from broker.pep.context import PepContext
 from broker.pep.control import CrisisBoard
 from broker.pep.ledger import DeliveryLedger, Position
-from broker.pep.publisher import has_personal_data, policy_message
+from broker.pep.publisher import policy_message
 from broker.pep.sink import Delivery, Retracted, Sink
 
 DATA_STREAMS: tuple[str, ...] = ("indicators", "incidents", "reports", "assistance")
@@ -330,8 +330,8 @@ class Subscriber(Service):
     def _recheck(self, header: EnvelopeHeader, short: str, record: dict[str, Any]) -> Any:
         if self._ctx.registry.get(header.sender).status != "active":
             raise Unauthorised(f"{header.sender} is not an active organisation")
-        if not header.labels.personal_data and has_personal_data(
-            self._ctx.envelope.store, short, record
+        if not header.labels.personal_data and self._ctx.envelope.store.has_personal_data(
+            short, record
         ):
             raise Unauthorised(
                 f"message {header.message_id} carries personal data its labels do not declare"
