@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from aiokafka import AIOKafkaProducer
 
 from broker.envelope import Labels
 from broker.kafka.scan import scan
 from broker.kafka.topics import DLQ
-from broker.pep import JsonlSink, Publisher, Subscriber
+from broker.pep import Publisher
 from tests.broker.pep.conftest import World
+from tests.broker.pep.kafka_io import drain, produce
 from tests.broker.pep.records import indicator
 
 pytestmark = pytest.mark.kafka
@@ -40,22 +39,11 @@ async def test_malformed_and_tampered_records_land_in_the_dlq(world: World, tmp_
             original = rec.value
     assert original is not None
     tampered = _flip(original, len(original) - 80)  # inside the ciphertext, header intact
-    producer = AIOKafkaProducer(bootstrap_servers=world.bootstrap)
-    await producer.start()
-    try:
-        await producer.send_and_wait(topic, b"\x00not an envelope at all")
-        await producer.send_and_wait(topic, tampered, key=victim.message_id.encode())
-    finally:
-        await producer.stop()
+    await produce(world, topic, b"\x00not an envelope at all")
+    await produce(world, topic, tampered, key=victim.message_id)
 
-    sink = JsonlSink(tmp_path / "enisa.jsonl")
-    sub = Subscriber("enisa", world.ctx, sink, group_id=world.group("dlq"), receipts=False)
-    async with sub:
-        stats = await sub.run(until_idle=True)
-    delivered = {
-        json.loads(line)["message_id"]
-        for line in (tmp_path / "enisa.jsonl").read_text().splitlines()
-    }
+    stats, lines = await drain(world, "enisa", tmp_path)
+    delivered = {x["message_id"] for x in lines}
     assert {before.message_id, victim.message_id, after.message_id} <= delivered
     assert stats.rejected.get("malformed", 0) >= 1
     assert stats.rejected.get("bad-signature", 0) >= 1
@@ -80,26 +68,10 @@ async def test_exercise_traffic_on_an_operational_topic_is_refused(
         topic="jcu.civilian.indicators",
         labels=Labels.of("GREEN", exercise="cyber-europe-2026"),
     )
-    producer = AIOKafkaProducer(bootstrap_servers=world.bootstrap)
-    await producer.start()
-    try:
-        await producer.send_and_wait(
-            "jcu.civilian.indicators", sealed.data, key=sealed.message_id.encode()
-        )
-    finally:
-        await producer.stop()
-    sub = Subscriber(
-        "enisa",
-        world.ctx,
-        JsonlSink(tmp_path / "e.jsonl"),
-        group_id=world.group("exercise"),
-        receipts=False,
-    )
-    async with sub:
-        stats = await sub.run(until_idle=True)
+    await produce(world, "jcu.civilian.indicators", sealed.data, key=sealed.message_id)
+    stats, lines = await drain(world, "enisa", tmp_path)
     assert stats.rejected.get("unauthorised", 0) >= 1
-    text = (tmp_path / "e.jsonl").read_text() if (tmp_path / "e.jsonl").exists() else ""
-    assert sealed.message_id not in text
+    assert sealed.message_id not in {x["message_id"] for x in lines}
 
 
 async def test_only_the_original_sender_can_retract(world: World, tmp_path: Path) -> None:
@@ -120,22 +92,8 @@ async def test_only_the_original_sender_can_retract(world: World, tmp_path: Path
         topic=topic,
         labels=Labels.of("RED"),
     )
-    producer = AIOKafkaProducer(bootstrap_servers=world.bootstrap)
-    await producer.start()
-    try:
-        await producer.send_and_wait(topic, forged.data, key=sent.message_id.encode())
-    finally:
-        await producer.stop()
-    sub = Subscriber(
-        "enisa",
-        world.ctx,
-        JsonlSink(tmp_path / "e.jsonl"),
-        group_id=world.group("retract"),
-        receipts=False,
-    )
-    async with sub:
-        stats = await sub.run(until_idle=True)
-    lines = [json.loads(x) for x in (tmp_path / "e.jsonl").read_text().splitlines()]
+    await produce(world, topic, forged.data, key=sent.message_id)
+    stats, lines = await drain(world, "enisa", tmp_path)
     mine = [x for x in lines if x["message_id"] == sent.message_id]
     assert [bool(x.get("retracted")) for x in mine] == [False]
     assert stats.rejected.get("unauthorised", 0) >= 1

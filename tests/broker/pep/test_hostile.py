@@ -4,7 +4,6 @@ it should not (findings of the security review, each kept as a regression test).
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import uuid
 from datetime import UTC, datetime
@@ -12,42 +11,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaProducer
 
 from broker.envelope import Labels, MemoryReplayGuard
 from broker.errors import MalformedRecord, NotARecipient, Unauthorised
 from broker.kafka.scan import scan
 from broker.kafka.topics import AUDIT_CHECKPOINTS, AUDIT_DECISIONS, DLQ, contract_topics
-from broker.pep import Delivery, JsonlSink, Publisher, Subscriber
+from broker.pep import Delivery, Publisher
 from broker.pep.control import CrisisBoard
 from broker.registry import parse_registry
 from tests.broker.pep.hostile import craft
+from tests.broker.pep.kafka_io import drain, produce
 from tests.broker.pep.records import incident_report, indicator
 from tests.world import World
 
 TOPIC = "jcu.civilian.indicators"
-
-
-async def _produce(
-    world: World, topic: str, value: bytes, key: str | None = None, **kw: Any
-) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=world.bootstrap, **kw)
-    await producer.start()
-    try:
-        await producer.send_and_wait(topic, value, key=key.encode() if key else None)
-    finally:
-        await producer.stop()
-
-
-async def _drain(world: World, org: str, out: Path, name: str) -> tuple[Any, list[dict]]:
-    sub = Subscriber(
-        org, world.ctx, JsonlSink(out / f"{org}.jsonl"), group_id=world.group(name), receipts=False
-    )
-    async with sub:
-        stats = await sub.run(until_idle=True)
-    path = out / f"{org}.jsonl"
-    lines = [json.loads(x) for x in path.read_text().splitlines()] if path.exists() else []
-    return stats, lines
 
 
 def test_a_signing_key_id_in_place_of_the_kem_key_is_not_a_recipient(world: World) -> None:
@@ -76,12 +53,12 @@ async def test_an_oversized_record_is_dead_lettered_as_its_digest(
     world: World, tmp_path: Path
 ) -> None:
     huge = os.urandom(900 * 1024)
-    await _produce(world, TOPIC, huge, max_request_size=2 * 1024 * 1024)
+    await produce(world, TOPIC, huge, max_request_size=2 * 1024 * 1024)
     async with Publisher("soc-fr", world.ctx) as pub:
         after = await pub.publish(
             "Indicator", indicator(), labels=Labels.of("RED"), recipients=["enisa"]
         )
-    stats, lines = await _drain(world, "enisa", tmp_path, "huge")
+    stats, lines = await drain(world, "enisa", tmp_path)
     assert after.message_id in {x["message_id"] for x in lines}, "the consumer went on"
     assert stats.rejected.get("malformed", 0) >= 1
     import hashlib
@@ -114,8 +91,8 @@ async def test_personal_data_is_found_by_content_not_by_the_label(
         topic="jcu.diplomatic.incidents",
         labels=unlabelled,
     )
-    await _produce(world, "jcu.diplomatic.incidents", data, key=mid)
-    stats, lines = await _drain(world, "eeas-intcen", tmp_path, "pd")
+    await produce(world, "jcu.diplomatic.incidents", data, key=mid)
+    stats, lines = await drain(world, "eeas-intcen", tmp_path)
     assert mid not in {x["message_id"] for x in lines}
     assert stats.rejected.get("unauthorised", 0) >= 1
 
@@ -218,10 +195,10 @@ async def test_a_message_id_cannot_be_raced_onto_another_partition(
         message_id=genuine.message_id,
     )
     # Keyed otherwise, to land on another partition and be read first by a lagging reader:
-    await _produce(world, TOPIC, squat.data, key="another-key")
+    await produce(world, TOPIC, squat.data, key="another-key")
     # Keyed by the id: it lands after the genuine message on the same partition.
-    await _produce(world, TOPIC, squat.data, key=genuine.message_id)
-    stats, lines = await _drain(world, "enisa", tmp_path, "squat")
+    await produce(world, TOPIC, squat.data, key=genuine.message_id)
+    stats, lines = await drain(world, "enisa", tmp_path)
     mine = [x for x in lines if x["message_id"] == genuine.message_id]
     assert [x["sender"] for x in mine] == ["cert-eu"]
     assert stats.rejected.get("malformed", 0) >= 1 and stats.rejected.get("replay", 0) >= 1
@@ -237,7 +214,7 @@ async def test_a_payload_type_travels_only_on_its_own_stream(world: World, tmp_p
         topic=TOPIC,
         labels=Labels.of("RED"),
     )  # an incident on indicators
-    await _produce(world, TOPIC, misplaced.data, key=misplaced.message_id)
-    stats, lines = await _drain(world, "enisa", tmp_path, "stream")
+    await produce(world, TOPIC, misplaced.data, key=misplaced.message_id)
+    stats, lines = await drain(world, "enisa", tmp_path)
     assert misplaced.message_id not in {x["message_id"] for x in lines}
     assert stats.rejected.get("malformed", 0) >= 1

@@ -17,6 +17,7 @@ from broker.envelope import Labels
 from broker.kafka.local import free_port
 from broker.metrics import Metrics
 from broker.pep import JsonlSink, Publisher, Subscriber
+from tests.broker.pep.kafka_io import jcu
 from tests.broker.pep.records import indicator
 from tests.world import World
 
@@ -33,18 +34,6 @@ async def _publish(world: World, n: int) -> list[str]:
             ).message_id
             for _ in range(n)
         ]
-
-
-async def _jcu(world: World, *args: str) -> subprocess.CompletedProcess[str]:
-    return await asyncio.to_thread(
-        subprocess.run,
-        [sys.executable, "-m", "broker.cli", *args],
-        env=world.env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
 
 
 async def test_sigterm_finishes_commits_checkpoints_and_exits_zero(
@@ -83,7 +72,7 @@ async def test_sigterm_finishes_commits_checkpoints_and_exits_zero(
     assert "enisa: delivered" in err
 
     # What was delivered was committed: the same group, run again, delivers only the rest.
-    again = await _jcu(
+    again = await jcu(
         world,
         "subscribe",
         "--as",
@@ -102,7 +91,7 @@ async def test_sigterm_finishes_commits_checkpoints_and_exits_zero(
     assert json.loads(again.stdout)["duplicates"] == 0
 
     # And the receiving enforcement point's audit log ended on a checkpoint.
-    verified = await _jcu(world, "audit", "verify", "--json")
+    verified = await jcu(world, "audit", "verify", "--json")
     assert verified.returncode == 0, verified.stderr
     points = {p["enforcement_point"]: p for p in json.loads(verified.stdout)["enforcement_points"]}
     assert points["enisa/receive"]["unsealed"] == 0
@@ -140,7 +129,7 @@ async def test_metrics_endpoint_counts_deliveries(world: World, tmp_path: Path) 
 
 async def test_stats_reports_topics_lag_and_dead_letters(world: World) -> None:
     await _publish(world, 2)
-    result = await _jcu(world, "stats", "--json")
+    result = await jcu(world, "stats", "--json")
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     assert data["topics"]["jcu.civilian.indicators"] >= 2

@@ -2,49 +2,21 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import subprocess
-import sys
 import uuid
 from pathlib import Path
 
 import pytest
 
 from broker.envelope import Labels
-from broker.pep import JsonlSink, Publisher, Subscriber
+from broker.pep import Publisher
 from broker.pep.control import CrisisBoard
 from broker.pep.receipts import read_receipts
 from tests.broker.pep.conftest import World
+from tests.broker.pep.kafka_io import drain, jcu
 from tests.broker.pep.records import incident_report, indicator
 
 pytestmark = pytest.mark.kafka
-
-
-async def _jcu(world: World, *args: str) -> subprocess.CompletedProcess[str]:
-    return await asyncio.to_thread(
-        subprocess.run,
-        [sys.executable, "-m", "broker.cli", *args],
-        env=world.env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-
-
-async def _drain(world: World, org: str, out: Path, *, receipts: bool = True) -> list[dict]:
-    sub = Subscriber(
-        org,
-        world.ctx,
-        JsonlSink(out / f"{org}.jsonl"),
-        group_id=world.group(org),
-        receipts=receipts,
-    )
-    async with sub:
-        await sub.run(until_idle=True)
-    path = out / f"{org}.jsonl"
-    return [json.loads(x) for x in path.read_text().splitlines()] if path.exists() else []
 
 
 async def test_receipts_show_who_received_and_only_to_the_sender(
@@ -55,7 +27,7 @@ async def test_receipts_show_who_received_and_only_to_the_sender(
             "Indicator", indicator(), labels=Labels.of("RED"), recipients=["enisa", "cert-eu"]
         )
     for org in ("enisa", "cert-eu"):
-        await _drain(world, org, tmp_path)
+        await drain(world, org, tmp_path, receipts=True)
     views = await read_receipts(world.ctx, "soc-fr", sent.message_id)
     assert sorted(v.receiver for v in views) == ["cert-eu", "enisa"]
     assert all(v.status == "DELIVERED" for v in views)
@@ -71,7 +43,7 @@ async def test_retraction_reaches_every_recipient(world: World, tmp_path: Path) 
         retraction = await pub.retract(sent.message_id, "false positive")
     assert {c.topic for c in retraction.copies} == {c.topic for c in sent.copies}
     for org in sent.recipients:
-        lines = await _drain(world, org, tmp_path, receipts=False)
+        _, lines = await drain(world, org, tmp_path)
         mine = [x for x in lines if x["message_id"] == sent.message_id]
         assert [bool(x.get("retracted")) for x in mine] == [False, True], org
         assert mine[1]["reason"] == "false positive"
@@ -86,7 +58,7 @@ async def test_crisis_declaration_widens_amber_and_only_authorities_may_declare(
         before = await pub.publish("IncidentReport", incident_report(False), labels=labels)
     assert "eeas-intcen" not in before.recipients  # no mandate for fraud, no crisis yet
 
-    refused = await _jcu(
+    refused = await jcu(
         world,
         "crisis",
         "declare",
@@ -99,7 +71,7 @@ async def test_crisis_declaration_widens_amber_and_only_authorities_may_declare(
     )
     assert refused.returncode == 1
     assert "enisa may not declare or end a crisis" in refused.stderr
-    too_small = await _jcu(
+    too_small = await jcu(
         world,
         "crisis",
         "declare",
@@ -112,7 +84,7 @@ async def test_crisis_declaration_widens_amber_and_only_authorities_may_declare(
     )
     assert too_small.returncode == 1
     assert "two or more Member States" in too_small.stderr or "2 or more" in too_small.stderr
-    ok = await _jcu(
+    ok = await jcu(
         world,
         "crisis",
         "declare",
@@ -124,7 +96,7 @@ async def test_crisis_declaration_widens_amber_and_only_authorities_may_declare(
         "FR,DE",
     )
     assert ok.returncode == 0, ok.stderr
-    listed = await _jcu(world, "crisis", "list", "--json")
+    listed = await jcu(world, "crisis", "list", "--json")
     assert incident in {c["incident"] for c in json.loads(listed.stdout)}
 
     async with CrisisBoard(world.ctx.envelope, world.bootstrap) as board:
@@ -135,10 +107,10 @@ async def test_crisis_declaration_widens_amber_and_only_authorities_may_declare(
     operational = {p.id for p in world.ctx.registry if p.role == "operational"} - {"cert-eu"}
     assert operational <= set(during.recipients)
     # The receiving side applies the same crisis state: EEAS gets the report.
-    got = await _drain(world, "eeas-intcen", tmp_path, receipts=False)
+    _, got = await drain(world, "eeas-intcen", tmp_path)
     assert during.message_id in {x["message_id"] for x in got}
 
-    ended = await _jcu(
+    ended = await jcu(
         world,
         "crisis",
         "end",

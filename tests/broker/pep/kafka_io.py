@@ -1,0 +1,53 @@
+"""What pipeline tests do on the real broker again and again: write raw records, drain a
+participant into a JSON-lines sink, run the `jcu` command against the test world."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+
+from broker.pep import JsonlSink, Subscriber, SubscriberStats
+from tests.world import World
+
+
+async def produce(
+    world: World, topic: str, value: bytes, key: str | None = None, **producer_options: Any
+) -> None:
+    """Write one raw record, bypassing the publisher (as a hostile member could)."""
+    producer = AIOKafkaProducer(bootstrap_servers=world.bootstrap, **producer_options)
+    await producer.start()
+    try:
+        await producer.send_and_wait(topic, value, key=key.encode() if key else None)
+    finally:
+        await producer.stop()
+
+
+async def drain(
+    world: World, org: str, out: Path, *, receipts: bool = False
+) -> tuple[SubscriberStats, list[dict[str, Any]]]:
+    """Receive everything on `org`'s topics with a fresh group; what its sink got."""
+    path = out / f"{org}.jsonl"
+    sub = Subscriber(org, world.ctx, JsonlSink(path), group_id=world.group(org), receipts=receipts)
+    async with sub:
+        stats = await sub.run(until_idle=True)
+    lines = [json.loads(x) for x in path.read_text().splitlines()] if path.exists() else []
+    return stats, lines
+
+
+async def jcu(world: World, *args: str) -> subprocess.CompletedProcess[str]:
+    """`jcu ARGS` as a subprocess in the test world's environment."""
+    return await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "broker.cli", *args],
+        env=world.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
