@@ -7,9 +7,10 @@ envelope's size) through the same broker, with the same producer settings
 (idempotent, acks=all, lz4) and one consumer, timed from the first produce to
 the last record consumed (raw) or delivered to the sink (full path). The full
 path is: policy decision for every organisation, one envelope for 5 recipients
-(AES-256-GCM, HPKE X25519, Ed25519), audit records for every decision, then on
-the receiving side verify, unwrap, decrypt, policy re-check, audit, dedup
-ledger, JSON-lines sink, offset commit. The publisher runs in this process and
+(AES-256-GCM, HPKE X25519, Ed25519 over a Merkle root per batch of 200), every
+decision audited (one leaf per message), then on the receiving side verify,
+unwrap, decrypt, policy re-check, audit, dedup ledger, JSON-lines sink, offset
+commit. The publisher runs in this process and
 `jcu subscribe` in another, as they are deployed (two services, two cores).
 Receipts are off in both legs (they are a second message per delivery;
 `--receipts` turns them on for the full path).
@@ -33,14 +34,14 @@ from pathlib import Path
 from typing import Any
 
 from bench._kafka import kafka_for_bench
-from broker import config
+from broker import config, logs
 from broker.cli.init import init_keys
 from broker.envelope import Labels
 from broker.kafka.topics import TopicSpec, contract_topics, ensure_topics
-from broker.pep import Publisher
+from broker.pep import Publication, Publisher
 from broker.pep.context import PepContext
 
-RECIPIENTS = ["enisa", "cert-eu", "csirts-network", "eu-cyclone", "commission"]
+RECIPIENTS = ("enisa", "cert-eu", "csirts-network", "eu-cyclone", "commission")
 CHUNK = 200
 
 
@@ -125,17 +126,18 @@ async def _full(
             t0 = time.perf_counter()
             size = 0
             for start in range(0, n, CHUNK):
-                results = await asyncio.gather(
-                    *(
-                        pub.publish("Indicator", r, labels=labels, recipients=RECIPIENTS)
+                results = await pub.publish_many(
+                    [
+                        Publication("Indicator", r, labels, RECIPIENTS)
                         for r in records[start : start + CHUNK]
-                    )
+                    ]
                 )
                 size = results[-1].copies[0].size
             t_pub = time.perf_counter() - t0
         while _lines(sink_file) < n:
             if subscriber.poll() is not None:
-                raise RuntimeError(f"the subscriber exited: {subscriber.stderr.read().decode()}")
+                err = subscriber.stderr.read() if subscriber.stderr else b""
+                raise RuntimeError(f"the subscriber exited: {err.decode()}")
             await asyncio.sleep(0.02)
         total = time.perf_counter() - t0
     finally:
@@ -153,67 +155,67 @@ def _lines(path: Path) -> int:
 
 
 def _costs(ctx: PepContext, n: int) -> dict[str, float]:
-    """Seconds the CPU-bound steps of one message take, times n (where the time goes)."""
-    from broker.envelope import MemoryReplayGuard
+    """Seconds the CPU-bound steps take, per message as the full path does them, times n."""
+    from broker.audit import DecisionSet
+    from broker.audit._codec import leaf_encoder
+    from broker.audit.record import new_decision_ids
+    from broker.envelope import MemoryReplayGuard, SealRequest
+    from broker.merkle import MerkleTree, leaf_hash
     from broker.pep.publisher import policy_message
 
     sealer = ctx.envelope.sealer("soc-fr")
     opener = ctx.envelope.opener("enisa", replay_guard=MemoryReplayGuard())
     labels = Labels.of("RED", categories=["malicious-code"])
     msg = policy_message("soc-fr", "Indicator", labels, RECIPIENTS)
-    rec = _record(0)
-    k = 300
+    k = CHUNK * 5
+    records = [_record(i) for i in range(k)]
     t = time.perf_counter()
     for _ in range(k):
         ctx.policy.decide_all(msg)
     decide = (time.perf_counter() - t) / k
-    sealed = []
+    topic = "jcu.civilian.indicators"
     t = time.perf_counter()
-    for _ in range(k):
-        sealed.append(
-            sealer.seal(
-                "Indicator",
-                rec,
-                recipients=RECIPIENTS,
-                topic="jcu.civilian.indicators",
-                labels=labels,
-            )
+    sealed = []
+    for start in range(0, k, CHUNK):
+        sealed += sealer.seal_many(
+            [
+                SealRequest("Indicator", r, recipients=RECIPIENTS, topic=topic, labels=labels)
+                for r in records[start : start + CHUNK]
+            ]
         )
     seal = (time.perf_counter() - t) / k
     t = time.perf_counter()
     for s in sealed:
-        opener.open(s.data, topic="jcu.civilian.indicators")
+        opener.open(s.data, topic=topic)
     open_ = (time.perf_counter() - t) / k
-    from broker.audit import AuditRecord
-    from broker.audit._codec import encode_leaf
-    from broker.merkle import MerkleTree, leaf_hash
 
-    decisions = ctx.policy.decide_all(msg)
+    decisions = tuple(ctx.policy.decide_all(msg))
+    encoder = leaf_encoder(ctx.envelope.store)
     tree = MerkleTree()
+    avro_labels = labels.to_avro()
     t = time.perf_counter()
-    for _ in range(k // 10):
-        for d in decisions:
-            rec = AuditRecord.from_decision(
-                d,
-                action="publish",
-                message_id=str(uuid.uuid4()),
-                content_hash=b"\0" * 32,
-                labels=labels.to_avro(),
-                bundle_hash=ctx.policy.bundle_hash,
-            )
-            tree.append(
-                leaf_hash(encode_leaf(ctx.envelope.store, "soc-fr/publish", tree.size, b"", rec))
-            )
-    audit = (time.perf_counter() - t) / (k // 10) * (len(decisions) + 1) / len(decisions)
+    for i in range(k):
+        dset = DecisionSet(
+            "publish",
+            str(uuid.uuid4()),
+            decisions,
+            content_hash=b"\0" * 32,
+            labels=avro_labels,
+            policy_bundle_hash=ctx.policy.bundle_hash,
+        )
+        ids = new_decision_ids(len(decisions))
+        tree.append(leaf_hash(encoder.encode_set("soc-fr/publish", i, b"", dset, ids)))
+    audit = (time.perf_counter() - t) / k
     return {
-        f"audit: {len(decisions) + 1} records built+encoded+hashed": audit * n,
-        "policy decide_all (15 orgs)": decide * n,
-        "seal (5 recipients)": seal * n,
-        "open (verify+unwrap+decrypt)": open_ * n,
+        f"audit: one leaf of {len(decisions)} decisions": audit * n,
+        f"policy decide_all ({len(decisions)} orgs)": decide * n,
+        f"seal (5 recipients, batches of {CHUNK})": seal * n,
+        "open (batch verify+unwrap+decrypt)": open_ * n,
     }
 
 
 async def main(n: int, receipts: bool) -> None:
+    logs.configure("console", "WARNING")
     with tempfile.TemporaryDirectory(prefix="jcu-bench-") as tmp:
         os.environ["JCU_HOME"] = str(Path(tmp) / "home")
         os.environ.setdefault("JCU_KEY_PASSPHRASE", "bench-only passphrase")

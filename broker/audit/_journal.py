@@ -18,8 +18,15 @@ from pathlib import Path
 class Journal:
     def __init__(self, path: Path) -> None:
         self.path = path
+        # What the file holds, kept in memory once read: a checkpoint then rewrites the
+        # short tail instead of reading the whole file back.
+        self._entries: dict[int, bytes] | None = None
 
     def read(self) -> dict[int, bytes]:
+        self._entries = self._load()
+        return dict(self._entries)
+
+    def _load(self) -> dict[int, bytes]:
         try:
             text = self.path.read_text(encoding="ascii")
         except FileNotFoundError:
@@ -35,7 +42,11 @@ class Journal:
         return out
 
     def add(self, entries: Iterable[tuple[int, bytes]]) -> None:
-        lines = "".join(f"{i} {leaf.hex()}\n" for i, leaf in entries)
+        if self._entries is None:
+            self._entries = self._load()
+        new = list(entries)
+        self._entries.update(new)
+        lines = "".join(f"{i} {leaf.hex()}\n" for i, leaf in new)
         if not lines:
             return
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
@@ -46,7 +57,9 @@ class Journal:
 
     def keep_from(self, index: int) -> None:
         """Forget what a checkpoint now covers (indices below `index`)."""
-        kept = {i: leaf for i, leaf in self.read().items() if i >= index}
+        known = self._entries if self._entries is not None else self._load()
+        kept = {i: leaf for i, leaf in known.items() if i >= index}
+        self._entries = kept
         tmp = self.path.with_suffix(".tmp")
         tmp.write_text("".join(f"{i} {leaf.hex()}\n" for i, leaf in sorted(kept.items())))
         os.chmod(tmp, 0o600)

@@ -23,19 +23,25 @@ import asyncio
 import contextlib
 import functools
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from broker.audit._codec import decode_leaf, encode_checkpoint, encode_leaf
+from broker.audit._codec import LeafEncoder, can_share_leaf, decode_leaf, encode_checkpoint
 from broker.audit._journal import Journal
 from broker.audit._state import AuditState, StateLock, load_state, save_state, state_path
 from broker.audit._topic import read_topic
 from broker.audit.checkpoint import Checkpoint
-from broker.audit.record import AuditEntry, AuditRecord
+from broker.audit.record import (
+    AuditEntry,
+    AuditRecord,
+    DecisionSet,
+    LeafEntry,
+    new_decision_ids,
+)
 from broker.errors import AuditError, JcuError
 from broker.kafka.clients import reliable_producer
 from broker.kafka.topics import AUDIT_CHECKPOINTS, AUDIT_DECISIONS
@@ -45,6 +51,44 @@ from broker.merkle import MerkleTree, leaf_hash
 from broker.schemas import SchemaStore, default_store
 
 _log = get_logger(__name__)
+
+
+#: At most this many decisions share a leaf (one message's decisions about every
+#: registered organisation fit in one).
+MAX_LEAF_RECORDS = 64
+_T = TypeVar("_T")
+
+
+def leaves(items: Sequence[_T], key: Callable[[_T], AuditRecord]) -> Iterator[list[_T]]:
+    """Group consecutive items whose records are about one message (same action, content,
+    labels and policy): a leaf each.
+
+    One leaf per message (not per decision) is what keeps the log cheap: the
+    hashing, tree, journal and Kafka work is paid once for all its decisions.
+    """
+    group: list[_T] = []
+    for item in items:
+        if group and (
+            len(group) >= MAX_LEAF_RECORDS or not can_share_leaf(key(group[0]), key(item))
+        ):
+            yield group
+            group = []
+        group.append(item)
+    if group:
+        yield group
+
+
+#: A leaf handed to the producer: its index, leaf hash, decision ids, produce future.
+_Sent = tuple[int, bytes, tuple[str, ...], "asyncio.Future[Any]"]
+
+
+@dataclass(frozen=True, slots=True)
+class _InFlight:
+    """One record batch on its way to Kafka: leaves first .. first+count-1."""
+
+    first: int
+    count: int
+    future: asyncio.Future[Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +143,7 @@ class AuditLog(Service):
         self._partition = 0
         self._next_offset = 0
         self._checkpoint: Checkpoint | None = None
-        self._inflight: deque[tuple[int, asyncio.Future[Any]]] = deque()
+        self._inflight: deque[_InFlight] = deque()
         self._snapshots: deque[_Snapshot] = deque()
         self._snapshot_mark = 0  # tree size of the newest snapshot (or checkpoint)
         self._send_lock = asyncio.Lock()
@@ -120,6 +164,7 @@ class AuditLog(Service):
             return
         if self._store is None:
             self._store = default_store()
+        self._encoder = LeafEncoder(self._store)
         self._lock_file.acquire()
         try:
             await self._start_producer()
@@ -189,22 +234,55 @@ class AuditLog(Service):
         return await done
 
     async def append_many(self, records: Sequence[AuditRecord]) -> list[AuditEntry]:
-        """Add several decisions with consecutive indices; returns once Kafka holds them all.
+        """Add several decisions; returns once Kafka holds them all.
 
+        Consecutive decisions about one message share a leaf (see `leaves`).
         All or nothing for bad input: every record is encoded before any is sent.
         """
         self._check_writable()
         async with self._send_lock:
             pending = await self._enqueue(records)
-        if pending:
-            # wait() leaves the producer's futures alone if this caller is cancelled.
-            await asyncio.wait([f for _, f in pending])
-        for _, future in pending:
+        await self._confirm([future for *_, future in pending])
+        return [
+            AuditEntry(index, leaf, decision_id)
+            for index, leaf, ids, _ in pending
+            for decision_id in ids
+        ]
+
+    async def append_sets(self, sets: Sequence[DecisionSet]) -> list[LeafEntry]:
+        """Add the decisions of several messages, a leaf each; returns once Kafka holds them.
+
+        The cheap path for an enforcement point that decides about many
+        organisations at once: no AuditRecord object per decision. All or
+        nothing for bad input.
+        """
+        self._check_writable()
+        async with self._send_lock:
+            index, previous = self._tree.size, self._last_leaf
+            encoded = []
+            for dset in sets:
+                if not dset.decisions:
+                    continue
+                ids = new_decision_ids(len(dset.decisions))
+                data = self._encoder.encode_set(self.enforcement_point, index, previous, dset, ids)
+                previous = leaf_hash(data)
+                encoded.append((ids, data, previous))
+                index += 1
+            pending = await self._send(encoded)
+        await self._confirm([future for *_, future in pending])
+        return [LeafEntry(index, leaf, ids) for index, leaf, ids, _ in pending]
+
+    async def _confirm(self, futures: Sequence[asyncio.Future[Any]]) -> None:
+        """Wait for the produce futures; a failure fails the log (restart reconciles)."""
+        if not futures:
+            return
+        # wait() leaves the producer's futures alone if this caller is cancelled.
+        await asyncio.wait(futures)
+        for future in futures:
             exc = future.exception() if not future.cancelled() else asyncio.CancelledError()
             if exc is not None:
                 self._fail(exc)
                 raise AuditError(f"audit record not written: {exc}")
-        return [entry for entry, _ in pending]
 
     async def _drain(self) -> None:
         """Write queued single appends, in call order, and resolve each caller's future."""
@@ -221,25 +299,34 @@ class AuditLog(Service):
                     except AuditError as exc:
                         done.set_exception(exc)
                 encoded = []
+                waiting: list[asyncio.Future[AuditEntry]] = []
                 index, previous = self._tree.size, self._last_leaf
-                for record, done in good:
+                for group in leaves(good, key=lambda pair: pair[0]):
+                    records = [record for record, _ in group]
                     try:
-                        data = self._encode(index, previous, record)
-                    except JcuError as exc:  # this record only: nothing was sent for it
-                        done.set_exception(exc)
+                        data = self._encode(index, previous, records)
+                    except JcuError as exc:  # these records only: nothing was sent for them
+                        for _, done in group:
+                            done.set_exception(exc)
                         continue
                     previous = leaf_hash(data)
-                    encoded.append((record, data, previous, done))
+                    encoded.append((tuple(r.decision_id for r in records), data, previous))
+                    waiting.extend(done for _, done in group)
                     index += 1
                 try:
-                    sent = await self._send([(r, d, h) for r, d, h, _ in encoded])
+                    sent = await self._send(encoded)
                 except AuditError as exc:
-                    for *_, done in encoded:
+                    for done in waiting:
                         if not done.done():
                             done.set_exception(exc)
                     continue
-                for (entry, future), (*_, done) in zip(sent, encoded, strict=True):
-                    future.add_done_callback(functools.partial(self._delivered, entry, done))
+                callers = iter(waiting)
+                for leaf_index, leaf, ids, future in sent:
+                    for decision_id in ids:
+                        entry = AuditEntry(leaf_index, leaf, decision_id)
+                        future.add_done_callback(
+                            functools.partial(self._delivered, entry, next(callers))
+                        )
 
     def _delivered(
         self, entry: AuditEntry, done: asyncio.Future[AuditEntry], future: asyncio.Future[Any]
@@ -252,49 +339,62 @@ class AuditLog(Service):
         elif not done.done():
             done.set_result(entry)
 
-    def _encode(self, index: int, previous: bytes, record: AuditRecord) -> bytes:
+    def _encode(self, index: int, previous: bytes, records: Sequence[AuditRecord]) -> bytes:
         assert self._store is not None
-        return encode_leaf(self._store, self.enforcement_point, index, previous, record)
+        return self._encoder.encode(self.enforcement_point, index, previous, records)
 
-    async def _enqueue(
-        self, records: Sequence[AuditRecord]
-    ) -> list[tuple[AuditEntry, asyncio.Future[Any]]]:
+    async def _enqueue(self, records: Sequence[AuditRecord]) -> list[_Sent]:
         """Encode all records (a bad one stops the batch before anything is sent), then send."""
         self._check_writable()
         index, previous = self._tree.size, self._last_leaf
         encoded = []
-        for record in records:
-            data = self._encode(index, previous, record)
+        for group in leaves(records, key=lambda record: record):
+            data = self._encode(index, previous, group)
             previous = leaf_hash(data)
-            encoded.append((record, data, previous))
+            encoded.append((tuple(r.decision_id for r in group), data, previous))
             index += 1
         return await self._send(encoded)
 
-    async def _send(
-        self, encoded: Sequence[tuple[AuditRecord, bytes, bytes]]
-    ) -> list[tuple[AuditEntry, asyncio.Future[Any]]]:
-        """Hand encoded, chained records to the producer. Call with the send lock held.
+    async def _send(self, encoded: Sequence[tuple[tuple[str, ...], bytes, bytes]]) -> list[_Sent]:
+        """Hand encoded, chained leaves (decision ids, data, leaf hash) to the producer. Call
+        with the send lock held. Returns (index, leaf hash, decision ids, future) per leaf.
 
-        The lock makes the order of indices the order of the producer's queue,
-        hence the order on the partition.
+        They go as whole record batches (one produce future per batch, not per
+        record: the per-record path costs more than encoding them). The lock
+        makes the order of indices the order of the producer's queue, hence the
+        order on the partition.
         """
-        out = []
+        out: list[_Sent] = []
         size = self._tree.size
         self._journal.add((size + i, leaf) for i, (_, _, leaf) in enumerate(encoded))
-        for record, data, leaf in encoded:
+        i = 0
+        while i < len(encoded):
+            batch = self._producer.create_batch()
+            first = i
+            while (
+                i < len(encoded)
+                and batch.append(key=self._key, value=encoded[i][1], timestamp=None) is not None
+            ):
+                i += 1
+            if i == first:
+                self._fail(AuditError("audit record larger than a producer batch"))
+                raise AuditError(
+                    f"audit record of {len(encoded[i][1])} bytes does not fit a producer batch"
+                )
             try:
-                future = await self._producer.send(
-                    self._decisions, value=data, key=self._key, partition=self._partition
+                future = await self._producer.send_batch(
+                    batch, self._decisions, partition=self._partition
                 )
             except Exception as exc:
                 self._fail(exc)
                 raise AuditError(f"audit record not written: {exc}") from None
-            entry = AuditEntry(self._tree.append(leaf), leaf, record.decision_id)
-            self._last_leaf = leaf
-            self._inflight.append((entry.index, future))
-            if self._tree.size - self._snapshot_mark >= self._every:
-                self._take_snapshot()
-            out.append((entry, future))
+            self._inflight.append(_InFlight(self._tree.size, i - first, future))
+            for ids, _, leaf in encoded[first:i]:
+                index = self._tree.append(leaf)
+                self._last_leaf = leaf
+                if self._tree.size - self._snapshot_mark >= self._every:
+                    self._take_snapshot()
+                out.append((index, leaf, ids, future))
         return out
 
     # -- checkpoints ---------------------------------------------------------
@@ -346,16 +446,23 @@ class AuditLog(Service):
         next_offset = self._next_offset
         # Every record the checkpoint covers must be in Kafka before we sign it.
         covered = []
-        while self._inflight and self._inflight[0][0] < size:
-            covered.append(self._inflight.popleft()[1])
+        for batch in self._inflight:
+            if batch.first >= size:
+                break
+            covered.append(batch)
         if covered:
-            await asyncio.wait(covered)
-        for future in covered:
+            await asyncio.wait([b.future for b in covered])
+        for batch in covered:
+            future = batch.future
             exc = future.exception() if not future.cancelled() else asyncio.CancelledError()
             if exc is not None:
                 self._fail(exc)
                 raise AuditError(f"audit record not written: {exc}")
-            next_offset = future.result().offset + 1
+            # A snapshot can end inside a batch: the batch's records have consecutive offsets.
+            in_checkpoint = min(batch.count, size - batch.first)
+            next_offset = future.result().offset + in_checkpoint
+            if in_checkpoint == batch.count:
+                self._inflight.popleft()
         cp = Checkpoint.sign(self._signer, self.enforcement_point, size, snapshot.tree.root())
         assert self._store is not None
         try:

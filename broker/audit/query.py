@@ -57,14 +57,17 @@ def prove(report: VerificationReport, decision_id: str) -> InclusionProof:
 def decode_records(
     store: SchemaStore, raws: Iterable[TopicRecord]
 ) -> tuple[list[LoggedRecord], int]:
-    """Every record that decodes, and how many did not (verify names those)."""
+    """Every decision of every leaf that decodes, and how many leaves did not (verify
+    names those)."""
     out: list[LoggedRecord] = []
     bad = 0
     for raw in raws:
         try:
-            out.append(decode_leaf(store, raw.value, partition=raw.partition, offset=raw.offset))
+            leaf = decode_leaf(store, raw.value, partition=raw.partition, offset=raw.offset)
         except JcuError:
             bad += 1
+            continue
+        out.extend(leaf.decisions())
     return out, bad
 
 

@@ -32,7 +32,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from broker.audit._codec import decode_checkpoint, decode_leaf
 from broker.audit._topic import TopicRecord
 from broker.audit.checkpoint import Checkpoint
-from broker.audit.record import LoggedRecord
+from broker.audit.record import LoggedLeaf, LoggedRecord
 from broker.errors import AuditVerificationError, JcuError, Rejected
 from broker.merkle import ProofTree, verify_consistency
 from broker.schemas import SchemaStore
@@ -74,11 +74,14 @@ class Failure:
 @dataclass(frozen=True, slots=True)
 class EnforcementPointReport:
     enforcement_point: str
+    #: leaves of the tree (a leaf holds one message's decisions, or one decision)
     records: int
     checkpoints: int
     #: tree size of the last checkpoint that verified
     sealed: int
     failure: Failure | None = None
+    #: decisions in those leaves
+    decisions: int = 0
 
     @property
     def ok(self) -> bool:
@@ -91,9 +94,10 @@ class EnforcementPointReport:
 
 @dataclass(frozen=True, slots=True)
 class VerifiedLog:
-    """One enforcement point's records and checkpoints after verification (for proofs)."""
+    """One enforcement point's decisions and checkpoints after verification (for proofs)."""
 
     enforcement_point: str
+    #: every decision, in tree order (those of one leaf share its index)
     records: tuple[LoggedRecord, ...]
     checkpoints: tuple[Checkpoint, ...]
     tree: ProofTree
@@ -161,7 +165,7 @@ def verify_enforcement_point(
     key_validity: KeyValidity | None = None,
 ) -> VerifiedLog:
     ep = enforcement_point
-    records: list[LoggedRecord] = []
+    records: list[LoggedLeaf] = []
     failure: Failure | None = None
     for raw in decisions:
         try:
@@ -209,11 +213,14 @@ def verify_enforcement_point(
             cps.append(cp)
             previous = cp
             sealed = cp.tree_size
-    report = EnforcementPointReport(ep, len(records), len(checkpoints), sealed, failure)
-    return VerifiedLog(ep, tuple(records), tuple(cps), tree, report)
+    flat = tuple(d for leaf in records for d in leaf.decisions())
+    report = EnforcementPointReport(
+        ep, len(records), len(checkpoints), sealed, failure, decisions=len(flat)
+    )
+    return VerifiedLog(ep, flat, tuple(cps), tree, report)
 
 
-def _check_chain(records: Sequence[LoggedRecord]) -> Failure | None:
+def _check_chain(records: Sequence[LoggedLeaf]) -> Failure | None:
     """Indices 0, 1, 2, ... each linked to the previous leaf hash; else name the first bad one."""
     positions: dict[int, list[int]] = defaultdict(list)
     for pos, r in enumerate(records):
@@ -273,7 +280,7 @@ def _check_chain(records: Sequence[LoggedRecord]) -> Failure | None:
 
 
 def _inserted(
-    records: Sequence[LoggedRecord],
+    records: Sequence[LoggedLeaf],
     index: int,
     claims: Sequence[int],
     positions: dict[int, list[int]],

@@ -123,6 +123,7 @@ def verify_command(
         {
             "enforcement_point": r.enforcement_point,
             "records": r.records,
+            "decisions": r.decisions,
             "checkpoints": r.checkpoints,
             "sealed": r.sealed,
             "unsealed": r.unsealed if r.failure is None else None,
@@ -137,10 +138,11 @@ def verify_command(
         console().print(
             table(
                 "audit log",
-                ["enforcement point", "records", "checkpoints", "unsealed", "result"],
+                ["enforcement point", "records", "decisions", "checkpoints", "unsealed",
+                 "result"],
                 [
-                    [r["enforcement_point"], r["records"], r["checkpoints"], r["unsealed"],
-                     r["result"]]
+                    [r["enforcement_point"], r["records"], r["decisions"], r["checkpoints"],
+                     r["unsealed"], r["result"]]
                     for r in rows
                 ],
             )

@@ -2,6 +2,7 @@
 
 Public API:
     Sealer(sender, keystore=, keyring=, store=).seal(type, record, recipients=, topic=, labels=)
+        .seal_many([SealRequest(...), ...]): one signature over a batch, each verifiable alone
     Opener(participant, keystore=, keyring=, store=, replay_guard=).open(data, topic=)
     Labels, SealedMessage, OpenedMessage, EnvelopeHeader, read_header
     MemoryReplayGuard, SqliteReplayGuard, default_topic
@@ -13,7 +14,13 @@ from broker.envelope.header import EnvelopeHeader, RecipientEntry, read_header
 from broker.envelope.labels import HANDLING_CODES, TLP_LEVELS, Labels
 from broker.envelope.opener import OpenedMessage, Opener
 from broker.envelope.replay import MemoryReplayGuard, ReplayGuard, SqliteReplayGuard
-from broker.envelope.sealer import DEFAULT_VALIDITY, MAX_VALIDITY, SealedMessage, Sealer
+from broker.envelope.sealer import (
+    DEFAULT_VALIDITY,
+    MAX_VALIDITY,
+    SealedMessage,
+    Sealer,
+    SealRequest,
+)
 from broker.envelope.topics import PAYLOAD_STREAMS, default_topic, stream_of
 
 __all__ = [
@@ -32,6 +39,7 @@ __all__ = [
     "Opener",
     "RecipientEntry",
     "ReplayGuard",
+    "SealRequest",
     "SealedMessage",
     "Sealer",
     "SqliteReplayGuard",

@@ -30,15 +30,34 @@ AAD_DOMAIN = b"jcu-broker/envelope/v1/aad\x00"
 _EMPTY_BYTES = b"\x00"  # Avro encoding of b""
 
 
-def avro_bytes(value: bytes) -> bytes:
-    """Avro binary encoding of a `bytes` value: zig-zag varint length, then the bytes."""
-    n = len(value) << 1  # zig-zag of a non-negative long
+def avro_long(value: int) -> bytes:
+    """Avro binary encoding of a non-negative `long`: zig-zag varint."""
+    n = value << 1  # zig-zag of a non-negative long
     out = bytearray()
     while n > 0x7F:
         out.append((n & 0x7F) | 0x80)
         n >>= 7
     out.append(n)
-    return bytes(out) + value
+    return bytes(out)
+
+
+def avro_bytes(value: bytes) -> bytes:
+    """Avro binary encoding of a `bytes` value: zig-zag varint length, then the bytes."""
+    return avro_long(len(value)) + value
+
+
+def split_template(encoded: bytes) -> tuple[bytes, bytes]:
+    """Split the encoding of an envelope whose message id, nonce, ciphertext and signature
+    are all empty into (head, middle), so that for any id and nonce
+
+        prefix = head || string(message_id) || middle || bytes(nonce)
+
+    Many envelopes of one batch share everything else: encode once, splice per message.
+    """
+    head_len = 10 + len(avro_long(ENVELOPE_VERSION))  # C3 01, fingerprint, version
+    if encoded[head_len : head_len + 1] != _EMPTY_BYTES or not encoded.endswith(_EMPTY_BYTES * 3):
+        raise AssertionError("envelope template does not have the expected layout")
+    return encoded[:head_len], encoded[head_len + 1 : -3]
 
 
 def prefix_of_unsealed(encoded: bytes) -> bytes:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from broker.envelope.labels import Labels
 from broker.errors import ConfigError, MalformedRecord
@@ -96,3 +96,22 @@ def read_header(store: SchemaStore, data: bytes) -> EnvelopeHeader:
     """The header of envelope bytes, UNVERIFIED: for routing and pre-checks only."""
     _, rec = store.decode(data, expected="Envelope")
     return header_from_record(rec)
+
+
+class DecodedEnvelope(NamedTuple):
+    """Envelope bytes decoded once: the bytes, their Avro record and their UNVERIFIED header."""
+
+    data: bytes
+    record: dict[str, Any]
+    header: EnvelopeHeader
+
+
+def decode_envelope(store: SchemaStore, data: bytes) -> DecodedEnvelope:
+    """Decode envelope bytes once for routing and for opening.
+
+    A receiver reads the header to route (is it for us, have we had it) and then
+    opens the same bytes; `Opener.open(data, topic=..., decoded=...)` takes this
+    result instead of decoding a second time. The header is UNVERIFIED until then.
+    """
+    _, rec = store.decode(data, expected="Envelope")
+    return DecodedEnvelope(data, rec, header_from_record(rec))

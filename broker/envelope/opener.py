@@ -9,6 +9,7 @@ Checks run in this order; the first that fails decides the error:
                                                  RevokedKey / ExpiredKey
  5. origin community is the sender's ........... WrongSender
  6. Ed25519 signature over header+ciphertext ... BadSignature
+    (or over a batch root, with an inclusion proof)
  7. inside its validity window ................. Expired
  8. message id not seen before ................. Replay
  9. addressed to a key this participant holds .. NotARecipient
@@ -29,12 +30,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature, InvalidTag
+from cryptography.hazmat.primitives.asymmetric import ed25519
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from broker.clock import Clock, to_millis, utc_now
-from broker.envelope import _hpke, _wire
+from broker.envelope import _batch_sig, _hpke, _wire
 from broker.envelope.content_keys import NONCE_LEN
-from broker.envelope.header import EnvelopeHeader, header_from_record
+from broker.envelope.header import DecodedEnvelope, EnvelopeHeader, header_from_record
 from broker.envelope.labels import Labels
 from broker.envelope.replay import ReplayGuard
 from broker.envelope.sealer import MAX_VALIDITY
@@ -55,6 +57,7 @@ from broker.keyring import Keyring
 from broker.keystore import Keystore
 from broker.schemas import SchemaStore
 
+_SIGNATURE_ALGORITHMS = (_wire.SIGNATURE_ALGORITHM, _batch_sig.ALGORITHM)
 #: How far a sender's clock may run ahead of ours.
 CLOCK_SKEW = timedelta(minutes=2)
 
@@ -121,17 +124,28 @@ class Opener:
         # so a reused content key costs one HPKE open, not one per message.
         self._unwrapped: OrderedDict[bytes, bytes] = OrderedDict()
         self._unwrapped_max = unwrapped_cache_size
+        self._batches = _batch_sig.BatchVerifier()
 
-    def open(self, data: bytes, *, topic: str) -> OpenedMessage:
-        """Verify and decrypt envelope bytes read from `topic`; raises a `Rejected` subclass."""
-        _, rec = self._store.decode(data, expected="Envelope")
+    def open(
+        self, data: bytes, *, topic: str, decoded: DecodedEnvelope | None = None
+    ) -> OpenedMessage:
+        """Verify and decrypt envelope bytes read from `topic`; raises a `Rejected` subclass.
+
+        `decoded`: what `decode_envelope` returned for these very bytes (the receiver
+        routed on its header), so they are not decoded twice; ignored for other bytes.
+        """
+        given = decoded if decoded is not None and decoded.data is data else None
+        if given is not None:
+            rec = given.record
+        else:
+            _, rec = self._store.decode(data, expected="Envelope")
         if rec["version"] != _wire.ENVELOPE_VERSION:
             raise UnsupportedVersion(f"envelope version {rec['version']} is not supported")
-        if rec["signature_algorithm"] != _wire.SIGNATURE_ALGORITHM:
+        if rec["signature_algorithm"] not in _SIGNATURE_ALGORITHMS:
             raise UnsupportedVersion(f"signature algorithm {rec['signature_algorithm']!r}")
         if rec["content_algorithm"] != _wire.CONTENT_ALGORITHM:
             raise UnsupportedVersion(f"content algorithm {rec['content_algorithm']!r}")
-        header = header_from_record(rec)
+        header = given.header if given is not None else header_from_record(rec)
         if header.topic != topic:
             raise WrongTopic(f"sealed for topic {header.topic!r}, read from {topic!r}")
 
@@ -142,13 +156,11 @@ class Opener:
             )
         ciphertext, signature = bytes(rec["ciphertext"]), bytes(rec["signature"])
         prefix = _wire.prefix_of(data, ciphertext, signature)
-        try:
-            sender_key.verify(signature, _wire.signed_message(prefix, ciphertext))
-        except InvalidSignature:
+        if not self._signature_holds(sender_key, header, rec, prefix, ciphertext, signature):
             raise BadSignature(
                 f"signature of message {header.message_id} does not verify "
                 f"with {header.sender}'s key {header.sender_key_id}"
-            ) from None
+            )
 
         now = to_millis(self._clock())
         if header.created > now + CLOCK_SKEW:
@@ -193,6 +205,25 @@ class Opener:
         return OpenedMessage(
             header=header, record=record, content_hash=hashlib.sha256(payload).digest()
         )
+
+    def _signature_holds(
+        self,
+        key: ed25519.Ed25519PublicKey,
+        header: EnvelopeHeader,
+        rec: dict[str, Any],
+        prefix: bytes,
+        ciphertext: bytes,
+        signature: bytes,
+    ) -> bool:
+        if rec["signature_algorithm"] == _batch_sig.ALGORITHM:
+            leaf = _batch_sig.leaf(prefix, _wire.avro_bytes(ciphertext))
+            tag = f"{header.sender}\x00{header.sender_key_id}".encode()
+            return self._batches.verify(key, tag, leaf, signature)
+        try:
+            key.verify(signature, _wire.signed_message(prefix, ciphertext))
+        except InvalidSignature:
+            return False
+        return True
 
     def _holds_kem_key(self, kid: str) -> bool:
         """`kid` is one of our registered KEM keys (never, say, our signing key) and we hold it."""

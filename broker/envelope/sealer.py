@@ -7,26 +7,27 @@ Recipe (docs/envelope.md has the full construction):
 3. encode the header (everything but ciphertext and signature);
 4. AES-256-GCM encrypt the payload under the content key with a never-repeating
    nonce and the encoded header as AAD;
-5. Ed25519-sign the header and the ciphertext (domain-separated).
+5. Ed25519-sign the header and the ciphertext (domain-separated); a batch
+   (`seal_many`) signs the Merkle root of its envelopes once (`_batch_sig`).
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from datetime import timedelta
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from typing import Any
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from broker.clock import Clock, to_millis, utc_now
-from broker.envelope import _hpke, _wire
-from broker.envelope.content_keys import ContentKeyCache
+from broker.envelope import _batch_sig, _hpke, _wire
+from broker.envelope.content_keys import ContentKey, ContentKeyCache
 from broker.envelope.header import EnvelopeHeader, header_from_record
 from broker.envelope.labels import Labels
 from broker.errors import ConfigError, RegistryError
-from broker.keyring import Keyring
+from broker.keyring import Keyring, RecipientKey
 from broker.keystore import Keystore
 from broker.registry import COMMUNITIES
 from broker.schemas import SchemaStore
@@ -36,6 +37,22 @@ DEFAULT_VALIDITY = timedelta(days=7)
 #: The longest validity a receiver accepts (it also bounds how long replay
 #: guards must remember ids, and how far a stolen key can backdate).
 MAX_VALIDITY = timedelta(days=30)
+
+
+@dataclass(frozen=True, slots=True)
+class SealRequest:
+    """One payload to seal: what `Sealer.seal` takes, for `Sealer.seal_many`."""
+
+    payload_type: str
+    record: Mapping[str, Any]
+    recipients: tuple[str, ...]
+    topic: str
+    labels: Labels
+    target_community: str | None = None
+    validity: timedelta = DEFAULT_VALIDITY
+    message_id: str | None = None
+    #: The record's single-object encoding, when the caller already has it (not re-encoded).
+    payload: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,17 +102,72 @@ class Sealer:
         message_id: str | None = None,
     ) -> SealedMessage:
         """Encrypt `record` (of `payload_type`) for `recipients` and sign it for `topic`."""
+        request = SealRequest(
+            payload_type,
+            record,
+            recipients=tuple(recipients),
+            topic=topic,
+            labels=labels,
+            target_community=target_community,
+            validity=validity,
+            message_id=message_id,
+        )
+        return self.seal_many([request])[0]
+
+    def seal_many(self, requests: Sequence[SealRequest]) -> list[SealedMessage]:
+        """Seal several payloads under one signature (see `_batch_sig`): each envelope
+        still verifies alone. One request is signed on its own ("ed25519"). All are
+        checked before any is sealed; the first bad one raises."""
+        if not requests:
+            return []
         now = to_millis(self._clock())
-        target = target_community or self._community
+        sign_kid = self._keyring.current_signing_key_id(self.sender, now)
+        signing_key = self._keystore.signing_key(self.sender, sign_kid)
+        algorithm = _wire.SIGNATURE_ALGORITHM if len(requests) == 1 else _batch_sig.ALGORITHM
+        out: list[SealedMessage] = []
+        for start in range(0, len(requests), _batch_sig.MAX_BATCH):
+            chunk = requests[start : start + _batch_sig.MAX_BATCH]
+            templates: dict[tuple[Any, ...], _Template] = {}
+            built = [self._build(r, now, sign_kid, algorithm, templates) for r in chunk]
+            if algorithm == _wire.SIGNATURE_ALGORITHM:
+                prefix, ciphertext, _ = built[0]
+                signatures = [signing_key.sign(_wire.signed_message(prefix, ciphertext))]
+            else:
+                signatures = _batch_sig.sign_batch(
+                    signing_key,
+                    [_batch_sig.leaf(p, _wire.avro_bytes(c)) for p, c, _ in built],
+                )
+            out.extend(
+                SealedMessage(data=_wire.assemble(p, c, sig), header=header)
+                for (p, c, header), sig in zip(built, signatures, strict=True)
+            )
+        return out
+
+    def _build(
+        self,
+        request: SealRequest,
+        now: datetime,
+        sign_kid: str,
+        algorithm: str,
+        templates: dict[tuple[Any, ...], _Template],
+    ) -> tuple[bytes, bytes, EnvelopeHeader]:
+        """Encrypt one payload: its prefix, ciphertext and header (unsigned).
+
+        `templates` holds the encoded header parts envelopes of one batch share
+        (all but message id and nonce), so a batch encodes each variant once.
+        """
+        target = request.target_community or self._community
         if target not in COMMUNITIES:
             raise ConfigError(f"unknown target community {target!r}")
-        if not timedelta(0) < validity <= MAX_VALIDITY:
+        if not timedelta(0) < request.validity <= MAX_VALIDITY:
             raise ConfigError(f"validity must be positive and at most {MAX_VALIDITY}")
-        names = list(dict.fromkeys(recipients))
+        names = tuple(dict.fromkeys(request.recipients))
         if not names:
             raise ConfigError("a sealed record needs at least one recipient")
-        full_type = self._store.full_name(payload_type)
-        payload = self._store.encode(full_type, record)
+        full_type = self._store.full_name(request.payload_type)
+        payload = request.payload
+        if payload is None or payload[2:10] != self._store.fingerprint(full_type):
+            payload = self._store.encode(full_type, request.record)
 
         unknown = [r for r in names if r not in self._keyring]
         if unknown:
@@ -105,6 +177,43 @@ class Sealer:
             )
         rkeys = [self._keyring.recipient_key(r, now) for r in names]
         ck, _ = self._content_keys.key_for(((k.participant, k.key_id) for k in rkeys), now)
+        key = (
+            target,
+            request.validity,
+            request.topic,
+            full_type,
+            request.labels,
+            ck.key_id,
+            tuple((k.participant, k.key_id) for k in rkeys),
+        )
+        template = templates.get(key)
+        if template is None:
+            template = self._template(
+                full_type, request, now, sign_kid, algorithm, target, rkeys, ck
+            )
+            templates[key] = template
+        message_id = request.message_id or str(uuid.uuid4())
+        nonce = ck.next_nonce()
+        prefix = (
+            template.head
+            + _wire.avro_bytes(message_id.encode())
+            + template.middle
+            + _wire.avro_bytes(nonce)
+        )
+        ciphertext = AESGCM(ck.key).encrypt(nonce, payload, _wire.aad(prefix))
+        return prefix, ciphertext, replace(template.header, message_id=message_id)
+
+    def _template(
+        self,
+        full_type: str,
+        request: SealRequest,
+        now: datetime,
+        sign_kid: str,
+        algorithm: str,
+        target: str,
+        rkeys: list[RecipientKey],
+        ck: ContentKey,
+    ) -> _Template:
         blocks = []
         for k in rkeys:
             wrapped = ck.wrapped.get(k.participant)
@@ -113,37 +222,40 @@ class Sealer:
                 wrapped = _hpke.wrap(k.kem, k.public_key, ck.key, info)
                 ck.wrapped[k.participant] = wrapped
             blocks.append(
-                {"participant": k.participant, "key_id": k.key_id, "kem": k.kem,
-                 "wrapped_key": wrapped}
+                {
+                    "participant": k.participant,
+                    "key_id": k.key_id,
+                    "kem": k.kem,
+                    "wrapped_key": wrapped,
+                }
             )
-
-        sign_kid = self._keyring.current_signing_key_id(self.sender, now)
-        signing_key = self._keystore.signing_key(self.sender, sign_kid)
-        nonce = ck.next_nonce()
         rec: dict[str, Any] = {
             "version": _wire.ENVELOPE_VERSION,
-            "message_id": message_id or str(uuid.uuid4()),
+            "message_id": "",
             "sender": self.sender,
             "sender_key_id": sign_kid,
-            "signature_algorithm": _wire.SIGNATURE_ALGORITHM,
+            "signature_algorithm": algorithm,
             "created": now,
-            "expires": now + validity,
+            "expires": now + request.validity,
             "origin_community": self._community,
             "target_community": target,
-            "topic": topic,
+            "topic": request.topic,
             "payload_type": full_type,
             "payload_fingerprint": self._store.fingerprint(full_type),
-            "labels": labels.to_avro(),
+            "labels": request.labels.to_avro(),
             "content_algorithm": _wire.CONTENT_ALGORITHM,
             "content_key_id": ck.key_id,
             "recipients": blocks,
-            "nonce": nonce,
+            "nonce": b"",
             "ciphertext": b"",
             "signature": b"",
         }
-        prefix = _wire.prefix_of_unsealed(self._store.encode("Envelope", rec))
-        ciphertext = AESGCM(ck.key).encrypt(nonce, payload, _wire.aad(prefix))
-        signature = signing_key.sign(_wire.signed_message(prefix, ciphertext))
-        data = _wire.assemble(prefix, ciphertext, signature)
-        return SealedMessage(data=data, header=header_from_record(rec))
+        head, middle = _wire.split_template(self._store.encode("Envelope", rec))
+        return _Template(head, middle, header_from_record(rec))
 
+
+@dataclass(frozen=True, slots=True)
+class _Template:
+    head: bytes
+    middle: bytes
+    header: EnvelopeHeader

@@ -2,6 +2,7 @@
 
     async with Publisher.create("cert-eu", settings) as pub:
         result = await pub.publish("Indicator", record, labels=Labels.of("AMBER", ...))
+        results = await pub.publish_many([Publication("Indicator", r, labels) for r in rs])
 
     async with Subscriber.create("enisa", settings, sink=JsonlSink(out)) as sub:
         await sub.run(until_idle=True)
@@ -10,7 +11,7 @@ Both sides decide with the same policy engine, seal or open with the envelope,
 and write every decision to the audit log of their enforcement point.
 """
 
-from broker.pep.publisher import CommunityCopy, Publisher, PublishResult
+from broker.pep.publisher import CommunityCopy, Publication, Publisher, PublishResult
 from broker.pep.sink import Delivery, JsonlSink, Retracted, Sink
 from broker.pep.subscriber import Subscriber, SubscriberStats
 
@@ -18,6 +19,7 @@ __all__ = [
     "CommunityCopy",
     "Delivery",
     "JsonlSink",
+    "Publication",
     "PublishResult",
     "Publisher",
     "Retracted",

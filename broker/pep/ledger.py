@@ -42,11 +42,17 @@ class DeliveryLedger:
         )
 
         self._staged: dict[str, tuple[str, datetime, Position]] = {}
+        # The subscriber asks `position(id)` and then, opening the record, the opener asks
+        # `seen(id)`: the second question is answered from the first one's row, once.
+        self._looked_up: tuple[str, bool] | None = None
 
     # -- the envelope's ReplayGuard protocol --------------------------------
     def seen(self, message_id: str) -> bool:
         if message_id in self._staged:
             return True
+        last, self._looked_up = self._looked_up, None
+        if last is not None and last[0] == message_id:
+            return last[1]
         row = self._db.execute(
             "SELECT 1 FROM delivered WHERE message_id = ?", (message_id,)
         ).fetchone()
@@ -57,6 +63,7 @@ class DeliveryLedger:
 
     def prune(self, now: datetime) -> int:
         """Forget ids whose envelopes expired: the opener rejects those as expired anyway."""
+        self._looked_up = None
         cur = self._db.execute("DELETE FROM delivered WHERE expires_ms < ?", (_ms(now),))
         return cur.rowcount
 
@@ -67,6 +74,7 @@ class DeliveryLedger:
         row = self._db.execute(
             "SELECT topic, partition, offset FROM delivered WHERE message_id = ?", (message_id,)
         ).fetchone()
+        self._looked_up = (message_id, row is not None)
         return Position(row[0], int(row[1]), int(row[2])) if row else None
 
     def sender_of(self, message_id: str) -> str | None:
@@ -83,6 +91,7 @@ class DeliveryLedger:
 
     def commit(self) -> None:
         """Write the staged deliveries in one transaction (after the sink flushed)."""
+        self._looked_up = None
         if not self._staged:
             return
         rows = [
@@ -99,6 +108,7 @@ class DeliveryLedger:
         self._staged.clear()
 
     def mark_retracted(self, message_id: str) -> None:
+        self._looked_up = None
         self._db.execute("UPDATE delivered SET retracted = 1 WHERE message_id = ?", (message_id,))
 
     def __len__(self) -> int:

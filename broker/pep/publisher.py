@@ -16,13 +16,13 @@ import dataclasses
 import hashlib
 import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from broker.audit import AuditLog, AuditRecord
+from broker.audit import AuditLog, DecisionSet
 from broker.clock import utc_now
-from broker.envelope import Labels, Sealer, stream_of
+from broker.envelope import Labels, Sealer, SealRequest, stream_of
 from broker.errors import ConfigError, Unauthorised
 from broker.kafka.clients import reliable_producer, start_client
 from broker.kafka.topics import community_topic
@@ -80,6 +80,34 @@ class PublishResult:
             ],
             "denied": [{"org": d.org, "rules": list(d.rules)} for d in self.denied],
         }
+
+
+@dataclass(frozen=True, slots=True)
+class Publication:
+    """One payload to publish: what `Publisher.publish` takes, for `publish_many`."""
+
+    payload_type: str
+    record: Mapping[str, Any]
+    labels: Labels
+    recipients: tuple[str, ...] = ()
+    message_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Send:
+    community: str
+    redacted_fields: tuple[str, ...]
+    request: SealRequest
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    message_id: str
+    short: str
+    labels: Labels
+    decisions: tuple[Decision, ...]
+    audit: DecisionSet
+    sends: list[_Send]
 
 
 def policy_message(
@@ -183,21 +211,85 @@ class Publisher(Service):
         message_id: str | None = None,
     ) -> PublishResult:
         """Decide, seal and produce one payload; every decision is audited."""
+        item = Publication(payload_type, record, labels, tuple(recipients), message_id)
+        return (await self.publish_many([item]))[0]
+
+    async def publish_many(self, items: Sequence[Publication]) -> list[PublishResult]:
+        """Publish several payloads at the cost of few: one audit write, one signature.
+
+        Every item is validated and decided before anything is audited or sent, so
+        a bad item (the first raises) publishes nothing. Results are in item order.
+        """
         if self._producer is None:
             raise ConfigError("publisher is not started")
         t0 = time.perf_counter()
-        store = self._ctx.envelope.store
-        short = store.full_name(payload_type).rpartition(".")[2]
-        stream = stream_of(short)
-        mid = message_id or str(uuid.uuid4())
-        encoded = store.encode(short, record)  # validates the record before anything is decided
-        content_hash = hashlib.sha256(encoded).digest()
         if self._ctx.registry.get(self.participant).status != "active":
             raise Unauthorised(f"{self.participant} is not an active organisation; it cannot share")
+        plans = [self._plan(item) for item in items]
+        # Recorded before anything is shared: no decision is acted on without its record.
+        await self._audit.append_sets([plan.audit for plan in plans])
+        sealed = self._sealer.seal_many([s.request for plan in plans for s in plan.sends])
+        producer = self._producer
+        futures = []
+        for message in sealed:
+            futures.append(
+                await producer.send(
+                    message.header.topic, value=message.data, key=message.message_id.encode()
+                )
+            )
+        metas = iter(zip(await asyncio.gather(*futures), sealed, strict=True))
+        results = []
+        for plan in plans:
+            copies = []
+            for send in plan.sends:
+                meta, message = next(metas)
+                copies.append(
+                    CommunityCopy(
+                        send.community,
+                        send.request.topic,
+                        meta.partition,
+                        meta.offset,
+                        send.request.recipients,
+                        send.redacted_fields,
+                        len(message.data),
+                    )
+                )
+            results.append(
+                PublishResult(
+                    plan.message_id, plan.short, plan.labels, tuple(copies), plan.decisions
+                )
+            )
+        self._sent.add_many(
+            SentMessage(
+                r.message_id,
+                self.participant,
+                r.payload_type,
+                r.labels,
+                tuple(
+                    SentCopy(c.community, c.topic, c.recipients, c.redacted_fields)
+                    for c in r.copies
+                ),
+            )
+            for r in results
+        )
+        self._count(results)
+        self._metrics.publish_seconds.observe(time.perf_counter() - t0)
+        return results
+
+    def _plan(self, item: Publication) -> _Plan:
+        """Validate, decide, and say what to audit and what to seal for one payload."""
+        store = self._ctx.envelope.store
+        short = store.full_name(item.payload_type).rpartition(".")[2]
+        stream = stream_of(short)
+        mid = item.message_id or str(uuid.uuid4())
+        record = item.record
+        encoded = store.encode(short, record)  # validates the record before anything is decided
+        content_hash = hashlib.sha256(encoded).digest()
+        labels = item.labels
         if not labels.personal_data and store.has_personal_data(short, record):
             # The content decides, not the caller's label: rule 8 must see personal data.
             labels = dataclasses.replace(labels, personal_data=True)
-        decisions = self.decide(short, labels, recipients)
+        decisions = tuple(self.decide(short, labels, item.recipients))
 
         groups: dict[tuple[str, tuple[str, ...]], list[str]] = {}
         for d in decisions:
@@ -206,23 +298,15 @@ class Publisher(Service):
                 fields = d.redact_fields if d.decision == "redact" else ()
                 groups.setdefault((community, tuple(fields)), []).append(d.org)
 
-        audit_labels = labels.to_avro()
-        # Recorded before anything is shared: no decision is acted on without its record.
-        await self._audit.append_many(
-            [
-                AuditRecord.from_decision(
-                    d,
-                    action="publish",
-                    message_id=mid,
-                    content_hash=content_hash,
-                    labels=audit_labels,
-                    bundle_hash=self._ctx.policy.bundle_hash,
-                )
-                for d in decisions
-            ]
+        audit = DecisionSet(
+            "publish",
+            mid,
+            decisions,
+            content_hash=content_hash,
+            labels=labels.to_avro(),
+            policy_bundle_hash=self._ctx.policy.bundle_hash,
         )
         sends = []
-        plans = []
         for (community, fields), orgs in sorted(groups.items()):
             topic = community_topic(community, stream, exercise=labels.exercise is not None)
             body = redact(store.schema(short), record, fields) if fields else record
@@ -240,42 +324,27 @@ class Publisher(Service):
                 if fields
                 else labels
             )
-            sealed = self._sealer.seal(
+            request = SealRequest(
                 short,
                 body,
-                recipients=sorted(orgs),
+                recipients=tuple(sorted(orgs)),
                 topic=topic,
                 labels=variant_labels,
                 target_community=community,
                 message_id=mid,
+                payload=None if fields else encoded,
             )
-            sends.append(await self._producer.send(topic, value=sealed.data, key=mid.encode()))
-            plans.append((community, topic, tuple(sorted(orgs)), fields, len(sealed.data)))
+            sends.append(_Send(community, fields, request))
+        return _Plan(mid, short, labels, decisions, audit, sends)
 
-        results = await asyncio.gather(*sends)
-        copies = tuple(
-            CommunityCopy(community, topic, meta.partition, meta.offset, orgs, fields, size)
-            for (community, topic, orgs, fields, size), meta in zip(plans, results, strict=True)
-        )
-        self._sent.add(
-            SentMessage(
-                mid,
-                self.participant,
-                short,
-                labels,
-                tuple(
-                    SentCopy(c.community, c.topic, c.recipients, c.redacted_fields) for c in copies
-                ),
-            )
-        )
-        for c in copies:
-            self._metrics.published.labels(c.community).inc()
-        for d in decisions:
-            if d.decision == "deny":
-                for rule in d.rules[:1] or ("default-deny",):
-                    self._metrics.denied.labels(rule).inc()
-        self._metrics.publish_seconds.observe(time.perf_counter() - t0)
-        return PublishResult(mid, short, labels, copies, tuple(decisions))
+    def _count(self, results: Sequence[PublishResult]) -> None:
+        for result in results:
+            for c in result.copies:
+                self._metrics.published.labels(c.community).inc()
+            for d in result.decisions:
+                if d.decision == "deny":
+                    for rule in d.rules[:1] or ("default-deny",):
+                        self._metrics.denied.labels(rule).inc()
 
     async def retract(self, message_id: str, reason: str = "") -> PublishResult:
         """Withdraw a message this participant sent: every recipient's sink is told."""

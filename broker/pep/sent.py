@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,24 +45,20 @@ class SentLog:
         )
 
     def add(self, message: SentMessage) -> None:
-        body: dict[str, Any] = {
-            "sender": message.sender,
-            "payload_type": message.payload_type,
-            "labels": message.labels.to_avro(),
-            "copies": [
-                {
-                    "community": c.community,
-                    "topic": c.topic,
-                    "recipients": list(c.recipients),
-                    "redacted_fields": list(c.redacted_fields),
-                }
-                for c in message.copies
-            ],
-        }
-        self._db.execute(
-            "INSERT OR REPLACE INTO sent (message_id, body) VALUES (?, ?)",
-            (message.message_id, json.dumps(body)),
-        )
+        self.add_many([message])
+
+    def add_many(self, messages: Iterable[SentMessage]) -> None:
+        """Remember messages for retraction, in one transaction."""
+        rows = [(m.message_id, json.dumps(_body(m))) for m in messages]
+        self._db.execute("BEGIN")
+        try:
+            self._db.executemany(
+                "INSERT OR REPLACE INTO sent (message_id, body) VALUES (?, ?)", rows
+            )
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
 
     def get(self, message_id: str) -> SentMessage | None:
         row = self._db.execute(
@@ -85,3 +82,20 @@ class SentLog:
 
     def close(self) -> None:
         self._db.close()
+
+
+def _body(message: SentMessage) -> dict[str, Any]:
+    return {
+        "sender": message.sender,
+        "payload_type": message.payload_type,
+        "labels": message.labels.to_avro(),
+        "copies": [
+            {
+                "community": c.community,
+                "topic": c.topic,
+                "recipients": list(c.recipients),
+                "redacted_fields": list(c.redacted_fields),
+            }
+            for c in message.copies
+        ],
+    }

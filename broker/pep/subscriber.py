@@ -29,7 +29,8 @@ from typing import Any
 
 from broker.audit import AuditLog, AuditRecord
 from broker.clock import utc_now
-from broker.envelope import EnvelopeHeader, Labels, Opener, Sealer, read_header, stream_of
+from broker.envelope import EnvelopeHeader, Labels, Opener, Sealer, stream_of
+from broker.envelope.header import decode_envelope
 from broker.errors import (
     ConfigError,
     JcuError,
@@ -115,6 +116,8 @@ class Subscriber(Service):
             crisis if crisis is not None else CrisisBoard(ctx.envelope, ctx.settings.bootstrap)
         )
         self._metrics = metrics or Metrics()
+        # Per-payload-type counter children: `.labels()` is a lookup per call otherwise.
+        self._delivered_counters: dict[str, Any] = {}
         self._receipts = receipts
         self._max_batch = max_batch
         self._consumer: Any = None
@@ -226,10 +229,11 @@ class Subscriber(Service):
         where = Position(r.topic, r.partition, r.offset)
         value: bytes = r.value or b""
         try:
-            header = read_header(self._ctx.envelope.store, value)
+            envelope = decode_envelope(self._ctx.envelope.store, value)
         except (MalformedRecord, UnknownSchema) as exc:
             self._reject(exc, r, None)
             return
+        header = envelope.header
         if self.participant not in header.recipient_ids:
             self.stats.skipped += 1
             return
@@ -238,7 +242,7 @@ class Subscriber(Service):
             self._metrics.duplicates.inc()
             return
         try:
-            opened = self._opener.open(value, topic=r.topic)
+            opened = self._opener.open(value, topic=r.topic, decoded=envelope)
             short = opened.payload_type.rpartition(".")[2]
             # The record key places a message on its partition: keyed by its own id (a
             # retraction by the retracted id), a copy re-using a seen id from another
@@ -298,7 +302,10 @@ class Subscriber(Service):
         )
         self._ledger.stage(header.message_id, header.sender, header.expires, where)
         self.stats.delivered += 1
-        self._metrics.delivered.labels(short).inc()
+        counter = self._delivered_counters.get(short)
+        if counter is None:
+            counter = self._delivered_counters[short] = self._metrics.delivered.labels(short)
+        counter.inc()
         self._metrics.deliver_seconds.observe(time.perf_counter() - t0)
         if self._receipts:
             self._later(self._send_receipt(header, now))

@@ -16,11 +16,19 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from broker.audit import AuditLog, AuditRecord, VerificationReport, prove, verify
+from broker.audit import (
+    AuditLog,
+    AuditRecord,
+    DecisionSet,
+    VerificationReport,
+    prove,
+    verify,
+)
 from broker.audit._state import load_state, state_path
 from broker.audit._topic import read_topic
 from broker.errors import AuditError, MalformedRecord
 from broker.kafka.topics import TopicSpec, ensure_topics
+from broker.policy import Decision
 from broker.schemas import SchemaStore
 
 pytestmark = pytest.mark.kafka
@@ -88,6 +96,35 @@ async def test_appended_decisions_verify_and_prove(kafka_bootstrap, topics, stor
     assert p.verified and p.record.index == entries[17].index
     state = load_state(state_path(tmp_path, EP))
     assert state is not None and state.tree_size == 35 and state.checkpoint is not None
+
+
+async def test_a_messages_decisions_share_one_leaf(kafka_bootstrap, topics, store, key, tmp_path):
+    """Decisions about one message go in one leaf, whether as records or as a DecisionSet;
+    each stays provable and queryable on its own."""
+    decisions = [
+        Decision(f"org-{n}", "allow" if n < 5 else "deny", (f"rule-{n % 3}",), ("basis",),
+                 reasons=("why",))
+        for n in range(14)
+    ]
+    async with open_log(kafka_bootstrap, key, tmp_path, topics, store) as log:
+        as_records = await log.append_many(
+            [dataclasses.replace(record(0), organisation=f"org-{n}",
+                                 decision_id=str(uuid.uuid4())) for n in range(14)]
+        )
+        sets = await log.append_sets(
+            [DecisionSet("publish", f"msg-set-{m}", tuple(decisions), content_hash=bytes(32),
+                         labels={"tlp": "AMBER"}, policy_bundle_hash="ab" * 32) for m in range(3)]
+        )
+    assert {e.index for e in as_records} == {0}
+    assert [s.index for s in sets] == [1, 2, 3] and all(len(s.decision_ids) == 14 for s in sets)
+    report = await verify_topics(kafka_bootstrap, topics, store, key)
+    (ep,) = report.reports
+    assert ep.ok and (ep.records, ep.decisions) == (4, 56)
+    middle = sets[1].decision_ids[7]
+    proof = prove(report, middle)
+    assert proof.verified and proof.record.index == 2
+    assert (proof.record.record.organisation, proof.record.record.decision) == ("org-7", "deny")
+    assert proof.record.record.message_id == "msg-set-1"
 
 
 async def test_append_many_gives_consecutive_indices(kafka_bootstrap, topics, store, key, tmp_path):

@@ -1,0 +1,81 @@
+"""The delivery ledger: dedup by position, replay guard, one lookup per record."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from broker.pep.ledger import DeliveryLedger, Position
+
+T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+HERE = Position("jcu.civilian.indicators", 0, 5)
+
+
+@pytest.fixture
+def ledger(tmp_path: Path) -> Iterator[DeliveryLedger]:
+    led = DeliveryLedger(tmp_path / "ledger.sqlite")
+    yield led
+    led.close()
+
+
+def _selects(ledger: DeliveryLedger) -> list[str]:
+    seen: list[str] = []
+    ledger._db.set_trace_callback(lambda sql: seen.append(sql) if "SELECT" in sql else None)
+    return seen
+
+
+def test_seen_right_after_position_reuses_its_lookup(ledger: DeliveryLedger) -> None:
+    selects = _selects(ledger)
+    assert ledger.position("m-1") is None
+    assert ledger.seen("m-1") is False
+    assert len(selects) == 1
+
+
+def test_seen_asks_the_database_for_another_id_or_a_second_time(
+    ledger: DeliveryLedger,
+) -> None:
+    ledger.stage("m-1", "soc-fr", T0 + timedelta(days=7), HERE)
+    ledger.commit()
+    selects = _selects(ledger)
+    assert ledger.position("m-2") is None
+    assert ledger.seen("m-1") is True
+    assert ledger.seen("m-2") is False
+    assert ledger.seen("m-2") is False
+    assert len(selects) == 4
+
+
+def test_a_commit_between_position_and_seen_is_not_missed(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.sqlite"
+    mine, other = DeliveryLedger(path), DeliveryLedger(path)
+    try:
+        assert mine.position("m-1") is None
+        other.stage("m-1", "soc-fr", T0 + timedelta(days=7), HERE)
+        other.commit()
+        mine.commit()  # the batch boundary: what was looked up before is forgotten
+        assert mine.seen("m-1") is True
+    finally:
+        mine.close()
+        other.close()
+
+
+def test_staged_and_committed_deliveries_are_seen_at_their_position(
+    ledger: DeliveryLedger,
+) -> None:
+    ledger.stage("m-1", "soc-fr", T0 + timedelta(days=7), HERE)
+    assert ledger.seen("m-1") and ledger.position("m-1") == HERE
+    ledger.commit()
+    assert ledger.position("m-1") == HERE
+    assert ledger.seen("m-1")
+    assert ledger.sender_of("m-1") == "soc-fr"
+    assert len(ledger) == 1
+
+
+def test_prune_forgets_expired_ids_even_just_looked_up(ledger: DeliveryLedger) -> None:
+    ledger.stage("m-1", "soc-fr", T0 + timedelta(days=1), HERE)
+    ledger.commit()
+    assert ledger.position("m-1") == HERE
+    assert ledger.prune(T0 + timedelta(days=2)) == 1
+    assert ledger.seen("m-1") is False

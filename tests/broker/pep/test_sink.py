@@ -1,0 +1,170 @@
+"""The JSON-lines sink: the same lines as before, written once per batch at `flush`."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from broker.envelope import Labels
+from broker.pep.sink import Delivery, JsonlSink, Retracted
+
+T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+
+_scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**63), 2**63 - 1),
+    st.floats(allow_nan=False),
+    st.text(max_size=30),
+    st.binary(max_size=30),
+    st.uuids(),
+    st.datetimes(timezones=st.just(UTC)),
+    st.datetimes(timezones=st.sampled_from([UTC, None])),
+)
+_values = st.recursive(
+    _scalars,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4),
+        st.lists(inner, max_size=4).map(tuple),
+        st.dictionaries(st.text(max_size=10), inner, max_size=4),
+    ),
+    max_leaves=20,
+)
+_records = st.dictionaries(st.text(max_size=12), _values, max_size=8)
+
+
+def _delivery(record: dict[str, Any], message_id: str | None = None) -> Delivery:
+    return Delivery(
+        participant="enisa",
+        message_id=message_id or str(uuid.uuid4()),
+        sender="soc-fr",
+        payload_type="Indicator",
+        record=record,
+        labels=Labels.of("AMBER", categories=["malicious-code"], member_states=["FR"]),
+        topic="jcu.civilian.indicators",
+        partition=1,
+        offset=7,
+        created=T0,
+        received=T0 + timedelta(seconds=1),
+        redacted_fields=("reporter",),
+        obligations=("no-onward-sharing",),
+    )
+
+
+@given(_records)
+def test_json_line_is_the_json_of_to_json(record: dict[str, Any]) -> None:
+    delivery = _delivery(record)
+    expected = json.dumps(delivery.to_json(), sort_keys=True, ensure_ascii=False)
+    assert delivery.json_line() == expected
+
+
+def test_json_line_refuses_what_to_json_cannot_write_either() -> None:
+    delivery = _delivery({"odd": {1, 2}})
+    for render in (
+        delivery.json_line,
+        lambda: json.dumps(delivery.to_json(), sort_keys=True, ensure_ascii=False),
+    ):
+        try:
+            render()
+        except TypeError:
+            continue
+        raise AssertionError("a set is not JSON")
+
+
+def _lines(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+class _CountingStream(io.StringIO):
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes = 0
+
+    def write(self, s: str) -> int:
+        self.writes += 1
+        return super().write(s)
+
+
+def test_a_batch_is_one_write_at_flush() -> None:
+    out = _CountingStream()
+    sink = JsonlSink(out)
+    deliveries = [_delivery({"value": f"c2-{i}.example.net"}) for i in range(3)]
+
+    async def run() -> None:
+        for d in deliveries:
+            await sink.deliver(d)
+        assert out.writes == 0
+        await sink.flush()
+
+    asyncio.run(run())
+    assert out.writes == 1
+    assert out.getvalue() == "".join(d.json_line() + "\n" for d in deliveries)
+    assert sink.count == 3
+
+
+def test_the_file_holds_the_batch_after_flush(tmp_path: Path) -> None:
+    path = tmp_path / "enisa.jsonl"
+    sink = JsonlSink(path)
+    deliveries = [_delivery({"value": f"c2-{i}.example.net"}) for i in range(3)]
+
+    async def run() -> str:
+        for d in deliveries:
+            await sink.deliver(d)
+        before = path.read_text(encoding="utf-8") if path.exists() else ""
+        await sink.flush()
+        return before
+
+    assert asyncio.run(run()) == ""
+    assert path.read_text(encoding="utf-8") == "".join(d.json_line() + "\n" for d in deliveries)
+    asyncio.run(sink.close())
+
+
+def test_a_redelivery_writes_no_second_line_across_runs(tmp_path: Path) -> None:
+    path = tmp_path / "enisa.jsonl"
+    delivery = _delivery({"value": "x"}, message_id="m-1")
+
+    async def run() -> None:
+        first = JsonlSink(path)
+        await first.deliver(delivery)
+        await first.deliver(delivery)  # the same batch
+        await first.close()
+        again = JsonlSink(path)
+        await again.deliver(delivery)  # after a crash before the offset commit
+        await again.retract(
+            Retracted("enisa", "m-1", "soc-fr", "false positive", T0 + timedelta(hours=1))
+        )
+        await again.retract(
+            Retracted("enisa", "m-1", "soc-fr", "false positive", T0 + timedelta(hours=1))
+        )
+        await again.close()
+
+    asyncio.run(run())
+    lines = _lines(path)
+    assert [(o["message_id"], bool(o.get("retracted"))) for o in lines] == [
+        ("m-1", False),
+        ("m-1", True),
+    ]
+
+
+def test_a_torn_tail_is_cut_before_the_next_batch(tmp_path: Path) -> None:
+    path = tmp_path / "enisa.jsonl"
+    kept = _delivery({"value": "kept"})
+    path.write_text(kept.json_line() + '\n{"message_id": "tor', encoding="utf-8")
+    sink = JsonlSink(path)
+    new = _delivery({"value": "new"})
+
+    async def run() -> None:
+        await sink.deliver(kept)
+        await sink.deliver(new)
+        await sink.close()
+
+    asyncio.run(run())
+    assert [o["message_id"] for o in _lines(path)] == [kept.message_id, new.message_id]
