@@ -61,6 +61,12 @@ class Participant:
     status: Status
     mandates: tuple[Mandate, ...]
     exercises: frozenset[str] = frozenset()
+    #: Every category its mandates cover (computed once: the policy asks per decision).
+    categories: frozenset[str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        covered = frozenset().union(*(m.categories for m in self.mandates))
+        object.__setattr__(self, "categories", covered)
 
     @property
     def is_jcu_participant(self) -> bool:
@@ -69,10 +75,6 @@ class Participant:
     @property
     def active(self) -> bool:
         return self.status == "active"
-
-    @property
-    def categories(self) -> frozenset[str]:
-        return frozenset().union(*(m.categories for m in self.mandates))
 
     def legal_basis_for(self, categories: frozenset[str] | set[str]) -> tuple[str, ...]:
         """Legal bases of the mandates that cover at least one of `categories`."""

@@ -415,13 +415,23 @@ class LeafEncoder:
         previous_leaf_hash: bytes,
         decisions: DecisionSet,
         decision_ids: Sequence[str],
+        *,
+        ids_are_canonical: bool = False,
     ) -> bytes:
         """The leaf of a DecisionSet, its decisions taking `decision_ids` (one each, in order):
-        the bytes `encode` writes for `decisions.records(decision_ids)`."""
+        the bytes `encode` writes for `decisions.records(decision_ids)`.
+
+        `ids_are_canonical`: the caller made the ids with `new_decision_ids`, so they
+        need no checking."""
         if self.fast and decisions.decisions:
             try:
                 data = self._encode_set_fast(
-                    enforcement_point, index, previous_leaf_hash, decisions, decision_ids
+                    enforcement_point,
+                    index,
+                    previous_leaf_hash,
+                    decisions,
+                    decision_ids,
+                    ids_are_canonical,
                 )
             except UnicodeEncodeError:
                 data = None
@@ -440,6 +450,7 @@ class LeafEncoder:
         previous_leaf_hash: bytes,
         decisions: DecisionSet,
         decision_ids: Sequence[str],
+        ids_are_canonical: bool,
     ) -> bytes | None:
         action = decisions.action
         content_hash = decisions.content_hash
@@ -504,7 +515,9 @@ class LeafEncoder:
                 if len(cache) >= _MAX_TAILS:
                     cache.clear()
                 entry = cache[id(decision)] = (decision, tail)
-            if type(decision_id) is not str or _is_canonical_uuid(decision_id) is None:
+            if not ids_are_canonical and (
+                type(decision_id) is not str or _is_canonical_uuid(decision_id) is None
+            ):
                 return None
             parts += (_UUID_LENGTH, decision_id.encode(), time, entry[1])
         parts.append(_NULL)

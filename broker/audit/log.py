@@ -264,7 +264,9 @@ class AuditLog(Service):
                 if not dset.decisions:
                     continue
                 ids = new_decision_ids(len(dset.decisions))
-                data = self._encoder.encode_set(self.enforcement_point, index, previous, dset, ids)
+                data = self._encoder.encode_set(
+                    self.enforcement_point, index, previous, dset, ids, ids_are_canonical=True
+                )
                 previous = leaf_hash(data)
                 encoded.append((ids, data, previous))
                 index += 1

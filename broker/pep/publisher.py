@@ -16,6 +16,7 @@ import dataclasses
 import hashlib
 import time
 import uuid
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -166,6 +167,7 @@ class Publisher(Service):
         self._compression = compression
         self._producer: Any = None
         self._sent = SentLog(ctx.settings.home / "sent" / f"{participant}.sqlite")
+        self._labels_cache: dict[Labels, dict[str, Any]] = {}
 
     async def start(self) -> None:
         try:
@@ -303,7 +305,7 @@ class Publisher(Service):
             mid,
             decisions,
             content_hash=content_hash,
-            labels=labels.to_avro(),
+            labels=self._avro_labels(labels),
             policy_bundle_hash=self._ctx.policy.bundle_hash,
         )
         sends = []
@@ -337,14 +339,31 @@ class Publisher(Service):
             sends.append(_Send(community, fields, request))
         return _Plan(mid, short, labels, decisions, audit, sends)
 
+    def _avro_labels(self, labels: Labels) -> dict[str, Any]:
+        """The labels' Avro form, one shared (never mutated) dict per distinct labels, so the
+        audit encoder recognises them from one message to the next."""
+        avro = self._labels_cache.get(labels)
+        if avro is None:
+            if len(self._labels_cache) >= 256:
+                self._labels_cache.clear()
+            avro = self._labels_cache[labels] = labels.to_avro()
+        return avro
+
     def _count(self, results: Sequence[PublishResult]) -> None:
+        """Metrics for a batch: counted first, then one increment per label value."""
+        published: Counter[str] = Counter()
+        denied: Counter[str] = Counter()
         for result in results:
-            for c in result.copies:
-                self._metrics.published.labels(c.community).inc()
-            for d in result.decisions:
-                if d.decision == "deny":
-                    for rule in d.rules[:1] or ("default-deny",):
-                        self._metrics.denied.labels(rule).inc()
+            published.update(c.community for c in result.copies)
+            denied.update(
+                (d.rules[0] if d.rules else "default-deny")
+                for d in result.decisions
+                if d.decision == "deny"
+            )
+        for community, n in published.items():
+            self._metrics.published.labels(community).inc(n)
+        for rule, n in denied.items():
+            self._metrics.denied.labels(rule).inc(n)
 
     async def retract(self, message_id: str, reason: str = "") -> PublishResult:
         """Withdraw a message this participant sent: every recipient's sink is told."""

@@ -16,7 +16,7 @@ import json
 import os
 import sys
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -128,15 +128,14 @@ class JsonlSink:
     """JSON lines, one object per delivery or retraction, to a file (fsync'd) or stdout.
 
     Idempotence: the ids already in the file are read at open, so a redelivered
-    record is not written twice. Lines are kept until `flush` and written in one
-    go there (then fsync'd), so a batch costs one write, not one per record.
+    record is not written twice.
     """
 
     def __init__(self, out: Path | TextIO) -> None:
         self._path = out if isinstance(out, Path) else None
         self._stream: TextIO | None = None if isinstance(out, Path) else out
         self._seen: set[tuple[str, bool]] = set()
-        self._lines: list[str] = []  # written since the last flush, not yet in the file
+        self._dirty = False
         self.count = 0
 
     @classmethod
@@ -163,32 +162,31 @@ class JsonlSink:
             with path.open("r+b") as f:
                 f.truncate(data.rfind(b"\n") + 1)
 
-    def _add(self, key: tuple[str, bool], line: str) -> None:
+    def _write(self, key: tuple[str, bool], line: Callable[[], str]) -> None:
+        stream = self._open()
+        if key in self._seen:
+            return
+        stream.write(line() + "\n")
         self._seen.add(key)
-        self._lines.append(line)
+        self._dirty = True
         self.count += 1
 
     async def flush(self) -> None:
-        if not self._lines:
+        if self._stream is None or not self._dirty:
             return
-        stream = self._open()
-        stream.write("\n".join(self._lines) + "\n")
-        self._lines.clear()
-        stream.flush()
+        self._stream.flush()
         if self._path is not None:
-            await asyncio.to_thread(os.fsync, stream.fileno())
+            await asyncio.to_thread(os.fsync, self._stream.fileno())
+        self._dirty = False
 
     async def deliver(self, delivery: Delivery) -> None:
-        self._open()
-        key = (delivery.message_id, False)
-        if key not in self._seen:
-            self._add(key, delivery.json_line())
+        self._write((delivery.message_id, False), delivery.json_line)
 
     async def retract(self, retraction: Retracted) -> None:
-        self._open()
-        key = (retraction.message_id, True)
-        if key not in self._seen:
-            self._add(key, json.dumps(retraction.to_json(), sort_keys=True, ensure_ascii=False))
+        self._write(
+            (retraction.message_id, True),
+            lambda: json.dumps(retraction.to_json(), sort_keys=True, ensure_ascii=False),
+        )
 
     async def close(self) -> None:
         await self.flush()

@@ -446,7 +446,7 @@ def test_a_leaf_of_many_decisions_is_what_fastavro_writes_and_decodes_back(
 def test_decisions_that_do_not_share_the_leaf_fields_are_refused(
     store: SchemaStore, field: str
 ) -> None:
-    other = {
+    other: Any = {
         "action": "receive",
         "message_id": "msg-2",
         "content_hash": bytes(32),
