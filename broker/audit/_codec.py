@@ -490,10 +490,28 @@ class LeafEncoder:
             bundle,
             _length(len(decision_ids)),
         ]
+        tails = self._decision_tails(decisions.decisions)
+        if tails is None:
+            return None
+        if not ids_are_canonical and any(
+            type(i) is not str or _is_canonical_uuid(i) is None for i in decision_ids
+        ):
+            return None
+        parts += [
+            _UUID_LENGTH + decision_id.encode() + time + tail
+            for decision_id, tail in zip(decision_ids, tails, strict=True)
+        ]
+        parts.append(_NULL)
+        return b"".join(parts)
+
+    def _decision_tails(self, decisions: Sequence[PolicyDecision]) -> list[bytes] | None:
+        """Each decision's encoded organisation .. rejection_reason, or None if one does not
+        fit. The policy engine hands out the same Decision objects from its cache: they are
+        cached by identity, the entry keeping the object alive so that an id is never
+        confused with a dead object's."""
         cache = self._by_decision
-        for decision, decision_id in zip(decisions.decisions, decision_ids, strict=True):
-            # The policy engine hands out the same Decision objects from its cache: keyed by
-            # identity, kept alive by the entry, so an id is never confused with a dead one's.
+        tails = []
+        for decision in decisions:
             entry = cache.get(id(decision))
             if entry is None or entry[0] is not decision:
                 if decision.decision not in _POLICY_VERDICTS:
@@ -515,13 +533,8 @@ class LeafEncoder:
                 if len(cache) >= _MAX_TAILS:
                     cache.clear()
                 entry = cache[id(decision)] = (decision, tail)
-            if not ids_are_canonical and (
-                type(decision_id) is not str or _is_canonical_uuid(decision_id) is None
-            ):
-                return None
-            parts += (_UUID_LENGTH, decision_id.encode(), time, entry[1])
-        parts.append(_NULL)
-        return b"".join(parts)
+            tails.append(entry[1])
+        return tails
 
     def _name(self, value: object) -> bytes | None:
         if type(value) is not str:

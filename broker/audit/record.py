@@ -38,13 +38,19 @@ def new_decision_id() -> str:
 
 
 def new_decision_ids(n: int) -> tuple[str, ...]:
-    """`n` ids as `new_decision_id` makes them, from one read of the random source."""
-    h = os.urandom(16 * n).hex()
-    return tuple(
-        f"{h[i : i + 8]}-{h[i + 8 : i + 12]}-4{h[i + 13 : i + 16]}-"
-        f"{_VARIANT[h[i + 16]]}{h[i + 17 : i + 20]}-{h[i + 20 : i + 32]}"
-        for i in range(0, 32 * n, 32)
-    )
+    """Ids for the `n` decisions of one leaf: random version 4 UUIDs that share their first
+    15 bytes, the last byte being the decision's position (for up to 256 decisions).
+
+    One random draw and one formatting per leaf instead of per decision: the
+    ids of one leaf differ by position, those of two leaves by 114 random bits.
+    """
+    if n > len(_POSITIONS):
+        return tuple(new_decision_id() for _ in range(n))
+    base = new_decision_id()[:-2]
+    return tuple([base + position for position in _POSITIONS[:n]])
+
+
+_POSITIONS = tuple(f"{i:02x}" for i in range(256))
 
 
 def _now() -> datetime:

@@ -97,3 +97,24 @@ class Labels:
 
     def to_json(self) -> dict[str, Any]:
         return {**self.to_avro(), "tlp": self.tlp}
+
+
+class AvroLabelsCache:
+    """The Avro form of labels, one shared dict per distinct labels (never mutate it).
+
+    An enforcement point records thousands of messages under a handful of
+    labels; handing the audit log the same dict each time lets its encoder
+    recognise them instead of encoding them again.
+    """
+
+    def __init__(self, size: int = 256) -> None:
+        self._size = size
+        self._forms: dict[Labels, dict[str, Any]] = {}
+
+    def __call__(self, labels: Labels) -> dict[str, Any]:
+        form = self._forms.get(labels)
+        if form is None:
+            if len(self._forms) >= self._size:
+                self._forms.clear()
+            form = self._forms[labels] = labels.to_avro()
+        return form

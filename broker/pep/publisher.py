@@ -24,6 +24,7 @@ from typing import Any
 from broker.audit import AuditLog, DecisionSet
 from broker.clock import utc_now
 from broker.envelope import Labels, Sealer, SealRequest, stream_of
+from broker.envelope.labels import AvroLabelsCache
 from broker.errors import ConfigError, Unauthorised
 from broker.kafka.clients import reliable_producer, start_client
 from broker.kafka.topics import community_topic
@@ -167,7 +168,7 @@ class Publisher(Service):
         self._compression = compression
         self._producer: Any = None
         self._sent = SentLog(ctx.settings.home / "sent" / f"{participant}.sqlite")
-        self._labels_cache: dict[Labels, dict[str, Any]] = {}
+        self._avro_labels = AvroLabelsCache()
 
     async def start(self) -> None:
         try:
@@ -338,16 +339,6 @@ class Publisher(Service):
             )
             sends.append(_Send(community, fields, request))
         return _Plan(mid, short, labels, decisions, audit, sends)
-
-    def _avro_labels(self, labels: Labels) -> dict[str, Any]:
-        """The labels' Avro form, one shared (never mutated) dict per distinct labels, so the
-        audit encoder recognises them from one message to the next."""
-        avro = self._labels_cache.get(labels)
-        if avro is None:
-            if len(self._labels_cache) >= 256:
-                self._labels_cache.clear()
-            avro = self._labels_cache[labels] = labels.to_avro()
-        return avro
 
     def _count(self, results: Sequence[PublishResult]) -> None:
         """Metrics for a batch: counted first, then one increment per label value."""

@@ -31,6 +31,7 @@ from broker.audit import AuditLog, AuditRecord
 from broker.clock import utc_now
 from broker.envelope import EnvelopeHeader, Labels, Opener, Sealer, stream_of
 from broker.envelope.header import decode_envelope
+from broker.envelope.labels import AvroLabelsCache
 from broker.errors import (
     ConfigError,
     JcuError,
@@ -126,6 +127,7 @@ class Subscriber(Service):
         self._pending: list[asyncio.Future[Any]] = []
         self._audited: list[AuditRecord] = []  # the batch's decisions, written in one go
         self.stats = SubscriberStats()
+        self._avro_labels = AvroLabelsCache()
 
     @property
     def topics(self) -> tuple[str, ...]:
@@ -296,7 +298,7 @@ class Subscriber(Service):
                 action="receive",
                 message_id=header.message_id,
                 content_hash=opened.content_hash,
-                labels=header.labels.to_avro(),
+                labels=self._avro_labels(header.labels),
                 bundle_hash=self._ctx.policy.bundle_hash,
             )
         )
@@ -452,7 +454,7 @@ class Subscriber(Service):
                 error,
                 organisation=self.participant,
                 message_id=mid,
-                labels=header.labels.to_avro() if header is not None else None,
+                labels=self._avro_labels(header.labels) if header is not None else None,
                 bundle_hash=self._ctx.policy.bundle_hash,
             )
         )

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from broker.audit.record import AuditRecord, new_decision_id
+from broker.audit.record import AuditRecord, new_decision_id, new_decision_ids
 from broker.clock import to_millis
 from broker.policy import Decision
 
@@ -140,3 +140,13 @@ def test_times_are_kept_to_the_millisecond_in_utc() -> None:
             action="publish", organisation="o", message_id="m", decision="allow", time=given_time
         )
         assert record.time == stored and record.time.tzinfo is UTC
+
+
+@pytest.mark.parametrize("n", [1, 14, 256, 300])
+def test_the_ids_of_one_leaf_are_distinct_v4_uuids_and_differ_from_other_leaves(n: int) -> None:
+    first, second = new_decision_ids(n), new_decision_ids(n)
+    for decision_id in first + second:
+        u = uuid.UUID(decision_id)
+        assert str(u) == decision_id and u.version == 4 and u.variant == uuid.RFC_4122
+    assert len(set(first)) == n and len(set(second)) == n
+    assert not set(first) & set(second)
