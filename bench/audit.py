@@ -86,8 +86,12 @@ async def _windowed(calls: list[Any], window: int) -> None:
 
 
 async def _raw_produce(
-    bootstrap: str, topic: str, window: int, values: list[bytes] | None = None,
-    store: SchemaStore | None = None, records: list[AuditRecord] | None = None,
+    bootstrap: str,
+    topic: str,
+    window: int,
+    values: list[bytes] | None = None,
+    store: SchemaStore | None = None,
+    records: list[AuditRecord] | None = None,
 ) -> float:
     """Produce pre-encoded `values`, or encode `records` as it goes (a log without a tree)."""
     from aiokafka import AIOKafkaProducer
@@ -98,7 +102,6 @@ async def _raw_produce(
     await producer.start()
     key = EP.encode()
     try:
-
         start = time.perf_counter()
         n = len(values) if values is not None else len(records or ())
         for i in range(0, n, window):
@@ -119,13 +122,26 @@ async def _raw_produce(
 
 
 async def _audit(
-    bootstrap: str, topics: tuple[str, str], store: SchemaStore, records: list[AuditRecord],
-    window: int, state: Path, batched: bool,
+    bootstrap: str,
+    topics: tuple[str, str],
+    store: SchemaStore,
+    records: list[AuditRecord],
+    window: int,
+    state: Path,
+    batched: bool,
 ) -> float:
     key = ed25519.Ed25519PrivateKey.generate()
-    log = AuditLog(EP, key, bootstrap, state, checkpoint_every=CHECKPOINT_EVERY,
-                   checkpoint_interval=3600, store=store, decisions_topic=topics[0],
-                   checkpoints_topic=topics[1])
+    log = AuditLog(
+        EP,
+        key,
+        bootstrap,
+        state,
+        checkpoint_every=CHECKPOINT_EVERY,
+        checkpoint_interval=3600,
+        store=store,
+        decisions_topic=topics[0],
+        checkpoints_topic=topics[1],
+    )
     await log.start()
     try:
         start = time.perf_counter()
@@ -145,13 +161,18 @@ async def _audit(
     verify_s = time.perf_counter() - t0
     (ep,) = report.reports
     assert ep.ok and ep.records == len(records), ep.failure
-    print(f"  (verified {ep.records} records, {ep.checkpoints} checkpoints in {verify_s:.2f} s "
-          f"= {ep.records / verify_s:,.0f} records/s)")
+    print(
+        f"  (verified {ep.records} records, {ep.checkpoints} checkpoints in {verify_s:.2f} s "
+        f"= {ep.records / verify_s:,.0f} records/s)"
+    )
     return elapsed
 
 
 async def _round(
-    bootstrap: str, store: SchemaStore, records: list[AuditRecord], values: list[bytes],
+    bootstrap: str,
+    store: SchemaStore,
+    records: list[AuditRecord],
+    values: list[bytes],
     window: int,
 ) -> dict[str, float]:
     """One measurement of each baseline and each way of appending, each on fresh topics."""
@@ -163,9 +184,7 @@ async def _round(
     out: dict[str, float] = {}
     try:
         out["raw"] = await _raw_produce(bootstrap, names[0], window, values=values)
-        out["plain"] = await _raw_produce(
-            bootstrap, names[1], window, store=store, records=records
-        )
+        out["plain"] = await _raw_produce(bootstrap, names[1], window, store=store, records=records)
         with tempfile.TemporaryDirectory() as state:
             out["append"] = await _audit(
                 bootstrap, (names[2], names[3]), store, records, window, Path(state), False
@@ -189,8 +208,10 @@ async def _main(bootstrap: str, n: int, window: int, rounds: int) -> None:
     records = _records(n)
     values = [encode_leaf(store, EP, i, bytes(32), r) for i, r in enumerate(records)]
     size = sum(len(v) for v in values) / n
-    print(f"audit log bench: {n} records of ~{size:.0f} bytes, {window} in flight, "
-          f"checkpoint every {CHECKPOINT_EVERY}, best of {rounds} rounds, broker {bootstrap}")
+    print(
+        f"audit log bench: {n} records of ~{size:.0f} bytes, {window} in flight, "
+        f"checkpoint every {CHECKPOINT_EVERY}, best of {rounds} rounds, broker {bootstrap}"
+    )
     # Warm-up: the broker's JIT and the client's connections, not measured.
     await _round(bootstrap, store, records[: n // 4], values[: n // 4], window)
     best: dict[str, float] = {}
@@ -205,14 +226,18 @@ async def _main(bootstrap: str, n: int, window: int, rounds: int) -> None:
     print(f"  AuditLog.append (one await per decision)  : {rate['append']:>9,.0f} records/s")
     print(f"  AuditLog.append_many (a window at a time) : {rate['append_many']:>9,.0f} records/s")
     print(f"  audit CPU alone (Avro + hashes + tree)    : {n / cpu:>9,.0f} records/s")
-    print(f"  Merkle work alone (leaf hash + append)    : {n / merkle:>9,.0f} records/s = "
-          f"{merkle / best['plain']:.1%} of baseline B time")
+    print(
+        f"  Merkle work alone (leaf hash + append)    : {n / merkle:>9,.0f} records/s = "
+        f"{merkle / best['plain']:.1%} of baseline B time"
+    )
     for name in ("append", "append_many"):
         t = best[name]
-        print(f"  {name:<11}: {t / best['raw']:.2f}x baseline A time, {t / best['plain']:.2f}x "
-              f"baseline B time; cost of tree, chaining and checkpoints over B: "
-              f"{(t - best['plain']) / best['plain']:+.1%} (goal < 10%: "
-              f"{'met' if t - best['plain'] < 0.10 * best['plain'] else 'NOT met'})")
+        print(
+            f"  {name:<11}: {t / best['raw']:.2f}x baseline A time, {t / best['plain']:.2f}x "
+            f"baseline B time; cost of tree, chaining and checkpoints over B: "
+            f"{(t - best['plain']) / best['plain']:+.1%} (goal < 10%: "
+            f"{'met' if t - best['plain'] < 0.10 * best['plain'] else 'NOT met'})"
+        )
 
 
 def main() -> None:

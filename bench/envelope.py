@@ -55,24 +55,39 @@ def _rate(fn: Callable[[], object], seconds: float) -> float:
 
 def _registry() -> Any:
     parts: list[dict[str, Any]] = [
-        {"id": "bench-sender", "community": "civilian", "role": "operational",
-         "mandates": [{"legal_basis": "bench", "categories": ["other"]}]}
+        {
+            "id": "bench-sender",
+            "community": "civilian",
+            "role": "operational",
+            "mandates": [{"legal_basis": "bench", "categories": ["other"]}],
+        }
     ]
     for kem, community in KEMS.items():
         for i in range(max(COUNTS)):
-            parts.append({"id": f"r-{kem}-{i:02d}", "community": community, "role": "member",
-                          "mandates": [{"legal_basis": "bench", "categories": ["other"]}]})
-    return parse_registry({
-        "version": 1,
-        "communities": {"civilian": {"kem": "x25519"}, "defence": {"kem": "mlkem768x25519"}},
-        "participants": parts,
-    })
+            parts.append(
+                {
+                    "id": f"r-{kem}-{i:02d}",
+                    "community": community,
+                    "role": "member",
+                    "mandates": [{"legal_basis": "bench", "categories": ["other"]}],
+                }
+            )
+    return parse_registry(
+        {
+            "version": 1,
+            "communities": {"civilian": {"kem": "x25519"}, "defence": {"kem": "mlkem768x25519"}},
+            "participants": parts,
+        }
+    )
 
 
 def _record() -> dict[str, Any]:
     rec: dict[str, Any] = {
-        "id": str(uuid.uuid4()), "observable_type": "domain-name", "value": "bad.example",
-        "valid_from": utc_now(), "description": "",
+        "id": str(uuid.uuid4()),
+        "observable_type": "domain-name",
+        "value": "bad.example",
+        "valid_from": utc_now(),
+        "description": "",
     }
     return rec
 
@@ -88,8 +103,13 @@ def _measure(
 ) -> dict[str, float]:
     """Seal and open rates and the envelope size for one recipient list."""
     reuse = Sealer("bench-sender", keystore=keystore, keyring=keyring, store=store)
-    fresh = Sealer("bench-sender", keystore=keystore, keyring=keyring, store=store,
-                   content_keys=ContentKeyCache(max_messages=1))
+    fresh = Sealer(
+        "bench-sender",
+        keystore=keystore,
+        keyring=keyring,
+        store=store,
+        content_keys=ContentKeyCache(max_messages=1),
+    )
 
     def seal(s: Sealer) -> bytes:
         return s.seal("Indicator", record, recipients=to, topic=TOPIC, labels=labels).data
@@ -99,15 +119,25 @@ def _measure(
 
     def open_rate(sealer: Sealer) -> float:
         batch = [seal(sealer) for _ in range(max(50, int(seal_rate * secs / 4)))]
-        opener = Opener(to[-1], keystore=keystore, keyring=keyring, store=store,
-                        replay_guard=MemoryReplayGuard())
+        opener = Opener(
+            to[-1],
+            keystore=keystore,
+            keyring=keyring,
+            store=store,
+            replay_guard=MemoryReplayGuard(),
+        )
         start = time.perf_counter()
         for data in batch:
             opener.open(data, topic=TOPIC)
         return len(batch) / (time.perf_counter() - start)
 
-    return {"seal": seal_rate, "seal_fresh": fresh_rate, "open": open_rate(reuse),
-            "open_fresh": open_rate(fresh), "size": len(seal(reuse))}
+    return {
+        "seal": seal_rate,
+        "seal_fresh": fresh_rate,
+        "open": open_rate(reuse),
+        "open_fresh": open_rate(fresh),
+        "size": len(seal(reuse)),
+    }
 
 
 def main() -> None:
@@ -137,12 +167,15 @@ def main() -> None:
         aes, nonce, plain = AESGCM(os.urandom(32)), os.urandom(12), os.urandom(1024)
         aes_rate = _rate(lambda: aes.encrypt(nonce, plain, b"header"), secs)
         print(f"payload {payload_len} B (Avro single-object Indicator)")
-        print(f"baseline: Ed25519 verify {verify_rate:,.0f}/s   "
-              f"AES-256-GCM 1 KiB {aes_rate:,.0f}/s")
+        print(
+            f"baseline: Ed25519 verify {verify_rate:,.0f}/s   AES-256-GCM 1 KiB {aes_rate:,.0f}/s"
+        )
         print()
-        head = (f"{'kem':<15}{'rcpt':>5}{'size B':>8}{'seal/s':>9}{'(x vfy)':>9}"
-                f"{'seal-fresh/s':>13}{'(x vfy)':>9}{'open/s':>9}{'(x vfy)':>9}"
-                f"{'open-fresh/s':>13}{'(x vfy)':>9}{'(x AES)':>9}")
+        head = (
+            f"{'kem':<15}{'rcpt':>5}{'size B':>8}{'seal/s':>9}{'(x vfy)':>9}"
+            f"{'seal-fresh/s':>13}{'(x vfy)':>9}{'open/s':>9}{'(x vfy)':>9}"
+            f"{'open-fresh/s':>13}{'(x vfy)':>9}{'(x AES)':>9}"
+        )
         print(head)
         print("-" * len(head))
 
@@ -153,12 +186,14 @@ def main() -> None:
             for n in COUNTS:
                 to = [f"r-{kem}-{i:02d}" for i in range(n)]
                 r = _measure(keystore, keyring, store, record, labels, to, secs)
-                print(f"{kem:<15}{n:>5}{r['size']:>8}"
-                      f"{r['seal']:>9,.0f}{ratio(r['seal'], verify_rate)}"
-                      f"{r['seal_fresh']:>13,.0f}{ratio(r['seal_fresh'], verify_rate)}"
-                      f"{r['open']:>9,.0f}{ratio(r['open'], verify_rate)}"
-                      f"{r['open_fresh']:>13,.0f}{ratio(r['open_fresh'], verify_rate)}"
-                      f"{ratio(r['open_fresh'], aes_rate)}")
+                print(
+                    f"{kem:<15}{n:>5}{r['size']:>8}"
+                    f"{r['seal']:>9,.0f}{ratio(r['seal'], verify_rate)}"
+                    f"{r['seal_fresh']:>13,.0f}{ratio(r['seal_fresh'], verify_rate)}"
+                    f"{r['open']:>9,.0f}{ratio(r['open'], verify_rate)}"
+                    f"{r['open_fresh']:>13,.0f}{ratio(r['open_fresh'], verify_rate)}"
+                    f"{ratio(r['open_fresh'], aes_rate)}"
+                )
     print()
     print("(x vfy) = time of one operation / time of one Ed25519 verify; (x AES) = open-fresh")
     print("time / one AES-256-GCM 1 KiB encryption. seal: reused content key (<= 1000 messages,")
