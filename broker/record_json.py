@@ -23,6 +23,18 @@ _TIMESTAMPS = frozenset({"timestamp-millis", "timestamp-micros"})
 
 def to_json(value: Any) -> Any:
     """A decoded record (or any value in it) as JSON-ready data."""
+    if isinstance(value, Mapping):
+        return {k: to_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_json(v) for v in value]
+    if isinstance(value, datetime | uuid.UUID | bytes | bytearray):
+        return json_default(value)
+    return value
+
+
+def json_default(value: Any) -> Any:
+    """For `json.dumps(default=...)`: what `to_json` makes of a value JSON cannot hold, so a
+    record can be written without first being copied by `to_json`."""
     if isinstance(value, datetime):
         return value.isoformat().replace("+00:00", "Z")
     if isinstance(value, uuid.UUID):
@@ -30,10 +42,8 @@ def to_json(value: Any) -> Any:
     if isinstance(value, bytes | bytearray):
         return base64.b64encode(bytes(value)).decode()
     if isinstance(value, Mapping):
-        return {k: to_json(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [to_json(v) for v in value]
-    return value
+        return dict(value)
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
 def _timestamp(value: Any, where: str) -> datetime:

@@ -452,44 +452,22 @@ class LeafEncoder:
         decision_ids: Sequence[str],
         ids_are_canonical: bool,
     ) -> bytes | None:
-        action = decisions.action
-        content_hash = decisions.content_hash
-        if (
-            type(index) is not int
-            or not 0 <= index <= _LONG_MAX
-            or type(previous_leaf_hash) is not bytes
-            or type(action) is not str
-            or action not in _ACTION_BYTES
-            or type(decisions.message_id) is not str
-            or len(decision_ids) != len(decisions.decisions)
-        ):
+        if len(decision_ids) != len(decisions.decisions):
             return None
-        if content_hash is None:
-            content = _NULL
-        elif type(content_hash) is bytes:
-            content = _SOME + _length(len(content_hash)) + content_hash
-        else:
-            return None
-        point = self._name(enforcement_point)
-        labels = self._labels(decisions.labels)
-        bundle = _nullable_string(decisions.policy_bundle_hash)
-        message_id = _string(decisions.message_id)
-        time = self._time(decisions.time)
-        if point is None or labels is None or bundle is None or message_id is None or time is None:
-            return None
-        parts = [
-            self._header,
-            point,
-            _varint(index),
-            _length(len(previous_leaf_hash)),
+        parts = self._head(
+            enforcement_point,
+            index,
             previous_leaf_hash,
-            _ACTION_BYTES[action],
-            message_id,
-            content,
-            labels,
-            bundle,
-            _length(len(decision_ids)),
-        ]
+            decisions.action,
+            decisions.message_id,
+            decisions.content_hash,
+            decisions.labels,
+            decisions.policy_bundle_hash,
+            len(decision_ids),
+        )
+        time = self._time(decisions.time)
+        if parts is None or time is None:
+            return None
         tails = self._decision_tails(decisions.decisions)
         if tails is None:
             return None
@@ -618,25 +596,26 @@ class LeafEncoder:
             return None
         return b"".join(p for p in parts if p is not None)
 
-    def _encode_fast(
+    def _head(
         self,
         enforcement_point: str,
         index: int,
         previous_leaf_hash: bytes,
-        records: Sequence[AuditRecord],
-    ) -> bytes | None:
-        """The leaf, or None for anything outside what this encoder handles."""
-        first = records[0]
-        action = first.action
-        content_hash = first.content_hash
-        message_id = first.message_id
+        action: object,
+        message_id: object,
+        content_hash: object,
+        labels: object,
+        policy_bundle_hash: object,
+        count: int,
+    ) -> list[bytes] | None:
+        """The leaf's fields before its records, and the records' count; None for anything
+        outside what this encoder handles."""
         if (
             type(index) is not int
             or not _LONG_MIN <= index <= _LONG_MAX
             or type(previous_leaf_hash) is not bytes
             or type(action) is not str
             or action not in _ACTION_BYTES
-            or type(message_id) is not str
         ):
             return None
         if content_hash is None:
@@ -646,23 +625,47 @@ class LeafEncoder:
         else:
             return None
         point = self._name(enforcement_point)
-        labels = self._labels(first.labels)
-        bundle = _nullable_string(first.policy_bundle_hash)
-        if point is None or labels is None or bundle is None:
+        encoded_id = _string(message_id)
+        encoded_labels = self._labels(labels)
+        bundle = _nullable_string(policy_bundle_hash)
+        if point is None or encoded_id is None or encoded_labels is None or bundle is None:
             return None
-        parts = [
+        return [
             self._header,
             point,
             _varint(index),
             _length(len(previous_leaf_hash)),
             previous_leaf_hash,
             _ACTION_BYTES[action],
-            _string(message_id) or b"",
+            encoded_id,
             content,
-            labels,
+            encoded_labels,
             bundle,
-            _length(len(records)),
+            _length(count),
         ]
+
+    def _encode_fast(
+        self,
+        enforcement_point: str,
+        index: int,
+        previous_leaf_hash: bytes,
+        records: Sequence[AuditRecord],
+    ) -> bytes | None:
+        """The leaf, or None for anything outside what this encoder handles."""
+        first = records[0]
+        parts = self._head(
+            enforcement_point,
+            index,
+            previous_leaf_hash,
+            first.action,
+            first.message_id,
+            first.content_hash,
+            first.labels,
+            first.policy_bundle_hash,
+            len(records),
+        )
+        if parts is None:
+            return None
         for record in records:
             if record is not first and not can_share_leaf(record, first):
                 return None  # the store's encoder (via _as_avro) says what is wrong

@@ -11,37 +11,19 @@ SIENA, webhooks) implement the same protocol.
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import os
 import sys
-import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol, TextIO
 
 from broker.envelope import Labels
-from broker.record_json import to_json
+from broker.record_json import json_default, to_json
 
-
-def _json_value(value: Any) -> Any:
-    """What `broker.record_json.to_json` makes of the values JSON cannot hold natively."""
-    if isinstance(value, datetime):
-        return value.isoformat().replace("+00:00", "Z")
-    if isinstance(value, uuid.UUID):
-        return str(value)
-    if isinstance(value, bytes | bytearray):
-        return base64.b64encode(bytes(value)).decode()
-    if isinstance(value, Mapping):
-        return dict(value)
-    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
-
-
-#: One JSON line exactly as `json.dumps(to_json(obj), sort_keys=True, ensure_ascii=False)`
-#: writes it, but converting values inside the C encoder instead of copying the record first.
-_LINE_ENCODER = json.JSONEncoder(sort_keys=True, ensure_ascii=False, default=_json_value)
+_LINE_ENCODER = json.JSONEncoder(sort_keys=True, ensure_ascii=False, default=json_default)
 
 
 @dataclass(frozen=True, slots=True)
