@@ -34,6 +34,8 @@ MIN_MEMBER_STATES = 2
 _DOMAIN = b"jcu-control-v1\x00"
 
 _log = get_logger(__name__)
+#: Seconds between attempts while following jcu.control fails (doubling up to the max).
+FOLLOW_RETRY_MIN, FOLLOW_RETRY_MAX = 0.5, 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,10 +151,23 @@ class CrisisBoard(Service):
         self._state: dict[str, CrisisDeclaration] = {}
         self._consumer: Any = None
         self._task: asyncio.Task[None] | None = None
+        self._failing = False
         self.rejected: list[tuple[bytes | None, str]] = []
 
     def active_incidents(self) -> frozenset[str]:
+        """Incidents under a declared crisis; none while the control feed is failing.
+
+        Fail closed: an end of crisis that cannot be read must not keep the
+        wider crisis sharing (rule 10) open. Normal sharing is unaffected.
+        """
+        if self._failing:
+            return frozenset()
         return frozenset(i for i, d in self._state.items() if d.active)
+
+    @property
+    def healthy(self) -> bool:
+        """False while following `jcu.control` fails (crisis sharing is then suspended)."""
+        return not self._failing
 
     def declarations(self) -> tuple[CrisisDeclaration, ...]:
         return tuple(sorted(self._state.values(), key=lambda d: d.incident))
@@ -200,11 +215,31 @@ class CrisisBoard(Service):
         self._task = asyncio.get_running_loop().create_task(self._follow())
 
     async def _follow(self) -> None:
+        """Apply new control records as they come; survive errors, retrying with backoff."""
+        backoff = FOLLOW_RETRY_MIN
         while True:
-            batch = await self._consumer.getmany(timeout_ms=1000)
-            for records in batch.values():
-                for r in records:
-                    self._apply(r.key, r.value)
+            try:
+                batch = await self._consumer.getmany(timeout_ms=1000)
+                for records in batch.values():
+                    for r in records:
+                        self._apply(r.key, r.value)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if not self._failing:
+                    _log.error(
+                        "following jcu.control failed: crisis sharing suspended until it recovers",
+                        topic=self._topic,
+                        error=f"{type(exc).__name__}: {exc}",
+                    )
+                self._failing = True
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, FOLLOW_RETRY_MAX)
+                continue
+            if self._failing:
+                _log.info("following jcu.control again", topic=self._topic)
+                self._failing = False
+            backoff = FOLLOW_RETRY_MIN
 
     async def stop(self) -> None:
         if self._task is not None:

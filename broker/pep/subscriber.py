@@ -25,11 +25,12 @@ import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 from broker.audit import AuditLog, AuditRecord
 from broker.clock import utc_now
-from broker.envelope import EnvelopeHeader, Labels, Opener, Sealer, stream_of
+from broker.envelope import MAX_VALIDITY, EnvelopeHeader, Labels, Opener, Sealer, stream_of
 from broker.envelope.header import decode_envelope
 from broker.envelope.labels import AvroLabelsCache
 from broker.errors import (
@@ -56,6 +57,10 @@ DATA_STREAMS: tuple[str, ...] = ("indicators", "incidents", "reports", "assistan
 #: Refused records larger than this go to the DLQ as digest and size only (a hostile
 #: record sized at the broker's limit must not make its own dead letter too large).
 DLQ_MAX_COPY = 512 * 1024
+#: How often the ledger forgets expired deliveries, and how long past its expiry a
+#: delivery is still remembered (so that a late retraction still finds its message).
+LEDGER_PRUNE_EVERY = timedelta(hours=1)
+LEDGER_GRACE = MAX_VALIDITY
 _log = get_logger(__name__)
 
 
@@ -128,6 +133,7 @@ class Subscriber(Service):
         self._audited: list[AuditRecord] = []  # the batch's decisions, written in one go
         self.stats = SubscriberStats()
         self._avro_labels = AvroLabelsCache()
+        self._pruned: datetime | None = None
 
     @property
     def topics(self) -> tuple[str, ...]:
@@ -223,6 +229,19 @@ class Subscriber(Service):
         # Only now: a crash before this line redelivers the batch and audits it again,
         # instead of dropping it as a duplicate with no audit record.
         self._ledger.commit()
+        self._prune_ledger(utc_now())
+
+    def _prune_ledger(self, now: datetime) -> int:
+        """Now and then, forget deliveries long expired: the ledger stays the size of the
+        traffic of the last weeks instead of growing for ever. A replay of a forgotten
+        message is refused anyway, as expired."""
+        if self._pruned is not None and now - self._pruned < LEDGER_PRUNE_EVERY:
+            return 0
+        self._pruned = now
+        forgotten = self._ledger.prune(now - LEDGER_GRACE)
+        if forgotten:
+            _log.info("ledger pruned", participant=self.participant, forgotten=forgotten)
+        return forgotten
 
     # -- one record ------------------------------------------------------------
 

@@ -135,3 +135,35 @@ async def test_stats_reports_topics_lag_and_dead_letters(world: World) -> None:
     assert data["topics"]["jcu.civilian.indicators"] >= 2
     assert set(data) == {"topics", "consumer_lag", "dead_letters"}
     assert all(isinstance(v, int) and v >= 0 for v in data["consumer_lag"].values())
+
+
+def test_the_ledger_forgets_long_expired_deliveries_now_and_then(
+    world: World, tmp_path: Path
+) -> None:
+    """The dedup ledger does not grow for ever: deliveries expired for longer than the grace
+    are pruned, at most once per LEDGER_PRUNE_EVERY."""
+    from datetime import UTC, datetime
+
+    from broker.pep.ledger import Position
+    from broker.pep.subscriber import LEDGER_GRACE, LEDGER_PRUNE_EVERY
+
+    sub = Subscriber(
+        "enisa",
+        world.ctx,
+        JsonlSink(tmp_path / "e.jsonl"),
+        group_id=world.group("prune"),
+        receipts=False,
+    )
+    now = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+    ledger = sub._ledger
+    where = Position("jcu.civilian.indicators", 0, 1)
+    ledger.stage("old", "soc-fr", now - LEDGER_GRACE - LEDGER_PRUNE_EVERY, where)
+    ledger.stage("recent", "soc-fr", now - LEDGER_GRACE + LEDGER_PRUNE_EVERY, where)
+    ledger.commit()
+    assert sub._prune_ledger(now) == 1
+    assert ledger.sender_of("old") is None and ledger.sender_of("recent") == "soc-fr"
+    ledger.stage("old-2", "soc-fr", now - LEDGER_GRACE * 2, where)
+    ledger.commit()
+    assert sub._prune_ledger(now + LEDGER_PRUNE_EVERY / 2) == 0  # not yet due
+    assert sub._prune_ledger(now + LEDGER_PRUNE_EVERY) == 1
+    ledger.close()
