@@ -19,6 +19,7 @@ from connectors.taxii.store import (
     collection_id_for,
     store_path,
 )
+from connectors.taxii.throttle import LoginThrottle
 from connectors.taxii.users import USERS_FILE, ScryptCost, TaxiiUsers
 
 __all__ = [
@@ -26,6 +27,7 @@ __all__ = [
     "USERS_FILE",
     "CollectionInfo",
     "Delivery",
+    "LoginThrottle",
     "ObjectQuery",
     "Page",
     "PasswordVerifier",

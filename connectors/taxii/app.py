@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+import math
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
 
+import anyio
 import anyio.to_thread
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -31,10 +34,13 @@ from connectors.taxii.store import (
     Page,
     TaxiiStore,
 )
+from connectors.taxii.throttle import LoginThrottle
 
 TAXII_MEDIA_TYPE = "application/taxii+json;version=2.1"
 MAX_PAGE = 1000
 MAX_CONTENT_LENGTH = 10 * 1024 * 1024
+#: Password checks (scrypt) running at once; more wait their turn.
+PASSWORD_CHECKS_AT_ONCE = 2
 _REALM = 'Basic realm="jcu TAXII", charset="UTF-8"'
 
 _log = get_logger("connectors.taxii")
@@ -188,18 +194,41 @@ Handler = Callable[[Request], Awaitable[Response]]
 
 
 class _Api:
-    def __init__(self, store: TaxiiStore, participant: str, auth: PasswordVerifier) -> None:
+    def __init__(
+        self,
+        store: TaxiiStore,
+        participant: str,
+        auth: PasswordVerifier,
+        throttle: LoginThrottle,
+    ) -> None:
         self.store = store
         self.participant = participant
         self.auth = auth
+        self.throttle = throttle
+        # Password checks run in threads, each scrypt holding 32 MiB: a few at a time.
+        self.checks = anyio.CapacityLimiter(PASSWORD_CHECKS_AT_ONCE)
         self.root = f"/{participant}/"
 
     async def _authenticate(self, request: Request) -> str:
         creds = _basic_credentials(request.headers.get("authorization"))
         if creds is not None:
+            client = request.client.host if request.client is not None else "unknown"
+            wait = self.throttle.blocked_for(client, time.monotonic())
+            if wait > 0:
+                _log.warning("taxii.throttled", client=client, path=request.url.path)
+                raise TaxiiError(
+                    429,
+                    "Too many failed logins",
+                    f"try again in {math.ceil(wait)} s",
+                    {"Retry-After": str(math.ceil(wait))},
+                )
             user, password = creds
-            if await anyio.to_thread.run_sync(self.auth.verify, user, password):
+            if await anyio.to_thread.run_sync(
+                self.auth.verify, user, password, limiter=self.checks
+            ):
+                self.throttle.succeeded(client)
                 return user
+            self.throttle.failed(client, time.monotonic())
         _log.info("taxii.unauthenticated", path=request.url.path)
         raise TaxiiError(
             401,
@@ -323,11 +352,17 @@ async def _on_crash(_request: Request, exc: Exception) -> Response:
     return _error_response(TaxiiError(500, "Internal server error"))
 
 
-def create_app(store: TaxiiStore, participant: str, auth: PasswordVerifier) -> Starlette:
+def create_app(
+    store: TaxiiStore,
+    participant: str,
+    auth: PasswordVerifier,
+    *,
+    throttle: LoginThrottle | None = None,
+) -> Starlette:
     """The TAXII 2.1 app serving `participant`'s (already started) store."""
     if store.participant != participant:
         raise ValueError(f"the store belongs to {store.participant}, not {participant}")
-    api = _Api(store, participant, auth)
+    api = _Api(store, participant, auth, throttle or LoginThrottle())
     root = api.root.rstrip("/")
     collection = root + "/collections/{collection_id}"
     obj = collection + "/objects/{object_id}"
