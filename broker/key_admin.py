@@ -158,8 +158,14 @@ class KeyAdmin:
         entry = self.read(p.id)
         if entry is None:
             entry = ParticipantKeys(
-                participant=p.id, name=p.name, community=p.community, role=p.role,
-                status=p.status, kem=kem, serial=1, issued=now,
+                participant=p.id,
+                name=p.name,
+                community=p.community,
+                role=p.role,
+                status=p.status,
+                kem=kem,
+                serial=1,
+                issued=now,
                 keys=(
                     self._new_key(p.id, "signing", SIGNING_ALGORITHM, now),
                     self._new_key(p.id, "kem", kem, now),
@@ -167,8 +173,13 @@ class KeyAdmin:
             )
             self._publish(entry, authority)
             return "created"
-        attrs = {"name": p.name, "community": p.community, "role": p.role, "status": p.status,
-                 "kem": kem}
+        attrs = {
+            "name": p.name,
+            "community": p.community,
+            "role": p.role,
+            "status": p.status,
+            "kem": kem,
+        }
         changed = {k: v for k, v in attrs.items() if getattr(entry, k) != v}
         keys: tuple[KeyInfo, ...] = entry.keys
         if entry.current("signing", now) is None:

@@ -308,6 +308,24 @@ class Keyring:
                 best[entry.participant] = entry
         return cls(best.values())
 
+    def update(self, entry: ParticipantKeys) -> bool:
+        """Take a newer verified record of a participant (a higher serial); True if taken.
+
+        Running enforcement points apply rotations and revocations this way
+        (`broker.pep.keyring_feed`) without a restart. Older or equal serials
+        are ignored, so a replayed old record cannot undo a revocation.
+        """
+        held = self._entries.get(entry.participant)
+        if held is not None and entry.serial <= held.serial:
+            return False
+        if held is not None:
+            for k in held.keys:
+                self._owner_of.pop(k.key_id, None)
+        self._entries[entry.participant] = entry
+        for k in entry.keys:
+            self._owner_of[k.key_id] = (entry.participant, k)
+        return True
+
     def participants(self) -> tuple[str, ...]:
         return tuple(sorted(self._entries))
 

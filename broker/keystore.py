@@ -167,8 +167,9 @@ class Keystore:
         with os.fdopen(fd, "wb") as f:
             f.write(pem)
 
-    def _pem(self, key: ed25519.Ed25519PrivateKey | x25519.X25519PrivateKey
-             | mlkem.MLKEM768PrivateKey) -> bytes:
+    def _pem(
+        self, key: ed25519.Ed25519PrivateKey | x25519.X25519PrivateKey | mlkem.MLKEM768PrivateKey
+    ) -> bytes:
         return key.private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, self._encryption()
         )

@@ -97,8 +97,9 @@ def _convert(schema: Any, value: Any, where: str, named: dict[str, Any]) -> Any:
         if extra:
             raise MalformedRecord(f"{where or 'record'}: unknown fields {extra}")
         return {
-            f["name"]: _convert(f["type"], value[f["name"]], f"{where}.{f['name']}".lstrip("."),
-                                named)
+            f["name"]: _convert(
+                f["type"], value[f["name"]], f"{where}.{f['name']}".lstrip("."), named
+            )
             for f in schema["fields"]
             if f["name"] in value
         }

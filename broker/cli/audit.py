@@ -32,11 +32,15 @@ _bootstrap_option = click.option(
 
 def _topic_options(f: Any) -> Any:
     f = click.option(
-        "--checkpoints-topic", default=AUDIT_CHECKPOINTS, show_default=True,
+        "--checkpoints-topic",
+        default=AUDIT_CHECKPOINTS,
+        show_default=True,
         help="Topic holding the signed checkpoints.",
     )(f)
     return click.option(
-        "--decisions-topic", default=AUDIT_DECISIONS, show_default=True,
+        "--decisions-topic",
+        default=AUDIT_DECISIONS,
+        show_default=True,
         help="Topic holding the audit records.",
     )(f)
 
@@ -138,11 +142,16 @@ def verify_command(
         console().print(
             table(
                 "audit log",
-                ["enforcement point", "records", "decisions", "checkpoints", "unsealed",
-                 "result"],
+                ["enforcement point", "records", "decisions", "checkpoints", "unsealed", "result"],
                 [
-                    [r["enforcement_point"], r["records"], r["decisions"], r["checkpoints"],
-                     r["unsealed"], r["result"]]
+                    [
+                        r["enforcement_point"],
+                        r["records"],
+                        r["decisions"],
+                        r["checkpoints"],
+                        r["unsealed"],
+                        r["result"],
+                    ]
                     for r in rows
                 ],
             )
@@ -300,8 +309,15 @@ def query_command(
     console().print(
         table(
             f"{len(hits)} audit records",
-            ["time (UTC)", "enforcement point", "#", "organisation", "message", "decision",
-             "rules"],
+            [
+                "time (UTC)",
+                "enforcement point",
+                "#",
+                "organisation",
+                "message",
+                "decision",
+                "rules",
+            ],
             _rows(hits),
         )
     )

@@ -46,16 +46,29 @@ async def init_kafka(settings: Settings, partitions: int, replication: int) -> d
         settings.bootstrap, contract_topics(partitions=partitions, replication=replication)
     )
     published = await publish_registry(settings.bootstrap, registry_dir(settings))
-    return {"bootstrap": settings.bootstrap, "topics_created": created,
-            "registry_records_published": published}
+    return {
+        "bootstrap": settings.bootstrap,
+        "topics_created": created,
+        "registry_records_published": published,
+    }
 
 
 @click.command()
 @click.option("--no-kafka", is_flag=True, help="Keys only: do not touch Kafka.")
-@click.option("--partitions", type=click.IntRange(1, 1000), default=3, show_default=True,
-              help="Partitions of each community topic.")
-@click.option("--replication", type=click.IntRange(1, 10), default=1, show_default=True,
-              help="Replication factor of every topic.")
+@click.option(
+    "--partitions",
+    type=click.IntRange(1, 1000),
+    default=3,
+    show_default=True,
+    help="Partitions of each community topic.",
+)
+@click.option(
+    "--replication",
+    type=click.IntRange(1, 10),
+    default=1,
+    show_default=True,
+    help="Replication factor of every topic.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print what was done as JSON.")
 def init(no_kafka: bool, partitions: int, replication: int, as_json: bool) -> None:
     """Keys for every participant, the contract's topics, the signed registry on Kafka.

@@ -24,6 +24,29 @@ def _admin() -> KeyAdmin:
     return admin_for(settings, open_keystore(settings.keystore), SchemaStore.load(settings.schemas))
 
 
+def _announce(participant: str) -> str:
+    """Publish PARTICIPANT's new signed record on jcu.registry, where running services pick
+    it up; says what happened (a record written but not published still takes effect
+    for every process started from now on)."""
+    import asyncio
+
+    from broker.errors import KafkaUnavailable
+    from broker.kafka.registry_topic import publish_record
+
+    settings = config.load()
+    data = (registry_dir(settings) / f"{participant}.avro").read_bytes()
+    try:
+        asyncio.run(publish_record(settings.bootstrap, participant, data))
+    except KafkaUnavailable:
+        click.echo(
+            f"warning: Kafka at {settings.bootstrap} is not reachable: the record is written "
+            "but running services learn of it only when `jcu init` publishes the registry",
+            err=True,
+        )
+        return "not published"
+    return "published on jcu.registry"
+
+
 def _key_json(k: KeyInfo) -> dict[str, Any]:
     return {
         "key_id": k.key_id,
@@ -51,9 +74,14 @@ def _entry_json(e: ParticipantKeys) -> dict[str, Any]:
 
 def _print_entries(entries: list[ParticipantKeys]) -> None:
     rows = [
-        (e.participant, f"{k.purpose}/{k.algorithm}", k.key_id, k.status,
-         k.not_before.strftime("%Y-%m-%d"),
-         (k.revoked or k.retired or k.not_after).strftime("%Y-%m-%d"))
+        (
+            e.participant,
+            f"{k.purpose}/{k.algorithm}",
+            k.key_id,
+            k.status,
+            k.not_before.strftime("%Y-%m-%d"),
+            (k.revoked or k.retired or k.not_after).strftime("%Y-%m-%d"),
+        )
         for e in entries
         for k in e.keys
     ]
@@ -98,13 +126,14 @@ def rotate(participant: str, as_json: bool) -> None:
     use the new key. Senders wrap for the new KEM key from now on.
     """
     entry = _admin().rotate(participant)
+    announced = _announce(participant)
     if as_json:
-        emit_json(_entry_json(entry))
+        emit_json({**_entry_json(entry), "registry_topic": announced})
     else:
         new = [k for k in entry.keys if k.not_before == entry.issued]
         click.echo(
             f"{participant}: new keys {', '.join(f'{k.purpose} {k.key_id}' for k in new)} "
-            f"(record serial {entry.serial})"
+            f"(record serial {entry.serial}, {announced})"
         )
 
 
@@ -128,12 +157,13 @@ def revoke(
     Run `jcu keys rotate PARTICIPANT` afterwards to issue replacement keys.
     """
     entry = _admin().revoke(participant, kid=key_id, at=at, reason=reason)
+    announced = _announce(participant)
     if as_json:
-        emit_json(_entry_json(entry))
+        emit_json({**_entry_json(entry), "registry_topic": announced})
     else:
         when = (at or utc_now()).isoformat()
         revoked = [k.key_id for k in entry.keys if k.revoked is not None]
         click.echo(
             f"{participant}: revoked {', '.join(revoked)} from {when} (record serial "
-            f"{entry.serial}); run `jcu keys rotate {participant}` for new keys"
+            f"{entry.serial}, {announced}); run `jcu keys rotate {participant}` for new keys"
         )

@@ -29,3 +29,15 @@ async def publish_registry(bootstrap: str, registry_dir: Path, topic: str = REGI
     finally:
         await producer.stop()
     return len(records)
+
+
+async def publish_record(
+    bootstrap: str, participant: str, data: bytes, topic: str = REGISTRY
+) -> None:
+    """Produce one participant's signed record (after a rotation or revocation)."""
+    producer = reliable_producer(bootstrap)
+    await start_client(producer, bootstrap)
+    try:
+        await (await producer.send(topic, value=data, key=participant.encode()))
+    finally:
+        await producer.stop()

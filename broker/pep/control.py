@@ -10,8 +10,6 @@ incidents under crisis to the policy engine.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -23,7 +21,7 @@ from broker.clock import to_millis, utc_now
 from broker.envelope.context import EnvelopeContext
 from broker.errors import BadSignature, ConfigError, JcuError, MalformedRecord, Unauthorised
 from broker.kafka.clients import reliable_producer, start_client
-from broker.kafka.scan import assign_all, read_to_end
+from broker.kafka.follower import TopicFollower
 from broker.kafka.topics import CONTROL
 from broker.lifecycle import Service
 from broker.logs import get_logger
@@ -34,8 +32,6 @@ MIN_MEMBER_STATES = 2
 _DOMAIN = b"jcu-control-v1\x00"
 
 _log = get_logger(__name__)
-#: Seconds between attempts while following jcu.control fails (doubling up to the max).
-FOLLOW_RETRY_MIN, FOLLOW_RETRY_MAX = 0.5, 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,9 +145,7 @@ class CrisisBoard(Service):
         self._bootstrap = bootstrap
         self._topic = topic
         self._state: dict[str, CrisisDeclaration] = {}
-        self._consumer: Any = None
-        self._task: asyncio.Task[None] | None = None
-        self._failing = False
+        self._feed = TopicFollower(bootstrap, topic, self._apply)
         self.rejected: list[tuple[bytes | None, str]] = []
 
     def active_incidents(self) -> frozenset[str]:
@@ -160,14 +154,14 @@ class CrisisBoard(Service):
         Fail closed: an end of crisis that cannot be read must not keep the
         wider crisis sharing (rule 10) open. Normal sharing is unaffected.
         """
-        if self._failing:
+        if not self._feed.healthy:
             return frozenset()
         return frozenset(i for i, d in self._state.items() if d.active)
 
     @property
     def healthy(self) -> bool:
         """False while following `jcu.control` fails (crisis sharing is then suspended)."""
-        return not self._failing
+        return self._feed.healthy
 
     def declarations(self) -> tuple[CrisisDeclaration, ...]:
         return tuple(sorted(self._state.values(), key=lambda d: d.incident))
@@ -191,62 +185,7 @@ class CrisisBoard(Service):
             self._state[decl.incident] = decl
 
     async def start(self) -> None:
-        from aiokafka import AIOKafkaConsumer
-
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=self._bootstrap,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-        )
-        try:
-            await start_client(self._consumer, self._bootstrap)
-        except BaseException:
-            self._consumer = None
-            raise
-        try:
-            tps = await assign_all(self._consumer, [self._topic])
-            if not tps:
-                raise ConfigError(f"topic {self._topic} does not exist; run `jcu init`")
-            async for r in read_to_end(self._consumer, tps):
-                self._apply(r.key, r.value)
-        except BaseException:
-            await self._consumer.stop()
-            raise
-        self._task = asyncio.get_running_loop().create_task(self._follow())
-
-    async def _follow(self) -> None:
-        """Apply new control records as they come; survive errors, retrying with backoff."""
-        backoff = FOLLOW_RETRY_MIN
-        while True:
-            try:
-                batch = await self._consumer.getmany(timeout_ms=1000)
-                for records in batch.values():
-                    for r in records:
-                        self._apply(r.key, r.value)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                if not self._failing:
-                    _log.error(
-                        "following jcu.control failed: crisis sharing suspended until it recovers",
-                        topic=self._topic,
-                        error=f"{type(exc).__name__}: {exc}",
-                    )
-                self._failing = True
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, FOLLOW_RETRY_MAX)
-                continue
-            if self._failing:
-                _log.info("following jcu.control again", topic=self._topic)
-                self._failing = False
-            backoff = FOLLOW_RETRY_MIN
+        await self._feed.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-        if self._consumer is not None:
-            await self._consumer.stop()
-            self._consumer = None
+        await self._feed.stop()

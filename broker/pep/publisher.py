@@ -32,6 +32,7 @@ from broker.lifecycle import Service
 from broker.metrics import Metrics
 from broker.pep.context import PepContext
 from broker.pep.control import CrisisBoard
+from broker.pep.keyring_feed import KeyringFeed
 from broker.pep.sent import SentCopy, SentLog, SentMessage
 from broker.policy import Decision, Message
 
@@ -153,6 +154,7 @@ class Publisher(Service):
         *,
         audit: AuditLog | None = None,
         crisis: CrisisBoard | None = None,
+        keyring_feed: KeyringFeed | None = None,
         metrics: Metrics | None = None,
         compression: str = "lz4",
     ) -> None:
@@ -164,6 +166,11 @@ class Publisher(Service):
         self._crisis = (
             crisis if crisis is not None else CrisisBoard(ctx.envelope, ctx.settings.bootstrap)
         )
+        self._keyring_feed = (
+            keyring_feed
+            if keyring_feed is not None
+            else KeyringFeed.for_context(ctx.envelope, ctx.settings.bootstrap)
+        )
         self._metrics = metrics or Metrics()
         self._compression = compression
         self._producer: Any = None
@@ -172,6 +179,7 @@ class Publisher(Service):
 
     async def start(self) -> None:
         try:
+            await self._keyring_feed.start()
             await self._crisis.start()
             await self._audit.start()
             producer = reliable_producer(
@@ -189,6 +197,7 @@ class Publisher(Service):
             self._producer = None
         await self._audit.stop()
         await self._crisis.stop()
+        await self._keyring_feed.stop()
         self._sent.close()
 
     @property

@@ -49,6 +49,7 @@ from broker.logs import get_logger
 from broker.metrics import Metrics
 from broker.pep.context import PepContext
 from broker.pep.control import CrisisBoard
+from broker.pep.keyring_feed import KeyringFeed
 from broker.pep.ledger import DeliveryLedger, Position
 from broker.pep.publisher import policy_message
 from broker.pep.sink import Delivery, Retracted, Sink
@@ -99,6 +100,7 @@ class Subscriber(Service):
         streams: Iterable[str] = DATA_STREAMS,
         audit: AuditLog | None = None,
         crisis: CrisisBoard | None = None,
+        keyring_feed: KeyringFeed | None = None,
         metrics: Metrics | None = None,
         receipts: bool = True,
         max_batch: int = 500,
@@ -120,6 +122,11 @@ class Subscriber(Service):
         self._audit = audit if audit is not None else ctx.audit_log(participant, "receive")
         self._crisis = (
             crisis if crisis is not None else CrisisBoard(ctx.envelope, ctx.settings.bootstrap)
+        )
+        self._keyring_feed = (
+            keyring_feed
+            if keyring_feed is not None
+            else KeyringFeed.for_context(ctx.envelope, ctx.settings.bootstrap)
         )
         self._metrics = metrics or Metrics()
         # Per-payload-type counter children: `.labels()` is a lookup per call otherwise.
@@ -144,6 +151,7 @@ class Subscriber(Service):
 
         bootstrap = self._ctx.settings.bootstrap
         try:
+            await self._keyring_feed.start()
             await self._crisis.start()
             await self._audit.start()
             producer = reliable_producer(bootstrap)
@@ -175,6 +183,7 @@ class Subscriber(Service):
             self._producer = None
         await self._audit.stop()
         await self._crisis.stop()
+        await self._keyring_feed.stop()
         await self._sink.close()
         self._ledger.close()
 

@@ -1,0 +1,101 @@
+"""Following a compacted state topic (`jcu.control`, `jcu.registry`): read it all, then keep up.
+
+`start()` returns once every partition has been read to its end as of then, so
+whoever starts after a change already applies it. Then a task applies new
+records as they come. Errors do not end the task: it logs once, marks itself
+unhealthy (callers decide what that means: the crisis board stops crisis
+sharing), retries with backoff and logs again when it is back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from typing import Any
+
+from broker.errors import ConfigError
+from broker.kafka.clients import start_client
+from broker.kafka.scan import assign_all, read_to_end
+from broker.lifecycle import Service
+from broker.logs import get_logger
+
+_log = get_logger(__name__)
+#: Seconds between attempts while following fails (doubling up to the max).
+RETRY_MIN, RETRY_MAX = 0.5, 30.0
+
+Apply = Callable[[bytes | None, bytes | None], None]
+
+
+class TopicFollower(Service):
+    """Calls `apply(key, value)` for every record of `topic`, in order, from the beginning."""
+
+    def __init__(self, bootstrap: str, topic: str, apply: Apply) -> None:
+        self._bootstrap = bootstrap
+        self._topic = topic
+        self._apply = apply
+        self._consumer: Any = None
+        self._task: asyncio.Task[None] | None = None
+        self._failing = False
+
+    @property
+    def healthy(self) -> bool:
+        """False while following fails (records may be missing until it recovers)."""
+        return not self._failing
+
+    async def start(self) -> None:
+        from aiokafka import AIOKafkaConsumer
+
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self._bootstrap,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+        )
+        await start_client(consumer, self._bootstrap)
+        try:
+            tps = await assign_all(consumer, [self._topic])
+            if not tps:
+                raise ConfigError(f"topic {self._topic} does not exist; run `jcu init`")
+            async for r in read_to_end(consumer, tps):
+                self._apply(r.key, r.value)
+        except BaseException:
+            await consumer.stop()
+            raise
+        self._consumer = consumer
+        self._task = asyncio.get_running_loop().create_task(self._follow())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        if self._consumer is not None:
+            await self._consumer.stop()
+            self._consumer = None
+
+    async def _follow(self) -> None:
+        backoff = RETRY_MIN
+        while True:
+            try:
+                batch = await self._consumer.getmany(timeout_ms=1000)
+                for records in batch.values():
+                    for r in records:
+                        self._apply(r.key, r.value)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if not self._failing:
+                    _log.error(
+                        "following a state topic failed; retrying",
+                        topic=self._topic,
+                        error=f"{type(exc).__name__}: {exc}",
+                    )
+                self._failing = True
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, RETRY_MAX)
+                continue
+            if self._failing:
+                _log.info("following a state topic again", topic=self._topic)
+                self._failing = False
+            backoff = RETRY_MIN

@@ -1,0 +1,71 @@
+"""A state-topic follower keeps going through errors and says when it is behind."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from broker.kafka import follower as follower_module
+from broker.kafka.follower import TopicFollower
+from broker.pep.control import CrisisBoard, CrisisDeclaration
+
+
+class _FlakyFeed:
+    """Stands in for the follower's consumer: fails `failures` times, then yields one record."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+
+    async def getmany(self, timeout_ms: int) -> dict[Any, list[Any]]:
+        await asyncio.sleep(0)
+        if self.failures:
+            self.failures -= 1
+            raise RuntimeError("broker went away")
+        record = type("R", (), {"key": b"k", "value": b"v"})()
+        return {"tp": [record]}
+
+
+async def test_errors_mark_the_follower_unhealthy_and_it_recovers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(follower_module, "RETRY_MIN", 0.01)
+    applied: list[tuple[bytes | None, bytes | None]] = []
+    follower = TopicFollower("unused", "jcu.control", lambda k, v: applied.append((k, v)))
+    follower._consumer = _FlakyFeed(failures=3)
+    task = asyncio.get_running_loop().create_task(follower._follow())
+    try:
+        for _ in range(200):
+            if not follower.healthy:
+                break
+            await asyncio.sleep(0)
+        assert not follower.healthy and not applied
+        for _ in range(200):
+            if applied:
+                break
+            await asyncio.sleep(0.005)
+        await asyncio.sleep(0)
+        assert applied[0] == (b"k", b"v")
+        assert follower.healthy and not task.done()
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+
+def test_the_crisis_board_fails_closed_while_its_feed_is_unhealthy() -> None:
+    board = CrisisBoard(None, "unused")  # type: ignore[arg-type]  # never opens anything here
+    board._state["INC-1"] = CrisisDeclaration(
+        id="d-1",
+        incident="INC-1",
+        member_states=("FR", "DE"),
+        active=True,
+        declared_by="eu-cyclone",
+        signer_key_id="k",
+        created=datetime(2026, 11, 28, tzinfo=UTC),
+    )
+    assert board.active_incidents() == {"INC-1"}
+    board._feed._failing = True
+    assert board.active_incidents() == frozenset() and not board.healthy
