@@ -142,8 +142,6 @@ class CrisisBoard(Service):
 
     def __init__(self, ctx: EnvelopeContext, bootstrap: str, *, topic: str = CONTROL) -> None:
         self._ctx = ctx
-        self._bootstrap = bootstrap
-        self._topic = topic
         self._state: dict[str, CrisisDeclaration] = {}
         self._feed = TopicFollower(bootstrap, topic, self._apply)
         self.rejected: list[tuple[bytes | None, str]] = []
