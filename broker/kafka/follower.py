@@ -5,6 +5,10 @@ whoever starts after a change already applies it. Then a task applies new
 records as they come. Errors do not end the task: it logs once, marks itself
 unhealthy (callers decide what that means: the crisis board stops crisis
 sharing), retries with backoff and logs again when it is back.
+
+The records are signed state, so the follower also owns the one rule both
+topics share: a tombstone or a record that does not verify (`read` raises a
+JcuError) is refused, logged and counted in `rejected`, never applied.
 """
 
 from __future__ import annotations
@@ -12,9 +16,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Generic, TypeVar
 
-from broker.errors import ConfigError
+from broker.errors import ConfigError, JcuError
 from broker.kafka.clients import start_client
 from broker.kafka.scan import assign_all, read_to_end
 from broker.lifecycle import Service
@@ -24,19 +28,47 @@ _log = get_logger(__name__)
 #: Seconds between attempts while following fails (doubling up to the max).
 RETRY_MIN, RETRY_MAX = 0.5, 30.0
 
-Apply = Callable[[bytes | None, bytes | None], None]
+T = TypeVar("T")
 
 
-class TopicFollower(Service):
-    """Calls `apply(key, value)` for every record of `topic`, in order, from the beginning."""
+class TopicFollower(Service, Generic[T]):
+    """For every record of `topic`, in order from the beginning: `apply(read(key, value))`.
 
-    def __init__(self, bootstrap: str, topic: str, apply: Apply) -> None:
+    `read` verifies a record and raises a JcuError (with a `reason` code, if it
+    has one) for one to refuse; tombstones are refused before it is called.
+    """
+
+    def __init__(
+        self,
+        bootstrap: str,
+        topic: str,
+        read: Callable[[bytes | None, bytes], T],
+        apply: Callable[[T], None],
+    ) -> None:
         self._bootstrap = bootstrap
         self._topic = topic
+        self._read = read
         self._apply = apply
         self._consumer: Any = None
         self._task: asyncio.Task[None] | None = None
         self._failing = False
+        #: (key, reason) of every record refused, in order.
+        self.rejected: list[tuple[bytes | None, str]] = []
+
+    def receive(self, key: bytes | None, value: bytes | None) -> None:
+        """Verify and apply one record, or refuse it."""
+        if value is None:
+            # An unsigned tombstone proves nothing: state changes only by a signed record.
+            self.rejected.append((key, "tombstone"))
+            return
+        try:
+            state = self._read(key, value)
+        except JcuError as exc:
+            reason = getattr(exc, "reason", "malformed")
+            self.rejected.append((key, reason))
+            _log.warning("state record refused", topic=self._topic, reason=reason, error=str(exc))
+            return
+        self._apply(state)
 
     @property
     def healthy(self) -> bool:
@@ -57,7 +89,7 @@ class TopicFollower(Service):
             if not tps:
                 raise ConfigError(f"topic {self._topic} does not exist; run `jcu init`")
             async for r in read_to_end(consumer, tps):
-                self._apply(r.key, r.value)
+                self.receive(r.key, r.value)
         except BaseException:
             await consumer.stop()
             raise
@@ -81,7 +113,7 @@ class TopicFollower(Service):
                 batch = await self._consumer.getmany(timeout_ms=1000)
                 for records in batch.values():
                     for r in records:
-                        self._apply(r.key, r.value)
+                        self.receive(r.key, r.value)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:

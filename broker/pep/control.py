@@ -19,19 +19,16 @@ from cryptography.exceptions import InvalidSignature
 
 from broker.clock import to_millis, utc_now
 from broker.envelope.context import EnvelopeContext
-from broker.errors import BadSignature, ConfigError, JcuError, MalformedRecord, Unauthorised
+from broker.errors import BadSignature, ConfigError, MalformedRecord, Unauthorised
 from broker.kafka.clients import reliable_producer, start_client
 from broker.kafka.follower import TopicFollower
 from broker.kafka.topics import CONTROL
 from broker.lifecycle import Service
-from broker.logs import get_logger
 
 #: Who may declare a crisis (rule 10): the EU-CyCLONe network and the CSIRTs network.
 CRISIS_AUTHORITIES: frozenset[str] = frozenset({"eu-cyclone", "csirts-network"})
 MIN_MEMBER_STATES = 2
 _DOMAIN = b"jcu-control-v1\x00"
-
-_log = get_logger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,8 +140,12 @@ class CrisisBoard(Service):
     def __init__(self, ctx: EnvelopeContext, bootstrap: str, *, topic: str = CONTROL) -> None:
         self._ctx = ctx
         self._state: dict[str, CrisisDeclaration] = {}
-        self._feed = TopicFollower(bootstrap, topic, self._apply)
-        self.rejected: list[tuple[bytes | None, str]] = []
+        self._feed = TopicFollower(bootstrap, topic, self._read, self._apply)
+
+    @property
+    def rejected(self) -> list[tuple[bytes | None, str]]:
+        """(key, reason) of the control records refused: tombstones, bad or mis-keyed ones."""
+        return self._feed.rejected
 
     def active_incidents(self) -> frozenset[str]:
         """Incidents under a declared crisis; none while the control feed is failing.
@@ -164,20 +165,13 @@ class CrisisBoard(Service):
     def declarations(self) -> tuple[CrisisDeclaration, ...]:
         return tuple(sorted(self._state.values(), key=lambda d: d.incident))
 
-    def _apply(self, key: bytes | None, value: bytes | None) -> None:
-        if value is None:
-            # An unsigned tombstone proves nothing: only a signed "end" ends a crisis.
-            self.rejected.append((key, "unsigned-tombstone"))
-            return
-        try:
-            decl = verify_declaration(self._ctx, value)
-            if key is None or key.decode(errors="replace") != decl.incident:
-                raise MalformedRecord(f"control record keyed {key!r} declares {decl.incident!r}")
-        except JcuError as exc:
-            reason = getattr(exc, "reason", "malformed")
-            self.rejected.append((key, reason))
-            _log.warning("control record refused", reason=reason, error=str(exc))
-            return
+    def _read(self, key: bytes | None, value: bytes) -> CrisisDeclaration:
+        decl = verify_declaration(self._ctx, value)
+        if key is None or key.decode(errors="replace") != decl.incident:
+            raise MalformedRecord(f"control record keyed {key!r} declares {decl.incident!r}")
+        return decl
+
+    def _apply(self, decl: CrisisDeclaration) -> None:
         previous = self._state.get(decl.incident)
         if previous is None or previous.created <= decl.created:
             self._state[decl.incident] = decl

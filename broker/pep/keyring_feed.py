@@ -6,7 +6,7 @@ rotate | revoke` also publish the new signed record on the compacted
 applies each record the registry authority signed whose serial is newer than
 the one it holds (`Keyring.update`), so a revoked key is refused from the
 moment the record arrives, without a restart. Records that do not verify are
-logged and ignored, never applied.
+refused by the follower (`TopicFollower.receive`), never applied.
 """
 
 from __future__ import annotations
@@ -14,10 +14,16 @@ from __future__ import annotations
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from broker.envelope.context import EnvelopeContext
-from broker.errors import JcuError, MalformedRecord
+from broker.errors import MalformedRecord
 from broker.kafka.follower import TopicFollower
 from broker.kafka.topics import REGISTRY
-from broker.keyring import Keyring, load_authority_public, registry_dir, verify_record
+from broker.keyring import (
+    Keyring,
+    ParticipantKeys,
+    load_authority_public,
+    registry_dir,
+    verify_record,
+)
 from broker.lifecycle import Service
 from broker.logs import get_logger
 from broker.schemas import SchemaStore
@@ -40,9 +46,13 @@ class KeyringFeed(Service):
         self._keyring = keyring
         self._store = store
         self._authority = authority
-        self._feed = TopicFollower(bootstrap, topic, self._apply)
+        self._feed = TopicFollower(bootstrap, topic, self._read, self._apply)
         self.applied = 0
-        self.rejected: list[tuple[bytes | None, str]] = []
+
+    @property
+    def rejected(self) -> list[tuple[bytes | None, str]]:
+        """(key, reason) of the registry records refused: tombstones, bad or mis-keyed ones."""
+        return self._feed.rejected
 
     @classmethod
     def for_context(cls, ctx: EnvelopeContext, bootstrap: str) -> KeyringFeed:
@@ -59,21 +69,15 @@ class KeyringFeed(Service):
     async def stop(self) -> None:
         await self._feed.stop()
 
-    def _apply(self, key: bytes | None, value: bytes | None) -> None:
-        if value is None:
-            self.rejected.append((key, "tombstone"))  # a participant is never deleted by a gap
-            return
-        try:
-            entry = verify_record(self._store, value, self._authority)
-            if key is None or key.decode(errors="replace") != entry.participant:
-                raise MalformedRecord(
-                    f"registry record keyed {key!r} is the record of {entry.participant!r}"
-                )
-        except JcuError as exc:
-            reason = getattr(exc, "reason", "malformed")
-            self.rejected.append((key, reason))
-            _log.warning("registry record refused", reason=reason, error=str(exc))
-            return
+    def _read(self, key: bytes | None, value: bytes) -> ParticipantKeys:
+        entry = verify_record(self._store, value, self._authority)
+        if key is None or key.decode(errors="replace") != entry.participant:
+            raise MalformedRecord(
+                f"registry record keyed {key!r} is the record of {entry.participant!r}"
+            )
+        return entry
+
+    def _apply(self, entry: ParticipantKeys) -> None:
         if self._keyring.update(entry):
             self.applied += 1
             _log.info("keyring updated", participant=entry.participant, serial=entry.serial)

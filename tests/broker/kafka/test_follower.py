@@ -33,7 +33,9 @@ async def test_errors_mark_the_follower_unhealthy_and_it_recovers(
 ) -> None:
     monkeypatch.setattr(follower_module, "RETRY_MIN", 0.01)
     applied: list[tuple[bytes | None, bytes | None]] = []
-    follower = TopicFollower("unused", "jcu.control", lambda k, v: applied.append((k, v)))
+    follower: TopicFollower[tuple[bytes | None, bytes]] = TopicFollower(
+        "unused", "jcu.control", lambda k, v: (k, v), applied.append
+    )
     follower._consumer = _FlakyFeed(failures=3)
     task = asyncio.get_running_loop().create_task(follower._follow())
     try:

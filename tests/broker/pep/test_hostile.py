@@ -140,13 +140,13 @@ def test_an_unsigned_tombstone_does_not_end_a_crisis(world: World) -> None:
     board = CrisisBoard(world.ctx.envelope, world.bootstrap)
     from broker.pep.control import sign_declaration
 
-    board._apply(
+    board._feed.receive(
         b"INC-T", sign_declaration(world.ctx.envelope, "eu-cyclone", "INC-T", ("FR", "DE"), True)
     )
     assert "INC-T" in board.active_incidents()
-    board._apply(b"INC-T", None)
+    board._feed.receive(b"INC-T", None)
     assert "INC-T" in board.active_incidents()
-    board._apply(
+    board._feed.receive(
         b"INC-OTHER",
         sign_declaration(world.ctx.envelope, "eu-cyclone", "INC-U", ("FR", "DE"), True),
     )
