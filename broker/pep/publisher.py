@@ -34,6 +34,7 @@ from broker.pep.context import PepContext
 from broker.pep.control import CrisisBoard
 from broker.pep.keyring_feed import KeyringFeed
 from broker.pep.sent import SentCopy, SentLog, SentMessage
+from broker.pep.state_feeds import StateFeeds
 from broker.policy import Decision, Message
 
 
@@ -163,14 +164,7 @@ class Publisher(Service):
         self._ctx = ctx
         self._sealer: Sealer = ctx.envelope.sealer(participant)
         self._audit = audit if audit is not None else ctx.audit_log(participant, "publish")
-        self._crisis = (
-            crisis if crisis is not None else CrisisBoard(ctx.envelope, ctx.settings.bootstrap)
-        )
-        self._keyring_feed = (
-            keyring_feed
-            if keyring_feed is not None
-            else KeyringFeed.for_context(ctx.envelope, ctx.settings.bootstrap)
-        )
+        self._feeds = StateFeeds(ctx, crisis=crisis, keyring=keyring_feed)
         self._metrics = metrics or Metrics()
         self._compression = compression
         self._producer: Any = None
@@ -179,8 +173,7 @@ class Publisher(Service):
 
     async def start(self) -> None:
         try:
-            await self._keyring_feed.start()
-            await self._crisis.start()
+            await self._feeds.start()
             await self._audit.start()
             producer = reliable_producer(
                 self._ctx.settings.bootstrap, compression_type=self._compression
@@ -196,13 +189,12 @@ class Publisher(Service):
             await self._producer.stop()
             self._producer = None
         await self._audit.stop()
-        await self._crisis.stop()
-        await self._keyring_feed.stop()
+        await self._feeds.stop()
         self._sent.close()
 
     @property
     def crisis(self) -> CrisisBoard:
-        return self._crisis
+        return self._feeds.crisis
 
     def decide(
         self, payload_type: str, labels: Labels, recipients: Iterable[str] = ()
@@ -211,7 +203,9 @@ class Publisher(Service):
         for r in named:
             self._ctx.registry.get(r)
         msg = policy_message(self.participant, payload_type, labels, named)
-        return self._ctx.policy.decide_all(msg, crisis_incidents=self._crisis.active_incidents())
+        return self._ctx.policy.decide_all(
+            msg, crisis_incidents=self._feeds.crisis.active_incidents()
+        )
 
     async def publish(
         self,

@@ -53,6 +53,7 @@ from broker.pep.keyring_feed import KeyringFeed
 from broker.pep.ledger import DeliveryLedger, Position
 from broker.pep.publisher import policy_message
 from broker.pep.sink import Delivery, Retracted, Sink
+from broker.pep.state_feeds import StateFeeds
 
 DATA_STREAMS: tuple[str, ...] = ("indicators", "incidents", "reports", "assistance")
 #: Refused records larger than this go to the DLQ as digest and size only (a hostile
@@ -120,14 +121,7 @@ class Subscriber(Service):
         self._opener: Opener = ctx.envelope.opener(participant, replay_guard=self._ledger)
         self._sealer: Sealer = ctx.envelope.sealer(participant)
         self._audit = audit if audit is not None else ctx.audit_log(participant, "receive")
-        self._crisis = (
-            crisis if crisis is not None else CrisisBoard(ctx.envelope, ctx.settings.bootstrap)
-        )
-        self._keyring_feed = (
-            keyring_feed
-            if keyring_feed is not None
-            else KeyringFeed.for_context(ctx.envelope, ctx.settings.bootstrap)
-        )
+        self._feeds = StateFeeds(ctx, crisis=crisis, keyring=keyring_feed)
         self._metrics = metrics or Metrics()
         # Per-payload-type counter children: `.labels()` is a lookup per call otherwise.
         self._delivered_counters: dict[str, Any] = {}
@@ -151,8 +145,7 @@ class Subscriber(Service):
 
         bootstrap = self._ctx.settings.bootstrap
         try:
-            await self._keyring_feed.start()
-            await self._crisis.start()
+            await self._feeds.start()
             await self._audit.start()
             producer = reliable_producer(bootstrap)
             await start_client(producer, bootstrap)
@@ -182,8 +175,7 @@ class Subscriber(Service):
             await self._producer.stop()
             self._producer = None
         await self._audit.stop()
-        await self._crisis.stop()
-        await self._keyring_feed.stop()
+        await self._feeds.stop()
         await self._sink.close()
         self._ledger.close()
 
@@ -377,7 +369,7 @@ class Subscriber(Service):
         decision = self._ctx.policy.decide(
             msg,
             self.participant,
-            crisis_incidents=self._crisis.active_incidents(),
+            crisis_incidents=self._feeds.crisis.active_incidents(),
             action="receive",
         )
         if decision.decision == "deny" or (
