@@ -51,3 +51,18 @@ async def jcu(world: World, *args: str) -> subprocess.CompletedProcess[str]:
         timeout=120,
         check=False,
     )
+
+
+def spawn_subscriber(
+    world: World, participant: str, out: Path, group: str, *extra: str, log: Path
+) -> subprocess.Popen[bytes]:
+    """`jcu subscribe` running in the background. Its stderr goes to `log`: a pipe nobody
+    reads while it runs could fill up (one warning per refused record) and stall it."""
+    with log.open("ab") as stderr:
+        return subprocess.Popen(
+            [sys.executable, "-m", "broker.cli", "subscribe", "--as", participant,
+             "--out", str(out), "--group", group, *extra],
+            env=world.env,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )

@@ -6,8 +6,6 @@ import asyncio
 import json
 import shutil
 import signal
-import subprocess
-import sys
 import time
 from collections import Counter
 from dataclasses import replace
@@ -22,6 +20,7 @@ from broker.kafka.topics import contract_topics, ensure_topics
 from broker.pep import JsonlSink, Publisher, Subscriber
 from broker.pep.context import PepContext
 from tests.broker.pep.conftest import World
+from tests.broker.pep.kafka_io import spawn_subscriber
 from tests.broker.pep.records import indicator
 
 pytestmark = pytest.mark.kafka
@@ -50,38 +49,18 @@ async def _publish(world_ctx: PepContext, n: int) -> list[str]:
         ]
 
 
-def _subscriber(world: World, out: Path, group: str, *extra: str) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "broker.cli",
-            "subscribe",
-            "--as",
-            "enisa",
-            "--out",
-            str(out),
-            "--group",
-            group,
-            *extra,
-        ],
-        env=world.env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-
-
 async def test_subscriber_killed_mid_stream_delivers_each_message_once(
     world: World, tmp_path: Path
 ) -> None:
     out = tmp_path / "out"
     group = world.group("sigkill")
     first = await _publish(world.ctx, 300)
-    proc = _subscriber(world, out, group, "--batch-size", "10")
+    log = tmp_path / "subscriber.log"
+    proc = spawn_subscriber(world, "enisa", out, group, "--batch-size", "10", log=log)
     sink_file = out / "enisa.jsonl"
     deadline = time.monotonic() + 90
     while sum(_ids(sink_file)[m] for m in first) < 40:
-        assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
+        assert proc.poll() is None, log.read_text()
         assert time.monotonic() < deadline, "subscriber delivered nothing in 90 s"
         await asyncio.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
@@ -90,9 +69,9 @@ async def test_subscriber_killed_mid_stream_delivers_each_message_once(
     assert delivered_before_kill < len(first), "kill came too late to be mid-stream"
 
     second = await _publish(world.ctx, 50)  # published while the subscriber is down
-    again = _subscriber(world, out, group, "--once")
-    _, err = await asyncio.to_thread(again.communicate, timeout=180)
-    assert again.returncode == 0, err.decode()
+    again = spawn_subscriber(world, "enisa", out, group, "--once", log=log)
+    await asyncio.to_thread(again.wait, 180)
+    assert again.returncode == 0, log.read_text()
 
     counts = _ids(sink_file)
     published = first + second

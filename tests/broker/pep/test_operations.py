@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -17,7 +15,7 @@ from broker.envelope import Labels
 from broker.kafka.local import free_port
 from broker.metrics import Metrics
 from broker.pep import JsonlSink, Publisher, Subscriber
-from tests.broker.pep.kafka_io import jcu
+from tests.broker.pep.kafka_io import jcu, spawn_subscriber
 from tests.broker.pep.records import indicator
 from tests.world import World
 
@@ -41,33 +39,16 @@ async def test_sigterm_finishes_commits_checkpoints_and_exits_zero(
 ) -> None:
     sent = await _publish(world, 30)
     group = world.group("sigterm")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "broker.cli",
-            "subscribe",
-            "--as",
-            "enisa",
-            "--out",
-            str(tmp_path),
-            "--group",
-            group,
-            "--batch-size",
-            "5",
-        ],
-        env=world.env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    log = tmp_path / "subscriber.log"
+    proc = spawn_subscriber(world, "enisa", tmp_path, group, "--batch-size", "5", log=log)
     out = tmp_path / "enisa.jsonl"
     deadline = time.monotonic() + 90
     while not (out.exists() and any(m in out.read_text() for m in sent)):
         assert proc.poll() is None and time.monotonic() < deadline
         await asyncio.sleep(0.1)
     proc.send_signal(signal.SIGTERM)
-    _, err = await asyncio.to_thread(proc.communicate, timeout=60)
+    await asyncio.to_thread(proc.wait, 60)
+    err = log.read_text()
     assert proc.returncode == 0, err
     assert "enisa: delivered" in err
 
