@@ -9,7 +9,6 @@ appends the record (see `LoggedRecord`).
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
@@ -120,8 +119,10 @@ class AuditRecord:
         labels: Mapping[str, Any] | None,
         bundle_hash: str | None,
         time: datetime | None = None,
+        decision_id: str | None = None,
     ) -> AuditRecord:
-        """The record of a policy decision (allow, redact or deny) about `decision.org`."""
+        """The record of a policy decision (allow, redact or deny) about `decision.org`;
+        a fresh decision id unless one is given."""
         verdict = decision.decision
         if verdict not in ("allow", "redact", "deny"):
             raise ValueError(f"a policy decision is allow, redact or deny, not {verdict!r}")
@@ -132,7 +133,7 @@ class AuditRecord:
                 "organisation": decision.org,
                 "message_id": message_id,
                 "decision": verdict,
-                "decision_id": new_decision_id(),
+                "decision_id": decision_id if decision_id is not None else new_decision_id(),
                 "time": time or _now(),
                 "content_hash": content_hash,
                 "labels": labels,
@@ -280,16 +281,14 @@ class DecisionSet:
         if len(decision_ids) != len(self.decisions):
             raise ValueError("one decision id per decision")
         return tuple(
-            dataclasses.replace(
-                AuditRecord.from_decision(
-                    d,
-                    action=self.action,
-                    message_id=self.message_id,
-                    content_hash=self.content_hash,
-                    labels=self.labels,
-                    bundle_hash=self.policy_bundle_hash,
-                    time=self.time,
-                ),
+            AuditRecord.from_decision(
+                d,
+                action=self.action,
+                message_id=self.message_id,
+                content_hash=self.content_hash,
+                labels=self.labels,
+                bundle_hash=self.policy_bundle_hash,
+                time=self.time,
                 decision_id=decision_id,
             )
             for d, decision_id in zip(self.decisions, decision_ids, strict=True)
