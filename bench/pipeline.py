@@ -239,7 +239,8 @@ def _costs(ctx: PepContext, n: int) -> dict[str, float]:
             policy_bundle_hash=ctx.policy.bundle_hash,
         )
         ids = new_decision_ids(len(decisions))
-        tree.append(leaf_hash(encoder.encode_set("soc-fr/publish", i, b"", dset, ids)))
+        leaf = encoder.encode_set("soc-fr/publish", i, b"", dset, ids, ids_are_canonical=True)
+        tree.append(leaf_hash(leaf))
     audit = (time.perf_counter() - t) / k
     # The receiving side: one AuditRecord (its receive decision) in a leaf per message.
     receive_tree = MerkleTree()
