@@ -4,7 +4,7 @@ Run: .venv/bin/python -m bench.pipeline [--messages 3000]
 
 Both legs carry the same number of records of the same size (the sealed
 envelope's size) through the same broker, with the same producer settings
-(idempotent, acks=all, lz4) and one consumer, timed from the first produce to
+(idempotent, acks=all, zstd) and one consumer, timed from the first produce to
 the last record consumed (raw) or delivered to the sink (full path), in steady
 state: one warm-up record goes through each leg first (consumer joined,
 partitions assigned, subscriber process started). The full
@@ -35,10 +35,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bench import _skeleton as _skeleton_io
 from bench._kafka import kafka_for_bench
 from broker import config, logs
 from broker.cli.init import init_keys
 from broker.envelope import Labels
+from broker.kafka.clients import COMPRESSION, reliable_producer
 from broker.kafka.topics import TopicSpec, contract_topics, ensure_topics
 from broker.pep import Publication, Publisher
 from broker.pep.context import PepContext
@@ -60,7 +62,9 @@ def _record(i: int) -> dict[str, Any]:
     }
 
 
-async def _raw(bootstrap: str, n: int, size: int) -> float:
+async def _raw(
+    bootstrap: str, n: int, size: int, kafka_pid: int | None
+) -> tuple[float, dict[str, float]]:
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
     topic = f"bench.raw.{uuid.uuid4().hex[:8]}"
@@ -70,7 +74,7 @@ async def _raw(bootstrap: str, n: int, size: int) -> float:
         bootstrap_servers=bootstrap,
         enable_idempotence=True,
         acks="all",
-        compression_type="lz4",
+        compression_type=COMPRESSION,
         linger_ms=5,
         max_batch_size=512 * 1024,  # the publisher's settings
     )
@@ -96,14 +100,34 @@ async def _raw(bootstrap: str, n: int, size: int) -> float:
     try:
         await (await producer.send(topic, value, key=b"warm-up"))
         await consume(1)  # the consumer has joined its group and holds its partitions
+        kafka0 = _cpu_seconds(kafka_pid) if kafka_pid else 0.0
+        cpu0 = time.process_time()
         t0 = time.perf_counter()
         futures = [await producer.send(topic, value, key=str(i).encode()) for i in range(n)]
         await asyncio.gather(*futures)
         await consume(n)
-        return time.perf_counter() - t0
+        total = time.perf_counter() - t0
+        return total, {
+            "publisher cpu": time.process_time() - cpu0,  # producer and consumer, one process
+            "subscriber cpu": 0.0,
+            "kafka cpu": _cpu_seconds(kafka_pid) - kafka0 if kafka_pid else 0.0,
+        }
     finally:
         await producer.stop()
         await consumer.stop()
+
+
+async def _delivered(sink: Path, count: int, process: subprocess.Popen[bytes], log: Path) -> None:
+    """Wait until `count` lines are in the sink; fail if the receiving process died."""
+    while _lines(sink) < count:
+        if process.poll() is not None:
+            raise RuntimeError(f"the receiving process exited: {log.read_text()[-2000:]}")
+        await asyncio.sleep(0.01)
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    process.send_signal(signal.SIGTERM)
+    process.wait(timeout=60)
 
 
 async def _full(
@@ -130,18 +154,11 @@ async def _full(
         argv.append("--no-receipts")
     log = out / "subscriber.log"
     subscriber = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=log.open("wb"))
-
-    async def delivered(count: int) -> None:
-        while _lines(sink_file) < count:
-            if subscriber.poll() is not None:
-                raise RuntimeError(f"the subscriber exited: {log.read_text()[-2000:]}")
-            await asyncio.sleep(0.01)
-
     try:
         async with Publisher("soc-fr", ctx) as pub:
             # Steady state, as in the raw leg: the subscriber is up and holds its partitions.
             await pub.publish("Indicator", _record(-1), labels=labels, recipients=RECIPIENTS)
-            await delivered(1)
+            await _delivered(sink_file, 1, subscriber, log)
             kafka0 = _cpu_seconds(kafka_pid) if kafka_pid else 0.0
             cpu0 = time.process_time(), _cpu_seconds(subscriber.pid)
             t0 = time.perf_counter()
@@ -156,13 +173,12 @@ async def _full(
                 size = results[-1].copies[0].size
             t_pub = time.perf_counter() - t0
             pub_cpu = time.process_time() - cpu0[0]
-        await delivered(n + 1)
+        await _delivered(sink_file, n + 1, subscriber, log)
         total = time.perf_counter() - t0
         sub_cpu = _cpu_seconds(subscriber.pid) - cpu0[1]
         kafka_cpu = _cpu_seconds(kafka_pid) - kafka0 if kafka_pid else 0.0
     finally:
-        subscriber.send_signal(signal.SIGTERM)
-        subscriber.wait(timeout=60)
+        _stop(subscriber)
     return (
         total,
         size,
@@ -173,6 +189,42 @@ async def _full(
             "kafka cpu": kafka_cpu,
         },
     )
+
+
+async def _skeleton(
+    bootstrap: str, n: int, sizes: _skeleton_io.Sizes, out: Path, kafka_pid: int | None
+) -> tuple[float, dict[str, float]]:
+    """The full path's Kafka I/O without its security work (see bench/_skeleton.py),
+    timed the same way: steady state, first produce to the n-th line in the sink."""
+    topic = f"bench.skeleton.{uuid.uuid4().hex[:8]}"
+    audit_topic = f"{topic}.audit"
+    await ensure_topics(bootstrap, [TopicSpec(topic, partitions=3), TopicSpec(audit_topic)])
+    sink_file, log = out / "skeleton.lines", out / "skeleton.log"
+    argv = [sys.executable, "-m", "bench._skeleton", bootstrap, topic, audit_topic]
+    receiver = subprocess.Popen(
+        [*argv, str(sink_file), *sizes.argv()], stdout=subprocess.DEVNULL, stderr=log.open("wb")
+    )
+    producer = reliable_producer(bootstrap)
+    await producer.start()
+    try:
+        await _skeleton_io.publish(producer, topic, audit_topic, 1, sizes)
+        await _delivered(sink_file, 1, receiver, log)
+        kafka0 = _cpu_seconds(kafka_pid) if kafka_pid else 0.0
+        cpu0 = time.process_time(), _cpu_seconds(receiver.pid)
+        t0 = time.perf_counter()
+        await _skeleton_io.publish(producer, topic, audit_topic, n, sizes)
+        pub_cpu = time.process_time() - cpu0[0]
+        await _delivered(sink_file, n + 1, receiver, log)
+        total = time.perf_counter() - t0
+        cpu = {
+            "publisher cpu": pub_cpu,
+            "subscriber cpu": _cpu_seconds(receiver.pid) - cpu0[1],
+            "kafka cpu": _cpu_seconds(kafka_pid) - kafka0 if kafka_pid else 0.0,
+        }
+    finally:
+        await producer.stop()
+        _stop(receiver)
+    return total, cpu
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -189,8 +241,9 @@ def _lines(path: Path) -> int:
         return 0
 
 
-def _costs(ctx: PepContext, n: int) -> dict[str, float]:
-    """Seconds the CPU-bound steps take, per message as the full path does them, times n."""
+def _costs(ctx: PepContext, n: int) -> tuple[dict[str, float], tuple[int, int]]:
+    """Seconds the CPU-bound steps take, per message as the full path does them, times n;
+    and the sizes of the publisher's and the subscriber's audit leaf for one message."""
     from broker.audit import AuditRecord, DecisionSet
     from broker.audit._codec import leaf_encoder
     from broker.audit.record import new_decision_ids
@@ -228,6 +281,7 @@ def _costs(ctx: PepContext, n: int) -> dict[str, float]:
     encoder = leaf_encoder(ctx.envelope.store)
     tree = MerkleTree()
     avro_labels = labels.to_avro()
+    previous = b"\0" * 32  # a leaf after the first carries its predecessor's hash
     t = time.perf_counter()
     for i in range(k):
         dset = DecisionSet(
@@ -239,7 +293,7 @@ def _costs(ctx: PepContext, n: int) -> dict[str, float]:
             policy_bundle_hash=ctx.policy.bundle_hash,
         )
         ids = new_decision_ids(len(decisions))
-        leaf = encoder.encode_set("soc-fr/publish", i, b"", dset, ids, ids_are_canonical=True)
+        leaf = encoder.encode_set("soc-fr/publish", i, previous, dset, ids, ids_are_canonical=True)
         tree.append(leaf_hash(leaf))
     audit = (time.perf_counter() - t) / k
     # The receiving side: one AuditRecord (its receive decision) in a leaf per message.
@@ -254,15 +308,17 @@ def _costs(ctx: PepContext, n: int) -> dict[str, float]:
             labels=avro_labels,
             bundle_hash=ctx.policy.bundle_hash,
         )
-        receive_tree.append(leaf_hash(encoder.encode("enisa/receive", i, b"", [record])))
+        receive_leaf = encoder.encode("enisa/receive", i, previous, [record])
+        receive_tree.append(leaf_hash(receive_leaf))
     receive_audit = (time.perf_counter() - t) / k
-    return {
+    costs = {
         f"audit: one leaf of {len(decisions)} decisions": audit * n,
         "audit: one receive leaf": receive_audit * n,
         f"policy decide_all ({len(decisions)} orgs)": decide * n,
         f"seal (5 recipients, batches of {CHUNK})": seal * n,
         "open (batch verify+unwrap+decrypt)": open_ * n,
     }
+    return costs, (len(leaf), len(receive_leaf))
 
 
 async def main(n: int, receipts: bool) -> None:
@@ -278,31 +334,42 @@ async def main(n: int, receipts: bool) -> None:
             await ensure_topics(bootstrap, contract_topics())
             ctx = PepContext.load(settings)
             print(f"kafka {bootstrap}; {n} messages of a ~1 KiB payload, 5 recipients")
-            full, size, phases = await _full(ctx, n, Path(tmp), receipts, kafka.pid)
-            raw = await _raw(bootstrap, n, size)
-            costs = _costs(ctx, n)
-    full_rate, raw_rate = n / full, n / raw
-    print(f"envelope size on the wire: {size} bytes (raw leg sends records of this size)")
+            out = Path(tmp)
+            full, size, phases = await _full(ctx, n, out, receipts, kafka.pid)
+            costs, (publish_leaf, receive_leaf) = _costs(ctx, n)
+            sink = out / "enisa.jsonl"
+            sizes = _skeleton_io.Sizes(
+                size, publish_leaf, receive_leaf, sink.stat().st_size // _lines(sink)
+            )
+            raw, raw_cpu = await _raw(bootstrap, n, size, kafka.pid)
+            skeleton, skeleton_cpu = await _skeleton(bootstrap, n, sizes, out, kafka.pid)
+    full_rate, raw_rate, skeleton_rate = n / full, n / raw, n / skeleton
+    print(
+        f"on the wire: envelope {size} B (the raw leg's record size), audit leaves "
+        f"{publish_leaf} B and {receive_leaf} B, sink line {sizes.sink_line} B"
+    )
     print(f"raw aiokafka produce+consume : {raw_rate:10,.0f} msg/s  ({raw:6.2f} s)")
+    print(
+        f"skeleton: the full path's I/O: {skeleton_rate:10,.0f} msg/s  ({skeleton:6.2f} s; "
+        "no security work: the ceiling)"
+    )
     print(
         f"full path publish->delivery : {full_rate:10,.0f} msg/s  ({full:6.2f} s; "
         f"publishing alone {phases['publish']:.2f} s)"
     )
     print(f"ratio full/raw               : {full_rate / raw_rate:10.3f}   (goal >= 0.75)")
+    print(f"ratio skeleton/raw           : {skeleton_rate / raw_rate:10.3f}   (the most reachable)")
+    print(f"ratio full/skeleton          : {full_rate / skeleton_rate:10.3f}   (the security work)")
+    print("CPU per message (µs): publisher / subscriber / Kafka broker / total")
+    for name, cpu in (("raw (one process)", raw_cpu), ("skeleton", skeleton_cpu), ("full", phases)):
+        parts = [cpu["publisher cpu"], cpu["subscriber cpu"], cpu["kafka cpu"]]
+        cells = " / ".join(f"{secs / n * 1e6:6.0f}" for secs in [*parts, sum(parts)])
+        print(f"  {name:<18} {cells}")
     print("where the time goes (CPU-bound steps, measured alone, for all messages):")
     for name, secs in costs.items():
         print(f"  {name:<38} {secs:6.2f} s  ({secs / full:5.1%} of the full path)")
-    pub_cpu, sub_cpu, kafka_cpu = (
-        phases["publisher cpu"],
-        phases["subscriber cpu"],
-        phases["kafka cpu"],
-    )
-    print(
-        f"CPU used in the full path: publisher {pub_cpu:.2f} s, subscriber {sub_cpu:.2f} s, "
-        + (f"Kafka broker {kafka_cpu:.2f} s" if kafka_cpu else "Kafka broker not measured")
-    )
     audit = sum(secs for name, secs in costs.items() if name.startswith("audit"))
-    ours = pub_cpu + sub_cpu
+    ours, kafka_cpu = phases["publisher cpu"] + phases["subscriber cpu"], phases["kafka cpu"]
     print(
         f"audit log, both sides: {audit:.2f} s = {audit / ours:.1%} of the publisher's and "
         f"subscriber's CPU time"

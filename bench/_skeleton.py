@@ -1,0 +1,116 @@
+"""The full path's Kafka I/O with none of its security work: what Python and aiokafka cost.
+
+The full path must, per message, produce the envelope and the publisher's audit
+leaf, and on the receiving side consume the envelope, write a line to the sink,
+produce the receiving audit leaf and commit the offset. This leg does exactly
+that I/O, with records of the same sizes and the same client settings, but no
+policy, Avro, crypto, Merkle tree or delivery ledger. Its rate is a ceiling for
+the full path on this machine: the security work can only add to it.
+
+The publisher side runs in the bench process; the receiving side runs as
+`python -m bench._skeleton` in another process, as `jcu subscribe` does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from broker.kafka.clients import reliable_producer
+
+#: The publisher's and the subscriber's batch sizes in the full path.
+CHUNK = 200
+MAX_RECORDS = 500
+
+
+@dataclass(frozen=True, slots=True)
+class Sizes:
+    envelope: int
+    publish_leaf: int
+    receive_leaf: int
+    sink_line: int
+
+    def argv(self) -> list[str]:
+        return [str(size) for size in (self.envelope, self.publish_leaf, self.receive_leaf)] + [
+            str(self.sink_line)
+        ]
+
+
+def _batch(producer: Any, value: bytes, count: int) -> Any:
+    batch = producer.create_batch()
+    for _ in range(count):
+        batch.append(key=None, value=value, timestamp=None)
+    batch.close()
+    return batch
+
+
+async def publish(producer: Any, topic: str, audit_topic: str, n: int, sizes: Sizes) -> None:
+    """Per chunk: one envelope-sized record per message, one batch of publish leaves."""
+    envelope, leaf = os.urandom(sizes.envelope), os.urandom(sizes.publish_leaf)
+    for start in range(0, n, CHUNK):
+        count = min(CHUNK, n - start)
+        await (await producer.send_batch(_batch(producer, leaf, count), audit_topic, partition=0))
+        futures = [
+            await producer.send(topic, envelope, key=uuid.uuid4().bytes) for _ in range(count)
+        ]
+        await asyncio.gather(*futures)
+
+
+async def receive(bootstrap: str, topic: str, audit_topic: str, out: Path, sizes: Sizes) -> None:
+    """Until SIGTERM: per batch, a sink line and a receive leaf per record, flush, commit."""
+    from aiokafka import AIOKafkaConsumer
+
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=f"bench-skeleton-{topic}",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        isolation_level="read_committed",
+        fetch_max_bytes=16 * 1024 * 1024,
+    )
+    producer = reliable_producer(bootstrap)
+    await consumer.start()
+    await producer.start()
+    line = b"x" * (sizes.sink_line - 1) + b"\n"
+    leaf = os.urandom(sizes.receive_leaf)
+    try:
+        with out.open("ab") as sink:
+            while True:
+                batch = await consumer.getmany(timeout_ms=1000, max_records=MAX_RECORDS)
+                count = sum(len(records) for records in batch.values())
+                if not count:
+                    continue
+                sent = await producer.send_batch(
+                    _batch(producer, leaf, count), audit_topic, partition=0
+                )
+                sink.write(line * count)
+                sink.flush()
+                await sent
+                await consumer.commit()
+    finally:
+        await consumer.stop()
+        await producer.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("bootstrap")
+    parser.add_argument("topic")
+    parser.add_argument("audit_topic")
+    parser.add_argument("out", type=Path)
+    parser.add_argument(
+        "sizes", type=int, nargs=4, help="envelope, publish leaf, receive leaf, sink line"
+    )
+    args = parser.parse_args()
+    sizes = Sizes(*args.sizes)
+    asyncio.run(receive(args.bootstrap, args.topic, args.audit_topic, args.out, sizes))
+
+
+if __name__ == "__main__":
+    main()
