@@ -24,6 +24,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
 #: At most this many messages under one content key (see the module doc).
 MAX_MESSAGES_PER_KEY = 1000
 #: And for at most this long.
@@ -41,6 +43,10 @@ class ContentKey:
     salt: bytes
     wrapped: dict[str, bytes] = field(default_factory=dict)  # participant -> HPKE output
     used: int = 0
+    aead: AESGCM = field(init=False, repr=False)  # built once: the key is reused
+
+    def __post_init__(self) -> None:
+        self.aead = AESGCM(self.key)
 
     def next_nonce(self) -> bytes:
         nonce = self.salt + self.used.to_bytes(8, "big")

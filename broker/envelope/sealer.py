@@ -19,8 +19,6 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
 from broker.clock import Clock, to_millis, utc_now
 from broker.envelope import _batch_sig, _hpke, _wire
 from broker.envelope.content_keys import ContentKey, ContentKeyCache
@@ -128,7 +126,8 @@ class Sealer:
         for start in range(0, len(requests), _batch_sig.MAX_BATCH):
             chunk = requests[start : start + _batch_sig.MAX_BATCH]
             templates: dict[tuple[Any, ...], _Template] = {}
-            built = [self._build(r, now, sign_kid, algorithm, templates) for r in chunk]
+            keys: dict[tuple[str, ...], list[RecipientKey]] = {}
+            built = [self._build(r, now, sign_kid, algorithm, templates, keys) for r in chunk]
             if algorithm == _wire.SIGNATURE_ALGORITHM:
                 prefix, ciphertext, _ = built[0]
                 signatures = [signing_key.sign(_wire.signed_message(prefix, ciphertext))]
@@ -150,11 +149,13 @@ class Sealer:
         sign_kid: str,
         algorithm: str,
         templates: dict[tuple[Any, ...], _Template],
+        keys: dict[tuple[str, ...], list[RecipientKey]],
     ) -> tuple[bytes, bytes, EnvelopeHeader]:
         """Encrypt one payload: its prefix, ciphertext and header (unsigned).
 
         `templates` holds the encoded header parts envelopes of one batch share
-        (all but message id and nonce), so a batch encodes each variant once.
+        (all but message id and nonce), so a batch encodes each variant once;
+        `keys` the recipients' keys, looked up once per batch (all at `now`).
         """
         target = request.target_community or self._community
         if target not in COMMUNITIES:
@@ -169,13 +170,9 @@ class Sealer:
         if payload is None or payload[2:10] != self._store.fingerprint(full_type):
             payload = self._store.encode(full_type, request.record)
 
-        unknown = [r for r in names if r not in self._keyring]
-        if unknown:
-            raise RegistryError(
-                f"no registered keys for recipients {', '.join(unknown)}; check the ids "
-                "(`jcu keys list`)"
-            )
-        rkeys = [self._keyring.recipient_key(r, now) for r in names]
+        rkeys = keys.get(names)
+        if rkeys is None:
+            rkeys = keys[names] = self._recipient_keys(names, now)
         ck, _ = self._content_keys.key_for(((k.participant, k.key_id) for k in rkeys), now)
         key = (
             target,
@@ -200,8 +197,17 @@ class Sealer:
             + template.middle
             + _wire.avro_bytes(nonce)
         )
-        ciphertext = AESGCM(ck.key).encrypt(nonce, payload, _wire.aad(prefix))
+        ciphertext = ck.aead.encrypt(nonce, payload, _wire.aad(prefix))
         return prefix, ciphertext, replace(template.header, message_id=message_id)
+
+    def _recipient_keys(self, names: tuple[str, ...], now: datetime) -> list[RecipientKey]:
+        unknown = [r for r in names if r not in self._keyring]
+        if unknown:
+            raise RegistryError(
+                f"no registered keys for recipients {', '.join(unknown)}; check the ids "
+                "(`jcu keys list`)"
+            )
+        return [self._keyring.recipient_key(r, now) for r in names]
 
     def _template(
         self,

@@ -26,7 +26,7 @@ from broker.clock import utc_now
 from broker.envelope import Labels, Sealer, SealRequest, stream_of
 from broker.envelope.labels import AvroLabelsCache
 from broker.errors import ConfigError, Unauthorised
-from broker.kafka.clients import reliable_producer, start_client
+from broker.kafka.clients import COMPRESSION, reliable_producer, start_client
 from broker.kafka.topics import community_topic
 from broker.lifecycle import Service
 from broker.metrics import Metrics
@@ -105,6 +105,12 @@ class _Send:
 
 
 @dataclass(frozen=True, slots=True)
+class _Decided:
+    decisions: tuple[Decision, ...]
+    groups: tuple[tuple[tuple[str, tuple[str, ...]], list[str]], ...]
+
+
+@dataclass(frozen=True, slots=True)
 class _Plan:
     message_id: str
     short: str
@@ -157,7 +163,7 @@ class Publisher(Service):
         crisis: CrisisBoard | None = None,
         keyring_feed: KeyringFeed | None = None,
         metrics: Metrics | None = None,
-        compression: str = "lz4",
+        compression: str = COMPRESSION,
     ) -> None:
         ctx.registry.get(participant)
         self.participant = participant
@@ -197,15 +203,35 @@ class Publisher(Service):
         return self._feeds.crisis
 
     def decide(
-        self, payload_type: str, labels: Labels, recipients: Iterable[str] = ()
+        self,
+        payload_type: str,
+        labels: Labels,
+        recipients: Iterable[str] = (),
+        *,
+        crisis_incidents: frozenset[str] | None = None,
     ) -> list[Decision]:
+        """The policy's decision for every organisation; `crisis_incidents` defaults to
+        what the crisis board says now."""
         named = frozenset(recipients)
         for r in named:
             self._ctx.registry.get(r)
         msg = policy_message(self.participant, payload_type, labels, named)
-        return self._ctx.policy.decide_all(
-            msg, crisis_incidents=self._feeds.crisis.active_incidents()
-        )
+        if crisis_incidents is None:
+            crisis_incidents = self._feeds.crisis.active_incidents()
+        return self._ctx.policy.decide_all(msg, crisis_incidents=crisis_incidents)
+
+    def _decide_groups(
+        self, short: str, labels: Labels, recipients: frozenset[str], crisis: frozenset[str]
+    ) -> _Decided:
+        """Decisions, and the allowed organisations grouped by (community, redacted fields)."""
+        decisions = tuple(self.decide(short, labels, recipients, crisis_incidents=crisis))
+        groups: dict[tuple[str, tuple[str, ...]], list[str]] = {}
+        for d in decisions:
+            if d.allowed:
+                community = self._ctx.registry.get(d.org).community
+                fields = d.redact_fields if d.decision == "redact" else ()
+                groups.setdefault((community, tuple(fields)), []).append(d.org)
+        return _Decided(decisions, tuple(sorted(groups.items())))
 
     async def publish(
         self,
@@ -231,7 +257,11 @@ class Publisher(Service):
         t0 = time.perf_counter()
         if self._ctx.registry.get(self.participant).status != "active":
             raise Unauthorised(f"{self.participant} is not an active organisation; it cannot share")
-        plans = [self._plan(item) for item in items]
+        # One state for the whole batch: items with the same type, labels and named
+        # recipients get the same decisions, so each such combination is decided once.
+        crisis = self._feeds.crisis.active_incidents()
+        decided: dict[tuple[str, Labels, frozenset[str]], _Decided] = {}
+        plans = [self._plan(item, crisis, decided) for item in items]
         # Recorded before anything is shared: no decision is acted on without its record.
         await self._audit.append_sets([plan.audit for plan in plans])
         sealed = self._sealer.seal_many([s.request for plan in plans for s in plan.sends])
@@ -282,7 +312,12 @@ class Publisher(Service):
         self._metrics.publish_seconds.observe(time.perf_counter() - t0)
         return results
 
-    def _plan(self, item: Publication) -> _Plan:
+    def _plan(
+        self,
+        item: Publication,
+        crisis: frozenset[str],
+        decided: dict[tuple[str, Labels, frozenset[str]], _Decided],
+    ) -> _Plan:
         """Validate, decide, and say what to audit and what to seal for one payload."""
         store = self._ctx.envelope.store
         short = store.full_name(item.payload_type).rpartition(".")[2]
@@ -295,14 +330,11 @@ class Publisher(Service):
         if not labels.personal_data and store.has_personal_data(short, record):
             # The content decides, not the caller's label: rule 8 must see personal data.
             labels = dataclasses.replace(labels, personal_data=True)
-        decisions = tuple(self.decide(short, labels, item.recipients))
-
-        groups: dict[tuple[str, tuple[str, ...]], list[str]] = {}
-        for d in decisions:
-            if d.allowed:
-                community = self._ctx.registry.get(d.org).community
-                fields = d.redact_fields if d.decision == "redact" else ()
-                groups.setdefault((community, tuple(fields)), []).append(d.org)
+        key = (short, labels, frozenset(item.recipients))
+        known = decided.get(key)
+        if known is None:
+            known = decided[key] = self._decide_groups(short, labels, key[2], crisis)
+        decisions = known.decisions
 
         audit = DecisionSet(
             "publish",
@@ -313,7 +345,7 @@ class Publisher(Service):
             policy_bundle_hash=self._ctx.policy.bundle_hash,
         )
         sends = []
-        for (community, fields), orgs in sorted(groups.items()):
+        for (community, fields), orgs in known.groups:
             topic = community_topic(community, stream, exercise=labels.exercise is not None)
             body = redact(store.schema(short), record, fields) if fields else record
             variant_labels = (
