@@ -12,7 +12,7 @@ import pytest
 from broker.envelope import Labels, read_header
 from broker.errors import MalformedRecord, NotARecipient
 from broker.kafka.scan import scan
-from broker.pep import JsonlSink, Publisher, PublishResult, Subscriber
+from broker.pep import JsonlSink, Publication, Publisher, PublishResult, Subscriber
 from broker.pep.publisher import policy_message
 from tests.broker.pep.conftest import World
 from tests.broker.pep.records import incident_report, indicator, situation_report
@@ -119,3 +119,30 @@ async def test_receivers_equal_policy_explain_and_nobody_else_can_decrypt(
                 world.ctx.envelope.opener(org).open(rec.value, topic=rec.topic)
             checked += 1
     assert checked > 0
+
+
+async def test_a_mixed_batch_gets_each_items_own_decisions(world: World) -> None:
+    """`publish_many` decides each (type, labels, recipients) once per batch: items that
+    share them share decisions, and no item gets another's."""
+    mixed: list[tuple[str, Any, Labels, tuple[str, ...]]] = [
+        ("Indicator", indicator, Labels.of("GREEN"), ()),
+        ("Indicator", indicator, Labels.of("RED"), ("enisa",)),
+        ("Indicator", indicator, Labels.of("GREEN"), ()),  # same as the first
+        ("Indicator", indicator, Labels.of("RED"), ("enisa", "isac-energy")),  # other names
+        ("Indicator", indicator, Labels.of("AMBER", categories=["malicious-code"]), ()),
+        ("SituationReport", situation_report, Labels.of("GREEN"), ()),  # other type
+        ("Indicator", indicator, Labels.of("RED"), ("enisa",)),  # same as the second
+    ]
+    async with Publisher("cert-eu", world.ctx) as pub:
+        results = await pub.publish_many(
+            [Publication(ptype, make(), labels, named) for ptype, make, labels, named in mixed]
+        )
+    assert len({r.message_id for r in results}) == len(mixed)
+    for (ptype, _, labels, named), res in zip(mixed, results, strict=True):
+        alone = world.ctx.policy.decide_all(policy_message("cert-eu", ptype, labels, named))
+        assert res.decisions == tuple(alone), (ptype, labels, named)
+        assert set(res.recipients) == {d.org for d in alone if d.allowed}, (labels, named)
+    # The batch really differed: RED to enisa alone vs RED to enisa and the energy ISAC.
+    assert set(results[1].recipients) == {"enisa"}
+    assert set(results[3].recipients) == {"enisa", "isac-energy"}
+    assert len(results[0].recipients) > len(results[1].recipients)
