@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime, timedelta
 
 import click
 
@@ -10,23 +11,34 @@ from broker import config
 from broker.audit import AuditRecord
 from broker.cli._labels import split_csv
 from broker.cli._output import console, emit_json, table
-from broker.errors import Unauthorised
+from broker.clock import utc_now
+from broker.errors import ConfigError, Unauthorised
 from broker.pep.context import PepContext
 from broker.pep.control import (
+    DEFAULT_CRISIS_VALIDITY,
+    MAX_CRISIS_VALIDITY,
     CrisisBoard,
     CrisisDeclaration,
+    check_validity,
     publish_declaration,
     sign_declaration,
 )
 
 
 async def _publish(
-    ctx: PepContext, declarer: str, incident: str, states: list[str], active: bool
+    ctx: PepContext,
+    declarer: str,
+    incident: str,
+    states: list[str],
+    active: bool,
+    valid_for: timedelta = DEFAULT_CRISIS_VALIDITY,
 ) -> None:
     audit = ctx.audit_log(declarer, "control")
     async with audit:
         try:
-            data = sign_declaration(ctx.envelope, declarer, incident, tuple(states), active)
+            data = sign_declaration(
+                ctx.envelope, declarer, incident, tuple(states), active, valid_for
+            )
         except Unauthorised as exc:
             await audit.append(
                 AuditRecord.from_rejection(
@@ -60,11 +72,30 @@ def crisis() -> None:
 
 @crisis.command()
 @_declare_options
-def declare(declarer: str, incident: str, member_states: tuple[str, ...]) -> None:
-    """Declare a crisis: AMBER messages about the incident reach every operational participant."""
+@click.option(
+    "--days",
+    type=int,
+    default=DEFAULT_CRISIS_VALIDITY.days,
+    show_default=True,
+    help=(
+        f"Days the declaration stands (1 to {MAX_CRISIS_VALIDITY.days}). Declare again to "
+        "extend it: bounded, an old declaration replayed after compaction cannot re-open "
+        "a crisis for long."
+    ),
+)
+def declare(declarer: str, incident: str, member_states: tuple[str, ...], days: int) -> None:
+    """Declare a crisis: AMBER messages about the incident reach every operational participant.
+
+    Declaring an incident again replaces its declaration with a newer one.
+    """
+    try:
+        valid_for = timedelta(days=days)
+    except OverflowError:
+        raise ConfigError(f"--days {days} is out of range") from None
+    check_validity(valid_for)  # before the keystore is opened: a bad --days needs no key
     ctx = PepContext.load(config.load())
-    asyncio.run(_publish(ctx, declarer, incident, split_csv(member_states), True))
-    click.echo(f"crisis declared for {incident} by {declarer}")
+    asyncio.run(_publish(ctx, declarer, incident, split_csv(member_states), True, valid_for))
+    click.echo(f"crisis declared for {incident} by {declarer}, for {days} days")
 
 
 @crisis.command()
@@ -77,7 +108,7 @@ def end(declarer: str, incident: str, member_states: tuple[str, ...]) -> None:
 
 
 @crisis.command("list")
-@click.option("--all", "show_all", is_flag=True, help="Include ended crises.")
+@click.option("--all", "show_all", is_flag=True, help="Include ended and expired crises.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def list_(show_all: bool, as_json: bool) -> None:
     """Show the crises in force (verified declarations on jcu.control)."""
@@ -87,16 +118,19 @@ def list_(show_all: bool, as_json: bool) -> None:
         async with CrisisBoard(ctx.envelope, ctx.settings.bootstrap) as board:
             return board.declarations()
 
-    decls = [d for d in asyncio.run(read()) if show_all or d.active]
+    now = utc_now()
+    decls = [d for d in asyncio.run(read()) if show_all or d.in_force(now)]
     if as_json:
         emit_json(
             [
                 {
                     "incident": d.incident,
                     "active": d.active,
+                    "state": _state(d, now),
                     "member_states": list(d.member_states),
                     "declared_by": d.declared_by,
                     "time": d.created.isoformat(),
+                    "expires": d.expires.isoformat(),
                 }
                 for d in decls
             ]
@@ -105,16 +139,24 @@ def list_(show_all: bool, as_json: bool) -> None:
     console().print(
         table(
             "crises",
-            ["incident", "state", "member states", "by", "since"],
+            ["incident", "state", "member states", "by", "since", "until"],
             [
                 [
                     d.incident,
-                    "active" if d.active else "ended",
+                    _state(d, now),
                     ",".join(d.member_states),
                     d.declared_by,
                     d.created.isoformat(),
+                    d.expires.isoformat(),
                 ]
                 for d in decls
             ],
         )
     )
+
+
+def _state(d: CrisisDeclaration, now: datetime) -> str:
+    """active, expired (declared, but past its expiry: not in force) or ended."""
+    if not d.active:
+        return "ended"
+    return "active" if d.in_force(now) else "expired"

@@ -6,18 +6,24 @@ signed by the declarer's Ed25519 key (not encrypted: every enforcement point
 reads it) and keyed by incident, so compaction keeps the latest state of each.
 Enforcement points follow the topic with a `CrisisBoard` and hand the set of
 incidents under crisis to the policy engine.
+
+Every declaration carries a signed expiry (at most `MAX_CRISIS_VALIDITY` after
+it was made). Compaction keeps only the latest record per incident, so someone
+who may write to the topic could replay an old signed declaration once its end
+has been compacted away; the expiry bounds how long such a replay can re-open
+a crisis. A crisis that lasts longer is declared again.
 """
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 
-from broker.clock import to_millis, utc_now
+from broker.clock import Clock, to_millis, utc_now
 from broker.envelope.context import EnvelopeContext
 from broker.errors import BadSignature, ConfigError, MalformedRecord, Unauthorised
 from broker.kafka.clients import reliable_producer, start_client
@@ -28,6 +34,10 @@ from broker.lifecycle import Service
 #: Who may declare a crisis (rule 10): the EU-CyCLONe network and the CSIRTs network.
 CRISIS_AUTHORITIES: frozenset[str] = frozenset({"eu-cyclone", "csirts-network"})
 MIN_MEMBER_STATES = 2
+#: How long a declaration stands unless declared again (`jcu crisis declare --days`).
+DEFAULT_CRISIS_VALIDITY = timedelta(days=7)
+#: The longest a declaration may stand: the bound on a replayed old declaration.
+MAX_CRISIS_VALIDITY = timedelta(days=30)
 _DOMAIN = b"jcu-control-v1\x00"
 
 
@@ -40,7 +50,12 @@ class CrisisDeclaration:
     declared_by: str
     signer_key_id: str
     created: datetime
+    expires: datetime
     signature: bytes = b""
+
+    def in_force(self, now: datetime) -> bool:
+        """Declared (not ended) and not yet expired at `now`."""
+        return self.active and now < self.expires
 
     def to_avro(self) -> dict[str, Any]:
         return {
@@ -51,6 +66,7 @@ class CrisisDeclaration:
             "declared_by": self.declared_by,
             "signer_key_id": self.signer_key_id,
             "created": self.created,
+            "expires": self.expires,
             "signature": self.signature,
         }
 
@@ -64,6 +80,7 @@ class CrisisDeclaration:
             declared_by=rec["declared_by"],
             signer_key_id=rec["signer_key_id"],
             created=rec["created"],
+            expires=rec["expires"],
             signature=bytes(rec["signature"]),
         )
 
@@ -80,20 +97,57 @@ def check_authority(declarer: str, member_states: tuple[str, ...], active: bool)
         )
 
 
+def _span(t: timedelta) -> str:
+    """`t` as an operator reads it: "7 days" for whole days, else H:MM:SS."""
+    return f"{t.days} days" if t % timedelta(days=1) == timedelta(0) else str(t)
+
+
+def check_validity(valid_for: timedelta) -> None:
+    """Raise `ConfigError` unless a declaration may stand for `valid_for`."""
+    if valid_for <= timedelta(0):
+        raise ConfigError(
+            f"a crisis declaration must be valid for some time; got {_span(valid_for)}"
+        )
+    if valid_for > MAX_CRISIS_VALIDITY:
+        raise ConfigError(
+            f"a crisis declaration may be valid for at most {_span(MAX_CRISIS_VALIDITY)} "
+            f"(got {_span(valid_for)}); declare it again to extend it"
+        )
+
+
 def sign_declaration(
-    ctx: EnvelopeContext, declarer: str, incident: str, member_states: tuple[str, ...], active: bool
+    ctx: EnvelopeContext,
+    declarer: str,
+    incident: str,
+    member_states: tuple[str, ...],
+    active: bool,
+    valid_for: timedelta = DEFAULT_CRISIS_VALIDITY,
+    *,
+    clock: Clock = utc_now,
 ) -> bytes:
-    """The signed record bytes to produce on `jcu.control` (key: the incident)."""
+    """The signed record bytes to produce on `jcu.control` (key: the incident).
+
+    The declaration stands from now until now + `valid_for` (an end record gets
+    the same bound, though an ended crisis never widens sharing).
+    """
+    check_validity(valid_for)
     if not incident:
         raise ConfigError("a crisis declaration needs --incident")
     bad = [m for m in member_states if len(m) != 2 or not m.isalpha() or not m.isupper()]
     if bad:
         raise ConfigError(f"Member States are ISO 3166-1 alpha-2 codes (FR, DE...); got {bad}")
     check_authority(declarer, member_states, active)
-    now = to_millis(utc_now())
+    now = to_millis(clock())
     kid = ctx.keyring.current_signing_key_id(declarer, now)
     unsigned = CrisisDeclaration(
-        str(uuid.uuid4()), incident, tuple(sorted(set(member_states))), active, declarer, kid, now
+        str(uuid.uuid4()),
+        incident,
+        tuple(sorted(set(member_states))),
+        active,
+        declarer,
+        kid,
+        now,
+        to_millis(now + valid_for),
     )
     body = ctx.store.encode("CrisisDeclaration", unsigned.to_avro())
     signature = ctx.keystore.signing_key(declarer, kid).sign(_DOMAIN + body)
@@ -106,9 +160,20 @@ def _fields(d: CrisisDeclaration) -> dict[str, Any]:
 
 
 def verify_declaration(ctx: EnvelopeContext, data: bytes) -> CrisisDeclaration:
-    """Decode and verify one control record; raises a `Rejected` subclass."""
+    """Decode and verify one control record; raises a `Rejected` subclass.
+
+    Whether it has expired is the reader's question (`in_force`), asked at
+    the time of use; a validity longer than the maximum is refused here, even
+    if signed, as it would defeat the bound on replays.
+    """
     _, rec = ctx.store.decode(data, expected="CrisisDeclaration")
     decl = CrisisDeclaration.from_avro(rec)
+    valid_for = decl.expires - decl.created
+    if not timedelta(0) < valid_for <= MAX_CRISIS_VALIDITY:
+        raise MalformedRecord(
+            f"crisis declaration {decl.id} is valid for {_span(valid_for)}; "
+            f"it must be more than 0 and at most {_span(MAX_CRISIS_VALIDITY)}"
+        )
     key = ctx.keyring.signing_key(decl.declared_by, decl.signer_key_id, decl.created)
     unsigned = ctx.store.encode("CrisisDeclaration", {**decl.to_avro(), "signature": b""})
     try:
@@ -134,11 +199,20 @@ class CrisisBoard(Service):
 
     `start()` returns once the topic has been read to its end, so a publisher
     started after a declaration already applies it. Invalid records are logged
-    and ignored, never applied.
+    and ignored, never applied. A declaration counts only until it expires,
+    by `clock`.
     """
 
-    def __init__(self, ctx: EnvelopeContext, bootstrap: str, *, topic: str = CONTROL) -> None:
+    def __init__(
+        self,
+        ctx: EnvelopeContext,
+        bootstrap: str,
+        *,
+        topic: str = CONTROL,
+        clock: Clock = utc_now,
+    ) -> None:
         self._ctx = ctx
+        self._clock = clock
         self._state: dict[str, CrisisDeclaration] = {}
         self._feed = TopicFollower(bootstrap, topic, self._read, self._apply)
 
@@ -148,14 +222,15 @@ class CrisisBoard(Service):
         return self._feed.rejected
 
     def active_incidents(self) -> frozenset[str]:
-        """Incidents under a declared crisis; none while the control feed is failing.
+        """Incidents under a declared, unexpired crisis; none while the control feed is failing.
 
         Fail closed: an end of crisis that cannot be read must not keep the
         wider crisis sharing (rule 10) open. Normal sharing is unaffected.
         """
         if not self._feed.healthy:
             return frozenset()
-        return frozenset(i for i, d in self._state.items() if d.active)
+        now = self._clock()
+        return frozenset(i for i, d in self._state.items() if d.in_force(now))
 
     @property
     def healthy(self) -> bool:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -58,7 +58,9 @@ async def test_errors_mark_the_follower_unhealthy_and_it_recovers(
 
 
 def test_the_crisis_board_fails_closed_while_its_feed_is_unhealthy() -> None:
-    board = CrisisBoard(None, "unused")  # type: ignore[arg-type]  # never opens anything here
+    declared = datetime(2026, 11, 28, tzinfo=UTC)
+    # No context: this board never opens anything here.
+    board = CrisisBoard(None, "unused", clock=lambda: declared)  # type: ignore[arg-type]
     board._state["INC-1"] = CrisisDeclaration(
         id="d-1",
         incident="INC-1",
@@ -66,7 +68,8 @@ def test_the_crisis_board_fails_closed_while_its_feed_is_unhealthy() -> None:
         active=True,
         declared_by="eu-cyclone",
         signer_key_id="k",
-        created=datetime(2026, 11, 28, tzinfo=UTC),
+        created=declared,
+        expires=declared + timedelta(days=7),
     )
     assert board.active_incidents() == {"INC-1"}
     board._feed._failing = True

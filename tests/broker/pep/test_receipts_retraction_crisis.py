@@ -4,16 +4,26 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from broker.clock import utc_now
 from broker.envelope import Labels
+from broker.kafka.scan import scan
+from broker.kafka.topics import CONTROL, TopicSpec, ensure_topics
 from broker.pep import Publisher
-from broker.pep.control import CrisisBoard
+from broker.pep.control import (
+    CrisisBoard,
+    publish_declaration,
+    sign_declaration,
+    verify_declaration,
+)
 from broker.pep.receipts import read_receipts
+from tests.broker._pki import FakeClock
 from tests.broker.pep.conftest import World
-from tests.broker.pep.kafka_io import drain, jcu
+from tests.broker.pep.kafka_io import drain, jcu, produce
 from tests.broker.pep.records import incident_report, indicator
 
 pytestmark = pytest.mark.kafka
@@ -94,10 +104,15 @@ async def test_crisis_declaration_widens_amber_and_only_authorities_may_declare(
         incident,
         "--member-states",
         "FR,DE",
+        "--days",
+        "2",
     )
     assert ok.returncode == 0, ok.stderr
     listed = await jcu(world, "crisis", "list", "--json")
-    assert incident in {c["incident"] for c in json.loads(listed.stdout)}
+    (mine,) = [c for c in json.loads(listed.stdout) if c["incident"] == incident]
+    assert mine["state"] == "active"
+    since, until = (datetime.fromisoformat(mine[k]) for k in ("time", "expires"))
+    assert until - since == timedelta(days=2)
 
     async with CrisisBoard(world.ctx.envelope, world.bootstrap) as board:
         assert incident in board.active_incidents()
@@ -125,3 +140,59 @@ async def test_crisis_declaration_widens_amber_and_only_authorities_may_declare(
     async with Publisher("cert-eu", world.ctx) as pub:
         after = await pub.publish("IncidentReport", incident_report(False), labels=labels)
     assert "eeas-intcen" not in after.recipients
+
+
+async def test_a_replayed_old_declaration_reopens_no_crisis_after_its_expiry(world: World) -> None:
+    """A writer to jcu.control without a signing key keeps an old declare and produces it
+    again after the end; compaction then leaves only that declare under the incident key."""
+    incident = f"INC-{uuid.uuid4().hex[:6]}"
+    env = world.ctx.envelope
+    declare = sign_declaration(env, "eu-cyclone", incident, ("FR", "DE"), True, timedelta(days=1))
+    await publish_declaration(world.bootstrap, incident, declare)
+    end = sign_declaration(env, "eu-cyclone", incident, ("FR", "DE"), False)
+    await publish_declaration(world.bootstrap, incident, end)
+    await produce(world, CONTROL, declare, key=incident)  # the replay: the old bytes, unchanged
+    expires = verify_declaration(env, declare).expires
+
+    # Before compaction the end is newer than the replayed declare: no crisis.
+    async with CrisisBoard(env, world.bootstrap) as board:
+        assert incident not in board.active_incidents()
+
+    # What compaction keeps of the incident: its last record, which is the replayed declare.
+    latest: dict[bytes, bytes] = {}
+    async for r in scan(world.bootstrap, [CONTROL]):
+        if r.key == incident.encode():
+            latest[r.key] = r.value
+    assert latest == {incident.encode(): declare}
+    compacted = f"jcu.test.control.{uuid.uuid4().hex[:8]}"
+    await ensure_topics(
+        world.bootstrap, [TopicSpec(compacted, 1, 1, {"cleanup.policy": "compact"})]
+    )
+    for key, value in latest.items():
+        await produce(world, compacted, value, key=key.decode())
+
+    clock = FakeClock(utc_now())
+    async with CrisisBoard(env, world.bootstrap, topic=compacted, clock=clock) as board:
+        # Until the old declaration expires, the replay does re-open the crisis: the bound.
+        assert board.active_incidents() == {incident}
+        clock.now = expires
+        assert board.active_incidents() == frozenset()
+        assert [d.incident for d in board.declarations()] == [incident]
+
+
+async def test_crisis_list_shows_an_expired_declaration_only_with_all(world: World) -> None:
+    incident = f"INC-{uuid.uuid4().hex[:6]}"
+    data = sign_declaration(
+        world.ctx.envelope, "eu-cyclone", incident, ("FR", "DE"), True, timedelta(milliseconds=1)
+    )
+    await publish_declaration(world.bootstrap, incident, data)
+
+    in_force = await jcu(world, "crisis", "list", "--json")
+    assert in_force.returncode == 0, in_force.stderr
+    assert incident not in {c["incident"] for c in json.loads(in_force.stdout)}
+    everything = await jcu(world, "crisis", "list", "--all", "--json")
+    (mine,) = [c for c in json.loads(everything.stdout) if c["incident"] == incident]
+    assert mine["state"] == "expired" and mine["active"] is True
+    table = await jcu(world, "crisis", "list", "--all")
+    row = next(line for line in table.stdout.splitlines() if incident in line)
+    assert "expired" in row
