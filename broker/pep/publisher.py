@@ -249,8 +249,9 @@ class Publisher(Service):
     async def publish_many(self, items: Sequence[Publication]) -> list[PublishResult]:
         """Publish several payloads at the cost of few: one audit write, one signature.
 
-        Every item is validated and decided before anything is audited or sent, so
-        a bad item (the first raises) publishes nothing. Results are in item order.
+        Every item is validated, decided and sealed before anything is audited or
+        sent, so a bad item (the first raises) publishes and records nothing.
+        Results are in item order.
         """
         if self._producer is None:
             raise ConfigError("publisher is not started")
@@ -262,9 +263,11 @@ class Publisher(Service):
         crisis = self._feeds.crisis.active_incidents()
         decided: dict[tuple[str, Labels, frozenset[str]], _Decided] = {}
         plans = [self._plan(item, crisis, decided) for item in items]
+        # Sealed before the audit write: a batch the sealer refuses (a recipient with no
+        # usable key, say) leaves no decisions in the log for messages never sent.
+        sealed = self._sealer.seal_many([s.request for plan in plans for s in plan.sends])
         # Recorded before anything is shared: no decision is acted on without its record.
         await self._audit.append_sets([plan.audit for plan in plans])
-        sealed = self._sealer.seal_many([s.request for plan in plans for s in plan.sends])
         producer = self._producer
         futures = []
         for message in sealed:

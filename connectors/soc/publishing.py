@@ -107,7 +107,7 @@ async def publish_parsed(
                 [Publication(i.payload_type, i.record, lab, named) for i, lab in batch]
             )
         except JcuError:
-            for item, labels in batch:  # nothing of a refused chunk was sent: find the bad one
+            for item, labels in batch:  # nothing of a refused chunk was sent or recorded
                 await one(item, labels)
         else:
             for (item, labels), res in zip(batch, sent, strict=True):

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections import defaultdict
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from broker.clock import to_millis, utc_now
 from broker.envelope import Labels, read_header
-from broker.errors import MalformedRecord, NotARecipient
+from broker.errors import KeystoreError, MalformedRecord, NotARecipient
 from broker.kafka.scan import scan
 from broker.pep import JsonlSink, Publication, Publisher, PublishResult, Subscriber
+from broker.pep.context import PepContext
 from broker.pep.publisher import policy_message
 from tests.broker.pep.conftest import World
 from tests.broker.pep.records import incident_report, indicator, situation_report
@@ -146,3 +150,26 @@ async def test_a_mixed_batch_gets_each_items_own_decisions(world: World) -> None
     assert set(results[1].recipients) == {"enisa"}
     assert set(results[3].recipients) == {"enisa", "isac-energy"}
     assert len(results[0].recipients) > len(results[1].recipients)
+
+
+async def test_a_batch_the_sealer_refuses_is_neither_sent_nor_recorded(world: World) -> None:
+    """A recipient the policy allows but with no usable key: the batch fails before its
+    decisions are audited, so the log holds no decisions for messages never sent."""
+    ctx = PepContext.load(world.ctx.settings)  # its own keyring: the session's stays intact
+    entry = ctx.envelope.keyring.entry("isac-energy")
+    gone = to_millis(utc_now() - timedelta(minutes=1))
+    keys = tuple(
+        dataclasses.replace(k, revoked=gone) if k.purpose == "kem" else k for k in entry.keys
+    )
+    assert ctx.envelope.keyring.update(entry.with_changes(issued=utc_now(), keys=keys))
+    audit = ctx.audit_log("cert-eu", "publish")
+    async with Publisher("cert-eu", ctx, audit=audit) as pub:
+        ok = Publication("Indicator", indicator(), Labels.of("RED"), ("enisa",))
+        before = audit.size
+        refused = Publication("Indicator", indicator(), Labels.of("RED"), ("isac-energy",))
+        with pytest.raises(KeystoreError, match="isac-energy has no usable"):
+            await pub.publish_many([ok, refused])
+        assert audit.size == before
+        sent = await pub.publish_many([ok])  # the publisher carries on
+        assert sent[0].recipients == ("enisa",)
+        assert audit.size == before + 1
