@@ -37,11 +37,12 @@ def new_decision_id() -> str:
 
 
 def new_decision_ids(n: int) -> tuple[str, ...]:
-    """Ids for the `n` decisions of one leaf: random version 4 UUIDs that share their first
-    15 bytes, the last byte being the decision's position (for up to 256 decisions).
+    """Ids for the `n` decisions of one leaf (or a pool a receiver draws from): random
+    version 4 UUIDs that share their first 15 bytes, the last byte being the position
+    (for up to 256 decisions).
 
-    One random draw and one formatting per leaf instead of per decision: the
-    ids of one leaf differ by position, those of two leaves by 114 random bits.
+    One random draw and one formatting per `n` ids instead of per id: the ids
+    of one draw differ by position, those of two draws by 114 random bits.
     """
     if n > len(_POSITIONS):
         return tuple(new_decision_id() for _ in range(n))

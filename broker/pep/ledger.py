@@ -12,6 +12,7 @@ decrypting and delivering redelivers instead of losing.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -22,6 +23,10 @@ class Position:
     topic: str
     partition: int
     offset: int
+
+
+#: Ids per query of `prefetch` (SQLite allows 32,766 parameters; a batch is 500).
+_PREFETCH_CHUNK = 500
 
 
 def _ms(t: datetime) -> int:
@@ -45,6 +50,8 @@ class DeliveryLedger:
         # The subscriber asks `position(id)` and then, opening the record, the opener asks
         # `seen(id)`: the second question is answered from the first one's row, once.
         self._looked_up: tuple[str, bool] | None = None
+        # A batch's ids looked up in one query (`prefetch`), until the batch is committed.
+        self._prefetched: dict[str, Position | None] = {}
 
     # -- the envelope's ReplayGuard protocol --------------------------------
     def seen(self, message_id: str) -> bool:
@@ -64,13 +71,37 @@ class DeliveryLedger:
     def prune(self, now: datetime) -> int:
         """Forget ids whose envelopes expired: the opener rejects those as expired anyway."""
         self._looked_up = None
+        self._prefetched = {}
         cur = self._db.execute("DELETE FROM delivered WHERE expires_ms < ?", (_ms(now),))
         return cur.rowcount
 
     # -- delivery bookkeeping ------------------------------------------------
+    def prefetch(self, message_ids: Iterable[str]) -> None:
+        """Look up the ids of the batch in hand in one query instead of one each: a
+        record's key is its message id, so the subscriber passes the keys before it
+        decodes anything. `position` answers those from memory until `commit`; an id
+        not passed here is still looked up on its own."""
+        ids = [m for m in dict.fromkeys(message_ids) if m not in self._staged]
+        known: dict[str, Position | None] = dict.fromkeys(ids)
+        for start in range(0, len(ids), _PREFETCH_CHUNK):
+            chunk = ids[start : start + _PREFETCH_CHUNK]
+            marks = ",".join("?" * len(chunk))
+            rows = self._db.execute(
+                "SELECT message_id, topic, partition, offset FROM delivered"
+                f" WHERE message_id IN ({marks})",
+                chunk,
+            )
+            for mid, topic, partition, offset in rows:
+                known[mid] = Position(topic, int(partition), int(offset))
+        self._prefetched = known
+
     def position(self, message_id: str) -> Position | None:
         if message_id in self._staged:
             return self._staged[message_id][2]
+        if message_id in self._prefetched:
+            where = self._prefetched[message_id]
+            self._looked_up = (message_id, where is not None)
+            return where
         row = self._db.execute(
             "SELECT topic, partition, offset FROM delivered WHERE message_id = ?", (message_id,)
         ).fetchone()
@@ -92,6 +123,7 @@ class DeliveryLedger:
     def commit(self) -> None:
         """Write the staged deliveries in one transaction (after the sink flushed)."""
         self._looked_up = None
+        self._prefetched = {}
         if not self._staged:
             return
         rows = [

@@ -23,12 +23,13 @@ import asyncio
 import hashlib
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from broker.audit import AuditLog, AuditRecord
+from broker.audit.record import new_decision_ids
 from broker.clock import utc_now
 from broker.envelope import MAX_VALIDITY, EnvelopeHeader, Labels, Opener, Sealer, stream_of
 from broker.envelope.header import decode_envelope
@@ -132,6 +133,7 @@ class Subscriber(Service):
         self._stop = asyncio.Event()
         self._pending: list[asyncio.Future[Any]] = []
         self._audited: list[AuditRecord] = []  # the batch's decisions, written in one go
+        self._decision_ids: Iterator[str] = iter(())  # drawn 256 at a time
         self.stats = SubscriberStats()
         self._avro_labels = AvroLabelsCache()
         self._pruned: datetime | None = None
@@ -196,6 +198,12 @@ class Subscriber(Service):
                 timeout_ms=idle_timeout_ms, max_records=self._max_batch
             )
             offsets: dict[TopicPartition, int] = {}
+            self._ledger.prefetch(
+                r.key.decode(errors="replace")
+                for records in batch.values()
+                for r in records
+                if r.key is not None
+            )
             for tp, records in batch.items():
                 for r in records:
                     await self._handle(r)
@@ -320,6 +328,7 @@ class Subscriber(Service):
                 content_hash=opened.content_hash,
                 labels=self._avro_labels(header.labels),
                 bundle_hash=self._ctx.policy.bundle_hash,
+                decision_id=self._next_decision_id(),
             )
         )
         self._ledger.stage(header.message_id, header.sender, header.expires, where)
@@ -331,6 +340,14 @@ class Subscriber(Service):
         self._metrics.deliver_seconds.observe(time.perf_counter() - t0)
         if self._receipts:
             self._later(self._send_receipt(header, now))
+
+    def _next_decision_id(self) -> str:
+        """A fresh decision id, from a pool of 256 made with one random draw."""
+        decision_id = next(self._decision_ids, None)
+        if decision_id is None:
+            self._decision_ids = iter(new_decision_ids(256))
+            decision_id = next(self._decision_ids)
+        return decision_id
 
     def _later(self, work: Any) -> None:
         """Start `work` now; the batch waits for it before committing its offsets."""

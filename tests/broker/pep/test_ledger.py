@@ -79,3 +79,46 @@ def test_prune_forgets_expired_ids_even_just_looked_up(ledger: DeliveryLedger) -
     assert ledger.position("m-1") == HERE
     assert ledger.prune(T0 + timedelta(days=2)) == 1
     assert ledger.seen("m-1") is False
+
+
+def test_prefetch_answers_a_batch_in_one_query(ledger: DeliveryLedger) -> None:
+    ledger.stage("m-1", "soc-fr", T0 + timedelta(days=7), HERE)
+    ledger.commit()
+    selects = _selects(ledger)
+    ledger.prefetch(["m-1", "m-2", "m-3", "m-2"])
+    assert ledger.position("m-1") == HERE
+    assert ledger.seen("m-1") is True
+    assert ledger.position("m-2") is None
+    assert ledger.seen("m-2") is False
+    assert ledger.position("m-3") is None
+    assert len(selects) == 1
+    assert ledger.position("m-4") is None  # not prefetched: its own query
+    assert len(selects) == 2
+
+
+def test_a_delivery_staged_in_the_batch_wins_over_what_was_prefetched(
+    ledger: DeliveryLedger,
+) -> None:
+    ledger.prefetch(["m-1"])
+    there = Position("jcu.civilian.indicators", 1, 9)
+    ledger.stage("m-1", "soc-fr", T0 + timedelta(days=7), there)
+    assert ledger.position("m-1") == there
+    assert ledger.seen("m-1") is True
+
+
+def test_prefetched_answers_end_with_the_batch(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.sqlite"
+    mine, other = DeliveryLedger(path), DeliveryLedger(path)
+    try:
+        mine.prefetch(["m-1"])
+        assert mine.position("m-1") is None
+        other.stage("m-1", "soc-fr", T0 + timedelta(days=7), HERE)
+        other.commit()
+        mine.commit()  # the batch boundary
+        assert mine.position("m-1") == HERE
+        mine.prefetch(["m-1"])
+        assert mine.prune(T0 + timedelta(days=8)) == 1
+        assert mine.position("m-1") is None  # pruning forgets what was prefetched too
+    finally:
+        mine.close()
+        other.close()
