@@ -4,11 +4,13 @@ Public API:
     Sealer(sender, keystore=, keyring=, store=).seal(type, record, recipients=, topic=, labels=)
         .seal_many([SealRequest(...), ...]): one signature over a batch, each verifiable alone
     Opener(participant, keystore=, keyring=, store=, replay_guard=).open(data, topic=)
+    EnvelopeReader(store).decode(data): a receiver's decode_envelope, fast within a sender batch
     Labels, SealedMessage, OpenedMessage, EnvelopeHeader, read_header
     MemoryReplayGuard, SqliteReplayGuard, default_topic
 Construction and guarantees: docs/envelope.md.
 """
 
+from broker.envelope._reader import EnvelopeReader
 from broker.envelope.content_keys import MAX_KEY_AGE, MAX_MESSAGES_PER_KEY, ContentKeyCache
 from broker.envelope.header import EnvelopeHeader, RecipientEntry, read_header
 from broker.envelope.labels import HANDLING_CODES, TLP_LEVELS, Labels
@@ -33,6 +35,7 @@ __all__ = [
     "TLP_LEVELS",
     "ContentKeyCache",
     "EnvelopeHeader",
+    "EnvelopeReader",
     "Labels",
     "MemoryReplayGuard",
     "OpenedMessage",

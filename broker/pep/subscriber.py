@@ -31,8 +31,15 @@ from typing import Any
 from broker.audit import AuditLog, AuditRecord
 from broker.audit.record import new_decision_ids
 from broker.clock import utc_now
-from broker.envelope import MAX_VALIDITY, EnvelopeHeader, Labels, Opener, Sealer, stream_of
-from broker.envelope.header import decode_envelope
+from broker.envelope import (
+    MAX_VALIDITY,
+    EnvelopeHeader,
+    EnvelopeReader,
+    Labels,
+    Opener,
+    Sealer,
+    stream_of,
+)
 from broker.envelope.labels import AvroLabelsCache
 from broker.errors import (
     ConfigError,
@@ -120,6 +127,8 @@ class Subscriber(Service):
             ctx.settings.home / "ledger" / participant / f"{self._group}.sqlite"
         )
         self._opener: Opener = ctx.envelope.opener(participant, replay_guard=self._ledger)
+        # Decodes a sender batch's envelopes without fastavro for each (see _reader).
+        self._reader = EnvelopeReader(ctx.envelope.store)
         self._sealer: Sealer = ctx.envelope.sealer(participant)
         self._audit = audit if audit is not None else ctx.audit_log(participant, "receive")
         self._feeds = StateFeeds(ctx, crisis=crisis, keyring=keyring_feed)
@@ -259,7 +268,7 @@ class Subscriber(Service):
         where = Position(r.topic, r.partition, r.offset)
         value: bytes = r.value or b""
         try:
-            envelope = decode_envelope(self._ctx.envelope.store, value)
+            envelope = self._reader.decode(value)
         except (MalformedRecord, UnknownSchema) as exc:
             self._reject(exc, r, None)
             return
