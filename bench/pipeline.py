@@ -282,11 +282,12 @@ def _costs(ctx: PepContext, n: int) -> tuple[dict[str, float], tuple[int, int]]:
     tree = MerkleTree()
     avro_labels = labels.to_avro()
     previous = b"\0" * 32  # a leaf after the first carries its predecessor's hash
+    message_ids = [str(uuid.uuid4()) for _ in range(k)]  # made by the publisher, not the log
     t = time.perf_counter()
     for i in range(k):
         dset = DecisionSet(
             "publish",
-            str(uuid.uuid4()),
+            message_ids[i],
             decisions,
             content_hash=b"\0" * 32,
             labels=avro_labels,
@@ -296,17 +297,22 @@ def _costs(ctx: PepContext, n: int) -> tuple[dict[str, float], tuple[int, int]]:
         leaf = encoder.encode_set("soc-fr/publish", i, previous, dset, ids, ids_are_canonical=True)
         tree.append(leaf_hash(leaf))
     audit = (time.perf_counter() - t) / k
-    # The receiving side: one AuditRecord (its receive decision) in a leaf per message.
+    # The receiving side: one AuditRecord (its receive decision) in a leaf per message,
+    # its id from a pool of 256 as the subscriber draws them.
     receive_tree = MerkleTree()
     t = time.perf_counter()
+    pool: list[str] = []
     for i in range(k):
+        if not pool:
+            pool = list(new_decision_ids(256))
         record = AuditRecord.from_decision(
             decisions[0],
             action="receive",
-            message_id=str(uuid.uuid4()),
+            message_id=message_ids[i],
             content_hash=b"\0" * 32,
             labels=avro_labels,
             bundle_hash=ctx.policy.bundle_hash,
+            decision_id=pool.pop(),
         )
         receive_leaf = encoder.encode("enisa/receive", i, previous, [record])
         receive_tree.append(leaf_hash(receive_leaf))
