@@ -19,6 +19,7 @@ import uuid
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from broker.audit import AuditLog, DecisionSet
@@ -118,6 +119,24 @@ class _Plan:
     decisions: tuple[Decision, ...]
     audit: DecisionSet
     sends: list[_Send]
+
+
+#: The rule id of a denial for want of a key: the policy allowed the organisation, but
+#: it has no usable KEM key to encrypt for (see `jcu keys list`).
+NO_USABLE_KEY = "no-usable-key"
+
+
+def _no_usable_key(org: str) -> Decision:
+    return Decision(
+        org,
+        "deny",
+        (NO_USABLE_KEY,),
+        (),
+        reasons=(
+            f"{org} has no usable key to encrypt for (revoked, expired or never issued; "
+            "see `jcu keys list`): allowed by the policy, but nothing is sealed for it",
+        ),
+    )
 
 
 def policy_message(
@@ -223,8 +242,18 @@ class Publisher(Service):
     def _decide_groups(
         self, short: str, labels: Labels, recipients: frozenset[str], crisis: frozenset[str]
     ) -> _Decided:
-        """Decisions, and the allowed organisations grouped by (community, redacted fields)."""
-        decisions = tuple(self.decide(short, labels, recipients, crisis_incidents=crisis))
+        """Decisions, and the allowed organisations grouped by (community, redacted fields).
+
+        An organisation the policy allows but that holds no usable KEM key (all
+        revoked or expired, or never issued) cannot be encrypted for: it is denied
+        here, by `NO_USABLE_KEY`, so that the others still get the message and the
+        log says who did not and why.
+        """
+        now = utc_now()
+        decisions = tuple(
+            d if not d.allowed or self._can_receive(d.org, now) else _no_usable_key(d.org)
+            for d in self.decide(short, labels, recipients, crisis_incidents=crisis)
+        )
         groups: dict[tuple[str, tuple[str, ...]], list[str]] = {}
         for d in decisions:
             if d.allowed:
@@ -314,6 +343,10 @@ class Publisher(Service):
         self._count(results)
         self._metrics.publish_seconds.observe(time.perf_counter() - t0)
         return results
+
+    def _can_receive(self, org: str, now: datetime) -> bool:
+        keyring = self._ctx.envelope.keyring
+        return org in keyring and keyring.entry(org).current("kem", now) is not None
 
     def _plan(
         self,

@@ -17,7 +17,7 @@ from broker.errors import KeystoreError, MalformedRecord, NotARecipient
 from broker.kafka.scan import scan
 from broker.pep import JsonlSink, Publication, Publisher, PublishResult, Subscriber
 from broker.pep.context import PepContext
-from broker.pep.publisher import policy_message
+from broker.pep.publisher import NO_USABLE_KEY, policy_message
 from tests.broker.pep.conftest import World
 from tests.broker.pep.records import incident_report, indicator, situation_report
 
@@ -152,9 +152,11 @@ async def test_a_mixed_batch_gets_each_items_own_decisions(world: World) -> None
     assert len(results[0].recipients) > len(results[1].recipients)
 
 
-async def test_a_batch_the_sealer_refuses_is_neither_sent_nor_recorded(world: World) -> None:
-    """A recipient the policy allows but with no usable key: the batch fails before its
-    decisions are audited, so the log holds no decisions for messages never sent."""
+async def test_a_recipient_without_a_usable_key_is_denied_and_the_others_still_get_it(
+    world: World,
+) -> None:
+    """Revoking an organisation's keys must not stop sharing with everyone else: the
+    publisher denies it by `no-usable-key`, says so in the result, and audits that."""
     ctx = PepContext.load(world.ctx.settings)  # its own keyring: the session's stays intact
     entry = ctx.envelope.keyring.entry("isac-energy")
     gone = to_millis(utc_now() - timedelta(minutes=1))
@@ -164,12 +166,45 @@ async def test_a_batch_the_sealer_refuses_is_neither_sent_nor_recorded(world: Wo
     assert ctx.envelope.keyring.update(entry.with_changes(issued=utc_now(), keys=keys))
     audit = ctx.audit_log("cert-eu", "publish")
     async with Publisher("cert-eu", ctx, audit=audit) as pub:
-        ok = Publication("Indicator", indicator(), Labels.of("RED"), ("enisa",))
         before = audit.size
-        refused = Publication("Indicator", indicator(), Labels.of("RED"), ("isac-energy",))
-        with pytest.raises(KeystoreError, match="isac-energy has no usable"):
-            await pub.publish_many([ok, refused])
+        named, everyone = await pub.publish_many(
+            [
+                Publication("Indicator", indicator(), Labels.of("RED"), ("enisa", "isac-energy")),
+                Publication("Indicator", indicator(), Labels.of("GREEN"), ()),
+            ]
+        )
+        assert audit.size == before + 2
+    assert named.recipients == ("enisa",)
+    for result in (named, everyone):
+        assert "isac-energy" not in result.recipients
+        (denial,) = [d for d in result.denied if d.org == "isac-energy"]
+        assert denial.rules == (NO_USABLE_KEY,)
+        assert "no usable key" in denial.reasons[0]
+    # Everyone else the policy allows still gets the GREEN one.
+    allowed = world.ctx.policy.decide_all(
+        policy_message("cert-eu", "Indicator", Labels.of("GREEN"), ())
+    )
+    assert set(everyone.recipients) == {d.org for d in allowed if d.allowed} - {"isac-energy"}
+
+
+async def test_a_batch_the_sealer_refuses_is_neither_sent_nor_recorded(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Sealing comes before the audit write: a batch that cannot be sealed leaves no
+    decisions in the log for messages never sent, and the publisher carries on."""
+    audit = world.ctx.audit_log("cert-eu", "publish")
+    async with Publisher("cert-eu", world.ctx, audit=audit) as pub:
+        item = Publication("Indicator", indicator(), Labels.of("RED"), ("enisa",))
+        before = audit.size
+
+        def refuse(requests: object) -> None:
+            raise KeystoreError("the keystore cannot be read")
+
+        with monkeypatch.context() as patch:
+            patch.setattr(pub._sealer, "seal_many", refuse)
+            with pytest.raises(KeystoreError, match="cannot be read"):
+                await pub.publish_many([item, item])
         assert audit.size == before
-        sent = await pub.publish_many([ok])  # the publisher carries on
+        sent = await pub.publish_many([item])
         assert sent[0].recipients == ("enisa",)
         assert audit.size == before + 1
