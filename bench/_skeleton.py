@@ -36,9 +36,8 @@ class Sizes:
     sink_line: int
 
     def argv(self) -> list[str]:
-        return [str(size) for size in (self.envelope, self.publish_leaf, self.receive_leaf)] + [
-            str(self.sink_line)
-        ]
+        sizes = (self.envelope, self.publish_leaf, self.receive_leaf, self.sink_line)
+        return [str(size) for size in sizes]
 
 
 def _batch(producer: Any, value: bytes, count: int) -> Any:

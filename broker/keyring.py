@@ -369,6 +369,12 @@ class Keyring:
             )
         return info.key_id
 
+    def can_receive(self, participant: str, at: datetime) -> bool:
+        """Whether `participant` has a KEM key to wrap for at `at` (`recipient_key` would
+        give one): none when all are revoked or expired, or it has no keys at all."""
+        entry = self._entries.get(participant)
+        return entry is not None and entry.current("kem", at) is not None
+
     def recipient_key(self, participant: str, at: datetime) -> RecipientKey:
         """The KEM key to wrap content keys for `participant` at time `at`."""
         entry = self.entry(participant)

@@ -141,11 +141,6 @@ def _length(data: bytes, pos: int) -> tuple[int, int]:
     raise _Decline
 
 
-def _bytes_len(n: int) -> int:
-    """Length of the canonical Avro encoding of `n` bytes."""
-    return n + max(1, ((n << 1).bit_length() + 6) // 7)
-
-
 def _middle_schema(store: SchemaStore) -> Any:
     """fastavro's parsed schema of the fields between message_id and nonce, or None if
     the envelope schema does not have the layout `_wire` relies on."""
@@ -293,7 +288,8 @@ class EnvelopeReader:
             return
         id_end = head_len + _ID_LEN
         middle_end = len(data) - sum(
-            _bytes_len(len(rec[name])) for name in ("nonce", "ciphertext", "signature")
+            len(_wire.avro_long(len(rec[name]))) + len(rec[name])
+            for name in ("nonce", "ciphertext", "signature")
         )
         if middle_end <= id_end:
             return

@@ -19,7 +19,6 @@ import uuid
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 from broker.audit import AuditLog, DecisionSet
@@ -249,9 +248,9 @@ class Publisher(Service):
         here, by `NO_USABLE_KEY`, so that the others still get the message and the
         log says who did not and why.
         """
-        now = utc_now()
+        now, keyring = utc_now(), self._ctx.envelope.keyring
         decisions = tuple(
-            d if not d.allowed or self._can_receive(d.org, now) else _no_usable_key(d.org)
+            d if not d.allowed or keyring.can_receive(d.org, now) else _no_usable_key(d.org)
             for d in self.decide(short, labels, recipients, crisis_incidents=crisis)
         )
         groups: dict[tuple[str, tuple[str, ...]], list[str]] = {}
@@ -292,8 +291,8 @@ class Publisher(Service):
         crisis = self._feeds.crisis.active_incidents()
         decided: dict[tuple[str, Labels, frozenset[str]], _Decided] = {}
         plans = [self._plan(item, crisis, decided) for item in items]
-        # Sealed before the audit write: a batch the sealer refuses (a recipient with no
-        # usable key, say) leaves no decisions in the log for messages never sent.
+        # Sealed before the audit write: a batch the sealer refuses leaves no decisions
+        # in the log for messages never sent.
         sealed = self._sealer.seal_many([s.request for plan in plans for s in plan.sends])
         # Recorded before anything is shared: no decision is acted on without its record.
         await self._audit.append_sets([plan.audit for plan in plans])
@@ -343,10 +342,6 @@ class Publisher(Service):
         self._count(results)
         self._metrics.publish_seconds.observe(time.perf_counter() - t0)
         return results
-
-    def _can_receive(self, org: str, now: datetime) -> bool:
-        keyring = self._ctx.envelope.keyring
-        return org in keyring and keyring.entry(org).current("kem", now) is not None
 
     def _plan(
         self,

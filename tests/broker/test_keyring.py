@@ -132,11 +132,15 @@ def test_revocation_applies_from_its_time_on(pki: Pki) -> None:
 
 def test_revoking_everything_leaves_no_usable_key_until_rotation(pki: Pki) -> None:
     pki.clock.advance(timedelta(hours=1))
+    assert pki.keyring().can_receive("enisa", pki.clock.now)
     pki.admin.revoke("enisa")
+    assert not pki.keyring().can_receive("enisa", pki.clock.now)
     with pytest.raises(KeystoreError, match="rotate"):
         pki.keyring().recipient_key("enisa", pki.clock.now)
     pki.admin.rotate("enisa")
+    assert pki.keyring().can_receive("enisa", pki.clock.now)
     assert pki.keyring().recipient_key("enisa", pki.clock.now)
+    assert not pki.keyring().can_receive("nobody-registered", pki.clock.now)
 
 
 def test_a_record_under_the_wrong_file_name_is_refused(pki: Pki) -> None:
