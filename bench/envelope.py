@@ -29,11 +29,11 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from broker import config
 from broker.clock import utc_now
 from broker.envelope import ContentKeyCache, Labels, MemoryReplayGuard, Opener, Sealer
-from broker.key_admin import KeyAdmin
-from broker.keyring import Keyring
-from broker.keystore import Keystore
-from broker.registry import parse_registry
 from broker.schemas import SchemaStore
+from broker.trust.key_admin import KeyAdmin
+from broker.trust.keyring import Keyring
+from broker.trust.keystore import Keystore
+from broker.trust.registry import parse_registry
 
 TOPIC = "jcu.civilian.indicators"
 COUNTS = (1, 5, 20)

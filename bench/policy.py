@@ -19,7 +19,7 @@ from collections.abc import Sequence
 
 from broker import config
 from broker.policy import TLPS, Message, PolicyEngine
-from broker.registry import CATEGORIES, load_registry
+from broker.trust.registry import CATEGORIES, load_registry
 
 _PD_FIELDS = {"IncidentReport": ("reporter", "affected_persons"), "AssistanceRequest": ("contact",)}
 

@@ -10,7 +10,7 @@ decimal, the root in base64, then one extension line with the time:
     time 1764284400000
 
 Ed25519 over that body. The text form keeps what is signed unambiguous and
-readable; the key id is the broker-wide one (`broker.key_material.key_id`).
+readable; the key id is the broker-wide one (`broker.trust.material.key_id`).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from broker.clock import to_millis, utc_now
-from broker.key_material import SIGNING_ALGORITHM, key_id
+from broker.trust.material import SIGNING_ALGORITHM, key_id
 
 
 def ed25519_key_id(public_key: ed25519.Ed25519PublicKey) -> str:

@@ -11,8 +11,8 @@ import click
 from broker.envelope import HANDLING_CODES, TLP_LEVELS, Labels
 from broker.errors import ConfigError
 from broker.record_json import from_json
-from broker.registry import CATEGORIES
 from broker.schemas import SchemaStore
+from broker.vocabulary import CATEGORIES
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -56,8 +56,8 @@ def keyring_resolvers(settings: Settings, store: SchemaStore) -> tuple[KeyResolv
     participant is a candidate, and the one named must have been valid
     (not revoked, retired or expired) at the checkpoint's time.
     """
-    from broker.key_material import SIGNING_ALGORITHM, load_ed25519_public
-    from broker.keyring import Keyring, registry_dir
+    from broker.trust.keyring import Keyring, registry_dir
+    from broker.trust.material import SIGNING_ALGORITHM, load_ed25519_public
 
     keyring = Keyring.load(registry_dir(settings), store)
     keys: dict[str, list[ed25519.Ed25519PublicKey]] = {}

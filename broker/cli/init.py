@@ -15,13 +15,13 @@ import click
 from broker import config
 from broker.cli._output import emit_json
 from broker.config import Settings
-from broker.kafka.registry_topic import publish_registry
 from broker.kafka.topics import contract_topics, ensure_topics
-from broker.key_admin import InitResult
-from broker.key_admin import init_keys as _init_keys
-from broker.keyring import registry_dir
-from broker.keystore import open_keystore
 from broker.schemas import SchemaStore
+from broker.trust.key_admin import InitResult
+from broker.trust.key_admin import init_keys as _init_keys
+from broker.trust.keyring import registry_dir
+from broker.trust.keystore import open_keystore
+from broker.trust.topic import publish_registry
 
 
 def init_keys(settings: Settings) -> InitResult:

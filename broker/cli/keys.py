@@ -11,10 +11,10 @@ from broker import config
 from broker.cli._output import console, emit_json, table
 from broker.clock import utc_now
 from broker.errors import ConfigError
-from broker.key_admin import KeyAdmin, admin_for
-from broker.keyring import KeyInfo, Keyring, ParticipantKeys, registry_dir
-from broker.keystore import open_keystore
 from broker.schemas import SchemaStore
+from broker.trust.key_admin import KeyAdmin, admin_for
+from broker.trust.keyring import KeyInfo, Keyring, ParticipantKeys, registry_dir
+from broker.trust.keystore import open_keystore
 
 _json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 
@@ -31,7 +31,7 @@ def _announce(participant: str) -> str:
     import asyncio
 
     from broker.errors import KafkaUnavailable
-    from broker.kafka.registry_topic import publish_record
+    from broker.trust.topic import publish_record
 
     settings = config.load()
     data = (registry_dir(settings) / f"{participant}.avro").read_bytes()

@@ -20,7 +20,7 @@ from broker.cli._output import emit_json
 from broker.cli._runtime import OnStop, run_until_signalled
 from broker.pep import Publisher, Subscriber, SubscriberStats
 from broker.pep.context import PepContext
-from broker.registry import CATEGORIES
+from broker.vocabulary import CATEGORIES
 
 
 @click.group()

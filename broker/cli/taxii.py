@@ -35,7 +35,7 @@ _users_option = click.option(
 
 
 def _check_participant(participant: str) -> None:
-    from broker.registry import load_registry
+    from broker.trust.registry import load_registry
 
     settings = config.load()
     load_registry(settings.policies / "participants.yaml").get(participant)

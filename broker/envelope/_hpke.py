@@ -11,7 +11,7 @@ from __future__ import annotations
 from cryptography.hazmat.primitives import hpke
 
 from broker.errors import TamperedCiphertext, UnsupportedVersion
-from broker.key_material import KemPrivateKey, KemPublicKey
+from broker.trust.material import KemPrivateKey, KemPublicKey
 
 _INFO_DOMAIN = b"jcu-broker/content-key/v1"
 

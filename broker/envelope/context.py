@@ -16,9 +16,9 @@ from broker.config import Settings
 from broker.envelope.opener import Opener
 from broker.envelope.replay import MemoryReplayGuard, ReplayGuard, SqliteReplayGuard
 from broker.envelope.sealer import Sealer
-from broker.keyring import Keyring, registry_dir
-from broker.keystore import Keystore, open_keystore
 from broker.schemas import SchemaStore
+from broker.trust.keyring import Keyring, registry_dir
+from broker.trust.keystore import Keystore, open_keystore
 
 
 def replay_db_path(settings: Settings, participant: str) -> Path:

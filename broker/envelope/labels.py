@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from broker.errors import ConfigError
-from broker.registry import CATEGORIES
+from broker.vocabulary import CATEGORIES
 
 TLP_LEVELS: tuple[str, ...] = ("CLEAR", "GREEN", "AMBER", "AMBER+STRICT", "RED")
 HANDLING_CODES: tuple[str, ...] = ("H0", "H1", "H2", "H3")

@@ -53,9 +53,9 @@ from broker.errors import (
     WrongSender,
     WrongTopic,
 )
-from broker.keyring import Keyring
-from broker.keystore import Keystore
 from broker.schemas import SchemaStore
+from broker.trust.keyring import Keyring
+from broker.trust.keystore import Keystore
 
 _SIGNATURE_ALGORITHMS = (_wire.SIGNATURE_ALGORITHM, _batch_sig.ALGORITHM)
 #: How far a sender's clock may run ahead of ours.

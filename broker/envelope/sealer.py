@@ -25,10 +25,10 @@ from broker.envelope.content_keys import ContentKey, ContentKeyCache
 from broker.envelope.header import EnvelopeHeader, header_from_record
 from broker.envelope.labels import Labels
 from broker.errors import ConfigError, RegistryError
-from broker.keyring import Keyring, RecipientKey
-from broker.keystore import Keystore
-from broker.registry import COMMUNITIES
 from broker.schemas import SchemaStore
+from broker.trust.keyring import Keyring, RecipientKey
+from broker.trust.keystore import Keystore
+from broker.vocabulary import COMMUNITIES
 
 #: Default lifetime of a sealed record.
 DEFAULT_VALIDITY = timedelta(days=7)

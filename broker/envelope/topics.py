@@ -7,7 +7,7 @@ offline `jcu seal` / `jcu open` and the Kafka transport use by default.
 from __future__ import annotations
 
 from broker.errors import ConfigError
-from broker.registry import COMMUNITIES
+from broker.vocabulary import COMMUNITIES
 
 #: The stream (topic suffix) each payload type travels on.
 PAYLOAD_STREAMS: dict[str, str] = {

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from broker.kafka.clients import start_client
-from broker.registry import COMMUNITIES, STREAMS
+from broker.vocabulary import COMMUNITIES, STREAMS
 
 AUDIT_DECISIONS = "jcu.audit.decisions"
 AUDIT_CHECKPOINTS = "jcu.audit.checkpoints"

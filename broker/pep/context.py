@@ -16,7 +16,7 @@ from broker.clock import utc_now
 from broker.config import Settings
 from broker.envelope.context import EnvelopeContext
 from broker.policy import PolicyEngine
-from broker.registry import Registry, load_registry
+from broker.trust.registry import Registry, load_registry
 
 
 @dataclass(frozen=True, slots=True)

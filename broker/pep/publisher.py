@@ -32,10 +32,10 @@ from broker.lifecycle import Service
 from broker.metrics import Metrics
 from broker.pep.context import PepContext
 from broker.pep.control import CrisisBoard
-from broker.pep.keyring_feed import KeyringFeed
 from broker.pep.sent import SentCopy, SentLog, SentMessage
 from broker.pep.state_feeds import StateFeeds
 from broker.policy import Decision, Message
+from broker.trust.feed import KeyringFeed
 
 
 @dataclass(frozen=True, slots=True)

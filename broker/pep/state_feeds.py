@@ -9,7 +9,7 @@ from __future__ import annotations
 from broker.lifecycle import Service
 from broker.pep.context import PepContext
 from broker.pep.control import CrisisBoard
-from broker.pep.keyring_feed import KeyringFeed
+from broker.trust.feed import KeyringFeed
 
 
 class StateFeeds(Service):

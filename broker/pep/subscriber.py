@@ -57,11 +57,11 @@ from broker.logs import get_logger
 from broker.metrics import Metrics
 from broker.pep.context import PepContext
 from broker.pep.control import CrisisBoard
-from broker.pep.keyring_feed import KeyringFeed
 from broker.pep.ledger import DeliveryLedger, Position
 from broker.pep.publisher import policy_message
 from broker.pep.sink import Delivery, Retracted, Sink
 from broker.pep.state_feeds import StateFeeds
+from broker.trust.feed import KeyringFeed
 
 DATA_STREAMS: tuple[str, ...] = ("indicators", "incidents", "reports", "assistance")
 #: Refused records larger than this go to the DLQ as digest and size only (a hostile

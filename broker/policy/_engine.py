@@ -27,7 +27,8 @@ from broker.policy import _explain
 from broker.policy._bundle import OBLIGE_ACTION, SHARE_ACTIONS, Bundle, Rule, load_bundle
 from broker.policy._entities import message_entity, registry_entities, request
 from broker.policy._model import HANDLING_CODES, TLPS, Action, Decision, Message, Verdict
-from broker.registry import CATEGORIES, Participant, Registry
+from broker.trust.registry import Participant, Registry
+from broker.vocabulary import CATEGORIES
 
 PersonalDataFields = Callable[[str], Sequence[str]]
 

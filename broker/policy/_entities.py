@@ -9,7 +9,7 @@ import cedarpy
 
 from broker.errors import PolicyLoadError
 from broker.policy._model import Message
-from broker.registry import Participant, Registry
+from broker.trust.registry import Participant, Registry
 
 ORG = "Org"
 MESSAGE = "Message"

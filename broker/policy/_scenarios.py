@@ -26,7 +26,8 @@ import yaml
 from broker.errors import PolicyLoadError
 from broker.policy._engine import PolicyEngine
 from broker.policy._model import Decision, Message
-from broker.registry import STATUSES, Registry, Status
+from broker.trust.registry import Registry
+from broker.vocabulary import STATUSES, Status
 
 _VERDICTS = ("allow", "redact", "deny")
 _MESSAGE_KEYS = frozenset(

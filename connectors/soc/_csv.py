@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from broker.errors import ConfigError, InputFormatError
-from broker.registry import CATEGORIES
+from broker.vocabulary import CATEGORIES
 from connectors import tlp as tlp_levels
 from connectors._input import as_text
 from connectors._observables import HASH_NAMES, Observable, check_value, to_pattern

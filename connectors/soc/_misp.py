@@ -18,7 +18,7 @@ from typing import Any
 from pymisp import MISPAttribute
 
 from broker.errors import InputFormatError
-from broker.registry import CATEGORIES
+from broker.vocabulary import CATEGORIES
 from connectors import tlp as tlp_levels
 from connectors._input import as_text, load_json
 from connectors._observables import HASH_NAMES, Observable, check_value, to_pattern

@@ -15,7 +15,7 @@ import stix2
 import stix2.exceptions
 
 from broker.errors import InputFormatError
-from broker.registry import CATEGORIES
+from broker.vocabulary import CATEGORIES
 from connectors import tlp as tlp_levels
 from connectors._input import as_text, load_json
 from connectors._observables import summarise

@@ -11,11 +11,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from broker.envelope import MemoryReplayGuard, Opener, ReplayGuard, Sealer
-from broker.key_admin import KeyAdmin
-from broker.keyring import Keyring
-from broker.keystore import Keystore
-from broker.registry import Registry, load_registry
 from broker.schemas import SchemaStore
+from broker.trust.key_admin import KeyAdmin
+from broker.trust.keyring import Keyring
+from broker.trust.keystore import Keystore
+from broker.trust.registry import Registry, load_registry
 
 REPO = Path(__file__).resolve().parents[2]
 PASSPHRASE = b"test passphrase, not a secret"

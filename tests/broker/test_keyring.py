@@ -18,14 +18,14 @@ from broker.errors import (
     UnknownKey,
     WrongSender,
 )
-from broker.keyring import (
+from broker.trust.keyring import (
     Keyring,
     load_authority_public,
     sign_record,
     signed_records,
     verify_record,
 )
-from broker.registry import Registry
+from broker.trust.registry import Registry
 from tests.broker._pki import T0, Pki, make_pki
 
 

@@ -10,8 +10,8 @@ from cryptography.hazmat.primitives import hpke, serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, mlkem, x25519
 
 from broker.errors import KeystoreError
-from broker.key_material import key_id, load_kem_public
-from broker.keystore import Keystore, open_keystore, passphrase_from_env
+from broker.trust.keystore import Keystore, open_keystore, passphrase_from_env
+from broker.trust.material import key_id, load_kem_public
 
 PW = b"correct horse battery staple"
 

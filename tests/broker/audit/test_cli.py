@@ -23,11 +23,11 @@ from broker.cli.audit import parse_since
 from broker.clock import utc_now
 from broker.errors import ConfigError
 from broker.kafka.topics import TopicSpec, ensure_topics
-from broker.key_admin import KeyAdmin
-from broker.keyring import registry_dir
-from broker.keystore import Keystore
-from broker.registry import load_registry
 from broker.schemas import SchemaStore
+from broker.trust.key_admin import KeyAdmin
+from broker.trust.keyring import registry_dir
+from broker.trust.keystore import Keystore
+from broker.trust.registry import load_registry
 from tests.cli import run
 
 REPO = Path(__file__).resolve().parents[3]

@@ -26,7 +26,7 @@ from broker.errors import (
     WrongSender,
     WrongTopic,
 )
-from broker.keyring import Keyring
+from broker.trust.keyring import Keyring
 from tests.broker._pki import T0, FakeClock, Pki
 
 TOPIC = "jcu.civilian.indicators"

@@ -9,7 +9,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
 from broker.kafka.topics import TopicSpec, community_topic, contract_topics, ensure_topics
-from broker.registry import COMMUNITIES, STREAMS
+from broker.vocabulary import COMMUNITIES, STREAMS
 
 
 def test_community_topic_names_follow_the_contract() -> None:

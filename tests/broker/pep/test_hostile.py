@@ -18,7 +18,7 @@ from broker.kafka.scan import scan
 from broker.kafka.topics import AUDIT_CHECKPOINTS, AUDIT_DECISIONS, DLQ, contract_topics
 from broker.pep import Delivery, Publisher
 from broker.pep.control import CrisisBoard
-from broker.registry import parse_registry
+from broker.trust.registry import parse_registry
 from tests.broker.pep.hostile import craft
 from tests.broker.pep.kafka_io import drain, produce
 from tests.broker.pep.records import incident_report, indicator

@@ -13,8 +13,8 @@ import pytest
 from broker.errors import RevokedKey
 from broker.kafka.clients import reliable_producer, start_client
 from broker.kafka.topics import TopicSpec, ensure_topics
-from broker.keyring import load_authority_public
-from broker.pep.keyring_feed import KeyringFeed
+from broker.trust.feed import KeyringFeed
+from broker.trust.keyring import load_authority_public
 from tests.broker._pki import T0, make_pki
 
 pytestmark = pytest.mark.kafka

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from broker.policy import Message, PolicyEngine
-from broker.registry import Registry, load_registry
+from broker.trust.registry import Registry, load_registry
 
 POLICIES = Path(__file__).resolve().parents[3] / "policies"
 

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from broker.policy import TLPS, Message, PolicyEngine
-from broker.registry import CATEGORIES, Registry, load_registry
+from broker.trust.registry import CATEGORIES, Registry, load_registry
 from tests.broker.policy.conftest import POLICIES, make_message, pd_fields
 
 _ORGS = sorted(load_registry(POLICIES / "participants.yaml").participants)

@@ -12,7 +12,7 @@ from broker.policy import TLPS, Message, PolicyEngine
 from broker.policy._engine import _facts
 from broker.policy._entities import message_entity, request
 from broker.policy._explain import requirements_met
-from broker.registry import CATEGORIES
+from broker.vocabulary import CATEGORIES
 from tests.broker.policy.conftest import POLICIES
 
 

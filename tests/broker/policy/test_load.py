@@ -8,7 +8,7 @@ import pytest
 
 from broker.errors import PolicyLoadError
 from broker.policy import PolicyEngine
-from broker.registry import Registry
+from broker.trust.registry import Registry
 from tests.broker.policy.conftest import pd_fields
 
 GOOD_RULE = """

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from broker.policy import DEFAULT_DENY, Decision, Message, PolicyEngine
-from broker.registry import Registry
+from broker.trust.registry import Registry
 from tests.broker.policy.conftest import MessageFactory
 
 H1_OBLIGATION = "not for use in judicial proceedings without the provider's permission"

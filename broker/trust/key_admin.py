@@ -2,7 +2,7 @@
 
 Each operation writes private keys into the keystore, then re-issues the
 participant's ParticipantRecord signed by the registry authority. Records are
-files under $JCU_HOME/registry (see `broker.keyring`). `init_keys` is
+files under $JCU_HOME/registry (see `broker.trust.keyring`). `init_keys` is
 idempotent: it only creates what is missing and re-issues records whose
 registry attributes changed.
 """
@@ -21,8 +21,8 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from broker.clock import Clock, to_millis, utc_now
 from broker.config import Settings
 from broker.errors import ConfigError, KeystoreError
-from broker.key_material import SIGNING_ALGORITHM, KemAlgorithm, key_id
-from broker.keyring import (
+from broker.schemas import SchemaStore
+from broker.trust.keyring import (
     AUTHORITY_PUBLIC_FILE,
     KeyInfo,
     Keyring,
@@ -32,9 +32,9 @@ from broker.keyring import (
     sign_record,
     verify_record,
 )
-from broker.keystore import AUTHORITY_OWNER, Keystore
-from broker.registry import Participant, Registry, load_registry
-from broker.schemas import SchemaStore
+from broker.trust.keystore import AUTHORITY_OWNER, Keystore
+from broker.trust.material import SIGNING_ALGORITHM, KemAlgorithm, key_id
+from broker.trust.registry import Participant, Registry, load_registry
 
 #: How long a new key is valid; rotation normally replaces it well before.
 KEY_LIFETIME = timedelta(days=365)

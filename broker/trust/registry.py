@@ -12,38 +12,22 @@ import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Any, cast
 
 import yaml
 
 from broker.errors import RegistryError
-
-COMMUNITIES: tuple[str, ...] = ("civilian", "law_enforcement", "diplomatic", "defence")
-STREAMS: tuple[str, ...] = ("indicators", "incidents", "reports", "assistance", "receipts")
-#: ENISA Reference Security Incident Taxonomy top-level classes (as IntelMQ's
-#: classification.taxonomy), plus attribution and capability.
-CATEGORIES: tuple[str, ...] = (
-    "abusive-content",
-    "malicious-code",
-    "information-gathering",
-    "intrusion-attempts",
-    "intrusions",
-    "availability",
-    "information-content-security",
-    "fraud",
-    "vulnerable",
-    "other",
-    "test",
-    "attribution",
-    "capability",
+from broker.vocabulary import (  # noqa: F401  (re-exported: the registry's words)
+    CATEGORIES,
+    COMMUNITIES,
+    KEMS,
+    ROLES,
+    STATUSES,
+    STREAMS,
+    Kem,
+    Role,
+    Status,
 )
-ROLES: tuple[str, ...] = ("operational", "supporting", "member")
-STATUSES: tuple[str, ...] = ("active", "suspended", "revoked")
-KEMS: tuple[str, ...] = ("x25519", "mlkem768x25519")
-
-Role = Literal["operational", "supporting", "member"]
-Status = Literal["active", "suspended", "revoked"]
-Kem = Literal["x25519", "mlkem768x25519"]
 
 
 @dataclass(frozen=True, slots=True)

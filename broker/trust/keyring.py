@@ -39,7 +39,8 @@ from broker.errors import (
     UnknownKey,
     WrongSender,
 )
-from broker.key_material import (
+from broker.schemas import SchemaStore
+from broker.trust.material import (
     SIGNING_ALGORITHM,
     KemAlgorithm,
     KemPublicKey,
@@ -47,7 +48,6 @@ from broker.key_material import (
     load_ed25519_public,
     load_kem_public,
 )
-from broker.schemas import SchemaStore
 
 RECORD_VERSION = 1
 #: Domain separation: an authority signature over a record can never be taken
@@ -312,7 +312,7 @@ class Keyring:
         """Take a newer verified record of a participant (a higher serial); True if taken.
 
         Running enforcement points apply rotations and revocations this way
-        (`broker.pep.keyring_feed`) without a restart. Older or equal serials
+        (`broker.trust.feed`) without a restart. Older or equal serials
         are ignored, so a replayed old record cannot undo a revocation.
         """
         held = self._entries.get(entry.participant)

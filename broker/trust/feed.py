@@ -17,16 +17,16 @@ from broker.envelope.context import EnvelopeContext
 from broker.errors import MalformedRecord
 from broker.kafka.follower import TopicFollower
 from broker.kafka.topics import REGISTRY
-from broker.keyring import (
+from broker.lifecycle import Service
+from broker.logs import get_logger
+from broker.schemas import SchemaStore
+from broker.trust.keyring import (
     Keyring,
     ParticipantKeys,
     load_authority_public,
     registry_dir,
     verify_record,
 )
-from broker.lifecycle import Service
-from broker.logs import get_logger
-from broker.schemas import SchemaStore
 
 _log = get_logger(__name__)
 

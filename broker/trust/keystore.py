@@ -35,7 +35,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, mlkem, x25519
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 from broker.errors import KeystoreError
-from broker.key_material import (
+from broker.trust.material import (
     SIGNING_ALGORITHM,
     KemAlgorithm,
     KemPrivateKey,
