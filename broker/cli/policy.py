@@ -10,7 +10,8 @@ from broker import config
 from broker.cli._output import console, emit_json, table
 from broker.errors import ConfigError
 from broker.policy import HANDLING_CODES, TLPS, Message, PolicyEngine, load_scenarios, run_scenarios
-from broker.trust.registry import CATEGORIES, load_registry
+from broker.trust.registry import load_registry
+from broker.vocabulary import CATEGORIES
 
 _policies_option = click.option(
     "--policies",
