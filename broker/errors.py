@@ -142,3 +142,25 @@ class Unauthorised(Rejected):
     """The policy does not allow this participant to send or receive this record."""
 
     reason = "unauthorised"
+
+
+class StaleRegistry(Rejected):
+    """A registry snapshot older than one accepted (an epoch or a record serial)."""
+
+    reason = "stale-registry"
+
+
+class RegistryFork(Rejected):
+    """Two different registry snapshots of one epoch: the authority's history forked."""
+
+    reason = "registry-fork"
+
+
+class Backdated(Rejected):
+    """Signed as created well before the broker appended it: a backdated record."""
+
+    reason = "backdated"
+
+
+class NotThisNode(ConfigError):
+    """A node asked to act as another organisation: it holds no key of that one."""

@@ -31,6 +31,12 @@ class Metrics:
         self.rejected = Counter(
             "jcu_rejected_total", "Records refused on receipt, by reason", ["reason"], registry=r
         )
+        self.policy_violations = Counter(
+            "jcu_policy_violations_total",
+            "Records a sender encrypted for a receiver the policy does not allow, by sender",
+            ["sender"],
+            registry=r,
+        )
         self.denied = Counter(
             "jcu_denied_total", "Policy denials at publish, by rule", ["rule"], registry=r
         )

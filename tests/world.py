@@ -1,9 +1,11 @@
-"""One initialised world on the real broker: keys, signed registry, contract topics.
+"""One federation on the real broker: the authority's home, a node per organisation, topics.
 
 Session-scoped (the `world` fixture in tests/conftest.py) because key
 generation is deliberately slow (scrypt) and the topic names are a contract
 shared by every test: tests keep apart by their own message ids and consumer
-groups, never by mocking.
+groups, never by mocking. Every organisation has its own home and keys, as in
+a real deployment; a test acts as an organisation through `world.ctx(org)`
+(in-process) or `world.env(org)` (a `jcu` subprocess).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import asyncio
 import os
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -20,39 +22,60 @@ import pytest
 from broker import config
 from broker.config import Settings
 from broker.pep.context import PepContext
+from broker.trust.federation import Federation, build_federation
 
 PASSPHRASE = "test-only passphrase, not a secret"
 
 
-@dataclass(frozen=True)
+@dataclass
 class World:
-    settings: Settings
-    env: dict[str, str]
-    ctx: PepContext
+    bootstrap: str
+    federation: Federation
+    _contexts: dict[str, PepContext] = field(default_factory=dict)
+
+    def env(self, org: str) -> dict[str, str]:
+        """The environment of a `jcu` process run by `org` (or "authority")."""
+        base = {k: v for k, v in os.environ.items() if not k.startswith("JCU_")}
+        return {**base, **self.federation.env(org), "KAFKA_BOOTSTRAP": self.bootstrap}
+
+    def settings(self, org: str) -> Settings:
+        return config.load(self.env(org))
+
+    def ctx(self, org: str) -> PepContext:
+        """`org`'s node, loaded once per session (its own home, keystore and keyring)."""
+        ctx = self._contexts.get(org)
+        if ctx is None:
+            env = self.env(org)
+            ctx = self._contexts[org] = PepContext.load(config.load(env), env)
+        return ctx
+
+    def fresh_ctx(self, org: str) -> PepContext:
+        """`org`'s node loaded anew: for tests that change its registry state."""
+        env = self.env(org)
+        return PepContext.load(config.load(env), env)
+
+    def home(self, org: str) -> Path:
+        return self.federation.home(org)
 
     @property
-    def bootstrap(self) -> str:
-        return self.settings.bootstrap
+    def orgs(self) -> tuple[str, ...]:
+        return tuple(sorted(self.federation.homes))
 
     def group(self, name: str) -> str:
         return f"jcu.test.{name}.{uuid.uuid4().hex[:8]}"
 
 
 def make_world(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    """Initialise keys and topics in a fresh JCU_HOME, with the environment set meanwhile."""
-    from broker.cli.init import init_keys
+    """A federation in a fresh directory: every organisation of the sample registry a node,
+    their requests approved, the snapshot on jcu.registry, the contract's topics made."""
     from broker.kafka.topics import contract_topics, ensure_topics
+    from broker.trust.topic import publish_snapshot
 
-    home: Path = tmp_path_factory.mktemp("world")
-    env = {
-        "JCU_HOME": str(home),
-        "JCU_KEY_PASSPHRASE": PASSPHRASE,
-        "KAFKA_BOOTSTRAP": kafka_bootstrap,
-    }
-    with pytest.MonkeyPatch.context() as mp:
-        for k, v in env.items():
-            mp.setenv(k, v)
-        settings = config.load()
-        init_keys(settings)
-        asyncio.run(ensure_topics(kafka_bootstrap, contract_topics(partitions=2)))
-        yield World(settings, {**os.environ, **env}, PepContext.load(settings))
+    root: Path = tmp_path_factory.mktemp("world")
+    settings = config.load({})
+    federation = build_federation(
+        root, None, policies=settings.policies, schemas=settings.schemas, passphrase=PASSPHRASE
+    )
+    asyncio.run(ensure_topics(kafka_bootstrap, contract_topics(partitions=2)))
+    asyncio.run(publish_snapshot(kafka_bootstrap, federation.snapshot.read_bytes()))
+    yield World(kafka_bootstrap, federation)

@@ -22,6 +22,8 @@ _VERBS: dict[str, str] = {
     "demo": "broker.cli.demo:demo",
     "kafka": "broker.cli.kafka:kafka",
     "init": "broker.cli.init:init",
+    "authority": "broker.cli.authority:authority",
+    "registry": "broker.cli.registry:registry",
     "keys": "broker.cli.keys:keys",
     "seal": "broker.cli.seal:seal",
     "open": "broker.cli.seal:open_",

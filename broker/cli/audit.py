@@ -49,17 +49,19 @@ _json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON,
 
 
 def keyring_resolvers(settings: Settings, store: SchemaStore) -> tuple[KeyResolver, KeyValidity]:
-    """Checkpoint keys from the verified registry records ($JCU_HOME/registry).
+    """Checkpoint keys from the registry snapshot this node accepted ($JCU_HOME/registry).
 
     An enforcement point `<participant>/<side>` signs checkpoints with its
     participant's signing key: any registered Ed25519 signing key of the
     participant is a candidate, and the one named must have been valid
     (not revoked, retired or expired) at the checkpoint's time.
     """
-    from broker.trust.keyring import Keyring, registry_dir
     from broker.trust.material import SIGNING_ALGORITHM, load_ed25519_public
+    from broker.trust.state import TrustedRegistry, registry_dir
 
-    keyring = Keyring.load(registry_dir(settings), store)
+    trusted = TrustedRegistry.load(registry_dir(settings), store)
+    trusted.registry  # noqa: B018  (raises, saying what to do, if no snapshot was accepted)
+    keyring = trusted.keyring
     keys: dict[str, list[ed25519.Ed25519PublicKey]] = {}
     for participant in keyring.participants():
         keys[participant] = [
@@ -88,8 +90,11 @@ async def _read_both(
 def _verify_all(
     bootstrap: str | None, decisions_topic: str, checkpoints_topic: str
 ) -> VerificationReport:
+    from broker.cli._node import catch_up_if_empty
+
     settings = load()
     store = default_store()
+    asyncio.run(catch_up_if_empty(settings))
     keys, valid = keyring_resolvers(settings, store)
     decisions, checkpoints = asyncio.run(
         _read_both(bootstrap or settings.bootstrap, decisions_topic, checkpoints_topic)

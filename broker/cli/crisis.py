@@ -7,9 +7,9 @@ from datetime import datetime, timedelta
 
 import click
 
-from broker import config
 from broker.audit import AuditRecord
 from broker.cli._labels import split_csv
+from broker.cli._node import as_option, node_context
 from broker.cli._output import console, emit_json, table
 from broker.clock import utc_now
 from broker.errors import ConfigError, Unauthorised
@@ -61,7 +61,7 @@ def _declare_options(f: click.decorators.FC) -> click.decorators.FC:
         help="Member States affected (ISO codes, comma-separated; two or more).",
     )(f)
     f = click.option("--incident", required=True, help="Incident reference.")(f)
-    f = click.option("--as", "declarer", required=True, help="eu-cyclone or csirts-network.")(f)
+    f = as_option("Declaring participant (eu-cyclone or csirts-network)")(f)
     return f
 
 
@@ -83,7 +83,9 @@ def crisis() -> None:
         "a crisis for long."
     ),
 )
-def declare(declarer: str, incident: str, member_states: tuple[str, ...], days: int) -> None:
+def declare(
+    participant: str | None, incident: str, member_states: tuple[str, ...], days: int
+) -> None:
     """Declare a crisis: AMBER messages about the incident reach every operational participant.
 
     Declaring an incident again replaces its declaration with a newer one.
@@ -93,16 +95,16 @@ def declare(declarer: str, incident: str, member_states: tuple[str, ...], days: 
     except OverflowError:
         raise ConfigError(f"--days {days} is out of range") from None
     check_validity(valid_for)  # before the keystore is opened: a bad --days needs no key
-    ctx = PepContext.load(config.load())
+    ctx, declarer = node_context(participant)
     asyncio.run(_publish(ctx, declarer, incident, split_csv(member_states), True, valid_for))
     click.echo(f"crisis declared for {incident} by {declarer}, for {days} days")
 
 
 @crisis.command()
 @_declare_options
-def end(declarer: str, incident: str, member_states: tuple[str, ...]) -> None:
+def end(participant: str | None, incident: str, member_states: tuple[str, ...]) -> None:
     """End the crisis for INCIDENT."""
-    ctx = PepContext.load(config.load())
+    ctx, declarer = node_context(participant)
     asyncio.run(_publish(ctx, declarer, incident, split_csv(member_states), False))
     click.echo(f"crisis ended for {incident} by {declarer}")
 
@@ -112,7 +114,7 @@ def end(declarer: str, incident: str, member_states: tuple[str, ...]) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def list_(show_all: bool, as_json: bool) -> None:
     """Show the crises in force (verified declarations on jcu.control)."""
-    ctx = PepContext.load(config.load())
+    ctx, _ = node_context(None)
 
     async def read() -> tuple[CrisisDeclaration, ...]:
         async with CrisisBoard(ctx.envelope, ctx.settings.bootstrap) as board:

@@ -1,6 +1,11 @@
 """`jcu demo`: the whole sharing scenario on a local Kafka, from nothing.
 
-Kafka starts, `jcu init` runs (keys, topics, signed registry), then:
+Kafka starts with the contract's topics, and the federation is set up as
+separate organisations would: the registry authority in a home of its own, a
+node per organisation (its own keys and nothing else, a registration request),
+every request approved against the fingerprint its node shows, a signed
+registry snapshot exported and published on jcu.registry. Then, each
+organisation acting from its own node:
 
 1. the French national SOC publishes the shared STIX and MISP fixtures at
    different TLP levels (SOC connector);
@@ -43,6 +48,8 @@ from broker.errors import ConfigError
 from broker.kafka.local import LocalKafka, free_port
 from broker.pep import Publisher, PublishResult, Subscriber
 from broker.pep.context import PepContext
+from broker.trust.federation import Federation
+from broker.trust.registry import load_registry
 
 INCIDENT = "INC-2026-0042"
 _ROOT = Path(__file__).resolve().parents[2]
@@ -153,13 +160,24 @@ def _case_document() -> dict[str, Any]:
 
 
 class Scenario:
-    def __init__(self, ctx: PepContext, fixtures: Path, out: Path, progress: Progress) -> None:
-        self.ctx = ctx
+    def __init__(
+        self, federation: Federation, fixtures: Path, out: Path, progress: Progress
+    ) -> None:
+        self.federation = federation
+        self._nodes: dict[str, PepContext] = {}
         self.fixtures = fixtures
         self.out = out
         self.progress = progress
         self.steps: list[Step] = []
         self.delivered: dict[str, int] = {}
+
+    def node(self, org: str) -> PepContext:
+        """`org`'s own node: its home, its keys, the registry it accepted."""
+        ctx = self._nodes.get(org)
+        if ctx is None:
+            env = {**os.environ, **self.federation.env(org)}
+            ctx = self._nodes[org] = PepContext.load(config.load(env), env)
+        return ctx
 
     def expected(self, org: str) -> int:
         """Deliveries the policy decided for `org` over the whole scenario."""
@@ -183,7 +201,7 @@ class Scenario:
             sender,
             skipped=len(parsed.skipped),
         )
-        async with Publisher(sender, self.ctx) as pub:
+        async with Publisher(sender, self.node(sender)) as pub:
             step.results = list(
                 await asyncio.gather(
                     *(
@@ -208,7 +226,7 @@ class Scenario:
         labels: Labels,
         named: tuple[str, ...] = (),
     ) -> Step:
-        async with Publisher(sender, self.ctx) as pub:
+        async with Publisher(sender, self.node(sender)) as pub:
             res = await pub.publish(ptype, record, labels=labels, recipients=named)
         return Step(label, sender, [res])
 
@@ -227,7 +245,7 @@ class Scenario:
             personal_data=case.personal_data,
             incident=INCIDENT,
         )
-        async with Publisher("europol-ec3", self.ctx) as pub:
+        async with Publisher("europol-ec3", self.node("europol-ec3")) as pub:
             res = await pub.publish(
                 "CaseMessage",
                 case.record,
@@ -240,14 +258,16 @@ class Scenario:
     async def declare_crisis(self) -> None:
         from broker.pep.control import publish_declaration, sign_declaration
 
-        data = sign_declaration(self.ctx.envelope, "eu-cyclone", INCIDENT, ("FR", "DE"), True)
-        await publish_declaration(self.ctx.settings.bootstrap, INCIDENT, data)
+        node = self.node("eu-cyclone")
+        data = sign_declaration(node.envelope, "eu-cyclone", INCIDENT, ("FR", "DE"), True)
+        await publish_declaration(node.settings.bootstrap, INCIDENT, data)
 
     async def subscribe(self, org: str, fmt: str) -> int:
         from connectors.isac.factory import make_sink
 
-        sink = make_sink(fmt, str(self.out / org), org, self.ctx.settings)
-        sub = Subscriber(org, self.ctx, sink)
+        node = self.node(org)
+        sink = make_sink(fmt, str(self.out / org), org, node.settings)
+        sub = Subscriber(org, node, sink)
         async with sub:
             stats = await sub.run(until_idle=True)
         return stats.delivered
@@ -256,7 +276,7 @@ class Scenario:
         from connectors.siena.mailbox import MailboxSink
 
         sink = MailboxSink(self.out / org / "siena-mailbox")
-        sub = Subscriber(org, self.ctx, sink, group_id=f"jcu.siena.{org}")
+        sub = Subscriber(org, self.node(org), sink, group_id=f"jcu.siena.{org}")
         async with sub:
             stats = await sub.run(until_idle=True)
         return stats.delivered
@@ -356,12 +376,12 @@ def _cell(step: Step, org: str) -> str:
     return "; ".join(parts)
 
 
-async def _receipts(ctx: PepContext, senders: set[str]) -> list[list[Any]]:
+async def _receipts(scenario: Scenario, senders: set[str]) -> list[list[Any]]:
     from broker.pep.receipts import read_receipts
 
     rows = []
     for s in sorted(senders):
-        views = await read_receipts(ctx, s)
+        views = await read_receipts(scenario.node(s), s)  # each sender reads its own
         per: Counter[str] = Counter(v.receiver for v in views)
         rows.append([s, sum(per.values()), ", ".join(f"{k} {v}" for k, v in sorted(per.items()))])
     return rows
@@ -432,19 +452,22 @@ def _report(
 
 
 async def _main(out_dir: Path, fixtures: Path, home: Path, keep: bool) -> bool:
-    from broker.cli.init import init_kafka, init_keys
+    from broker.kafka.topics import contract_topics, ensure_topics
+    from broker.trust.federation import build_federation
+    from broker.trust.topic import publish_snapshot
 
     t0 = time.monotonic()
     out = console()
-    os.environ["JCU_HOME"] = str(home)
-    # A throw-away keystore for a throw-away run: its passphrase is random and never shown.
-    os.environ["JCU_KEY_PASSPHRASE"] = secrets.token_urlsafe(24)
+    settings = config.load()
     local = LocalKafka(
         home / "kafka",
         port=free_port(),
         controller_port=free_port(),
-        cache_dir=config.load().kafka_cache,
+        cache_dir=settings.kafka_cache,
     )
+    orgs = sorted(load_registry(settings.policies / "participants.yaml").participants)
+    # Throw-away homes for a throw-away run: each passphrase is random and never shown.
+    words = {o: secrets.token_urlsafe(24) for o in [*orgs, "authority"]}
     with Progress(
         SpinnerColumn(),
         TextColumn("{task.description}"),
@@ -456,24 +479,35 @@ async def _main(out_dir: Path, fixtures: Path, home: Path, keep: bool) -> bool:
         await local.start()
         os.environ["KAFKA_BOOTSTRAP"] = local.bootstrap
         try:
-            settings = config.load()
-            progress.update(t, description="jcu init: keys, topics, signed registry")
-            await asyncio.to_thread(init_keys, settings)
-            await init_kafka(settings, 3, 1)
-            ctx = PepContext.load(settings)
+            await ensure_topics(local.bootstrap, contract_topics())
+            progress.update(
+                t,
+                description=f"federation: the registry authority and {len(orgs)} nodes, "
+                "each with its own keys; requests approved, snapshot signed",
+            )
+            federation = await asyncio.to_thread(
+                build_federation,
+                home / "federation",
+                orgs,
+                policies=settings.policies,
+                schemas=settings.schemas,
+                passphrase=words,
+            )
+            await publish_snapshot(local.bootstrap, federation.snapshot.read_bytes())
             progress.remove_task(t)
-            scenario = Scenario(ctx, fixtures, out_dir, progress)
+            scenario = Scenario(federation, fixtures, out_dir, progress)
             await scenario.run()
             t = progress.add_task("receipts and audit verification", total=None)
-            receipts = await _receipts(ctx, {s.sender for s in scenario.steps})
-            report = await _verify(ctx)
+            receipts = await _receipts(scenario, {s.sender for s in scenario.steps})
+            report = await _verify(scenario.node("enisa"))
             progress.remove_task(t)
         finally:
             if not keep:
                 await asyncio.to_thread(local.stop)
+    _report_federation(out, federation)
     _report(out, scenario, receipts, report, out_dir, time.monotonic() - t0)
     if keep:
-        out.print(f"kafka left running at {local.bootstrap} (JCU_HOME={home})")
+        out.print(f"kafka left running at {local.bootstrap} (homes under {home / 'federation'})")
     consistent = all(
         scenario.delivered.get(o, 0) == scenario.expected(o)
         for o in [*(o for o, _ in SUBSCRIBERS), "cert-eu"]
@@ -481,6 +515,22 @@ async def _main(out_dir: Path, fixtures: Path, home: Path, keep: bool) -> bool:
     if not consistent:
         out.print("[bold red]a subscriber's deliveries differ from the policy's decisions[/]")
     return bool(report.ok) and consistent
+
+
+def _report_federation(out: Console, federation: Federation) -> None:
+    """Each trust domain and the private keys its home holds: its own, and no one else's."""
+    rows = []
+    for org, home in [("authority", federation.authority_home), *sorted(federation.homes.items())]:
+        owners = sorted(p.name for p in (home / "keys").iterdir() if p.is_dir())
+        keys = sorted((home / "keys").glob("*/*.pem"))
+        rows.append([org, ", ".join(owners), len(keys)])
+    out.print(
+        table(
+            f"trust domains: one home each (registry snapshot {federation.snapshot.name})",
+            ["home of", "private keys of", "key files"],
+            rows,
+        )
+    )
 
 
 @click.command()

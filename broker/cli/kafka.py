@@ -1,4 +1,5 @@
-"""`jcu kafka up | down | status`: the local single-node Kafka for development and tests."""
+"""`jcu kafka up | down | status | topics`: the local Kafka for development and tests, and the
+contract's topics on any cluster (the platform operator's job, not an organisation's)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import click
 from broker import config
 from broker.cli._output import emit_json
 from broker.kafka.local import KAFKA_VERSION, KafkaStatus, LocalKafka
+from broker.kafka.topics import contract_topics, ensure_topics
 
 _data_dir_option = click.option(
     "--data-dir",
@@ -46,7 +48,7 @@ def _report(status: KafkaStatus, as_json: bool) -> None:
 
 @click.group()
 def kafka() -> None:
-    """A local single-node Apache Kafka (KRaft) from Maven Central jars, on loopback."""
+    """A local Apache Kafka (KRaft, Maven Central jars, loopback) and the contract's topics."""
 
 
 @kafka.command()
@@ -65,8 +67,10 @@ def up(
     if not as_json and not local.status().running:
         click.echo(f"starting kafka {KAFKA_VERSION} on 127.0.0.1:{port} ...", err=True)
     status = asyncio.run(local.start(timeout=timeout))
+    bootstrap = status.bootstrap or f"127.0.0.1:{port}"
+    created = asyncio.run(ensure_topics(bootstrap, contract_topics()))
     if as_json:
-        emit_json(status.as_dict())
+        emit_json({**status.as_dict(), "topics_created": created})
     else:
         click.echo(status.bootstrap)
 
@@ -93,3 +97,35 @@ def status(data_dir: Path | None, as_json: bool) -> None:
     _report(st, as_json)
     if not st.running:
         raise click.exceptions.Exit(3)
+
+
+@kafka.command()
+@click.option(
+    "--partitions",
+    type=click.IntRange(1, 1000),
+    default=3,
+    show_default=True,
+    help="Partitions of each community topic.",
+)
+@click.option(
+    "--replication",
+    type=click.IntRange(1, 10),
+    default=1,
+    show_default=True,
+    help="Replication factor of every topic.",
+)
+@_json_option
+def topics(partitions: int, replication: int, as_json: bool) -> None:
+    """Create the contract's topics on KAFKA_BOOTSTRAP and align their configuration.
+
+    Idempotent: missing topics are created, existing ones get the contract's settings
+    (data topics stamp the broker's append time). Topics are never created implicitly.
+    """
+    bootstrap = config.load().bootstrap
+    created = asyncio.run(
+        ensure_topics(bootstrap, contract_topics(partitions=partitions, replication=replication))
+    )
+    if as_json:
+        emit_json({"bootstrap": bootstrap, "topics_created": created})
+    else:
+        click.echo(f"kafka {bootstrap}: {len(created)} topics created, all topics aligned")

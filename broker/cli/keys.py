@@ -1,50 +1,28 @@
-"""`jcu keys list | rotate P | revoke P`: participant keys and their signed records."""
+"""`jcu keys list | rotate | revoke | register | passwd`: this node's keys and the registry's.
+
+A node never signs a registry record: rotation and revocation are requests it
+signs and hands to the registry authority (`jcu authority approve`), which
+takes effect once the authority's next snapshot is published.
+"""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 import click
 
 from broker import config
 from broker.cli._output import console, emit_json, table
-from broker.clock import utc_now
+from broker.config import Settings
 from broker.errors import ConfigError
 from broker.schemas import SchemaStore
-from broker.trust.key_admin import KeyAdmin, admin_for
-from broker.trust.keyring import KeyInfo, Keyring, ParticipantKeys, registry_dir
+from broker.trust import node as requests
 from broker.trust.keystore import open_keystore
+from broker.trust.node import NodeHome, RequestFile
+from broker.trust.records import REVOCATION_REASONS, KeyInfo, ParticipantKeys
+from broker.trust.state import TrustedRegistry, registry_dir
 
 _json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-
-
-def _admin() -> KeyAdmin:
-    settings = config.load()
-    return admin_for(settings, open_keystore(settings.keystore), SchemaStore.load(settings.schemas))
-
-
-def _announce(participant: str) -> str:
-    """Publish PARTICIPANT's new signed record on jcu.registry, where running services pick
-    it up; says what happened (a record written but not published still takes effect
-    for every process started from now on)."""
-    import asyncio
-
-    from broker.errors import KafkaUnavailable
-    from broker.trust.topic import publish_record
-
-    settings = config.load()
-    data = (registry_dir(settings) / f"{participant}.avro").read_bytes()
-    try:
-        asyncio.run(publish_record(settings.bootstrap, participant, data))
-    except KafkaUnavailable:
-        click.echo(
-            f"warning: Kafka at {settings.bootstrap} is not reachable: the record is written "
-            "but running services learn of it only when `jcu init` publishes the registry",
-            err=True,
-        )
-        return "not published"
-    return "published on jcu.registry"
 
 
 def _key_json(k: KeyInfo) -> dict[str, Any]:
@@ -78,7 +56,7 @@ def _print_entries(entries: list[ParticipantKeys]) -> None:
             e.participant,
             f"{k.purpose}/{k.algorithm}",
             k.key_id,
-            k.status,
+            k.status + (f" ({k.revocation_reason})" if k.revocation_reason else ""),
             k.not_before.strftime("%Y-%m-%d"),
             (k.revoked or k.retired or k.not_after).strftime("%Y-%m-%d"),
         )
@@ -91,24 +69,44 @@ def _print_entries(entries: list[ParticipantKeys]) -> None:
     out.print(table("participant keys", cols, rows))
 
 
+def _node(settings: Settings) -> tuple[NodeHome, TrustedRegistry, SchemaStore]:
+    node = NodeHome.open(settings.home)
+    store = SchemaStore.load(settings.schemas)
+    return node, TrustedRegistry.load(registry_dir(settings), store), store
+
+
+def _print_request(req: RequestFile, as_json: bool, what: str) -> None:
+    if as_json:
+        emit_json(req.to_json())
+        return
+    click.echo(f"{what}: {req.path}")
+    click.echo(f"fingerprint: {req.fingerprint}")
+    click.echo(
+        "give it to the registry authority (`jcu authority approve`); it takes effect with "
+        "the authority's next snapshot"
+    )
+
+
 @click.group()
 def keys() -> None:
-    """List, rotate and revoke participant keys (signed by the registry authority)."""
+    """This node's keys: list the registry's, ask for a rotation or a revocation."""
 
 
 @keys.command("list")
 @click.argument("participant", required=False)
 @_json_option
 def list_keys(participant: str | None, as_json: bool) -> None:
-    """Show every participant's keys (or one participant's) from the signed registry records.
+    """Every participant's public keys (or one's) in the snapshot this node accepted.
 
-    Needs no passphrase: records are public and verified against the authority key.
+    Needs no passphrase: records are public, signed by the registry authority.
     """
-    settings = config.load()
-    keyring = Keyring.load(registry_dir(settings), SchemaStore.load(settings.schemas))
+    _, trusted, _ = _node(config.load())
+    keyring = trusted.keyring
     names = [participant] if participant else list(keyring.participants())
     if not names:
-        raise ConfigError("no participant keys yet; run `jcu init`")
+        raise ConfigError(
+            "this node has accepted no registry snapshot yet; run `jcu registry sync`"
+        )
     entries = [keyring.entry(p) for p in names]
     if as_json:
         emit_json([_entry_json(e) for e in entries])
@@ -117,53 +115,42 @@ def list_keys(participant: str | None, as_json: bool) -> None:
 
 
 @keys.command()
-@click.argument("participant")
 @_json_option
-def rotate(participant: str, as_json: bool) -> None:
-    """Issue new signing and KEM keys for PARTICIPANT; the old ones retire now.
-
-    Messages signed with the old key before now still verify; newer ones must
-    use the new key. Senders wrap for the new KEM key from now on.
-    """
-    entry = _admin().rotate(participant)
-    announced = _announce(participant)
-    if as_json:
-        emit_json({**_entry_json(entry), "registry_topic": announced})
-    else:
-        new = [k for k in entry.keys if k.not_before == entry.issued]
-        click.echo(
-            f"{participant}: new keys {', '.join(f'{k.purpose} {k.key_id}' for k in new)} "
-            f"(record serial {entry.serial}, {announced})"
-        )
+def rotate(as_json: bool) -> None:
+    """New signing and KEM keys for this node, and a rotation request signed by the new
+    key and by the one in use now. The old keys retire when the authority approves."""
+    node, trusted, store = _node(config.load())
+    keystore = open_keystore(node.keystore_dir, purpose=f"the keys of {node.participant}")
+    _print_request(requests.rotate(node, keystore, store, trusted), as_json, "rotation request")
 
 
 @keys.command()
-@click.argument("participant")
-@click.option("--key", "key_id", help="Revoke only this key id (default: every unrevoked key).")
-@click.option(
-    "--at",
-    "at",
-    type=click.DateTime(formats=["%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%d"]),
-    default=None,
-    help="Revocation time, UTC (default: now). Messages created from then on are refused.",
-)
-@click.option("--reason", default=None, help="Why (kept in the signed record).")
+@click.option("--reason", required=True, type=click.Choice(REVOCATION_REASONS))
 @_json_option
-def revoke(
-    participant: str, key_id: str | None, at: datetime | None, reason: str | None, as_json: bool
-) -> None:
-    """Revoke PARTICIPANT's keys from now (or --at): messages created after are refused.
+def revoke(reason: str, as_json: bool) -> None:
+    """Ask the registry authority to revoke this node's keys (signed by them).
 
-    Run `jcu keys rotate PARTICIPANT` afterwards to issue replacement keys.
+    `compromised`: from the moment asked, nothing the broker appends under these keys
+    is accepted, whatever date it carries. Then `jcu keys register` for new keys.
     """
-    entry = _admin().revoke(participant, kid=key_id, at=at, reason=reason)
-    announced = _announce(participant)
-    if as_json:
-        emit_json({**_entry_json(entry), "registry_topic": announced})
-    else:
-        when = (at or utc_now()).isoformat()
-        revoked = [k.key_id for k in entry.keys if k.revoked is not None]
-        click.echo(
-            f"{participant}: revoked {', '.join(revoked)} from {when} (record serial "
-            f"{entry.serial}, {announced}); run `jcu keys rotate {participant}` for new keys"
-        )
+    node, trusted, store = _node(config.load())
+    keystore = open_keystore(node.keystore_dir, purpose=f"the keys of {node.participant}")
+    req = requests.revocation(
+        node, keystore, store, trusted, "compromised" if reason == "compromised" else "superseded"
+    )
+    _print_request(req, as_json, "revocation request")
+
+
+@keys.command()
+@_json_option
+def register(as_json: bool) -> None:
+    """New keys and a registration request, after this node's keys were revoked.
+
+    The authority approves it only against the fingerprint you confirm with it over
+    another channel.
+    """
+    node, trusted, store = _node(config.load())
+    keystore = open_keystore(node.keystore_dir, purpose=f"the keys of {node.participant}")
+    _print_request(
+        requests.reregister(node, keystore, store, trusted), as_json, "registration request"
+    )

@@ -8,12 +8,11 @@ from typing import TYPE_CHECKING
 
 import click
 
-from broker import config
 from broker.cli._labels import label_options, labelled_record, split_csv
+from broker.cli._node import as_option, node_context
 from broker.cli._output import console, emit_json, table
 from broker.errors import ConfigError
 from broker.pep import Publisher, PublishResult
-from broker.pep.context import PepContext
 
 if TYPE_CHECKING:
     from connectors.soc.publishing import PublishReport
@@ -73,7 +72,7 @@ _file_type = click.Path(dir_okay=False, path_type=Path)
 
 
 @click.command()
-@click.option("--as", "sender", required=True, help="Publishing participant (registry id).")
+@as_option("Publishing participant")
 @click.option(
     "--record",
     "record_path",
@@ -123,7 +122,7 @@ _file_type = click.Path(dir_okay=False, path_type=Path)
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def publish(
-    sender: str,
+    participant: str | None,
     record_path: Path | None,
     payload_type: str | None,
     stix_path: Path | None,
@@ -151,7 +150,7 @@ def publish(
     fmt, path = _one_input(
         record_path, payload_type, {"stix": stix_path, "misp": misp_path, "csv": csv_path}
     )
-    ctx = PepContext.load(config.load())
+    ctx, sender = node_context(participant)
     named = split_csv(recipients)
     if fmt != "record":
         from broker.cli._soc import ExtraLabels, parse_input, print_report, publish_items

@@ -6,24 +6,23 @@ import asyncio
 
 import click
 
-from broker import config
+from broker.cli._node import as_option, node_context
 from broker.cli._output import console, emit_json, table
-from broker.pep.context import PepContext
 from broker.pep.receipts import ReceiptView, read_receipts
 
 
 @click.command()
 @click.argument("message_id", required=False)
-@click.option("--as", "participant", required=True, help="The sender of the message.")
+@as_option("The sender of the messages")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def receipts(message_id: str | None, participant: str, as_json: bool) -> None:
+def receipts(message_id: str | None, participant: str | None, as_json: bool) -> None:
     """Show the signed delivery receipts for MESSAGE_ID (all messages if omitted)."""
-    ctx = PepContext.load(config.load())
-    views: list[ReceiptView] = asyncio.run(read_receipts(ctx, participant, message_id))
+    ctx, me = node_context(participant)
+    views: list[ReceiptView] = asyncio.run(read_receipts(ctx, me, message_id))
     if as_json:
         emit_json([v.to_json() for v in views])
         return
-    title = f"receipts for {message_id}" if message_id else f"receipts for {participant}"
+    title = f"receipts for {message_id}" if message_id else f"receipts for {me}"
     console().print(
         table(
             title,

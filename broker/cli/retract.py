@@ -6,21 +6,20 @@ import asyncio
 
 import click
 
-from broker import config
+from broker.cli._node import as_option, node_context
 from broker.cli._output import emit_json
 from broker.cli.publish import print_result
 from broker.pep import Publisher, PublishResult
-from broker.pep.context import PepContext
 
 
 @click.command()
 @click.argument("message_id")
-@click.option("--as", "sender", required=True, help="The participant that sent the message.")
+@as_option("The participant that sent the message")
 @click.option("--reason", default="", help="Why it is withdrawn (sent to the recipients).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-def retract(message_id: str, sender: str, reason: str, as_json: bool) -> None:
+def retract(message_id: str, participant: str | None, reason: str, as_json: bool) -> None:
     """Retract MESSAGE_ID: a signed retraction goes to exactly its recipients."""
-    ctx = PepContext.load(config.load())
+    ctx, sender = node_context(participant)
 
     async def run() -> PublishResult:
         async with Publisher(sender, ctx) as pub:

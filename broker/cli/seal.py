@@ -1,13 +1,19 @@
-"""`jcu seal` and `jcu open`: the envelope offline, no Kafka needed.
+"""`jcu seal` and `jcu open`: one envelope by hand, as this node's organisation.
 
-`seal` reads one JSON record and writes envelope bytes; `open` reads envelope
-bytes and prints the record and its verified sender. Both bind the topic:
+`seal` reads one JSON record and writes envelope bytes. It is behind the same
+door as `jcu publish`: every named recipient must be allowed by the policy
+(with the live crisis state), and the decisions are written to the sender's
+audit log (`<sender>/seal`) before the envelope is; so it needs Kafka. `open`
+reads envelope bytes and prints the record and its verified sender, offline.
+Both bind the topic:
 by default `jcu.<sender's community>.<stream of the type>` (exercise topics for
 exercise traffic), `--topic` overrides it on either side.
 """
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import json
 import sys
 from datetime import timedelta
@@ -16,11 +22,15 @@ from pathlib import Path
 import click
 
 from broker import config
+from broker.audit import DecisionSet
 from broker.cli._labels import label_options, labelled_record, split_csv
+from broker.cli._node import acting_as, as_option, node_context
 from broker.cli._output import emit_json
 from broker.envelope import default_topic, read_header
 from broker.envelope.context import EnvelopeContext
-from broker.errors import ConfigError, Rejected
+from broker.errors import ConfigError, Rejected, Unauthorised
+from broker.pep.publisher import policy_message
+from broker.pep.state_feeds import StateFeeds
 from broker.record_json import to_json
 
 
@@ -45,7 +55,7 @@ def _write(path: Path | None, data: bytes) -> None:
 
 
 @click.command()
-@click.option("--as", "sender", required=True, help="Sending participant (registry id).")
+@as_option("Sending participant")
 @click.option(
     "--to",
     "recipients",
@@ -86,7 +96,7 @@ def _write(path: Path | None, data: bytes) -> None:
     help="Where to write the envelope bytes (default: stdout).",
 )
 def seal(
-    sender: str,
+    participant: str | None,
     recipients: tuple[str, ...],
     payload_type: str,
     tlp: str,
@@ -102,8 +112,13 @@ def seal(
     in_path: Path | None,
     out_path: Path | None,
 ) -> None:
-    """Seal one JSON record for recipients: encrypt for each, sign as the sender."""
-    ctx = EnvelopeContext.load(config.load())
+    """Seal one JSON record for the named recipients: encrypt for each, sign as this node.
+
+    Refused, naming the rule, if the policy does not allow a recipient; the decisions
+    are audited before the envelope is written.
+    """
+    pep, sender = node_context(participant)
+    ctx = pep.envelope
     record, labels = labelled_record(
         ctx.store,
         payload_type,
@@ -120,20 +135,50 @@ def seal(
     bound = topic or default_topic(
         ctx.keyring.community_of(sender), payload_type, exercise=exercise is not None
     )
-    sealed = ctx.sealer(sender).seal(
-        payload_type,
-        record,
-        recipients=split_csv(recipients),
-        topic=bound,
-        labels=labels,
-        target_community=community,
-        validity=timedelta(hours=validity_hours),
-    )
-    _write(out_path, sealed.data)
+    named = split_csv(recipients)
+
+    async def run() -> bytes:
+        async with StateFeeds(pep) as feeds:
+            short = ctx.store.full_name(payload_type).rpartition(".")[2]
+            msg = policy_message(sender, short, labels, named)
+            decisions = pep.policy.decide_all(msg, crisis_incidents=feeds.crisis.active_incidents())
+            refused = [d for d in decisions if d.org in named and d.decision != "allow"]
+            if refused:
+                raise Unauthorised(
+                    "the policy does not allow "
+                    + "; ".join(f"{d.org} ({', '.join(d.rules) or d.decision})" for d in refused)
+                    + ": nothing sealed"
+                )
+            sealed = ctx.sealer(sender).seal(
+                payload_type,
+                record,
+                recipients=named,
+                topic=bound,
+                labels=labels,
+                target_community=community,
+                validity=timedelta(hours=validity_hours),
+            )
+            audit = pep.audit_log(sender, "seal")
+            async with audit:
+                await audit.append_sets(
+                    [
+                        DecisionSet(
+                            "publish",
+                            sealed.message_id,
+                            tuple(decisions),
+                            content_hash=hashlib.sha256(ctx.store.encode(short, record)).digest(),
+                            labels=labels.to_avro(),
+                            policy_bundle_hash=pep.policy.bundle_hash,
+                        )
+                    ]
+                )
+            return sealed.data
+
+    _write(out_path, asyncio.run(run()))
 
 
 @click.command("open")
-@click.option("--as", "participant", required=True, help="Open as this participant (registry id).")
+@as_option("Receiving participant")
 @click.option(
     "--topic",
     default=None,
@@ -152,12 +197,14 @@ def seal(
     is_flag=True,
     help="Print one JSON object: verified sender, header and record.",
 )
-def open_(participant: str, topic: str | None, in_path: Path | None, as_json: bool) -> None:
+def open_(participant: str | None, topic: str | None, in_path: Path | None, as_json: bool) -> None:
     """Verify and decrypt one envelope as a participant; print the record and its sender.
 
     Offline opening remembers no message ids (no replay store); the subscriber does.
     """
-    ctx = EnvelopeContext.load(config.load())
+    settings = config.load()
+    me = acting_as(participant, settings)
+    ctx = EnvelopeContext.load(settings)
     data = _read(in_path)
     try:
         if topic is None:
@@ -167,7 +214,7 @@ def open_(participant: str, topic: str | None, in_path: Path | None, as_json: bo
                 header.payload_type,
                 exercise=header.labels.exercise is not None,
             )
-        opened = ctx.opener(participant).open(data, topic=topic)
+        opened = ctx.opener(me).open(data, topic=topic)
     except Rejected as exc:
         raise type(exc)(f"rejected ({exc.reason}): {exc}") from None
     record = to_json(opened.record)

@@ -15,11 +15,10 @@ from typing import Any
 
 import click
 
-from broker import config
+from broker.cli._node import as_option, node_context
 from broker.cli._output import emit_json
 from broker.cli._runtime import OnStop, run_until_signalled
 from broker.pep import Publisher, Subscriber, SubscriberStats
-from broker.pep.context import PepContext
 from broker.vocabulary import CATEGORIES
 
 
@@ -30,9 +29,7 @@ def siena() -> None:
 
 @siena.command()
 @click.argument("directory", type=click.Path(file_okay=False, exists=True, path_type=Path))
-@click.option(
-    "--as", "sender", required=True, help="Sending participant; must be each file's sender."
-)
+@as_option("Sending participant; must be each file's sender")
 @click.option(
     "--category",
     "categories",
@@ -47,7 +44,7 @@ def siena() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON line per file.")
 def inbox(
     directory: Path,
-    sender: str,
+    participant: str | None,
     categories: tuple[str, ...],
     keep_watching: bool,
     interval: float,
@@ -63,8 +60,7 @@ def inbox(
     from connectors.dropfolder import DropFolder, Processed, watch
     from connectors.siena.mailbox import publish_case_file
 
-    ctx = PepContext.load(config.load())
-    ctx.registry.get(sender)
+    ctx, sender = node_context(participant)
     folder = DropFolder(directory)
 
     def report(done: Processed) -> None:
@@ -105,7 +101,7 @@ def inbox(
 
 
 @siena.command()
-@click.option("--as", "participant", required=True, help="Receiving participant (registry id).")
+@as_option("Receiving participant", "requested")
 @click.option(
     "--mailbox",
     type=click.Path(file_okay=False, path_type=Path),
@@ -117,12 +113,14 @@ def inbox(
     "--group", default=None, help="Consumer group (default jcu.subscriber.<participant>)."
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the final counts as JSON.")
-def deliver(participant: str, mailbox: Path, once: bool, group: str | None, as_json: bool) -> None:
-    """Receive as PARTICIPANT; write each case message into the mailbox and send a receipt."""
+def deliver(
+    requested: str | None, mailbox: Path, once: bool, group: str | None, as_json: bool
+) -> None:
+    """Receive as this node's organisation; write each case message into the mailbox and
+    send a receipt."""
     from connectors.siena.mailbox import MailboxSink
 
-    ctx = PepContext.load(config.load())
-    ctx.registry.get(participant)
+    ctx, participant = node_context(requested)
     mailbox.mkdir(parents=True, exist_ok=True)
     sink = MailboxSink(mailbox)
 

@@ -9,11 +9,10 @@ from typing import TYPE_CHECKING
 
 import click
 
-from broker import config
 from broker.cli._labels import label_options, split_csv
+from broker.cli._node import as_option, node_context
 from broker.cli._runtime import OnStop, run_until_signalled
 from broker.pep import Publisher
-from broker.pep.context import PepContext
 
 if TYPE_CHECKING:
     from connectors.soc.publishing import PublishReport
@@ -26,7 +25,7 @@ def soc() -> None:
 
 @soc.command()
 @click.argument("directory", type=click.Path(file_okay=False, exists=True, path_type=Path))
-@click.option("--as", "sender", required=True, help="Publishing participant (registry id).")
+@as_option("Publishing participant")
 @label_options(tlp_required=False)
 @click.option("--to", "recipients", multiple=True, help="Name the recipients (comma-separated).")
 @click.option("--once", is_flag=True, help="Handle the files there now, then exit.")
@@ -39,7 +38,7 @@ def soc() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON line per file.")
 def watch(
     directory: Path,
-    sender: str,
+    participant: str | None,
     tlp: str | None,
     handling: tuple[str, ...],
     categories: tuple[str, ...],
@@ -64,8 +63,7 @@ def watch(
     from connectors.dropfolder import DropFolder, Processed
     from connectors.dropfolder import watch as watch_folder
 
-    ctx = PepContext.load(config.load())
-    ctx.registry.get(sender)
+    ctx, sender = node_context(participant)
     folder = DropFolder(directory)
     extra = ExtraLabels(handling, categories, personal_data, exercise, incident, member_states)
     named = tuple(split_csv(recipients))

@@ -1,4 +1,5 @@
-"""`jcu stats`: records per topic, consumer lag per subscriber, dead letters by reason.
+"""`jcu stats`: records per topic, consumer lag per subscriber, dead letters by reason,
+and policy violations by sender (records refused on receipt as `unauthorised`).
 
 Read from Kafka itself, so it answers for every enforcement point at once;
 live per-process counters and latencies are on each service's
@@ -50,13 +51,23 @@ async def collect(bootstrap: str) -> dict[str, Any]:
                 if meta.offset >= 0
             )
         reasons: Counter[str] = Counter()
+        violations: Counter[tuple[str, str]] = Counter()
         async for r in scan(bootstrap, [DLQ]):
             hdr = dict(r.headers or ())
-            reasons[bytes(hdr.get("jcu.reason", b"unknown")).decode()] += 1
+            reason = bytes(hdr.get("jcu.reason", b"unknown")).decode()
+            reasons[reason] += 1
+            sender = hdr.get("jcu.sender")
+            if reason == "unauthorised" and sender:
+                receiver = bytes(hdr.get("jcu.participant", b"?")).decode()
+                violations[(bytes(sender).decode(), receiver)] += 1
         return {
             "topics": {t: per_topic[t] for t in topics},
             "consumer_lag": lag,
             "dead_letters": dict(reasons),
+            "policy_violations": [
+                {"sender": s, "refused_by": r, "records": n}
+                for (s, r), n in sorted(violations.items())
+            ],
         }
     finally:
         await consumer.stop()
@@ -81,3 +92,10 @@ def stats(as_json: bool) -> None:
     )
     out.print(table("consumer lag", ["group", "lag"], list(data["consumer_lag"].items())))
     out.print(table("dead letters", ["reason", "records"], list(data["dead_letters"].items())))
+    out.print(
+        table(
+            "policy violations: records a sender encrypted for a receiver the policy refuses",
+            ["sender", "refused by", "records"],
+            [[v["sender"], v["refused_by"], v["records"]] for v in data["policy_violations"]],
+        )
+    )

@@ -12,15 +12,15 @@ from __future__ import annotations
 import click
 
 from broker import config
+from broker.cli._node import as_option, node_context
 from broker.cli._output import emit_json
 from broker.cli._runtime import OnStop, run_until_signalled
 from broker.metrics import Metrics
 from broker.pep import Subscriber, SubscriberStats
-from broker.pep.context import PepContext
 
 
 @click.command()
-@click.option("--as", "participant", required=True, help="Receiving participant (registry id).")
+@as_option("Receiving participant", "requested")
 @click.option("--once", is_flag=True, help="Drain what is on the topics now, then exit.")
 @click.option(
     "--out",
@@ -60,7 +60,7 @@ from broker.pep.context import PepContext
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the final counts as JSON.")
 def subscribe(
-    participant: str,
+    requested: str | None,
     once: bool,
     out: str,
     fmt: str,
@@ -71,12 +71,12 @@ def subscribe(
     batch_size: int,
     as_json: bool,
 ) -> None:
-    """Receive what PARTICIPANT is entitled to: verify, decrypt, re-check, deliver once."""
+    """Receive what this node's organisation is entitled to: verify, decrypt, re-check,
+    deliver once."""
     from connectors.isac.factory import make_sink
 
     settings = config.load()
-    ctx = PepContext.load(settings)
-    ctx.registry.get(participant)
+    ctx, participant = node_context(requested)
     sink = make_sink(fmt, out, participant, settings, webhook=webhook)
     metrics = Metrics()
     if metrics_port is not None:

@@ -10,14 +10,13 @@ from pathlib import Path
 import click
 
 from broker import config
+from broker.cli._node import acting_as, as_option
 from broker.cli._output import console, emit_json, table
 from broker.errors import ConfigError
 
 _PASSWORD_ENV = "JCU_TAXII_PASSWORD"
 
-_as_option = click.option(
-    "--as", "participant", required=True, help="Participant id whose received objects to serve."
-)
+_as_option = as_option("Participant whose received objects to serve")
 _store_option = click.option(
     "--store",
     "store_file",
@@ -34,11 +33,9 @@ _users_option = click.option(
 )
 
 
-def _check_participant(participant: str) -> None:
-    from broker.trust.registry import load_registry
-
-    settings = config.load()
-    load_registry(settings.policies / "participants.yaml").get(participant)
+def _check_participant(participant: str | None) -> str:
+    """This node's organisation (TAXII serves what it received, from its own home)."""
+    return acting_as(participant)
 
 
 def _paths(participant: str, store_file: Path | None, users_file: Path | None) -> tuple[Path, Path]:
@@ -83,7 +80,7 @@ def taxii() -> None:
 @_store_option
 @_users_option
 def serve(
-    participant: str,
+    participant: str | None,
     host: str,
     port: int,
     tls_cert: Path | None,
@@ -96,7 +93,7 @@ def serve(
 
     from connectors.taxii import TaxiiStore, TaxiiUsers, create_app
 
-    _check_participant(participant)
+    participant = _check_participant(participant)
     if (tls_cert is None) != (tls_key is None):
         raise ConfigError("give both --tls-cert and --tls-key, or neither")
     if tls_cert is None and not _is_loopback(host):
@@ -135,7 +132,7 @@ def serve(
 
 
 @taxii.command()
-@click.argument("participant")
+@click.argument("participant", required=False)
 @click.option(
     "--from-env",
     "env_var",
@@ -144,11 +141,11 @@ def serve(
     "instead of stdin.",
 )
 @_users_option
-def passwd(participant: str, env_var: str | None, users_file: Path | None) -> None:
+def passwd(participant: str | None, env_var: str | None, users_file: Path | None) -> None:
     """Set PARTICIPANT's TAXII password (read from stdin or --from-env; stored hashed)."""
     from connectors.taxii import TaxiiUsers
 
-    _check_participant(participant)
+    participant = _check_participant(participant)
     if env_var is not None:
         password = os.environ.get(env_var)
         if not password:
@@ -168,11 +165,11 @@ def passwd(participant: str, env_var: str | None, users_file: Path | None) -> No
 @_as_option
 @_store_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def collections(participant: str, store_file: Path | None, as_json: bool) -> None:
+def collections(participant: str | None, store_file: Path | None, as_json: bool) -> None:
     """List PARTICIPANT's TAXII collections (one per stream it receives)."""
     from connectors.taxii import CollectionInfo, TaxiiStore
 
-    _check_participant(participant)
+    participant = _check_participant(participant)
     store_path, _ = _paths(participant, store_file, None)
 
     async def read() -> list[CollectionInfo]:

@@ -253,9 +253,7 @@ class EnvelopeReader:
             t.refused = True
             return None
         values = tuple(getattr(t.header, name) for name in _HEADER_FIELDS)
-        t.copiers = tuple(
-            (k, copy) for k, v in decoded.items() if (copy := _copier(v)) is not None
-        )
+        t.copiers = tuple((k, copy) for k, v in decoded.items() if (copy := _copier(v)) is not None)
         t.before_id, t.after_id = values[:_ID_AT], values[_ID_AT + 1 :]
         t.fields = decoded
         return decoded

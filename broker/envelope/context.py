@@ -1,8 +1,10 @@
-"""Everything needed to seal or open as a participant on this machine, loaded from Settings.
+"""Everything one node needs to seal or open as its own participant, loaded from Settings.
 
-The publisher, the subscriber and `jcu seal` / `jcu open` all start here:
-schema store, keystore (passphrase from the environment) and the keyring of
-verified ParticipantRecords under $JCU_HOME/registry.
+The publisher, the subscriber and `jcu seal` / `jcu open` all start here: the
+schema store, the node's home (which participant it is), its keystore
+(passphrase from the environment or a prompt) and the registry state it has
+accepted (`broker.trust.state`), whose keyring says which public key is whose.
+A context seals and opens only as the node's own participant.
 """
 
 from __future__ import annotations
@@ -17,8 +19,10 @@ from broker.envelope.opener import Opener
 from broker.envelope.replay import MemoryReplayGuard, ReplayGuard, SqliteReplayGuard
 from broker.envelope.sealer import Sealer
 from broker.schemas import SchemaStore
-from broker.trust.keyring import Keyring, registry_dir
+from broker.trust.keyring import Keyring
 from broker.trust.keystore import Keystore, open_keystore
+from broker.trust.node import NodeHome
+from broker.trust.state import TrustedRegistry
 
 
 def replay_db_path(settings: Settings, participant: str) -> Path:
@@ -31,15 +35,28 @@ class EnvelopeContext:
     settings: Settings
     store: SchemaStore
     keystore: Keystore
-    keyring: Keyring
+    trusted: TrustedRegistry
+    node: NodeHome
 
     @classmethod
     def load(cls, settings: Settings, env: Mapping[str, str] | None = None) -> EnvelopeContext:
+        node = NodeHome.open(settings.home)
         store = SchemaStore.load(settings.schemas)
-        keyring = Keyring.load(registry_dir(settings), store)
-        return cls(settings, store, open_keystore(settings.keystore, env), keyring)
+        trusted = TrustedRegistry.load(node.registry_dir, store)
+        keystore = open_keystore(node.keystore_dir, env, purpose=f"the keys of {node.participant}")
+        return cls(settings, store, keystore, trusted, node)
+
+    @property
+    def keyring(self) -> Keyring:
+        return self.trusted.keyring
+
+    @property
+    def identity(self) -> str:
+        """The participant this node is."""
+        return self.node.participant
 
     def sealer(self, sender: str, *, clock: Clock = utc_now) -> Sealer:
+        self.node.acting_as(sender)
         self.keyring.entry(sender)
         return Sealer(
             sender, keystore=self.keystore, keyring=self.keyring, store=self.store, clock=clock
@@ -53,6 +70,7 @@ class EnvelopeContext:
         clock: Clock = utc_now,
     ) -> Opener:
         """An opener; without a guard, an in-memory one (use `persistent_guard` for services)."""
+        self.node.acting_as(participant)
         self.keyring.entry(participant)
         return Opener(
             participant,

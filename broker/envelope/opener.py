@@ -6,7 +6,8 @@ Checks run in this order; the first that fails decides the error:
  2. version and algorithm identifiers known .... UnsupportedVersion
  3. read from the topic it was sealed for ...... WrongTopic
  4. the sender's key, at the creation time ..... UnknownKey / WrongSender /
-                                                 RevokedKey / ExpiredKey
+    (and at the broker's append time, if given)  RevokedKey / ExpiredKey
+    created not long before it was appended ..... Backdated
  5. origin community is the sender's ........... WrongSender
  6. Ed25519 signature over header+ciphertext ... BadSignature
     (or over a batch root, with an inclusion proof)
@@ -41,6 +42,7 @@ from broker.envelope.labels import Labels
 from broker.envelope.replay import ReplayGuard
 from broker.envelope.sealer import MAX_VALIDITY
 from broker.errors import (
+    Backdated,
     BadSignature,
     Expired,
     KeystoreError,
@@ -60,6 +62,9 @@ from broker.trust.keystore import Keystore
 _SIGNATURE_ALGORITHMS = (_wire.SIGNATURE_ALGORITHM, _batch_sig.ALGORITHM)
 #: How far a sender's clock may run ahead of ours.
 CLOCK_SKEW = timedelta(minutes=2)
+#: How long before the broker appended it a record may say it was created: sealing,
+#: batching, producer retries and clock skew fit in it; a backdated signature does not.
+APPEND_SKEW = timedelta(minutes=10)
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,12 +132,20 @@ class Opener:
         self._batches = _batch_sig.BatchVerifier()
 
     def open(
-        self, data: bytes, *, topic: str, decoded: DecodedEnvelope | None = None
+        self,
+        data: bytes,
+        *,
+        topic: str,
+        decoded: DecodedEnvelope | None = None,
+        appended: datetime | None = None,
     ) -> OpenedMessage:
         """Verify and decrypt envelope bytes read from `topic`; raises a `Rejected` subclass.
 
         `decoded`: what `decode_envelope` returned for these very bytes (the receiver
         routed on its header), so they are not decoded twice; ignored for other bytes.
+        `appended`: when the broker appended the record (LogAppendTime), if known: a
+        record created more than APPEND_SKEW before it is refused as backdated, and a
+        key revoked as compromised refuses every record appended after its revocation.
         """
         given = decoded if decoded is not None and decoded.data is data else None
         if given is not None:
@@ -149,7 +162,9 @@ class Opener:
         if header.topic != topic:
             raise WrongTopic(f"sealed for topic {header.topic!r}, read from {topic!r}")
 
-        sender_key = self._keyring.signing_key(header.sender, header.sender_key_id, header.created)
+        sender_key = self._keyring.signing_key(
+            header.sender, header.sender_key_id, header.created, appended
+        )
         if self._keyring.community_of(header.sender) != header.origin_community:
             raise WrongSender(
                 f"{header.sender} is not in the claimed origin community {header.origin_community}"
@@ -162,6 +177,12 @@ class Opener:
                 f"with {header.sender}'s key {header.sender_key_id}"
             )
 
+        if appended is not None and header.created < to_millis(appended) - APPEND_SKEW:
+            raise Backdated(
+                f"message {header.message_id} says it was created {header.created.isoformat()}, "
+                f"more than {APPEND_SKEW} before the broker appended it "
+                f"({to_millis(appended).isoformat()})"
+            )
         now = to_millis(self._clock())
         if header.created > now + CLOCK_SKEW:
             raise Expired(f"message {header.message_id} is not valid yet (created in the future)")

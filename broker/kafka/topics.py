@@ -42,15 +42,21 @@ class TopicSpec:
 def contract_topics(
     *, partitions: int = 3, replication: int = 1, exercise: bool = True
 ) -> list[TopicSpec]:
-    """Every topic of the contract in DESIGN.md, with its configuration."""
+    """Every topic of the contract in DESIGN.md, with its configuration.
+
+    Data topics are stamped with the broker's append time (LogAppendTime): receivers
+    judge backdating and compromised-key revocations against the broker's clock,
+    never against the time a sender signed.
+    """
+    stamped = {"message.timestamp.type": "LogAppendTime"}
     specs = [
-        TopicSpec(community_topic(c, s), partitions, replication)
+        TopicSpec(community_topic(c, s), partitions, replication, dict(stamped))
         for c in COMMUNITIES
         for s in STREAMS
     ]
     if exercise:
         specs += [
-            TopicSpec(community_topic(c, s, exercise=True), 1, replication)
+            TopicSpec(community_topic(c, s, exercise=True), 1, replication, dict(stamped))
             for c in COMMUNITIES
             for s in STREAMS
         ]
@@ -69,7 +75,8 @@ def contract_topics(
 
 
 async def ensure_topics(bootstrap: str, specs: Iterable[TopicSpec]) -> list[str]:
-    """Create the topics that do not exist yet; return the names created."""
+    """Create the topics that do not exist yet, and give existing ones the contract's
+    configuration where it differs; return the names created."""
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
     wanted = list(specs)
@@ -78,6 +85,7 @@ async def ensure_topics(bootstrap: str, specs: Iterable[TopicSpec]) -> list[str]
     try:
         existing = set(await admin.list_topics())
         missing = [s for s in wanted if s.name not in existing]
+        await _align_configs(admin, [s for s in wanted if s.name in existing])
         if missing:
             await admin.create_topics(
                 [
@@ -94,6 +102,33 @@ async def ensure_topics(bootstrap: str, specs: Iterable[TopicSpec]) -> list[str]
         return [s.name for s in missing]
     finally:
         await admin.close()
+
+
+async def _align_configs(admin: Any, specs: list[TopicSpec]) -> list[str]:
+    """Set the contract's topic configs on existing topics whose values differ (a topic made
+    before a config joined the contract). Returns the names changed."""
+    from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+
+    specs = [s for s in specs if s.configs]
+    if not specs:
+        return []
+    described = await admin.describe_configs(
+        [ConfigResource(ConfigResourceType.TOPIC, s.name, dict(s.configs)) for s in specs]
+    )
+    current: dict[str, dict[str, str]] = {}
+    for response in described:
+        for resource in response.resources:
+            _error, _message, _type, name, entries = resource[:5]
+            current[name] = {e[0]: e[1] for e in entries}
+    stale = [
+        s for s in specs if any(current.get(s.name, {}).get(k) != v for k, v in s.configs.items())
+    ]
+    if stale:
+        # AlterConfigs sets a topic's whole dynamic configuration: the spec is all of it.
+        await admin.alter_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, s.name, dict(s.configs)) for s in stale]
+        )
+    return [s.name for s in stale]
 
 
 async def _await_leaders(admin: Any, names: list[str], timeout: float = 30.0) -> None:

@@ -1,41 +1,97 @@
 """What an enforcement point needs, loaded once from Settings.
 
 The publisher, the subscriber and the control verbs share one loading path:
-the envelope context (schemas, keystore, keyring), the registry, the policy
-engine, and the audit log of the enforcement point.
+the envelope context (schemas, the node's keystore and accepted registry
+state), the policy engine over the registry facts the authority signed, and
+the audit log of the enforcement point. The node's own Cedar bundle must be
+the one the registry authority approved (the snapshot carries its hash): a
+node whose rules differ refuses to start, and one that learns of a new
+snapshot whose hash its rules do not match stops acting (`trust_failure`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from broker.audit import AuditLog
 from broker.clock import utc_now
 from broker.config import Settings
 from broker.envelope.context import EnvelopeContext
+from broker.errors import ConfigError
+from broker.logs import get_logger
 from broker.policy import PolicyEngine
-from broker.trust.registry import Registry, load_registry
+from broker.trust.registry import Registry
+from broker.trust.snapshot import VerifiedSnapshot
+
+_log = get_logger(__name__)
+
+
+def _mismatch(policy: PolicyEngine, snapshot: VerifiedSnapshot) -> str | None:
+    if policy.bundle_hash == snapshot.policy_bundle_hash:
+        return None
+    return (
+        f"this node's policy bundle ({policy.bundle_hash[:16]}) is not the one the registry "
+        f"authority approved in snapshot epoch {snapshot.epoch} "
+        f"({snapshot.policy_bundle_hash[:16]}); install the approved policies (JCU_POLICIES)"
+    )
+
+
+@dataclass
+class _Trust:
+    failure: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class PepContext:
     settings: Settings
     envelope: EnvelopeContext
-    registry: Registry
     policy: PolicyEngine
+    _trust: _Trust = field(default_factory=_Trust, repr=False)
 
     @classmethod
     def load(cls, settings: Settings, env: Mapping[str, str] | None = None) -> PepContext:
         envelope = EnvelopeContext.load(settings, env)
-        registry = load_registry(settings.policies / "participants.yaml")
+        snapshot = envelope.trusted.current
         policy = PolicyEngine.load(
             settings.policies,
-            registry,
+            envelope.trusted.registry,
             personal_data_fields=envelope.store.personal_data_fields,
         )
-        return cls(settings, envelope, registry, policy)
+        assert snapshot is not None  # `registry` above raised otherwise
+        problem = _mismatch(policy, snapshot)
+        if problem:
+            raise ConfigError(problem)
+        ctx = cls(settings, envelope, policy)
+        envelope.trusted.on_change(ctx._take_snapshot)
+        return ctx
+
+    def _take_snapshot(self, snapshot: VerifiedSnapshot) -> None:
+        """A newer snapshot: the policy reads its facts; its bundle hash must still match."""
+        self.policy.reload(snapshot.registry)
+        self._trust.failure = _mismatch(self.policy, snapshot)
+        if self._trust.failure:
+            _log.error("policy bundle differs from the approved one", error=self._trust.failure)
+
+    @property
+    def registry(self) -> Registry:
+        """The registry facts of the newest snapshot this node accepted."""
+        return self.envelope.trusted.registry
+
+    @property
+    def identity(self) -> str:
+        """The participant this node is: the only one it acts as."""
+        return self.envelope.identity
+
+    @property
+    def trust_failure(self) -> str | None:
+        """Why this node must not act now (its rules differ from the approved ones), or None."""
+        return self._trust.failure
+
+    def check_trusted(self) -> None:
+        if self._trust.failure:
+            raise ConfigError(self._trust.failure)
 
     @property
     def audit_dir(self) -> Path:
@@ -43,6 +99,7 @@ class PepContext:
 
     def audit_log(self, participant: str, side: str, *, checkpoint_every: int = 1000) -> AuditLog:
         """The audit log of enforcement point `<participant>/<side>`, signed with its key."""
+        self.envelope.node.acting_as(participant)
         keyring = self.envelope.keyring
         kid = keyring.current_signing_key_id(participant, utc_now())
         signer = self.envelope.keystore.signing_key(participant, kid)

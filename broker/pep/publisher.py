@@ -35,7 +35,7 @@ from broker.pep.control import CrisisBoard
 from broker.pep.sent import SentCopy, SentLog, SentMessage
 from broker.pep.state_feeds import StateFeeds
 from broker.policy import Decision, Message
-from broker.trust.feed import KeyringFeed
+from broker.trust.feed import RegistryFeed
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,7 +179,7 @@ class Publisher(Service):
         *,
         audit: AuditLog | None = None,
         crisis: CrisisBoard | None = None,
-        keyring_feed: KeyringFeed | None = None,
+        registry_feed: RegistryFeed | None = None,
         metrics: Metrics | None = None,
         compression: str = COMPRESSION,
     ) -> None:
@@ -188,7 +188,7 @@ class Publisher(Service):
         self._ctx = ctx
         self._sealer: Sealer = ctx.envelope.sealer(participant)
         self._audit = audit if audit is not None else ctx.audit_log(participant, "publish")
-        self._feeds = StateFeeds(ctx, crisis=crisis, keyring=keyring_feed)
+        self._feeds = StateFeeds(ctx, crisis=crisis, registry=registry_feed)
         self._metrics = metrics or Metrics()
         self._compression = compression
         self._producer: Any = None
@@ -283,6 +283,7 @@ class Publisher(Service):
         """
         if self._producer is None:
             raise ConfigError("publisher is not started")
+        self._ctx.check_trusted()
         t0 = time.perf_counter()
         if self._ctx.registry.get(self.participant).status != "active":
             raise Unauthorised(f"{self.participant} is not an active organisation; it cannot share")

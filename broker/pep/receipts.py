@@ -15,6 +15,7 @@ from broker.errors import Rejected
 from broker.kafka.scan import scan
 from broker.kafka.topics import community_topic
 from broker.pep.context import PepContext
+from broker.pep.subscriber import appended_at
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +62,7 @@ def _open(
         header = read_header(ctx.envelope.store, r.value or b"")
         if participant not in header.recipient_ids:
             return None
-        opened = opener.open(r.value, topic=r.topic)
+        opened = opener.open(r.value, topic=r.topic, appended=appended_at(r))
     except Rejected:
         return None  # a forged or damaged receipt proves nothing; the DLQ is the receiver's
     rec = opened.record

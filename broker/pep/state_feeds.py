@@ -1,7 +1,10 @@
-"""What every enforcement point follows besides its own traffic: who holds which keys
-(`jcu.registry`, `KeyringFeed`) and which crises are declared (`jcu.control`,
-`CrisisBoard`). Both the publisher and the subscriber start these first and stop
-them last; keys come first, since crisis declarations are verified against them.
+"""What every enforcement point follows besides its own traffic: the registry
+(`jcu.registry`, `RegistryFeed`: who holds which keys, the facts the policy reads)
+and which crises are declared (`jcu.control`, `CrisisBoard`). Both the publisher
+and the subscriber start these first and stop them last; the registry comes
+first, since crisis declarations are verified against its keys, and its start
+reads the topic to its end, so a node with an old local registry catches up
+before it acts.
 """
 
 from __future__ import annotations
@@ -9,7 +12,7 @@ from __future__ import annotations
 from broker.lifecycle import Service
 from broker.pep.context import PepContext
 from broker.pep.control import CrisisBoard
-from broker.trust.feed import KeyringFeed
+from broker.trust.feed import RegistryFeed
 
 
 class StateFeeds(Service):
@@ -18,22 +21,22 @@ class StateFeeds(Service):
         ctx: PepContext,
         *,
         crisis: CrisisBoard | None = None,
-        keyring: KeyringFeed | None = None,
+        registry: RegistryFeed | None = None,
     ) -> None:
         bootstrap = ctx.settings.bootstrap
-        self.keyring = (
-            keyring if keyring is not None else KeyringFeed.for_context(ctx.envelope, bootstrap)
+        self.registry = (
+            registry if registry is not None else RegistryFeed(ctx.envelope.trusted, bootstrap)
         )
         self.crisis = crisis if crisis is not None else CrisisBoard(ctx.envelope, bootstrap)
 
     async def start(self) -> None:
-        await self.keyring.start()
+        await self.registry.start()
         try:
             await self.crisis.start()
         except BaseException:
-            await self.keyring.stop()
+            await self.registry.stop()
             raise
 
     async def stop(self) -> None:
         await self.crisis.stop()
-        await self.keyring.stop()
+        await self.registry.stop()

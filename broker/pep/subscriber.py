@@ -25,7 +25,7 @@ import time
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from broker.audit import AuditLog, AuditRecord
@@ -61,7 +61,7 @@ from broker.pep.ledger import DeliveryLedger, Position
 from broker.pep.publisher import policy_message
 from broker.pep.sink import Delivery, Retracted, Sink
 from broker.pep.state_feeds import StateFeeds
-from broker.trust.feed import KeyringFeed
+from broker.trust.feed import RegistryFeed
 
 DATA_STREAMS: tuple[str, ...] = ("indicators", "incidents", "reports", "assistance")
 #: Refused records larger than this go to the DLQ as digest and size only (a hostile
@@ -72,6 +72,22 @@ DLQ_MAX_COPY = 512 * 1024
 LEDGER_PRUNE_EVERY = timedelta(hours=1)
 LEDGER_GRACE = MAX_VALIDITY
 _log = get_logger(__name__)
+#: aiokafka's timestamp_type of a record the broker stamped (message.timestamp.type=LogAppendTime).
+LOG_APPEND_TIME = 1
+
+
+def appended_at(record: Any) -> datetime:
+    """When the broker appended `record`; data topics must have it stamped by the broker.
+
+    The append time is the broker's clock, not the sender's: it is what bounds
+    backdating and what a compromised-key revocation is judged against.
+    """
+    if record.timestamp_type != LOG_APPEND_TIME or record.timestamp is None:
+        raise MalformedRecord(
+            f"{record.topic} does not stamp broker append times "
+            "(message.timestamp.type=LogAppendTime); the platform admin runs `jcu kafka topics`"
+        )
+    return datetime.fromtimestamp(record.timestamp / 1000, UTC)
 
 
 @dataclass
@@ -109,7 +125,7 @@ class Subscriber(Service):
         streams: Iterable[str] = DATA_STREAMS,
         audit: AuditLog | None = None,
         crisis: CrisisBoard | None = None,
-        keyring_feed: KeyringFeed | None = None,
+        registry_feed: RegistryFeed | None = None,
         metrics: Metrics | None = None,
         receipts: bool = True,
         max_batch: int = 500,
@@ -131,7 +147,7 @@ class Subscriber(Service):
         self._reader = EnvelopeReader(ctx.envelope.store)
         self._sealer: Sealer = ctx.envelope.sealer(participant)
         self._audit = audit if audit is not None else ctx.audit_log(participant, "receive")
-        self._feeds = StateFeeds(ctx, crisis=crisis, keyring=keyring_feed)
+        self._feeds = StateFeeds(ctx, crisis=crisis, registry=registry_feed)
         self._metrics = metrics or Metrics()
         # Per-payload-type counter children: `.labels()` is a lookup per call otherwise.
         self._delivered_counters: dict[str, Any] = {}
@@ -203,6 +219,8 @@ class Subscriber(Service):
 
         targets: dict[TopicPartition, int] | None = None
         while not self._stop.is_set():
+            # A node whose rules are no longer the approved ones delivers nothing more.
+            self._ctx.check_trusted()
             batch = await self._consumer.getmany(
                 timeout_ms=idle_timeout_ms, max_records=self._max_batch
             )
@@ -281,7 +299,8 @@ class Subscriber(Service):
             self._metrics.duplicates.inc()
             return
         try:
-            opened = self._opener.open(value, topic=r.topic, decoded=envelope)
+            appended = appended_at(r)
+            opened = self._opener.open(value, topic=r.topic, decoded=envelope, appended=appended)
             short = opened.payload_type.rpartition(".")[2]
             # The record key places a message on its partition: keyed by its own id (a
             # retraction by the retracted id), a copy re-using a seen id from another
@@ -473,6 +492,11 @@ class Subscriber(Service):
         reason = exc.reason if isinstance(exc, Rejected) else "malformed"
         self.stats.rejected[reason] = self.stats.rejected.get(reason, 0) + 1
         self._metrics.rejected.labels(reason).inc()
+        # Unauthorised is only ever raised after the envelope opened: its sender is verified,
+        # and it sealed for someone the policy does not allow. That is the sender's violation.
+        violator = header.sender if isinstance(exc, Unauthorised) and header is not None else None
+        if violator is not None:
+            self._metrics.policy_violations.labels(violator).inc()
         mid = (
             header.message_id
             if header is not None
@@ -494,6 +518,8 @@ class Subscriber(Service):
             ("jcu.participant", self.participant.encode()),
             ("jcu.source", f"{r.topic}:{r.partition}:{r.offset}".encode()),
         ]
+        if violator is not None:
+            headers.append(("jcu.sender", violator.encode()))
         self._later(self._dead_letter(r.value, mid, headers))
         self._audited.append(
             AuditRecord.from_rejection(

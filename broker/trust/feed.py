@@ -1,63 +1,37 @@
-"""Following `jcu.registry`: key rotations and revocations reach running enforcement points.
+"""Following `jcu.registry`: newer registry snapshots reach running enforcement points.
 
-The keyring is loaded from $JCU_HOME/registry when a process starts; `jcu keys
-rotate | revoke` also publish the new signed record on the compacted
-`jcu.registry` topic. Every publisher and subscriber follows that topic and
-applies each record the registry authority signed whose serial is newer than
-the one it holds (`Keyring.update`), so a revoked key is refused from the
-moment the record arrives, without a restart. Records that do not verify are
-refused by the follower (`TopicFollower.receive`), never applied.
+Every publisher and subscriber follows the topic and offers each record to the
+node's `TrustedRegistry`, which accepts only a newer snapshot the registry
+authority signed (and persists it before it takes effect). `start()` returns
+once the topic has been read to its end, so a node started with an old local
+registry catches up before it seals, opens or delivers anything. Refused
+records (forgeries, older epochs, forks, records not signed by the authority)
+are logged and counted by the follower, never applied.
 """
 
 from __future__ import annotations
 
-from cryptography.hazmat.primitives.asymmetric import ed25519
-
-from broker.envelope.context import EnvelopeContext
-from broker.errors import MalformedRecord
 from broker.kafka.follower import TopicFollower
 from broker.kafka.topics import REGISTRY
 from broker.lifecycle import Service
-from broker.logs import get_logger
-from broker.schemas import SchemaStore
-from broker.trust.keyring import (
-    Keyring,
-    ParticipantKeys,
-    load_authority_public,
-    registry_dir,
-    verify_record,
-)
-
-_log = get_logger(__name__)
+from broker.trust.snapshot import VerifiedSnapshot
+from broker.trust.state import TrustedRegistry
 
 
-class KeyringFeed(Service):
-    """Applies newer signed participant records from `topic` to `keyring`, in place."""
+class RegistryFeed(Service):
+    """Offers every record of `topic` to `trusted`, in order, while it runs."""
 
-    def __init__(
-        self,
-        keyring: Keyring,
-        store: SchemaStore,
-        authority: ed25519.Ed25519PublicKey,
-        bootstrap: str,
-        *,
-        topic: str = REGISTRY,
-    ) -> None:
-        self._keyring = keyring
-        self._store = store
-        self._authority = authority
-        self._feed = TopicFollower(bootstrap, topic, self._read, self._apply)
+    def __init__(self, trusted: TrustedRegistry, bootstrap: str, *, topic: str = REGISTRY) -> None:
+        self._trusted = trusted
+        self._feed: TopicFollower[VerifiedSnapshot | None] = TopicFollower(
+            bootstrap, topic, self._read, self._apply
+        )
         self.applied = 0
 
     @property
     def rejected(self) -> list[tuple[bytes | None, str]]:
-        """(key, reason) of the registry records refused: tombstones, bad or mis-keyed ones."""
+        """(key, reason) of the registry records refused."""
         return self._feed.rejected
-
-    @classmethod
-    def for_context(cls, ctx: EnvelopeContext, bootstrap: str) -> KeyringFeed:
-        authority = load_authority_public(registry_dir(ctx.settings))
-        return cls(ctx.keyring, ctx.store, authority, bootstrap)
 
     @property
     def healthy(self) -> bool:
@@ -69,15 +43,11 @@ class KeyringFeed(Service):
     async def stop(self) -> None:
         await self._feed.stop()
 
-    def _read(self, key: bytes | None, value: bytes) -> ParticipantKeys:
-        entry = verify_record(self._store, value, self._authority)
-        if key is None or key.decode(errors="replace") != entry.participant:
-            raise MalformedRecord(
-                f"registry record keyed {key!r} is the record of {entry.participant!r}"
-            )
-        return entry
+    def _read(self, key: bytes | None, value: bytes) -> VerifiedSnapshot | None:
+        # Accepting is done here: offer() verifies, persists and applies in one step, and
+        # raises a Rejected (with its reason) for the follower to log and count.
+        return self._trusted.offer(value)
 
-    def _apply(self, entry: ParticipantKeys) -> None:
-        if self._keyring.update(entry):
+    def _apply(self, snapshot: VerifiedSnapshot | None) -> None:
+        if snapshot is not None:
             self.applied += 1
-            _log.info("keyring updated", participant=entry.participant, serial=entry.serial)

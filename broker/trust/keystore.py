@@ -11,12 +11,12 @@ Every file is encrypted PKCS#8 (PBES2: PBKDF2-HMAC-SHA256 + AES-256-CBC, what
 cryptography's BestAvailableEncryption writes), mode 0600. cryptography only
 writes PKCS#8 with a fixed, low PBKDF2 count (2048), so the PKCS#8 password is
 not the operator's passphrase itself but scrypt(passphrase, salt) (RFC 7914;
-n=2**15, r=8, p=1), with the salt and parameters in `<keystore>/kdf.json`. A
+n=2**17, r=8, p=1), with the salt and parameters in `<keystore>/kdf.json`. A
 guess at the passphrase thus costs one scrypt, and the files stay standard
 PKCS#8 that `openssl pkcs8` opens given the derived password.
 
-The passphrase comes from JCU_KEY_PASSPHRASE or the file named by
-JCU_KEY_PASSPHRASE_FILE. cryptography 50 serialises ML-KEM-768 private keys
+The passphrase comes from `broker.trust.passphrase` (environment, a file only
+its owner reads, or a prompt). cryptography 50 serialises ML-KEM-768 private keys
 (their 64-byte seed) as PKCS#8 too, so the hybrid needs no construction of its
 own: it is two PKCS#8 files under one key id.
 """
@@ -42,13 +42,14 @@ from broker.trust.material import (
     kem_public_bytes,
     key_id,
 )
+from broker.trust.passphrase import PASSPHRASE_ENV, PASSPHRASE_FILE_ENV, passphrase_from_env
 
-PASSPHRASE_ENV = "JCU_KEY_PASSPHRASE"
-PASSPHRASE_FILE_ENV = "JCU_KEY_PASSPHRASE_FILE"
 #: Owner name under which the registry authority's signing key is kept.
 AUTHORITY_OWNER = "_authority"
-#: scrypt cost (RFC 7914): about 0.1 s and 32 MiB once per process.
-DEFAULT_SCRYPT_N = 2**15
+#: scrypt cost (RFC 7914): N=2**17, r=8, p=1 is 128 MiB and about half a second,
+#: once per process. Keystores below MIN_SCRYPT_N are refused.
+DEFAULT_SCRYPT_N = 2**17
+MIN_SCRYPT_N = 2**17
 _SCRYPT_R = 8
 _SCRYPT_P = 1
 
@@ -56,38 +57,27 @@ _OWNER_RE = re.compile(r"^(?:[a-z0-9][a-z0-9_.-]{0,62}|_authority)$")
 _KEY_ID_RE = re.compile(r"^[0-9a-f]{16}$")
 
 
-def passphrase_from_env(env: Mapping[str, str] | None = None) -> bytes:
-    """The keystore passphrase from JCU_KEY_PASSPHRASE or JCU_KEY_PASSPHRASE_FILE."""
-    e = os.environ if env is None else env
-    value = e.get(PASSPHRASE_ENV)
-    if value:
-        return value.encode()
-    path = e.get(PASSPHRASE_FILE_ENV)
-    if path:
-        try:
-            text = Path(path).read_text(encoding="utf-8").rstrip("\r\n")
-        except OSError as exc:
-            raise KeystoreError(
-                f"cannot read {PASSPHRASE_FILE_ENV}={path}: {exc.strerror}"
-            ) from None
-        if text:
-            return text.encode()
-        raise KeystoreError(f"{PASSPHRASE_FILE_ENV}={path} is empty")
-    raise KeystoreError(
-        f"no keystore passphrase: set {PASSPHRASE_ENV} or {PASSPHRASE_FILE_ENV} (a file holding it)"
-    )
-
-
 class Keystore:
     """Encrypted private keys of one or more owners (participants, the registry authority)."""
 
-    def __init__(self, directory: Path, passphrase: bytes, *, scrypt_n: int = DEFAULT_SCRYPT_N):
-        """`scrypt_n` applies when the keystore is created; an existing one keeps its own."""
+    def __init__(
+        self,
+        directory: Path,
+        passphrase: bytes,
+        *,
+        scrypt_n: int = DEFAULT_SCRYPT_N,
+        min_scrypt_n: int = MIN_SCRYPT_N,
+    ):
+        """`scrypt_n` applies when the keystore is created; an existing one keeps its own,
+        and is refused if it is below `min_scrypt_n` (lowered only by unit tests)."""
         if not passphrase:
             raise KeystoreError(f"empty keystore passphrase; set {PASSPHRASE_ENV}")
+        if scrypt_n < min_scrypt_n:
+            raise KeystoreError(f"scrypt N={scrypt_n} is below the minimum {min_scrypt_n}")
         self.directory = Path(directory)
         self._passphrase = passphrase
         self._scrypt_n = scrypt_n
+        self._min_n = min_scrypt_n
         self._password: bytes | None = None
         self._cache: dict[tuple[str, str], object] = {}
         self._held: dict[str, set[str]] = {}
@@ -104,12 +94,20 @@ class Keystore:
                 n, r, p = int(params["n"]), int(params["r"]), int(params["p"])
             except (OSError, ValueError, KeyError, TypeError):
                 raise KeystoreError(f"{params_path} is damaged; restore it from backup") from None
+            if n < self._min_n:
+                raise KeystoreError(
+                    f"the keystore at {self.directory} was made with scrypt N={n}, below the "
+                    f"minimum {self._min_n}; run `jcu keys passwd` to re-encrypt it"
+                )
         elif create:
             salt, n, r, p = os.urandom(16), self._scrypt_n, _SCRYPT_R, _SCRYPT_P
             params = {"kdf": "scrypt", "salt": salt.hex(), "n": n, "r": r, "p": p}
             self._write(params_path, json.dumps(params).encode())
         else:
-            raise KeystoreError(f"no keystore at {self.directory}; run `jcu init`")
+            raise KeystoreError(
+                f"no keystore at {self.directory}; run `jcu init --participant ORG` "
+                "(or `jcu authority init`)"
+            )
         derived = Scrypt(salt=salt, length=32, n=n, r=r, p=p).derive(self._passphrase)
         self._password = base64.b64encode(derived)
         return self._password
@@ -250,6 +248,8 @@ class Keystore:
         return result
 
 
-def open_keystore(directory: Path, env: Mapping[str, str] | None = None) -> Keystore:
-    """The keystore at `directory` with the passphrase from the environment."""
-    return Keystore(directory, passphrase_from_env(env))
+def open_keystore(
+    directory: Path, env: Mapping[str, str] | None = None, *, purpose: str = "the keystore"
+) -> Keystore:
+    """The keystore at `directory` with the passphrase from the environment (or a prompt)."""
+    return Keystore(directory, passphrase_from_env(env, purpose=purpose))

@@ -1,8 +1,10 @@
-"""The participant registry: who exists, where they belong, what they may receive.
+"""The participant registry facts: who exists, where they belong, what they may receive.
 
-`policies/participants.yaml` is the source; this module turns it into frozen,
-validated values that the policy, the envelope and the connectors share. Keys
-are not here (see the keystore); this is the organisational truth only.
+The registry authority's `participants.yaml` is the source; a node takes the
+facts from the registry snapshot it accepted (`broker.trust.snapshot`), never
+from a file of its own. This module turns either into frozen, validated values
+that the policy, the envelope and the connectors share. Keys are not here
+(see `broker.trust.records`); this is the organisational truth only.
 """
 
 from __future__ import annotations
@@ -63,6 +65,30 @@ class Participant:
     def legal_basis_for(self, categories: frozenset[str] | set[str]) -> tuple[str, ...]:
         """Legal bases of the mandates that cover at least one of `categories`."""
         return tuple(m.legal_basis for m in self.mandates if m.categories & categories)
+
+    def claim(self) -> str:
+        """What an organisation claims about itself in a registration request, as canonical
+        JSON: equal for equal facts however the YAML was written (status is not claimed:
+        the authority decides it)."""
+        mandates = sorted(
+            (
+                {"categories": sorted(m.categories), "legal_basis": m.legal_basis}
+                for m in self.mandates
+            ),
+            key=lambda m: json.dumps(m, sort_keys=True),
+        )
+        return json.dumps(
+            {
+                "id": self.id,
+                "name": self.name,
+                "community": self.community,
+                "role": self.role,
+                "mandates": mandates,
+                "exercises": sorted(self.exercises),
+            },
+            sort_keys=True,
+            separators=(",", ":"),
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,61 @@
+"""What every verb that acts as a participant shares: `--as`, and the node's context.
+
+A verb acts as the organisation whose node JCU_HOME is. `--as` may name it
+(scripts read better) but never another one: that is refused with one line
+before any key is opened.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from broker import config
+from broker.config import Settings
+from broker.pep.context import PepContext
+from broker.trust.node import NodeHome
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def as_option(role: str = "Participant", name: str = "participant") -> Callable[[F], F]:
+    """`--as ORG` (the parameter `name`): optional; must be this node's own participant."""
+    return click.option(
+        "--as",
+        name,
+        default=None,
+        metavar="ORG",
+        help=f"{role}: this node's own organisation (the default); any other is refused.",
+    )
+
+
+def acting_as(requested: str | None, settings: Settings | None = None) -> str:
+    """The participant this node is, checked against `--as`."""
+    settings = settings or config.load()
+    return NodeHome.open(settings.home).acting_as(requested)
+
+
+async def catch_up_if_empty(settings: Settings) -> None:
+    """A node that has accepted no registry snapshot yet reads jcu.registry first."""
+    from broker.schemas import SchemaStore
+    from broker.trust.state import TrustedRegistry, registry_dir
+    from broker.trust.topic import catch_up
+
+    trusted = TrustedRegistry.load(registry_dir(settings), SchemaStore.load(settings.schemas))
+    if trusted.current is None:
+        await catch_up(settings.bootstrap, trusted)
+
+
+def node_context(requested: str | None, *, sync: bool = True) -> tuple[PepContext, str]:
+    """This node's enforcement context and its participant (refusing another `--as`).
+
+    With `sync`, a node that holds no registry snapshot yet fetches one from Kafka.
+    """
+    settings = config.load()
+    me = acting_as(requested, settings)
+    if sync:
+        asyncio.run(catch_up_if_empty(settings))
+    return PepContext.load(settings), me
