@@ -13,9 +13,10 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -38,6 +39,12 @@ class World:
         base = {k: v for k, v in os.environ.items() if not k.startswith("JCU_")}
         return {**base, **self.federation.env(org), "KAFKA_BOOTSTRAP": self.bootstrap}
 
+    def env_for(self, args: Sequence[str], default: str = "enisa") -> dict[str, str]:
+        """The environment for `jcu ARGS`: the node of the organisation `--as` names."""
+        argv = list(args)
+        org = argv[argv.index("--as") + 1] if "--as" in argv[:-1] else default
+        return self.env(org)
+
     def settings(self, org: str) -> Settings:
         return config.load(self.env(org))
 
@@ -53,6 +60,32 @@ class World:
         """`org`'s node loaded anew: for tests that change its registry state."""
         env = self.env(org)
         return PepContext.load(config.load(env), env)
+
+    def export(self, edit: Callable[[dict[str, Any]], None] | None = None) -> bytes:
+        """The authority's next snapshot, of the registry source as `edit` changes it (the
+        authority's participants.yaml itself is not changed). Not published."""
+        import yaml
+
+        from broker.policy import PolicyEngine
+        from broker.schemas import SchemaStore
+        from broker.trust.authority import Authority
+        from broker.trust.keystore import open_keystore
+        from broker.trust.registry import parse_registry
+        from broker.trust.snapshot import canonical_facts
+
+        settings = self.settings("authority")
+        store = SchemaStore.load(settings.schemas)
+        source = settings.policies / "participants.yaml"
+        document = yaml.safe_load(source.read_text(encoding="utf-8"))
+        if edit is not None:
+            edit(document)
+        registry = parse_registry(document, source=str(source))
+        engine = PolicyEngine.load(
+            settings.policies, registry, personal_data_fields=store.personal_data_fields
+        )
+        keystore = open_keystore(settings.keystore, self.env("authority"))
+        authority = Authority.open(settings.home, keystore, store)
+        return authority.export(canonical_facts(document), registry, engine.bundle_hash).data
 
     def home(self, org: str) -> Path:
         return self.federation.home(org)

@@ -110,6 +110,12 @@ def build_request(
     return store.encode("RegistrationRequest", rec)
 
 
+def claimed_participant(store: SchemaStore, data: bytes) -> str:
+    """Who a request says it is from, UNVERIFIED: only to look up its registered keys."""
+    _, rec = store.decode(data, expected="RegistrationRequest")
+    return str(rec["participant"])
+
+
 def read_request(
     store: SchemaStore,
     data: bytes,

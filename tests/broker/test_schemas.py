@@ -162,16 +162,16 @@ def test_load_errors_are_config_errors(tmp_path: Path) -> None:
     (tmp_path / "Bad.avsc").write_text("{not json")
     with pytest.raises(ConfigError):
         SchemaStore.load(tmp_path)
-    (tmp_path / "Bad.avsc").write_text(json.dumps(
-        {"type": "record", "name": "Bad", "fields": [{"name": "x", "type": "eu.jcu.v1.Nope"}]}
-    ))
+    (tmp_path / "Bad.avsc").write_text(
+        json.dumps(
+            {"type": "record", "name": "Bad", "fields": [{"name": "x", "type": "eu.jcu.v1.Nope"}]}
+        )
+    )
     with pytest.raises(ConfigError):
         SchemaStore.load(tmp_path)
 
 
-def test_default_store_follows_jcu_schemas(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_default_store_follows_jcu_schemas(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     d = tmp_path / "s"
     d.mkdir()
     labels = json.loads((REPO / "schemas" / "Labels.avsc").read_text())

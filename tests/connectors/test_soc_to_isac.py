@@ -74,7 +74,7 @@ def check_misp(path: Path, item: Item) -> None:
 async def receive(world: World, participant: str, fmt: str, out: Path) -> None:
     sink = FormatSink(fmt, out)  # type: ignore[arg-type]
     sub = Subscriber(
-        participant, world.ctx, sink, group_id=world.group(participant), receipts=False
+        participant, world.ctx(participant), sink, group_id=world.group(participant), receipts=False
     )
     async with sub:
         await sub.run(until_idle=True)
@@ -82,7 +82,7 @@ async def receive(world: World, participant: str, fmt: str, out: Path) -> None:
 
 async def test_every_sample_goes_through_unchanged(world: World, tmp_path: Path) -> None:
     reports: list[tuple[PublishReport, dict[str, Item]]] = []
-    async with Publisher("soc-fr", world.ctx) as pub:
+    async with Publisher("soc-fr", world.ctx("soc-fr")) as pub:
         for path in SAMPLE_FILES:
             parsed = parse_file(path, default_tlp="GREEN")
             report = await publish_parsed(
@@ -110,7 +110,7 @@ async def test_every_sample_goes_through_unchanged(world: World, tmp_path: Path)
 def jcu(world: World, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "broker.cli", *args],
-        env=world.env,
+        env=world.env_for(args),
         capture_output=True,
         text=True,
         timeout=120,

@@ -42,7 +42,12 @@ from broker.trust.records import (
     verify_record,
 )
 from broker.trust.registry import Registry
-from broker.trust.request import MAX_REQUEST_AGE, RegistrationRequest, read_request
+from broker.trust.request import (
+    MAX_REQUEST_AGE,
+    RegistrationRequest,
+    claimed_participant,
+    read_request,
+)
 from broker.trust.snapshot import SNAPSHOT_VERSION, SUFFIX, Transition
 
 MARKER = "authority.json"
@@ -223,8 +228,7 @@ class Authority:
         must be signed by a key the registry holds for the organisation.
         """
         now = to_millis(self._clock())
-        preview = read_request(self._store, data)  # who it claims to be, to find its keys
-        existing = self.record(preview.participant)
+        existing = self.record(claimed_participant(self._store, data))
         known = {
             k.key_id: k.public_key
             for k in (existing.keys if existing else ())

@@ -1,7 +1,8 @@
 """`jcu audit verify / prove / query / explain` against a real log on the real broker.
 
-Checkpoint keys come from the signed registry (keyring) in JCU_HOME, as in
-production; the audit topics are per-test so other tests' records stay apart.
+Checkpoint keys come from the registry snapshot the auditing node (JCU_HOME)
+accepted, as in production; the audit topics are per-test so other tests'
+records stay apart.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from broker import config
 from broker.audit import AuditLog, AuditRecord
 from broker.audit._codec import encode_checkpoint
 from broker.audit.checkpoint import Checkpoint
@@ -24,10 +24,7 @@ from broker.clock import utc_now
 from broker.errors import ConfigError
 from broker.kafka.topics import TopicSpec, ensure_topics
 from broker.schemas import SchemaStore
-from broker.trust.key_admin import KeyAdmin
-from broker.trust.keyring import registry_dir
-from broker.trust.keystore import Keystore
-from broker.trust.registry import load_registry
+from tests.broker._pki import Pki, make_pki
 from tests.cli import run
 
 REPO = Path(__file__).resolve().parents[3]
@@ -41,50 +38,79 @@ class Logged:
     store: SchemaStore
     signer: ed25519.Ed25519PrivateKey
     root: bytes
-    admin: KeyAdmin
+    pki: Pki
 
     def args(self) -> list[str]:
-        return ["--bootstrap", self.bootstrap, "--decisions-topic", self.topics[0],
-                "--checkpoints-topic", self.topics[1]]
+        return [
+            "--bootstrap",
+            self.bootstrap,
+            "--decisions-topic",
+            self.topics[0],
+            "--checkpoints-topic",
+            self.topics[1],
+        ]
 
 
 @pytest.fixture
-def logged(kafka_bootstrap: str, jcu_home: Path) -> Logged:
-    settings = config.load()
-    store = SchemaStore.load(REPO / "schemas")
-    keystore = Keystore(settings.keystore, b"test-only passphrase", scrypt_n=2**10)
-    admin = KeyAdmin(keystore, registry_dir(settings), store)
-    admin.init_keys(load_registry(settings.policies / "participants.yaml"))
-    kid = admin.keyring().current_signing_key_id("cert-eu", utc_now())
-    signer = keystore.signing_key("cert-eu", kid)
+def logged(kafka_bootstrap: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Logged:
+    pki = make_pki(tmp_path / "pki", participants=["cert-eu", "enisa"])
+    store = pki.store
+    pki.trusted("enisa")  # the auditing node has the snapshot
+    monkeypatch.setenv("JCU_HOME", str(pki.nodes["enisa"].root))
+    jcu_home = pki.nodes["cert-eu"].root  # where cert-eu's log keeps its state
+    kid = pki.keyring().current_signing_key_id("cert-eu", utc_now())
+    signer = pki.keystores["cert-eu"].signing_key("cert-eu", kid)
     suffix = uuid.uuid4().hex[:8]
     topics = (f"test.cli.decisions.{suffix}", f"test.cli.checkpoints.{suffix}")
 
     async def write() -> tuple[str, bytes]:
         await ensure_topics(kafka_bootstrap, [TopicSpec(t, partitions=1) for t in topics])
-        async with AuditLog("cert-eu/publish", signer, kafka_bootstrap, jcu_home / "audit",
-                            checkpoint_every=4, store=store, decisions_topic=topics[0],
-                            checkpoints_topic=topics[1]) as log:
+        async with AuditLog(
+            "cert-eu/publish",
+            signer,
+            kafka_bootstrap,
+            jcu_home / "audit",
+            checkpoint_every=4,
+            store=store,
+            decisions_topic=topics[0],
+            checkpoints_topic=topics[1],
+        ) as log:
             for org in ("enisa", "europol-ec3"):
-                await log.append(AuditRecord(
-                    action="publish", organisation=org, message_id="m-1", decision="allow",
-                    rule_ids=("tlp-amber-community",), reasons=("member of the community",),
-                ))
-            denied = await log.append(AuditRecord(
-                action="publish", organisation="isac-energy", message_id="m-1", decision="deny",
-                rule_ids=("tlp-amber-mandate",),
-                legal_basis=("Regulation (EU) 2019/881",),
-                reasons=("mandate does not cover category 'fraud'",),
-            ))
+                await log.append(
+                    AuditRecord(
+                        action="publish",
+                        organisation=org,
+                        message_id="m-1",
+                        decision="allow",
+                        rule_ids=("tlp-amber-community",),
+                        reasons=("member of the community",),
+                    )
+                )
+            denied = await log.append(
+                AuditRecord(
+                    action="publish",
+                    organisation="isac-energy",
+                    message_id="m-1",
+                    decision="deny",
+                    rule_ids=("tlp-amber-mandate",),
+                    legal_basis=("Regulation (EU) 2019/881",),
+                    reasons=("mandate does not cover category 'fraud'",),
+                )
+            )
             for i in range(6):
-                await log.append(AuditRecord(
-                    action="receive", organisation="enisa", message_id=f"m-{i + 2}",
-                    decision="reject", rejection_reason="bad-signature",
-                ))
+                await log.append(
+                    AuditRecord(
+                        action="receive",
+                        organisation="enisa",
+                        message_id=f"m-{i + 2}",
+                        decision="reject",
+                        rejection_reason="bad-signature",
+                    )
+                )
             return denied.decision_id, log.root()
 
     denied_id, root = asyncio.run(write())
-    return Logged(kafka_bootstrap, topics, denied_id, store, signer, root, admin)
+    return Logged(kafka_bootstrap, topics, denied_id, store, signer, root, pki)
 
 
 async def inject(logged: Logged, checkpoint: Checkpoint) -> None:
@@ -94,8 +120,9 @@ async def inject(logged: Logged, checkpoint: Checkpoint) -> None:
     producer = AIOKafkaProducer(bootstrap_servers=logged.bootstrap)
     await producer.start()
     try:
-        await producer.send_and_wait(logged.topics[1], encode_checkpoint(logged.store, checkpoint),
-                                     key=b"cert-eu/publish")
+        await producer.send_and_wait(
+            logged.topics[1], encode_checkpoint(logged.store, checkpoint), key=b"cert-eu/publish"
+        )
     finally:
         await producer.stop()
 
@@ -108,7 +135,10 @@ def test_verify_reports_each_enforcement_point(logged: Logged, capsys) -> None:
     assert data["ok"] is True
     (ep,) = data["enforcement_points"]
     assert (ep["enforcement_point"], ep["records"], ep["checkpoints"], ep["result"]) == (
-        "cert-eu/publish", 9, 3, "ok",
+        "cert-eu/publish",
+        9,
+        3,
+        "ok",
     )
     code, out, _ = run(["audit", "verify", *logged.args()], capsys)
     assert code == 0 and "cert-eu/publish" in out and "ok" in out
@@ -116,8 +146,7 @@ def test_verify_reports_each_enforcement_point(logged: Logged, capsys) -> None:
 
 @pytest.mark.kafka
 def test_verify_fails_naming_a_forged_checkpoint(logged: Logged, capsys) -> None:
-    forged = Checkpoint.sign(ed25519.Ed25519PrivateKey.generate(), "cert-eu/publish", 9,
-                             bytes(32))
+    forged = Checkpoint.sign(ed25519.Ed25519PrivateKey.generate(), "cert-eu/publish", 9, bytes(32))
 
     asyncio.run(inject(logged, forged))
     code, _, err = run(["audit", "verify", *logged.args()], capsys)
@@ -130,7 +159,8 @@ def test_verify_fails_naming_a_forged_checkpoint(logged: Logged, capsys) -> None
 
 @pytest.mark.kafka
 def test_checkpoint_by_a_revoked_key_fails_verification(logged: Logged, capsys) -> None:
-    logged.admin.revoke("cert-eu", reason="key compromise")
+    logged.pki.revoke("cert-eu", "compromised", at=utc_now())
+    logged.pki.trusted("enisa")  # the auditing node learns of it
     code, _, _ = run(["audit", "verify", *logged.args()], capsys)
     assert code == 0  # checkpoints signed before the revocation still verify
     # The thief signs a checkpoint (consistent, even) after the revocation.
@@ -138,7 +168,7 @@ def test_checkpoint_by_a_revoked_key_fails_verification(logged: Logged, capsys) 
     asyncio.run(inject(logged, stolen))
     code, _, err = run(["audit", "verify", "--json", *logged.args()], capsys)
     assert code == 1
-    assert "checkpoint 3" in err and "revoked" in err and "key compromise" in err
+    assert "checkpoint 3" in err and "revoked" in err and "compromised" in err
 
 
 @pytest.mark.kafka
@@ -154,16 +184,17 @@ def test_prove_prints_a_verified_inclusion_proof(logged: Logged, capsys) -> None
 
 @pytest.mark.kafka
 def test_query_filters_and_explain_speaks_plainly(logged: Logged, capsys) -> None:
-    code, out, _ = run(["audit", "query", "--decision", "reject", "--json", *logged.args()],
-                       capsys)
+    code, out, _ = run(["audit", "query", "--decision", "reject", "--json", *logged.args()], capsys)
     assert code == 0
     rows = json.loads(out)
     assert len(rows) == 6 and {r["rejection_reason"] for r in rows} == {"bad-signature"}
-    code, out, _ = run(["audit", "query", "--org", "isac-energy", "--since", "1h",
-                        *logged.args()], capsys)
+    code, out, _ = run(
+        ["audit", "query", "--org", "isac-energy", "--since", "1h", *logged.args()], capsys
+    )
     assert code == 0 and "1 audit records" in out  # the table's title
-    code, out, _ = run(["audit", "query", "--rule", "tlp-amber-mandate", "--json",
-                        *logged.args()], capsys)
+    code, out, _ = run(
+        ["audit", "query", "--rule", "tlp-amber-mandate", "--json", *logged.args()], capsys
+    )
     assert [r["organisation"] for r in json.loads(out)] == ["isac-energy"]
     code, out, _ = run(["audit", "explain", "m-1", *logged.args()], capsys)
     assert code == 0

@@ -69,14 +69,30 @@ def record(i: int) -> AuditRecord:
     )
 
 
-def open_log(bootstrap: str, key: ed25519.Ed25519PrivateKey, state: Path,
-             topics: tuple[str, str], store: SchemaStore, every: int = 10) -> AuditLog:
-    return AuditLog(EP, key, bootstrap, state, checkpoint_every=every, checkpoint_interval=60,
-                    store=store, decisions_topic=topics[0], checkpoints_topic=topics[1])
+def open_log(
+    bootstrap: str,
+    key: ed25519.Ed25519PrivateKey,
+    state: Path,
+    topics: tuple[str, str],
+    store: SchemaStore,
+    every: int = 10,
+) -> AuditLog:
+    return AuditLog(
+        EP,
+        key,
+        bootstrap,
+        state,
+        checkpoint_every=every,
+        checkpoint_interval=60,
+        store=store,
+        decisions_topic=topics[0],
+        checkpoints_topic=topics[1],
+    )
 
 
-async def verify_topics(bootstrap: str, topics: tuple[str, str], store: SchemaStore,
-                        key: ed25519.Ed25519PrivateKey) -> VerificationReport:
+async def verify_topics(
+    bootstrap: str, topics: tuple[str, str], store: SchemaStore, key: ed25519.Ed25519PrivateKey
+) -> VerificationReport:
     decisions = await read_topic(bootstrap, topics[0])
     checkpoints = await read_topic(bootstrap, topics[1])
     return verify(store, decisions, checkpoints, lambda ep: [key.public_key()])
@@ -102,18 +118,36 @@ async def test_a_messages_decisions_share_one_leaf(kafka_bootstrap, topics, stor
     """Decisions about one message go in one leaf, whether as records or as a DecisionSet;
     each stays provable and queryable on its own."""
     decisions = [
-        Decision(f"org-{n}", "allow" if n < 5 else "deny", (f"rule-{n % 3}",), ("basis",),
-                 reasons=("why",))
+        Decision(
+            f"org-{n}",
+            "allow" if n < 5 else "deny",
+            (f"rule-{n % 3}",),
+            ("basis",),
+            reasons=("why",),
+        )
         for n in range(14)
     ]
     async with open_log(kafka_bootstrap, key, tmp_path, topics, store) as log:
         as_records = await log.append_many(
-            [dataclasses.replace(record(0), organisation=f"org-{n}",
-                                 decision_id=str(uuid.uuid4())) for n in range(14)]
+            [
+                dataclasses.replace(
+                    record(0), organisation=f"org-{n}", decision_id=str(uuid.uuid4())
+                )
+                for n in range(14)
+            ]
         )
         sets = await log.append_sets(
-            [DecisionSet("publish", f"msg-set-{m}", tuple(decisions), content_hash=bytes(32),
-                         labels={"tlp": "AMBER"}, policy_bundle_hash="ab" * 32) for m in range(3)]
+            [
+                DecisionSet(
+                    "publish",
+                    f"msg-set-{m}",
+                    tuple(decisions),
+                    content_hash=bytes(32),
+                    labels={"tlp": "AMBER"},
+                    policy_bundle_hash="ab" * 32,
+                )
+                for m in range(3)
+            ]
         )
     assert {e.index for e in as_records} == {0}
     assert [s.index for s in sets] == [1, 2, 3] and all(len(s.decision_ids) == 14 for s in sets)
@@ -141,9 +175,17 @@ async def test_append_many_gives_consecutive_indices(kafka_bootstrap, topics, st
 async def test_checkpoint_after_the_interval_seals_a_quiet_log(
     kafka_bootstrap, topics, store, key, tmp_path
 ):
-    log = AuditLog(EP, key, kafka_bootstrap, tmp_path, checkpoint_every=1000,
-                   checkpoint_interval=0.2, store=store, decisions_topic=topics[0],
-                   checkpoints_topic=topics[1])
+    log = AuditLog(
+        EP,
+        key,
+        kafka_bootstrap,
+        tmp_path,
+        checkpoint_every=1000,
+        checkpoint_interval=0.2,
+        store=store,
+        decisions_topic=topics[0],
+        checkpoints_topic=topics[1],
+    )
     async with log:
         for i in range(3):
             await log.append(record(i))
@@ -160,8 +202,9 @@ async def test_a_record_that_does_not_encode_is_refused_alone(
     bad = dataclasses.replace(record(1), labels={"tlp": "PURPLE"})
     async with open_log(kafka_bootstrap, key, tmp_path, topics, store) as log:
         await log.append(record(0))
-        results = await asyncio.gather(log.append(bad), log.append(record(2)),
-                                       return_exceptions=True)
+        results = await asyncio.gather(
+            log.append(bad), log.append(record(2)), return_exceptions=True
+        )
         assert isinstance(results[0], MalformedRecord)
         assert not isinstance(results[1], BaseException) and results[1].index == 1
         with pytest.raises(MalformedRecord):
@@ -247,17 +290,30 @@ async def test_enforcement_point_killed_mid_stream_loses_no_decision(
     kafka_bootstrap, topics, store, key, tmp_path
 ):
     key_file = tmp_path / "test-signing-key.pem"
-    key_file.write_bytes(key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    ))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
     state = tmp_path / "state"
     acknowledged: list[str] = []
     for round_ in range(2):
         proc = subprocess.Popen(
-            [sys.executable, "-c", _WRITER, kafka_bootstrap, str(key_file), str(state),
-             *topics, str(REPO / "schemas")],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO,
+            [
+                sys.executable,
+                "-c",
+                _WRITER,
+                kafka_bootstrap,
+                str(key_file),
+                str(state),
+                *topics,
+                str(REPO / "schemas"),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            cwd=REPO,
             env={**os.environ, "PYTHONPATH": str(REPO)},
         )
         assert proc.stdout is not None
@@ -312,8 +368,7 @@ async def test_a_restart_does_not_adopt_a_record_another_writer_chained_on(
     try:
         state = load_state(state_path(tmp_path, EP))
         assert state is not None
-        await producer.send_and_wait(topics[0], forged, key=EP.encode(),
-                                     partition=state.partition)
+        await producer.send_and_wait(topics[0], forged, key=EP.encode(), partition=state.partition)
     finally:
         await producer.stop()
     with pytest.raises(AuditError, match="not written by this enforcement point"):

@@ -91,8 +91,12 @@ def log(store: SchemaStore, key: ed25519.Ed25519PrivateKey) -> tuple[list[bytes]
     return values, sign_checkpoints(store, key, values, [10, 20, 30])
 
 
-def run(store: SchemaStore, key: ed25519.Ed25519PrivateKey, values: list[bytes],
-        checkpoints: list[bytes]):
+def run(
+    store: SchemaStore,
+    key: ed25519.Ed25519PrivateKey,
+    values: list[bytes],
+    checkpoints: list[bytes],
+):
     return verify(store, as_topic(values), as_topic(checkpoints), lambda ep: [key.public_key()])
 
 
@@ -102,7 +106,11 @@ def test_untouched_log_verifies(store, key, log) -> None:
     assert report.ok
     (ep,) = report.reports
     assert (ep.enforcement_point, ep.records, ep.checkpoints, ep.sealed, ep.unsealed) == (
-        EP, 30, 3, 30, 0,
+        EP,
+        30,
+        3,
+        30,
+        0,
     )
     report.raise_for_failure()
 
@@ -204,8 +212,9 @@ def test_checkpoint_signed_after_its_key_was_revoked_is_named(store, key, log) -
         if cp.time >= revoked_at:
             raise RevokedKey(f"key {cp.key_id} of {ep} was revoked at {revoked_at.isoformat()}")
 
-    report = verify(store, as_topic(values), as_topic(cps), lambda ep: [key.public_key()],
-                    key_validity)
+    report = verify(
+        store, as_topic(values), as_topic(cps), lambda ep: [key.public_key()], key_validity
+    )
     failure = report.reports[0].failure
     assert failure is not None
     assert (failure.kind, failure.checkpoint_index) == ("key-not-valid", 1)
@@ -297,8 +306,9 @@ def test_query_and_explain_in_plain_words(store, log) -> None:
     assert bad == 0
     denied = query(records, decision="deny")
     assert [r.index for r in denied] == [i for i in range(30) if i % 4 == 3]
-    later = query(records, organisation="enisa", rule="tlp-amber-community",
-                  since=T0 + timedelta(seconds=20))
+    later = query(
+        records, organisation="enisa", rule="tlp-amber-community", since=T0 + timedelta(seconds=20)
+    )
     assert later and all(r.index >= 20 and r.record.organisation == "enisa" for r in later)
     words = explain(records, "msg-1")  # decisions 3, 4, 5
     assert set(words) == {"enisa", "isac-energy"}

@@ -18,12 +18,20 @@ def test_demo_runs_the_scenario_end_to_end(tmp_path: Path) -> None:
     env.pop("KAFKA_BOOTSTRAP", None)  # the demo starts its own broker, from nothing
     result = subprocess.run(
         [sys.executable, "-m", "broker.cli", "demo", "--out", str(out)],
-        capture_output=True, text=True, env=env, timeout=300, check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=False,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     text = result.stdout
-    for heading in ("who received what", "delivery receipts", "jcu audit verify",
-                    "files written under"):
+    for heading in (
+        "who received what",
+        "delivery receipts",
+        "jcu audit verify",
+        "files written under",
+    ):
         assert heading in text
     assert "FAIL" not in text
     assert "redacted" in text  # the personal-data report reached EEAS without its personal data

@@ -1,15 +1,20 @@
-"""`jcu init`, `jcu keys`, `jcu seal` and `jcu open` as an operator runs them (subprocesses)."""
+"""`jcu seal` and `jcu open` as operators run them, each from its own organisation's node
+(subprocesses on the test federation): seal is behind the policy and the audit log; a node
+opens only what is addressed to its own keys, and acts as no other organisation."""
 
 from __future__ import annotations
 
 import json
-import os
+import shlex
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.world import World
+
+pytestmark = pytest.mark.kafka
 
 JCU = [sys.executable, "-m", "broker.cli"]
 INDICATOR = {
@@ -19,134 +24,138 @@ INDICATOR = {
     "valid_from": "2026-11-27T10:00:00Z",
     "labels": ["phishing", "ünïcode ✓"],
 }
+RECORD = json.dumps(INDICATOR).encode()
 
 
-def _env(home: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("JCU_")}
-    env.update(JCU_HOME=str(home), JCU_KEY_PASSPHRASE="cli test passphrase", **extra)
-    return env
+def run(
+    world: World, org: str, *args: str, stdin: bytes = b""
+) -> subprocess.CompletedProcess[bytes]:
+    """`jcu ARGS` run by `org`'s node."""
+    return subprocess.run(
+        [*JCU, *args], input=stdin, env=world.env(org), capture_output=True, timeout=120
+    )
 
 
-def run(env: dict[str, str], *args: str, stdin: bytes = b"") -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run([*JCU, *args], input=stdin, env=env, capture_output=True, timeout=120)
+def seal(world: World, sender: str, to: str, *extra: str) -> subprocess.CompletedProcess[bytes]:
+    return run(world, sender, "seal", "--to", to, "--type", "Indicator", *extra, stdin=RECORD)
 
 
-@pytest.fixture(scope="module")
-def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    h = tmp_path_factory.mktemp("jcu-home")
-    first = run(_env(h), "init", "--no-kafka")
-    assert first.returncode == 0, first.stderr
-    assert b"created" in first.stdout
-    yield h
+def one_line(out: subprocess.CompletedProcess[bytes]) -> str:
+    lines = out.stderr.decode().strip().splitlines()
+    assert len(lines) == 1, out.stderr
+    assert "Traceback" not in lines[0]
+    return lines[0]
 
 
-def test_init_is_idempotent_and_speaks_json(home: Path) -> None:
-    again = run(_env(home), "init", "--no-kafka", "--json")
-    assert again.returncode == 0, again.stderr
-    report = json.loads(again.stdout)["keys"]
-    assert report["authority_created"] is False
-    assert set(report["participants"].values()) == {"unchanged"}
-    assert "eda" in report["participants"]
-
-
-def test_seal_pipe_open_round_trips(home: Path) -> None:
-    env = _env(home)
-    sealed = run(env, "seal", "--as", "cert-eu", "--to", "enisa,eda", "--type", "Indicator",
-                 "--tlp", "AMBER", "--category", "fraud", stdin=json.dumps(INDICATOR).encode())
+def test_seal_on_one_node_open_on_others(world: World) -> None:
+    sealed = seal(world, "cert-eu", "enisa,eda", "--tlp", "AMBER", "--category", "fraud")
     assert sealed.returncode == 0, sealed.stderr
     assert sealed.stdout[:2] == b"\xc3\x01"
-    for who in ("enisa", "eda"):  # X25519 and the ML-KEM hybrid
-        opened = run(env, "open", "--as", who, stdin=sealed.stdout)
+    for who in ("enisa", "eda"):  # X25519 and the ML-KEM hybrid, each from its own home
+        opened = run(world, who, "open", stdin=sealed.stdout)
         assert opened.returncode == 0, opened.stderr
         record = json.loads(opened.stdout)
         assert record["value"] == "bad.example"
         assert record["labels"] == INDICATOR["labels"]
         assert b"from cert-eu" in opened.stderr
-    as_json = json.loads(run(env, "open", "--as", "eda", "--json", stdin=sealed.stdout).stdout)
+    as_json = json.loads(run(world, "eda", "open", "--json", stdin=sealed.stdout).stdout)
     assert as_json["verified_sender"] == "cert-eu"
     assert as_json["header"]["topic"] == "jcu.civilian.indicators"
-    assert as_json["header"]["labels"]["tlp"] == "AMBER"
 
 
-def test_shell_pipeline(home: Path, tmp_path: Path) -> None:
+def test_seal_is_audited_in_the_senders_log(world: World) -> None:
+    sealed = seal(world, "cert-eu", "enisa", "--tlp", "RED")
+    assert sealed.returncode == 0, sealed.stderr
+    opened = json.loads(run(world, "enisa", "open", "--json", stdin=sealed.stdout).stdout)
+    message_id = opened["header"]["message_id"]
+    explained = run(world, "enisa", "audit", "query", "--message", message_id, "--json")
+    assert explained.returncode == 0, explained.stderr
+    rows = json.loads(explained.stdout)
+    assert {r["enforcement_point"] for r in rows} == {"cert-eu/seal"}
+    assert {r["organisation"]: r["decision"] for r in rows}["enisa"] == "allow"
+
+
+def test_seal_refuses_a_recipient_the_policy_does_not_allow(world: World) -> None:
+    # a sector ISAC has no mandate for fraud: AMBER+fraud is not for it
+    out = seal(world, "cert-eu", "enisa,isac-energy", "--tlp", "AMBER", "--category", "fraud")
+    assert out.returncode == 1 and out.stdout == b""
+    line = one_line(out)
+    assert "does not allow isac-energy" in line and "nothing sealed" in line
+
+
+def test_a_node_opens_nothing_addressed_to_another_and_cannot_act_as_it(
+    world: World, tmp_path: Path
+) -> None:
+    sealed = seal(world, "soc-fr", "cert-eu", "--tlp", "RED")
+    assert sealed.returncode == 0, sealed.stderr
+    # isac-energy's node has no key of cert-eu's ...
+    own = run(world, "isac-energy", "open", stdin=sealed.stdout)
+    assert own.returncode == 1 and "not-a-recipient" in one_line(own) and own.stdout == b""
+    # ... and may not pretend to be cert-eu
+    pretend = run(world, "isac-energy", "open", "--as", "cert-eu", stdin=sealed.stdout)
+    assert pretend.returncode == 1 and pretend.stdout == b""
+    assert "this node is isac-energy" in one_line(pretend)
+    for argv in (
+        ["seal", "--as", "cert-eu", "--to", "enisa", "--type", "Indicator", "--tlp", "RED"],
+        ["publish", "--as", "cert-eu", "--record", str(tmp_path / "x"), "--type", "Indicator"],
+        ["subscribe", "--as", "cert-eu", "--once"],
+        ["receipts", "--as", "cert-eu"],
+        ["crisis", "declare", "--as", "eu-cyclone", "--incident", "I", "--member-states", "FR,DE"],
+    ):
+        out = run(world, "isac-energy", *argv, stdin=RECORD)
+        assert out.returncode == 1, argv
+        assert "this node is isac-energy" in one_line(out), argv
+    # the owner's own node opens it
+    assert run(world, "cert-eu", "open", stdin=sealed.stdout).returncode == 0
+
+
+def test_shell_pipeline_between_two_nodes(world: World, tmp_path: Path) -> None:
     (tmp_path / "rec.json").write_text(json.dumps(INDICATOR))
-    cmd = " ".join(JCU)
+    cmd = " ".join(shlex.quote(c) for c in JCU)
+    sender = " ".join(f"{k}={shlex.quote(v)}" for k, v in world.federation.env("cert-eu").items())
+    receiver = " ".join(
+        f"{k}={shlex.quote(v)}" for k, v in world.federation.env("europol-ec3").items()
+    )
     out = subprocess.run(
-        f"{cmd} seal --as cert-eu --to europol-ec3 --type Indicator --tlp GREEN "
-        f"--in {tmp_path / 'rec.json'} | {cmd} open --as europol-ec3",
-        shell=True, env=_env(home), capture_output=True, timeout=120,
+        f"env {sender} {cmd} seal --to europol-ec3 --type Indicator --tlp GREEN "
+        f"--in {tmp_path / 'rec.json'} | env {receiver} {cmd} open",
+        shell=True,
+        env=world.env("enisa"),
+        capture_output=True,
+        timeout=120,
     )
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["value"] == "bad.example"
 
 
-def test_non_recipient_gets_one_clear_line(home: Path, tmp_path: Path) -> None:
-    env = _env(home)
-    sealed = run(env, "seal", "--as", "cert-eu", "--to", "enisa", "--type", "Indicator",
-                 "--tlp", "AMBER", "--out", str(tmp_path / "env.bin"),
-                 stdin=json.dumps(INDICATOR).encode())
+def test_topic_override_must_match_on_both_sides(world: World) -> None:
+    topic = "jcu.exercise.civilian.indicators"
+    sealed = seal(world, "cert-eu", "enisa", "--tlp", "AMBER", "--topic", topic)
     assert sealed.returncode == 0, sealed.stderr
-    opened = run(env, "open", "--as", "eda", "--in", str(tmp_path / "env.bin"))
-    assert opened.returncode == 1
-    lines = opened.stderr.decode().strip().splitlines()
-    assert len(lines) == 1
-    assert "not-a-recipient" in lines[0] and "Traceback" not in lines[0]
-    assert opened.stdout == b""
-
-
-def test_topic_override_must_match_on_both_sides(home: Path) -> None:
-    env = _env(home)
-    sealed = run(env, "seal", "--as", "cert-eu", "--to", "enisa", "--type", "Indicator",
-                 "--tlp", "AMBER", "--topic", "jcu.exercise.civilian.indicators",
-                 stdin=json.dumps(INDICATOR).encode())
-    wrong = run(env, "open", "--as", "enisa", stdin=sealed.stdout)
-    assert wrong.returncode == 1 and b"wrong-topic" in wrong.stderr
-    right = run(env, "open", "--as", "enisa", "--topic", "jcu.exercise.civilian.indicators",
-                stdin=sealed.stdout)
+    wrong = run(world, "enisa", "open", stdin=sealed.stdout)
+    assert wrong.returncode == 1 and "wrong-topic" in one_line(wrong)
+    right = run(world, "enisa", "open", "--topic", topic, stdin=sealed.stdout)
     assert right.returncode == 0, right.stderr
 
 
-def test_bad_input_is_one_line(home: Path) -> None:
-    env = _env(home)
-    for args, stdin in (
-        (("seal", "--as", "cert-eu", "--to", "enisa", "--type", "Indicator", "--tlp", "AMBER"),
-         b"{not json"),
-        (("seal", "--as", "cert-eu", "--to", "enisa", "--type", "Nope", "--tlp", "AMBER"), b"{}"),
-        (("seal", "--as", "nobody", "--to", "enisa", "--type", "Indicator", "--tlp", "AMBER"),
-         json.dumps(INDICATOR).encode()),
-        (("open", "--as", "enisa"), b"garbage"),
+def test_bad_input_is_one_line(world: World) -> None:
+    for org, args, stdin in (
+        (
+            "cert-eu",
+            ("seal", "--to", "enisa", "--type", "Indicator", "--tlp", "AMBER"),
+            b"{not json",
+        ),
+        ("cert-eu", ("seal", "--to", "enisa", "--type", "Nope", "--tlp", "AMBER"), b"{}"),
+        ("cert-eu", ("seal", "--to", "nobody", "--type", "Indicator", "--tlp", "RED"), RECORD),
+        ("enisa", ("open",), b"garbage"),
     ):
-        out = run(env, *args, stdin=stdin)
+        out = run(world, org, *args, stdin=stdin)
         assert out.returncode == 1, args
-        assert len(out.stderr.decode().strip().splitlines()) == 1, out.stderr
-        assert b"Traceback" not in out.stderr
+        one_line(out)
 
 
-def test_missing_passphrase_says_which_variable(home: Path) -> None:
-    env = _env(home)
-    del env["JCU_KEY_PASSPHRASE"]
-    out = run(env, "seal", "--as", "cert-eu", "--to", "enisa", "--type", "Indicator",
-              "--tlp", "AMBER", stdin=json.dumps(INDICATOR).encode())
+def test_missing_passphrase_says_which_variable(world: World) -> None:
+    env = {k: v for k, v in world.env("cert-eu").items() if k != "JCU_KEY_PASSPHRASE"}
+    out = subprocess.run([*JCU, "open"], input=b"x", env=env, capture_output=True, timeout=120)
     assert out.returncode == 1
     assert b"JCU_KEY_PASSPHRASE" in out.stderr and b"Traceback" not in out.stderr
-
-
-def test_keys_list_rotate_revoke(tmp_path: Path) -> None:
-    env = _env(tmp_path)
-    assert run(env, "init", "--no-kafka").returncode == 0
-    listed = json.loads(run(env, "keys", "list", "--json").stdout)
-    assert {e["participant"] for e in listed} >= {"cert-eu", "eda", "europol-ec3"}
-    rotated = run(env, "keys", "rotate", "pesco", "--json")
-    assert rotated.returncode == 0, rotated.stderr
-    statuses = sorted(k["status"] for k in json.loads(rotated.stdout)["keys"])
-    assert statuses == ["active", "active", "retired", "retired"]
-    revoked = run(env, "keys", "revoke", "pesco", "--reason", "test")
-    assert revoked.returncode == 0, revoked.stderr
-    assert b"jcu keys rotate pesco" in revoked.stdout
-    after = json.loads(run(env, "keys", "list", "pesco", "--json").stdout)[0]
-    assert {k["status"] for k in after["keys"]} == {"revoked"}  # retired ones too
-    assert after["serial"] == 3
-    # a revoked sender can no longer seal
-    sealed = run(env, "seal", "--as", "pesco", "--to", "eda", "--type", "Indicator",
-                 "--tlp", "AMBER", stdin=json.dumps(INDICATOR).encode())
-    assert sealed.returncode == 1 and b"rotate" in sealed.stderr

@@ -12,19 +12,24 @@ from tests.world import World
 
 
 @pytest.mark.parametrize(
-    "argv",
+    ("org", "argv"),
     [
-        ["stats"],
-        ["subscribe", "--as", "enisa", "--once"],
-        ["receipts", "--as", "soc-fr"],
-        ["crisis", "list"],
+        ("enisa", ["stats"]),
+        ("enisa", ["subscribe", "--as", "enisa", "--once"]),
+        ("soc-fr", ["receipts", "--as", "soc-fr"]),
+        ("eda", ["crisis", "list"]),
+        ("enisa", ["registry", "sync"]),
     ],
 )
-def test_unreachable_kafka_is_one_clear_line(world: World, argv: list[str]) -> None:
-    env = {**world.env, "KAFKA_BOOTSTRAP": f"127.0.0.1:{free_port()}"}  # nothing listens
+def test_unreachable_kafka_is_one_clear_line(world: World, org: str, argv: list[str]) -> None:
+    env = {**world.env(org), "KAFKA_BOOTSTRAP": f"127.0.0.1:{free_port()}"}  # nothing listens
     result = subprocess.run(
         [sys.executable, "-m", "broker.cli", *argv],
-        env=env, capture_output=True, text=True, timeout=120, check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()

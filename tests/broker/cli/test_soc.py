@@ -22,7 +22,7 @@ SAMPLE = Path("/work/shared/fixtures/stix/indicator-for-c2-ip-address.json")
 def jcu(world: World, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "broker.cli", *args],
-        env=world.env,
+        env=world.env_for(args),
         capture_output=True,
         text=True,
         timeout=120,

@@ -65,8 +65,13 @@ def maximal(schema: Any, named: dict[str, Any] | None = None, size: int = 2000) 
         if schema in named:
             return maximal(named[schema], named, size)
         return {
-            "boolean": True, "int": _INT32[1], "long": _INT64[1], "float": 1.5, "double": 1e308,
-            "bytes": b"\xff" * size, "string": "\U0001f510é漢" * (size // 3),
+            "boolean": True,
+            "int": _INT32[1],
+            "long": _INT64[1],
+            "float": 1.5,
+            "double": 1e308,
+            "bytes": b"\xff" * size,
+            "string": "\U0001f510é漢" * (size // 3),
         }[schema]
     if isinstance(schema, list):
         return maximal(next(b for b in schema if b != "null"), named, size)

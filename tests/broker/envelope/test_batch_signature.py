@@ -19,8 +19,12 @@ LABELS = Labels.of("GREEN", categories=["malicious-code"])
 
 
 def _request(i: int, to: tuple[str, ...] = ("eda", "enisa")) -> SealRequest:
-    record = {"id": str(uuid.uuid4()), "observable_type": "domain-name",
-              "value": f"c2-{i}.example.net", "valid_from": T0}
+    record = {
+        "id": str(uuid.uuid4()),
+        "observable_type": "domain-name",
+        "value": f"c2-{i}.example.net",
+        "valid_from": T0,
+    }
     return SealRequest("Indicator", record, recipients=to, topic=TOPIC, labels=LABELS)
 
 
@@ -176,12 +180,23 @@ def test_spliced_envelopes_equal_a_fresh_encoding(pki: Pki) -> None:
     the Avro encoding of its own record (mixed topics, labels, recipients and ids)."""
     requests = [
         _request(0),
-        SealRequest("Indicator", _request(1).record, recipients=("enisa",),
-                    topic="jcu.civilian.indicators", labels=Labels.of("AMBER"),
-                    message_id=str(uuid.uuid4())),
+        SealRequest(
+            "Indicator",
+            _request(1).record,
+            recipients=("enisa",),
+            topic="jcu.civilian.indicators",
+            labels=Labels.of("AMBER"),
+            message_id=str(uuid.uuid4()),
+        ),
         _request(2),
-        SealRequest("Indicator", _request(3).record, recipients=("eda", "enisa"),
-                    topic="jcu.defence.indicators", labels=LABELS, target_community="defence"),
+        SealRequest(
+            "Indicator",
+            _request(3).record,
+            recipients=("eda", "enisa"),
+            topic="jcu.defence.indicators",
+            labels=LABELS,
+            target_community="defence",
+        ),
     ]
     for sealed in pki.sealer("cert-eu").seal_many(requests):
         rec = _decode(pki, sealed.data)

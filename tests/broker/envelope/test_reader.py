@@ -21,15 +21,25 @@ from tests.broker._pki import T0, Pki
 
 TOPIC = "jcu.civilian.indicators"
 GREEN = Labels.of("GREEN", categories=["malicious-code"])
-AMBER = Labels.of("AMBER", handling_codes=["H2"], categories=["malicious-code"],
-                  incident="INC-7", member_states=["FR", "DE"])
+AMBER = Labels.of(
+    "AMBER",
+    handling_codes=["H2"],
+    categories=["malicious-code"],
+    incident="INC-7",
+    member_states=["FR", "DE"],
+)
 RECIPIENTS = ("eda", "enisa", "soc-fr")
 
 
-def _request(i: int, labels: Labels = GREEN, to: tuple[str, ...] = RECIPIENTS,
-             topic: str = TOPIC, **kw: Any) -> SealRequest:
-    record = {"id": str(uuid.uuid4()), "observable_type": "domain-name",
-              "value": f"c2-{i}.example.net", "valid_from": T0}
+def _request(
+    i: int, labels: Labels = GREEN, to: tuple[str, ...] = RECIPIENTS, topic: str = TOPIC, **kw: Any
+) -> SealRequest:
+    record = {
+        "id": str(uuid.uuid4()),
+        "observable_type": "domain-name",
+        "value": f"c2-{i}.example.net",
+        "valid_from": T0,
+    }
     return SealRequest("Indicator", record, recipients=to, topic=topic, labels=labels, **kw)
 
 
@@ -107,11 +117,16 @@ def test_a_caller_changing_its_record_does_not_change_the_next(
 
 def test_senders_and_topics_interleaved_share_the_lru(pki: Pki) -> None:
     civ = _seal(pki, "cert-eu", [_request(i) for i in range(6)])
-    defence = _seal(pki, "cert-eu", [
-        _request(i, to=("eda", "enisa"), topic="jcu.defence.indicators",
-                 target_community="defence")
-        for i in range(6)
-    ])
+    defence = _seal(
+        pki,
+        "cert-eu",
+        [
+            _request(
+                i, to=("eda", "enisa"), topic="jcu.defence.indicators", target_community="defence"
+            )
+            for i in range(6)
+        ],
+    )
     other = _seal(pki, "enisa", [_request(i, to=("cert-eu", "eda")) for i in range(6)])
     reader = EnvelopeReader(pki.store, templates=3)
     for trio in zip(civ, defence, other, strict=True):
@@ -170,9 +185,7 @@ def test_message_ids_fastavro_reads_differently_go_to_the_full_decode(
     assert reader.fast_hits == 0
 
 
-def test_a_middle_cut_wrong_by_overlong_varints_is_never_used(
-    pki: Pki, batch: list[bytes]
-) -> None:
+def test_a_middle_cut_wrong_by_overlong_varints_is_never_used(pki: Pki, batch: list[bytes]) -> None:
     """A one byte longer signature length moves the nonce back: the middle cut from the
     canonical lengths swallows the nonce's length byte. Bytes that share that middle
     parse after it as other fields than fastavro reads; the middle is refused because
@@ -268,10 +281,14 @@ def _mutate(pki: Pki, data: bytes, kind: str, arg: Any) -> bytes:
     return data[:start] + new + data[end:]
 
 
-@pytest.mark.parametrize("which", [0, 1, 2, 3], ids=["message_id", "nonce", "ciphertext",
-                                                    "signature"])
-@pytest.mark.parametrize("change", [("sign", 0), ("overlong", 0), ("delta", -1), ("delta", 1)],
-                         ids=lambda c: f"{c[0]}{c[1] or ''}")
+@pytest.mark.parametrize(
+    "which", [0, 1, 2, 3], ids=["message_id", "nonce", "ciphertext", "signature"]
+)
+@pytest.mark.parametrize(
+    "change",
+    [("sign", 0), ("overlong", 0), ("delta", -1), ("delta", 1)],
+    ids=lambda c: f"{c[0]}{c[1] or ''}",
+)
 def test_a_changed_length_decodes_or_fails_as_decode_envelope(
     pki: Pki, batch: list[bytes], which: int, change: tuple[str, int]
 ) -> None:

@@ -100,8 +100,14 @@ def test_non_recipient_sees_the_header_only(pki: Pki) -> None:
 
 
 def test_content_key_is_reused_for_the_same_recipients_within_the_bound(pki: Pki) -> None:
-    sealer = Sealer("cert-eu", keystore=pki.keystore, keyring=pki.keyring(), store=pki.store,
-                    clock=pki.clock, content_keys=ContentKeyCache(max_messages=3))
+    sealer = Sealer(
+        "cert-eu",
+        keystore=pki.keystore_of("cert-eu"),
+        keyring=pki.keyring(),
+        store=pki.store,
+        clock=pki.clock,
+        content_keys=ContentKeyCache(max_messages=3),
+    )
 
     def seal(to: list[str]) -> EnvelopeHeader:
         return sealer.seal(
@@ -117,8 +123,14 @@ def test_content_key_is_reused_for_the_same_recipients_within_the_bound(pki: Pki
 
 def test_content_key_expires_after_max_age(pki: Pki) -> None:
     clock = type(pki.clock)(pki.clock.now)
-    sealer = Sealer("cert-eu", keystore=pki.keystore, keyring=pki.keyring(), store=pki.store,
-                    clock=clock, content_keys=ContentKeyCache(max_age=timedelta(minutes=10)))
+    sealer = Sealer(
+        "cert-eu",
+        keystore=pki.keystore_of("cert-eu"),
+        keyring=pki.keyring(),
+        store=pki.store,
+        clock=clock,
+        content_keys=ContentKeyCache(max_age=timedelta(minutes=10)),
+    )
     first = sealer.seal("Indicator", _indicator(), recipients=["enisa"], topic=TOPIC, labels=AMBER)
     clock.advance(timedelta(minutes=11))
     later = sealer.seal("Indicator", _indicator(), recipients=["enisa"], topic=TOPIC, labels=AMBER)
@@ -126,8 +138,14 @@ def test_content_key_expires_after_max_age(pki: Pki) -> None:
 
 
 def test_nonces_never_repeat_under_one_content_key(pki: Pki) -> None:
-    sealer = Sealer("cert-eu", keystore=pki.keystore, keyring=pki.keyring(), store=pki.store,
-                    clock=pki.clock, content_keys=ContentKeyCache(max_messages=200))
+    sealer = Sealer(
+        "cert-eu",
+        keystore=pki.keystore_of("cert-eu"),
+        keyring=pki.keyring(),
+        store=pki.store,
+        clock=pki.clock,
+        content_keys=ContentKeyCache(max_messages=200),
+    )
     seen: set[tuple[bytes, bytes]] = set()
     for _ in range(450):
         data = sealer.seal(
@@ -144,8 +162,13 @@ def test_reused_content_key_messages_all_open(pki: Pki) -> None:
     sealer = pki.sealer("cert-eu")
     opener = pki.opener("eda")
     for i in range(5):
-        sealed = sealer.seal("Indicator", _indicator(f"198.51.100.{i}"), recipients=["eda"],
-                             topic=TOPIC, labels=AMBER)
+        sealed = sealer.seal(
+            "Indicator",
+            _indicator(f"198.51.100.{i}"),
+            recipients=["eda"],
+            topic=TOPIC,
+            labels=AMBER,
+        )
         assert opener.open(sealed.data, topic=TOPIC).record["value"] == f"198.51.100.{i}"
 
 

@@ -30,21 +30,39 @@ from broker.trust.keyring import Keyring
 from tests.broker._pki import T0, FakeClock, Pki
 
 TOPIC = "jcu.civilian.indicators"
-LABELS = Labels.of("AMBER", handling_codes=["H2"], categories=["malicious-code"],
-                   exercise=None, incident="INC-1", member_states=["FR"])
+LABELS = Labels.of(
+    "AMBER",
+    handling_codes=["H2"],
+    categories=["malicious-code"],
+    exercise=None,
+    incident="INC-1",
+    member_states=["FR"],
+)
 Rec = dict[str, Any]
 
 
 def _record(value: str = "203.0.113.9") -> Rec:
-    return {"id": str(uuid.uuid4()), "observable_type": "ipv4-addr", "value": value,
-            "valid_from": T0}
+    return {
+        "id": str(uuid.uuid4()),
+        "observable_type": "ipv4-addr",
+        "value": value,
+        "valid_from": T0,
+    }
 
 
 def _seal(pki: Pki, to: tuple[str, ...] = ("eda", "enisa"), **kw: Any) -> bytes:
-    return pki.sealer("cert-eu").seal(
-        "Indicator", _record(), recipients=list(to), topic=kw.pop("topic", TOPIC),
-        labels=LABELS, **kw
-    ).data
+    return (
+        pki.sealer("cert-eu")
+        .seal(
+            "Indicator",
+            _record(),
+            recipients=list(to),
+            topic=kw.pop("topic", TOPIC),
+            labels=LABELS,
+            **kw,
+        )
+        .data
+    )
 
 
 def _decode(pki: Pki, data: bytes) -> Rec:
@@ -57,7 +75,7 @@ def _reencode(pki: Pki, rec: Rec) -> bytes:
 
 def _flip(b: bytes, i: int = 0) -> bytes:
     i %= len(b)
-    return b[:i] + bytes([b[i] ^ 0x01]) + b[i + 1:]
+    return b[:i] + bytes([b[i] ^ 0x01]) + b[i + 1 :]
 
 
 def _signing_kid(pki: Pki, who: str) -> str:
@@ -67,18 +85,21 @@ def _signing_kid(pki: Pki, who: str) -> str:
 def _labels(**change: Any) -> Callable[[Rec, Pki], None]:
     def apply(r: Rec, _: Pki) -> None:
         r["labels"] = {**r["labels"], **change}
+
     return apply
 
 
 def _set(field: str, value: Any) -> Callable[[Rec, Pki], None]:
     def apply(r: Rec, _: Pki) -> None:
         r[field] = value
+
     return apply
 
 
 def _recipients(fn: Callable[[list[Rec]], list[Rec]]) -> Callable[[Rec, Pki], None]:
     def apply(r: Rec, _: Pki) -> None:
         r["recipients"] = fn([dict(x) for x in r["recipients"]])
+
     return apply
 
 
@@ -94,11 +115,17 @@ MUTATIONS: list[tuple[str, Callable[[Rec, Pki], None], type[Rejected]]] = [
     ("sender_key_id", lambda r, p: r.update(sender_key_id=_signing_kid(p, "enisa")), WrongSender),
     ("sender_key_id", _set("sender_key_id", "00" * 8), UnknownKey),
     ("signature_algorithm", _set("signature_algorithm", "ed448"), UnsupportedVersion),
-    ("created", lambda r, _: r.update(created=r["created"] + timedelta(milliseconds=1)),
-     BadSignature),
+    (
+        "created",
+        lambda r, _: r.update(created=r["created"] + timedelta(milliseconds=1)),
+        BadSignature,
+    ),
     # claiming a time before the sender's key existed fails the key check first
-    ("created", lambda r, _: r.update(created=r["created"] - timedelta(milliseconds=1)),
-     ExpiredKey),
+    (
+        "created",
+        lambda r, _: r.update(created=r["created"] - timedelta(milliseconds=1)),
+        ExpiredKey,
+    ),
     ("expires", lambda r, _: r.update(expires=r["expires"] + timedelta(days=1)), BadSignature),
     ("origin_community", _set("origin_community", "defence"), WrongSender),
     ("target_community", _set("target_community", "defence"), BadSignature),
@@ -114,8 +141,11 @@ MUTATIONS: list[tuple[str, Callable[[Rec, Pki], None], type[Rejected]]] = [
     ("labels", _labels(member_states=["FR", "DE"]), BadSignature),
     ("labels", _labels(redacted_fields=["reporter"]), BadSignature),
     ("content_algorithm", _set("content_algorithm", "chacha20-poly1305"), UnsupportedVersion),
-    ("content_key_id", lambda r, _: r.update(content_key_id=_flip(r["content_key_id"])),
-     BadSignature),
+    (
+        "content_key_id",
+        lambda r, _: r.update(content_key_id=_flip(r["content_key_id"])),
+        BadSignature,
+    ),
     ("recipients", _recipients(lambda rs: rs[1:]), BadSignature),  # drop one
     ("recipients", _recipients(lambda rs: rs[::-1]), BadSignature),  # reorder
     ("recipients", _recipients(lambda rs: [*rs, {**rs[0], "participant": "hwp"}]), BadSignature),
@@ -237,7 +267,7 @@ def test_unknown_sender_is_unknown_key(pki: Pki) -> None:
 
 def _resign(pki: Pki, rec: Rec) -> bytes:
     """Re-sign a modified envelope with the sender's real key (a faulty or malicious sender)."""
-    key = pki.keystore.signing_key(rec["sender"], rec["sender_key_id"])
+    key = pki.keystore_of(rec["sender"]).signing_key(rec["sender"], rec["sender_key_id"])
     prefix = _wire.prefix_of_unsealed(_reencode(pki, {**rec, "ciphertext": b"", "signature": b""}))
     ct = bytes(rec["ciphertext"])
     return _wire.assemble(prefix, ct, key.sign(_wire.signed_message(prefix, ct)))
@@ -278,12 +308,14 @@ def test_revoked_key_refuses_messages_created_after_revocation(fresh_pki: Pki) -
     before_keyring = pki.keyring()
     early = _seal(pki)  # created at T0
     pki.clock.advance(timedelta(hours=1))
-    pki.admin.revoke("cert-eu", reason="key compromise")
+    pki.revoke("cert-eu", "compromised")
     pki.clock.advance(timedelta(minutes=1))
     # a thief still holding the key seals with the old (pre-revocation) view
-    late = pki.sealer("cert-eu", keyring=before_keyring).seal(
-        "Indicator", _record(), recipients=["eda"], topic=TOPIC, labels=LABELS
-    ).data
+    late = (
+        pki.sealer("cert-eu", keyring=before_keyring)
+        .seal("Indicator", _record(), recipients=["eda"], topic=TOPIC, labels=LABELS)
+        .data
+    )
     with pytest.raises(RevokedKey):
         pki.opener("eda").open(late, topic=TOPIC)
     # revocation is not retroactive: the earlier message still verifies
@@ -295,11 +327,13 @@ def test_rotated_key_still_verifies_older_messages_but_not_newer(fresh_pki: Pki)
     before_keyring = pki.keyring()
     early = _seal(pki)
     pki.clock.advance(timedelta(hours=1))
-    pki.admin.rotate("cert-eu")
+    pki.rotate("cert-eu")
     pki.clock.advance(timedelta(minutes=1))
-    stale = pki.sealer("cert-eu", keyring=before_keyring).seal(
-        "Indicator", _record(), recipients=["eda"], topic=TOPIC, labels=LABELS
-    ).data
+    stale = (
+        pki.sealer("cert-eu", keyring=before_keyring)
+        .seal("Indicator", _record(), recipients=["eda"], topic=TOPIC, labels=LABELS)
+        .data
+    )
     with pytest.raises(ExpiredKey):
         pki.opener("eda").open(stale, topic=TOPIC)
     assert pki.opener("eda").open(early, topic=TOPIC).sender == "cert-eu"
@@ -312,11 +346,12 @@ def test_recipient_rotation_old_messages_still_open(fresh_pki: Pki) -> None:
     pki = fresh_pki
     early = _seal(pki, to=("eda",))
     pki.clock.advance(timedelta(hours=1))
-    pki.admin.rotate("eda")
+    pki.rotate("eda")
     late = _seal(pki, to=("eda",))
-    assert _decode(pki, early)["recipients"][0]["key_id"] != _decode(pki, late)["recipients"][0][
-        "key_id"
-    ]
+    assert (
+        _decode(pki, early)["recipients"][0]["key_id"]
+        != _decode(pki, late)["recipients"][0]["key_id"]
+    )
     opener = pki.opener("eda")
     assert opener.open(early, topic=TOPIC) and opener.open(late, topic=TOPIC)
 
@@ -327,10 +362,13 @@ def test_expired_key_is_rejected(fresh_pki: Pki) -> None:
     # the authority's record says the key expired one minute before the message
     keyring = pki.keyring()
     entry = keyring.entry("cert-eu")
-    short = replace(entry, keys=tuple(
-        replace(k, not_after=T0 - timedelta(minutes=1)) if k.purpose == "signing" else k
-        for k in entry.keys
-    ))
+    short = replace(
+        entry,
+        keys=tuple(
+            replace(k, not_after=T0 - timedelta(minutes=1)) if k.purpose == "signing" else k
+            for k in entry.keys
+        ),
+    )
     others = [keyring.entry(p) for p in keyring.participants() if p != "cert-eu"]
     with pytest.raises(ExpiredKey):
         pki.opener("eda", keyring=Keyring([short, *others])).open(data, topic=TOPIC)

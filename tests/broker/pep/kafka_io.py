@@ -33,7 +33,9 @@ async def drain(
 ) -> tuple[SubscriberStats, list[dict[str, Any]]]:
     """Receive everything on `org`'s topics with a fresh group; what its sink got."""
     path = out / f"{org}.jsonl"
-    sub = Subscriber(org, world.ctx, JsonlSink(path), group_id=world.group(org), receipts=receipts)
+    sub = Subscriber(
+        org, world.ctx(org), JsonlSink(path), group_id=world.group(org), receipts=receipts
+    )
     async with sub:
         stats = await sub.run(until_idle=True)
     lines = [json.loads(x) for x in path.read_text().splitlines()] if path.exists() else []
@@ -41,11 +43,11 @@ async def drain(
 
 
 async def jcu(world: World, *args: str) -> subprocess.CompletedProcess[str]:
-    """`jcu ARGS` as a subprocess in the test world's environment."""
+    """`jcu ARGS` as a subprocess run by the node `--as` names (else enisa's) in the world."""
     return await asyncio.to_thread(
         subprocess.run,
         [sys.executable, "-m", "broker.cli", *args],
-        env=world.env,
+        env=world.env_for(args),
         capture_output=True,
         text=True,
         timeout=120,
@@ -60,9 +62,20 @@ def spawn_subscriber(
     reads while it runs could fill up (one warning per refused record) and stall it."""
     with log.open("ab") as stderr:
         return subprocess.Popen(
-            [sys.executable, "-m", "broker.cli", "subscribe", "--as", participant,
-             "--out", str(out), "--group", group, *extra],
-            env=world.env,
+            [
+                sys.executable,
+                "-m",
+                "broker.cli",
+                "subscribe",
+                "--as",
+                participant,
+                "--out",
+                str(out),
+                "--group",
+                group,
+                *extra,
+            ],
+            env=world.env(participant),
             stdout=subprocess.DEVNULL,
             stderr=stderr,
         )

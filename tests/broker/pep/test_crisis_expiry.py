@@ -31,8 +31,11 @@ DOMAIN = b"jcu-control-v1\x00"
 def ctx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EnvelopeContext]:
     root = tmp_path_factory.mktemp("crisis-pki")
     pki = make_pki(root)
-    settings = config.load({"JCU_HOME": str(root / "home")})
-    yield EnvelopeContext(settings, pki.store, pki.keystore, pki.keyring())
+    node = pki.nodes["eu-cyclone"]  # the declarer's own node
+    settings = config.load({"JCU_HOME": str(node.root)})
+    yield EnvelopeContext(
+        settings, pki.store, pki.keystores["eu-cyclone"], pki.trusted("eu-cyclone"), node
+    )
 
 
 def _board(ctx: EnvelopeContext, clock: FakeClock) -> CrisisBoard:

@@ -54,7 +54,7 @@ async def test_subscriber_killed_mid_stream_delivers_each_message_once(
 ) -> None:
     out = tmp_path / "out"
     group = world.group("sigkill")
-    first = await _publish(world.ctx, 300)
+    first = await _publish(world.ctx("soc-fr"), 300)
     log = tmp_path / "subscriber.log"
     proc = spawn_subscriber(world, "enisa", out, group, "--batch-size", "10", log=log)
     sink_file = out / "enisa.jsonl"
@@ -68,7 +68,7 @@ async def test_subscriber_killed_mid_stream_delivers_each_message_once(
     delivered_before_kill = sum(_ids(sink_file)[m] for m in first)
     assert delivered_before_kill < len(first), "kill came too late to be mid-stream"
 
-    second = await _publish(world.ctx, 50)  # published while the subscriber is down
+    second = await _publish(world.ctx("soc-fr"), 50)  # published while the subscriber is down
     again = spawn_subscriber(world, "enisa", out, group, "--once", log=log)
     await asyncio.to_thread(again.wait, 180)
     assert again.returncode == 0, log.read_text()
@@ -91,18 +91,20 @@ async def test_broker_restart_mid_stream_loses_and_duplicates_nothing(
     )
     await local.start()
     try:
-        home = tmp_path / "home"
-        for part in ("keys", "registry"):
-            shutil.copytree(world.settings.home / part, home / part)
-        settings = replace(world.settings, home=home, bootstrap=local.bootstrap)
         await ensure_topics(local.bootstrap, contract_topics(partitions=2))
-        ctx = PepContext.load(settings, world.env)
+        nodes: dict[str, PepContext] = {}
+        for org in ("soc-fr", "enisa"):  # each its own home, copied, on this broker
+            home = tmp_path / org
+            shutil.copytree(world.home(org), home)
+            settings = replace(world.settings(org), home=home, bootstrap=local.bootstrap)
+            nodes[org] = PepContext.load(settings, world.env(org))
+        ctx = nodes["enisa"]
 
         sink = JsonlSink(tmp_path / "enisa.jsonl")
         sub = Subscriber("enisa", ctx, sink, group_id="jcu.test.restart", receipts=False)
         await sub.start()
         consuming = asyncio.create_task(sub.run())
-        publishing = asyncio.create_task(_publish(ctx, 120))
+        publishing = asyncio.create_task(_publish(nodes["soc-fr"], 120))
         while not (tmp_path / "enisa.jsonl").exists() or len(_ids(tmp_path / "enisa.jsonl")) < 20:
             assert not publishing.done() or publishing.exception() is None
             await asyncio.sleep(0.05)

@@ -27,7 +27,7 @@ def _flip(data: bytes, index: int) -> bytes:
 
 async def test_malformed_and_tampered_records_land_in_the_dlq(world: World, tmp_path: Path) -> None:
     labels = Labels.of("RED")
-    async with Publisher("soc-fr", world.ctx) as pub:
+    async with Publisher("soc-fr", world.ctx("soc-fr")) as pub:
         before = await pub.publish("Indicator", indicator(), labels=labels, recipients=["enisa"])
         victim = await pub.publish("Indicator", indicator(), labels=labels, recipients=["enisa"])
         after = await pub.publish("Indicator", indicator(), labels=labels, recipients=["enisa"])
@@ -60,7 +60,7 @@ async def test_malformed_and_tampered_records_land_in_the_dlq(world: World, tmp_
 async def test_exercise_traffic_on_an_operational_topic_is_refused(
     world: World, tmp_path: Path
 ) -> None:
-    sealer = world.ctx.envelope.sealer("soc-fr")
+    sealer = world.ctx("soc-fr").envelope.sealer("soc-fr")
     sealed = sealer.seal(
         "Indicator",
         indicator(),
@@ -75,22 +75,26 @@ async def test_exercise_traffic_on_an_operational_topic_is_refused(
 
 
 async def test_only_the_original_sender_can_retract(world: World, tmp_path: Path) -> None:
-    async with Publisher("soc-fr", world.ctx) as pub:
+    async with Publisher("soc-fr", world.ctx("soc-fr")) as pub:
         sent = await pub.publish(
             "Indicator", indicator(), labels=Labels.of("RED"), recipients=["enisa"]
         )
     topic = sent.copies[0].topic
-    forged = world.ctx.envelope.sealer("cert-eu").seal(
-        "Retraction",
-        {
-            "id": str(uuid.uuid4()),
-            "message_id": sent.message_id,
-            "reason": "not yours",
-            "retracted": datetime.now(UTC),
-        },
-        recipients=["enisa"],
-        topic=topic,
-        labels=Labels.of("RED"),
+    forged = (
+        world.ctx("cert-eu")
+        .envelope.sealer("cert-eu")
+        .seal(
+            "Retraction",
+            {
+                "id": str(uuid.uuid4()),
+                "message_id": sent.message_id,
+                "reason": "not yours",
+                "retracted": datetime.now(UTC),
+            },
+            recipients=["enisa"],
+            topic=topic,
+            labels=Labels.of("RED"),
+        )
     )
     await produce(world, topic, forged.data, key=sent.message_id)
     stats, lines = await drain(world, "enisa", tmp_path)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shutil
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,8 +18,9 @@ from broker.errors import MalformedRecord, NotARecipient, Unauthorised
 from broker.kafka.scan import scan
 from broker.kafka.topics import AUDIT_CHECKPOINTS, AUDIT_DECISIONS, DLQ, contract_topics
 from broker.pep import Delivery, Publisher
+from broker.pep.context import PepContext
 from broker.pep.control import CrisisBoard
-from broker.trust.registry import parse_registry
+from broker.trust.state import TrustedRegistry
 from tests.broker.pep.hostile import craft
 from tests.broker.pep.kafka_io import drain, produce
 from tests.broker.pep.records import incident_report, indicator
@@ -28,7 +30,7 @@ TOPIC = "jcu.civilian.indicators"
 
 
 def test_a_signing_key_id_in_place_of_the_kem_key_is_not_a_recipient(world: World) -> None:
-    env = world.ctx.envelope
+    env = world.ctx("soc-fr").envelope
     signing_kid = env.keyring.current_signing_key_id("enisa", datetime.now(UTC))
 
     def swap(blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -44,8 +46,9 @@ def test_a_signing_key_id_in_place_of_the_kem_key_is_not_a_recipient(world: Worl
         labels=Labels.of("RED"),
         bend_blocks=swap,
     )
+    receiver = world.ctx("enisa").envelope
     with pytest.raises(NotARecipient):
-        env.opener("enisa", replay_guard=MemoryReplayGuard()).open(data, topic=TOPIC)
+        receiver.opener("enisa", replay_guard=MemoryReplayGuard()).open(data, topic=TOPIC)
 
 
 @pytest.mark.kafka
@@ -54,7 +57,7 @@ async def test_an_oversized_record_is_dead_lettered_as_its_digest(
 ) -> None:
     huge = os.urandom(900 * 1024)
     await produce(world, TOPIC, huge, max_request_size=2 * 1024 * 1024)
-    async with Publisher("soc-fr", world.ctx) as pub:
+    async with Publisher("soc-fr", world.ctx("soc-fr")) as pub:
         after = await pub.publish(
             "Indicator", indicator(), labels=Labels.of("RED"), recipients=["enisa"]
         )
@@ -76,14 +79,14 @@ async def test_personal_data_is_found_by_content_not_by_the_label(
     world: World, tmp_path: Path
 ) -> None:
     unlabelled = Labels.of("AMBER", categories=["malicious-code"])  # personal_data left false
-    async with Publisher("cert-eu", world.ctx) as pub:
+    async with Publisher("cert-eu", world.ctx("cert-eu")) as pub:
         res = await pub.publish("IncidentReport", incident_report(True), labels=unlabelled)
     diplomatic = [c for c in res.copies if c.community == "diplomatic"]
     assert diplomatic and set(diplomatic[0].redacted_fields) == {"affected_persons", "reporter"}
 
     # A hostile sender that bypasses the publisher: the receiver refuses the copy.
     data, mid = craft(
-        world.ctx.envelope,
+        world.ctx("cert-eu").envelope,
         "cert-eu",
         "IncidentReport",
         incident_report(True),
@@ -137,18 +140,19 @@ async def test_a_case_message_must_come_from_its_own_sender(tmp_path: Path) -> N
 
 
 def test_an_unsigned_tombstone_does_not_end_a_crisis(world: World) -> None:
-    board = CrisisBoard(world.ctx.envelope, world.bootstrap)
+    board = CrisisBoard(world.ctx("enisa").envelope, world.bootstrap)
     from broker.pep.control import sign_declaration
 
+    declarer = world.ctx("eu-cyclone").envelope
     board._feed.receive(
-        b"INC-T", sign_declaration(world.ctx.envelope, "eu-cyclone", "INC-T", ("FR", "DE"), True)
+        b"INC-T", sign_declaration(declarer, "eu-cyclone", "INC-T", ("FR", "DE"), True)
     )
     assert "INC-T" in board.active_incidents()
     board._feed.receive(b"INC-T", None)
     assert "INC-T" in board.active_incidents()
     board._feed.receive(
         b"INC-OTHER",
-        sign_declaration(world.ctx.envelope, "eu-cyclone", "INC-U", ("FR", "DE"), True),
+        sign_declaration(declarer, "eu-cyclone", "INC-U", ("FR", "DE"), True),
     )
     assert "INC-U" not in board.active_incidents(), "the key must name the declared incident"
 
@@ -160,17 +164,25 @@ def test_the_audit_topics_are_never_deleted_by_retention() -> None:
 
 
 @pytest.mark.kafka
-async def test_a_suspended_organisation_cannot_publish(world: World) -> None:
-    registry = world.ctx.registry
-    import yaml
+async def test_a_suspended_organisation_cannot_publish(world: World, tmp_path: Path) -> None:
+    """The authority suspends soc-fr in a snapshot; soc-fr's node, once it has it, refuses."""
 
-    data = yaml.safe_load((world.settings.policies / "participants.yaml").read_text())
-    for p in data["participants"]:
-        if p["id"] == "soc-fr":
-            p["status"] = "suspended"
-    suspended = dataclasses.replace(world.ctx, registry=parse_registry(data))
-    assert registry.get("soc-fr").status == "active"
-    async with Publisher("soc-fr", suspended) as pub:
+    def suspend(document: dict[str, Any]) -> None:
+        for p in document["participants"]:
+            if p["id"] == "soc-fr":
+                p["status"] = "suspended"
+
+    home = tmp_path / "soc-fr"  # a copy of soc-fr's node: the session's stays as it is
+    shutil.copytree(world.home("soc-fr"), home)
+    suspended = world.export(suspend)
+    world.export()  # the authority lifts it again at once, for the rest of the session
+    trusted = TrustedRegistry.load(home / "registry", world.ctx("soc-fr").envelope.store)
+    assert trusted.offer(suspended) is not None
+    settings = dataclasses.replace(world.settings("soc-fr"), home=home)
+    ctx = PepContext.load(settings, world.env("soc-fr"))
+    assert ctx.registry.get("soc-fr").status == "suspended"
+    assert world.ctx("soc-fr").registry.get("soc-fr").status == "active"
+    async with Publisher("soc-fr", ctx) as pub:
         with pytest.raises(Unauthorised, match="not an active organisation"):
             await pub.publish("Indicator", indicator(), labels=Labels.of("GREEN"))
 
@@ -180,12 +192,11 @@ async def test_a_message_id_cannot_be_raced_onto_another_partition(
     world: World, tmp_path: Path
 ) -> None:
     """A member that sees cert-eu's message id in a header re-uses it for its own record."""
-    async with Publisher("cert-eu", world.ctx) as pub:
+    async with Publisher("cert-eu", world.ctx("cert-eu")) as pub:
         genuine = await pub.publish(
             "Indicator", indicator(), labels=Labels.of("RED"), recipients=["enisa"]
         )
-    env = world.ctx.envelope
-    sealer = env.sealer("isac-energy")
+    sealer = world.ctx("isac-energy").envelope.sealer("isac-energy")
     squat = sealer.seal(
         "Indicator",
         indicator("192.0.2.66"),
@@ -206,7 +217,7 @@ async def test_a_message_id_cannot_be_raced_onto_another_partition(
 
 @pytest.mark.kafka
 async def test_a_payload_type_travels_only_on_its_own_stream(world: World, tmp_path: Path) -> None:
-    sealer = world.ctx.envelope.sealer("soc-fr")
+    sealer = world.ctx("soc-fr").envelope.sealer("soc-fr")
     misplaced = sealer.seal(
         "IncidentReport",
         incident_report(False),

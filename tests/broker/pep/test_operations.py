@@ -23,7 +23,7 @@ pytestmark = pytest.mark.kafka
 
 
 async def _publish(world: World, n: int) -> list[str]:
-    async with Publisher("soc-fr", world.ctx) as pub:
+    async with Publisher("soc-fr", world.ctx("soc-fr")) as pub:
         return [
             (
                 await pub.publish(
@@ -86,7 +86,7 @@ async def test_metrics_endpoint_counts_deliveries(world: World, tmp_path: Path) 
     metrics.serve(port)
     sub = Subscriber(
         "enisa",
-        world.ctx,
+        world.ctx("enisa"),
         JsonlSink(tmp_path / "e.jsonl"),
         group_id=world.group("metrics"),
         metrics=metrics,
@@ -114,7 +114,7 @@ async def test_stats_reports_topics_lag_and_dead_letters(world: World) -> None:
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     assert data["topics"]["jcu.civilian.indicators"] >= 2
-    assert set(data) == {"topics", "consumer_lag", "dead_letters"}
+    assert set(data) == {"topics", "consumer_lag", "dead_letters", "policy_violations"}
     assert all(isinstance(v, int) and v >= 0 for v in data["consumer_lag"].values())
 
 
@@ -130,7 +130,7 @@ def test_the_ledger_forgets_long_expired_deliveries_now_and_then(
 
     sub = Subscriber(
         "enisa",
-        world.ctx,
+        world.ctx("enisa"),
         JsonlSink(tmp_path / "e.jsonl"),
         group_id=world.group("prune"),
         receipts=False,

@@ -16,7 +16,6 @@ from broker.envelope import Labels, read_header
 from broker.errors import KeystoreError, MalformedRecord, NotARecipient
 from broker.kafka.scan import scan
 from broker.pep import JsonlSink, Publication, Publisher, PublishResult, Subscriber
-from broker.pep.context import PepContext
 from broker.pep.publisher import NO_USABLE_KEY, policy_message
 from tests.broker.pep.conftest import World
 from tests.broker.pep.records import incident_report, indicator, situation_report
@@ -52,7 +51,7 @@ CASES: list[tuple[str, str, Any, Labels, tuple[str, ...]]] = [
 async def _receive_all(world: World, participant: str, out: Path) -> dict[str, dict[str, Any]]:
     sink = JsonlSink(out / f"{participant}.jsonl")
     sub = Subscriber(
-        participant, world.ctx, sink, group_id=world.group(participant), receipts=False
+        participant, world.ctx(participant), sink, group_id=world.group(participant), receipts=False
     )
     async with sub:
         await sub.run(until_idle=True)
@@ -71,17 +70,17 @@ async def test_receivers_equal_policy_explain_and_nobody_else_can_decrypt(
     results: list[PublishResult] = []
     expected: dict[str, dict[str, str]] = {}  # message id -> org -> allow/redact
     for sender, ptype, make, labels, named in CASES:
-        async with Publisher(sender, world.ctx) as pub:
+        async with Publisher(sender, world.ctx(sender)) as pub:
             res = await pub.publish(ptype, make(), labels=labels, recipients=named)
         results.append(res)
         # What `jcu policy explain` computes: the engine's decision for every organisation.
         msg = policy_message(sender, ptype, labels, named)
-        decisions = world.ctx.policy.decide_all(msg)
+        decisions = world.ctx(sender).policy.decide_all(msg)
         expected[res.message_id] = {d.org: d.decision for d in decisions if d.allowed}
         assert set(res.recipients) == set(expected[res.message_id]), (sender, labels)
 
     received: dict[str, dict[str, str]] = defaultdict(dict)
-    for org in world.ctx.registry.participants:
+    for org in world.orgs:
         got = await _receive_all(world, org, tmp_path)
         for res in results:
             if res.message_id in got:
@@ -112,15 +111,15 @@ async def test_receivers_equal_policy_explain_and_nobody_else_can_decrypt(
     checked = 0
     async for rec in scan(world.bootstrap, topics):
         try:
-            header = read_header(world.ctx.envelope.store, rec.value)
+            header = read_header(world.ctx("enisa").envelope.store, rec.value)
         except MalformedRecord:
             continue  # another test's deliberately broken record
         if header.message_id not in ids:
             continue
-        outsiders = set(world.ctx.registry.participants) - set(header.recipient_ids)
+        outsiders = set(world.orgs) - set(header.recipient_ids)
         for org in sorted(outsiders)[:4]:
             with pytest.raises(NotARecipient):
-                world.ctx.envelope.opener(org).open(rec.value, topic=rec.topic)
+                world.ctx(org).envelope.opener(org).open(rec.value, topic=rec.topic)
             checked += 1
     assert checked > 0
 
@@ -137,13 +136,15 @@ async def test_a_mixed_batch_gets_each_items_own_decisions(world: World) -> None
         ("SituationReport", situation_report, Labels.of("GREEN"), ()),  # other type
         ("Indicator", indicator, Labels.of("RED"), ("enisa",)),  # same as the second
     ]
-    async with Publisher("cert-eu", world.ctx) as pub:
+    async with Publisher("cert-eu", world.ctx("cert-eu")) as pub:
         results = await pub.publish_many(
             [Publication(ptype, make(), labels, named) for ptype, make, labels, named in mixed]
         )
     assert len({r.message_id for r in results}) == len(mixed)
     for (ptype, _, labels, named), res in zip(mixed, results, strict=True):
-        alone = world.ctx.policy.decide_all(policy_message("cert-eu", ptype, labels, named))
+        alone = world.ctx("cert-eu").policy.decide_all(
+            policy_message("cert-eu", ptype, labels, named)
+        )
         assert res.decisions == tuple(alone), (ptype, labels, named)
         assert set(res.recipients) == {d.org for d in alone if d.allowed}, (labels, named)
     # The batch really differed: RED to enisa alone vs RED to enisa and the energy ISAC.
@@ -157,7 +158,7 @@ async def test_a_recipient_without_a_usable_key_is_denied_and_the_others_still_g
 ) -> None:
     """Revoking an organisation's keys must not stop sharing with everyone else: the
     publisher denies it by `no-usable-key`, says so in the result, and audits that."""
-    ctx = PepContext.load(world.ctx.settings)  # its own keyring: the session's stays intact
+    ctx = world.fresh_ctx("cert-eu")  # its own keyring: the session's stays intact
     entry = ctx.envelope.keyring.entry("isac-energy")
     gone = to_millis(utc_now() - timedelta(minutes=1))
     keys = tuple(
@@ -181,7 +182,7 @@ async def test_a_recipient_without_a_usable_key_is_denied_and_the_others_still_g
         assert denial.rules == (NO_USABLE_KEY,)
         assert "no usable key" in denial.reasons[0]
     # Everyone else the policy allows still gets the GREEN one.
-    allowed = world.ctx.policy.decide_all(
+    allowed = world.ctx("cert-eu").policy.decide_all(
         policy_message("cert-eu", "Indicator", Labels.of("GREEN"), ())
     )
     assert set(everyone.recipients) == {d.org for d in allowed if d.allowed} - {"isac-energy"}
@@ -192,8 +193,8 @@ async def test_a_batch_the_sealer_refuses_is_neither_sent_nor_recorded(
 ) -> None:
     """Sealing comes before the audit write: a batch that cannot be sealed leaves no
     decisions in the log for messages never sent, and the publisher carries on."""
-    audit = world.ctx.audit_log("cert-eu", "publish")
-    async with Publisher("cert-eu", world.ctx, audit=audit) as pub:
+    audit = world.ctx("cert-eu").audit_log("cert-eu", "publish")
+    async with Publisher("cert-eu", world.ctx("cert-eu"), audit=audit) as pub:
         item = Publication("Indicator", indicator(), Labels.of("RED"), ("enisa",))
         before = audit.size
 

@@ -32,21 +32,21 @@ pytestmark = pytest.mark.kafka
 async def test_receipts_show_who_received_and_only_to_the_sender(
     world: World, tmp_path: Path
 ) -> None:
-    async with Publisher("soc-fr", world.ctx) as pub:
+    async with Publisher("soc-fr", world.ctx("soc-fr")) as pub:
         sent = await pub.publish(
             "Indicator", indicator(), labels=Labels.of("RED"), recipients=["enisa", "cert-eu"]
         )
     for org in ("enisa", "cert-eu"):
         await drain(world, org, tmp_path, receipts=True)
-    views = await read_receipts(world.ctx, "soc-fr", sent.message_id)
+    views = await read_receipts(world.ctx("soc-fr"), "soc-fr", sent.message_id)
     assert sorted(v.receiver for v in views) == ["cert-eu", "enisa"]
     assert all(v.status == "DELIVERED" for v in views)
     # Receipts are sealed to the sender alone: another civilian member reads none of them.
-    assert await read_receipts(world.ctx, "isac-energy", sent.message_id) == []
+    assert await read_receipts(world.ctx("isac-energy"), "isac-energy", sent.message_id) == []
 
 
 async def test_retraction_reaches_every_recipient(world: World, tmp_path: Path) -> None:
-    async with Publisher("cert-eu", world.ctx) as pub:
+    async with Publisher("cert-eu", world.ctx("cert-eu")) as pub:
         sent = await pub.publish(
             "Indicator", indicator(), labels=Labels.of("AMBER", categories=["malicious-code"])
         )
@@ -64,7 +64,7 @@ async def test_crisis_declaration_widens_amber_and_only_authorities_may_declare(
 ) -> None:
     incident = f"INC-{uuid.uuid4().hex[:6]}"
     labels = Labels.of("AMBER", categories=["fraud"], incident=incident, member_states=["FR", "DE"])
-    async with Publisher("cert-eu", world.ctx) as pub:
+    async with Publisher("cert-eu", world.ctx("cert-eu")) as pub:
         before = await pub.publish("IncidentReport", incident_report(False), labels=labels)
     assert "eeas-intcen" not in before.recipients  # no mandate for fraud, no crisis yet
 
@@ -114,12 +114,14 @@ async def test_crisis_declaration_widens_amber_and_only_authorities_may_declare(
     since, until = (datetime.fromisoformat(mine[k]) for k in ("time", "expires"))
     assert until - since == timedelta(days=2)
 
-    async with CrisisBoard(world.ctx.envelope, world.bootstrap) as board:
+    async with CrisisBoard(world.ctx("cert-eu").envelope, world.bootstrap) as board:
         assert incident in board.active_incidents()
-    async with Publisher("cert-eu", world.ctx) as pub:
+    async with Publisher("cert-eu", world.ctx("cert-eu")) as pub:
         during = await pub.publish("IncidentReport", incident_report(False), labels=labels)
     assert {"eeas-intcen", "europol-ec3", "enisa"} <= set(during.recipients)
-    operational = {p.id for p in world.ctx.registry if p.role == "operational"} - {"cert-eu"}
+    operational = {p.id for p in world.ctx("cert-eu").registry if p.role == "operational"} - {
+        "cert-eu"
+    }
     assert operational <= set(during.recipients)
     # The receiving side applies the same crisis state: EEAS gets the report.
     _, got = await drain(world, "eeas-intcen", tmp_path)
@@ -137,7 +139,7 @@ async def test_crisis_declaration_widens_amber_and_only_authorities_may_declare(
         "FR,DE",
     )
     assert ended.returncode == 0, ended.stderr
-    async with Publisher("cert-eu", world.ctx) as pub:
+    async with Publisher("cert-eu", world.ctx("cert-eu")) as pub:
         after = await pub.publish("IncidentReport", incident_report(False), labels=labels)
     assert "eeas-intcen" not in after.recipients
 
@@ -146,7 +148,7 @@ async def test_a_replayed_old_declaration_reopens_no_crisis_after_its_expiry(wor
     """A writer to jcu.control without a signing key keeps an old declare and produces it
     again after the end; compaction then leaves only that declare under the incident key."""
     incident = f"INC-{uuid.uuid4().hex[:6]}"
-    env = world.ctx.envelope
+    env = world.ctx("eu-cyclone").envelope
     declare = sign_declaration(env, "eu-cyclone", incident, ("FR", "DE"), True, timedelta(days=1))
     await publish_declaration(world.bootstrap, incident, declare)
     end = sign_declaration(env, "eu-cyclone", incident, ("FR", "DE"), False)
@@ -183,7 +185,12 @@ async def test_a_replayed_old_declaration_reopens_no_crisis_after_its_expiry(wor
 async def test_crisis_list_shows_an_expired_declaration_only_with_all(world: World) -> None:
     incident = f"INC-{uuid.uuid4().hex[:6]}"
     data = sign_declaration(
-        world.ctx.envelope, "eu-cyclone", incident, ("FR", "DE"), True, timedelta(milliseconds=1)
+        world.ctx("eu-cyclone").envelope,
+        "eu-cyclone",
+        incident,
+        ("FR", "DE"),
+        True,
+        timedelta(milliseconds=1),
     )
     await publish_declaration(world.bootstrap, incident, data)
 

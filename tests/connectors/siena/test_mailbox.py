@@ -22,7 +22,7 @@ from tests.world import World
 def jcu(world: World, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "broker.cli", *args],
-        env=world.env,
+        env=world.env_for(args),
         capture_output=True,
         text=True,
         timeout=120,
@@ -66,7 +66,7 @@ async def test_h2_case_message_reaches_only_its_recipient_who_acknowledges(
     # civilian organisations that were not named get nothing (nor does anyone else)
     for other in ("enisa", "isac-energy"):
         sink = MailboxSink(tmp_path / other)
-        sub = Subscriber(other, world.ctx, sink, group_id=world.group(other), receipts=False)
+        sub = Subscriber(other, world.ctx(other), sink, group_id=world.group(other), receipts=False)
         async with sub:
             await sub.run(until_idle=True)
         assert case_id not in sink.written

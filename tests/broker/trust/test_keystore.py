@@ -1,4 +1,4 @@
-"""Private keys at rest: encrypted PKCS#8, mode 0600, passphrase from the environment."""
+"""Private keys at rest: encrypted PKCS#8, mode 0600, scrypt of at least N=2**17."""
 
 from __future__ import annotations
 
@@ -10,36 +10,14 @@ from cryptography.hazmat.primitives import hpke, serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, mlkem, x25519
 
 from broker.errors import KeystoreError
-from broker.trust.keystore import Keystore, open_keystore, passphrase_from_env
+from broker.trust.keystore import MIN_SCRYPT_N, Keystore, open_keystore
 from broker.trust.material import key_id, load_kem_public
 
 PW = b"correct horse battery staple"
 
 
 def _ks(path: Path, pw: bytes = PW) -> Keystore:
-    return Keystore(path, pw, scrypt_n=2**10)
-
-
-def test_passphrase_from_variable_or_file(tmp_path: Path) -> None:
-    assert passphrase_from_env({"JCU_KEY_PASSPHRASE": "abc"}) == b"abc"
-    f = tmp_path / "pw"
-    f.write_text("from-file\n")
-    assert passphrase_from_env({"JCU_KEY_PASSPHRASE_FILE": str(f)}) == b"from-file"
-
-
-def test_missing_passphrase_names_both_variables() -> None:
-    with pytest.raises(KeystoreError) as caught:
-        passphrase_from_env({})
-    assert "JCU_KEY_PASSPHRASE" in str(caught.value)
-    assert "JCU_KEY_PASSPHRASE_FILE" in str(caught.value)
-
-
-def test_unreadable_or_empty_passphrase_file(tmp_path: Path) -> None:
-    with pytest.raises(KeystoreError, match="cannot read"):
-        passphrase_from_env({"JCU_KEY_PASSPHRASE_FILE": str(tmp_path / "none")})
-    (tmp_path / "empty").write_text("")
-    with pytest.raises(KeystoreError, match="empty"):
-        passphrase_from_env({"JCU_KEY_PASSPHRASE_FILE": str(tmp_path / "empty")})
+    return Keystore(path, pw, scrypt_n=2**10, min_scrypt_n=2**10)
 
 
 def test_key_files_are_encrypted_pkcs8_with_mode_0600(tmp_path: Path) -> None:
@@ -48,7 +26,9 @@ def test_key_files_are_encrypted_pkcs8_with_mode_0600(tmp_path: Path) -> None:
     hid, _ = ks.generate_kem_key("eda", "mlkem768x25519")
     files = sorted(tmp_path.rglob("*.pem"))
     assert {f.name for f in files} == {
-        f"{kid}.ed25519.pem", f"{hid}.mlkem768.pem", f"{hid}.x25519.pem"
+        f"{kid}.ed25519.pem",
+        f"{hid}.mlkem768.pem",
+        f"{hid}.x25519.pem",
     }
     for f in files:
         assert stat.S_IMODE(f.stat().st_mode) == 0o600
@@ -105,6 +85,22 @@ def test_refuses_bad_names_and_missing_keys(tmp_path: Path) -> None:
         ks.signing_key("cert-eu", "0123456789abcdef")
     with pytest.raises(KeystoreError, match="jcu init"):
         _ks(tmp_path / "nothing").signing_key("cert-eu", "0123456789abcdef")
+
+
+def test_a_keystore_below_the_minimum_scrypt_cost_is_refused(tmp_path: Path) -> None:
+    assert MIN_SCRYPT_N >= 2**17
+    kid, _ = _ks(tmp_path).generate_signing_key("cert-eu")
+    with pytest.raises(KeystoreError, match=r"scrypt N=1024, below the minimum"):
+        Keystore(tmp_path, PW).signing_key("cert-eu", kid)
+    with pytest.raises(KeystoreError, match="below the minimum"):
+        Keystore(tmp_path / "new", PW, scrypt_n=2**16)
+
+
+def test_a_new_keystore_uses_the_minimum_cost(tmp_path: Path) -> None:
+    import json
+
+    Keystore(tmp_path, PW).generate_signing_key("cert-eu")
+    assert json.loads((tmp_path / "kdf.json").read_text())["n"] == MIN_SCRYPT_N
 
 
 def test_open_keystore_takes_the_environment(tmp_path: Path) -> None:

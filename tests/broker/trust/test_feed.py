@@ -1,0 +1,101 @@
+"""Registry snapshots reach a running enforcement point through jcu.registry (real Kafka),
+and what is refused there (older epochs, forgeries, other authorities) is logged and counted."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from broker.errors import RevokedKey
+from broker.kafka.clients import reliable_producer, start_client
+from broker.kafka.topics import TopicSpec, ensure_topics
+from broker.trust.feed import RegistryFeed
+from broker.trust.state import TrustedRegistry
+from broker.trust.topic import catch_up
+from tests.broker._pki import T0, make_pki
+
+pytestmark = pytest.mark.kafka
+
+
+async def _until(condition: Callable[[], bool], what: str) -> None:
+    for _ in range(200):
+        if condition():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+async def test_a_revocation_on_the_topic_takes_effect_and_an_old_snapshot_cannot_undo_it(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    orgs = ["cert-eu", "enisa", "isac-energy"]
+    pki = make_pki(tmp_path / "pki", participants=orgs)
+    stranger = make_pki(tmp_path / "other-authority", participants=orgs)
+    topic = f"test.registry.{uuid.uuid4().hex[:8]}"
+    await ensure_topics(kafka_bootstrap, [TopicSpec(topic, partitions=1)])
+    first = pki.export()
+    state = TrustedRegistry.load(pki.nodes["isac-energy"].registry_dir, pki.store)
+    state.offer(first)
+    keyring = state.keyring
+    kid = keyring.current_signing_key_id("cert-eu", T0)
+
+    producer = reliable_producer(kafka_bootstrap)
+    await start_client(producer, kafka_bootstrap)
+
+    async def put(value: bytes | None) -> None:
+        await (await producer.send(topic, value=value, key=b"snapshot"))
+
+    feed = RegistryFeed(state, kafka_bootstrap, topic=topic)
+    try:
+        await put(first)
+        async with feed:
+            assert feed.applied == 0  # the epoch it already holds
+            pki.clock.advance(timedelta(minutes=5))
+            pki.revoke("cert-eu", "compromised")
+            await put(pki.export())
+            await _until(lambda: state.epoch == 2, "the revocation")
+            with pytest.raises(RevokedKey):
+                keyring.signing_key("cert-eu", kid, T0 + timedelta(minutes=6))
+
+            await put(first)  # replayed older snapshot
+            await put(stranger.export())  # another authority's
+            await put(None)  # a tombstone
+            await put(b"\xc3\x01not a snapshot")
+            await _until(lambda: len(feed.rejected) >= 4, "the refusals")
+            assert [reason for _, reason in feed.rejected] == [
+                "stale-registry",
+                "unknown-key",
+                "tombstone",
+                "unknown-schema",
+            ]
+            assert feed.healthy and feed.applied == 1
+        with pytest.raises(RevokedKey):  # still revoked: the old snapshot was not applied
+            keyring.signing_key("cert-eu", kid, T0 + timedelta(minutes=6))
+    finally:
+        await producer.stop()
+
+
+async def test_a_node_with_an_old_registry_catches_up_from_the_topic(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    pki = make_pki(tmp_path / "pki", participants=["cert-eu", "eda"])
+    topic = f"test.registry.{uuid.uuid4().hex[:8]}"
+    await ensure_topics(kafka_bootstrap, [TopicSpec(topic, partitions=1)])
+    state = TrustedRegistry.load(pki.nodes["eda"].registry_dir, pki.store)
+    state.offer(pki.export())
+    producer = reliable_producer(kafka_bootstrap)
+    await start_client(producer, kafka_bootstrap)
+    try:
+        for _ in range(3):
+            await (await producer.send(topic, value=pki.export(), key=b"snapshot"))
+    finally:
+        await producer.stop()
+    result = await catch_up(kafka_bootstrap, state, topic=topic)
+    assert result.accepted == [2, 3, 4] and state.epoch == 4 and not result.refused
+    restarted = TrustedRegistry.load(pki.nodes["eda"].registry_dir, pki.store)
+    assert restarted.epoch == 4
