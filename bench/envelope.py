@@ -2,9 +2,9 @@
 
 Run: .venv/bin/python -m bench.envelope [--seconds 0.4]
 
-Measured in this run, on a throw-away keystore and registry (20 X25519 and 20
-ML-KEM-768+X25519 recipients): the baselines (one Ed25519 verify, one AES-256-GCM
-encryption of 1 KiB), then for each KEM and recipient count
+Measured in this run, on a throw-away federation (an authority and a keystore per
+participant; 20 X25519 and 20 ML-KEM-768+X25519 recipients): the baselines (one
+Ed25519 verify, one AES-256-GCM encryption of 1 KiB), then for each KEM and recipient count
 - seal/s with a reused content key (the steady state: HPKE wraps amortised),
 - seal/s with a fresh content key per message (every recipient wrapped each time),
 - open/s as one recipient, for reused-key and fresh-key messages,
@@ -30,9 +30,10 @@ from broker import config
 from broker.clock import utc_now
 from broker.envelope import ContentKeyCache, Labels, MemoryReplayGuard, Opener, Sealer
 from broker.schemas import SchemaStore
-from broker.trust.key_admin import KeyAdmin
+from broker.trust.authority import Authority
 from broker.trust.keyring import Keyring
 from broker.trust.keystore import Keystore
+from broker.trust.node import NodeHome, register
 from broker.trust.registry import parse_registry
 
 TOPIC = "jcu.civilian.indicators"
@@ -92,8 +93,26 @@ def _record() -> dict[str, Any]:
     return rec
 
 
+def _federation(root: Path, store: SchemaStore) -> tuple[dict[str, Keystore], Keyring]:
+    """A keystore per participant of `_registry()`, every key approved by one authority.
+    scrypt is cheap here (2**10): these keys protect nothing and the bench measures sealing."""
+
+    def keystore(path: Path) -> Keystore:
+        return Keystore(path, b"bench only", scrypt_n=2**10, min_scrypt_n=2**10)
+
+    registry = _registry()
+    authority = Authority.create(root / "authority", keystore(root / "authority" / "keys"), store)
+    keystores: dict[str, Keystore] = {}
+    for p in registry:
+        node = NodeHome.create(root / p.id, p.id)
+        keystores[p.id] = keystore(node.keystore_dir)
+        req = register(node, keystores[p.id], store, p, registry.kem_of(p.id))
+        authority.approve(req.path.read_bytes(), registry, fingerprints=[req.fingerprint])
+    return keystores, Keyring(authority.records().values())
+
+
 def _measure(
-    keystore: Keystore,
+    keystores: dict[str, Keystore],
     keyring: Keyring,
     store: SchemaStore,
     record: dict[str, Any],
@@ -102,6 +121,7 @@ def _measure(
     secs: float,
 ) -> dict[str, float]:
     """Seal and open rates and the envelope size for one recipient list."""
+    keystore = keystores["bench-sender"]
     reuse = Sealer("bench-sender", keystore=keystore, keyring=keyring, store=store)
     fresh = Sealer(
         "bench-sender",
@@ -121,7 +141,7 @@ def _measure(
         batch = [seal(sealer) for _ in range(max(50, int(seal_rate * secs / 4)))]
         opener = Opener(
             to[-1],
-            keystore=keystore,
+            keystore=keystores[to[-1]],
             keyring=keyring,
             store=store,
             replay_guard=MemoryReplayGuard(),
@@ -154,10 +174,7 @@ def main() -> None:
     labels = Labels.of("AMBER", categories=["other"])
 
     with tempfile.TemporaryDirectory() as tmp:
-        keystore = Keystore(Path(tmp) / "keys", b"bench only")
-        admin = KeyAdmin(keystore, Path(tmp) / "registry", store)
-        admin.init_keys(_registry())
-        keyring = admin.keyring()
+        keystores, keyring = _federation(Path(tmp), store)
 
         # baselines
         sk = ed25519.Ed25519PrivateKey.generate()
@@ -185,7 +202,7 @@ def main() -> None:
         for kem in KEMS:
             for n in COUNTS:
                 to = [f"r-{kem}-{i:02d}" for i in range(n)]
-                r = _measure(keystore, keyring, store, record, labels, to, secs)
+                r = _measure(keystores, keyring, store, record, labels, to, secs)
                 print(
                     f"{kem:<15}{n:>5}{r['size']:>8}"
                     f"{r['seal']:>9,.0f}{ratio(r['seal'], verify_rate)}"

@@ -38,12 +38,13 @@ from typing import Any
 from bench import _skeleton as _skeleton_io
 from bench._kafka import kafka_for_bench
 from broker import config, logs
-from broker.cli.init import init_keys
 from broker.envelope import Labels
 from broker.kafka.clients import COMPRESSION, reliable_producer
 from broker.kafka.topics import TopicSpec, contract_topics, ensure_topics
 from broker.pep import Publication, Publisher
 from broker.pep.context import PepContext
+from broker.trust.federation import build_federation
+from broker.trust.topic import publish_snapshot
 
 RECIPIENTS = ("enisa", "cert-eu", "csirts-network", "eu-cyclone", "commission")
 CHUNK = 200
@@ -131,7 +132,12 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 
 
 async def _full(
-    ctx: PepContext, n: int, out: Path, receipts: bool, kafka_pid: int | None
+    ctx: PepContext,
+    n: int,
+    out: Path,
+    receipts: bool,
+    kafka_pid: int | None,
+    receiver_env: dict[str, str],
 ) -> tuple[float, int, dict[str, float]]:
     """Publish in this process while `jcu subscribe` receives in another, as deployed:
     timed from the first publish to the n-th record in the subscriber's sink."""
@@ -153,7 +159,9 @@ async def _full(
     if not receipts:
         argv.append("--no-receipts")
     log = out / "subscriber.log"
-    subscriber = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=log.open("wb"))
+    subscriber = subprocess.Popen(
+        argv, stdout=subprocess.DEVNULL, stderr=log.open("wb"), env=receiver_env
+    )
     try:
         async with Publisher("soc-fr", ctx) as pub:
             # Steady state, as in the raw leg: the subscriber is up and holds its partitions.
@@ -241,7 +249,9 @@ def _lines(path: Path) -> int:
         return 0
 
 
-def _costs(ctx: PepContext, n: int) -> tuple[dict[str, float], tuple[int, int]]:
+def _costs(
+    ctx: PepContext, receiver: PepContext, n: int
+) -> tuple[dict[str, float], tuple[int, int]]:
     """Seconds the CPU-bound steps take, per message as the full path does them, times n;
     and the sizes of the publisher's and the subscriber's audit leaf for one message."""
     from broker.audit import AuditRecord, DecisionSet
@@ -252,7 +262,7 @@ def _costs(ctx: PepContext, n: int) -> tuple[dict[str, float], tuple[int, int]]:
     from broker.pep.publisher import policy_message
 
     sealer = ctx.envelope.sealer("soc-fr")
-    opener = ctx.envelope.opener("enisa", replay_guard=MemoryReplayGuard())
+    opener = receiver.envelope.opener("enisa", replay_guard=MemoryReplayGuard())
     labels = Labels.of("RED", categories=["malicious-code"])
     msg = policy_message("soc-fr", "Indicator", labels, RECIPIENTS)
     k = CHUNK * 5
@@ -330,19 +340,28 @@ def _costs(ctx: PepContext, n: int) -> tuple[dict[str, float], tuple[int, int]]:
 async def main(n: int, receipts: bool) -> None:
     logs.configure("console", "WARNING")
     with tempfile.TemporaryDirectory(prefix="jcu-bench-") as tmp:
-        os.environ["JCU_HOME"] = str(Path(tmp) / "home")
-        os.environ.setdefault("JCU_KEY_PASSPHRASE", "bench-only passphrase")
         async with kafka_for_bench() as kafka:
             bootstrap = kafka.bootstrap
             os.environ["KAFKA_BOOTSTRAP"] = bootstrap
             settings = config.load()
-            init_keys(settings)
+            # The federation as deployed: a home per organisation (publisher: soc-fr's node,
+            # subscriber: enisa's, in another process).
+            federation = build_federation(
+                Path(tmp) / "federation",
+                None,
+                policies=settings.policies,
+                schemas=settings.schemas,
+                passphrase="bench-only passphrase, never a secret",
+            )
             await ensure_topics(bootstrap, contract_topics())
-            ctx = PepContext.load(settings)
+            await publish_snapshot(bootstrap, federation.snapshot.read_bytes())
+            envs = {o: {**os.environ, **federation.env(o)} for o in ("soc-fr", "enisa")}
+            ctx = PepContext.load(config.load(envs["soc-fr"]), envs["soc-fr"])
+            receiver = PepContext.load(config.load(envs["enisa"]), envs["enisa"])
             print(f"kafka {bootstrap}; {n} messages of a ~1 KiB payload, 5 recipients")
             out = Path(tmp)
-            full, size, phases = await _full(ctx, n, out, receipts, kafka.pid)
-            costs, (publish_leaf, receive_leaf) = _costs(ctx, n)
+            full, size, phases = await _full(ctx, n, out, receipts, kafka.pid, envs["enisa"])
+            costs, (publish_leaf, receive_leaf) = _costs(ctx, receiver, n)
             sink = out / "enisa.jsonl"
             sizes = _skeleton_io.Sizes(
                 size, publish_leaf, receive_leaf, sink.stat().st_size // _lines(sink)

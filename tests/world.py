@@ -11,19 +11,31 @@ a real deployment; a test acts as an organisation through `world.ctx(org)`
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
+import shutil
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from broker import config
+from broker.clock import to_millis, utc_now
 from broker.config import Settings
 from broker.pep.context import PepContext
+from broker.policy import PolicyEngine
+from broker.schemas import SchemaStore
+from broker.trust.authority import Authority
 from broker.trust.federation import Federation, build_federation
+from broker.trust.keystore import open_keystore
+from broker.trust.registry import parse_registry
+from broker.trust.snapshot import canonical_facts
+from broker.trust.state import TrustedRegistry
 
 PASSPHRASE = "test-only passphrase, not a secret"
 
@@ -61,18 +73,30 @@ class World:
         env = self.env(org)
         return PepContext.load(config.load(env), env)
 
-    def export(self, edit: Callable[[dict[str, Any]], None] | None = None) -> bytes:
-        """The authority's next snapshot, of the registry source as `edit` changes it (the
-        authority's participants.yaml itself is not changed). Not published."""
-        import yaml
+    def authority_copy(self, where: Path) -> Authority:
+        """A copy of the registry authority's home, opened: for tests that change the
+        registry without changing it for the rest of the session."""
+        shutil.copytree(self.federation.authority_home, where)
+        settings = self.settings("authority")
+        keystore = open_keystore(where / "keys", self.env("authority"))
+        return Authority.open(where, keystore, SchemaStore.load(settings.schemas))
 
-        from broker.policy import PolicyEngine
-        from broker.schemas import SchemaStore
-        from broker.trust.authority import Authority
-        from broker.trust.keystore import open_keystore
-        from broker.trust.registry import parse_registry
-        from broker.trust.snapshot import canonical_facts
+    def node_copy(self, org: str, where: Path, snapshot: bytes | None = None) -> PepContext:
+        """A copy of `org`'s node (after taking `snapshot`, if given), loaded."""
+        shutil.copytree(self.home(org), where)
+        store = SchemaStore.load(self.settings(org).schemas)
+        if snapshot is not None:
+            TrustedRegistry.load(where / "registry", store).offer(snapshot)
+        settings = dataclasses.replace(self.settings(org), home=where)
+        return PepContext.load(settings, self.env(org))
 
+    def export(
+        self,
+        edit: Callable[[dict[str, Any]], None] | None = None,
+        authority: Authority | None = None,
+    ) -> bytes:
+        """`authority`'s (default: the session's) next snapshot, of the registry source as
+        `edit` changes it (participants.yaml itself is not changed). Not published."""
         settings = self.settings("authority")
         store = SchemaStore.load(settings.schemas)
         source = settings.policies / "participants.yaml"
@@ -83,8 +107,9 @@ class World:
         engine = PolicyEngine.load(
             settings.policies, registry, personal_data_fields=store.personal_data_fields
         )
-        keystore = open_keystore(settings.keystore, self.env("authority"))
-        authority = Authority.open(settings.home, keystore, store)
+        if authority is None:
+            keystore = open_keystore(settings.keystore, self.env("authority"))
+            authority = Authority.open(settings.home, keystore, store)
         return authority.export(canonical_facts(document), registry, engine.bundle_hash).data
 
     def home(self, org: str) -> Path:
@@ -106,8 +131,15 @@ def make_world(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -
 
     root: Path = tmp_path_factory.mktemp("world")
     settings = config.load({})
+    # Set up a day ago, so the keys have a past: tests can sign records with dates before now.
+    set_up = to_millis(utc_now() - timedelta(days=1))
     federation = build_federation(
-        root, None, policies=settings.policies, schemas=settings.schemas, passphrase=PASSPHRASE
+        root,
+        None,
+        policies=settings.policies,
+        schemas=settings.schemas,
+        passphrase=PASSPHRASE,
+        clock=lambda: set_up,
     )
     asyncio.run(ensure_topics(kafka_bootstrap, contract_topics(partitions=2)))
     asyncio.run(publish_snapshot(kafka_bootstrap, federation.snapshot.read_bytes()))

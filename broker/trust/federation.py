@@ -18,6 +18,7 @@ from pathlib import Path
 
 import yaml
 
+from broker.clock import Clock, utc_now
 from broker.errors import ConfigError
 from broker.schemas import SchemaStore
 from broker.trust.authority import Authority
@@ -57,11 +58,13 @@ def build_federation(
     passphrase: str | Mapping[str, str],
     scrypt_n: int = DEFAULT_SCRYPT_N,
     min_scrypt_n: int | None = None,
+    clock: Clock = utc_now,
 ) -> Federation:
     """The authority's home and a node per participant (default: every one in the
     registry source) under `root`, every request approved and one snapshot exported
     and accepted by every node. `passphrase`: one for all, or one per org and
-    "authority". `scrypt_n` below the minimum is for unit tests only."""
+    "authority". `scrypt_n` below the minimum is for unit tests only; `clock` is the time
+    of the authority and the nodes while they are set up (the keys' validity starts then)."""
     store = SchemaStore.load(schemas)
     source = policies / "participants.yaml"
     registry = load_registry(source)
@@ -77,14 +80,21 @@ def build_federation(
         return Keystore(home / "keys", words[org].encode(), scrypt_n=scrypt_n, **floor)
 
     authority_home = root / "authority"
-    authority = Authority.create(authority_home, keystore(authority_home, "authority"), store)
+    authority = Authority.create(
+        authority_home, keystore(authority_home, "authority"), store, clock=clock
+    )
     anchor = authority.public_key_file.read_bytes()
 
     def make_node(org: str) -> tuple[NodeHome, RequestFile]:
         node = NodeHome.create(root / "nodes" / org, org)
         node.install_anchor(anchor)
         request = register(
-            node, keystore(node.root, org), store, registry.get(org), registry.kem_of(org)
+            node,
+            keystore(node.root, org),
+            store,
+            registry.get(org),
+            registry.kem_of(org),
+            clock=clock,
         )
         return node, request
 

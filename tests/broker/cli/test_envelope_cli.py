@@ -48,17 +48,17 @@ def one_line(out: subprocess.CompletedProcess[bytes]) -> str:
 
 
 def test_seal_on_one_node_open_on_others(world: World) -> None:
-    sealed = seal(world, "cert-eu", "enisa,eda", "--tlp", "AMBER", "--category", "fraud")
+    sealed = seal(world, "cert-eu", "enisa,eeas-intcen", "--tlp", "RED")
     assert sealed.returncode == 0, sealed.stderr
     assert sealed.stdout[:2] == b"\xc3\x01"
-    for who in ("enisa", "eda"):  # X25519 and the ML-KEM hybrid, each from its own home
+    for who in ("enisa", "eeas-intcen"):  # X25519 and the ML-KEM hybrid, each from its home
         opened = run(world, who, "open", stdin=sealed.stdout)
         assert opened.returncode == 0, opened.stderr
         record = json.loads(opened.stdout)
         assert record["value"] == "bad.example"
         assert record["labels"] == INDICATOR["labels"]
         assert b"from cert-eu" in opened.stderr
-    as_json = json.loads(run(world, "eda", "open", "--json", stdin=sealed.stdout).stdout)
+    as_json = json.loads(run(world, "eeas-intcen", "open", "--json", stdin=sealed.stdout).stdout)
     assert as_json["verified_sender"] == "cert-eu"
     assert as_json["header"]["topic"] == "jcu.civilian.indicators"
 
@@ -130,7 +130,7 @@ def test_shell_pipeline_between_two_nodes(world: World, tmp_path: Path) -> None:
 
 def test_topic_override_must_match_on_both_sides(world: World) -> None:
     topic = "jcu.exercise.civilian.indicators"
-    sealed = seal(world, "cert-eu", "enisa", "--tlp", "AMBER", "--topic", topic)
+    sealed = seal(world, "cert-eu", "enisa", "--tlp", "RED", "--topic", topic)
     assert sealed.returncode == 0, sealed.stderr
     wrong = run(world, "enisa", "open", stdin=sealed.stdout)
     assert wrong.returncode == 1 and "wrong-topic" in one_line(wrong)

@@ -7,12 +7,18 @@ import asyncio
 import json
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
+from broker.audit import AuditLog
+from broker.clock import utc_now
+from broker.kafka.scan import scan
+from broker.kafka.topics import DLQ, TopicSpec, ensure_topics
 from broker.pep import JsonlSink, Subscriber, SubscriberStats
+from broker.pep.context import PepContext
 from tests.world import World
 
 
@@ -28,18 +34,55 @@ async def produce(
         await producer.stop()
 
 
+async def private_audit(world: World, ctx: PepContext, side: str, state: Path) -> AuditLog:
+    """An audit log of `ctx`'s organisation on topics of this test alone: for a copy of a
+    node, whose log must not fork the session's own node's log."""
+    suffix = uuid.uuid4().hex[:8]
+    topics = (f"test.audit.decisions.{suffix}", f"test.audit.checkpoints.{suffix}")
+    await ensure_topics(world.bootstrap, [TopicSpec(t, partitions=1) for t in topics])
+    org = ctx.identity
+    kid = ctx.envelope.keyring.current_signing_key_id(org, utc_now())
+    return AuditLog(
+        f"{org}/{side}",
+        ctx.envelope.keystore.signing_key(org, kid),
+        world.bootstrap,
+        state,
+        store=ctx.envelope.store,
+        decisions_topic=topics[0],
+        checkpoints_topic=topics[1],
+    )
+
+
 async def drain(
-    world: World, org: str, out: Path, *, receipts: bool = False
+    world: World,
+    org: str,
+    out: Path,
+    *,
+    receipts: bool = False,
+    ctx: PepContext | None = None,
 ) -> tuple[SubscriberStats, list[dict[str, Any]]]:
-    """Receive everything on `org`'s topics with a fresh group; what its sink got."""
+    """Receive everything on `org`'s topics with a fresh group (as `org`'s node, or as a copy
+    `ctx` of it, audited apart); what its sink got."""
     path = out / f"{org}.jsonl"
+    node = ctx if ctx is not None else world.ctx(org)
+    audit = await private_audit(world, node, "receive", out / "audit") if ctx else None
     sub = Subscriber(
-        org, world.ctx(org), JsonlSink(path), group_id=world.group(org), receipts=receipts
+        org, node, JsonlSink(path), group_id=world.group(org), receipts=receipts, audit=audit
     )
     async with sub:
         stats = await sub.run(until_idle=True)
     lines = [json.loads(x) for x in path.read_text().splitlines()] if path.exists() else []
     return stats, lines
+
+
+async def dead_letters(world: World, message_id: str, participant: str) -> list[str]:
+    """The reasons `participant` dead-lettered `message_id` for."""
+    reasons = []
+    async for r in scan(world.bootstrap, [DLQ]):
+        headers = dict(r.headers or ())
+        if r.key == message_id.encode() and headers.get("jcu.participant") == participant.encode():
+            reasons.append(bytes(headers["jcu.reason"]).decode())
+    return reasons
 
 
 async def jcu(world: World, *args: str) -> subprocess.CompletedProcess[str]:

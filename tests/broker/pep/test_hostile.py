@@ -3,9 +3,8 @@ it should not (findings of the security review, each kept as a regression test).
 
 from __future__ import annotations
 
-import dataclasses
+import json
 import os
-import shutil
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,11 +17,9 @@ from broker.errors import MalformedRecord, NotARecipient, Unauthorised
 from broker.kafka.scan import scan
 from broker.kafka.topics import AUDIT_CHECKPOINTS, AUDIT_DECISIONS, DLQ, contract_topics
 from broker.pep import Delivery, Publisher
-from broker.pep.context import PepContext
 from broker.pep.control import CrisisBoard
-from broker.trust.state import TrustedRegistry
 from tests.broker.pep.hostile import craft
-from tests.broker.pep.kafka_io import drain, produce
+from tests.broker.pep.kafka_io import drain, jcu, produce
 from tests.broker.pep.records import incident_report, indicator
 from tests.world import World
 
@@ -98,6 +95,14 @@ async def test_personal_data_is_found_by_content_not_by_the_label(
     stats, lines = await drain(world, "eeas-intcen", tmp_path)
     assert mid not in {x["message_id"] for x in lines}
     assert stats.rejected.get("unauthorised", 0) >= 1
+    # ... and names cert-eu as the sender that broke the policy
+    listed = await jcu(world, "stats", "--json")
+    assert listed.returncode == 0, listed.stderr
+    violations = json.loads(listed.stdout)["policy_violations"]
+    assert any(
+        v["sender"] == "cert-eu" and v["refused_by"] == "eeas-intcen" and v["records"] >= 1
+        for v in violations
+    ), violations
 
 
 async def test_a_case_message_must_come_from_its_own_sender(tmp_path: Path) -> None:
@@ -172,14 +177,9 @@ async def test_a_suspended_organisation_cannot_publish(world: World, tmp_path: P
             if p["id"] == "soc-fr":
                 p["status"] = "suspended"
 
-    home = tmp_path / "soc-fr"  # a copy of soc-fr's node: the session's stays as it is
-    shutil.copytree(world.home("soc-fr"), home)
-    suspended = world.export(suspend)
-    world.export()  # the authority lifts it again at once, for the rest of the session
-    trusted = TrustedRegistry.load(home / "registry", world.ctx("soc-fr").envelope.store)
-    assert trusted.offer(suspended) is not None
-    settings = dataclasses.replace(world.settings("soc-fr"), home=home)
-    ctx = PepContext.load(settings, world.env("soc-fr"))
+    authority = world.authority_copy(tmp_path / "authority")  # the session's stays as it is
+    suspended = world.export(suspend, authority=authority)
+    ctx = world.node_copy("soc-fr", tmp_path / "soc-fr", suspended)
     assert ctx.registry.get("soc-fr").status == "suspended"
     assert world.ctx("soc-fr").registry.get("soc-fr").status == "active"
     async with Publisher("soc-fr", ctx) as pub:

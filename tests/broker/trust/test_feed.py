@@ -10,14 +10,16 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from structlog.testing import capture_logs
 
 from broker.errors import RevokedKey
 from broker.kafka.clients import reliable_producer, start_client
 from broker.kafka.topics import TopicSpec, ensure_topics
+from broker.trust.authority.signing import sign_snapshot
 from broker.trust.feed import RegistryFeed
 from broker.trust.state import TrustedRegistry
 from broker.trust.topic import catch_up
-from tests.broker._pki import T0, make_pki
+from tests.broker._pki import T0, Pki, make_pki
 
 pytestmark = pytest.mark.kafka
 
@@ -62,22 +64,44 @@ async def test_a_revocation_on_the_topic_takes_effect_and_an_old_snapshot_cannot
             with pytest.raises(RevokedKey):
                 keyring.signing_key("cert-eu", kid, T0 + timedelta(minutes=6))
 
-            await put(first)  # replayed older snapshot
-            await put(stranger.export())  # another authority's
-            await put(None)  # a tombstone
-            await put(b"\xc3\x01not a snapshot")
-            await _until(lambda: len(feed.rejected) >= 4, "the refusals")
-            assert [reason for _, reason in feed.rejected] == [
+            with capture_logs() as logged:
+                await put(first)  # replayed older snapshot, as compaction may leave it
+                await put(stranger.export())  # another authority's
+                await put(_forged(pki))  # the epoch changed after signing
+                await put(_signed_by_a_participant(pki))
+                await put(None)  # a tombstone
+                await put(b"\xc3\x01not a snapshot")
+                await _until(lambda: len(feed.rejected) >= 6, "the refusals")
+            reasons = [
                 "stale-registry",
+                "unknown-key",
+                "bad-signature",
                 "unknown-key",
                 "tombstone",
                 "unknown-schema",
             ]
+            assert [reason for _, reason in feed.rejected] == reasons
+            refusals = [e for e in logged if e["event"] == "state record refused"]
+            assert [e["reason"] for e in refusals] == reasons[:4] + reasons[5:]
+            assert all(e["topic"] == topic and e["log_level"] == "warning" for e in refusals)
             assert feed.healthy and feed.applied == 1
         with pytest.raises(RevokedKey):  # still revoked: the old snapshot was not applied
             keyring.signing_key("cert-eu", kid, T0 + timedelta(minutes=6))
     finally:
         await producer.stop()
+
+
+def _forged(pki: Pki) -> bytes:
+    _, rec = pki.store.decode(pki.export(), expected="RegistrySnapshot")
+    rec["epoch"] = 1000
+    return pki.store.encode("RegistrySnapshot", rec)
+
+
+def _signed_by_a_participant(pki: Pki) -> bytes:
+    _, rec = pki.store.decode(pki.export(), expected="RegistrySnapshot")
+    kid = pki.keyring().current_signing_key_id("enisa", pki.clock())
+    key = pki.keystores["enisa"].signing_key("enisa", kid)
+    return sign_snapshot(pki.store, {**rec, "epoch": 2000}, key)
 
 
 async def test_a_node_with_an_old_registry_catches_up_from_the_topic(

@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from taxii2client.v21 import Server, as_pages
 
+from broker.trust.node import NodeHome
 from connectors.taxii import TaxiiStore, collection_id_for, store_path
 from tests.cli import run
 from tests.connectors.taxii.conftest import TOPIC, indicator
@@ -31,6 +32,8 @@ PASSWORD = "a long enough taxii passphrase"
 
 @pytest.fixture
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """cert-eu's node: TAXII serves what the node's own organisation received."""
+    NodeHome.create(tmp_path, "cert-eu")
     monkeypatch.setenv("JCU_HOME", str(tmp_path))
     return tmp_path
 
@@ -50,18 +53,18 @@ def test_passwd_from_an_environment_variable(
     home: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv("JCU_TAXII_PASSWORD", PASSWORD)
-    code, _, err = run(["taxii", "passwd", "enisa", "--from-env", "JCU_TAXII_PASSWORD"], capsys)
+    code, _, err = run(["taxii", "passwd", "--from-env", "JCU_TAXII_PASSWORD"], capsys)
     assert code == 0, err
-    assert "enisa" in json.loads((home / "taxii-users.json").read_text())["users"]
+    assert "cert-eu" in json.loads((home / "taxii-users.json").read_text())["users"]
 
 
-def test_passwd_for_an_unknown_participant_is_one_line(
+def test_passwd_for_another_participant_is_one_line(
     home: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setattr(sys, "stdin", io.StringIO(PASSWORD + "\n"))
     code, out, err = run(["taxii", "passwd", "nobody"], capsys)
     assert code == 1 and out == ""
-    assert err.count("\n") == 1 and "unknown participant 'nobody'" in err
+    assert err.count("\n") == 1 and "this node is cert-eu" in err
     assert not (home / "taxii-users.json").exists()
 
 
