@@ -7,8 +7,10 @@ One participant's consumer group reads its community's topics. Per record:
   2. a record already in the delivery ledger at this very position is a
      redelivery after a crash and is dropped quietly;
   3. open it (signature, key validity, topic binding, replay, expiry, unwrap,
-     decrypt: see broker.envelope.opener);
-  4. re-check the policy for receipt (audited on `<participant>/receive`);
+     decrypt, the clear TLP and exercise flag against the encrypted labels: see
+     broker.envelope.opener);
+  4. re-check placement and the policy for receipt on the decrypted labels
+     (audited on `<participant>/receive`; the clear header has no others);
   5. hand it to the sink, record it in the ledger, send a signed Receipt;
   6. commit the offsets of the batch once every record in it is settled.
 

@@ -65,7 +65,10 @@ def test_seal_pipe_open_round_trips(home: Path) -> None:
     as_json = json.loads(run(env, "open", "--as", "eda", "--json", stdin=sealed.stdout).stdout)
     assert as_json["verified_sender"] == "cert-eu"
     assert as_json["header"]["topic"] == "jcu.civilian.indicators"
-    assert as_json["header"]["labels"]["tlp"] == "AMBER"
+    assert as_json["header"]["tlp"] == "AMBER"
+    assert "labels" not in as_json["header"]  # only the recipients see them
+    assert as_json["labels"]["tlp"] == "AMBER"
+    assert as_json["labels"]["categories"] == ["fraud"]
 
 
 def test_shell_pipeline(home: Path, tmp_path: Path) -> None:
