@@ -78,6 +78,13 @@ class MalformedRecord(Rejected):
     reason = "malformed"
 
 
+class LabelMismatch(MalformedRecord):
+    """The clear header shows another TLP or exercise flag than the encrypted labels say:
+    a faulty or lying sender (only a sender can make it: both are signed)."""
+
+    reason = "label-mismatch"
+
+
 class UnsupportedVersion(Rejected):
     reason = "unsupported-version"
 

@@ -11,6 +11,12 @@ Schema evolution: `decode` reads with the store's current schema of a type as
 the reader schema and the writer schema found by fingerprint. A writer schema
 the store does not hold as a file (an older or newer version) can be made
 known with `add_writer_schema`; Avro's resolution rules do the rest.
+
+Legacy schemas (`legacy/*.avsc` beside the current ones, stand-alone) are the
+exception: an older format that is still read but whose meaning differs from
+the current version's (envelope format version 1). Bytes written with one
+decode with that very schema, never resolved into the current schema of the
+same name, and the caller dispatches on what it got.
 """
 
 from __future__ import annotations
@@ -30,6 +36,8 @@ import fastavro.schema
 from broker.errors import ConfigError, MalformedRecord, UnknownSchema
 
 NAMESPACE = "eu.jcu.v1"
+#: Sub-directory of a schema directory holding legacy (read-only, unresolved) schemas.
+LEGACY_DIR = "legacy"
 SINGLE_OBJECT_MAGIC = b"\xc3\x01"
 #: Custom field attribute marking a field as carrying personal data.
 PERSONAL_DATA_ATTRIBUTE = "jcu.personal_data"
@@ -45,6 +53,8 @@ class _Entry:
     standalone: dict[str, Any]  # named types from other files inlined
     parsed: Any  # fastavro's parsed schema
     fingerprint: bytes
+    #: A legacy schema: bytes written with it decode with it, not with the current version.
+    as_written: bool = False
 
 
 def _full_name(name: str, namespace: str | None) -> str:
@@ -126,14 +136,16 @@ def _fingerprint(standalone: dict[str, Any]) -> bytes:
     return bytes.fromhex(fastavro.schema.fingerprint(canonical, "CRC-64-AVRO"))
 
 
-def _make_entry(raw: dict[str, Any], library: Mapping[str, dict[str, Any]]) -> _Entry:
+def _make_entry(
+    raw: dict[str, Any], library: Mapping[str, dict[str, Any]], *, as_written: bool = False
+) -> _Entry:
     full = _full_name(raw["name"], raw.get("namespace"))
     standalone = _inline(raw, raw.get("namespace"), set(), library)
     try:
         parsed = fastavro.parse_schema(copy.deepcopy(standalone))
     except (fastavro.schema.SchemaParseException, ValueError, KeyError, TypeError) as exc:
         raise ConfigError(f"schema {full}: {exc}") from None
-    return _Entry(full, raw, standalone, parsed, _fingerprint(standalone))
+    return _Entry(full, raw, standalone, parsed, _fingerprint(standalone), as_written)
 
 
 class SchemaStore:
@@ -145,26 +157,33 @@ class SchemaStore:
 
     @classmethod
     def load(cls, directory: Path) -> SchemaStore:
-        """Load every `*.avsc` in `directory`; named types resolve across files."""
+        """Load every `*.avsc` in `directory`; named types resolve across files.
+
+        Then every `legacy/*.avsc` (if any) as a legacy writer schema
+        (`add_writer_schema(..., legacy=True)`): each must stand alone, so that
+        a change to a current file can never change a frozen format.
+        """
         files = sorted(Path(directory).glob("*.avsc"))
         if not files:
             raise ConfigError(f"no Avro schemas (*.avsc) in {directory}; set JCU_SCHEMAS")
         raws: list[dict[str, Any]] = []
         library: dict[str, dict[str, Any]] = {}
         for path in files:
-            try:
-                raw = json.loads(path.read_text(encoding="utf-8"))
-            except (OSError, json.JSONDecodeError) as exc:
-                raise ConfigError(f"{path}: not a readable JSON schema: {exc}") from None
-            if not isinstance(raw, dict) or raw.get("type") not in _NAMED_KINDS:
-                raise ConfigError(f"{path}: top level must be a named Avro type")
+            raw = _read_schema_file(path)
             raws.append(raw)
             _collect_named(raw, raw.get("namespace"), library)
         entries = {}
         for raw in raws:
             entry = _make_entry(raw, library)
             entries[entry.full_name] = entry
-        return cls(entries)
+        store = cls(entries)
+        for path in sorted((Path(directory) / LEGACY_DIR).glob("*.avsc")):
+            raw = _read_schema_file(path)
+            try:
+                store.add_writer_schema(raw, legacy=True)
+            except ConfigError as exc:
+                raise ConfigError(f"{path}: {exc} (a legacy schema must stand alone)") from None
+        return store
 
     def _entry(self, name: str) -> _Entry:
         entry = self._by_name.get(name) or self._by_name.get(_full_name(name, NAMESPACE))
@@ -200,16 +219,18 @@ class SchemaStore:
         """Whether any field the schema marks as personal data is filled in `record`."""
         return any(record.get(f) not in (None, [], "", {}) for f in self.personal_data_fields(name))
 
-    def add_writer_schema(self, schema: Mapping[str, Any]) -> bytes:
+    def add_writer_schema(self, schema: Mapping[str, Any], *, legacy: bool = False) -> bytes:
         """Make another version of a type decodable (as a writer schema); returns its fingerprint.
 
         The schema must be stand-alone. The current version stays the one used
-        for `encode` and as the reader schema.
+        for `encode` and as the reader schema; with `legacy`, bytes written with
+        this schema decode with this very schema instead (a format still read
+        whose fields mean something else than the current version's).
         """
         raw = copy.deepcopy(dict(schema))
         library: dict[str, dict[str, Any]] = {}
         _collect_named(raw, raw.get("namespace"), library)
-        entry = _make_entry(raw, library)
+        entry = _make_entry(raw, library, as_written=legacy)
         self._by_fingerprint.setdefault(entry.fingerprint, entry)
         return entry.fingerprint
 
@@ -239,7 +260,7 @@ class SchemaStore:
         writer = self._by_fingerprint.get(fp)
         if writer is None:
             raise UnknownSchema(f"no schema with fingerprint {fp.hex()}")
-        reader = self._by_name.get(writer.full_name, writer)
+        reader = writer if writer.as_written else self._by_name.get(writer.full_name, writer)
         if expected is not None and self._entry(expected).full_name != writer.full_name:
             raise UnknownSchema(f"expected {expected}, got {writer.full_name}")
         buf = io.BytesIO(data[_HEADER_LEN:])
@@ -254,6 +275,16 @@ class SchemaStore:
         if not isinstance(record, dict):
             raise MalformedRecord(f"{writer.full_name} is not a record")
         return writer.full_name, record
+
+
+def _read_schema_file(path: Path) -> dict[str, Any]:
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"{path}: not a readable JSON schema: {exc}") from None
+    if not isinstance(raw, dict) or raw.get("type") not in _NAMED_KINDS:
+        raise ConfigError(f"{path}: top level must be a named Avro type")
+    return raw
 
 
 @functools.lru_cache(maxsize=4)

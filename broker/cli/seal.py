@@ -195,7 +195,7 @@ def seal(
     "--json",
     "as_json",
     is_flag=True,
-    help="Print one JSON object: verified sender, header and record.",
+    help="Print one JSON object: verified sender, header, labels and record.",
 )
 def open_(participant: str | None, topic: str | None, in_path: Path | None, as_json: bool) -> None:
     """Verify and decrypt one envelope as a participant; print the record and its sender.
@@ -212,7 +212,7 @@ def open_(participant: str | None, topic: str | None, in_path: Path | None, as_j
             topic = default_topic(
                 ctx.keyring.community_of(header.sender),
                 header.payload_type,
-                exercise=header.labels.exercise is not None,
+                exercise=header.exercise,
             )
         opened = ctx.opener(me).open(data, topic=topic)
     except Rejected as exc:
@@ -220,7 +220,12 @@ def open_(participant: str | None, topic: str | None, in_path: Path | None, as_j
     record = to_json(opened.record)
     if as_json:
         emit_json(
-            {"verified_sender": opened.sender, "header": opened.header.to_json(), "record": record}
+            {
+                "verified_sender": opened.sender,
+                "header": opened.header.to_json(),
+                "labels": opened.labels.to_json(),
+                "record": record,
+            }
         )
         return
     click.echo(json.dumps(record, indent=2, ensure_ascii=False))

@@ -5,7 +5,8 @@ Public API:
         .seal_many([SealRequest(...), ...]): one signature over a batch, each verifiable alone
     Opener(participant, keystore=, keyring=, store=, replay_guard=).open(data, topic=)
     EnvelopeReader(store).decode(data): a receiver's decode_envelope, fast within a sender batch
-    Labels, SealedMessage, OpenedMessage, EnvelopeHeader, read_header
+    Labels, SealedMessage, OpenedMessage (.labels: decrypted), EnvelopeHeader (clear: .tlp,
+        .exercise; .labels only for format 1), read_header
     MemoryReplayGuard, SqliteReplayGuard, default_topic
 Construction and guarantees: docs/envelope.md.
 """

@@ -161,7 +161,9 @@ class EnvelopeReader:
     """`decode_envelope` for one receiver, fast for envelopes whose middle it has seen.
 
     Keeps the `templates` most recently used middles (one per variant in a sender's
-    batch: sender, topic, labels, recipients, content key, times). Not thread-safe.
+    batch: sender, topic, TLP and exercise flag, recipients, content key, times; the
+    other labels are inside the ciphertext and vary freely). Format 1 envelopes (another
+    schema fingerprint) always get the full decode. Not thread-safe.
     """
 
     def __init__(self, store: SchemaStore, templates: int = 8) -> None:

@@ -16,13 +16,21 @@ encoding of a record is unique for a given schema. Then
 
 Both are computed from the bytes as received, never from a re-encoding, so a
 reader with a newer schema verifies exactly what the sender signed.
+
+The domain strings are the same in format versions 1 and 2 (they name the
+signing construction, which did not change): the prefix starts with the
+single-object header, whose fingerprint names the exact Envelope schema, and
+with the version, so bytes signed as one version never verify as the other.
 """
 
 from __future__ import annotations
 
 from broker.errors import MalformedRecord
 
-ENVELOPE_VERSION = 1
+#: The format version the sealer writes: labels inside the ciphertext (`_content`).
+ENVELOPE_VERSION = 2
+#: The format before it, still read: all labels in the clear header, plaintext = payload.
+LEGACY_VERSION = 1
 SIGNATURE_ALGORITHM = "ed25519"
 CONTENT_ALGORITHM = "aes-256-gcm"
 SIGNATURE_DOMAIN = b"jcu-broker/envelope/v1/signature\x00"

@@ -1,7 +1,10 @@
 """Handling labels: TLP 2.0, SIENA handling codes, categories and the other flags.
 
-They travel in the envelope's visible, signed header so that every
-enforcement point can re-check policy before (and without) decrypting.
+They travel encrypted with the payload (envelope format version 2), so only
+the recipients learn them; the envelope's clear, signed header repeats the TLP
+and whether the record is exercise traffic, which the receiver checks against
+the labels inside. Enforcement points re-check policy once they have opened a
+record. (Format version 1 carried all labels in the clear header.)
 """
 
 from __future__ import annotations
@@ -97,6 +100,16 @@ class Labels:
 
     def to_json(self) -> dict[str, Any]:
         return {**self.to_avro(), "tlp": self.tlp}
+
+
+def tlp_to_avro(tlp: str) -> str:
+    """The Avro enum symbol of a TLP level (AMBER+STRICT is AMBER_STRICT)."""
+    return _TLP_TO_AVRO[tlp]
+
+
+def tlp_from_avro(symbol: str) -> str:
+    """The TLP level of an Avro enum symbol."""
+    return _TLP_FROM_AVRO[symbol]
 
 
 class AvroLabelsCache:

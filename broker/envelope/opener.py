@@ -3,6 +3,8 @@
 Checks run in this order; the first that fails decides the error:
 
  1. the bytes decode as an Envelope ............ MalformedRecord / UnknownSchema
+    (of format version 2, or 1 with its legacy schema; a version written with
+    the other's schema is MalformedRecord)
  2. version and algorithm identifiers known .... UnsupportedVersion
  3. read from the topic it was sealed for ...... WrongTopic
  4. the sender's key, at the creation time ..... UnknownKey / WrongSender /
@@ -15,11 +17,15 @@ Checks run in this order; the first that fails decides the error:
  8. message id not seen before ................. Replay
  9. addressed to a key this participant holds .. NotARecipient
 10. wrapped key and ciphertext open ............ TamperedCiphertext
-11. payload is the declared type ............... MalformedRecord / UnknownSchema
+11. the plaintext is a SealedContent (v2) ...... MalformedRecord / UnknownSchema
+12. its TLP and exercise flag are the clear
+    header's (v2) .............................. LabelMismatch
+13. payload is the declared type ............... UnknownSchema / MalformedRecord
 
 The signature covers every header field, the recipients block, the nonce and
 the ciphertext, so after step 6 any change made by someone other than the
-sender is already refused; steps 10-11 catch a sender's own malformed output.
+sender is already refused; steps 10-13 catch a sender's own malformed or lying
+output (a header that shows another TLP than the labels it encrypted).
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from broker.clock import Clock, to_millis, utc_now
 from broker.envelope import _batch_sig, _hpke, _wire
+from broker.envelope._content import ContentCodec
 from broker.envelope.content_keys import NONCE_LEN
 from broker.envelope.header import DecodedEnvelope, EnvelopeHeader, header_from_record
 from broker.envelope.labels import Labels
@@ -46,6 +53,7 @@ from broker.errors import (
     BadSignature,
     Expired,
     KeystoreError,
+    LabelMismatch,
     MalformedRecord,
     NotARecipient,
     Replay,
@@ -60,6 +68,7 @@ from broker.trust.keyring import Keyring
 from broker.trust.keystore import Keystore
 
 _SIGNATURE_ALGORITHMS = (_wire.SIGNATURE_ALGORITHM, _batch_sig.ALGORITHM)
+_VERSIONS = (_wire.ENVELOPE_VERSION, _wire.LEGACY_VERSION)
 #: How far a sender's clock may run ahead of ours.
 CLOCK_SKEW = timedelta(minutes=2)
 #: How long before the broker appended it a record may say it was created: sealing,
@@ -69,10 +78,13 @@ APPEND_SKEW = timedelta(minutes=10)
 
 @dataclass(frozen=True, slots=True)
 class OpenedMessage:
-    """A verified, decrypted record and the header it came with."""
+    """A verified, decrypted record, its labels and the header it came with."""
 
     header: EnvelopeHeader
     record: dict[str, Any]
+    #: All handling labels: decrypted (format 2; their TLP and exercise flag are the
+    #: header's), or the clear header's (format 1), verified either way.
+    labels: Labels
     #: SHA-256 of the decrypted payload (single-object encoding): the audit's content hash.
     content_hash: bytes = b""
 
@@ -91,10 +103,6 @@ class OpenedMessage:
     @property
     def payload_type(self) -> str:
         return self.header.payload_type
-
-    @property
-    def labels(self) -> Labels:
-        return self.header.labels
 
     @property
     def created(self) -> datetime:
@@ -130,6 +138,7 @@ class Opener:
         self._unwrapped: OrderedDict[bytes, bytes] = OrderedDict()
         self._unwrapped_max = unwrapped_cache_size
         self._batches = _batch_sig.BatchVerifier()
+        self._content = ContentCodec(store)
 
     def open(
         self,
@@ -152,7 +161,7 @@ class Opener:
             rec = given.record
         else:
             _, rec = self._store.decode(data, expected="Envelope")
-        if rec["version"] != _wire.ENVELOPE_VERSION:
+        if rec["version"] not in _VERSIONS:
             raise UnsupportedVersion(f"envelope version {rec['version']} is not supported")
         if rec["signature_algorithm"] not in _SIGNATURE_ALGORITHMS:
             raise UnsupportedVersion(f"signature algorithm {rec['signature_algorithm']!r}")
@@ -211,12 +220,22 @@ class Opener:
         if len(nonce) != NONCE_LEN:
             raise TamperedCiphertext(f"nonce of {len(nonce)} bytes, expected {NONCE_LEN}")
         try:
-            payload = AESGCM(content_key).decrypt(nonce, ciphertext, _wire.aad(prefix))
+            plaintext = AESGCM(content_key).decrypt(nonce, ciphertext, _wire.aad(prefix))
         except InvalidTag:
             raise TamperedCiphertext(
                 f"ciphertext of message {header.message_id} fails authentication"
             ) from None
 
+        if header.labels is not None:  # format 1: the plaintext is the payload
+            labels, payload = header.labels, plaintext
+        else:
+            labels, payload = self._content.unwrap(plaintext)
+            if labels.tlp != header.tlp or (labels.exercise is not None) != header.exercise:
+                raise LabelMismatch(
+                    f"message {header.message_id} shows TLP:{header.tlp}"
+                    f"{' exercise' if header.exercise else ''} in the clear but carries "
+                    f"TLP:{labels.tlp}{' exercise' if labels.exercise is not None else ''}"
+                )
         payload_type, record = self._store.decode(payload)
         if payload_type != header.payload_type:
             raise UnknownSchema(f"payload is {payload_type}, header says {header.payload_type}")
@@ -224,7 +243,10 @@ class Opener:
             raise MalformedRecord("payload fingerprint differs from the header's")
         self._guard.remember(header.message_id, header.expires)
         return OpenedMessage(
-            header=header, record=record, content_hash=hashlib.sha256(payload).digest()
+            header=header,
+            record=record,
+            labels=labels,
+            content_hash=hashlib.sha256(payload).digest(),
         )
 
     def _signature_holds(

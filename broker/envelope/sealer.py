@@ -1,12 +1,14 @@
 """Sealing: one payload, encrypted for a set of recipients, signed by the sender.
 
-Recipe (docs/envelope.md has the full construction):
-1. encode the payload with Avro single-object encoding;
+Recipe (docs/envelope.md has the full construction), format version 2:
+1. encode the payload with Avro single-object encoding, and wrap it with its
+   labels in a SealedContent (`_content`);
 2. take a content key for this exact recipient-key set (fresh, or reused within
    the bounds of `ContentKeyCache`), wrapped once per recipient with HPKE;
-3. encode the header (everything but ciphertext and signature);
-4. AES-256-GCM encrypt the payload under the content key with a never-repeating
-   nonce and the encoded header as AAD;
+3. encode the header (everything but ciphertext and signature; of the labels
+   only the TLP and whether it is exercise traffic);
+4. AES-256-GCM encrypt the SealedContent under the content key with a
+   never-repeating nonce and the encoded header as AAD;
 5. Ed25519-sign the header and the ciphertext (domain-separated); a batch
    (`seal_many`) signs the Merkle root of its envelopes once (`_batch_sig`).
 """
@@ -21,9 +23,10 @@ from typing import Any
 
 from broker.clock import Clock, to_millis, utc_now
 from broker.envelope import _batch_sig, _hpke, _wire
+from broker.envelope._content import ContentCodec
 from broker.envelope.content_keys import ContentKey, ContentKeyCache
 from broker.envelope.header import EnvelopeHeader, header_from_record
-from broker.envelope.labels import Labels
+from broker.envelope.labels import Labels, tlp_to_avro
 from broker.errors import ConfigError, RegistryError
 from broker.schemas import SchemaStore
 from broker.trust.keyring import Keyring, RecipientKey
@@ -56,6 +59,7 @@ class SealRequest:
 @dataclass(frozen=True, slots=True)
 class SealedMessage:
     data: bytes
+    #: The clear header (of the labels, only TLP and the exercise flag are in it).
     header: EnvelopeHeader
 
     @property
@@ -86,6 +90,7 @@ class Sealer:
         self._clock = clock
         self._content_keys = content_keys if content_keys is not None else ContentKeyCache()
         self._community = keyring.community_of(sender)
+        self._content = ContentCodec(store)
 
     def seal(
         self,
@@ -155,7 +160,8 @@ class Sealer:
 
         `templates` holds the encoded header parts envelopes of one batch share
         (all but message id and nonce), so a batch encodes each variant once;
-        `keys` the recipients' keys, looked up once per batch (all at `now`).
+        labels that differ but in what the header shows (TLP, exercise or not)
+        share one. `keys` the recipients' keys, looked up once per batch (all at `now`).
         """
         target = request.target_community or self._community
         if target not in COMMUNITIES:
@@ -179,7 +185,8 @@ class Sealer:
             request.validity,
             request.topic,
             full_type,
-            request.labels,
+            request.labels.tlp,
+            request.labels.exercise is not None,
             ck.key_id,
             tuple((k.participant, k.key_id) for k in rkeys),
         )
@@ -197,7 +204,8 @@ class Sealer:
             + template.middle
             + _wire.avro_bytes(nonce)
         )
-        ciphertext = ck.aead.encrypt(nonce, payload, _wire.aad(prefix))
+        content = self._content.wrap(request.labels, payload)
+        ciphertext = ck.aead.encrypt(nonce, content, _wire.aad(prefix))
         return prefix, ciphertext, replace(template.header, message_id=message_id)
 
     def _recipient_keys(self, names: tuple[str, ...], now: datetime) -> list[RecipientKey]:
@@ -248,7 +256,8 @@ class Sealer:
             "topic": request.topic,
             "payload_type": full_type,
             "payload_fingerprint": self._store.fingerprint(full_type),
-            "labels": request.labels.to_avro(),
+            "tlp": tlp_to_avro(request.labels.tlp),
+            "exercise": request.labels.exercise is not None,
             "content_algorithm": _wire.CONTENT_ALGORITHM,
             "content_key_id": ck.key_id,
             "recipients": blocks,

@@ -7,8 +7,10 @@ One participant's consumer group reads its community's topics. Per record:
   2. a record already in the delivery ledger at this very position is a
      redelivery after a crash and is dropped quietly;
   3. open it (signature, key validity, topic binding, replay, expiry, unwrap,
-     decrypt: see broker.envelope.opener);
-  4. re-check the policy for receipt (audited on `<participant>/receive`);
+     decrypt, the clear TLP and exercise flag against the encrypted labels: see
+     broker.envelope.opener);
+  4. re-check placement and the policy for receipt on the decrypted labels
+     (audited on `<participant>/receive`; the clear header has no others);
   5. hand it to the sink, record it in the ledger, send a signed Receipt;
   6. commit the offsets of the batch once every record in it is settled.
 
@@ -288,7 +290,7 @@ class Subscriber(Service):
         try:
             envelope = self._reader.decode(value)
         except (MalformedRecord, UnknownSchema) as exc:
-            self._reject(exc, r, None)
+            self._reject(exc, r, None, None)
             return
         header = envelope.header
         if self.participant not in header.recipient_ids:
@@ -298,9 +300,13 @@ class Subscriber(Service):
             self.stats.duplicates += 1
             self._metrics.duplicates.inc()
             return
+        # Until it is opened, a record has no labels beyond its clear TLP (format 2) or
+        # the unverified ones in its clear header (format 1): those are audited, if any.
+        labels: Labels | None = header.labels
         try:
             appended = appended_at(r)
             opened = self._opener.open(value, topic=r.topic, decoded=envelope, appended=appended)
+            labels = opened.labels
             short = opened.payload_type.rpartition(".")[2]
             # The record key places a message on its partition: keyed by its own id (a
             # retraction by the retracted id), a copy re-using a seen id from another
@@ -313,14 +319,14 @@ class Subscriber(Service):
                     f"record key {r.key!r} is not the message id {keyed_by}: refused, "
                     "so that no one can race a message id onto another partition"
                 )
-            self._check_placement(header, short)
+            self._check_placement(header, labels, short)
             if short == "Retraction":
-                await self._retract(opened.header, opened.record)
+                await self._retract(opened.header, labels, opened.record)
                 self._ledger.stage(header.message_id, header.sender, header.expires, where)
                 return
-            decision = self._recheck(header, short, opened.record)
+            decision = self._recheck(header, labels, short, opened.record)
         except Rejected as exc:
-            self._reject(exc, r, header)
+            self._reject(exc, r, header, labels)
             return
         now = utc_now()
         delivery = Delivery(
@@ -329,13 +335,13 @@ class Subscriber(Service):
             sender=header.sender,
             payload_type=short,
             record=opened.record,
-            labels=header.labels,
+            labels=labels,
             topic=r.topic,
             partition=r.partition,
             offset=r.offset,
             created=header.created,
             received=now,
-            redacted_fields=header.labels.redacted_fields,
+            redacted_fields=labels.redacted_fields,
             obligations=decision.obligations,
         )
         try:
@@ -345,7 +351,10 @@ class Subscriber(Service):
             # it instead of stopping. Disk and I/O errors (OSError) still stop the consumer
             # before its offsets are committed, so nothing is lost.
             self._reject(
-                Undeliverable(f"the sink refused message {header.message_id}: {exc}"), r, header
+                Undeliverable(f"the sink refused message {header.message_id}: {exc}"),
+                r,
+                header,
+                labels,
             )
             return
         self._audited.append(
@@ -354,7 +363,7 @@ class Subscriber(Service):
                 action="receive",
                 message_id=header.message_id,
                 content_hash=opened.content_hash,
-                labels=self._avro_labels(header.labels),
+                labels=self._avro_labels(labels),
                 bundle_hash=self._ctx.policy.bundle_hash,
                 decision_id=self._next_decision_id(),
             )
@@ -367,7 +376,7 @@ class Subscriber(Service):
         counter.inc()
         self._metrics.deliver_seconds.observe(time.perf_counter() - t0)
         if self._receipts:
-            self._later(self._send_receipt(header, now))
+            self._later(self._send_receipt(header, labels, now))
 
     def _next_decision_id(self) -> str:
         """A fresh decision id, from a pool of 256 made with one random draw."""
@@ -382,14 +391,14 @@ class Subscriber(Service):
         self._pending.append(asyncio.ensure_future(work))
 
     @staticmethod
-    def _check_placement(header: EnvelopeHeader, short: str) -> None:
+    def _check_placement(header: EnvelopeHeader, labels: Labels, short: str) -> None:
         """Exercise traffic only on exercise topics, and each payload type on its own stream
-        (a retraction travels with what it retracts)."""
+        (a retraction travels with what it retracts). `labels`: the opened message's."""
         exercise_topic = header.topic.startswith("jcu.exercise.")
-        if exercise_topic != (header.labels.exercise is not None):
+        if exercise_topic != (labels.exercise is not None):
             raise Unauthorised(
                 "exercise traffic and operational topics never mix: "
-                f"{'an operational' if header.labels.exercise is None else 'an exercise'} "
+                f"{'an operational' if labels.exercise is None else 'an exercise'} "
                 f"message on {header.topic}"
             )
         if short == "Retraction":
@@ -401,30 +410,31 @@ class Subscriber(Service):
         if header.topic.rsplit(".", 1)[1] != stream:
             raise MalformedRecord(f"a {short} travels on the {stream} stream, not {header.topic}")
 
-    def _recheck(self, header: EnvelopeHeader, short: str, record: dict[str, Any]) -> Any:
+    def _recheck(
+        self, header: EnvelopeHeader, labels: Labels, short: str, record: dict[str, Any]
+    ) -> Any:
+        """The policy for receipt, on the opened message's labels."""
         if self._ctx.registry.get(header.sender).status != "active":
             raise Unauthorised(f"{header.sender} is not an active organisation")
-        if not header.labels.personal_data and self._ctx.envelope.store.has_personal_data(
-            short, record
-        ):
+        if not labels.personal_data and self._ctx.envelope.store.has_personal_data(short, record):
             raise Unauthorised(
                 f"message {header.message_id} carries personal data its labels do not declare"
             )
-        msg = policy_message(header.sender, short, header.labels, header.recipient_ids)
+        msg = policy_message(header.sender, short, labels, header.recipient_ids)
         decision = self._ctx.policy.decide(
             msg,
             self.participant,
             crisis_incidents=self._feeds.crisis.active_incidents(),
             action="receive",
         )
-        if decision.decision == "deny" or (
-            decision.decision == "redact" and header.labels.personal_data
-        ):
+        if decision.decision == "deny" or (decision.decision == "redact" and labels.personal_data):
             why = "; ".join(decision.reasons) or "denied by policy"
             raise Unauthorised(f"policy refuses {self.participant} this message: {why}")
         return decision
 
-    async def _retract(self, header: EnvelopeHeader, record: dict[str, Any]) -> None:
+    async def _retract(
+        self, header: EnvelopeHeader, labels: Labels, record: dict[str, Any]
+    ) -> None:
         target = str(record["message_id"])
         original_sender = self._ledger.sender_of(target)
         if original_sender is None:
@@ -442,13 +452,13 @@ class Subscriber(Service):
                 sender=header.sender,
                 reason=str(record.get("reason") or ""),
                 retracted=record["retracted"],
-                labels=header.labels,
+                labels=labels,
             )
         )
         self._ledger.mark_retracted(target)
         self.stats.retracted += 1
 
-    async def _send_receipt(self, header: EnvelopeHeader, when: Any) -> None:
+    async def _send_receipt(self, header: EnvelopeHeader, labels: Labels, when: Any) -> None:
         receipt = {
             "id": str(uuid.uuid4()),
             "message_id": header.message_id,
@@ -458,11 +468,9 @@ class Subscriber(Service):
             "reason": None,
         }
         topic = community_topic(
-            header.origin_community, "receipts", exercise=header.labels.exercise is not None
+            header.origin_community, "receipts", exercise=labels.exercise is not None
         )
-        labels = Labels.of(
-            header.labels.tlp, exercise=header.labels.exercise, incident=header.labels.incident
-        )
+        receipt_labels = Labels.of(labels.tlp, exercise=labels.exercise, incident=labels.incident)
         from aiokafka.errors import KafkaError
 
         try:
@@ -471,7 +479,7 @@ class Subscriber(Service):
                 receipt,
                 recipients=[header.sender],
                 topic=topic,
-                labels=labels,
+                labels=receipt_labels,
                 target_community=header.origin_community,
             )
             fut = await self._producer.send(
@@ -488,7 +496,11 @@ class Subscriber(Service):
                 error=str(exc),
             )
 
-    def _reject(self, exc: JcuError, r: Any, header: EnvelopeHeader | None) -> None:
+    def _reject(
+        self, exc: JcuError, r: Any, header: EnvelopeHeader | None, labels: Labels | None
+    ) -> None:
+        """Count, log, dead-letter and audit a refused record; `labels` as far as known
+        (the opened message's; None when it was not opened and carries none in the clear)."""
         reason = exc.reason if isinstance(exc, Rejected) else "malformed"
         self.stats.rejected[reason] = self.stats.rejected.get(reason, 0) + 1
         self._metrics.rejected.labels(reason).inc()
@@ -526,7 +538,7 @@ class Subscriber(Service):
                 error,
                 organisation=self.participant,
                 message_id=mid,
-                labels=self._avro_labels(header.labels) if header is not None else None,
+                labels=self._avro_labels(labels) if labels is not None else None,
                 bundle_hash=self._ctx.policy.bundle_hash,
             )
         )

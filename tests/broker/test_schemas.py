@@ -179,3 +179,60 @@ def test_default_store_follows_jcu_schemas(tmp_path: Path, monkeypatch: pytest.M
     monkeypatch.setenv("JCU_SCHEMAS", str(d))
     assert default_store().names() == ("Labels",)
     assert default_store() is default_store()
+
+
+def _with_legacy(dst: Path, legacy: dict[str, Any]) -> SchemaStore:
+    """schemas/ copied to `dst`, plus one legacy schema."""
+    dst.mkdir()
+    for f in (REPO / "schemas").glob("*.avsc"):
+        (dst / f.name).write_text(f.read_text())
+    (dst / "legacy").mkdir()
+    (dst / "legacy" / "Old.avsc").write_text(json.dumps(legacy))
+    return SchemaStore.load(dst)
+
+
+#: An Indicator of another era, whose fields the current one cannot resolve.
+OLD_INDICATOR = {
+    "type": "record",
+    "name": "Indicator",
+    "namespace": "eu.jcu.v1",
+    "fields": [{"name": "value", "type": "string"}, {"name": "old_only", "type": "int"}],
+}
+
+
+def _written_with(schema: dict[str, Any], record: dict[str, Any]) -> bytes:
+    canonical = fastavro.schema.to_parsing_canonical_form(schema)
+    buf = io.BytesIO()
+    buf.write(b"\xc3\x01" + bytes.fromhex(fastavro.schema.fingerprint(canonical, "CRC-64-AVRO")))
+    fastavro.schemaless_writer(buf, fastavro.parse_schema(copy.deepcopy(schema)), record)
+    return buf.getvalue()
+
+
+def test_a_legacy_schema_decodes_as_written_not_resolved_to_the_current(tmp_path: Path) -> None:
+    store = _with_legacy(tmp_path / "s", OLD_INDICATOR)
+    data = _written_with(OLD_INDICATOR, {"value": "198.51.100.7", "old_only": 3})
+    assert store.decode(data, expected="Indicator") == (
+        "eu.jcu.v1.Indicator",
+        {"value": "198.51.100.7", "old_only": 3},
+    )
+    # The current Indicator stays the one used to encode and to resolve others.
+    assert store.schema("Indicator") == load_store().schema("Indicator")
+    assert store.decode(store.encode("Indicator", _indicator()))[1]["value"] == "198.51.100.7"
+    # The same schema as an ordinary writer schema is resolved, and cannot be.
+    plain = load_store()
+    plain.add_writer_schema(OLD_INDICATOR)
+    with pytest.raises(MalformedRecord):
+        plain.decode(data)
+
+
+def test_a_legacy_schema_must_stand_alone(tmp_path: Path) -> None:
+    leaning = {**OLD_INDICATOR, "fields": [{"name": "labels", "type": "eu.jcu.v1.Labels"}]}
+    with pytest.raises(ConfigError, match="stand alone"):
+        _with_legacy(tmp_path / "s", leaning)
+
+
+def test_the_repository_keeps_envelope_version_1_as_a_legacy_schema() -> None:
+    """Envelopes of format version 1 carry this fingerprint: it must never change."""
+    path = REPO / "schemas" / "legacy" / "Envelope.v1.avsc"
+    canonical = fastavro.schema.to_parsing_canonical_form(json.loads(path.read_text()))
+    assert fastavro.schema.fingerprint(canonical, "CRC-64-AVRO") == "52a5b7eba163aefb"

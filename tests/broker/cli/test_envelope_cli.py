@@ -61,6 +61,9 @@ def test_seal_on_one_node_open_on_others(world: World) -> None:
     as_json = json.loads(run(world, "eeas-intcen", "open", "--json", stdin=sealed.stdout).stdout)
     assert as_json["verified_sender"] == "cert-eu"
     assert as_json["header"]["topic"] == "jcu.civilian.indicators"
+    assert as_json["header"]["tlp"] == "RED"
+    assert "labels" not in as_json["header"]  # only the recipients see them
+    assert as_json["labels"]["tlp"] == "RED"
 
 
 def test_seal_is_audited_in_the_senders_log(world: World) -> None:

@@ -115,7 +115,7 @@ def test_a_verified_root_does_not_excuse_a_changed_envelope(pki: Pki) -> None:
     opener = pki.opener("eda")
     opener.open(batch[0], topic=TOPIC)
     rec = _decode(pki, batch[1])
-    rec["labels"] = {**rec["labels"], "tlp": "CLEAR"}
+    rec["tlp"] = "CLEAR"
     with pytest.raises(BadSignature):
         opener.open(pki.store.encode("Envelope", rec), topic=TOPIC)
 
@@ -205,3 +205,26 @@ def test_spliced_envelopes_equal_a_fresh_encoding(pki: Pki) -> None:
         assert sealed.header.topic == rec["topic"]
     ids = [s.message_id for s in pki.sealer("cert-eu").seal_many(requests)]
     assert len(set(ids)) == 4 and ids[1] == requests[1].message_id
+
+
+def test_a_batch_of_mixed_labels_shows_and_opens_each_envelopes_own(pki: Pki) -> None:
+    """Envelopes of one batch share header bytes only where their labels show the same
+    in the clear: each keeps its own TLP and exercise flag, and opens to its own labels."""
+    variants = [
+        Labels.of("GREEN"),
+        Labels.of("GREEN", exercise="ce-2026"),
+        Labels.of("RED", exercise="ce-2026"),
+        Labels.of("RED", incident="INC-3"),
+        Labels.of("GREEN", categories=["fraud"]),
+    ]
+    requests = [
+        SealRequest("Indicator", _request(i).record, recipients=("eda",), topic=TOPIC, labels=lab)
+        for i, lab in enumerate(variants)
+    ]
+    sealed = pki.sealer("cert-eu").seal_many(requests)
+    opener = pki.opener("eda")
+    for s, labels in zip(sealed, variants, strict=True):
+        rec = _decode(pki, s.data)
+        assert (rec["tlp"], rec["exercise"]) == (labels.tlp, labels.exercise is not None)
+        assert (s.header.tlp, s.header.exercise) == (labels.tlp, labels.exercise is not None)
+        assert opener.open(s.data, topic=TOPIC).labels == labels

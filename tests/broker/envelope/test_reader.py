@@ -88,6 +88,23 @@ def test_a_batch_decodes_as_decode_envelope_and_all_but_one_per_template_fast(
     assert reader.fast_hits == 2 * len(batch) - 2
 
 
+def test_labels_that_differ_only_inside_share_a_template(pki: Pki) -> None:
+    """The clear header shows TLP and the exercise flag only: a batch whose labels differ
+    in what is encrypted (incident, Member States, ...) has one middle, and each envelope
+    still opens to its own labels."""
+    requests = [
+        _request(i, Labels.of("AMBER", incident=f"INC-{i}", member_states=["FR"] * (i % 2)))
+        for i in range(6)
+    ]
+    batch = _seal(pki, "cert-eu", requests)
+    reader = EnvelopeReader(pki.store)
+    for data in batch:
+        _decoded_equal(reader.decode(data), decode_envelope(pki.store, data))
+    assert reader.fast_hits == len(batch) - 1
+    opener = pki.opener("eda")
+    assert [opener.open(d, topic=TOPIC).labels for d in batch] == [r.labels for r in requests]
+
+
 def test_the_record_gets_fastavro_types(pki: Pki, batch: list[bytes]) -> None:
     reader = EnvelopeReader(pki.store)
     reader.decode(batch[0])
@@ -105,8 +122,8 @@ def test_a_caller_changing_its_record_does_not_change_the_next(
     first = reader.decode(batch[0]).record  # the full decode it learnt from
     second = reader.decode(batch[2]).record  # a fast one
     for rec in (first, second):
-        rec["labels"]["categories"].append("phishing")
-        rec["labels"]["tlp"] = "CLEAR"
+        rec["tlp"] = "CLEAR"
+        rec["content_key_id"] = b"mallory"
         rec["recipients"][0]["participant"] = "mallory"
         rec["recipients"].append({"participant": "mallory"})
         rec["sender"] = "mallory"

@@ -91,7 +91,7 @@ def test_non_recipient_sees_the_header_only(pki: Pki) -> None:
     assert secret.encode() not in sealed.data
     header = read_header(pki.store, sealed.data)
     assert header.sender == "cert-eu" and header.recipient_ids == ("enisa",)
-    assert header.labels == AMBER
+    assert (header.tlp, header.exercise, header.labels) == ("AMBER", False, None)
     with pytest.raises(NotARecipient):
         pki.opener("europol-ec3").open(sealed.data, topic=TOPIC)
     # the sender is not a recipient of its own message either, unless it lists itself

@@ -82,13 +82,6 @@ def _signing_kid(pki: Pki, who: str) -> str:
     return pki.keyring().current_signing_key_id(who, T0)
 
 
-def _labels(**change: Any) -> Callable[[Rec, Pki], None]:
-    def apply(r: Rec, _: Pki) -> None:
-        r["labels"] = {**r["labels"], **change}
-
-    return apply
-
-
 def _set(field: str, value: Any) -> Callable[[Rec, Pki], None]:
     def apply(r: Rec, _: Pki) -> None:
         r[field] = value
@@ -109,7 +102,9 @@ def _recipient_field(field: str, value: Callable[[Any], Any]) -> Callable[[Rec, 
 
 # (envelope field, mutation, expected error)
 MUTATIONS: list[tuple[str, Callable[[Rec, Pki], None], type[Rejected]]] = [
-    ("version", _set("version", 2), UnsupportedVersion),
+    ("version", _set("version", 3), UnsupportedVersion),
+    # version 1 is known, but not written with this (version 2) schema
+    ("version", _set("version", 1), MalformedRecord),
     ("message_id", _set("message_id", str(uuid.uuid4())), BadSignature),
     ("sender", _set("sender", "enisa"), WrongSender),
     ("sender_key_id", lambda r, p: r.update(sender_key_id=_signing_kid(p, "enisa")), WrongSender),
@@ -132,14 +127,9 @@ MUTATIONS: list[tuple[str, Callable[[Rec, Pki], None], type[Rejected]]] = [
     ("topic", _set("topic", "jcu.defence.indicators"), WrongTopic),
     ("payload_type", _set("payload_type", "eu.jcu.v1.IncidentReport"), BadSignature),
     ("payload_fingerprint", lambda r, _: r.update(payload_fingerprint=b"\x00" * 8), BadSignature),
-    ("labels", _labels(tlp="CLEAR"), BadSignature),
-    ("labels", _labels(handling_codes=[]), BadSignature),
-    ("labels", _labels(categories=["test"]), BadSignature),
-    ("labels", _labels(personal_data=True), BadSignature),
-    ("labels", _labels(exercise="cyber-europe-2026"), BadSignature),
-    ("labels", _labels(incident="INC-2"), BadSignature),
-    ("labels", _labels(member_states=["FR", "DE"]), BadSignature),
-    ("labels", _labels(redacted_fields=["reporter"]), BadSignature),
+    ("tlp", _set("tlp", "CLEAR"), BadSignature),
+    ("tlp", _set("tlp", "AMBER_STRICT"), BadSignature),
+    ("exercise", _set("exercise", True), BadSignature),
     ("content_algorithm", _set("content_algorithm", "chacha20-poly1305"), UnsupportedVersion),
     (
         "content_key_id",
