@@ -17,8 +17,9 @@ from broker.config import Settings
 from broker.errors import ConfigError
 from broker.schemas import SchemaStore
 from broker.trust import node as requests
-from broker.trust.keystore import open_keystore
+from broker.trust.keystore import change_passphrase, open_keystore
 from broker.trust.node import NodeHome, RequestFile
+from broker.trust.passphrase import passphrase_from_env
 from broker.trust.records import REVOCATION_REASONS, KeyInfo, ParticipantKeys
 from broker.trust.state import TrustedRegistry, registry_dir
 
@@ -154,3 +155,28 @@ def register(as_json: bool) -> None:
     _print_request(
         requests.reregister(node, keystore, store, trusted), as_json, "registration request"
     )
+
+
+@keys.command()
+@_json_option
+def passwd(as_json: bool) -> None:
+    """Re-encrypt this home's keys under a new passphrase (and today's scrypt cost).
+
+    The current passphrase comes as usual (JCU_KEY_PASSPHRASE, its file, or a prompt);
+    the new one from JCU_NEW_KEY_PASSPHRASE, the file named by JCU_NEW_KEY_PASSPHRASE_FILE,
+    or a prompt asked twice. It must be strong.
+    """
+    import os
+
+    settings = config.load()
+    old = passphrase_from_env(purpose="the keys, current passphrase")
+    env = {
+        "JCU_KEY_PASSPHRASE": os.environ.get("JCU_NEW_KEY_PASSPHRASE", ""),
+        "JCU_KEY_PASSPHRASE_FILE": os.environ.get("JCU_NEW_KEY_PASSPHRASE_FILE", ""),
+    }
+    new = passphrase_from_env(env, purpose="the keys, new passphrase", new=True)
+    count = change_passphrase(settings.keystore, old, new)
+    if as_json:
+        emit_json({"keys": count, "keystore": str(settings.keystore)})
+    else:
+        click.echo(f"{count} key files re-encrypted in {settings.keystore}")

@@ -253,3 +253,35 @@ def open_keystore(
 ) -> Keystore:
     """The keystore at `directory` with the passphrase from the environment (or a prompt)."""
     return Keystore(directory, passphrase_from_env(env, purpose=purpose))
+
+
+def change_passphrase(directory: Path, old: bytes, new: bytes) -> int:
+    """Re-encrypt every key file under `directory` with `new` (a new salt, today's scrypt
+    cost); returns how many. Also how a keystore made below MIN_SCRYPT_N is brought up
+    to it. The new files are written beside the old ones and swapped in by renames, so a
+    crash leaves one whole keystore or the other; the old files are then removed."""
+    directory = Path(directory)
+    source = Keystore(directory, old, min_scrypt_n=1)  # read whatever cost it was made with
+    staging = directory.with_name(directory.name + ".rekey")
+    if staging.exists():
+        raise KeystoreError(f"{staging} exists (an interrupted change?); remove it and retry")
+    target = Keystore(staging, new)
+    count = 0
+    for owner in source.owners():
+        for path in sorted((directory / owner).glob("*.pem")):
+            key = source._load(path)
+            if not isinstance(
+                key, ed25519.Ed25519PrivateKey | x25519.X25519PrivateKey | mlkem.MLKEM768PrivateKey
+            ):
+                raise KeystoreError(f"{path} holds a key of an unexpected type")
+            target._write(staging / owner / path.name, target._pem(key))
+            count += 1
+    if count == 0:
+        raise KeystoreError(f"no keys in {directory}; nothing to re-encrypt")
+    retired = directory.with_name(directory.name + ".old")
+    os.replace(directory, retired)
+    os.replace(staging, directory)
+    for path in sorted(retired.rglob("*"), reverse=True):
+        path.rmdir() if path.is_dir() else path.unlink()
+    retired.rmdir()
+    return count

@@ -114,7 +114,7 @@ def test_the_control_a_format_1_envelope_shows_every_label(
     data, _ = forge(
         pki.store,
         pki.keyring(),
-        pki.keystore,
+        pki.keystore_of("cert-eu"),
         "cert-eu",
         "IncidentReport",
         report,

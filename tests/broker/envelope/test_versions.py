@@ -62,7 +62,7 @@ def _forge(
     data, _ = forge(
         pki.store,
         pki.keyring(),
-        pki.keystore,
+        pki.keystore_of("cert-eu"),
         "cert-eu",
         payload_type,
         record if record is not None else _indicator(),

@@ -41,7 +41,7 @@ async def test_the_receiver_delivers_and_audits_the_decrypted_labels(
         incident="INC-SEALED-77",
         member_states=["EE", "LV"],
     )
-    async with Publisher("cert-eu", world.ctx) as pub:
+    async with Publisher("cert-eu", world.ctx("cert-eu")) as pub:
         sent = await pub.publish("IncidentReport", incident_report(False), labels=labels)
     assert "enisa" in sent.recipients
     _, lines = await drain(world, "enisa", tmp_path)
@@ -59,7 +59,7 @@ async def test_a_clear_tlp_unlike_the_sealed_one_is_refused_and_dead_lettered(
     """A sender shows GREEN in the clear over RED labels: enisa refuses it, audits the
     refusal without labels (it never trusted any) and dead-letters the record."""
     data, mid = craft(
-        world.ctx.envelope,
+        world.ctx("soc-fr").envelope,
         "soc-fr",
         "Indicator",
         indicator(),
@@ -86,7 +86,7 @@ async def test_a_clear_tlp_unlike_the_sealed_one_is_refused_and_dead_lettered(
 async def test_a_format_1_envelope_is_still_received(world: World, tmp_path: Path) -> None:
     labels = Labels.of("GREEN", categories=["malicious-code"], incident="INC-V1")
     data, mid = craft(
-        world.ctx.envelope,
+        world.ctx("soc-fr").envelope,
         "soc-fr",
         "Indicator",
         indicator("192.0.2.11"),

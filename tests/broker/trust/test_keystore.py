@@ -107,3 +107,24 @@ def test_open_keystore_takes_the_environment(tmp_path: Path) -> None:
     with pytest.raises(KeystoreError):
         open_keystore(tmp_path, env={})
     assert open_keystore(tmp_path, env={"JCU_KEY_PASSPHRASE": "x"}).directory == tmp_path
+
+
+def test_change_passphrase_re_encrypts_every_key_at_todays_cost(tmp_path: Path) -> None:
+    import json
+
+    from broker.trust.keystore import change_passphrase
+
+    old = _ks(tmp_path / "keys")
+    kid, public = old.generate_signing_key("cert-eu")
+    hid, _ = old.generate_kem_key("cert-eu", "mlkem768x25519")
+    new_words = b"a brand new and strong passphrase"
+    assert change_passphrase(tmp_path / "keys", PW, new_words) == 3
+    assert json.loads((tmp_path / "keys" / "kdf.json").read_text())["n"] == MIN_SCRYPT_N
+    again = Keystore(tmp_path / "keys", new_words)
+    assert again.signing_key("cert-eu", kid).public_key().public_bytes_raw() == public
+    assert isinstance(again.kem_key("cert-eu", hid), hpke.MLKEM768X25519PrivateKey)
+    with pytest.raises(KeystoreError, match="wrong passphrase"):
+        Keystore(tmp_path / "keys", PW).signing_key("cert-eu", kid)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["keys"]  # nothing old left behind
+    for f in (tmp_path / "keys").rglob("*.pem"):
+        assert stat.S_IMODE(f.stat().st_mode) == 0o600
