@@ -157,6 +157,10 @@ class StaleRegistry(Rejected):
     reason = "stale-registry"
 
 
+class OlderEpoch(StaleRegistry):
+    """A registry snapshot of an epoch older than the one accepted."""
+
+
 class RegistryFork(Rejected):
     """Two different registry snapshots of one epoch: the authority's history forked."""
 

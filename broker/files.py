@@ -25,11 +25,19 @@ def private_dir(path: Path) -> Path:
 
 
 def write_private(path: Path, data: bytes) -> Path:
-    """Write `data` to `path` (0600) through a temporary file, fsync and rename."""
+    """Write `data` to `path` (0600, in a 0700 directory), whole or not at all."""
     private_dir(path.parent)
+    return write_whole(path, data, mode=FILE_MODE)
+
+
+def write_whole(path: Path, data: bytes, *, mode: int | None = None) -> Path:
+    """Write `data` to `path` through a temporary file, fsync, rename and a directory fsync:
+    a reader never sees half a file and a crash leaves the old one or the new one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        os.fchmod(fd, FILE_MODE)
+        if mode is not None:
+            os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()

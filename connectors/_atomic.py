@@ -6,11 +6,11 @@ sees half a file and a crash leaves either the old state or the new one.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
-import tempfile
 from pathlib import Path
+
+from broker.files import write_whole
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -30,20 +30,7 @@ def _fsync_dir(directory: Path) -> None:
 
 def write_atomic(path: Path, data: bytes) -> Path:
     """Write `data` to `path` via temp file + fsync + rename + directory fsync."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(path.parent)
-    return path
+    return write_whole(path, data)
 
 
 def append_durable(path: Path, line: bytes) -> Path:

@@ -13,9 +13,9 @@ from typing import Any
 from broker.envelope import MemoryReplayGuard, read_header
 from broker.errors import Rejected
 from broker.kafka.scan import scan
+from broker.kafka.stamps import appended_at
 from broker.kafka.topics import community_topic
 from broker.pep.context import PepContext
-from broker.pep.subscriber import appended_at
 
 
 @dataclass(frozen=True, slots=True)

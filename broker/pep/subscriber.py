@@ -27,7 +27,7 @@ import time
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from broker.audit import AuditLog, AuditRecord
@@ -53,6 +53,7 @@ from broker.errors import (
     UnknownSchema,
 )
 from broker.kafka.clients import reliable_producer, start_client
+from broker.kafka.stamps import appended_at
 from broker.kafka.topics import DLQ, community_topic
 from broker.lifecycle import Service
 from broker.logs import get_logger
@@ -74,22 +75,6 @@ DLQ_MAX_COPY = 512 * 1024
 LEDGER_PRUNE_EVERY = timedelta(hours=1)
 LEDGER_GRACE = MAX_VALIDITY
 _log = get_logger(__name__)
-#: aiokafka's timestamp_type of a record the broker stamped (message.timestamp.type=LogAppendTime).
-LOG_APPEND_TIME = 1
-
-
-def appended_at(record: Any) -> datetime:
-    """When the broker appended `record`; data topics must have it stamped by the broker.
-
-    The append time is the broker's clock, not the sender's: it is what bounds
-    backdating and what a compromised-key revocation is judged against.
-    """
-    if record.timestamp_type != LOG_APPEND_TIME or record.timestamp is None:
-        raise MalformedRecord(
-            f"{record.topic} does not stamp broker append times "
-            "(message.timestamp.type=LogAppendTime); the platform admin runs `jcu kafka topics`"
-        )
-    return datetime.fromtimestamp(record.timestamp / 1000, UTC)
 
 
 @dataclass

@@ -6,7 +6,9 @@ authority signed (and persists it before it takes effect). `start()` returns
 once the topic has been read to its end, so a node started with an old local
 registry catches up before it seals, opens or delivers anything. Refused
 records (forgeries, older epochs, forks, records not signed by the authority)
-are logged and counted by the follower, never applied.
+are logged and counted by the follower, never applied; older snapshots the
+topic still holds from before the node's own (history, until compaction) are
+passed over quietly (`InTopicOrder`).
 """
 
 from __future__ import annotations
@@ -16,13 +18,14 @@ from broker.kafka.topics import REGISTRY
 from broker.lifecycle import Service
 from broker.trust.snapshot import VerifiedSnapshot
 from broker.trust.state import TrustedRegistry
+from broker.trust.topic import InTopicOrder
 
 
 class RegistryFeed(Service):
     """Offers every record of `topic` to `trusted`, in order, while it runs."""
 
     def __init__(self, trusted: TrustedRegistry, bootstrap: str, *, topic: str = REGISTRY) -> None:
-        self._trusted = trusted
+        self._order = InTopicOrder(trusted)
         self._feed: TopicFollower[VerifiedSnapshot | None] = TopicFollower(
             bootstrap, topic, self._read, self._apply
         )
@@ -46,7 +49,7 @@ class RegistryFeed(Service):
     def _read(self, key: bytes | None, value: bytes) -> VerifiedSnapshot | None:
         # Accepting is done here: offer() verifies, persists and applies in one step, and
         # raises a Rejected (with its reason) for the follower to log and count.
-        return self._trusted.offer(value)
+        return self._order.offer(value)
 
     def _apply(self, snapshot: VerifiedSnapshot | None) -> None:
         if snapshot is not None:

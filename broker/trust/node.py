@@ -30,7 +30,7 @@ from broker.trust.keystore import Keystore
 from broker.trust.material import SIGNING_ALGORITHM, KemAlgorithm, key_id
 from broker.trust.records import KeyInfo
 from broker.trust.registry import Participant
-from broker.trust.request import SUFFIX, build_request, fingerprint_of
+from broker.trust.request import SUFFIX, Kind, build_request, fingerprint_of
 from broker.trust.state import ANCHOR_FILE, TrustedRegistry, load_anchor
 
 NODE_FILE = "node.json"
@@ -236,22 +236,9 @@ def rotate(
             "expired): register again with `jcu keys register` and confirm the fingerprint "
             "with the registry authority"
         )
-    kem = registry.kem_of(home.participant)
-    keys = _new_keys(keystore, home.participant, kem, clock)
-    data = build_request(
-        store,
-        kind="rotate",
-        participant=home.participant,
-        created=clock(),
-        facts=registry.get(home.participant).claim(),
-        kem=kem,
-        keys=keys,
-        signers=[
-            (keys[0].key_id, keystore.signing_key(home.participant, keys[0].key_id)),
-            *current,
-        ],
-    )
-    return _write_request(home, "rotate", data, keys, clock)
+    keys = _new_keys(keystore, home.participant, registry.kem_of(home.participant), clock)
+    new_signer = (keys[0].key_id, keystore.signing_key(home.participant, keys[0].key_id))
+    return _request(home, store, trusted, "rotate", keys, [new_signer, *current], clock)
 
 
 def reregister(
@@ -290,16 +277,31 @@ def revocation(
             f"{home.participant} holds none of its registered signing keys; ask the registry "
             "authority to revoke by other means (`jcu authority revoke` on its side)"
         )
+    return _request(home, store, trusted, "revoke", (), signers, clock, reason=reason)
+
+
+def _request(
+    home: NodeHome,
+    store: SchemaStore,
+    trusted: TrustedRegistry,
+    kind: Kind,
+    keys: tuple[KeyInfo, ...],
+    signers: list[tuple[str, Any]],
+    clock: Clock,
+    *,
+    reason: str | None = None,
+) -> RequestFile:
+    """A request about a participant the registry knows, with the facts it holds of it."""
     registry = trusted.registry
     data = build_request(
         store,
-        kind="revoke",
+        kind=kind,
         participant=home.participant,
         created=clock(),
         facts=registry.get(home.participant).claim(),
         kem=registry.kem_of(home.participant),
-        keys=(),
+        keys=keys,
         signers=signers,
         revocation_reason=reason,
     )
-    return _write_request(home, "revoke", data, (), clock)
+    return _write_request(home, kind, data, keys, clock)

@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from broker.config import Settings
-from broker.errors import ConfigError, KeystoreError, RegistryFork, StaleRegistry
+from broker.errors import ConfigError, KeystoreError, OlderEpoch, RegistryFork, StaleRegistry
 from broker.files import write_private
 from broker.logs import get_logger
 from broker.schemas import SchemaStore
@@ -140,7 +140,7 @@ class TrustedRegistry:
         """
         snapshot = verify_snapshot(self._store, data, self.anchor)
         if snapshot.epoch < self._epoch:
-            raise StaleRegistry(
+            raise OlderEpoch(
                 f"registry snapshot epoch {snapshot.epoch} is older than epoch {self._epoch}, "
                 "which this node accepted: refused (a replay cannot undo a later change)"
             )

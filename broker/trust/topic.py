@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from broker.errors import Rejected
+from broker.errors import OlderEpoch, Rejected
 from broker.kafka.clients import reliable_producer, start_client
 from broker.kafka.scan import scan
 from broker.kafka.topics import REGISTRY
 from broker.logs import get_logger
-from broker.trust.snapshot import TOPIC_KEY
+from broker.trust.snapshot import TOPIC_KEY, VerifiedSnapshot
 from broker.trust.state import TrustedRegistry
 
 _log = get_logger(__name__)
@@ -32,6 +32,31 @@ async def publish_snapshot(bootstrap: str, data: bytes, topic: str = REGISTRY) -
     return meta.partition, meta.offset
 
 
+class InTopicOrder:
+    """Offers the snapshots of `jcu.registry` to a node in the order the topic holds them.
+
+    Read from the beginning, the topic first holds the history: epochs older than the
+    one the node holds, published before it (until compaction removes them). Those are
+    skipped quietly. Once the node's own epoch (or a newer one) has gone by, an older
+    epoch can only be a replay, written after it: that is refused, logged and counted.
+    """
+
+    def __init__(self, trusted: TrustedRegistry) -> None:
+        self._trusted = trusted
+        self.at_head = trusted.current is None
+
+    def offer(self, data: bytes) -> VerifiedSnapshot | None:
+        try:
+            accepted = self._trusted.offer(data)
+        except OlderEpoch:
+            if self.at_head:
+                raise
+            _log.debug("older registry snapshot passed over", held=self._trusted.epoch)
+            return None
+        self.at_head = True
+        return accepted
+
+
 @dataclass
 class CatchUp:
     """What reading the registry topic to its end did to a node's state."""
@@ -44,13 +69,14 @@ class CatchUp:
 async def catch_up(bootstrap: str, trusted: TrustedRegistry, topic: str = REGISTRY) -> CatchUp:
     """Offer every snapshot on the topic, oldest first; refusals are logged and kept."""
     result = CatchUp()
+    order = InTopicOrder(trusted)
     async for r in scan(bootstrap, [topic]):
         result.read += 1
         if r.value is None:
             result.refused.append(("tombstone", "an unsigned tombstone proves nothing"))
             continue
         try:
-            accepted = trusted.offer(r.value)
+            accepted = order.offer(r.value)
         except Rejected as exc:
             result.refused.append((exc.reason, str(exc)))
             _log.warning(
@@ -59,4 +85,10 @@ async def catch_up(bootstrap: str, trusted: TrustedRegistry, topic: str = REGIST
             continue
         if accepted is not None:
             result.accepted.append(accepted.epoch)
+    if not order.at_head:
+        _log.warning(
+            "the registry topic holds no snapshot as new as the one this node holds",
+            topic=topic,
+            epoch=trusted.epoch,
+        )
     return result

@@ -34,10 +34,9 @@ from broker.files import private_dir, write_private
 from broker.schemas import SchemaStore
 from broker.trust.authority.signing import sign_record, sign_snapshot, sign_transition
 from broker.trust.keystore import AUTHORITY_OWNER, Keystore
-from broker.trust.material import SIGNING_ALGORITHM, key_id
+from broker.trust.material import SIGNING_ALGORITHM
 from broker.trust.records import (
     REVOCATION_REASONS,
-    KeyInfo,
     ParticipantKeys,
     verify_record,
 )
@@ -456,27 +455,3 @@ class Authority:
         self._state["epoch"] = epoch
         self._save_state()
         return Export(epoch, path, len(registry.participants), len(included), data)
-
-    def key_ids_of(self, participant: str) -> tuple[str, ...]:
-        return tuple(k for k, p in self._state["keys"].items() if p == participant)
-
-
-def key_info_json(k: KeyInfo) -> dict[str, Any]:
-    return {
-        "key_id": k.key_id,
-        "purpose": k.purpose,
-        "algorithm": k.algorithm,
-        "status": k.status,
-        "not_before": k.not_before.isoformat(),
-        "not_after": k.not_after.isoformat(),
-        "retired": k.retired.isoformat() if k.retired else None,
-        "revoked": k.revoked.isoformat() if k.revoked else None,
-        "revocation_reason": k.revocation_reason,
-    }
-
-
-def authority_key_id(public_pem: bytes) -> str:
-    key = serialization.load_pem_public_key(public_pem)
-    if not isinstance(key, ed25519.Ed25519PublicKey):
-        raise ConfigError("not an Ed25519 public key")
-    return key_id(SIGNING_ALGORITHM, key.public_bytes_raw())
