@@ -37,6 +37,8 @@ _VERBS: dict[str, str] = {
     "stats": "broker.cli.stats:stats",
     "soc": "broker.cli.soc:soc",
     "siena": "broker.cli.siena:siena",
+    "sitrep": "broker.cli.sitrep:sitrep",
+    "console": "broker.cli.console:console",
 }
 
 

@@ -1,0 +1,209 @@
+"""`jcu console` (serve the operator console) and `jcu console passwd` (its accounts).
+
+The console runs on an organisation's node and shows what that node may see:
+the whole audit log (the operator's platform-wide view), the crisis board, the
+policy and its what-if, Kafka's figures, and the node's own situation report.
+Loopback by default, where it needs no login unless asked; anywhere else it
+needs TLS and a login.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from broker import config
+from broker.cli._node import acting_as, as_option
+from broker.errors import ConfigError
+
+_PASSWORD_ENV = "JCU_CONSOLE_PASSWORD"
+
+
+def is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_binding(host: str, login: bool | None, tls: bool) -> bool:
+    """Whether to ask for a login; refuses an unsafe binding with what to do instead."""
+    if is_loopback(host):
+        return bool(login)
+    if login is False:
+        raise ConfigError(f"--no-login is for loopback only; {host} needs a login")
+    if not tls:
+        raise ConfigError(
+            f"refusing plain HTTP on {host}: passwords and sessions would cross the network "
+            "in clear; give --tls-cert and --tls-key, or serve on 127.0.0.1 behind a TLS proxy"
+        )
+    return True
+
+
+def build_data(sample_every: float = 15.0, refresh_every: float = 2.0) -> object:
+    """This node's console data (not started), from its home (the composition)."""
+    from broker.cli._node import node_context
+    from broker.cli.audit import keyring_resolvers
+    from broker.cli.stats import collect
+    from connectors.console import ConsoleData
+
+    ctx, _ = node_context(None)
+    keys, valid = keyring_resolvers(ctx.settings, ctx.envelope.store)
+    return ConsoleData(
+        ctx,
+        keys=keys,
+        valid=valid,
+        stats=collect,
+        sample_every=sample_every,
+        refresh_every=refresh_every,
+    )
+
+
+@click.group(invoke_without_command=True)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=int, default=8080, show_default=True, help="TCP port.")
+@click.option(
+    "--tls-cert",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="PEM certificate chain: serve HTTPS (needed off loopback).",
+)
+@click.option(
+    "--tls-key",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="PEM private key of --tls-cert.",
+)
+@click.option(
+    "--login/--no-login",
+    default=None,
+    help="Ask for a login (default: only off loopback, where it is required).",
+)
+@click.option(
+    "--sample-every",
+    type=click.FloatRange(min=1),
+    default=15.0,
+    show_default=True,
+    help="Seconds between health samples (lag, rates, dead letters).",
+)
+@click.option(
+    "--metrics-port",
+    type=int,
+    default=None,
+    help="Serve Prometheus metrics (audit verification, lag) on 127.0.0.1:PORT.",
+)
+@click.pass_context
+def console(
+    click_ctx: click.Context,
+    host: str,
+    port: int,
+    tls_cert: Path | None,
+    tls_key: Path | None,
+    login: bool | None,
+    sample_every: float,
+    metrics_port: int | None,
+) -> None:
+    """Serve the operator console: flows, messages, audit, health, policy, crisis board and
+    the situation report, each page with a JSON twin under /api.
+
+    Accounts: `jcu console passwd NAME --role operator|auditor`.
+    """
+    if click_ctx.invoked_subcommand is not None:
+        return
+    import uvicorn
+
+    from connectors.console import USERS_FILE, ConsoleData, ConsoleUsers, create_app
+
+    if (tls_cert is None) != (tls_key is None):
+        raise ConfigError("give both --tls-cert and --tls-key, or neither")
+    ask = check_binding(host, login, tls_cert is not None)
+    settings = config.load()
+    me = acting_as(None, settings)
+    users = ConsoleUsers(settings.home / USERS_FILE)
+    if ask and not users.names():
+        raise ConfigError(
+            f"no console accounts on this node ({users.path}): "
+            f"run `jcu console passwd NAME --role operator` (or --role auditor) first"
+        )
+    data = build_data(sample_every)
+    assert isinstance(data, ConsoleData)
+    if metrics_port is not None:
+        data.metrics.serve(metrics_port)
+    app = create_app(data, users if ask else None, login=ask, secure_cookies=tls_cert is not None)
+    scheme = "https" if tls_cert else "http"
+    click.echo(
+        f"operator console of {me}: {scheme}://{host}:{port}/ "
+        f"({'login required' if ask else 'no login: loopback, local operator'})",
+        err=True,
+    )
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            host=host,
+            port=port,
+            log_level="warning",
+            timeout_graceful_shutdown=5,
+            ssl_certfile=str(tls_cert) if tls_cert else None,
+            ssl_keyfile=str(tls_key) if tls_key else None,
+        )
+    )
+    server.run()
+
+
+@console.command()
+@click.argument("name")
+@click.option(
+    "--role",
+    type=click.Choice(["operator", "auditor"]),
+    required=True,
+    help="operator: the platform-wide view; auditor: this node's organisation only.",
+)
+@as_option("The organisation an auditor account audits")
+@click.option(
+    "--from-env",
+    "env_var",
+    default=None,
+    help=f"Read the password from this environment variable (e.g. {_PASSWORD_ENV}) "
+    "instead of stdin.",
+)
+def passwd(name: str, role: str, participant: str | None, env_var: str | None) -> None:
+    """Set the console password of account NAME on this node (stored as a scrypt hash)."""
+    from connectors.console import USERS_FILE, ConsoleUsers
+
+    settings = config.load()
+    org = acting_as(participant, settings)
+    if env_var is not None:
+        password = os.environ.get(env_var)
+        if not password:
+            raise ConfigError(f"environment variable {env_var} is not set or empty")
+    elif sys.stdin.isatty():
+        password = click.prompt(
+            f"console password for {name}", hide_input=True, confirmation_prompt=True
+        )
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    users = ConsoleUsers(settings.home / USERS_FILE)
+    users.set_password(name, password, role, org if role == "auditor" else None)  # type: ignore[arg-type]
+    what = "operator (platform-wide)" if role == "operator" else f"auditor of {org}"
+    click.echo(f"console account {name} set: {what}, in {users.path}")
+
+
+def serve_in_background(data: object, host: str, port: int) -> tuple[object, asyncio.Task[None]]:
+    """For `jcu demo --serve`: the console without login on loopback, on the running loop."""
+    import uvicorn
+
+    from connectors.console import ConsoleData, create_app
+
+    assert isinstance(data, ConsoleData) and is_loopback(host)
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(data, login=False), host=host, port=port, log_level="warning")
+    )
+    return server, asyncio.get_running_loop().create_task(server.serve())

@@ -1,0 +1,111 @@
+"""Everything the console shows, read as this node may read it, kept fresh on demand.
+
+One `ConsoleData` per console process (explicit start/stop). Pages call
+`fresh()`: the audit topics and data-topic headers are read incrementally
+when the last read is older than `refresh_every` seconds, so a page costs a
+few milliseconds when nothing changed and never reads a whole topic twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import defaultdict
+from datetime import timedelta
+
+from broker.audit import KeyResolver, KeyValidity
+from broker.clock import utc_now
+from broker.kafka.topics import community_topic
+from broker.lifecycle import Service
+from broker.pep.context import PepContext
+from broker.pep.control import CrisisBoard
+from broker.pep.receipts import ReceiptView, read_receipts
+from broker.pep.subscriber import DATA_STREAMS
+from connectors.console.feeds import AuditFeed, EnvelopeIndex
+from connectors.console.health import Health, Sample, StatsSource
+from connectors.console.metrics import ConsoleMetrics
+from connectors.sitrep import Sitrep, gather
+
+
+class ConsoleData(Service):
+    def __init__(
+        self,
+        ctx: PepContext,
+        *,
+        keys: KeyResolver,
+        valid: KeyValidity,
+        stats: StatsSource,
+        sample_every: float = 15.0,
+        refresh_every: float = 2.0,
+        metrics: ConsoleMetrics | None = None,
+    ) -> None:
+        self.ctx = ctx
+        self.node = ctx.identity
+        bootstrap = ctx.settings.bootstrap
+        store = ctx.envelope.store
+        community = ctx.registry.get(self.node).community
+        self.audit = AuditFeed(bootstrap, store, keys, valid)
+        self.envelopes = EnvelopeIndex(
+            bootstrap, store, [community_topic(community, s) for s in DATA_STREAMS]
+        )
+        self.crisis = CrisisBoard(ctx.envelope, bootstrap)
+        self.metrics = metrics or ConsoleMetrics()
+        self.health = Health(bootstrap, stats, every=sample_every, on_sample=self._sampled)
+        self.refresh_every = refresh_every
+        self._refreshed = 0.0
+        self._lock = asyncio.Lock()
+        self._receipts: tuple[float, dict[str, list[ReceiptView]]] | None = None
+        self._sitreps: dict[int, tuple[float, Sitrep]] = {}
+
+    async def start(self) -> None:
+        started: list[Service] = []
+        try:
+            parts: tuple[Service, ...] = (self.crisis, self.audit, self.envelopes, self.health)
+            for part in parts:
+                await part.start()
+                started.append(part)
+            await self.fresh(force=True)
+        except BaseException:
+            for part in reversed(started):
+                await part.stop()
+            raise
+
+    async def stop(self) -> None:
+        for part in (self.health, self.envelopes, self.audit, self.crisis):
+            await part.stop()
+
+    async def fresh(self, *, force: bool = False) -> None:
+        async with self._lock:
+            if not force and time.monotonic() - self._refreshed < self.refresh_every:
+                return
+            await self.audit.refresh(utc_now())
+            await self.envelopes.refresh()
+            self._refreshed = time.monotonic()
+            self.metrics.audited(self.audit.report)
+
+    async def _sampled(self, sample: Sample) -> None:
+        """Each health sample also refreshes the audit view, so metrics and alerts stay
+        current while nobody has a page open."""
+        self.metrics.sampled(sample)
+        await self.fresh()
+
+    async def receipts(self) -> dict[str, list[ReceiptView]]:
+        """Receipts for what this node sent (sealed to it alone), by message id."""
+        cached = self._receipts
+        if cached is not None and time.monotonic() - cached[0] < self.refresh_every * 2:
+            return cached[1]
+        by_id: dict[str, list[ReceiptView]] = defaultdict(list)
+        for view in await read_receipts(self.ctx, self.node):
+            by_id[view.message_id].append(view)
+        self._receipts = (time.monotonic(), dict(by_id))
+        return self._receipts[1]
+
+    async def sitrep(self, window: timedelta) -> Sitrep:
+        """This node's situation report, cached for half a minute per window."""
+        key = int(window.total_seconds())
+        cached = self._sitreps.get(key)
+        if cached is not None and time.monotonic() - cached[0] < 30:
+            return cached[1]
+        report = await gather(self.ctx, self.node, window=window, board=self.crisis)
+        self._sitreps[key] = (time.monotonic(), report)
+        return report

@@ -1,0 +1,188 @@
+"""What the console reads from Kafka, kept up to date incrementally by one consumer each.
+
+`AuditFeed` holds the audit topics as read so far (through broker.audit's
+decoder and verifier, so changes to the log land in one place) and
+re-verifies only when something new arrived. `EnvelopeIndex` holds the clear
+headers of the data topics this node may read: payload types, recipients and
+retractions, never content.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from broker.audit import KeyResolver, KeyValidity, LoggedRecord, VerificationReport, verify
+from broker.audit._topic import TopicRecord
+from broker.audit.query import decode_records
+from broker.envelope.header import decode_envelope
+from broker.errors import JcuError
+from broker.kafka.clients import start_client
+from broker.kafka.scan import partitions
+from broker.kafka.topics import AUDIT_CHECKPOINTS, AUDIT_DECISIONS
+from broker.lifecycle import Service
+from broker.schemas import SchemaStore
+
+
+class _Tail(Service):
+    """One consumer on every partition of `topics`; `poll()` returns what is new up to
+    the end offsets as of the call."""
+
+    def __init__(self, bootstrap: str, topics: list[str]) -> None:
+        self._bootstrap = bootstrap
+        self._topics = topics
+        self._consumer: Any = None
+        self._tps: list[Any] = []
+
+    async def start(self) -> None:
+        from aiokafka import AIOKafkaConsumer
+
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self._bootstrap,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            isolation_level="read_committed",
+        )
+        await start_client(consumer, self._bootstrap)
+        self._consumer = consumer
+        await self._assign()
+
+    async def _assign(self) -> None:
+        tps = await partitions(self._consumer, self._topics)
+        if tps != self._tps:
+            new = [tp for tp in tps if tp not in self._tps]
+            self._consumer.assign(tps)
+            for tp in new:
+                self._consumer.seek(tp, 0)
+            self._tps = tps
+
+    async def stop(self) -> None:
+        if self._consumer is not None:
+            await self._consumer.stop()
+            self._consumer = None
+
+    async def poll(self) -> list[Any]:
+        if not self._tps:
+            await self._assign()
+            if not self._tps:
+                return []
+        consumer = self._consumer
+        ends = await consumer.end_offsets(self._tps)
+        out: list[Any] = []
+        while True:
+            behind = [tp for tp in self._tps if await consumer.position(tp) < ends[tp]]
+            if not behind:
+                return out
+            batch = await consumer.getmany(*behind, timeout_ms=1000)
+            for tp, records in batch.items():
+                out.extend(r for r in records if r.offset < ends[tp])
+
+
+class AuditFeed(Service):
+    """Every audit record and checkpoint so far, decoded and verified."""
+
+    def __init__(
+        self, bootstrap: str, store: SchemaStore, keys: KeyResolver, valid: KeyValidity
+    ) -> None:
+        self._store = store
+        self._keys = keys
+        self._valid = valid
+        self._tail = _Tail(bootstrap, [AUDIT_DECISIONS, AUDIT_CHECKPOINTS])
+        self._decisions: list[TopicRecord] = []
+        self._checkpoints: list[TopicRecord] = []
+        self.records: list[LoggedRecord] = []
+        self.by_message: dict[str, list[LoggedRecord]] = defaultdict(list)
+        self.undecodable = 0
+        self.report = VerificationReport()
+        self.verified_at: datetime | None = None
+        self._lock = asyncio.Lock()
+
+    async def start(self) -> None:
+        await self._tail.start()
+
+    async def stop(self) -> None:
+        await self._tail.stop()
+
+    async def refresh(self, now: datetime) -> None:
+        """Read what is new; decode it; verify again if anything arrived."""
+        async with self._lock:
+            new = await self._tail.poll()
+            fresh_decisions = []
+            for r in new:
+                key = r.key.decode("utf-8", "replace") if r.key is not None else ""
+                rec = TopicRecord(key, r.value or b"", r.partition, r.offset)
+                if r.topic == AUDIT_DECISIONS:
+                    fresh_decisions.append(rec)
+                else:
+                    self._checkpoints.append(rec)
+            self._decisions.extend(fresh_decisions)
+            decoded, bad = decode_records(self._store, fresh_decisions)
+            self.undecodable += bad
+            self.records.extend(decoded)
+            for logged in decoded:
+                self.by_message[logged.record.message_id].append(logged)
+            if new or self.verified_at is None:
+                decisions, checkpoints = list(self._decisions), list(self._checkpoints)
+                self.report = await asyncio.to_thread(
+                    verify, self._store, decisions, checkpoints, self._keys, self._valid
+                )
+                self.verified_at = now
+
+
+@dataclass(frozen=True, slots=True)
+class EnvelopeFacts:
+    """A data record's clear header: what any reader of the topic sees."""
+
+    message_id: str
+    sender: str
+    payload_type: str
+    topic: str
+    created: datetime
+    recipients: tuple[str, ...]
+
+
+class EnvelopeIndex(Service):
+    """Clear headers of the data topics this node reads, by message id; retractions apart."""
+
+    def __init__(self, bootstrap: str, store: SchemaStore, topics: list[str]) -> None:
+        self._store = store
+        self._tail = _Tail(bootstrap, topics)
+        self.topics = tuple(topics)
+        self.messages: dict[str, list[EnvelopeFacts]] = defaultdict(list)
+        #: retracted message id -> the retraction's header
+        self.retractions: dict[str, EnvelopeFacts] = {}
+        self._lock = asyncio.Lock()
+
+    async def start(self) -> None:
+        await self._tail.start()
+
+    async def stop(self) -> None:
+        await self._tail.stop()
+
+    async def refresh(self) -> None:
+        async with self._lock:
+            for r in await self._tail.poll():
+                try:
+                    h = decode_envelope(self._store, r.value or b"").header
+                except JcuError:
+                    continue
+                facts = EnvelopeFacts(
+                    h.message_id,
+                    h.sender,
+                    h.payload_type.rpartition(".")[2],
+                    r.topic,
+                    h.created,
+                    h.recipient_ids,
+                )
+                if facts.payload_type == "Retraction":
+                    target = r.key.decode("utf-8", "replace") if r.key else ""
+                    self.retractions[target] = facts
+                else:
+                    self.messages[h.message_id].append(facts)
+
+    def payload_type(self, message_id: str) -> str | None:
+        copies = self.messages.get(message_id)
+        return copies[0].payload_type if copies else None
