@@ -1,0 +1,71 @@
+"""Access control on the server: the operator sees the platform, an auditor of enisa sees
+enisa's own decisions only, and gets 403 for anything else on pages and JSON alike."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.connectors.console.conftest import AUDITOR, NODE, OPERATOR, Console
+
+pytestmark = pytest.mark.kafka
+
+
+def test_nothing_without_a_login(console: Console) -> None:
+    c = console.client(None)
+    assert c.get("/api/flows").status_code == 401
+    page = c.get("/audit?since=24h")
+    assert page.status_code == 303 and page.headers["location"].startswith("/login?next=")
+    bad = c.post("/login", data={"user": OPERATOR[0], "password": "wrong password here"})
+    assert bad.status_code == 401
+    assert "wrong account name or password" in bad.text
+    assert c.get("/api/flows").status_code == 401
+
+
+def test_operator_sees_every_enforcement_point(console: Console) -> None:
+    c = console.client(OPERATOR)
+    audit = c.get("/api/audit", params={"since": "24h"}).json()
+    eps = {log["enforcement_point"] for log in audit["logs"]}
+    assert {"soc-fr/publish", "cert-eu/publish", "enisa/publish", "enisa/receive"} <= eps
+    red = c.get(f"/api/messages/{console.traffic.mid('red')}").json()
+    orgs = {o["organisation"]: o["decision"] for o in red["organisations"]}
+    assert orgs["cert-eu"] == "allow" and orgs["isac-energy"] == "allow"
+    assert orgs["enisa"] == "deny"
+
+
+def test_auditor_sees_only_its_own_organisation(console: Console) -> None:
+    c = console.client(AUDITOR)
+    t = console.traffic
+    # a message enisa may not receive: 403 on the JSON twin and on the page
+    for path in (f"/api/messages/{t.mid('red')}", f"/messages/{t.mid('red')}"):
+        r = c.get(path)
+        assert r.status_code == 403, (path, r.status_code)
+    # another organisation's log: 403, page and JSON
+    for path in ("/api/audit?ep=soc-fr/publish", "/audit?ep=soc-fr/publish"):
+        assert c.get(path).status_code == 403
+    proof_of_other = None
+    op = console.client(OPERATOR).get(f"/api/messages/{t.mid('red')}").json()
+    proof_of_other = op["decisions"][0]["decision_id"]
+    assert c.get(f"/api/proofs/{proof_of_other}").status_code == 403
+    # what it does see: its own logs, and decisions about it that allowed it a message
+    audit = c.get("/api/audit", params={"since": "24h"}).json()
+    assert audit["logs"] and all(
+        log["enforcement_point"].startswith(f"{NODE}/") for log in audit["logs"]
+    )
+    flows = c.get("/api/flows", params={"since": "24h"}).json()
+    assert flows["flows"] and all(NODE in (f["from"], f["to"]) for f in flows["flows"])
+    story = c.get(f"/api/messages/{t.mid('clear')}").json()
+    assert {o["organisation"] for o in story["organisations"]} == {NODE}
+    listed = c.get("/api/messages", params={"since": "24h"}).json()["messages"]
+    ids = {m["message_id"] for m in listed}
+    assert t.mid("clear") in ids and t.mid("red") not in ids
+    for m in c.get("/api/audit", params={"since": "24h"}).json()["recent"]:
+        assert m["enforcement_point"].startswith(f"{NODE}/") or m["organisation"] == NODE
+
+
+def test_bad_parameters_get_one_clear_error(console: Console) -> None:
+    c = console.client(OPERATOR)
+    r = c.get("/api/flows", params={"since": "yesterday"})
+    assert r.status_code == 400
+    assert "ISO 8601" in r.json()["error"]
+    r = c.get("/api/policy", params={"from": "nobody", "tlp": "RED", "type": "Indicator"})
+    assert r.status_code == 400 and "not a registered organisation" in r.json()["error"]

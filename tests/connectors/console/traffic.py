@@ -1,0 +1,77 @@
+"""A small crisis on the session's federation: what the console and sitrep tests look at.
+
+soc-fr shares indicators (one RED to two named organisations only), cert-eu an
+AMBER incident report with personal data for an incident of its own, eu-cyclone
+declares a crisis for it, enisa a CLEAR situation report; enisa and eeas-intcen
+receive (consumer groups of this module alone), so receipts and receive
+decisions exist.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from broker.envelope import Labels
+from broker.pep import JsonlSink, Publisher, PublishResult, Subscriber
+from broker.pep.control import publish_declaration, sign_declaration
+from tests.broker.pep.records import incident_report, indicator, situation_report
+from tests.world import World
+
+
+@dataclass
+class Traffic:
+    incident: str
+    #: name -> the publication's result
+    sent: dict[str, PublishResult] = field(default_factory=dict)
+    #: indicator values: one everybody civilian may see, one only the named two may
+    clear_value: str = ""
+    red_value: str = ""
+
+    def mid(self, name: str) -> str:
+        return self.sent[name].message_id
+
+
+async def make_traffic(world: World, out: Path) -> Traffic:
+    t = Traffic(incident=f"INC-CONSOLE-{uuid.uuid4().hex[:6]}")
+    t.clear_value = f"203.0.113.{uuid.uuid4().int % 200 + 1}"
+    t.red_value = f"red-{uuid.uuid4().hex[:10]}.example"
+    async with Publisher("soc-fr", world.ctx("soc-fr")) as pub:
+        t.sent["clear"] = await pub.publish(
+            "Indicator",
+            indicator(t.clear_value),
+            labels=Labels.of("CLEAR", categories=["malicious-code"], member_states=["FR"]),
+        )
+        red = indicator()
+        red.update(observable_type="domain-name", value=t.red_value, pattern=None)
+        t.sent["red"] = await pub.publish(
+            "Indicator",
+            red,
+            labels=Labels.of("RED", categories=["intrusions"]),
+            recipients=("cert-eu", "isac-energy"),
+        )
+    async with Publisher("cert-eu", world.ctx("cert-eu")) as pub:
+        t.sent["incident"] = await pub.publish(
+            "IncidentReport",
+            incident_report(True),
+            labels=Labels.of(
+                "AMBER",
+                categories=["malicious-code"],
+                personal_data=True,
+                incident=t.incident,
+                member_states=["FR", "DE"],
+            ),
+        )
+    node = world.ctx("eu-cyclone")
+    data = sign_declaration(node.envelope, "eu-cyclone", t.incident, ("DE", "FR"), True)
+    await publish_declaration(world.bootstrap, t.incident, data)
+    async with Publisher("enisa", world.ctx("enisa")) as pub:
+        t.sent["sitrep"] = await pub.publish(
+            "SituationReport", situation_report(), labels=Labels.of("CLEAR", incident=t.incident)
+        )
+    for org in ("enisa", "eeas-intcen"):
+        sink = JsonlSink(out / f"{org}.jsonl")
+        async with Subscriber(org, world.ctx(org), sink, group_id=world.group(org)) as sub:
+            await sub.run(until_idle=True)
+    return t
