@@ -62,7 +62,7 @@ def _passwd(world: World, name: str, role: str, password: str) -> None:
     )
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def console(world: World, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
     traffic = asyncio.run(make_traffic(world, tmp_path_factory.mktemp("console-sinks")))
     _passwd(world, OPERATOR[0], "operator", OPERATOR[1])
