@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.connectors.console.conftest import AUDITOR, NODE, OPERATOR, Console
+from tests.connectors.console.fixture import AUDITOR, NODE, OPERATOR, Console
 
 pytestmark = pytest.mark.kafka
 

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from tests.connectors.console.browser import artefacts, chromium_path
-from tests.connectors.console.conftest import AUDITOR, NODE, OPERATOR, Console
+from tests.connectors.console.fixture import AUDITOR, NODE, OPERATOR, Console
 
 pytestmark = pytest.mark.kafka
 
