@@ -17,8 +17,10 @@ organisation acting from its own node:
 6. ENISA (STIX), an ISAC (MISP), EEAS (JSON lines) and EDA (JSON lines)
    subscribe, CERT-EU reads its SIENA mailbox;
 
-and it ends with who received what, the receipts, `jcu audit verify`, and the
-files under demo-out/. This module is part of the CLI, the composition root:
+and it ends with who received what, the receipts, `jcu audit verify`, the
+files under demo-out/ (with EDA's and ENISA's situation reports as PDF), and the
+address of the operator console on ENISA's node, which `--serve` keeps serving
+until interrupted. This module is part of the CLI, the composition root:
 the one place that puts broker and connectors together.
 """
 
@@ -451,7 +453,56 @@ def _report(
     out.print(f"demo finished in {seconds:.0f} s")
 
 
-async def _main(out_dir: Path, fixtures: Path, home: Path, keep: bool) -> bool:
+async def _sitreps(scenario: Scenario, out_dir: Path) -> list[list[Any]]:
+    """Each of a few subscribers' situation report of the run, as PDF and Markdown."""
+    from datetime import timedelta
+
+    from connectors.sitrep import gather, to_markdown, to_pdf
+
+    rows = []
+    (out_dir / "sitrep").mkdir(exist_ok=True)
+    for org in ("eda", "enisa"):
+        report = await gather(scenario.node(org), org, window=timedelta(hours=1))
+        (out_dir / "sitrep" / f"{org}.pdf").write_bytes(to_pdf(report))
+        (out_dir / "sitrep" / f"{org}.md").write_text(to_markdown(report))
+        rows.append([org, report.total.now, f"sitrep/{org}.pdf"])
+    return rows
+
+
+async def _serve_console(scenario: Scenario, out: Console, port: int) -> None:
+    """The operator console on ENISA's node (loopback, local operator) until SIGINT/SIGTERM."""
+    import signal
+
+    from broker.cli.audit import keyring_resolvers
+    from broker.cli.console import serve_in_background
+    from broker.cli.stats import collect
+    from connectors.console import ConsoleData
+
+    ctx = scenario.node("enisa")
+    keys, valid = keyring_resolvers(ctx.settings, ctx.envelope.store)
+    data = ConsoleData(ctx, keys=keys, valid=valid, stats=collect, sample_every=5)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    server, task = serve_in_background(data, "127.0.0.1", port)
+    try:
+        while not getattr(server, "started", False) and not task.done():
+            await asyncio.sleep(0.1)
+        if task.done():
+            task.result()
+        out.print(f"operator console: http://127.0.0.1:{port}/ (serving; Ctrl-C stops it)")
+        await stop.wait()
+    finally:
+        server.should_exit = True  # type: ignore[attr-defined]
+        await task
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+
+
+async def _main(
+    out_dir: Path, fixtures: Path, home: Path, keep: bool, serve: int | None = None
+) -> bool:
     from broker.kafka.topics import contract_topics, ensure_topics
     from broker.trust.federation import build_federation
     from broker.trust.topic import publish_snapshot
@@ -500,12 +551,24 @@ async def _main(out_dir: Path, fixtures: Path, home: Path, keep: bool) -> bool:
             t = progress.add_task("receipts and audit verification", total=None)
             receipts = await _receipts(scenario, {s.sender for s in scenario.steps})
             report = await _verify(scenario.node("enisa"))
+            sitreps = await _sitreps(scenario, out_dir)
             progress.remove_task(t)
+            if serve is not None:
+                _report_federation(out, federation)
+                _report(out, scenario, receipts, report, out_dir, time.monotonic() - t0)
+                out.print(table("situation reports", ["reader", "messages", "file"], sitreps))
+                await _serve_console(scenario, out, serve)
         finally:
             if not keep:
                 await asyncio.to_thread(local.stop)
-    _report_federation(out, federation)
-    _report(out, scenario, receipts, report, out_dir, time.monotonic() - t0)
+    if serve is None:
+        _report_federation(out, federation)
+        _report(out, scenario, receipts, report, out_dir, time.monotonic() - t0)
+        out.print(table("situation reports", ["reader", "messages", "file"], sitreps))
+        out.print(
+            "operator console: http://127.0.0.1:8080/ on ENISA's node: run "
+            "`make demo DEMO_ARGS=--serve` (jcu demo --serve) to keep it serving"
+        )
     if keep:
         out.print(f"kafka left running at {local.bootstrap} (homes under {home / 'federation'})")
     consistent = all(
@@ -549,7 +612,21 @@ def _report_federation(out: Console, federation: Federation) -> None:
     help="The shared STIX/MISP fixtures (default ../shared/fixtures).",
 )
 @click.option("--keep-kafka", is_flag=True, help="Leave Kafka and the demo state running.")
-def demo(out_dir: Path, fixtures: Path | None, keep_kafka: bool) -> None:
+@click.option(
+    "--serve",
+    is_flag=True,
+    help="At the end, serve the operator console on 127.0.0.1 until interrupted (Ctrl-C).",
+)
+@click.option(
+    "--console-port",
+    type=int,
+    default=8080,
+    show_default=True,
+    help="Port of the console with --serve.",
+)
+def demo(
+    out_dir: Path, fixtures: Path | None, keep_kafka: bool, serve: bool, console_port: int
+) -> None:
     """Run the whole sharing scenario end to end on a local Kafka, from nothing."""
     fx = _fixtures_dir(fixtures)
     if out_dir.exists():
@@ -557,7 +634,9 @@ def demo(out_dir: Path, fixtures: Path | None, keep_kafka: bool) -> None:
     out_dir.mkdir(parents=True)
     home = config.load().home / "demo" / f"run-{uuid.uuid4().hex[:8]}"
     try:
-        ok = asyncio.run(_main(out_dir.resolve(), fx, home, keep_kafka))
+        ok = asyncio.run(
+            _main(out_dir.resolve(), fx, home, keep_kafka, console_port if serve else None)
+        )
     finally:
         if not keep_kafka:
             shutil.rmtree(home, ignore_errors=True)
