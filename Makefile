@@ -1,5 +1,5 @@
 # Two commands do all set-up on a fresh machine:
-#   make demo   local Kafka + the whole scenario
+#   make demo   local Kafka + the whole scenario (DEMO_ARGS=--serve keeps the console up)
 #   make test   the test suite (starts its own real Kafka unless KAFKA_BOOTSTRAP is set)
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
@@ -22,7 +22,7 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 demo: $(STAMP)
-	$(BIN)/jcu demo
+	$(BIN)/jcu demo $(DEMO_ARGS)
 
 bench: $(STAMP)
 	for b in bench/[a-z]*.py; do $(BIN)/python -m bench.$$(basename $$b .py) || exit 1; done

@@ -6,6 +6,7 @@ process-global collectors), optionally served over HTTP on a port.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
@@ -65,6 +66,12 @@ class Metrics:
             registry=r,
         )
 
-    def serve(self, port: int, addr: str = "127.0.0.1") -> None:
-        """Expose /metrics on `addr:port` from a background thread."""
-        start_http_server(port, addr=addr, registry=self.registry)
+    def serve(self, port: int, addr: str | None = None) -> None:
+        """Expose /metrics on `addr:port` from a background thread (default: JCU_METRICS_ADDR,
+        else loopback; a container sets 0.0.0.0 so that Prometheus can scrape it)."""
+        start_http_server(port, addr=addr or metrics_addr(), registry=self.registry)
+
+
+def metrics_addr() -> str:
+    """Where services serve /metrics: JCU_METRICS_ADDR, else loopback only."""
+    return os.environ.get("JCU_METRICS_ADDR") or "127.0.0.1"

@@ -51,3 +51,36 @@ def test_ci_runs_the_readme_test_command() -> None:
     ci = (ROOT / ".ci" / "run").read_text()
     assert "make test" in readme and "make demo" in readme
     assert "\nmake test\n" in ci
+
+
+def test_monitoring_is_wired_to_what_the_services_export() -> None:
+    """Prometheus scrapes the compose services' metrics ports; the alert rules and the
+    Grafana dashboard only ask for metrics the code defines."""
+    import json
+    import re
+
+    services = _compose()["services"]  # type: ignore[index]
+    prom = yaml.safe_load((ROOT / "monitoring" / "prometheus.yml").read_text())
+    for job in prom["scrape_configs"]:
+        for target in job["static_configs"][0]["targets"]:
+            host, port = target.split(":")
+            assert host in services, f"scrape target {target} is no compose service"
+            assert port in services[host]["command"], f"{host} does not serve metrics on {port}"
+    mounted = " ".join(v for s in ("prometheus", "grafana") for v in services[s]["volumes"])
+    for part in ("prometheus.yml", "alerts.yml", "grafana/provisioning", "grafana/dashboards"):
+        assert part in mounted
+    code = "".join(
+        (ROOT / f).read_text() for f in ("broker/metrics.py", "connectors/console/metrics.py")
+    )
+    defined = set(re.findall(r'"(jcu_[a-z_]+)"', code))
+    rules = yaml.safe_load((ROOT / "monitoring" / "alerts.yml").read_text())
+    exprs = [r["expr"] for g in rules["groups"] for r in g["rules"]]
+    dash = json.loads((ROOT / "monitoring" / "grafana" / "dashboards" / "jcu.json").read_text())
+    exprs += [t["expr"] for p in dash["panels"] for t in p["targets"]]
+    used = {
+        re.sub(r"_(bucket|count|sum)$", "", m) for e in exprs for m in re.findall(r"jcu_[a-z_]+", e)
+    }
+    assert used and used <= defined, f"unknown metrics: {sorted(used - defined)}"
+    for needed in ("jcu_audit_verify_failed", "jcu_rejected_total", "jcu_policy_violations_total"):
+        assert needed in used
+    assert any("lag" in m for m in used)

@@ -56,5 +56,8 @@ class ConsoleMetrics:
         for why, n in per.items():
             self.dead_letters.labels(why).set(n)
 
-    def serve(self, port: int, addr: str = "127.0.0.1") -> None:
-        start_http_server(port, addr=addr, registry=self.registry)
+    def serve(self, port: int, addr: str | None = None) -> None:
+        """/metrics on `addr:port` (default: JCU_METRICS_ADDR, else loopback)."""
+        from broker.metrics import metrics_addr
+
+        start_http_server(port, addr=addr or metrics_addr(), registry=self.registry)
