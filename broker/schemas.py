@@ -12,8 +12,11 @@ the reader schema and the writer schema found by fingerprint. A writer schema
 the store does not hold as a file (an older or newer version) can be made
 known with `add_writer_schema`; Avro's resolution rules do the rest.
 
-Legacy schemas (`legacy/*.avsc` beside the current ones, stand-alone) are the
-exception: an older format that is still read but whose meaning differs from
+Previous versions (`previous/*.avsc` beside the current ones, stand-alone) are
+loaded that way: bytes written with an older version of a type still decode,
+resolved into the current one (new fields take their defaults).
+
+Legacy schemas (`legacy/*.avsc`, stand-alone) are the exception: an older format that is still read but whose meaning differs from
 the current version's (envelope format version 1). Bytes written with one
 decode with that very schema, never resolved into the current schema of the
 same name, and the caller dispatches on what it got.
@@ -38,12 +41,35 @@ from broker.errors import ConfigError, MalformedRecord, UnknownSchema
 NAMESPACE = "eu.jcu.v1"
 #: Sub-directory of a schema directory holding legacy (read-only, unresolved) schemas.
 LEGACY_DIR = "legacy"
+#: Sub-directory holding earlier versions of current types (read, resolved to the current).
+PREVIOUS_DIR = "previous"
 SINGLE_OBJECT_MAGIC = b"\xc3\x01"
 #: Custom field attribute marking a field as carrying personal data.
 PERSONAL_DATA_ATTRIBUTE = "jcu.personal_data"
+#: Custom record attributes: the workflow (a conversation with a state machine) a type
+#: is a step of, and the field naming the conversation (its thread) a message belongs to.
+WORKFLOW_ATTRIBUTE = "jcu.workflow"
+THREAD_ATTRIBUTE = "jcu.thread"
 _HEADER_LEN = len(SINGLE_OBJECT_MAGIC) + 8
 _PRIMITIVES = frozenset({"null", "boolean", "int", "long", "float", "double", "bytes", "string"})
 _NAMED_KINDS = frozenset({"record", "error", "enum", "fixed"})
+
+
+@dataclass(frozen=True, slots=True)
+class Workflow:
+    """A payload type's place in a workflow, as its schema declares it.
+
+    Messages of one thread are keyed by it on Kafka (so they stay in order on one
+    partition) and carry it into the audit log (so a thread's story can be found
+    without its content). Enforcement points deliver or publish a workflow's
+    messages only with that workflow's checks in place.
+    """
+
+    name: str
+    thread_field: str
+
+    def thread_of(self, record: Mapping[str, Any]) -> str:
+        return str(record[self.thread_field])
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,7 +185,8 @@ class SchemaStore:
     def load(cls, directory: Path) -> SchemaStore:
         """Load every `*.avsc` in `directory`; named types resolve across files.
 
-        Then every `legacy/*.avsc` (if any) as a legacy writer schema
+        Then every `previous/*.avsc` (if any) as an earlier writer version of a
+        current type (`add_writer_schema`), and every `legacy/*.avsc` (if any) as a legacy writer schema
         (`add_writer_schema(..., legacy=True)`): each must stand alone, so that
         a change to a current file can never change a frozen format.
         """
@@ -177,6 +204,12 @@ class SchemaStore:
             entry = _make_entry(raw, library)
             entries[entry.full_name] = entry
         store = cls(entries)
+        for path in sorted((Path(directory) / PREVIOUS_DIR).glob("*.avsc")):
+            raw = _read_schema_file(path)
+            try:
+                store.add_writer_schema(raw)
+            except ConfigError as exc:
+                raise ConfigError(f"{path}: {exc} (a previous version must stand alone)") from None
         for path in sorted((Path(directory) / LEGACY_DIR).glob("*.avsc")):
             raw = _read_schema_file(path)
             try:
@@ -214,6 +247,16 @@ class SchemaStore:
         """Top-level fields marked `"jcu.personal_data": true` in the schema file."""
         raw = self._entry(name).raw
         return tuple(f["name"] for f in raw.get("fields", ()) if f.get(PERSONAL_DATA_ATTRIBUTE))
+
+    def workflow(self, name: str) -> Workflow | None:
+        """The workflow `name` is a step of (`"jcu.workflow"`, `"jcu.thread"`), or None."""
+        raw = self._entry(name).raw
+        flow, thread = raw.get(WORKFLOW_ATTRIBUTE), raw.get(THREAD_ATTRIBUTE)
+        if not flow:
+            return None
+        if not thread or thread not in {f["name"] for f in raw.get("fields", ())}:
+            raise ConfigError(f"schema {name}: {WORKFLOW_ATTRIBUTE} needs {THREAD_ATTRIBUTE} naming a field")
+        return Workflow(str(flow), str(thread))
 
     def has_personal_data(self, name: str, record: Mapping[str, Any]) -> bool:
         """Whether any field the schema marks as personal data is filled in `record`."""

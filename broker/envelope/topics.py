@@ -15,6 +15,10 @@ PAYLOAD_STREAMS: dict[str, str] = {
     "IncidentReport": "incidents",
     "SituationReport": "reports",
     "AssistanceRequest": "assistance",
+    "AssistanceOffer": "assistance",
+    "AssistanceAcceptance": "assistance",
+    "AssistanceStatus": "assistance",
+    "AssistanceClosure": "assistance",
     "CaseMessage": "assistance",  # SIENA-style case exchange between agencies: assistance
     "Receipt": "receipts",
 }
