@@ -16,10 +16,11 @@ Previous versions (`previous/*.avsc` beside the current ones, stand-alone) are
 loaded that way: bytes written with an older version of a type still decode,
 resolved into the current one (new fields take their defaults).
 
-Legacy schemas (`legacy/*.avsc`, stand-alone) are the exception: an older format that is still read but whose meaning differs from
-the current version's (envelope format version 1). Bytes written with one
-decode with that very schema, never resolved into the current schema of the
-same name, and the caller dispatches on what it got.
+Legacy schemas (`legacy/*.avsc`, stand-alone) are the exception: an older
+format that is still read but whose meaning differs from the current
+version's (envelope format version 1). Bytes written with one decode with
+that very schema, never resolved into the current schema of the same name,
+and the caller dispatches on what it got.
 """
 
 from __future__ import annotations
@@ -186,8 +187,8 @@ class SchemaStore:
         """Load every `*.avsc` in `directory`; named types resolve across files.
 
         Then every `previous/*.avsc` (if any) as an earlier writer version of a
-        current type (`add_writer_schema`), and every `legacy/*.avsc` (if any) as a legacy writer schema
-        (`add_writer_schema(..., legacy=True)`): each must stand alone, so that
+        current type (`add_writer_schema`), and every `legacy/*.avsc` (if any) as a
+        legacy writer schema (`add_writer_schema(..., legacy=True)`): each must stand alone, so that
         a change to a current file can never change a frozen format.
         """
         files = sorted(Path(directory).glob("*.avsc"))
@@ -255,7 +256,9 @@ class SchemaStore:
         if not flow:
             return None
         if not thread or thread not in {f["name"] for f in raw.get("fields", ())}:
-            raise ConfigError(f"schema {name}: {WORKFLOW_ATTRIBUTE} needs {THREAD_ATTRIBUTE} naming a field")
+            raise ConfigError(
+                f"schema {name}: {WORKFLOW_ATTRIBUTE} needs {THREAD_ATTRIBUTE} naming a field"
+            )
         return Workflow(str(flow), str(thread))
 
     def has_personal_data(self, name: str, record: Mapping[str, Any]) -> bool:
