@@ -2,7 +2,7 @@
 
 A leaf (`eu.jcu.v1.AuditLeaf`) holds the decisions an enforcement point took
 together about one message: what they share (action, message id, content
-hash, labels, policy bundle hash) once, then one `eu.jcu.v1.AuditRecord` per
+hash, labels, policy bundle hash, thread) once, then one `eu.jcu.v1.AuditRecord` per
 decision. Checkpoints and decoding go through the schema store (fastavro).
 Leaves are written for every published and received message, so
 `LeafEncoder` writes them by hand: the Avro binary encoding of exactly the
@@ -116,6 +116,7 @@ _WRITTEN_FOR: Final[dict[str, Any]] = {
         {"name": "labels", "type": _nullable(_LABELS_SCHEMA), "default": None},
         {"name": "policy_bundle_hash", "type": _nullable("string"), "default": None},
         {"name": "records", "type": _array(_RECORD_SCHEMA)},
+        {"name": "thread", "type": _nullable("string"), "default": None},
     ],
 }
 
@@ -268,7 +269,7 @@ def _as_avro(
     if any(_shared(r) != shared for r in records[1:]):
         raise MalformedRecord(
             "the decisions of one audit leaf must share action, message id, content hash, "
-            "labels and policy bundle hash"
+            "labels, policy bundle hash and thread"
         )
     try:
         return {
@@ -295,6 +296,7 @@ def _as_avro(
                 }
                 for r in records
             ],
+            "thread": first.thread,
         }
     except (TypeError, ValueError) as exc:  # labels not a mapping, a list field not iterable
         raise MalformedRecord(f"record does not match schema {AUDIT_LEAF}: {exc}") from None
@@ -308,13 +310,16 @@ def _shared(record: AuditRecord) -> tuple[Any, ...]:
         record.content_hash,
         record.labels,
         record.policy_bundle_hash,
+        record.thread,
     )
 
 
 def can_share_leaf(a: AuditRecord, b: AuditRecord) -> bool:
-    """Whether two decisions can go in one leaf: same action, message, content, labels, policy."""
+    """Whether two decisions can go in one leaf: same action, message, content, labels, policy
+    and thread."""
     return (
         a.message_id == b.message_id
+        and a.thread == b.thread
         and a.action == b.action
         and a.content_hash == b.content_hash
         and a.policy_bundle_hash == b.policy_bundle_hash
@@ -377,6 +382,7 @@ class LeafEncoder:
                 reasons=("why",) * 70,
                 rejection_reason="replay" if verdict == "reject" else None,
                 policy_bundle_hash="ab" * 32,
+                thread="t-\u00e9",
             )
             for n, (org, verdict) in enumerate((("cert-eu", "redact"), ("enisa", "reject")))
         ]
@@ -476,11 +482,14 @@ class LeafEncoder:
             type(i) is not str or _is_canonical_uuid(i) is None for i in decision_ids
         ):
             return None
+        thread = _nullable_string(decisions.thread)
+        if thread is None:
+            return None
         parts += [
             _UUID_LENGTH + decision_id.encode() + time + tail
             for decision_id, tail in zip(decision_ids, tails, strict=True)
         ]
-        parts.append(_NULL)
+        parts += (_NULL, thread)  # the end of the records, then the thread
         return b"".join(parts)
 
     def _decision_tails(self, decisions: Sequence[PolicyDecision]) -> list[bytes] | None:
@@ -670,7 +679,8 @@ class LeafEncoder:
             first.policy_bundle_hash,
             len(records),
         )
-        if parts is None:
+        thread = _nullable_string(first.thread)
+        if parts is None or thread is None:
             return None
         for record in records:
             if record is not first and not can_share_leaf(record, first):
@@ -681,7 +691,7 @@ class LeafEncoder:
             if type(decision_id) is not str or time is None or tail is None:
                 return None
             parts += (_UUID_LENGTH, decision_id.encode(), time, tail)
-        parts.append(_NULL)
+        parts += (_NULL, thread)  # the end of the records, then the thread
         return b"".join(parts)
 
 
@@ -740,6 +750,7 @@ def decode_leaf(
                 reasons=tuple(r["reasons"]),
                 rejection_reason=r["rejection_reason"],
                 policy_bundle_hash=leaf["policy_bundle_hash"],
+                thread=leaf.get("thread"),
             )
             for r in leaf["records"]
         )

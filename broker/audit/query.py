@@ -1,4 +1,5 @@
-"""Answers from the audit log: prove one decision, find decisions, explain one message in words."""
+"""Answers from the audit log: prove one decision, find decisions, explain one message in words,
+tell a thread's story (a workflow's messages, linked by their thread, never by content)."""
 
 from __future__ import annotations
 
@@ -80,12 +81,14 @@ def query(
     rule: str | None = None,
     since: datetime | None = None,
     enforcement_point: str | None = None,
+    thread: str | None = None,
 ) -> list[LoggedRecord]:
     """Records matching every given filter, oldest first."""
     hits = [
         r
         for r in records
         if (message_id is None or r.record.message_id == message_id)
+        and (thread is None or r.record.thread == thread)
         and (organisation is None or r.record.organisation == organisation)
         and (decision is None or r.record.decision == decision)
         and (rule is None or rule in r.record.rule_ids)
@@ -136,3 +139,34 @@ def explain(records: Sequence[LoggedRecord], message_id: str) -> dict[str, list[
     if not out:
         raise AuditError(f"no decisions about message {message_id} in the audit log")
     return dict(sorted(out.items()))
+
+
+@dataclass(frozen=True, slots=True)
+class ThreadMessage:
+    """One message of a thread as the audit log knows it: who sent it (the enforcement
+    point that published it) and every decision about it, per organisation, in words."""
+
+    message_id: str
+    first: datetime
+    sender: str | None
+    decisions: dict[str, list[str]]
+
+
+def story(records: Sequence[LoggedRecord], thread: str) -> list[ThreadMessage]:
+    """Every message of `thread` (the messages whose leaves carry it, and the message whose
+    id it is), oldest first, each with its decisions: a workflow case's whole story."""
+    hits = [r for r in records if r.record.thread == thread or r.record.message_id == thread]
+    if not hits:
+        raise AuditError(f"no decisions about thread {thread} in the audit log")
+    by_message: dict[str, list[LoggedRecord]] = {}
+    for rec in sorted(hits, key=lambda r: (r.record.time, r.enforcement_point, r.index)):
+        by_message.setdefault(rec.record.message_id, []).append(rec)
+    out = []
+    for mid, recs in by_message.items():
+        published = [r for r in recs if r.record.action == "publish"]
+        sender = published[0].enforcement_point.partition("/")[0] if published else None
+        decisions: dict[str, list[str]] = {}
+        for rec in recs:
+            decisions.setdefault(rec.record.organisation, []).append(sentence(rec))
+        out.append(ThreadMessage(mid, recs[0].record.time, sender, dict(sorted(decisions.items()))))
+    return sorted(out, key=lambda m: m.first)

@@ -98,6 +98,9 @@ class AuditRecord:
     reasons: tuple[str, ...] = ()
     rejection_reason: str | None = None
     policy_bundle_hash: str | None = None
+    #: The conversation the message belongs to (a workflow's thread: an assistance
+    #: step's request id), so a thread's decisions are found without its content.
+    thread: str | None = None
 
     def __post_init__(self) -> None:
         if self.action not in ACTIONS:
@@ -121,6 +124,7 @@ class AuditRecord:
         bundle_hash: str | None,
         time: datetime | None = None,
         decision_id: str | None = None,
+        thread: str | None = None,
     ) -> AuditRecord:
         """The record of a policy decision (allow, redact or deny) about `decision.org`;
         a fresh decision id unless one is given."""
@@ -145,6 +149,7 @@ class AuditRecord:
                 "reasons": tuple(decision.reasons),
                 "rejection_reason": None,
                 "policy_bundle_hash": bundle_hash,
+                "thread": thread,
             },
         )
 
@@ -160,6 +165,7 @@ class AuditRecord:
         bundle_hash: str | None = None,
         action: Action = "receive",
         time: datetime | None = None,
+        thread: str | None = None,
     ) -> AuditRecord:
         """The record of a refused input: the reason code, and the error's safe message."""
         return cls(
@@ -173,6 +179,7 @@ class AuditRecord:
             reasons=(str(error),) if str(error) else (),
             rejection_reason=error.reason,
             policy_bundle_hash=bundle_hash,
+            thread=thread,
         )
 
 
@@ -276,6 +283,8 @@ class DecisionSet:
     labels: Mapping[str, Any] | None = None
     policy_bundle_hash: str | None = None
     time: datetime = field(default_factory=_now)
+    #: The conversation the message belongs to (see `AuditRecord.thread`).
+    thread: str | None = None
 
     def records(self, decision_ids: Sequence[str]) -> tuple[AuditRecord, ...]:
         """The decisions as AuditRecords with the given ids (what a leaf decodes to)."""
@@ -291,6 +300,7 @@ class DecisionSet:
                 bundle_hash=self.policy_bundle_hash,
                 time=self.time,
                 decision_id=decision_id,
+                thread=self.thread,
             )
             for d, decision_id in zip(self.decisions, decision_ids, strict=True)
         )

@@ -10,6 +10,7 @@ leaves to the reference must still come out identical.
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 import shutil
 import types
@@ -19,6 +20,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+import fastavro
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -85,6 +87,7 @@ def reference(
                 }
                 for r in group
             ],
+            "thread": first.thread,
         },
     )
 
@@ -160,6 +163,7 @@ records = st.builds(
     reasons=string_lists,
     rejection_reason=st.none() | text,
     policy_bundle_hash=st.none() | text,
+    thread=st.none() | text,
 )
 indices = st.one_of(st.integers(0, 2**14), st.integers(0, 2**63 - 1))
 hashes = st.sampled_from((b"", bytes(32))) | st.binary(max_size=200)
@@ -509,6 +513,7 @@ def test_a_decision_set_is_the_leaf_of_its_records(
         labels=record.labels,
         policy_bundle_hash=record.policy_bundle_hash,
         time=record.time,
+        thread=record.thread,
     )
     ids = new_decision_ids(len(decisions))
     encoder = leaf_encoder(store)
@@ -526,3 +531,48 @@ def test_a_decision_set_with_a_reject_is_refused(store: SchemaStore) -> None:
     dset = DecisionSet("publish", "msg-1", (_Decision("enisa", "reject"),))
     with pytest.raises(MalformedRecord):
         leaf_encoder(store).encode_set(EP, 0, b"", dset, new_decision_ids(1))
+
+
+def test_decisions_of_two_threads_never_share_a_leaf(store: SchemaStore) -> None:
+    """The thread is a leaf's: a leaf of decisions about one message in two threads is
+    refused by both encoders, as a leaf mixing two messages is."""
+    one, other = sample(thread="case-1"), sample(thread="case-2", decision_id=str(uuid.uuid4()))
+    with pytest.raises(MalformedRecord, match="thread"):
+        encode_leaf(store, EP, 0, b"", [one, other])
+    assert decode_leaf(store, encode_leaf(store, EP, 0, b"", [one])).record.thread == "case-1"
+
+
+def test_a_leaf_written_before_the_thread_field_still_decodes_and_hashes_as_written(
+    store: SchemaStore,
+) -> None:
+    """schemas/previous/AuditLeaf.v1.avsc: leaves of the log as it was keep their hash (the
+    bytes as written) and decode with no thread."""
+    old = json.loads((SCHEMAS / "previous" / "AuditLeaf.v1.avsc").read_text())
+    canonical = fastavro.schema.to_parsing_canonical_form(old)
+    fingerprint = bytes.fromhex(fastavro.schema.fingerprint(canonical, "CRC-64-AVRO"))
+    assert fingerprint.hex() == "8f81f9f9c2beff26"  # the AuditLeaf every earlier log holds
+    record = sample()
+    leaf = {
+        "enforcement_point": EP,
+        "index": 0,
+        "previous_leaf_hash": b"",
+        "action": "publish",
+        "message_id": "msg-1",
+        "content_hash": None,
+        "labels": None,
+        "policy_bundle_hash": None,
+        "records": [
+            {
+                "decision_id": record.decision_id,
+                "time": record.time,
+                "organisation": "enisa",
+                "decision": "allow",
+            }
+        ],
+    }
+    buf = io.BytesIO()
+    buf.write(b"\xc3\x01" + fingerprint)
+    fastavro.schemaless_writer(buf, fastavro.parse_schema(old), leaf)
+    back = decode_leaf(store, buf.getvalue())
+    assert back.record.thread is None and back.record.organisation == "enisa"
+    assert back.data == buf.getvalue()
