@@ -151,6 +151,27 @@ class Unauthorised(Rejected):
     reason = "unauthorised"
 
 
+class NotEntitled(Unauthorised):
+    """The sender may not take this step of a workflow: a request on behalf of a Member
+    State it does not act for, an acceptance or closure by anyone but the requester, a
+    status update from outside the case."""
+
+    reason = "not-entitled"
+
+
+class NoMandate(Unauthorised):
+    """An offer of help from an organisation whose role or mandate does not cover the need."""
+
+    reason = "no-mandate"
+
+
+class OutOfOrder(Rejected):
+    """A workflow step its case's state does not allow: an offer on a request never seen,
+    an acceptance of an offer never made, anything after the case was closed."""
+
+    reason = "out-of-order"
+
+
 class StaleRegistry(Rejected):
     """A registry snapshot older than one accepted (an epoch or a record serial)."""
 

@@ -28,6 +28,21 @@ CATEGORIES: tuple[str, ...] = (
     "capability",
 )
 ROLES: tuple[str, ...] = ("operational", "supporting", "member")
+#: The 27 EU Member States, ISO 3166-1 alpha-2 (Greece is GR here, EL in EU usage).
+EU_MEMBER_STATES: tuple[str, ...] = (
+    "AT", "BE", "BG", "CY", "CZ", "DE", "DK", "EE", "ES", "FI", "FR", "GR", "HR", "HU",
+    "IE", "IT", "LT", "LU", "LV", "MT", "NL", "PL", "PT", "RO", "SE", "SI", "SK",
+)  # fmt: skip
+#: The payload types of the mutual-assistance workflow: the request, then its steps.
+ASSISTANCE_REQUEST = "AssistanceRequest"
+ASSISTANCE_STEPS: tuple[str, ...] = (
+    "AssistanceOffer",
+    "AssistanceAcceptance",
+    "AssistanceStatus",
+    "AssistanceClosure",
+)
+#: The payload type of the capability inventory (jcu.capabilities).
+CAPABILITY_ENTRY = "CapabilityEntry"
 STATUSES: tuple[str, ...] = ("active", "suspended", "revoked")
 KEMS: tuple[str, ...] = ("x25519", "mlkem768x25519")
 

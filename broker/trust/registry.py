@@ -22,6 +22,7 @@ from broker.errors import RegistryError
 from broker.vocabulary import (  # noqa: F401  (re-exported: the registry's words)
     CATEGORIES,
     COMMUNITIES,
+    EU_MEMBER_STATES,
     KEMS,
     ROLES,
     STATUSES,
@@ -47,6 +48,9 @@ class Participant:
     status: Status
     mandates: tuple[Mandate, ...]
     exercises: frozenset[str] = frozenset()
+    #: The EU Member States it may request mutual assistance on behalf of (a national
+    #: CSIRT or SOC its own; the CSIRTs network every one). The authority decides it.
+    acts_for: frozenset[str] = frozenset()
     #: Every category its mandates cover (computed once: the policy asks per decision).
     categories: frozenset[str] = field(init=False, repr=False, compare=False)
 
@@ -173,6 +177,15 @@ def parse_registry(data: Any, source: str = "<registry>") -> Registry:
                 isinstance(basis, str) and bool(basis), where, "each mandate needs a legal_basis"
             )
             mandates.append(Mandate(categories=frozenset(cats), legal_basis=basis))
+        acts_for = entry.get("acts_for") or []
+        _require(
+            isinstance(acts_for, list) and all(isinstance(m, str) for m in acts_for),
+            where,
+            "'acts_for' must be a list of Member State codes (or \"*\" for every one)",
+        )
+        states = frozenset(EU_MEMBER_STATES) if "*" in acts_for else frozenset(acts_for)
+        bad = states - set(EU_MEMBER_STATES)
+        _require(not bad, where, f"'acts_for' names what is not an EU Member State: {sorted(bad)}")
         participants[pid] = Participant(
             id=pid,
             name=str(entry.get("name") or pid),
@@ -181,6 +194,7 @@ def parse_registry(data: Any, source: str = "<registry>") -> Registry:
             status=status,
             mandates=tuple(mandates),
             exercises=frozenset(entry.get("exercises") or ()),
+            acts_for=states,
         )
     canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
     digest = hashlib.sha256(canonical.encode()).hexdigest()
