@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from broker.policy._bundle import Rule
+from broker.vocabulary import ASSISTANCE_STEPS, CAPABILITY_ENTRY
 
 DEFAULT_DENY = "default-deny"
 DEFAULT_DENY_BASIS = "JCU rulebook v1, rule 1 (deny by default: only what a rule allows is shared)"
@@ -96,6 +97,14 @@ PREDICATES: Mapping[str, tuple[Callable[[Facts], bool], Callable[[Facts], str]]]
     "mandate-covers": (lambda f: f.covers, _mandate_text),
     "named": (lambda f: f.named, _named_text),
     "crisis-declared": (lambda f: f.crisis_declared, _crisis_text),
+    "assistance-step": (
+        lambda f: f.payload_type in ASSISTANCE_STEPS,
+        lambda f: f"a {f.payload_type} is not a step of an assistance case",
+    ),
+    "capability-entry": (
+        lambda f: f.payload_type == CAPABILITY_ENTRY,
+        lambda f: f"a {f.payload_type} is not a capability inventory entry",
+    ),
     "large-scale": (
         lambda f: f.member_states >= LARGE_SCALE_MEMBER_STATES,
         lambda f: (
@@ -115,9 +124,20 @@ def unmet(rule: Rule, facts: Facts) -> list[str]:
     return [PREDICATES[n][1](facts) for n in rule.requires if not PREDICATES[n][0](facts)]
 
 
+#: Conditions that scope a permit to one kind of payload: a permit whose scope does not
+#: hold is no candidate for the message (a default deny of an Indicator does not list
+#: the assistance permits).
+SCOPES = frozenset({"assistance-step", "capability-entry"})
+
+
 def default_deny(permits: Iterable[Rule], facts: Facts) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """Rule ids and reasons for a deny no forbid caused: the permits that did not apply."""
-    candidates = [r for r in permits if r.tlp == facts.tlp]
+    """Rule ids and reasons for a deny no forbid caused: the permits for the message's TLP and
+    kind of payload that did not apply."""
+    candidates = [
+        r
+        for r in permits
+        if r.tlp == facts.tlp and all(PREDICATES[n][0](facts) for n in r.requires if n in SCOPES)
+    ]
     if not candidates:
         return (DEFAULT_DENY,), (f"{DEFAULT_DENY}: no rule permits TLP:{facts.tlp}",)
     reasons = []

@@ -38,6 +38,9 @@ _ORGS = ["commission", "nis-cg", "europol-ec3", "eeas-intcen", "eda", "soc-fr", 
     incident=st.sampled_from([None, "INC-1"]),
     states=st.integers(0, 3),
     crisis=st.booleans(),
+    payload_type=st.sampled_from(
+        ["Indicator", "SituationReport", "AssistanceRequest", "AssistanceOffer", "CapabilityEntry"]
+    ),
 )
 def test_each_permits_named_conditions_hold_exactly_when_cedar_applies_it(
     engine: PolicyEngine,
@@ -48,11 +51,12 @@ def test_each_permits_named_conditions_hold_exactly_when_cedar_applies_it(
     incident: str | None,
     states: int,
     crisis: bool,
+    payload_type: str,
 ) -> None:
     registry = engine.registry
     m = Message(
         sender=sender,
-        payload_type="Indicator",
+        payload_type=payload_type,
         tlp=tlp,
         categories=categories,
         recipients=recipients,

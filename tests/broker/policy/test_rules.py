@@ -269,11 +269,11 @@ def test_rule8_redaction_only_when_denied_by_this_rule_alone(
 def test_rule8_members_outside_the_origin_community(
     engine: PolicyEngine, msg: MessageFactory
 ) -> None:
-    m = msg(tlp="CLEAR", payload_type="AssistanceRequest", personal_data=True, sender="europol-ec3")
+    m = msg(tlp="CLEAR", payload_type="IncidentReport", personal_data=True, sender="europol-ec3")
     d = engine.decide(m, "isac-energy")
     assert d.decision == "redact" and d.rules[0] == "personal-data-members-origin-only"
-    assert d.redact_fields == ("contact",)
-    same_community = msg(tlp="CLEAR", payload_type="AssistanceRequest", personal_data=True)
+    assert set(d.redact_fields) == {"reporter", "affected_persons"}
+    same_community = msg(tlp="CLEAR", payload_type="IncidentReport", personal_data=True)
     assert engine.decide(same_community, "isac-energy").rules == ("tlp-clear",)
 
 
