@@ -20,6 +20,10 @@ AUDIT_CHECKPOINTS = "jcu.audit.checkpoints"
 REGISTRY = "jcu.registry"
 CONTROL = "jcu.control"
 DLQ = "jcu.dlq"
+#: The capability inventory: one compacted record per entry, keyed `<owner>/<entry id>`,
+#: sealed by its owner for the organisations the policy lets see it (everyone reads the
+#: topic; each owner writes its own keys).
+CAPABILITIES = "jcu.capabilities"
 
 
 def community_topic(community: str, stream: str, *, exercise: bool = False) -> str:
@@ -70,6 +74,8 @@ def contract_topics(
         TopicSpec(REGISTRY, 1, replication, dict(compacted)),
         TopicSpec(CONTROL, 1, replication, dict(compacted)),
         TopicSpec(DLQ, 1, replication),
+        # Stamped as data topics are: a reader judges backdated entries by the broker's clock.
+        TopicSpec(CAPABILITIES, 1, replication, {**compacted, **stamped}),
     ]
     return specs
 
