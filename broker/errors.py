@@ -172,6 +172,13 @@ class OutOfOrder(Rejected):
     reason = "out-of-order"
 
 
+class Unchecked(Rejected):
+    """A workflow's message reached an enforcement point with no check for that workflow:
+    never delivered unchecked."""
+
+    reason = "unchecked-workflow"
+
+
 class StaleRegistry(Rejected):
     """A registry snapshot older than one accepted (an epoch or a record serial)."""
 

@@ -5,7 +5,9 @@ groups the organisations allowed (or allowed a redacted copy) by community,
 seals one envelope per community and variant for exactly those organisations,
 produces each to `jcu.<community>.<stream>`, and writes every decision to the
 audit log of `<participant>/publish`. The record key is the message id, so a
-later retraction of it lands on the same partition, after it.
+later retraction of it lands on the same partition, after it; a workflow's
+message is keyed by its thread instead, and asked about by its workflow's
+check first (`broker.pep.workflow`).
 """
 
 from __future__ import annotations
@@ -21,11 +23,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from broker.audit import AuditLog, DecisionSet
+from broker.audit import AuditLog, AuditRecord, DecisionSet
 from broker.clock import utc_now
 from broker.envelope import Labels, Sealer, SealRequest, stream_of
 from broker.envelope.labels import AvroLabelsCache
-from broker.errors import ConfigError, Unauthorised
+from broker.errors import ConfigError, Rejected, Unauthorised
 from broker.kafka.clients import COMPRESSION, reliable_producer, start_client
 from broker.kafka.topics import community_topic
 from broker.lifecycle import Service
@@ -34,6 +36,7 @@ from broker.pep.context import PepContext
 from broker.pep.control import CrisisBoard
 from broker.pep.sent import SentCopy, SentLog, SentMessage
 from broker.pep.state_feeds import StateFeeds
+from broker.pep.workflow import WorkflowCheck, WorkflowMessage, Workflows
 from broker.policy import Decision, Message
 from broker.trust.feed import RegistryFeed
 
@@ -118,6 +121,18 @@ class _Plan:
     decisions: tuple[Decision, ...]
     audit: DecisionSet
     sends: list[_Send]
+    #: The Kafka record key: the message id, or a workflow message's thread.
+    key: str
+    #: A workflow's check and the message as it sees it, told once the message is sent.
+    workflow: tuple[WorkflowCheck, WorkflowMessage] | None = None
+
+
+class _Refused(Exception):
+    """A workflow's check refused an item: audited, then its error raised."""
+
+    def __init__(self, error: Rejected, record: AuditRecord) -> None:
+        self.error = error
+        self.record = record
 
 
 #: The rule id of a denial for want of a key: the policy allowed the organisation, but
@@ -182,6 +197,7 @@ class Publisher(Service):
         registry_feed: RegistryFeed | None = None,
         metrics: Metrics | None = None,
         compression: str = COMPRESSION,
+        workflows: Workflows | None = None,
     ) -> None:
         ctx.registry.get(participant)
         self.participant = participant
@@ -194,6 +210,7 @@ class Publisher(Service):
         self._producer: Any = None
         self._sent = SentLog(ctx.settings.home / "sent" / f"{participant}.sqlite")
         self._avro_labels = AvroLabelsCache()
+        self._workflows: Workflows = workflows or {}
 
     async def start(self) -> None:
         try:
@@ -291,20 +308,22 @@ class Publisher(Service):
         # recipients get the same decisions, so each such combination is decided once.
         crisis = self._feeds.crisis.active_incidents()
         decided: dict[tuple[str, Labels, frozenset[str]], _Decided] = {}
-        plans = [self._plan(item, crisis, decided) for item in items]
+        try:
+            plans = [self._plan(item, crisis, decided) for item in items]
+        except _Refused as refused:
+            # A workflow's refusal is a decision about the sender's own step: on the record.
+            await self._audit.append(refused.record)
+            raise refused.error from None
         # Sealed before the audit write: a batch the sealer refuses leaves no decisions
         # in the log for messages never sent.
         sealed = self._sealer.seal_many([s.request for plan in plans for s in plan.sends])
         # Recorded before anything is shared: no decision is acted on without its record.
         await self._audit.append_sets([plan.audit for plan in plans])
         producer = self._producer
+        keys = [plan.key.encode() for plan in plans for _ in plan.sends]
         futures = []
-        for message in sealed:
-            futures.append(
-                await producer.send(
-                    message.header.topic, value=message.data, key=message.message_id.encode()
-                )
-            )
+        for message, key in zip(sealed, keys, strict=True):
+            futures.append(await producer.send(message.header.topic, value=message.data, key=key))
         metas = iter(zip(await asyncio.gather(*futures), sealed, strict=True))
         results = []
         for plan in plans:
@@ -340,6 +359,10 @@ class Publisher(Service):
             )
             for r in results
         )
+        for plan, result in zip(plans, results, strict=True):
+            if plan.workflow is not None:
+                check, told = plan.workflow
+                check.sent(dataclasses.replace(told, recipients=result.recipients))
         self._count(results)
         self._metrics.publish_seconds.observe(time.perf_counter() - t0)
         return results
@@ -362,6 +385,8 @@ class Publisher(Service):
         if not labels.personal_data and store.has_personal_data(short, record):
             # The content decides, not the caller's label: rule 8 must see personal data.
             labels = dataclasses.replace(labels, personal_data=True)
+        workflow = self._workflow_step(short, mid, record, labels, item.recipients)
+        thread = workflow[1].thread if workflow is not None else None
         key = (short, labels, frozenset(item.recipients))
         known = decided.get(key)
         if known is None:
@@ -375,6 +400,7 @@ class Publisher(Service):
             content_hash=content_hash,
             labels=self._avro_labels(labels),
             policy_bundle_hash=self._ctx.policy.bundle_hash,
+            thread=thread,
         )
         sends = []
         for (community, fields), orgs in known.groups:
@@ -405,7 +431,51 @@ class Publisher(Service):
                 payload=None if fields else encoded,
             )
             sends.append(_Send(community, fields, request))
-        return _Plan(mid, short, labels, decisions, audit, sends)
+        return _Plan(mid, short, labels, decisions, audit, sends, thread or mid, workflow)
+
+    def _workflow_step(
+        self,
+        short: str,
+        mid: str,
+        record: Mapping[str, Any],
+        labels: Labels,
+        recipients: tuple[str, ...],
+    ) -> tuple[WorkflowCheck, WorkflowMessage] | None:
+        """For a workflow's message: its check (which must allow it now) and the message."""
+        flow = self._ctx.envelope.store.workflow(short)
+        if flow is None:
+            return None
+        check = self._workflows.get(flow.name)
+        if check is None:
+            raise ConfigError(
+                f"a {short} is a step of the {flow.name} workflow, which this publisher does not "
+                f"check; send it with `jcu assist`"
+            )
+        message = WorkflowMessage(
+            flow.name,
+            flow.thread_of(record),
+            mid,
+            self.participant,
+            short,
+            record,
+            labels,
+            tuple(recipients),
+            utc_now(),
+        )
+        try:
+            check.outbound(message)
+        except Rejected as exc:
+            refusal = AuditRecord.from_rejection(
+                exc,
+                organisation=self.participant,
+                message_id=mid,
+                labels=self._avro_labels(labels),
+                bundle_hash=self._ctx.policy.bundle_hash,
+                action="publish",
+                thread=message.thread,
+            )
+            raise _Refused(exc, refusal) from None
+        return check, message
 
     def _count(self, results: Sequence[PublishResult]) -> None:
         """Metrics for a batch: counted first, then one increment per label value."""
@@ -429,6 +499,12 @@ class Publisher(Service):
         if sent is None:
             raise ConfigError(
                 f"{self.participant} has no record of sending message {message_id} from this host"
+            )
+        flow = self._ctx.envelope.store.workflow(sent.payload_type)
+        if flow is not None:
+            raise ConfigError(
+                f"message {message_id} is a {sent.payload_type}, a step of the {flow.name} "
+                "workflow: it is withdrawn by a later step (`jcu assist`), not retracted"
             )
         if self._producer is None:
             raise ConfigError("publisher is not started")

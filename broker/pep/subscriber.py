@@ -11,6 +11,8 @@ One participant's consumer group reads its community's topics. Per record:
      broker.envelope.opener);
   4. re-check placement and the policy for receipt on the decrypted labels
      (audited on `<participant>/receive`; the clear header has no others);
+     a workflow's message (an assistance step) must also pass its workflow's
+     check: the state machine (`broker.pep.workflow`);
   5. hand it to the sink, record it in the ledger, send a signed Receipt;
   6. commit the offsets of the batch once every record in it is settled.
 
@@ -49,6 +51,7 @@ from broker.errors import (
     MalformedRecord,
     Rejected,
     Unauthorised,
+    Unchecked,
     Undeliverable,
     UnknownSchema,
 )
@@ -64,6 +67,7 @@ from broker.pep.ledger import DeliveryLedger, Position
 from broker.pep.publisher import policy_message
 from broker.pep.sink import Delivery, Retracted, Sink
 from broker.pep.state_feeds import StateFeeds
+from broker.pep.workflow import WorkflowMessage, Workflows
 from broker.trust.feed import RegistryFeed
 
 DATA_STREAMS: tuple[str, ...] = ("indicators", "incidents", "reports", "assistance")
@@ -116,6 +120,7 @@ class Subscriber(Service):
         metrics: Metrics | None = None,
         receipts: bool = True,
         max_batch: int = 500,
+        workflows: Workflows | None = None,
     ) -> None:
         me = ctx.registry.get(participant)
         self.participant = participant
@@ -149,6 +154,7 @@ class Subscriber(Service):
         self.stats = SubscriberStats()
         self._avro_labels = AvroLabelsCache()
         self._pruned: datetime | None = None
+        self._workflows: Workflows = workflows or {}
 
     @property
     def topics(self) -> tuple[str, ...]:
@@ -288,16 +294,22 @@ class Subscriber(Service):
         # Until it is opened, a record has no labels beyond its clear TLP (format 2) or
         # the unverified ones in its clear header (format 1): those are audited, if any.
         labels: Labels | None = header.labels
+        thread: str | None = None
         try:
             appended = appended_at(r)
             opened = self._opener.open(value, topic=r.topic, decoded=envelope, appended=appended)
             labels = opened.labels
             short = opened.payload_type.rpartition(".")[2]
+            flow = self._ctx.envelope.store.workflow(short)
+            thread = flow.thread_of(opened.record) if flow is not None else None
             # The record key places a message on its partition: keyed by its own id (a
-            # retraction by the retracted id), a copy re-using a seen id from another
-            # sender can only come after the original there, and is refused as a replay.
+            # retraction by the retracted id, a workflow's message by its thread: all taken
+            # from the signed payload), a copy re-using a seen id from another sender can only
+            # come after the original there, and is refused as a replay.
             keyed_by = (
-                str(opened.record["message_id"]) if short == "Retraction" else opened.message_id
+                str(opened.record["message_id"])
+                if short == "Retraction"
+                else thread or opened.message_id
             )
             if r.key != keyed_by.encode():
                 raise MalformedRecord(
@@ -310,8 +322,28 @@ class Subscriber(Service):
                 self._ledger.stage(header.message_id, header.sender, header.expires, where)
                 return
             decision = self._recheck(header, labels, short, opened.record)
+            if flow is not None and thread is not None:
+                check = self._workflows.get(flow.name)
+                if check is None:
+                    raise Unchecked(
+                        f"a {short} is a step of the {flow.name} workflow, which this subscriber "
+                        "does not check: not delivered unchecked"
+                    )
+                check.inbound(
+                    WorkflowMessage(
+                        flow.name,
+                        thread,
+                        header.message_id,
+                        header.sender,
+                        short,
+                        opened.record,
+                        labels,
+                        header.recipient_ids,
+                        header.created,
+                    )
+                )
         except Rejected as exc:
-            self._reject(exc, r, header, labels)
+            self._reject(exc, r, header, labels, thread)
             return
         now = utc_now()
         delivery = Delivery(
@@ -340,6 +372,7 @@ class Subscriber(Service):
                 r,
                 header,
                 labels,
+                thread,
             )
             return
         self._audited.append(
@@ -351,6 +384,7 @@ class Subscriber(Service):
                 labels=self._avro_labels(labels),
                 bundle_hash=self._ctx.policy.bundle_hash,
                 decision_id=self._next_decision_id(),
+                thread=thread,
             )
         )
         self._ledger.stage(header.message_id, header.sender, header.expires, where)
@@ -482,10 +516,16 @@ class Subscriber(Service):
             )
 
     def _reject(
-        self, exc: JcuError, r: Any, header: EnvelopeHeader | None, labels: Labels | None
+        self,
+        exc: JcuError,
+        r: Any,
+        header: EnvelopeHeader | None,
+        labels: Labels | None,
+        thread: str | None = None,
     ) -> None:
         """Count, log, dead-letter and audit a refused record; `labels` as far as known
-        (the opened message's; None when it was not opened and carries none in the clear)."""
+        (the opened message's; None when it was not opened and carries none in the clear),
+        `thread` if it was opened and is a workflow's message."""
         reason = exc.reason if isinstance(exc, Rejected) else "malformed"
         self.stats.rejected[reason] = self.stats.rejected.get(reason, 0) + 1
         self._metrics.rejected.labels(reason).inc()
@@ -525,6 +565,7 @@ class Subscriber(Service):
                 message_id=mid,
                 labels=self._avro_labels(labels) if labels is not None else None,
                 bundle_hash=self._ctx.policy.bundle_hash,
+                thread=thread,
             )
         )
 
