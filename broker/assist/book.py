@@ -40,6 +40,7 @@ from broker.errors import (
     OutOfOrder,
     Rejected,
 )
+from broker.files import FILE_MODE, private_dir
 from broker.schemas import SchemaStore
 from broker.trust.registry import Registry
 
@@ -110,6 +111,45 @@ class StepEntry:
 
 
 @dataclass(frozen=True, slots=True)
+class CaseSummary:
+    """One line about a case: what a board of open requests shows (CLI, console)."""
+
+    id: str
+    state: str
+    requester: str
+    member_states: tuple[str, ...]
+    incident: str | None
+    urgency: str
+    tlp: str
+    crisis: bool
+    needs: int
+    offers: int
+    accepted: tuple[str, ...]
+    requested: datetime
+    updated: datetime
+    #: This node's part: requester, offerer (accepted or not), or recipient of the request.
+    role: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "state": self.state,
+            "requester": self.requester,
+            "member_states": list(self.member_states),
+            "incident": self.incident,
+            "urgency": self.urgency,
+            "tlp": self.tlp,
+            "crisis": self.crisis,
+            "needs": self.needs,
+            "offers": self.offers,
+            "accepted": list(self.accepted),
+            "requested": self.requested.isoformat(),
+            "updated": self.updated.isoformat(),
+            "role": self.role,
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class CaseView:
     """A case and its history as this node knows it (the read API: CLI, console)."""
 
@@ -120,12 +160,39 @@ class CaseView:
     def refused(self) -> tuple[StepEntry, ...]:
         return tuple(e for e in self.history if not e.accepted)
 
+    def summary(self, viewer: str) -> CaseSummary:
+        c = self.case
+        if viewer == c.requester:
+            role = "requester"
+        elif viewer in c.accepted_offerers:
+            role = "accepted offerer"
+        elif viewer in c.offerers:
+            role = "offerer"
+        else:
+            role = "recipient"
+        return CaseSummary(
+            id=c.id,
+            state=c.state,
+            requester=c.requester,
+            member_states=c.request.member_states,
+            incident=c.request.incident,
+            urgency=c.request.urgency,
+            tlp=c.labels.tlp,
+            crisis=c.request.crisis,
+            needs=len(c.request.needs),
+            offers=len(c.offers),
+            accepted=c.accepted_offerers,
+            requested=c.request.requested,
+            updated=c.updated(),
+            role=role,
+        )
+
 
 class CaseBook:
     """The node's assistance cases. Open one per process; close it when done."""
 
     def __init__(self, path: Path, store: SchemaStore, participant: str) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(path.parent)
         self.path = path
         self.participant = participant
         self._store = store
@@ -133,6 +200,7 @@ class CaseBook:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(_SCHEMA)
+        path.chmod(FILE_MODE)  # what this node's organisation received: its own, nobody else's
 
     @classmethod
     def of_node(cls, home: Path, store: SchemaStore, participant: str) -> CaseBook:
@@ -348,6 +416,14 @@ class CaseBook:
                 views.append(CaseView(case, history))
         return sorted(views, key=lambda v: v.case.request.requested, reverse=True)
 
+    def summaries(self, registry: Registry, *, open_only: bool = False) -> list[CaseSummary]:
+        """One line per case this node knows (open ones only, if asked), newest first."""
+        return [
+            v.summary(self.participant)
+            for v in self.cases(registry)
+            if not open_only or v.case.is_open
+        ]
+
     def resolve(self, prefix: str) -> str:
         """The one case id starting with `prefix` (at least 4 characters)."""
         prefix = prefix.strip().lower()
@@ -375,14 +451,6 @@ class CaseBook:
             for mid, ptype, sender, created, own, verdict, error, *_ in self._rows(thread)
         ]
 
-    def step_names(self) -> dict[str, str]:
-        """message id -> "offer by cert-eu" etc., for every step this node took or refused."""
-        return {
-            mid: f"{STEP_NAMES.get(ptype, ptype)} by {sender}"
-            for mid, ptype, sender in self._db.execute(
-                "SELECT message_id, payload_type, sender FROM steps"
-            ).fetchall()
-        }
 
 
 def _labels(obj: dict[str, Any]) -> Labels:
@@ -396,3 +464,21 @@ def _labels(obj: dict[str, Any]) -> Labels:
         member_states=obj.get("member_states", ()),
         redacted_fields=obj.get("redacted_fields", ()),
     )
+
+
+def step_names(home: Path) -> dict[str, str]:
+    """message id -> "offer by cert-eu", from every case book under a node's home (read
+    only; empty for a home without one): what `jcu audit explain` calls each message."""
+    out: dict[str, str] = {}
+    for path in sorted((home / "assist").glob("*.sqlite")):
+        db = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)
+        try:
+            for mid, ptype, sender in db.execute(
+                "SELECT message_id, payload_type, sender FROM steps"
+            ).fetchall():
+                out[mid] = f"{STEP_NAMES.get(ptype, ptype)} by {sender}"
+        except sqlite3.Error:
+            continue
+        finally:
+            db.close()
+    return out

@@ -39,6 +39,8 @@ _VERBS: dict[str, str] = {
     "siena": "broker.cli.siena:siena",
     "sitrep": "broker.cli.sitrep:sitrep",
     "console": "broker.cli.console:console",
+    "assist": "broker.cli.assist:assist",
+    "capabilities": "broker.cli.capabilities:capabilities",
 }
 
 

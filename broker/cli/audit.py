@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from broker.audit._topic import TopicRecord, read_topic
 from broker.audit.checkpoint import Checkpoint
-from broker.audit.query import decode_records, explain, prove, query
+from broker.audit.query import decode_records, explain, prove, query, story
 from broker.audit.record import VERDICTS, LoggedRecord
 from broker.audit.verify import KeyResolver, KeyValidity, VerificationReport, verify
 from broker.cli._output import console, emit_json, table
@@ -340,8 +340,18 @@ def explain_command(
     checkpoints_topic: str,
     as_json: bool,
 ) -> None:
-    """Everything decided about one message, per organisation, in plain words."""
-    words = explain(_records(bootstrap, decisions_topic), message_id)
+    """Everything decided about one message, per organisation, in plain words; for an
+    assistance request (its id, or the first characters of it), the whole story of its case:
+    every step, every node's decisions, refusals included."""
+    records = _records(bootstrap, decisions_topic)
+    threads = {r.record.thread for r in records if r.record.thread}
+    found = [t for t in threads if t == message_id] or [
+        t for t in threads if len(message_id) >= 4 and t.startswith(message_id)
+    ]
+    if len(found) == 1:
+        _tell_story(records, found[0], as_json)
+        return
+    words = explain(records, message_id)
     if as_json:
         emit_json(words)
         return
@@ -349,3 +359,36 @@ def explain_command(
     for org, sentences in words.items():
         for s in sentences:
             click.echo(f"  {org}: {s}")
+
+
+def _tell_story(records: Sequence[LoggedRecord], thread: str, as_json: bool) -> None:
+    """A workflow thread (an assistance case) in time order, each message with its decisions;
+    what each message was, where this node's case book knows it (the log holds no content)."""
+    from broker.assist.book import step_names
+
+    names = step_names(load().home)
+    messages = story(records, thread)
+    if as_json:
+        emit_json(
+            {
+                "thread": thread,
+                "messages": [
+                    {
+                        "message_id": m.message_id,
+                        "what": names.get(m.message_id),
+                        "sender": m.sender,
+                        "first": m.first.isoformat(),
+                        "decisions": m.decisions,
+                    }
+                    for m in messages
+                ],
+            }
+        )
+        return
+    click.echo(f"thread {thread}: {len(messages)} messages (linked in the log by their thread)")
+    for m in messages:
+        what = names.get(m.message_id) or (f"message from {m.sender}" if m.sender else "message")
+        click.echo(f"{m.first:%Y-%m-%d %H:%M:%S} {what} [{m.message_id}]")
+        for org, sentences in m.decisions.items():
+            for s in sentences:
+                click.echo(f"  {org}: {s}")

@@ -111,10 +111,19 @@ def end(participant: str | None, incident: str, member_states: tuple[str, ...]) 
 
 @crisis.command("list")
 @click.option("--all", "show_all", is_flag=True, help="Include ended and expired crises.")
+@click.option(
+    "--no-sync",
+    "no_sync",
+    is_flag=True,
+    help="List the open assistance requests as this node last read them.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def list_(show_all: bool, as_json: bool) -> None:
-    """Show the crises in force (verified declarations on jcu.control)."""
-    ctx, _ = node_context(None)
+def list_(show_all: bool, no_sync: bool, as_json: bool) -> None:
+    """Show the crises in force (verified declarations on jcu.control), each with the open
+    assistance requests about its incident that this node knows."""
+    from broker.cli.assist import open_requests_by_incident
+
+    ctx, me = node_context(None)
 
     async def read() -> tuple[CrisisDeclaration, ...]:
         async with CrisisBoard(ctx.envelope, ctx.settings.bootstrap) as board:
@@ -122,6 +131,7 @@ def list_(show_all: bool, as_json: bool) -> None:
 
     now = utc_now()
     decls = [d for d in asyncio.run(read()) if show_all or d.in_force(now)]
+    requests = open_requests_by_incident(ctx, me, sync=not no_sync)
     if as_json:
         emit_json(
             [
@@ -133,6 +143,7 @@ def list_(show_all: bool, as_json: bool) -> None:
                     "declared_by": d.declared_by,
                     "time": d.created.isoformat(),
                     "expires": d.expires.isoformat(),
+                    "open_requests": [s.to_json() for s in requests.get(d.incident, [])],
                 }
                 for d in decls
             ]
@@ -141,7 +152,7 @@ def list_(show_all: bool, as_json: bool) -> None:
     console().print(
         table(
             "crises",
-            ["incident", "state", "member states", "by", "since", "until"],
+            ["incident", "state", "member states", "by", "since", "until", "open requests"],
             [
                 [
                     d.incident,
@@ -150,6 +161,11 @@ def list_(show_all: bool, as_json: bool) -> None:
                     d.declared_by,
                     d.created.isoformat(),
                     d.expires.isoformat(),
+                    "; ".join(
+                        f"{s.id[:8]} {s.requester} {s.state.lower()} ({s.offers} offers)"
+                        for s in requests.get(d.incident, [])
+                    )
+                    or "-",
                 ]
                 for d in decls
             ],

@@ -18,6 +18,7 @@ import click
 from broker.cli._node import as_option, node_context
 from broker.cli._output import emit_json
 from broker.cli._runtime import OnStop, run_until_signalled
+from broker.cli._workflows import node_workflows
 from broker.pep import Publisher, Subscriber, SubscriberStats
 from broker.vocabulary import CATEGORIES
 
@@ -125,14 +126,17 @@ def deliver(
     sink = MailboxSink(mailbox)
 
     async def run(on_stop: OnStop) -> SubscriberStats:
-        sub = Subscriber(participant, ctx, sink, group_id=group, receipts=True)
+        sub = Subscriber(
+            participant, ctx, sink, group_id=group, receipts=True, workflows=workflows
+        )
         on_stop(sub.request_stop)
         async with sub:
             if not once:
                 click.echo(f"{participant}: delivering into {mailbox}", err=True)
             return await sub.run(until_idle=once)
 
-    stats = run_until_signalled(run)
+    with node_workflows(ctx, participant) as workflows:
+        stats = run_until_signalled(run)
     if as_json:
         emit_json({**stats.to_json(), "case_messages": len(sink.written)})
     else:

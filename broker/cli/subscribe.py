@@ -15,6 +15,7 @@ from broker import config
 from broker.cli._node import as_option, node_context
 from broker.cli._output import emit_json
 from broker.cli._runtime import OnStop, run_until_signalled
+from broker.cli._workflows import node_workflows
 from broker.metrics import Metrics
 from broker.pep import Subscriber, SubscriberStats
 
@@ -91,6 +92,7 @@ def subscribe(
             metrics=metrics,
             receipts=not no_receipts,
             max_batch=batch_size,
+            workflows=workflows,
         )
         on_stop(sub.request_stop)
         async with sub:
@@ -98,7 +100,8 @@ def subscribe(
                 click.echo(f"{participant}: receiving from {', '.join(sub.topics)}", err=True)
             return await sub.run(until_idle=once)
 
-    stats = run_until_signalled(run)
+    with node_workflows(ctx, participant) as workflows:
+        stats = run_until_signalled(run)
     if as_json:
         emit_json(stats.to_json())
     else:
