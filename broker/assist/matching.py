@@ -83,7 +83,7 @@ class Match:
     barrier: str = ""
 
     def why(self) -> str:
-        parts = [("" if c.met else "~") + c.words for c in self.criteria]
+        parts = [c.words for c in self.criteria]
         if self.barrier:
             parts.insert(0, f"cannot offer: {self.barrier}")
         return "; ".join(parts)

@@ -150,6 +150,8 @@ class ThreadMessage:
     first: datetime
     sender: str | None
     decisions: dict[str, list[str]]
+    #: The decisions themselves, oldest first.
+    records: tuple[LoggedRecord, ...] = ()
 
 
 def story(records: Sequence[LoggedRecord], thread: str) -> list[ThreadMessage]:
@@ -168,5 +170,9 @@ def story(records: Sequence[LoggedRecord], thread: str) -> list[ThreadMessage]:
         decisions: dict[str, list[str]] = {}
         for rec in recs:
             decisions.setdefault(rec.record.organisation, []).append(sentence(rec))
-        out.append(ThreadMessage(mid, recs[0].record.time, sender, dict(sorted(decisions.items()))))
+        out.append(
+            ThreadMessage(
+                mid, recs[0].record.time, sender, dict(sorted(decisions.items())), tuple(recs)
+            )
+        )
     return sorted(out, key=lambda m: m.first)

@@ -75,6 +75,11 @@ def kind_of(value: str) -> str:
     return k
 
 
+def _word(symbol: str) -> str:
+    """INCIDENT_RESPONSE -> incident response, as people write it."""
+    return symbol.lower().replace("_", " ")
+
+
 def _choice(value: str, choices: Iterable[str], what: str) -> str:
     v = re.sub(r"[\s-]+", "_", value.strip()).upper()
     if v not in choices:
@@ -478,12 +483,12 @@ def show(participant: str | None, request_id: str, no_sync: bool, as_json: bool)
             [
                 [
                     n.id,
-                    n.kind.lower(),
+                    _word(n.kind),
                     ", ".join(n.categories or c.labels.categories),
                     ", ".join(n.skills) or "-",
                     ", ".join(n.languages) or "-",
                     n.people,
-                    n.deployment.lower(),
+                    _word(n.deployment),
                     f"<= {n.max_notice_hours} h" if n.max_notice_hours is not None else "-",
                 ]
                 for n in r.needs
@@ -511,11 +516,11 @@ def _offers_table(view: CaseView) -> None:
             [
                 o.id[:8],
                 o.offerer,
-                o.kind.lower(),
+                _word(o.kind),
                 ", ".join(j["needs"]),
                 o.people,
                 f"{o.notice_hours} h",
-                o.deployment.lower(),
+                _word(o.deployment),
                 ", ".join(o.languages) or "-",
                 "accepted" if j["accepted"] else "open",
                 o.note or "-",

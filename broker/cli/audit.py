@@ -332,12 +332,14 @@ def query_command(
 @click.argument("message_id")
 @_bootstrap_option
 @_topic_options
+@click.option("--full", is_flag=True, help="For a thread: every decision in words, not a summary.")
 @_json_option
 def explain_command(
     message_id: str,
     bootstrap: str | None,
     decisions_topic: str,
     checkpoints_topic: str,
+    full: bool,
     as_json: bool,
 ) -> None:
     """Everything decided about one message, per organisation, in plain words; for an
@@ -349,7 +351,7 @@ def explain_command(
         t for t in threads if len(message_id) >= 4 and t.startswith(message_id)
     ]
     if len(found) == 1:
-        _tell_story(records, found[0], as_json)
+        _tell_story(records, found[0], full, as_json)
         return
     words = explain(records, message_id)
     if as_json:
@@ -361,7 +363,7 @@ def explain_command(
             click.echo(f"  {org}: {s}")
 
 
-def _tell_story(records: Sequence[LoggedRecord], thread: str, as_json: bool) -> None:
+def _tell_story(records: Sequence[LoggedRecord], thread: str, full: bool, as_json: bool) -> None:
     """A workflow thread (an assistance case) in time order, each message with its decisions;
     what each message was, where this node's case book knows it (the log holds no content)."""
     from broker.assist.book import step_names
@@ -389,6 +391,43 @@ def _tell_story(records: Sequence[LoggedRecord], thread: str, as_json: bool) -> 
     for m in messages:
         what = names.get(m.message_id) or (f"message from {m.sender}" if m.sender else "message")
         click.echo(f"{m.first:%Y-%m-%d %H:%M:%S} {what} [{m.message_id}]")
-        for org, sentences in m.decisions.items():
-            for s in sentences:
-                click.echo(f"  {org}: {s}")
+        if full:
+            for org, sentences in m.decisions.items():
+                for s in sentences:
+                    click.echo(f"  {org}: {s}")
+        else:
+            for line in _summary(m.records):
+                click.echo(f"  {line}")
+
+
+def _summary(records: Sequence[LoggedRecord]) -> list[str]:
+    """A message's decisions in a few lines: whom it was sealed for (and redacted for),
+    whom the policy kept it from (and by which rules), who received it, who refused it."""
+    lines = []
+    sealed = [r for r in records if r.record.action == "publish" and r.record.decision != "deny"]
+    kept = [r for r in records if r.record.action == "publish" and r.record.decision == "deny"]
+    if sealed:
+        names = [
+            r.record.organisation
+            + (
+                f" (redacted: {', '.join(r.record.redacted_fields)})"
+                if r.record.redacted_fields
+                else ""
+            )
+            for r in sealed
+        ]
+        lines.append(f"sealed for {len(names)}: {', '.join(names)} [{sealed[0].enforcement_point}]")
+    if kept:
+        rules = sorted({rule for r in kept for rule in r.record.rule_ids})
+        orgs = ", ".join(r.record.organisation for r in kept)
+        lines.append(f"kept from {len(kept)}: {orgs} (by {', '.join(rules)})")
+    for r in records:
+        if r.record.action == "receive" and r.record.decision in ("allow", "redact"):
+            lines.append(
+                f"received by {r.record.organisation} [{r.enforcement_point}, "
+                f"{r.record.time:%H:%M:%S}]"
+            )
+        elif r.record.decision == "reject":
+            why = "; ".join(r.record.reasons)
+            lines.append(f"REFUSED ({r.record.rejection_reason}) at {r.enforcement_point}: {why}")
+    return lines

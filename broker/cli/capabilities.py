@@ -184,7 +184,7 @@ def list_(participant: str | None, mine: bool, as_json: bool) -> None:
             [
                 [
                     r["key"],
-                    str(r["kind"]).lower(),
+                    str(r["kind"]).lower().replace("_", " "),
                     r["title"],
                     ", ".join(r["skills"]) or "-",
                     ", ".join(r["languages"]) or "-",

@@ -184,8 +184,8 @@ def parse_registry(data: Any, source: str = "<registry>") -> Registry:
             "'acts_for' must be a list of Member State codes (or \"*\" for every one)",
         )
         states = frozenset(EU_MEMBER_STATES) if "*" in acts_for else frozenset(acts_for)
-        bad = states - set(EU_MEMBER_STATES)
-        _require(not bad, where, f"'acts_for' names what is not an EU Member State: {sorted(bad)}")
+        foreign = sorted(states - set(EU_MEMBER_STATES))
+        _require(not foreign, where, f"'acts_for' names what is not an EU Member State: {foreign}")
         participants[pid] = Participant(
             id=pid,
             name=str(entry.get("name") or pid),

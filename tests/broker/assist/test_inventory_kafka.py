@@ -117,12 +117,16 @@ async def test_forged_entries_are_refused_dead_lettered_and_audited_once(world: 
     )
     await produce(world, CAPABILITIES, sealed.data, key=member.key)
     stolen = entry(id=f"y-{uuid.uuid4().hex[:6]}")
-    sealed2 = world.ctx("cert-eu").envelope.sealer("cert-eu").seal(
-        "CapabilityEntry",
-        stolen.to_avro(),
-        recipients=["enisa"],
-        topic=CAPABILITIES,
-        labels=Labels.of("AMBER", categories=["malicious-code"]),
+    sealed2 = (
+        world.ctx("cert-eu")
+        .envelope.sealer("cert-eu")
+        .seal(
+            "CapabilityEntry",
+            stolen.to_avro(),
+            recipients=["enisa"],
+            topic=CAPABILITIES,
+            labels=Labels.of("AMBER", categories=["malicious-code"]),
+        )
     )
     await produce(world, CAPABILITIES, sealed2.data, key=f"enisa/{stolen.id}")
 
