@@ -54,7 +54,7 @@ def draft(
                 skills=("windows", "memory"),
                 languages=("en",),
             ),
-        ),  # fmt: skip
+        ),
         "description": "Hospitals encrypted; need an on-site team within 24 h.",
         "urgency": "IMMEDIATE",
         "tlp": "AMBER",

@@ -23,22 +23,77 @@ def _logged(ep: str, index: int, record: AuditRecord) -> LoggedRecord:
 def _records() -> list[LoggedRecord]:
     request, offer, bad, other = "req-1", "offer-1", "accept-x", "unrelated"
     return [
-        _logged("soc-fr/assist", 0, AuditRecord(action="publish", organisation="cert-eu",
-                message_id=request, decision="allow", time=T0, thread=request)),
-        _logged("soc-fr/assist", 1, AuditRecord(action="publish", organisation="isac-energy",
-                message_id=request, decision="deny", time=T0, thread=request)),
-        _logged("cert-eu/assist", 0, AuditRecord(action="receive", organisation="cert-eu",
-                message_id=request, decision="allow", time=T0 + timedelta(seconds=5),
-                thread=request)),
-        _logged("cert-eu/assist", 1, AuditRecord(action="publish", organisation="soc-fr",
-                message_id=offer, decision="allow", time=T0 + timedelta(minutes=1),
-                thread=request)),
-        _logged("europol-ec3/assist", 0, AuditRecord.from_rejection(
-                NotEntitled("only soc-fr may accept"), organisation="europol-ec3",
-                message_id=bad, time=T0 + timedelta(minutes=2), thread=request)),
-        _logged("enisa/publish", 0, AuditRecord(action="publish", organisation="cert-eu",
-                message_id=other, decision="allow", time=T0)),
-    ]  # fmt: skip
+        _logged(
+            "soc-fr/assist",
+            0,
+            AuditRecord(
+                action="publish",
+                organisation="cert-eu",
+                message_id=request,
+                decision="allow",
+                time=T0,
+                thread=request,
+            ),
+        ),
+        _logged(
+            "soc-fr/assist",
+            1,
+            AuditRecord(
+                action="publish",
+                organisation="isac-energy",
+                message_id=request,
+                decision="deny",
+                time=T0,
+                thread=request,
+            ),
+        ),
+        _logged(
+            "cert-eu/assist",
+            0,
+            AuditRecord(
+                action="receive",
+                organisation="cert-eu",
+                message_id=request,
+                decision="allow",
+                time=T0 + timedelta(seconds=5),
+                thread=request,
+            ),
+        ),
+        _logged(
+            "cert-eu/assist",
+            1,
+            AuditRecord(
+                action="publish",
+                organisation="soc-fr",
+                message_id=offer,
+                decision="allow",
+                time=T0 + timedelta(minutes=1),
+                thread=request,
+            ),
+        ),
+        _logged(
+            "europol-ec3/assist",
+            0,
+            AuditRecord.from_rejection(
+                NotEntitled("only soc-fr may accept"),
+                organisation="europol-ec3",
+                message_id=bad,
+                time=T0 + timedelta(minutes=2),
+                thread=request,
+            ),
+        ),
+        _logged(
+            "enisa/publish",
+            0,
+            AuditRecord(
+                action="publish",
+                organisation="cert-eu",
+                message_id=other,
+                decision="allow",
+                time=T0,
+            ),
+        ),
+    ]
 
 
 def test_story_gathers_every_message_of_the_thread_in_time_order() -> None:

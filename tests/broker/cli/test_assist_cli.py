@@ -83,9 +83,13 @@ async def test_a_case_from_request_to_closure_on_the_command_line(
 
     incident = f"INC-{tag}"
     decl = sign_declaration(
-        world.ctx("eu-cyclone").envelope, "eu-cyclone", incident, ("FR", "BE"), True,
+        world.ctx("eu-cyclone").envelope,
+        "eu-cyclone",
+        incident,
+        ("FR", "BE"),
+        True,
         timedelta(days=1),
-    )  # fmt: skip
+    )
     await publish_declaration(world.bootstrap, incident, decl)
 
     request = [
@@ -125,8 +129,9 @@ async def test_a_case_from_request_to_closure_on_the_command_line(
     top = json.loads(matched.stdout)["n1"][0]
     assert top["key"] == f"cert-eu/ir-{tag}" and top["eligible"] and top["score"] == 1.0
 
-    offered = await _jcu(world, "cert-eu", "assist", "offer", short, "--capability", f"ir-{tag}",
-                         "--json")  # fmt: skip
+    offered = await _jcu(
+        world, "cert-eu", "assist", "offer", short, "--capability", f"ir-{tag}", "--json"
+    )
     assert offered.returncode == 0, offered.stderr
     offer_id = json.loads(offered.stdout)["message_id"]
     assert json.loads(offered.stdout)["recipients"] == ["soc-fr"]
@@ -144,8 +149,9 @@ async def test_a_case_from_request_to_closure_on_the_command_line(
     )
     accepted = await _jcu(world, "soc-fr", "assist", "accept", short, offer_id[:8])
     assert accepted.returncode == 0 and "ACCEPTED" in accepted.stdout, accepted.stderr
-    deployed = await _jcu(world, "cert-eu", "assist", "status", short, "--phase", "deployed",
-                          "--note", "on site")  # fmt: skip
+    deployed = await _jcu(
+        world, "cert-eu", "assist", "status", short, "--phase", "deployed", "--note", "on site"
+    )
     assert deployed.returncode == 0, deployed.stderr
 
     listed = await _jcu(world, "soc-fr", "assist", "list", "--json")
@@ -154,8 +160,17 @@ async def test_a_case_from_request_to_closure_on_the_command_line(
     table = await _jcu(world, "soc-fr", "assist", "list")
     assert f"{short} CRISIS" in table.stdout
 
-    closed = await _jcu(world, "soc-fr", "assist", "close", short, "--outcome", "resolved",
-                        "--report", "Restored in 36 h")  # fmt: skip
+    closed = await _jcu(
+        world,
+        "soc-fr",
+        "assist",
+        "close",
+        short,
+        "--outcome",
+        "resolved",
+        "--report",
+        "Restored in 36 h",
+    )
     assert closed.returncode == 0 and "CLOSED" in closed.stdout, closed.stderr
     late = await _jcu(world, "cert-eu", "assist", "status", short, "--note", "more")
     _one_line_error(late, "closed")
@@ -166,19 +181,38 @@ async def test_a_case_from_request_to_closure_on_the_command_line(
 
     story = await _jcu(world, "soc-fr", "audit", "explain", short)
     assert story.returncode == 0, story.stderr
-    for words in ("request by soc-fr", "offer by cert-eu", "acceptance by soc-fr",
-                  "status update by cert-eu", "closure by soc-fr", "REFUSED (not-entitled)",
-                  "REFUSED (out-of-order)"):  # fmt: skip
+    for words in (
+        "request by soc-fr",
+        "offer by cert-eu",
+        "acceptance by soc-fr",
+        "status update by cert-eu",
+        "closure by soc-fr",
+        "REFUSED (not-entitled)",
+        "REFUSED (out-of-order)",
+    ):
         assert words in story.stdout, words
 
 
 @pytest.mark.kafka
 async def test_bad_input_is_one_line_and_a_non_zero_exit(world: World) -> None:
-    no_need = await _jcu(world, "soc-fr", "assist", "request", "--member-states", "FR",
-                         "--summary", "x")  # fmt: skip
+    no_need = await _jcu(
+        world, "soc-fr", "assist", "request", "--member-states", "FR", "--summary", "x"
+    )
     _one_line_error(no_need, "--need")
-    bad_kind = await _jcu(world, "soc-fr", "assist", "request", "--member-states", "FR",
-                          "--need", "plumbing", "--summary", "x", "--category", "other")  # fmt: skip
+    bad_kind = await _jcu(
+        world,
+        "soc-fr",
+        "assist",
+        "request",
+        "--member-states",
+        "FR",
+        "--need",
+        "plumbing",
+        "--summary",
+        "x",
+        "--category",
+        "other",
+    )
     _one_line_error(bad_kind, "not one of")
     unknown = await _jcu(world, "soc-fr", "assist", "show", "ffffffff")
     _one_line_error(unknown, "knows no assistance request")
