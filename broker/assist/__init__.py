@@ -37,6 +37,7 @@ def read_cases(ctx: PepContext, *, open_only: bool = True) -> list[CaseSummary]:
     finally:
         book.close()
 
+
 __all__ = [
     "STATES",
     "WORKFLOW",

@@ -452,7 +452,6 @@ class CaseBook:
         ]
 
 
-
 def _labels(obj: dict[str, Any]) -> Labels:
     return Labels.of(
         obj["tlp"],

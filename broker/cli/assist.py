@@ -337,6 +337,7 @@ def open_requests_by_incident(
             out.setdefault(view.case.request.incident, []).append(view.summary(me))
     return out
 
+
 _URGENCY_ORDER = {"IMMEDIATE": 0, "PRIORITY": 1, "ROUTINE": 2}
 
 

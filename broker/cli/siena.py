@@ -126,9 +126,7 @@ def deliver(
     sink = MailboxSink(mailbox)
 
     async def run(on_stop: OnStop) -> SubscriberStats:
-        sub = Subscriber(
-            participant, ctx, sink, group_id=group, receipts=True, workflows=workflows
-        )
+        sub = Subscriber(participant, ctx, sink, group_id=group, receipts=True, workflows=workflows)
         on_stop(sub.request_stop)
         async with sub:
             if not once:
