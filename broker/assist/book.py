@@ -265,6 +265,7 @@ class CaseBook:
         A message id already in the book gets its first verdict again (the case as it
         is, or the same refusal), whatever the book holds now.
         """
+        refusal: Rejected | None = None
         with self._transaction():
             row = self._db.execute(
                 "SELECT verdict, error, thread FROM steps WHERE message_id = ?", (message_id,)
@@ -272,39 +273,45 @@ class CaseBook:
             if row is not None:
                 verdict, error, thread = row
                 if verdict != ACCEPTED:
-                    raise _ERRORS.get(verdict, Rejected)(error)
-                case = self._fold(thread, registry)
-                assert case is not None
-                return case
-            step = step_from_record(payload_type, record)
-            thread = thread_of(step)
-            try:
-                case = advance(
-                    self._fold(thread, registry),
-                    step,
-                    sender=sender,
-                    message_id=message_id,
-                    labels=labels,
-                    recipients=recipients,
-                    viewer=self.participant,
-                    registry=registry,
-                )
-            except Rejected as exc:
-                self._insert(message_id, thread, payload_type, sender, created, own, exc)
-                raise
-            self._insert(
-                message_id,
-                thread,
-                payload_type,
-                sender,
-                created,
-                own,
-                None,
-                self._store.encode(payload_type, record),
-                labels,
-                recipients,
-            )
-            return case
+                    refusal = _ERRORS.get(verdict, Rejected)(error)
+                    case = None
+                else:
+                    case = self._fold(thread, registry)
+            else:
+                step = step_from_record(payload_type, record)
+                thread = thread_of(step)
+                try:
+                    case = advance(
+                        self._fold(thread, registry),
+                        step,
+                        sender=sender,
+                        message_id=message_id,
+                        labels=labels,
+                        recipients=recipients,
+                        viewer=self.participant,
+                        registry=registry,
+                    )
+                except Rejected as exc:
+                    refusal, case = exc, None
+                    # Kept (committed) with its reason, so it is given again; no content.
+                    self._insert(message_id, thread, payload_type, sender, created, own, exc)
+                else:
+                    self._insert(
+                        message_id,
+                        thread,
+                        payload_type,
+                        sender,
+                        created,
+                        own,
+                        None,
+                        self._store.encode(payload_type, record),
+                        labels,
+                        recipients,
+                    )
+        if refusal is not None:
+            raise refusal
+        assert case is not None
+        return case
 
     def _insert(
         self,

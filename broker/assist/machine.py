@@ -298,15 +298,15 @@ def _accept(case: Case, step: Acceptance, sender: str, viewer: str) -> Case:
 
 
 def _status(case: Case, step: StatusUpdate, sender: str) -> Case:
-    if sender not in case.parties:
-        raise NotEntitled(
-            f"{sender} is not a party to request {case.id} (its parties: "
-            f"{', '.join(case.parties)}); it may not report on it"
-        )
     if case.state not in ("ACCEPTED", "DEPLOYED"):
         raise OutOfOrder(
             f"request {case.id} is {case.state.lower()}: no offer is accepted yet, so there is "
             "no deployment to report on"
+        )
+    if sender not in case.parties:
+        raise NotEntitled(
+            f"{sender} is not a party to request {case.id} (its parties: "
+            f"{', '.join(case.parties)}); it may not report on it"
         )
     if step.phase in TEAM_PHASES and sender == case.requester:
         raise NotEntitled(

@@ -19,8 +19,9 @@ each from 0 to 1, weighted (`WEIGHTS`, summing to 1):
 An entry whose owner may not offer for the need (not an active operational
 participant, or a mandate that covers none of the need's categories: the
 same rule an offer is checked against) is still listed, after every
-eligible one, with the reason. Ties go to the shorter notice, then the key,
-so the ranking does not depend on the order entries were read in.
+eligible one, with the reason. Ties go to the shorter notice, then the key
+(then the rest of the entry), so the ranking does not depend on the order
+entries were read in.
 """
 
 from __future__ import annotations
@@ -202,7 +203,8 @@ def score(need: Need, entry: CapabilityEntry, now: datetime) -> tuple[float, tup
         _capacity(need, entry),
     )
     total = sum(WEIGHTS[c.name] * c.score for c in criteria)
-    return min(1.0, max(0.0, total)), criteria
+    # Rounded: equal merits compare equal whatever order the floats were added in.
+    return round(min(1.0, max(0.0, total)), 6), criteria
 
 
 def rank_need(
@@ -221,7 +223,13 @@ def rank_need(
         matches.append(Match(need, entry, total, not why_not, criteria, why_not))
     return sorted(
         matches,
-        key=lambda m: (not m.eligible, -round(m.score, 9), m.entry.notice_hours, m.entry.key),
+        key=lambda m: (
+            not m.eligible,
+            -m.score,
+            m.entry.notice_hours,
+            m.entry.key,
+            repr(sorted(m.entry.to_json().items())),  # a total order: input order never counts
+        ),
     )
 
 

@@ -15,11 +15,23 @@ import avro.schema
 import fastavro.schema
 import pytest
 
+from broker.assist.steps import Contact, Need, Request
 from broker.errors import ConfigError, MalformedRecord, UnknownSchema
 from broker.schemas import SchemaStore, default_store
 from tests.broker._pki import REPO, load_store
 
-PAYLOADS = ("Indicator", "IncidentReport", "SituationReport", "AssistanceRequest", "Receipt")
+PAYLOADS = (
+    "Indicator",
+    "IncidentReport",
+    "SituationReport",
+    "AssistanceRequest",
+    "AssistanceOffer",
+    "AssistanceAcceptance",
+    "AssistanceStatus",
+    "AssistanceClosure",
+    "CapabilityEntry",
+    "Receipt",
+)
 
 
 @pytest.fixture(scope="module")
@@ -236,3 +248,88 @@ def test_the_repository_keeps_envelope_version_1_as_a_legacy_schema() -> None:
     path = REPO / "schemas" / "legacy" / "Envelope.v1.avsc"
     canonical = fastavro.schema.to_parsing_canonical_form(json.loads(path.read_text()))
     assert fastavro.schema.fingerprint(canonical, "CRC-64-AVRO") == "52a5b7eba163aefb"
+
+
+def test_a_request_written_with_the_first_assistance_request_still_decodes() -> None:
+    """schemas/previous/AssistanceRequest.v1.avsc (frozen): bytes written with it resolve
+    into the current AssistanceRequest; the new fields take their defaults."""
+    path = REPO / "schemas" / "previous" / "AssistanceRequest.v1.avsc"
+    old = json.loads(path.read_text())
+    canonical = fastavro.schema.to_parsing_canonical_form(old)
+    assert fastavro.schema.fingerprint(canonical, "CRC-64-AVRO") == "a615d217049c4b8f"
+    record = {
+        "id": str(uuid.uuid4()),
+        "requested": datetime(2026, 11, 1, tzinfo=UTC),
+        "requester": "soc-fr",
+        "assistance_type": "FORENSIC",
+        "urgency": "PRIORITY",
+        "description": "Need forensics",
+        "member_state": "FR",
+        "contact": {"name": "Duty officer"},
+    }
+    name, got = load_store().decode(_written_with(old, record), expected="AssistanceRequest")
+    assert name == "eu.jcu.v1.AssistanceRequest"
+    assert got["member_state"] == "FR" and got["contact"]["name"] == "Duty officer"
+    assert (got["member_states"], got["needs"], got["crisis"]) == ([], [], False)
+    assert Request.from_avro(got).member_states == ("FR",)  # read as on whose behalf
+
+
+def test_a_new_request_reads_with_the_first_version_as_reader(tmp_path: Path) -> None:
+    """An old node that learns the new writer schema reads a new request: the fields it does
+    not know are skipped (its contact must be present: it was required then)."""
+    old = SchemaStore.load(REPO / "schemas")  # current
+    reader_dir = tmp_path / "old"
+    reader_dir.mkdir()
+    for f in (REPO / "schemas").glob("*.avsc"):
+        (reader_dir / f.name).write_text(f.read_text())
+    (reader_dir / "AssistanceRequest.avsc").write_text(
+        (REPO / "schemas" / "previous" / "AssistanceRequest.v1.avsc").read_text()
+    )
+    first = SchemaStore.load(reader_dir)
+    first.add_writer_schema(old.schema("AssistanceRequest"))
+    new = Request(
+        str(uuid.uuid4()),
+        "soc-fr",
+        datetime(2026, 12, 1, tzinfo=UTC),
+        ("FR", "BE"),
+        (Need("n1", "FORENSICS"),),
+        "IMMEDIATE",
+        "Ransomware",
+        contact=Contact("Duty officer"),
+    )
+    _, got = first.decode(old.encode("AssistanceRequest", new.to_avro()))
+    assert got["urgency"] == "IMMEDIATE" and "needs" not in got
+
+
+def test_workflow_schemas_name_their_thread_field() -> None:
+    store = load_store()
+    for name, field in (
+        ("AssistanceRequest", "id"),
+        ("AssistanceOffer", "request_id"),
+        ("AssistanceAcceptance", "request_id"),
+        ("AssistanceStatus", "request_id"),
+        ("AssistanceClosure", "request_id"),
+    ):
+        flow = store.workflow(name)
+        assert flow is not None and (flow.name, flow.thread_field) == ("assistance", field)
+    assert store.workflow("Indicator") is None and store.workflow("CapabilityEntry") is None
+    assert store.personal_data_fields("AssistanceOffer") == ("contact",)
+
+
+def test_a_workflow_without_its_thread_field_does_not_load(tmp_path: Path) -> None:
+    d = tmp_path / "s"
+    d.mkdir()
+    (d / "Step.avsc").write_text(
+        json.dumps(
+            {
+                "type": "record",
+                "name": "Step",
+                "namespace": "eu.jcu.v1",
+                "jcu.workflow": "x",
+                "jcu.thread": "nope",
+                "fields": [{"name": "id", "type": "string"}],
+            }
+        )
+    )
+    with pytest.raises(ConfigError, match=r"jcu\.thread"):
+        SchemaStore.load(d).workflow("Step")
