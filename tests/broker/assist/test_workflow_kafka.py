@@ -12,12 +12,13 @@ import pytest
 from broker.assist import AssistDesk, OfferDraft
 from broker.audit.query import query, story
 from broker.clock import utc_now
-from broker.errors import NoMandate, NotEntitled, OutOfOrder
-from broker.pep import Subscriber
+from broker.envelope import Labels
+from broker.errors import ConfigError, NoMandate, NotEntitled, OutOfOrder
+from broker.pep import Publisher, Subscriber
 from broker.pep.control import publish_declaration, sign_declaration
 from broker.pep.sink import JsonlSink
 from tests.broker.assist.kafka_io import audit_records, desk, draft, forge, incident
-from tests.broker.pep.kafka_io import dead_letters
+from tests.broker.pep.kafka_io import dead_letters, produce
 from tests.world import World
 
 pytestmark = pytest.mark.kafka
@@ -264,3 +265,50 @@ def _offer(case_id: str, offerer: str) -> dict[str, object]:
         "note": "",
         "contact": None,
     }
+
+
+async def test_a_step_keyed_by_anything_but_its_case_is_refused(world: World) -> None:
+    """Every step of a case rides one partition because it is keyed by the case; a copy keyed
+    otherwise could overtake the steps before it, and is refused."""
+    async with desk(world, "soc-fr") as fr:
+        sent = await fr.request(draft(incident()))
+    async with desk(world, "cert-eu") as ce:
+        case = ce.view(sent.case_id).case
+    offer = _offer(sent.case_id, "cert-eu")
+    sealed = (
+        world.ctx("cert-eu")
+        .envelope.sealer("cert-eu")
+        .seal(
+            "AssistanceOffer",
+            offer,
+            recipients=["soc-fr"],
+            topic="jcu.civilian.assistance",
+            labels=case.labels,
+            message_id=str(offer["id"]),
+        )
+    )
+    await produce(world, sealed.header.topic, sealed.data, key=sealed.message_id)
+    async with AssistDesk(world.ctx("soc-fr"), "soc-fr") as fr:
+        stats = await fr.sync()
+        assert stats.rejected.get("malformed", 0) >= 1
+        assert fr.view(sent.case_id).case.offers == ()
+    assert "malformed" in await dead_letters(world, sealed.message_id, "soc-fr")
+
+
+async def test_a_publisher_without_the_check_sends_no_step_and_steps_are_not_retracted(
+    world: World,
+) -> None:
+    async with desk(world, "soc-fr") as fr:
+        sent = await fr.request(draft(incident()))
+    async with Publisher("cert-eu", world.ctx("cert-eu")) as plain:
+        with pytest.raises(ConfigError, match="jcu assist"):
+            await plain.publish(
+                "AssistanceOffer",
+                _offer(sent.case_id, "cert-eu"),
+                labels=Labels.of("AMBER", categories=["malicious-code"]),
+                recipients=["soc-fr"],
+            )
+    async with AssistDesk(world.ctx("soc-fr"), "soc-fr") as fr:
+        assert fr._publisher is not None
+        with pytest.raises(ConfigError, match="not retracted"):
+            await fr._publisher.retract(sent.message_id)
