@@ -39,7 +39,7 @@ from broker.clock import Clock, utc_now
 from broker.envelope import Labels
 from broker.errors import ConfigError
 from broker.lifecycle import Service
-from broker.pep import Publisher, Subscriber, SubscriberStats
+from broker.pep import Publisher, PublishResult, Subscriber, SubscriberStats
 from broker.pep.context import PepContext
 from broker.pep.sink import Delivery, Retracted
 
@@ -94,6 +94,8 @@ class Sent:
     recipients: tuple[str, ...]
     denied: tuple[tuple[str, tuple[str, ...]], ...]
     case: Case | None = field(default=None, repr=False)
+    #: What the publisher did: every organisation's decision, the copies.
+    result: PublishResult | None = field(default=None, repr=False)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -311,4 +313,6 @@ class AssistDesk(Service):
             case: Case | None = self.view(case_id).case
         except ConfigError:
             case = None
-        return Sent(case_id, result.message_id, step.payload_type, result.recipients, denied, case)
+        return Sent(
+            case_id, result.message_id, step.payload_type, result.recipients, denied, case, result
+        )

@@ -13,6 +13,9 @@ organisation acting from its own node:
 3. Europol EC3 sends a SIENA-style H2 case message to two named recipients;
 4. EU-CyCLONe declares a crisis for the incident; CERT-EU's AMBER update
    about it now reaches every operational participant;
+4b. during the crisis, a mutual-assistance episode (`_demo_assist`): the
+   capability inventory, the French SOC's request on behalf of France,
+   matching, offers (one refused: no mandate), acceptance, deployment;
 5. ENISA publishes a TLP:CLEAR situation report;
 6. ENISA (STIX), an ISAC (MISP), EEAS (JSON lines) and EDA (JSON lines)
    subscribe, CERT-EU reads its SIENA mailbox;
@@ -44,7 +47,9 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from broker import config
+from broker.cli._demo_assist import Episode, assistance_episode, report_assistance
 from broker.cli._output import console, table
+from broker.cli._workflows import node_workflows
 from broker.envelope import Labels
 from broker.errors import ConfigError
 from broker.kafka.local import LocalKafka, free_port
@@ -172,6 +177,7 @@ class Scenario:
         self.progress = progress
         self.steps: list[Step] = []
         self.delivered: dict[str, int] = {}
+        self.assistance: Episode | None = None
 
     def node(self, org: str) -> PepContext:
         """`org`'s own node: its home, its keys, the registry it accepted."""
@@ -269,19 +275,28 @@ class Scenario:
 
         node = self.node(org)
         sink = make_sink(fmt, str(self.out / org), org, node.settings)
-        sub = Subscriber(org, node, sink)
-        async with sub:
-            stats = await sub.run(until_idle=True)
+        with node_workflows(node, org) as workflows:
+            sub = Subscriber(org, node, sink, workflows=workflows)
+            async with sub:
+                stats = await sub.run(until_idle=True)
         return stats.delivered
 
     async def siena_mailbox(self, org: str) -> int:
         from connectors.siena.mailbox import MailboxSink
 
         sink = MailboxSink(self.out / org / "siena-mailbox")
-        sub = Subscriber(org, self.node(org), sink, group_id=f"jcu.siena.{org}")
-        async with sub:
-            stats = await sub.run(until_idle=True)
+        node = self.node(org)
+        with node_workflows(node, org) as workflows:
+            sub = Subscriber(org, node, sink, group_id=f"jcu.siena.{org}", workflows=workflows)
+            async with sub:
+                stats = await sub.run(until_idle=True)
         return stats.delivered
+
+    async def mutual_assistance(self) -> None:
+        """The assistance episode during the crisis; its messages count as the others do."""
+        self.assistance = await assistance_episode(self.node, INCIDENT)
+        for label, sender, result in self.assistance.published:
+            self.steps.append(Step(f"assistance: {label}", sender, [result]))
 
     async def run(self) -> None:
         task = self.progress.add_task("SOC connector: soc-fr publishes the fixtures", total=None)
@@ -329,6 +344,8 @@ class Scenario:
                 update,
             )
         )
+        self.progress.update(task, description="mutual assistance: soc-fr asks on behalf of FR")
+        await self.mutual_assistance()
         self.steps.append(
             await self.publish_one(
                 "situation report (CLEAR)",
@@ -430,6 +447,8 @@ def _report(
     out.print(
         table("delivery receipts (verified, by sender)", ["sender", "receipts", "from"], receipts)
     )
+    if scenario.assistance is not None:
+        report_assistance(out, scenario.assistance)
     out.print(
         table(
             "jcu audit verify",
