@@ -242,7 +242,8 @@ def report_assistance(out: Console, episode: Episode) -> None:
     if episode.matches:
         out.print(
             table(
-                "jcu assist match: the best capability per need, of the entries soc-fr (a member) may see: shareable ones",
+                "jcu assist match: the best capability per need, among the entries soc-fr "
+                "(a member) may see: the shareable ones",
                 ["need", "capability", "score", "why"],
                 episode.matches,
             )
