@@ -78,6 +78,11 @@ def test_demo_runs_the_scenario_end_to_end(tmp_path: Path) -> None:
     ):
         assert heading in text
     assert "FAIL" not in text
+    # The assistance episode during the crisis: flagged, offered, one refused, deployed.
+    assert "mutual assistance during the crisis" in text
+    assert "request for FR (AMBER, CRISIS)" in text
+    assert "refused (no-mandate)" in text
+    assert "DEPLOYED CRISIS, 3 offers, accepted cert-eu, enisa" in text
     assert "redacted" in text  # the personal-data report reached EEAS without its personal data
     # what each subscriber wrote
     assert any((out / "enisa").glob("*.json")), "ENISA's STIX files"
