@@ -84,7 +84,7 @@ _file_type = click.Path(dir_okay=False, path_type=Path)
     "--type",
     "payload_type",
     default=None,
-    help="With --record: Indicator, IncidentReport, SituationReport, AssistanceRequest.",
+    help="With --record: Indicator, IncidentReport, SituationReport (assistance: jcu assist).",
 )
 @click.option(
     "--stix",
