@@ -272,7 +272,9 @@ def _assistance(deliveries: Iterable[Delivery], until: datetime) -> tuple[Assist
                 str(r.get("requester") or d.sender),
                 str(r.get("assistance_type") or ""),
                 str(r.get("urgency") or ""),
-                r.get("member_state"),
+                # member_states (on whose behalf) since the assistance workflow; member_state
+                # in requests written before it.
+                ",".join(r.get("member_states") or ()) or r.get("member_state"),
                 r.get("incident") or d.labels.incident,
                 deadline if isinstance(deadline, datetime) else None,
                 str(r.get("description") or ""),
