@@ -181,6 +181,7 @@ class SchemaStore:
     def __init__(self, entries: Mapping[str, _Entry]) -> None:
         self._by_name: dict[str, _Entry] = dict(entries)
         self._by_fingerprint: dict[bytes, _Entry] = {e.fingerprint: e for e in entries.values()}
+        self._workflows: dict[str, Workflow | None] = {}  # asked per message: kept
 
     @classmethod
     def load(cls, directory: Path) -> SchemaStore:
@@ -251,6 +252,13 @@ class SchemaStore:
 
     def workflow(self, name: str) -> Workflow | None:
         """The workflow `name` is a step of (`"jcu.workflow"`, `"jcu.thread"`), or None."""
+        if name in self._workflows:
+            return self._workflows[name]
+        flow = self._workflow(name)
+        self._workflows[name] = flow
+        return flow
+
+    def _workflow(self, name: str) -> Workflow | None:
         raw = self._entry(name).raw
         flow, thread = raw.get(WORKFLOW_ATTRIBUTE), raw.get(THREAD_ATTRIBUTE)
         if not flow:

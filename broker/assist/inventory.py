@@ -30,6 +30,7 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from broker.assist.steps import DEPLOYMENTS, KINDS
@@ -338,7 +339,7 @@ def _fields(entry: CapabilityEntry) -> dict[str, Any]:
     return {f: getattr(entry, f) for f in CapabilityEntry.__slots__}
 
 
-def _own_path(ctx: PepContext, owner: str) -> Any:
+def _own_path(ctx: PepContext, owner: str) -> Path:
     return ctx.settings.home / "capabilities" / f"{owner}.own.json"
 
 
@@ -488,7 +489,7 @@ async def read_inventory(
     return view
 
 
-def _memo_path(ctx: PepContext, participant: str, topic: str) -> Any:
+def _memo_path(ctx: PepContext, participant: str, topic: str) -> Path:
     return ctx.settings.home / "capabilities" / f"{participant}.{topic}.refused.json"
 
 

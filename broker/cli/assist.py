@@ -9,9 +9,7 @@ it sends anything: a refusal is one line, says why, exits 1 and is audited.
 from __future__ import annotations
 
 import asyncio
-import re
-from collections.abc import Awaitable, Callable, Iterable, Mapping
-from datetime import UTC, datetime, timedelta
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -29,10 +27,11 @@ from broker.assist import (
 )
 from broker.assist.inventory import load_own, read_inventory
 from broker.assist.matching import rank
-from broker.assist.steps import DEPLOYMENTS, KINDS, OUTCOMES, PHASES, URGENCIES, Contact
+from broker.assist.steps import DEPLOYMENTS, OUTCOMES, PHASES, URGENCIES, Contact
 from broker.cli._labels import split_csv
 from broker.cli._node import as_option, node_context
 from broker.cli._output import console, emit_json, table
+from broker.cli._parse import choice_of, hours, kind_of, when, word
 from broker.clock import utc_now
 from broker.envelope import TLP_LEVELS
 from broker.errors import ConfigError
@@ -40,52 +39,6 @@ from broker.pep.context import PepContext
 from broker.vocabulary import CATEGORIES
 
 T = TypeVar("T")
-_HOURS = re.compile(r"^\s*(\d+)\s*([hdm]?)\s*$")
-
-
-def hours(value: str, what: str) -> int:
-    """`24`, `24h`, `2d` or `90m` as whole hours (minutes rounded up)."""
-    m = _HOURS.match(value)
-    if not m:
-        raise ConfigError(f"{what} {value!r}: give hours (24, 24h), days (2d) or minutes (90m)")
-    n, unit = int(m.group(1)), m.group(2) or "h"
-    return {"h": n, "d": 24 * n, "m": -(-n // 60)}[unit]
-
-
-def when(value: str | None, what: str) -> datetime | None:
-    """An ISO 8601 time (UTC if no zone) or a time from now: `12h`, `2d`."""
-    if value is None:
-        return None
-    m = _HOURS.match(value)
-    if m and m.group(2):
-        return utc_now() + timedelta(hours=hours(value, what))
-    try:
-        t = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise ConfigError(f"{what} {value!r}: give an ISO 8601 time or a delay (12h, 2d)") from None
-    return t if t.tzinfo is not None else t.replace(tzinfo=UTC)
-
-
-def kind_of(value: str) -> str:
-    """`incident-response`, `INCIDENT_RESPONSE`, `incident response` -> INCIDENT_RESPONSE."""
-    k = re.sub(r"[\s-]+", "_", value.strip()).upper()
-    if k not in KINDS:
-        words = ", ".join(x.lower().replace("_", "-") for x in KINDS)
-        raise ConfigError(f"kind {value!r} is not one of {words}")
-    return k
-
-
-def _word(symbol: str) -> str:
-    """INCIDENT_RESPONSE -> incident response, as people write it."""
-    return symbol.lower().replace("_", " ")
-
-
-def _choice(value: str, choices: Iterable[str], what: str) -> str:
-    v = re.sub(r"[\s-]+", "_", value.strip()).upper()
-    if v not in choices:
-        words = ", ".join(c.lower().replace("_", "-") for c in choices)
-        raise ConfigError(f"{what} {value!r} is not one of {words}")
-    return v
 
 
 def _run(ctx: PepContext, me: str, sync: bool, work: Callable[[AssistDesk], Awaitable[T]]) -> T:
@@ -141,7 +94,7 @@ def _need_from(spec: Mapping[str, Any], n: int, defaults: Mapping[str, Any]) -> 
         skills=tuple(str(s) for s in get("skills", ()) or ()),
         languages=tuple(str(x).lower() for x in get("languages", ()) or ()),
         people=int(get("people", 1)),
-        deployment=_choice(str(get("deployment", "either")), DEPLOYMENTS, "deployment"),
+        deployment=choice_of(str(get("deployment", "either")), DEPLOYMENTS, "deployment"),
         max_notice_hours=hours(str(notice), "max notice") if notice is not None else None,
         needed_from=when(_opt(spec.get("from")), "from"),
         needed_until=when(_opt(spec.get("until")), "until"),
@@ -484,12 +437,12 @@ def show(participant: str | None, request_id: str, no_sync: bool, as_json: bool)
             [
                 [
                     n.id,
-                    _word(n.kind),
+                    word(n.kind),
                     ", ".join(n.categories or c.labels.categories),
                     ", ".join(n.skills) or "-",
                     ", ".join(n.languages) or "-",
                     n.people,
-                    _word(n.deployment),
+                    word(n.deployment),
                     f"<= {n.max_notice_hours} h" if n.max_notice_hours is not None else "-",
                 ]
                 for n in r.needs
@@ -517,11 +470,11 @@ def _offers_table(view: CaseView) -> None:
             [
                 o.id[:8],
                 o.offerer,
-                _word(o.kind),
+                word(o.kind),
                 ", ".join(j["needs"]),
                 o.people,
                 f"{o.notice_hours} h",
-                _word(o.deployment),
+                word(o.deployment),
                 ", ".join(o.languages) or "-",
                 "accepted" if j["accepted"] else "open",
                 o.note or "-",
@@ -636,7 +589,7 @@ def offer(
         capabilities=tuple(capabilities),
         people=people or (sum(e.capacity for e in entries) if entries else 1),
         deployment=(
-            _choice(deployment, DEPLOYMENTS, "deployment")
+            choice_of(deployment, DEPLOYMENTS, "deployment")
             if deployment
             else first.deployment
             if first

@@ -25,7 +25,7 @@ from broker.assist.inventory import (
 )
 from broker.cli._node import as_option, node_context
 from broker.cli._output import console, emit_json, table
-from broker.cli.assist import _choice, hours, kind_of, when
+from broker.cli._parse import choice_of, hours, kind_of, when
 from broker.clock import utc_now
 from broker.envelope import TLP_LEVELS
 from broker.errors import ConfigError
@@ -86,7 +86,7 @@ def _entries(path: Path, ctx: PepContext, me: str) -> list[tuple[CapabilityEntry
                 skills=tuple(str(s) for s in raw.get("skills") or ()),
                 languages=tuple(str(x).lower() for x in raw.get("languages") or ()),
                 capacity=int(raw.get("capacity", 1)),
-                deployment=_choice(str(raw.get("deployment", "either")), _DEPLOY, "deployment"),
+                deployment=choice_of(str(raw.get("deployment", "either")), _DEPLOY, "deployment"),
                 available_from=when(_opt(raw.get("available_from")), "available_from"),
                 available_until=when(_opt(raw.get("available_until")), "available_until"),
                 categories=categories,

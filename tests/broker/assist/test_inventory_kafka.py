@@ -142,3 +142,36 @@ async def test_forged_entries_are_refused_dead_lettered_and_audited_once(world: 
     assert [(r.enforcement_point, r.record.rejection_reason) for r in audited] == [
         ("enisa/inventory", "not-entitled")
     ]
+
+
+async def test_a_reader_checks_the_policy_and_the_legal_basis_itself(world: World) -> None:
+    """Two entries forged past CERT-EU's own node: an AMBER one sealed for a member (the
+    policy keeps non-shareable entries from members) and one under a legal basis that is not
+    CERT-EU's. The readers refuse both, whatever the sender's node should have done."""
+    sealer = world.ctx("cert-eu").envelope.sealer("cert-eu")
+    amber = entry(id=f"a-{uuid.uuid4().hex[:6]}")
+    sealed = sealer.seal(
+        "CapabilityEntry",
+        amber.to_avro(),
+        recipients=["soc-fr", "enisa"],
+        topic=CAPABILITIES,
+        labels=Labels.of("AMBER", categories=["malicious-code"]),
+    )
+    await produce(world, CAPABILITIES, sealed.data, key=amber.key)
+    foreign = entry(id=f"b-{uuid.uuid4().hex[:6]}", basis="Regulation (EU) 2019/881, Art. 7")
+    sealed2 = sealer.seal(
+        "CapabilityEntry",
+        foreign.to_avro(),
+        recipients=["enisa"],
+        topic=CAPABILITIES,
+        labels=Labels.of("AMBER", categories=["malicious-code"]),
+    )
+    await produce(world, CAPABILITIES, sealed2.data, key=foreign.key)
+
+    member = await read_inventory(world.ctx("soc-fr"), "soc-fr")
+    assert {r.key: r.reason for r in member.refused}[amber.key] == "unauthorised"
+    assert amber.key not in member.entries
+    operational = await read_inventory(world.ctx("enisa"), "enisa")
+    assert amber.key in operational.entries  # enisa may see it: only the member's copy is wrong
+    assert {r.key: r.reason for r in operational.refused}[foreign.key] == "not-entitled"
+    assert foreign.key not in operational.entries
