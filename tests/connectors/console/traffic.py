@@ -14,10 +14,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from broker.envelope import Labels
-from broker.pep import JsonlSink, Publisher, PublishResult, Subscriber
+from broker.pep import JsonlSink, Publication, Publisher, PublishResult, Subscriber
 from broker.pep.control import publish_declaration, sign_declaration
 from tests.broker.pep.records import incident_report, indicator, situation_report
 from tests.world import World
+
+#: More sightings of the CLEAR indicator than any value other tests share repeatedly.
+SIGHTINGS = 24
 
 
 @dataclass
@@ -42,6 +45,19 @@ async def make_traffic(world: World, out: Path) -> Traffic:
             "Indicator",
             indicator(t.clear_value),
             labels=Labels.of("CLEAR", categories=["malicious-code"], member_states=["FR"]),
+        )
+        # Seen again and again, so it is among a situation report's top ten indicators
+        # whatever other tests shared earlier in the session (test_exactly_once shares 50
+        # values three times each with enisa).
+        await pub.publish_many(
+            [
+                Publication(
+                    "Indicator",
+                    indicator(t.clear_value),
+                    Labels.of("CLEAR", categories=["malicious-code"], member_states=["FR"]),
+                )
+                for _ in range(SIGHTINGS)
+            ]
         )
         red = indicator()
         red.update(observable_type="domain-name", value=t.red_value, pattern=None)
