@@ -176,6 +176,11 @@ def _read_file(path: Path) -> dict[str, Any]:
     help="TLP of the request and every later step (default AMBER).",
 )
 @click.option("--deadline", default=None, help="Offers wanted before: ISO time or 6h, 1d.")
+@click.option(
+    "--exercise",
+    default=None,
+    help="Exercise id: a drill, on exercise topics, among the organisations enrolled in it.",
+)
 @click.option("--contact-name", default=None, help="Who to call (personal data).")
 @click.option("--contact-email", default=None)
 @click.option("--contact-phone", default=None)
@@ -196,6 +201,7 @@ def request(
     urgency: str | None,
     tlp: str | None,
     deadline: str | None,
+    exercise: str | None,
     contact_name: str | None,
     contact_email: str | None,
     contact_phone: str | None,
@@ -251,6 +257,7 @@ def request(
         categories=tuple(categories) or tuple(data.get("categories") or ()),
         deadline=when(deadline or _opt(data.get("deadline")), "--deadline"),
         contact=contact,
+        exercise=exercise or _opt(data.get("exercise")),
     )
     ctx, me = node_context(participant)
     sent = _run(ctx, me, not no_sync, lambda desk: desk.request(draft))

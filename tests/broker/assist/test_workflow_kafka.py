@@ -312,3 +312,18 @@ async def test_a_publisher_without_the_check_sends_no_step_and_steps_are_not_ret
         assert fr._publisher is not None
         with pytest.raises(ConfigError, match="not retracted"):
             await fr._publisher.retract(sent.message_id)
+
+
+async def test_an_exercise_case_stays_on_exercise_topics_among_the_enrolled(world: World) -> None:
+    async with desk(world, "soc-fr") as fr:
+        sent = await fr.request(draft(incident(), exercise="cyber-europe-2026"))
+    assert sent.result is not None
+    assert {c.topic for c in sent.result.copies} == {"jcu.exercise.civilian.assistance"}
+    enrolled = {p.id for p in world.ctx("soc-fr").registry if "cyber-europe-2026" in p.exercises}
+    assert set(sent.recipients) <= enrolled and "cert-eu" in sent.recipients
+    async with desk(world, "cert-eu") as ce:
+        offer = await ce.offer(sent.case_id, IR)
+    assert offer.result is not None
+    assert [c.topic for c in offer.result.copies] == ["jcu.exercise.civilian.assistance"]
+    async with desk(world, "soc-fr") as fr:
+        assert [o.offerer for o in fr.view(sent.case_id).case.offers] == ["cert-eu"]
