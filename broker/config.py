@@ -11,6 +11,8 @@ Environment variables:
   JCU_POLICIES      directory with participants.yaml and the Cedar bundle
   JCU_SCHEMAS       directory with the Avro schemas (.avsc)
   KAFKA_BOOTSTRAP   bootstrap servers of the Kafka cluster to use
+  JCU_KAFKA_CONFIG  the Kafka client file (default $JCU_HOME/kafka.toml): how this
+                    home connects and as which Kafka principal (broker.kafka.connection)
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
+from broker.kafka.connection import DEFAULT_BOOTSTRAP, KafkaConnection, load_connection
+
+__all__ = ["DEFAULT_BOOTSTRAP", "Settings", "load"]
 
 
 def _package_data(name: str) -> Path:
@@ -37,7 +41,13 @@ class Settings:
     cache: Path
     policies: Path
     schemas: Path
-    bootstrap: str
+    #: how every Kafka client of this home connects, and as which principal
+    kafka: KafkaConnection
+
+    @property
+    def bootstrap(self) -> str:
+        """The cluster's address (for messages; clients take `kafka`)."""
+        return self.kafka.bootstrap
 
     @property
     def keystore(self) -> Path:
@@ -59,5 +69,5 @@ def load(env: dict[str, str] | None = None) -> Settings:
         cache=cache.expanduser(),
         policies=policies.expanduser(),
         schemas=schemas.expanduser(),
-        bootstrap=e.get("KAFKA_BOOTSTRAP") or DEFAULT_BOOTSTRAP,
+        kafka=load_connection(home.expanduser(), e),
     )

@@ -29,7 +29,11 @@ class KafkaRuntimeError(JcuError):
 
 
 class KafkaUnavailable(JcuError):
-    """No Kafka answered at the configured bootstrap address."""
+    """No Kafka answered at the configured bootstrap address, or it refused the credentials."""
+
+
+class KafkaForbidden(JcuError):
+    """The cluster's ACLs do not allow this principal the operation (a wall, not a fault)."""
 
 
 class RegistryError(JcuError):
@@ -76,6 +80,13 @@ class Rejected(JcuError):
 
 class MalformedRecord(Rejected):
     reason = "malformed"
+
+
+class CompressionBomb(MalformedRecord):
+    """A compressed record batch that expands past the configured limit: refused whole,
+    before it takes the memory (broker.kafka.decompression)."""
+
+    reason = "compression-bomb"
 
 
 class LabelMismatch(MalformedRecord):

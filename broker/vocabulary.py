@@ -45,6 +45,9 @@ ASSISTANCE_STEPS: tuple[str, ...] = (
 CAPABILITY_ENTRY = "CapabilityEntry"
 STATUSES: tuple[str, ...] = ("active", "suspended", "revoked")
 KEMS: tuple[str, ...] = ("x25519", "mlkem768x25519")
+#: Who may declare a crisis (rule 10): the EU-CyCLONe network and the CSIRTs network. The
+#: crisis board checks declarations against it; the Kafka ACLs let only them write jcu.control.
+CRISIS_AUTHORITIES: frozenset[str] = frozenset({"eu-cyclone", "csirts-network"})
 
 Role = Literal["operational", "supporting", "member"]
 Status = Literal["active", "suspended", "revoked"]

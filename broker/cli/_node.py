@@ -46,7 +46,7 @@ async def catch_up_if_empty(settings: Settings) -> None:
 
     trusted = TrustedRegistry.load(registry_dir(settings), SchemaStore.load(settings.schemas))
     if trusted.current is None:
-        await catch_up(settings.bootstrap, trusted)
+        await catch_up(settings.kafka, trusted)
 
 
 def node_context(requested: str | None, *, sync: bool = True) -> tuple[PepContext, str]:

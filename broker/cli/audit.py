@@ -19,6 +19,7 @@ from broker.audit.verify import KeyResolver, KeyValidity, VerificationReport, ve
 from broker.cli._output import console, emit_json, table
 from broker.config import Settings, load
 from broker.errors import AuditVerificationError, ConfigError
+from broker.kafka.connection import KafkaConnection
 from broker.kafka.topics import AUDIT_CHECKPOINTS, AUDIT_DECISIONS
 from broker.schemas import SchemaStore, default_store
 
@@ -26,7 +27,9 @@ _bootstrap_option = click.option(
     "--bootstrap",
     envvar="KAFKA_BOOTSTRAP",
     default=None,
-    help="Kafka bootstrap servers (default: KAFKA_BOOTSTRAP or the local broker).",
+    help="Kafka bootstrap servers (default: KAFKA_BOOTSTRAP, the Kafka client file, or the "
+    "local broker). The audit topics are read by auditors: run with an auditor's Kafka "
+    "credentials (JCU_KAFKA_CONFIG).",
 )
 
 
@@ -80,11 +83,15 @@ def keyring_resolvers(settings: Settings, store: SchemaStore) -> tuple[KeyResolv
 
 
 async def _read_both(
-    bootstrap: str, decisions_topic: str, checkpoints_topic: str
+    kafka: KafkaConnection, decisions_topic: str, checkpoints_topic: str
 ) -> tuple[list[TopicRecord], list[TopicRecord]]:
-    decisions = await read_topic(bootstrap, decisions_topic)
-    checkpoints = await read_topic(bootstrap, checkpoints_topic)
+    decisions = await read_topic(kafka, decisions_topic)
+    checkpoints = await read_topic(kafka, checkpoints_topic)
     return decisions, checkpoints
+
+
+def _connection(settings: Settings, bootstrap: str | None) -> KafkaConnection:
+    return settings.kafka.with_bootstrap(bootstrap) if bootstrap else settings.kafka
 
 
 def _verify_all(
@@ -97,14 +104,14 @@ def _verify_all(
     asyncio.run(catch_up_if_empty(settings))
     keys, valid = keyring_resolvers(settings, store)
     decisions, checkpoints = asyncio.run(
-        _read_both(bootstrap or settings.bootstrap, decisions_topic, checkpoints_topic)
+        _read_both(_connection(settings, bootstrap), decisions_topic, checkpoints_topic)
     )
     return verify(store, decisions, checkpoints, keys, valid)
 
 
 def _records(bootstrap: str | None, decisions_topic: str) -> list[LoggedRecord]:
     settings = load()
-    raws = asyncio.run(read_topic(bootstrap or settings.bootstrap, decisions_topic))
+    raws = asyncio.run(read_topic(_connection(settings, bootstrap), decisions_topic))
     records, _ = decode_records(default_store(), raws)
     return records
 

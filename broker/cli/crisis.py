@@ -50,7 +50,7 @@ async def _publish(
                 )
             )
             raise
-        await publish_declaration(ctx.settings.bootstrap, incident, data)
+        await publish_declaration(ctx.settings.kafka, incident, data)
 
 
 def _declare_options(f: click.decorators.FC) -> click.decorators.FC:
@@ -126,7 +126,7 @@ def list_(show_all: bool, no_sync: bool, as_json: bool) -> None:
     ctx, me = node_context(None)
 
     async def read() -> tuple[CrisisDeclaration, ...]:
-        async with CrisisBoard(ctx.envelope, ctx.settings.bootstrap) as board:
+        async with CrisisBoard(ctx.envelope, ctx.settings.kafka) as board:
             return board.declarations()
 
     now = utc_now()

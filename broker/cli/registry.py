@@ -57,7 +57,7 @@ def publish(snapshot: Path, as_json: bool) -> None:
             trusted.check(data)
         except Rejected as exc:
             raise ConfigError(f"{snapshot} would be refused ({exc.reason}): {exc}") from None
-    partition, offset = asyncio.run(publish_snapshot(settings.bootstrap, data))
+    partition, offset = asyncio.run(publish_snapshot(settings.kafka, data))
     if as_json:
         emit_json({"topic": "jcu.registry", "partition": partition, "offset": offset})
     else:
@@ -103,7 +103,7 @@ def sync(as_json: bool) -> None:
 
     settings = config.load()
     trusted = _trusted(settings)
-    result = asyncio.run(catch_up(settings.bootstrap, trusted))
+    result = asyncio.run(catch_up(settings.kafka, trusted))
     if as_json:
         emit_json(
             {

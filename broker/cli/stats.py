@@ -16,28 +16,28 @@ import click
 
 from broker import config
 from broker.cli._output import console, emit_json, table
-from broker.kafka.clients import start_client
+from broker.kafka.clients import admin_client, consumer, start_client
+from broker.kafka.connection import KafkaConnection
 from broker.kafka.scan import partitions, scan
 from broker.kafka.topics import DLQ
 
 
-async def collect(bootstrap: str) -> dict[str, Any]:
-    from aiokafka import AIOKafkaConsumer
-    from aiokafka.admin import AIOKafkaAdminClient
-
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await start_client(admin, bootstrap)
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+async def collect(kafka: KafkaConnection) -> dict[str, Any]:
+    """Read by the platform's operator principal (or the admin): an organisation sees only
+    its own topics, groups and no dead letters."""
+    admin = admin_client(kafka)
+    await start_client(admin, kafka)
+    reader = consumer(kafka)
     try:
-        await start_client(consumer, bootstrap)
+        await start_client(reader, kafka)
     except BaseException:
         await admin.close()
         raise
     try:
-        topics = sorted(t for t in await consumer.topics() if t.startswith("jcu."))
-        tps = await partitions(consumer, topics)
-        ends = await consumer.end_offsets(tps) if tps else {}
-        begins = await consumer.beginning_offsets(tps) if tps else {}
+        topics = sorted(t for t in await reader.topics() if t.startswith("jcu."))
+        tps = await partitions(reader, topics)
+        ends = await reader.end_offsets(tps) if tps else {}
+        begins = await reader.beginning_offsets(tps) if tps else {}
         per_topic: Counter[str] = Counter()
         for tp in tps:
             per_topic[tp.topic] += ends[tp] - begins[tp]
@@ -52,7 +52,7 @@ async def collect(bootstrap: str) -> dict[str, Any]:
             )
         reasons: Counter[str] = Counter()
         violations: Counter[tuple[str, str]] = Counter()
-        async for r in scan(bootstrap, [DLQ]):
+        async for r in scan(kafka, [DLQ]):
             hdr = dict(r.headers or ())
             reason = bytes(hdr.get("jcu.reason", b"unknown")).decode()
             reasons[reason] += 1
@@ -70,7 +70,7 @@ async def collect(bootstrap: str) -> dict[str, Any]:
             ],
         }
     finally:
-        await consumer.stop()
+        await reader.stop()
         await admin.close()
 
 
@@ -78,7 +78,7 @@ async def collect(bootstrap: str) -> dict[str, Any]:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def stats(as_json: bool) -> None:
     """Counts and lag across the whole broker: topics, subscribers, dead letters."""
-    data = asyncio.run(collect(config.load().bootstrap))
+    data = asyncio.run(collect(config.load().kafka))
     if as_json:
         emit_json(data)
         return

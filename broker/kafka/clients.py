@@ -1,8 +1,11 @@
-"""The producer every jcu component writes with: nothing lost, nothing doubled, in order.
+"""The Kafka clients every jcu component uses, all built from one `KafkaConnection`.
 
-Idempotent with acks=all (a retried batch is written once, per-partition order
-kept), zstd compression, and batches large enough that one partition (the
-audit topic has one) is not throttled by round trips.
+The producer loses nothing, doubles nothing and keeps order: idempotent with
+acks=all (a retried batch is written once, per-partition order kept), zstd
+compression, and batches large enough that one partition (the audit topic
+has one) is not throttled by round trips. Consumers and admin clients get the
+same address, TLS and principal; `start_client` turns the ways a start can
+fail (nobody answers, the credentials are refused) into one clear error.
 """
 
 from __future__ import annotations
@@ -11,6 +14,8 @@ import contextlib
 from typing import Any
 
 from broker.errors import KafkaUnavailable
+from broker.kafka.connection import KafkaConnection
+from broker.kafka.decompression import limit_decompression
 
 #: zstd, not lz4: aiokafka always compresses lz4 at level 9 (LZ4 HC), which costs
 #: ~16 µs per 2 KB envelope here; zstd's default level is ~5x faster on our
@@ -18,12 +23,12 @@ from broker.errors import KafkaUnavailable
 COMPRESSION = "zstd"
 
 
-def reliable_producer(bootstrap: str, **overrides: Any) -> Any:
+def reliable_producer(kafka: KafkaConnection, **overrides: Any) -> Any:
     """An unstarted AIOKafkaProducer with the house settings; `overrides` win."""
     from aiokafka import AIOKafkaProducer
 
     settings: dict[str, Any] = {
-        "bootstrap_servers": bootstrap,
+        **kafka.client_options(),
         "enable_idempotence": True,
         "acks": "all",
         "compression_type": COMPRESSION,
@@ -36,18 +41,58 @@ def reliable_producer(bootstrap: str, **overrides: Any) -> Any:
     return AIOKafkaProducer(**settings)
 
 
-async def start_client(client: Any, bootstrap: str) -> None:
-    """Start an aiokafka producer, consumer or admin client; if Kafka does not answer,
-    close it again and raise one clear `KafkaUnavailable`."""
-    from aiokafka.errors import KafkaError
+def consumer(kafka: KafkaConnection, *topics: str, **options: Any) -> Any:
+    """An unstarted AIOKafkaConsumer on `kafka` (no group unless `group_id` is given). What it
+    fetches decompresses within a bound (a bomb raises CompressionBomb, not the memory)."""
+    from aiokafka import AIOKafkaConsumer
+
+    limit_decompression()
+
+    settings: dict[str, Any] = {**kafka.client_options(), "enable_auto_commit": False}
+    settings.update(options)
+    return AIOKafkaConsumer(*topics, **settings)
+
+
+def admin_client(kafka: KafkaConnection, **options: Any) -> Any:
+    """An unstarted AIOKafkaAdminClient on `kafka`."""
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    settings: dict[str, Any] = {**kafka.client_options(), "request_timeout_ms": 30000}
+    settings.update(options)
+    return AIOKafkaAdminClient(**settings)
+
+
+async def start_client(client: Any, kafka: KafkaConnection) -> None:
+    """Start an aiokafka producer, consumer or admin client; if Kafka does not answer or
+    refuses the credentials, close it again and raise one clear `KafkaUnavailable`."""
+    from aiokafka.errors import (
+        AuthenticationFailedError,
+        KafkaError,
+        SaslAuthenticationFailed,
+        UnsupportedSaslMechanismError,
+    )
 
     try:
         await client.start()
-    except KafkaError as exc:
-        close = getattr(client, "stop", None) or client.close
-        with contextlib.suppress(Exception):
-            await close()
+    except (AuthenticationFailedError, SaslAuthenticationFailed, UnsupportedSaslMechanismError):
+        await _close(client)
         raise KafkaUnavailable(
-            f"cannot reach Kafka at {bootstrap} ({exc}); start one with `jcu kafka up` "
-            "or set KAFKA_BOOTSTRAP"
+            f"Kafka at {kafka.describe()} refused this principal's credentials; check the "
+            f"username and password in {kafka.source}"
         ) from None
+    except (KafkaError, OSError) as exc:
+        await _close(client)
+        hint = (
+            "start one with `jcu kafka up` or set KAFKA_BOOTSTRAP"
+            if not kafka.sasl and not kafka.tls
+            else f"check the address and TLS settings in {kafka.source}"
+        )
+        raise KafkaUnavailable(
+            f"cannot reach Kafka at {kafka.describe()} ({exc}); {hint}"
+        ) from None
+
+
+async def _close(client: Any) -> None:
+    close = getattr(client, "stop", None) or client.close
+    with contextlib.suppress(Exception):
+        await close()

@@ -19,7 +19,8 @@ from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
 from broker.errors import ConfigError, JcuError
-from broker.kafka.clients import start_client
+from broker.kafka.clients import consumer, start_client
+from broker.kafka.connection import KafkaConnection
 from broker.kafka.scan import assign_all, read_to_end
 from broker.lifecycle import Service
 from broker.logs import get_logger
@@ -40,12 +41,12 @@ class TopicFollower(Service, Generic[T]):
 
     def __init__(
         self,
-        bootstrap: str,
+        kafka: KafkaConnection,
         topic: str,
         read: Callable[[bytes | None, bytes], T],
         apply: Callable[[T], None],
     ) -> None:
-        self._bootstrap = bootstrap
+        self._kafka = kafka
         self._topic = topic
         self._read = read
         self._apply = apply
@@ -76,24 +77,21 @@ class TopicFollower(Service, Generic[T]):
         return not self._failing
 
     async def start(self) -> None:
-        from aiokafka import AIOKafkaConsumer
-
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self._bootstrap,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-        )
-        await start_client(consumer, self._bootstrap)
+        client = consumer(self._kafka, auto_offset_reset="earliest")
+        await start_client(client, self._kafka)
         try:
-            tps = await assign_all(consumer, [self._topic])
+            tps = await assign_all(client, [self._topic])
             if not tps:
-                raise ConfigError(f"topic {self._topic} does not exist; run `jcu init`")
-            async for r in read_to_end(consumer, tps):
+                raise ConfigError(
+                    f"topic {self._topic} does not exist, or {self._kafka.describe()} may not "
+                    "read it; the platform admin runs `jcu kafka topics` and `jcu acl apply`"
+                )
+            async for r in read_to_end(client, tps):
                 self.receive(r.key, r.value)
         except BaseException:
-            await consumer.stop()
+            await client.stop()
             raise
-        self._consumer = consumer
+        self._consumer = client
         self._task = asyncio.get_running_loop().create_task(self._follow())
 
     async def stop(self) -> None:

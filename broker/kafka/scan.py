@@ -10,18 +10,41 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
-from broker.kafka.clients import start_client
+from broker.errors import KafkaForbidden
+from broker.kafka.clients import consumer, start_client
+from broker.kafka.connection import KafkaConnection
+
+
+async def metadata(consumer: Any, topics: Iterable[str]) -> Any:
+    """Fresh cluster metadata for the `topics` named: the broker then says which of them this
+    principal may not see (`unauthorized_topics`), instead of leaving them out."""
+    from aiokafka.cluster import ClusterMetadata
+    from aiokafka.errors import KafkaError
+
+    # aiokafka offers no public "metadata of topics X": its client's `_metadata_update` is
+    # the call `fetch_all_metadata()` and the consumer's own refreshes make.
+    cluster = ClusterMetadata()
+    if not await consumer._client._metadata_update(cluster, list(topics)):
+        raise KafkaError("no broker answered a metadata request")
+    return cluster
 
 
 async def partitions(consumer: Any, topics: Iterable[str]) -> list[Any]:
-    """Every partition of those `topics` that exist, from fresh cluster metadata."""
+    """Every partition of those `topics` that exist, from fresh cluster metadata; a topic
+    this principal may not describe is a `KafkaForbidden`, not a missing topic."""
     from aiokafka.structs import TopicPartition
 
-    # aiokafka offers no public "partitions of topic X" that fetches fresh metadata;
-    # its client's fetch_all_metadata() is the call `consumer.topics()` makes.
-    cluster = await consumer._client.fetch_all_metadata()
+    wanted = list(topics)
+    if not wanted:
+        return []
+    cluster = await metadata(consumer, wanted)
+    denied = sorted(set(wanted) & set(cluster.unauthorized_topics))
+    if denied:
+        raise KafkaForbidden(
+            f"this Kafka principal may not read {', '.join(denied)} (the cluster's ACLs)"
+        )
     return [
-        TopicPartition(t, p) for t in topics for p in sorted(cluster.partitions_for_topic(t) or ())
+        TopicPartition(t, p) for t in wanted for p in sorted(cluster.partitions_for_topic(t) or ())
     ]
 
 
@@ -38,12 +61,19 @@ async def read_to_end(consumer: Any, tps: list[Any]) -> AsyncIterator[Any]:
     """Yield records of the assigned `tps` up to their end offsets as of now."""
     if not tps:
         return
+    from aiokafka.errors import TopicAuthorizationFailedError
+
     end = await consumer.end_offsets(tps)
     while True:
         behind = [tp for tp in tps if await consumer.position(tp) < end[tp]]
         if not behind:
             return
-        batch = await consumer.getmany(*behind, timeout_ms=1000)
+        try:
+            batch = await consumer.getmany(*behind, timeout_ms=1000)
+        except TopicAuthorizationFailedError as exc:
+            raise KafkaForbidden(
+                f"this Kafka principal may not read {exc} (the cluster's ACLs)"
+            ) from None
         for records in batch.values():
             for r in records:
                 if r.offset < end[_tp(r)]:
@@ -56,15 +86,13 @@ def _tp(record: Any) -> Any:
     return TopicPartition(record.topic, record.partition)
 
 
-async def scan(bootstrap: str, topics: Iterable[str]) -> AsyncIterator[Any]:
+async def scan(kafka: KafkaConnection, topics: Iterable[str]) -> AsyncIterator[Any]:
     """Every record on `topics`, oldest first per partition, up to the end as of now."""
-    from aiokafka import AIOKafkaConsumer
-
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await start_client(consumer, bootstrap)
+    client = consumer(kafka)
+    await start_client(client, kafka)
     try:
-        tps = await assign_all(consumer, topics)
-        async for r in read_to_end(consumer, tps):
+        tps = await assign_all(client, topics)
+        async for r in read_to_end(client, tps):
             yield r
     finally:
-        await consumer.stop()
+        await client.stop()

@@ -12,7 +12,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from broker.kafka.clients import start_client
+from broker.errors import KafkaForbidden, KafkaRuntimeError
+from broker.kafka.clients import admin_client, start_client
+from broker.kafka.connection import KafkaConnection
 from broker.vocabulary import COMMUNITIES, STREAMS
 
 AUDIT_DECISIONS = "jcu.audit.decisions"
@@ -50,7 +52,8 @@ def contract_topics(
 
     Data topics are stamped with the broker's append time (LogAppendTime): receivers
     judge backdating and compromised-key revocations against the broker's clock,
-    never against the time a sender signed.
+    never against the time a sender signed. With `replication` 3 or more, every
+    topic asks two in-sync replicas for a write (producers use acks=all).
     """
     stamped = {"message.timestamp.type": "LogAppendTime"}
     specs = [
@@ -77,23 +80,27 @@ def contract_topics(
         # Stamped as data topics are: a reader judges backdated entries by the broker's clock.
         TopicSpec(CAPABILITIES, 1, replication, {**compacted, **stamped}),
     ]
+    if replication >= 3:
+        # A write is acknowledged once two replicas hold it: one broker may fail at any time.
+        for spec in specs:
+            spec.configs["min.insync.replicas"] = "2"
     return specs
 
 
-async def ensure_topics(bootstrap: str, specs: Iterable[TopicSpec]) -> list[str]:
+async def ensure_topics(kafka: KafkaConnection, specs: Iterable[TopicSpec]) -> list[str]:
     """Create the topics that do not exist yet, and give existing ones the contract's
     configuration where it differs; return the names created."""
-    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+    from aiokafka.admin import NewTopic
 
     wanted = list(specs)
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=30000)
-    await start_client(admin, bootstrap)
+    admin = admin_client(kafka)
+    await start_client(admin, kafka)
     try:
         existing = set(await admin.list_topics())
         missing = [s for s in wanted if s.name not in existing]
-        await _align_configs(admin, [s for s in wanted if s.name in existing])
+        await _align_configs(kafka, admin, [s for s in wanted if s.name in existing])
         if missing:
-            await admin.create_topics(
+            response = await admin.create_topics(
                 [
                     NewTopic(
                         name=s.name,
@@ -104,13 +111,39 @@ async def ensure_topics(bootstrap: str, specs: Iterable[TopicSpec]) -> list[str]
                     for s in missing
                 ]
             )
+            _raise_errors(kafka, "create", [(t[0], t[1]) for t in response.topic_errors])
             await _await_leaders(admin, [s.name for s in missing])
         return [s.name for s in missing]
     finally:
         await admin.close()
 
 
-async def _align_configs(admin: Any, specs: list[TopicSpec]) -> list[str]:
+def _raise_errors(kafka: KafkaConnection, what: str, results: list[tuple[str, int]]) -> None:
+    """Turn the per-topic error codes of an admin response into one clear error."""
+    from aiokafka.errors import (
+        ClusterAuthorizationFailedError,
+        TopicAlreadyExistsError,
+        TopicAuthorizationFailedError,
+        for_code,
+    )
+
+    failed = [(name, for_code(code)) for name, code in results if code]
+    failed = [(n, e) for n, e in failed if e is not TopicAlreadyExistsError]
+    if not failed:
+        return
+    names = ", ".join(sorted(n for n, _ in failed))
+    walls = (TopicAuthorizationFailedError, ClusterAuthorizationFailedError)
+    if any(e in walls for _, e in failed):
+        raise KafkaForbidden(
+            f"{kafka.describe()} may not {what} topic(s) {names}: only the platform admin "
+            "creates, deletes and alters topics (JCU_KAFKA_CONFIG pointing at its client file)"
+        )
+    raise KafkaRuntimeError(
+        f"Kafka refused to {what} {names}: {', '.join(sorted({e.__name__ for _, e in failed}))}"
+    )
+
+
+async def _align_configs(kafka: KafkaConnection, admin: Any, specs: list[TopicSpec]) -> list[str]:
     """Set the contract's topic configs on existing topics whose values differ (a topic made
     before a config joined the contract). Returns the names changed."""
     from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
@@ -122,17 +155,25 @@ async def _align_configs(admin: Any, specs: list[TopicSpec]) -> list[str]:
         [ConfigResource(ConfigResourceType.TOPIC, s.name, dict(s.configs)) for s in specs]
     )
     current: dict[str, dict[str, str]] = {}
+    errors: list[tuple[str, int]] = []
     for response in described:
         for resource in response.resources:
-            _error, _message, _type, name, entries = resource[:5]
+            error, _message, _type, name, entries = resource[:5]
+            errors.append((name, error))
             current[name] = {e[0]: e[1] for e in entries}
+    _raise_errors(kafka, "describe the configuration of", errors)
     stale = [
         s for s in specs if any(current.get(s.name, {}).get(k) != v for k, v in s.configs.items())
     ]
     if stale:
         # AlterConfigs sets a topic's whole dynamic configuration: the spec is all of it.
-        await admin.alter_configs(
+        altered = await admin.alter_configs(
             [ConfigResource(ConfigResourceType.TOPIC, s.name, dict(s.configs)) for s in stale]
+        )
+        _raise_errors(
+            kafka,
+            "alter the configuration of",
+            [(r[3], r[0]) for response in altered for r in response.resources],
         )
     return [s.name for s in stale]
 

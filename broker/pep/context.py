@@ -106,7 +106,7 @@ class PepContext:
         return AuditLog(
             f"{participant}/{side}",
             signer,
-            self.settings.bootstrap,
+            self.settings.kafka,
             self.audit_dir,
             checkpoint_every=checkpoint_every,
             store=self.envelope.store,

@@ -27,12 +27,12 @@ from broker.clock import Clock, to_millis, utc_now
 from broker.envelope.context import EnvelopeContext
 from broker.errors import BadSignature, ConfigError, MalformedRecord, Unauthorised
 from broker.kafka.clients import reliable_producer, start_client
+from broker.kafka.connection import KafkaConnection
 from broker.kafka.follower import TopicFollower
 from broker.kafka.topics import CONTROL
 from broker.lifecycle import Service
+from broker.vocabulary import CRISIS_AUTHORITIES
 
-#: Who may declare a crisis (rule 10): the EU-CyCLONe network and the CSIRTs network.
-CRISIS_AUTHORITIES: frozenset[str] = frozenset({"eu-cyclone", "csirts-network"})
 MIN_MEMBER_STATES = 2
 #: How long a declaration stands unless declared again (`jcu crisis declare --days`).
 DEFAULT_CRISIS_VALIDITY = timedelta(days=7)
@@ -184,10 +184,11 @@ def verify_declaration(ctx: EnvelopeContext, data: bytes) -> CrisisDeclaration:
     return decl
 
 
-async def publish_declaration(bootstrap: str, incident: str, data: bytes) -> None:
-    """Produce signed declaration bytes to `jcu.control`, keyed by incident (compaction)."""
-    producer = reliable_producer(bootstrap)
-    await start_client(producer, bootstrap)
+async def publish_declaration(kafka: KafkaConnection, incident: str, data: bytes) -> None:
+    """Produce signed declaration bytes to `jcu.control`, keyed by incident (compaction).
+    The Kafka ACLs let only the crisis authorities' principals write the topic."""
+    producer = reliable_producer(kafka)
+    await start_client(producer, kafka)
     try:
         await producer.send_and_wait(CONTROL, value=data, key=incident.encode())
     finally:
@@ -206,7 +207,7 @@ class CrisisBoard(Service):
     def __init__(
         self,
         ctx: EnvelopeContext,
-        bootstrap: str,
+        kafka: KafkaConnection,
         *,
         topic: str = CONTROL,
         clock: Clock = utc_now,
@@ -214,7 +215,7 @@ class CrisisBoard(Service):
         self._ctx = ctx
         self._clock = clock
         self._state: dict[str, CrisisDeclaration] = {}
-        self._feed = TopicFollower(bootstrap, topic, self._read, self._apply)
+        self._feed = TopicFollower(kafka, topic, self._read, self._apply)
 
     @property
     def rejected(self) -> list[tuple[bytes | None, str]]:

@@ -217,9 +217,9 @@ class Publisher(Service):
             await self._feeds.start()
             await self._audit.start()
             producer = reliable_producer(
-                self._ctx.settings.bootstrap, compression_type=self._compression
+                self._ctx.settings.kafka, compression_type=self._compression
             )
-            await start_client(producer, self._ctx.settings.bootstrap)
+            await start_client(producer, self._ctx.settings.kafka)
             self._producer = producer
         except BaseException:
             await self.stop()

@@ -48,7 +48,7 @@ async def read_receipts(
     ]
     opener = ctx.envelope.opener(participant, replay_guard=MemoryReplayGuard())
     out: list[ReceiptView] = []
-    async for r in scan(ctx.settings.bootstrap, topics):
+    async for r in scan(ctx.settings.kafka, topics):
         view = _open(ctx, opener, participant, r, message_id)
         if view is not None:
             out.append(view)

@@ -23,11 +23,11 @@ class StateFeeds(Service):
         crisis: CrisisBoard | None = None,
         registry: RegistryFeed | None = None,
     ) -> None:
-        bootstrap = ctx.settings.bootstrap
+        kafka = ctx.settings.kafka
         self.registry = (
-            registry if registry is not None else RegistryFeed(ctx.envelope.trusted, bootstrap)
+            registry if registry is not None else RegistryFeed(ctx.envelope.trusted, kafka)
         )
-        self.crisis = crisis if crisis is not None else CrisisBoard(ctx.envelope, bootstrap)
+        self.crisis = crisis if crisis is not None else CrisisBoard(ctx.envelope, kafka)
 
     async def start(self) -> None:
         await self.registry.start()

@@ -13,6 +13,7 @@ passed over quietly (`InTopicOrder`).
 
 from __future__ import annotations
 
+from broker.kafka.connection import KafkaConnection
 from broker.kafka.follower import TopicFollower
 from broker.kafka.topics import REGISTRY
 from broker.lifecycle import Service
@@ -24,10 +25,12 @@ from broker.trust.topic import InTopicOrder
 class RegistryFeed(Service):
     """Offers every record of `topic` to `trusted`, in order, while it runs."""
 
-    def __init__(self, trusted: TrustedRegistry, bootstrap: str, *, topic: str = REGISTRY) -> None:
+    def __init__(
+        self, trusted: TrustedRegistry, kafka: KafkaConnection, *, topic: str = REGISTRY
+    ) -> None:
         self._order = InTopicOrder(trusted)
         self._feed: TopicFollower[VerifiedSnapshot | None] = TopicFollower(
-            bootstrap, topic, self._read, self._apply
+            kafka, topic, self._read, self._apply
         )
         self.applied = 0
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from broker.errors import OlderEpoch, Rejected
 from broker.kafka.clients import reliable_producer, start_client
+from broker.kafka.connection import KafkaConnection
 from broker.kafka.scan import scan
 from broker.kafka.topics import REGISTRY
 from broker.logs import get_logger
@@ -21,10 +22,13 @@ from broker.trust.state import TrustedRegistry
 _log = get_logger(__name__)
 
 
-async def publish_snapshot(bootstrap: str, data: bytes, topic: str = REGISTRY) -> tuple[int, int]:
-    """Produce one snapshot file's bytes; returns (partition, offset)."""
-    producer = reliable_producer(bootstrap)
-    await start_client(producer, bootstrap)
+async def publish_snapshot(
+    kafka: KafkaConnection, data: bytes, topic: str = REGISTRY
+) -> tuple[int, int]:
+    """Produce one snapshot file's bytes; returns (partition, offset). The Kafka ACLs let
+    only the registry authority's principal write the topic."""
+    producer = reliable_producer(kafka)
+    await start_client(producer, kafka)
     try:
         meta = await (await producer.send(topic, value=data, key=TOPIC_KEY))
     finally:
@@ -66,11 +70,13 @@ class CatchUp:
     refused: list[tuple[str, str]] = field(default_factory=list)  # (reason, message)
 
 
-async def catch_up(bootstrap: str, trusted: TrustedRegistry, topic: str = REGISTRY) -> CatchUp:
+async def catch_up(
+    kafka: KafkaConnection, trusted: TrustedRegistry, topic: str = REGISTRY
+) -> CatchUp:
     """Offer every snapshot on the topic, oldest first; refusals are logged and kept."""
     result = CatchUp()
     order = InTopicOrder(trusted)
-    async for r in scan(bootstrap, [topic]):
+    async for r in scan(kafka, [topic]):
         result.read += 1
         if r.value is None:
             result.refused.append(("tombstone", "an unsigned tombstone proves nothing"))

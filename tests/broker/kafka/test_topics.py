@@ -5,9 +5,10 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient
 
+from broker.kafka.clients import admin_client, reliable_producer
+from broker.kafka.clients import consumer as new_consumer
+from broker.kafka.connection import KafkaConnection
 from broker.kafka.topics import TopicSpec, community_topic, contract_topics, ensure_topics
 from broker.vocabulary import COMMUNITIES, STREAMS
 
@@ -30,12 +31,12 @@ def test_contract_lists_every_topic_once() -> None:
 
 
 @pytest.mark.kafka
-async def test_ensure_topics_creates_only_missing(kafka_bootstrap: str) -> None:
+async def test_ensure_topics_creates_only_missing(kafka_admin: KafkaConnection) -> None:
     name = f"test.topics.{uuid.uuid4().hex[:8]}"
     spec = TopicSpec(name, partitions=2)
-    assert await ensure_topics(kafka_bootstrap, [spec]) == [name]
-    assert await ensure_topics(kafka_bootstrap, [spec]) == []
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    assert await ensure_topics(kafka_admin, [spec]) == [name]
+    assert await ensure_topics(kafka_admin, [spec]) == []
+    admin = admin_client(kafka_admin)
     await admin.start()
     try:
         described = await admin.describe_topics([name])
@@ -45,12 +46,10 @@ async def test_ensure_topics_creates_only_missing(kafka_bootstrap: str) -> None:
 
 
 @pytest.mark.kafka
-async def test_produce_and_consume_through_the_real_broker(kafka_bootstrap: str) -> None:
+async def test_produce_and_consume_through_the_real_broker(kafka_admin: KafkaConnection) -> None:
     topic = f"test.roundtrip.{uuid.uuid4().hex[:8]}"
-    await ensure_topics(kafka_bootstrap, [TopicSpec(topic, partitions=1)])
-    producer = AIOKafkaProducer(
-        bootstrap_servers=kafka_bootstrap, enable_idempotence=True, acks="all"
-    )
+    await ensure_topics(kafka_admin, [TopicSpec(topic, partitions=1)])
+    producer = reliable_producer(kafka_admin)
     await producer.start()
     try:
         sent = [f"record-{i}".encode() for i in range(10)]
@@ -58,9 +57,9 @@ async def test_produce_and_consume_through_the_real_broker(kafka_bootstrap: str)
             await producer.send_and_wait(topic, value)
     finally:
         await producer.stop()
-    consumer = AIOKafkaConsumer(
+    consumer = new_consumer(
+        kafka_admin,
         topic,
-        bootstrap_servers=kafka_bootstrap,
         group_id=f"g-{uuid.uuid4().hex[:6]}",
         auto_offset_reset="earliest",
     )

@@ -14,6 +14,7 @@ from structlog.testing import capture_logs
 
 from broker.errors import RevokedKey
 from broker.kafka.clients import reliable_producer, start_client
+from broker.kafka.connection import KafkaConnection
 from broker.kafka.topics import TopicSpec, ensure_topics
 from broker.trust.authority.signing import sign_snapshot
 from broker.trust.feed import RegistryFeed
@@ -33,26 +34,26 @@ async def _until(condition: Callable[[], bool], what: str) -> None:
 
 
 async def test_a_revocation_on_the_topic_takes_effect_and_an_old_snapshot_cannot_undo_it(
-    kafka_bootstrap: str, tmp_path: Path
+    kafka_admin: KafkaConnection, tmp_path: Path
 ) -> None:
     orgs = ["cert-eu", "enisa", "isac-energy"]
     pki = make_pki(tmp_path / "pki", participants=orgs)
     stranger = make_pki(tmp_path / "other-authority", participants=orgs)
     topic = f"test.registry.{uuid.uuid4().hex[:8]}"
-    await ensure_topics(kafka_bootstrap, [TopicSpec(topic, partitions=1)])
+    await ensure_topics(kafka_admin, [TopicSpec(topic, partitions=1)])
     first = pki.export()
     state = TrustedRegistry.load(pki.nodes["isac-energy"].registry_dir, pki.store)
     state.offer(first)
     keyring = state.keyring
     kid = keyring.current_signing_key_id("cert-eu", T0)
 
-    producer = reliable_producer(kafka_bootstrap)
-    await start_client(producer, kafka_bootstrap)
+    producer = reliable_producer(kafka_admin)
+    await start_client(producer, kafka_admin)
 
     async def put(value: bytes | None) -> None:
         await (await producer.send(topic, value=value, key=b"snapshot"))
 
-    feed = RegistryFeed(state, kafka_bootstrap, topic=topic)
+    feed = RegistryFeed(state, kafka_admin, topic=topic)
     try:
         await put(first)
         async with feed:
@@ -105,30 +106,30 @@ def _signed_by_a_participant(pki: Pki) -> bytes:
 
 
 async def test_a_node_with_an_old_registry_catches_up_from_the_topic(
-    kafka_bootstrap: str, tmp_path: Path
+    kafka_admin: KafkaConnection, tmp_path: Path
 ) -> None:
     pki = make_pki(tmp_path / "pki", participants=["cert-eu", "eda"])
     topic = f"test.registry.{uuid.uuid4().hex[:8]}"
-    await ensure_topics(kafka_bootstrap, [TopicSpec(topic, partitions=1)])
+    await ensure_topics(kafka_admin, [TopicSpec(topic, partitions=1)])
     state = TrustedRegistry.load(pki.nodes["eda"].registry_dir, pki.store)
     state.offer(pki.export())
-    producer = reliable_producer(kafka_bootstrap)
-    await start_client(producer, kafka_bootstrap)
+    producer = reliable_producer(kafka_admin)
+    await start_client(producer, kafka_admin)
     exported = [pki.export() for _ in range(3)]  # epochs 2, 3, 4
     try:
         for data in exported:
             await (await producer.send(topic, value=data, key=b"snapshot"))
-        result = await catch_up(kafka_bootstrap, state, topic=topic)
+        result = await catch_up(kafka_admin, state, topic=topic)
         assert result.accepted == [2, 3, 4] and state.epoch == 4 and not result.refused
         restarted = TrustedRegistry.load(pki.nodes["eda"].registry_dir, pki.store)
         assert restarted.epoch == 4
         # Read again after a restart: epochs 2 and 3 come before 4 in the topic, history
         # not yet compacted away, passed over without a word.
-        again = await catch_up(kafka_bootstrap, restarted, topic=topic)
+        again = await catch_up(kafka_admin, restarted, topic=topic)
         assert again.accepted == [] and again.refused == []
         # Epoch 2 written again after 4: only a replay does that.
         await (await producer.send(topic, value=exported[0], key=b"snapshot"))
-        replayed = await catch_up(kafka_bootstrap, restarted, topic=topic)
+        replayed = await catch_up(kafka_admin, restarted, topic=topic)
         assert [reason for reason, _ in replayed.refused] == ["stale-registry"]
     finally:
         await producer.stop()
