@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from broker.kafka.local import MAIN_CLASS, free_port
+from broker.kafka.local import MAIN_CLASS, free_ports
 
 
 def _jcu(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -52,18 +52,8 @@ def _listening_pid(port: int) -> int | None:
 def test_up_status_down_lifecycle(tmp_path: Path) -> None:
     env = {**os.environ, "JCU_HOME": str(tmp_path / "home")}
     data = tmp_path / "data"
-    port = free_port()
-    up = _jcu(
-        "kafka",
-        "up",
-        "--port",
-        str(port),
-        "--controller-port",
-        str(free_port()),
-        "--data-dir",
-        str(data),
-        env=env,
-    )
+    port = free_ports(3)
+    up = _jcu("kafka", "up", "--port", str(port), "--data-dir", str(data), env=env)
     try:
         assert up.returncode == 0, up.stderr
         assert up.stdout.strip() == f"127.0.0.1:{port}"
@@ -80,7 +70,7 @@ def test_up_status_down_lifecycle(tmp_path: Path) -> None:
 
         again = _jcu("kafka", "up", "--port", str(port), "--data-dir", str(data), env=env)
         assert again.returncode == 0 and _listening_pid(port) == pid, "up must be idempotent"
-        assert (data / "server.log").stat().st_size > 0
+        assert (data / "node-1" / "server.log").stat().st_size > 0
     finally:
         down = _jcu("kafka", "down", "--data-dir", str(data), env=env)
     assert down.returncode == 0 and "stopped" in down.stdout
@@ -93,9 +83,9 @@ def test_failed_start_shows_the_log_and_exits_nonzero(tmp_path: Path) -> None:
     """A broker that cannot start (storage formatted for another cluster layout) fails loudly."""
     env = {**os.environ, "JCU_HOME": str(tmp_path / "home")}
     data = tmp_path / "data"
-    (data / "logs").mkdir(parents=True)
+    (data / "node-1" / "logs").mkdir(parents=True)
     # A meta.properties with a node id that does not match the config: Kafka refuses to start.
-    (data / "logs" / "meta.properties").write_text(
+    (data / "node-1" / "logs" / "meta.properties").write_text(
         "version=1\ncluster.id=AAAAAAAAAAAAAAAAAAAAAA\nnode.id=7\n"
         "directory.id=BBBBBBBBBBBBBBBBBBBBBB\n"
     )
@@ -103,9 +93,7 @@ def test_failed_start_shows_the_log_and_exits_nonzero(tmp_path: Path) -> None:
         "kafka",
         "up",
         "--port",
-        str(free_port()),
-        "--controller-port",
-        str(free_port()),
+        str(free_ports(3)),
         "--data-dir",
         str(data),
         "--timeout",
@@ -133,10 +121,7 @@ def test_cluster_ids_that_start_with_a_dash_still_format(tmp_path: Path) -> None
     from broker.kafka import local as local_mod
 
     kafka = local_mod.LocalKafka(
-        tmp_path / "data",
-        port=free_port(),
-        controller_port=free_port(),
-        cache_dir=config.load().kafka_cache,
+        tmp_path / "data", port=free_ports(3), cache_dir=config.load({}).kafka_cache
     )
     with mock.patch.object(local_mod, "_cluster_id", return_value="-AEBAQEBAQEBAQEBAQEBAQ"):
         asyncio.run(kafka.start(timeout=90))
