@@ -1,18 +1,25 @@
-"""The writer's own memory of what it sent: (index, leaf hash) of records not yet checkpointed.
+"""The writer's own memory of what it sent: each leaf not yet under a checkpoint, whole.
 
 Every enforcement point may write to `jcu.audit.decisions`, and Kafka cannot
 restrict writes by key, so a restart must not adopt whatever continues its
-chain on the topic: it adopts only records it finds here. Lines are written
-(not fsync'd) before the records are handed to Kafka, so they survive a crash
-of the process; after a power loss a missing line makes the restart refuse to
-adopt and ask for `jcu audit verify` rather than sign over an unknown record.
+chain on the topic; and an enforcement point may not read the topic at all
+(only auditors do). So the journal keeps each leaf's index, hash and bytes,
+written (not fsync'd) before the leaf is handed to Kafka: they survive a crash
+of the process, and the restart re-sends them. After a power loss a torn last
+line is a leaf never sent. A line of the older form (index and hash only) is
+still read; such a journal is reconciled by reading the topic back.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 from collections.abc import Iterable
 from pathlib import Path
+
+#: index -> (leaf hash, leaf bytes or None for a line of the older form)
+Entries = dict[int, tuple[bytes, bytes | None]]
 
 
 class Journal:
@@ -20,33 +27,54 @@ class Journal:
         self.path = path
         # What the file holds, kept in memory once read: a checkpoint then rewrites the
         # short tail instead of reading the whole file back.
-        self._entries: dict[int, bytes] | None = None
+        self._entries: Entries | None = None
 
     def read(self) -> dict[int, bytes]:
+        """index -> leaf hash of every leaf the journal holds."""
         self._entries = self._load()
-        return dict(self._entries)
+        return {i: leaf for i, (leaf, _) in self._entries.items()}
 
-    def _load(self) -> dict[int, bytes]:
+    def tail(self, first: int) -> list[tuple[int, bytes, bytes | None]]:
+        """(index, leaf hash, leaf bytes) of the leaves first, first+1, ... it holds, in order."""
+        self._entries = self._load()
+        out = []
+        index = first
+        while index in self._entries:
+            leaf, data = self._entries[index]
+            out.append((index, leaf, data))
+            index += 1
+        return out
+
+    def _load(self) -> Entries:
         try:
             text = self.path.read_text(encoding="ascii")
         except FileNotFoundError:
             return {}
-        out: dict[int, bytes] = {}
+        out: Entries = {}
         for line in text.splitlines():
             parts = line.split()
-            if len(parts) == 2 and parts[0].isdigit():
-                try:
-                    out[int(parts[0])] = bytes.fromhex(parts[1])
-                except ValueError:
-                    continue  # a torn last line
+            if len(parts) not in (2, 3) or not parts[0].isdigit():
+                continue
+            try:
+                leaf = bytes.fromhex(parts[1])
+                data = base64.b64decode(parts[2], validate=True) if len(parts) == 3 else None
+            except (ValueError, binascii.Error):
+                continue  # a torn last line
+            out[int(parts[0])] = (leaf, data)
         return out
 
-    def add(self, entries: Iterable[tuple[int, bytes]]) -> None:
+    @staticmethod
+    def _line(index: int, leaf: bytes, data: bytes | None) -> str:
+        if data is None:
+            return f"{index} {leaf.hex()}\n"
+        return f"{index} {leaf.hex()} {base64.b64encode(data).decode('ascii')}\n"
+
+    def add(self, entries: Iterable[tuple[int, bytes, bytes]]) -> None:
         if self._entries is None:
             self._entries = self._load()
         new = list(entries)
-        self._entries.update(new)
-        lines = "".join(f"{i} {leaf.hex()}\n" for i, leaf in new)
+        self._entries.update((i, (leaf, data)) for i, leaf, data in new)
+        lines = "".join(self._line(i, leaf, data) for i, leaf, data in new)
         if not lines:
             return
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
@@ -58,9 +86,9 @@ class Journal:
     def keep_from(self, index: int) -> None:
         """Forget what a checkpoint now covers (indices below `index`)."""
         known = self._entries if self._entries is not None else self._load()
-        kept = {i: leaf for i, leaf in known.items() if i >= index}
+        kept = {i: entry for i, entry in known.items() if i >= index}
         self._entries = kept
         tmp = self.path.with_suffix(".tmp")
-        tmp.write_text("".join(f"{i} {leaf.hex()}\n" for i, leaf in sorted(kept.items())))
+        tmp.write_text("".join(self._line(i, *kept[i]) for i in sorted(kept)))
         os.chmod(tmp, 0o600)
         os.replace(tmp, self.path)

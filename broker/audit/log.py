@@ -7,14 +7,18 @@ restart that found unsealed records, and on `stop()`, the enforcement point
 signs a checkpoint (origin, size, root) and writes it to `jcu.audit.checkpoints`.
 
 Crash safety. Local state (tree size, frontier, last checkpoint, the Kafka
-offset where the tree stood) is saved atomically after each checkpoint. The
-topic is the truth: on `start()` the log reads its own records back from
-that offset, re-chains them onto the saved tree (index and link must follow
-on) and signs a checkpoint over them. So records written after the last
-checkpoint are neither lost nor duplicated: they stay in the topic unsealed
-until the restarted enforcement point seals them. A record whose write was
-never acknowledged made its `append` fail (or never return), so its decision
-was never acted on; if Kafka did store it, the read-back adopts it.
+offset where the tree stood) is saved atomically after each checkpoint, and
+every leaf is written to a journal, whole, before it is handed to Kafka. An
+enforcement point may write the audit topics but not read them (only
+auditors do: docs/deployment.md), so on `start()` it re-sends, byte for byte,
+the journal's leaves after its last checkpoint and signs a checkpoint over
+them. A leaf Kafka had kept before the crash is then on the topic twice,
+identical in every byte; readers keep one (`_topic.read_topic`). So records
+written after the last checkpoint are neither lost nor counted twice. A
+record whose write was never acknowledged made its `append` fail (or never
+return), so its decision was never acted on; it is sealed all the same.
+Without local state, a principal that may read the topic rebuilds the tree
+from it (an operator's recovery); one that may not starts a new tree.
 """
 
 from __future__ import annotations
@@ -42,8 +46,9 @@ from broker.audit.record import (
     LeafEntry,
     new_decision_ids,
 )
-from broker.errors import AuditError, JcuError
-from broker.kafka.clients import reliable_producer
+from broker.errors import AuditError, JcuError, KafkaForbidden, KafkaUnavailable
+from broker.kafka.clients import reliable_producer, start_client
+from broker.kafka.connection import KafkaConnection
 from broker.kafka.topics import AUDIT_CHECKPOINTS, AUDIT_DECISIONS
 from broker.lifecycle import Service
 from broker.logs import get_logger
@@ -100,8 +105,7 @@ class _Snapshot:
 class AuditLog(Service):
     """Append decisions, sign checkpoints. Use `async with AuditLog(...) as log:`.
 
-    `kafka` is a bootstrap string (the log then owns an idempotent, acks=all
-    producer) or a started AIOKafkaProducer configured that way by the caller.
+    `kafka` is the connection its own idempotent, acks=all producer uses.
     Only one AuditLog per enforcement point may run at a time (a lock file in
     `state_dir` enforces it on one host).
     """
@@ -110,7 +114,7 @@ class AuditLog(Service):
         self,
         enforcement_point: str,
         signer: ed25519.Ed25519PrivateKey,
-        kafka: str | Any,
+        kafka: KafkaConnection,
         state_dir: Path,
         *,
         checkpoint_every: int = 1000,
@@ -137,7 +141,6 @@ class AuditLog(Service):
         self._checkpoints = checkpoints_topic
 
         self._producer: Any = None
-        self._owns_producer = isinstance(kafka, str)
         self._tree = MerkleTree()
         self._last_leaf = b""
         self._partition = 0
@@ -368,7 +371,7 @@ class AuditLog(Service):
         """
         out: list[_Sent] = []
         size = self._tree.size
-        self._journal.add((size + i, leaf) for i, (_, _, leaf) in enumerate(encoded))
+        self._journal.add((size + i, leaf, data) for i, (_, data, leaf) in enumerate(encoded))
         i = 0
         while i < len(encoded):
             batch = self._producer.create_batch()
@@ -501,30 +504,16 @@ class AuditLog(Service):
 
     # -- Kafka and state -----------------------------------------------------
 
-    @property
-    def _bootstrap(self) -> str:
-        if isinstance(self._kafka, str):
-            return self._kafka
-        servers = self._producer.client._bootstrap_servers
-        return servers if isinstance(servers, str) else ",".join(servers)
-
     async def _start_producer(self) -> None:
-        if not self._owns_producer:
-            self._producer = self._kafka
-            return
-        from aiokafka.errors import KafkaError
-
         self._producer = reliable_producer(self._kafka, linger_ms=2)
         try:
-            await self._producer.start()
-        except KafkaError as exc:
-            with contextlib.suppress(Exception):
-                await self._producer.stop()
+            await start_client(self._producer, self._kafka)
+        except KafkaUnavailable as exc:
             self._producer = None
-            raise AuditError(f"cannot reach Kafka at {self._kafka}: {exc}") from None
+            raise AuditError(str(exc)) from None
 
     async def _stop_producer(self) -> None:
-        if self._owns_producer and self._producer is not None:
+        if self._producer is not None:
             with contextlib.suppress(Exception):
                 await self._producer.stop()
             self._producer = None
@@ -542,29 +531,94 @@ class AuditLog(Service):
         state = load_state(self._state_path)
         if state is not None and state.enforcement_point != self.enforcement_point:
             raise AuditError(f"audit state {self._state_path} belongs to {state.enforcement_point}")
-        if state is not None:
-            self._tree = MerkleTree.restore(state.tree_size, state.frontier)
-            self._last_leaf = state.last_leaf_hash
-            self._partition = state.partition
-            self._next_offset = state.next_offset
-            self._checkpoint = state.checkpoint
-            self._snapshot_mark = state.tree_size
-        else:
-            self._partition = await self._partition_for_key()
+        if state is None:
+            await self._start_without_state()
+            return
+        self._tree = MerkleTree.restore(state.tree_size, state.frontier)
+        self._last_leaf = state.last_leaf_hash
+        self._partition = state.partition
+        self._next_offset = state.next_offset
+        self._checkpoint = state.checkpoint
+        self._snapshot_mark = state.tree_size
+        tail = self._journal.tail(state.tree_size)
+        if not tail:
+            return  # everything this enforcement point wrote is under its last checkpoint
+        if any(data is None for _, _, data in tail):
+            # A journal from before leaves were kept whole: read back, as it did then.
+            await self._read_back(adopt_only=self._journal.read())
+            return
+        await self._resend(tail)
+
+    async def _resend(self, tail: Sequence[tuple[int, bytes, bytes | None]]) -> None:
+        """Write again the leaves sent after the last checkpoint, byte for byte.
+
+        Whether Kafka kept them before the crash cannot be known without reading
+        the audit topic, which an enforcement point may not do (only auditors
+        read it). A copy Kafka already holds is identical to it in every byte,
+        and readers keep one of each (`_topic.read_topic`).
+        """
+        previous = self._last_leaf
+        encoded: list[tuple[tuple[str, ...], bytes, bytes]] = []
+        for index, leaf, data in tail:
+            assert data is not None
+            if leaf_hash(data) != leaf or index != self._tree.size + len(encoded):
+                raise AuditError(
+                    f"{self.enforcement_point}: the journal's leaf {index} does not match its "
+                    f"hash or position; run `jcu audit verify` before restarting"
+                )
+            rec = decode_leaf(self._store or default_store(), data)
+            if rec.previous_leaf_hash != previous:
+                raise AuditError(
+                    f"{self.enforcement_point}: the journal's leaf {index} does not link to the "
+                    "tree; run `jcu audit verify` before restarting"
+                )
+            previous = leaf
+            encoded.append(((), data, leaf))
+        await self._confirm([future for *_, future in await self._send(encoded)])
+        _log.info(
+            "audit records re-sent after a restart",
+            enforcement_point=self.enforcement_point,
+            records=len(encoded),
+            tree_size=self._tree.size,
+        )
+
+    async def _start_without_state(self) -> None:
+        """No local state: a new enforcement point, or lost state. Rebuild from the topic when
+        this principal may read it (an operator's recovery); else start a new tree."""
+        self._partition = await self._partition_for_key()
+        first = self._journal.tail(0)
+        if first and all(data is not None for _, _, data in first):
+            await self._resend(first)  # killed before its first checkpoint: the tree is these
+            return
+        try:
+            await self._read_back(adopt_only=None)
+        except KafkaForbidden:
+            if self._journal.path.exists():
+                # It wrote before: a new tree would fork its log. Only a reader can rebuild it.
+                raise AuditError(
+                    f"{self.enforcement_point}: the audit state {self._state_path} is missing; "
+                    "restore it, or start this enforcement point once with Kafka credentials "
+                    "that may read the audit topics (an auditor's or the platform admin's) to "
+                    "rebuild it from the topic"
+                ) from None
+            _log.info(
+                "new audit tree (no local state; the audit topic is for auditors to read)",
+                enforcement_point=self.enforcement_point,
+            )
+
+    async def _read_back(self, adopt_only: dict[int, bytes] | None) -> None:
+        """Adopt this enforcement point's records from the topic after the saved offset:
+        with its journal (`adopt_only`), only those it wrote; without (lost state), all."""
         assert self._store is not None
         found = await read_topic(
-            self._bootstrap,
+            self._kafka,
             self._decisions,
             partition=self._partition,
             start_offset=self._next_offset,
             key=self.enforcement_point,
         )
         adopted = 0
-        # With its state, the log adopts only what its journal says it wrote. Without it
-        # (state lost: an operator's recovery), it rebuilds from the topic as it finds it,
-        # and says so; `jcu audit verify` is the check for that case.
-        ours = self._journal.read() if state is not None else None
-        if state is None and found:
+        if adopt_only is None and found:
             _log.warning(
                 "audit state lost: rebuilding the tree from the topic",
                 enforcement_point=self.enforcement_point,
@@ -585,7 +639,7 @@ class AuditLog(Service):
                     f"{self.enforcement_point}: record at offset {raw.offset} (index {rec.index}) "
                     f"does not continue the tree at size {self._tree.size}; run `jcu audit verify`"
                 )
-            if ours is not None and ours.get(rec.index) != rec.leaf_hash:
+            if adopt_only is not None and adopt_only.get(rec.index) != rec.leaf_hash:
                 raise AuditError(
                     f"{self.enforcement_point}: record at offset {raw.offset} (index {rec.index}) "
                     "continues the tree but was not written by this enforcement point; "

@@ -22,6 +22,8 @@ from broker.audit.checkpoint import Checkpoint
 from broker.cli.audit import parse_since
 from broker.clock import utc_now
 from broker.errors import ConfigError
+from broker.kafka.clients import reliable_producer
+from broker.kafka.connection import KafkaConnection
 from broker.kafka.topics import TopicSpec, ensure_topics
 from broker.schemas import SchemaStore
 from tests.broker._pki import Pki, make_pki
@@ -32,7 +34,7 @@ REPO = Path(__file__).resolve().parents[3]
 
 @dataclass
 class Logged:
-    bootstrap: str
+    kafka: KafkaConnection
     topics: tuple[str, str]
     denied_id: str
     store: SchemaStore
@@ -43,7 +45,7 @@ class Logged:
     def args(self) -> list[str]:
         return [
             "--bootstrap",
-            self.bootstrap,
+            self.kafka.bootstrap,
             "--decisions-topic",
             self.topics[0],
             "--checkpoints-topic",
@@ -52,7 +54,12 @@ class Logged:
 
 
 @pytest.fixture
-def logged(kafka_bootstrap: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Logged:
+def logged(
+    as_kafka_admin: KafkaConnection, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Logged:
+    """A log on this test's own topics, which no organisation's ACLs name: written and read
+    here with the platform admin's rights (`jcu audit` as an auditor: tests/broker/kafka)."""
+    kafka = as_kafka_admin
     pki = make_pki(tmp_path / "pki", participants=["cert-eu", "enisa"])
     store = pki.store
     pki.trusted("enisa")  # the auditing node has the snapshot
@@ -64,11 +71,11 @@ def logged(kafka_bootstrap: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     topics = (f"test.cli.decisions.{suffix}", f"test.cli.checkpoints.{suffix}")
 
     async def write() -> tuple[str, bytes]:
-        await ensure_topics(kafka_bootstrap, [TopicSpec(t, partitions=1) for t in topics])
+        await ensure_topics(kafka, [TopicSpec(t, partitions=1) for t in topics])
         async with AuditLog(
             "cert-eu/publish",
             signer,
-            kafka_bootstrap,
+            kafka,
             jcu_home / "audit",
             checkpoint_every=4,
             store=store,
@@ -110,14 +117,12 @@ def logged(kafka_bootstrap: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
             return denied.decision_id, log.root()
 
     denied_id, root = asyncio.run(write())
-    return Logged(kafka_bootstrap, topics, denied_id, store, signer, root, pki)
+    return Logged(kafka, topics, denied_id, store, signer, root, pki)
 
 
 async def inject(logged: Logged, checkpoint: Checkpoint) -> None:
     """Write a checkpoint to the test's checkpoints topic, as an attacker with write access."""
-    from aiokafka import AIOKafkaProducer
-
-    producer = AIOKafkaProducer(bootstrap_servers=logged.bootstrap)
+    producer = reliable_producer(logged.kafka)
     await producer.start()
     try:
         await producer.send_and_wait(

@@ -26,7 +26,9 @@ from broker.audit import (
 )
 from broker.audit._state import load_state, state_path
 from broker.audit._topic import read_topic
-from broker.errors import AuditError, MalformedRecord
+from broker.errors import AuditError, KafkaForbidden, MalformedRecord
+from broker.kafka.clients import reliable_producer
+from broker.kafka.connection import KafkaConnection, read_client_file
 from broker.kafka.topics import TopicSpec, ensure_topics
 from broker.policy import Decision
 from broker.schemas import SchemaStore
@@ -48,11 +50,11 @@ def key() -> ed25519.Ed25519PrivateKey:
 
 
 @pytest.fixture
-async def topics(kafka_bootstrap: str) -> tuple[str, str]:
+async def topics(kafka_admin: KafkaConnection) -> tuple[str, str]:
     """Fresh one-partition audit topics for one test (the contract names are shared state)."""
     suffix = uuid.uuid4().hex[:8]
     names = (f"test.audit.decisions.{suffix}", f"test.audit.checkpoints.{suffix}")
-    await ensure_topics(kafka_bootstrap, [TopicSpec(n, partitions=1) for n in names])
+    await ensure_topics(kafka_admin, [TopicSpec(n, partitions=1) for n in names])
     return names
 
 
@@ -70,7 +72,7 @@ def record(i: int) -> AuditRecord:
 
 
 def open_log(
-    bootstrap: str,
+    kafka: KafkaConnection,
     key: ed25519.Ed25519PrivateKey,
     state: Path,
     topics: tuple[str, str],
@@ -80,7 +82,7 @@ def open_log(
     return AuditLog(
         EP,
         key,
-        bootstrap,
+        kafka,
         state,
         checkpoint_every=every,
         checkpoint_interval=60,
@@ -91,18 +93,21 @@ def open_log(
 
 
 async def verify_topics(
-    bootstrap: str, topics: tuple[str, str], store: SchemaStore, key: ed25519.Ed25519PrivateKey
+    kafka: KafkaConnection,
+    topics: tuple[str, str],
+    store: SchemaStore,
+    key: ed25519.Ed25519PrivateKey,
 ) -> VerificationReport:
-    decisions = await read_topic(bootstrap, topics[0])
-    checkpoints = await read_topic(bootstrap, topics[1])
+    decisions = await read_topic(kafka, topics[0])
+    checkpoints = await read_topic(kafka, topics[1])
     return verify(store, decisions, checkpoints, lambda ep: [key.public_key()])
 
 
-async def test_appended_decisions_verify_and_prove(kafka_bootstrap, topics, store, key, tmp_path):
-    async with open_log(kafka_bootstrap, key, tmp_path, topics, store) as log:
+async def test_appended_decisions_verify_and_prove(kafka_admin, topics, store, key, tmp_path):
+    async with open_log(kafka_admin, key, tmp_path, topics, store) as log:
         entries = await asyncio.gather(*(log.append(record(i)) for i in range(35)))
     assert sorted(e.index for e in entries) == list(range(35))
-    report = await verify_topics(kafka_bootstrap, topics, store, key)
+    report = await verify_topics(kafka_admin, topics, store, key)
     (ep,) = report.reports
     assert ep.ok, ep.failure
     # every 10 records, plus the final one on stop
@@ -114,7 +119,7 @@ async def test_appended_decisions_verify_and_prove(kafka_bootstrap, topics, stor
     assert state is not None and state.tree_size == 35 and state.checkpoint is not None
 
 
-async def test_a_messages_decisions_share_one_leaf(kafka_bootstrap, topics, store, key, tmp_path):
+async def test_a_messages_decisions_share_one_leaf(kafka_admin, topics, store, key, tmp_path):
     """Decisions about one message go in one leaf, whether as records or as a DecisionSet;
     each stays provable and queryable on its own."""
     decisions = [
@@ -127,7 +132,7 @@ async def test_a_messages_decisions_share_one_leaf(kafka_bootstrap, topics, stor
         )
         for n in range(14)
     ]
-    async with open_log(kafka_bootstrap, key, tmp_path, topics, store) as log:
+    async with open_log(kafka_admin, key, tmp_path, topics, store) as log:
         as_records = await log.append_many(
             [
                 dataclasses.replace(
@@ -151,7 +156,7 @@ async def test_a_messages_decisions_share_one_leaf(kafka_bootstrap, topics, stor
         )
     assert {e.index for e in as_records} == {0}
     assert [s.index for s in sets] == [1, 2, 3] and all(len(s.decision_ids) == 14 for s in sets)
-    report = await verify_topics(kafka_bootstrap, topics, store, key)
+    report = await verify_topics(kafka_admin, topics, store, key)
     (ep,) = report.reports
     assert ep.ok and (ep.records, ep.decisions) == (4, 56)
     middle = sets[1].decision_ids[7]
@@ -161,24 +166,24 @@ async def test_a_messages_decisions_share_one_leaf(kafka_bootstrap, topics, stor
     assert proof.record.record.message_id == "msg-set-1"
 
 
-async def test_append_many_gives_consecutive_indices(kafka_bootstrap, topics, store, key, tmp_path):
-    async with open_log(kafka_bootstrap, key, tmp_path, topics, store) as log:
+async def test_append_many_gives_consecutive_indices(kafka_admin, topics, store, key, tmp_path):
+    async with open_log(kafka_admin, key, tmp_path, topics, store) as log:
         first = await log.append(record(0))
         batch = await log.append_many([record(i) for i in range(1, 24)])
         assert [e.index for e in batch] == list(range(1, 24)) and first.index == 0
-    report = await verify_topics(kafka_bootstrap, topics, store, key)
+    report = await verify_topics(kafka_admin, topics, store, key)
     assert report.ok
     assert [c.tree_size for c in report.logs[0].checkpoints] == [10, 20, 24]
     assert [r.record.message_id for r in report.logs[0].records] == [f"msg-{i}" for i in range(24)]
 
 
 async def test_checkpoint_after_the_interval_seals_a_quiet_log(
-    kafka_bootstrap, topics, store, key, tmp_path
+    kafka_admin, topics, store, key, tmp_path
 ):
     log = AuditLog(
         EP,
         key,
-        kafka_bootstrap,
+        kafka_admin,
         tmp_path,
         checkpoint_every=1000,
         checkpoint_interval=0.2,
@@ -197,10 +202,10 @@ async def test_checkpoint_after_the_interval_seals_a_quiet_log(
 
 
 async def test_a_record_that_does_not_encode_is_refused_alone(
-    kafka_bootstrap, topics, store, key, tmp_path
+    kafka_admin, topics, store, key, tmp_path
 ):
     bad = dataclasses.replace(record(1), labels={"tlp": "PURPLE"})
-    async with open_log(kafka_bootstrap, key, tmp_path, topics, store) as log:
+    async with open_log(kafka_admin, key, tmp_path, topics, store) as log:
         await log.append(record(0))
         results = await asyncio.gather(
             log.append(bad), log.append(record(2)), return_exceptions=True
@@ -210,46 +215,46 @@ async def test_a_record_that_does_not_encode_is_refused_alone(
         with pytest.raises(MalformedRecord):
             await log.append_many([record(3), bad])  # all or nothing
         assert (await log.append(record(4))).index == 2
-    report = await verify_topics(kafka_bootstrap, topics, store, key)
+    report = await verify_topics(kafka_admin, topics, store, key)
     assert report.ok
     assert [r.record.message_id for r in report.logs[0].records] == ["msg-0", "msg-2", "msg-4"]
 
 
-async def test_restart_continues_the_tree(kafka_bootstrap, topics, store, key, tmp_path):
-    async with open_log(kafka_bootstrap, key, tmp_path, topics, store) as log:
+async def test_restart_continues_the_tree(kafka_admin, topics, store, key, tmp_path):
+    async with open_log(kafka_admin, key, tmp_path, topics, store) as log:
         for i in range(15):
             await log.append(record(i))
-    async with open_log(kafka_bootstrap, key, tmp_path, topics, store) as log:
+    async with open_log(kafka_admin, key, tmp_path, topics, store) as log:
         assert log.size == 15
         entry = await log.append(record(15))
         assert entry.index == 15
-    report = await verify_topics(kafka_bootstrap, topics, store, key)
+    report = await verify_topics(kafka_admin, topics, store, key)
     assert report.ok and report.reports[0].records == 16
 
 
-async def test_lost_state_is_rebuilt_from_the_topic(kafka_bootstrap, topics, store, key, tmp_path):
-    async with open_log(kafka_bootstrap, key, tmp_path, topics, store) as log:
+async def test_lost_state_is_rebuilt_from_the_topic(kafka_admin, topics, store, key, tmp_path):
+    async with open_log(kafka_admin, key, tmp_path, topics, store) as log:
         for i in range(12):
             await log.append(record(i))
     state_path(tmp_path, EP).unlink()
-    async with open_log(kafka_bootstrap, key, tmp_path, topics, store) as log:
+    async with open_log(kafka_admin, key, tmp_path, topics, store) as log:
         assert log.size == 12
         await log.append(record(12))
-    report = await verify_topics(kafka_bootstrap, topics, store, key)
+    report = await verify_topics(kafka_admin, topics, store, key)
     assert report.ok and report.reports[0].records == 13
 
 
 async def test_a_second_writer_for_the_same_enforcement_point_is_refused(
-    kafka_bootstrap, topics, store, key, tmp_path
+    kafka_admin, topics, store, key, tmp_path
 ):
-    async with open_log(kafka_bootstrap, key, tmp_path, topics, store):
+    async with open_log(kafka_admin, key, tmp_path, topics, store):
         with pytest.raises(AuditError, match="another process"):
-            await open_log(kafka_bootstrap, key, tmp_path, topics, store).start()
+            await open_log(kafka_admin, key, tmp_path, topics, store).start()
 
 
-async def test_append_before_start_is_an_error(kafka_bootstrap, topics, store, key, tmp_path):
+async def test_append_before_start_is_an_error(kafka_admin, topics, store, key, tmp_path):
     with pytest.raises(AuditError, match="not started"):
-        await open_log(kafka_bootstrap, key, tmp_path, topics, store).append(record(0))
+        await open_log(kafka_admin, key, tmp_path, topics, store).append(record(0))
 
 
 _WRITER = textwrap.dedent(
@@ -259,15 +264,17 @@ _WRITER = textwrap.dedent(
     from cryptography.hazmat.primitives import serialization
     from broker import logs
     from broker.audit import AuditLog, AuditRecord
+    from broker.kafka.connection import read_client_file
     from broker.schemas import SchemaStore
 
     logs.configure("console", "WARNING")  # log lines to stderr; stdout carries the acks
 
-    bootstrap, key_file, state, decisions, checkpoints, schemas = sys.argv[1:7]
+    client_file, key_file, state, decisions, checkpoints, schemas = sys.argv[1:7]
     key = serialization.load_pem_private_key(Path(key_file).read_bytes(), None)
+    kafka = read_client_file(Path(client_file))
 
     async def main():
-        log = AuditLog("cert-eu/publish", key, bootstrap, Path(state), checkpoint_every=50,
+        log = AuditLog("cert-eu/publish", key, kafka, Path(state), checkpoint_every=50,
                        checkpoint_interval=60, store=SchemaStore.load(Path(schemas)),
                        decisions_topic=decisions, checkpoints_topic=checkpoints)
         await log.start()
@@ -286,9 +293,24 @@ _WRITER = textwrap.dedent(
 )
 
 
+async def writer_only(admin: KafkaConnection, topics: tuple[str, str], where: Path) -> Path:
+    """A principal of this test's own that may write the audit topics and not read them, as an
+    enforcement point's (docs/deployment.md); its client file."""
+    from broker.kafka._acl_admin import apply_plan
+    from broker.kafka.acl import AclPlan, AclRule
+
+    name = f"audit-writer-{uuid.uuid4().hex[:8]}"
+    rules = frozenset(AclRule(f"User:{name}", "topic", "literal", t, "WRITE") for t in topics)
+    plan = AclPlan(rules, frozenset({name}), frozenset(), principals=frozenset({f"User:{name}"}))
+    done = await apply_plan(admin, plan, credentials_dir=where)
+    return done.credential_files[name]
+
+
 async def test_enforcement_point_killed_mid_stream_loses_no_decision(
-    kafka_bootstrap, topics, store, key, tmp_path
+    kafka_admin, topics, store, key, tmp_path
 ):
+    """SIGKILL twice mid-stream, as a principal that may not read the audit topics back: every
+    acknowledged decision is in the log once, and the log verifies."""
     key_file = tmp_path / "test-signing-key.pem"
     key_file.write_bytes(
         key.private_bytes(
@@ -297,6 +319,8 @@ async def test_enforcement_point_killed_mid_stream_loses_no_decision(
             serialization.NoEncryption(),
         )
     )
+    client_file = await writer_only(kafka_admin, topics, tmp_path / "credentials")
+    writer = read_client_file(client_file)
     state = tmp_path / "state"
     acknowledged: list[str] = []
     for round_ in range(2):
@@ -305,7 +329,7 @@ async def test_enforcement_point_killed_mid_stream_loses_no_decision(
                 sys.executable,
                 "-c",
                 _WRITER,
-                kafka_bootstrap,
+                str(client_file),
                 str(key_file),
                 str(state),
                 *topics,
@@ -329,47 +353,75 @@ async def test_enforcement_point_killed_mid_stream_loses_no_decision(
         acknowledged += rest.decode().split()
         assert proc.returncode == -signal.SIGKILL
 
+    with pytest.raises(KafkaForbidden):
+        await read_topic(writer, topics[0])  # the wall the writer works behind
     # The killed writer left records after its last checkpoint; they are unsealed until restart.
-    before = (await verify_topics(kafka_bootstrap, topics, store, key)).reports[0]
+    before = (await verify_topics(kafka_admin, topics, store, key)).reports[0]
     assert before.ok, before.failure
     assert before.unsealed > 0
 
-    async with open_log(kafka_bootstrap, key, state, topics, store, every=50) as log:
-        assert log.size == before.records  # the tree equals the topic
+    async with open_log(writer, key, state, topics, store, every=50) as log:
+        # The tree: what the topic holds, and perhaps leaves sent that Kafka never took.
+        assert log.size >= before.records
         await log.append(record(999))
 
-    report = await verify_topics(kafka_bootstrap, topics, store, key)
+    report = await verify_topics(kafka_admin, topics, store, key)
     (ep,) = report.reports
     assert ep.ok, ep.failure
-    assert ep.unsealed == 0 and ep.records == before.records + 1
+    assert ep.unsealed == 0 and ep.records == log.size
     logged = {r.record.decision_id for r in report.logs[0].records}
     missing = set(acknowledged) - logged
     assert not missing, f"{len(missing)} acknowledged decisions are not in the log"
-    assert len(logged) == ep.records  # no decision logged twice
+    assert len(logged) == ep.records  # one decision a leaf here: none logged twice
     assert prove(report, acknowledged[-1]).verified
 
 
-async def test_a_restart_does_not_adopt_a_record_another_writer_chained_on(
-    kafka_bootstrap, topics, store, key, tmp_path
-):
-    """Anyone may write to the decisions topic; a record keyed with our enforcement point
-    that continues our chain must not be signed over by our next checkpoint."""
-    from aiokafka import AIOKafkaProducer
+async def test_a_resent_leaf_is_read_once(kafka_admin, topics, store, key, tmp_path):
+    """A restart re-sends the leaves after the last checkpoint byte for byte; a reader keeps
+    one of each, and the log verifies."""
+    log = open_log(kafka_admin, key, tmp_path, topics, store, every=1000)
+    await log.start()
+    for i in range(5):
+        await log.append(record(i))
+    # Crash: the process ends without a checkpoint (no stop()); the state stays at size 0.
+    await log._stop_producer()
+    log._lock_file.release()
+    async with open_log(kafka_admin, key, tmp_path, topics, store, every=1000) as again:
+        assert again.size == 5
+    raw = await read_topic(kafka_admin, topics[0])
+    assert len(raw) == 5  # each leaf once, though each was written twice
+    report = await verify_topics(kafka_admin, topics, store, key)
+    assert report.ok and report.reports[0].records == 5 and report.reports[0].unsealed == 0
 
+
+async def test_a_restart_signs_only_its_own_records_and_verify_names_a_forged_one(
+    kafka_admin, topics, store, key, tmp_path
+):
+    """Anyone who may write the decisions topic can key a record with our enforcement point
+    and continue our chain. A restart builds the tree from its own journal only, so its
+    checkpoints never cover that record, and verification names it as inserted."""
     from broker.audit._codec import encode_leaf
 
-    async with open_log(kafka_bootstrap, key, tmp_path, topics, store) as log:
+    async with open_log(kafka_admin, key, tmp_path, topics, store) as log:
         for i in range(3):
             await log.append(record(i))
         size, last = log.size, log._last_leaf
     forged = encode_leaf(store, EP, size, last, record(99))
-    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
+    producer = reliable_producer(kafka_admin)
     await producer.start()
     try:
         state = load_state(state_path(tmp_path, EP))
         assert state is not None
-        await producer.send_and_wait(topics[0], forged, key=EP.encode(), partition=state.partition)
+        sent = await producer.send_and_wait(
+            topics[0], forged, key=EP.encode(), partition=state.partition
+        )
     finally:
         await producer.stop()
-    with pytest.raises(AuditError, match="not written by this enforcement point"):
-        await open_log(kafka_bootstrap, key, tmp_path, topics, store).start()
+    async with open_log(kafka_admin, key, tmp_path, topics, store) as log:
+        assert log.size == size
+        for i in range(3, 5):
+            await log.append(record(i))
+    report = await verify_topics(kafka_admin, topics, store, key)
+    (ep,) = report.reports
+    assert ep.failure is not None and ep.failure.kind == "inserted"
+    assert ep.failure.offset == sent.offset
