@@ -1,9 +1,12 @@
-"""Shared fixtures. Integration tests get a REAL Kafka broker from `kafka_bootstrap`.
+"""Shared fixtures. Integration tests get a REAL, secured Kafka cluster from `kafka`.
 
-Choice, in order: `KAFKA_BOOTSTRAP` from the environment; a testcontainers
-Kafka (official apache/kafka image) where a Docker engine answers; otherwise
-the local broker from Maven Central jars on a free port with a temporary data
-directory, stopped at the end of the session. Kafka is never mocked.
+Choice, in order: `KAFKA_BOOTSTRAP` from the environment, with the platform
+admin's client settings in the environment too (`JCU_KAFKA_CONFIG` or
+`JCU_KAFKA_*`: a super user of that cluster); otherwise the local broker from
+Maven Central jars on free ports with a temporary data directory, secured as
+`jcu kafka up` secures it (SASL_SSL, SCRAM-SHA-512, StandardAuthorizer,
+nothing allowed without an ACL), stopped at the end of the session. Kafka is
+never mocked, and no test talks to it unauthenticated.
 """
 
 from __future__ import annotations
@@ -11,51 +14,72 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from broker import config
-from broker.kafka.local import LocalKafka, free_port
+from broker.files import write_private
+from broker.kafka.connection import (
+    CONFIG_ENV,
+    KafkaConnection,
+    client_file_text,
+    load_connection,
+)
+from broker.kafka.local import LocalKafka, free_ports
 from tests.world import World, make_world
 
-KAFKA_IMAGE = "apache/kafka:4.1.1"
 
+@dataclass(frozen=True)
+class TestKafka:
+    """The session's cluster: its address, its platform admin, and the runner if it is ours."""
 
-def _docker_answers() -> bool:
-    try:
-        import docker
-
-        client = docker.from_env(timeout=3)
-        client.ping()
-        return True
-    except Exception:
-        return False
+    bootstrap: str
+    admin: KafkaConnection
+    #: the admin's client file, for `jcu` processes run as the admin (JCU_KAFKA_CONFIG)
+    admin_file: Path
+    local: LocalKafka | None
 
 
 @pytest.fixture(scope="session")
-def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    env = os.environ.get("KAFKA_BOOTSTRAP")
-    if env:
-        yield env
-        return
-    if _docker_answers():
-        from testcontainers.kafka import KafkaContainer
-
-        with KafkaContainer(KAFKA_IMAGE).with_kraft() as container:
-            yield container.get_bootstrap_server()
+def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestKafka]:
+    if os.environ.get("KAFKA_BOOTSTRAP"):
+        admin = load_connection(Path(os.environ.get("JCU_HOME", ".")), os.environ)
+        admin_file = tmp_path_factory.mktemp("kafka-admin") / "admin.toml"
+        write_private(admin_file, client_file_text(admin).encode())
+        yield TestKafka(admin.bootstrap, admin, admin_file, None)
         return
     data_dir: Path = tmp_path_factory.mktemp("kafka")
-    port = free_port()
-    controller = free_port()
+    base = free_ports(4)  # client, controller, inter-broker, mTLS clients
     local = LocalKafka(
-        data_dir, port=port, controller_port=controller, cache_dir=config.load().kafka_cache
+        data_dir, port=base, mtls_port=base + 3, cache_dir=config.load({}).kafka_cache
     )
     asyncio.run(local.start(timeout=120))
     try:
-        yield local.bootstrap
+        yield TestKafka(local.bootstrap, local.connection(), local.admin_config, local)
     finally:
         local.stop()
+
+
+@pytest.fixture(scope="session")
+def kafka_admin(kafka: TestKafka) -> KafkaConnection:
+    """The platform admin's connection (a super user): topics, ACLs, SCRAM users."""
+    return kafka.admin
+
+
+@pytest.fixture
+def as_kafka_admin(kafka: TestKafka, monkeypatch: pytest.MonkeyPatch) -> KafkaConnection:
+    """In-process `jcu` verbs of this test connect as the platform admin."""
+    monkeypatch.setenv(CONFIG_ENV, str(kafka.admin_file))
+    return kafka.admin
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(kafka: TestKafka) -> str:
+    """The cluster's address (connecting takes a `KafkaConnection`: `kafka_admin`, or an
+    organisation's from `world.kafka(org)`)."""
+    return kafka.bootstrap
 
 
 @pytest.fixture
@@ -68,6 +92,7 @@ def jcu_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 @pytest.fixture(scope="session")
-def world(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    """An initialised JCU_HOME (keys, registry) and every contract topic on the real broker."""
-    yield from make_world(kafka_bootstrap, tmp_path_factory)
+def world(kafka: TestKafka, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    """The federation on the secured cluster: a home per organisation (its own keys and
+    Kafka principal), the authority's home, the ACLs from the registry, every contract topic."""
+    yield from make_world(kafka.admin, tmp_path_factory, cluster=kafka.local)

@@ -3,9 +3,12 @@
 Session-scoped (the `world` fixture in tests/conftest.py) because key
 generation is deliberately slow (scrypt) and the topic names are a contract
 shared by every test: tests keep apart by their own message ids and consumer
-groups, never by mocking. Every organisation has its own home and keys, as in
-a real deployment; a test acts as an organisation through `world.ctx(org)`
-(in-process) or `world.env(org)` (a `jcu` subprocess).
+groups, never by mocking. Every organisation has its own home, keys and Kafka
+principal (`User:<id>`, with the ACLs the registry implies), as in a real
+deployment; a test acts as an organisation through `world.ctx(org)`
+(in-process) or `world.env(org)` (a `jcu` subprocess), as the platform admin
+through `world.admin`, and as an auditor through `world.auditor` or
+`world.auditor_env(org)`.
 """
 
 from __future__ import annotations
@@ -27,6 +30,9 @@ import yaml
 from broker import config
 from broker.clock import to_millis, utc_now
 from broker.config import Settings
+from broker.kafka.acl import Roles
+from broker.kafka.connection import CLIENT_FILE, CONFIG_ENV, KafkaConnection, read_client_file
+from broker.kafka.local import LocalKafka
 from broker.pep.context import PepContext
 from broker.policy import PolicyEngine
 from broker.schemas import SchemaStore
@@ -44,7 +50,33 @@ PASSPHRASE = "test-only passphrase, not a secret"
 class World:
     bootstrap: str
     federation: Federation
+    #: the platform admin's connection (a super user: topics, ACLs, any read or write)
+    admin: KafkaConnection
+    #: where the roles' client files are (auditor, operator), from `jcu acl apply`
+    credentials: Path
+    roles: Roles = field(default_factory=Roles)
+    #: the local cluster's runner, when the session started it
+    cluster: LocalKafka | None = None
     _contexts: dict[str, PepContext] = field(default_factory=dict)
+
+    def kafka(self, org: str) -> KafkaConnection:
+        """`org`'s own Kafka connection (or the authority's): its home's client file."""
+        return self.settings(org).kafka
+
+    @property
+    def auditor(self) -> KafkaConnection:
+        """An auditor's connection: the only principal that reads the audit topics."""
+        return read_client_file(self.credentials / f"{self.roles.auditors[0]}.toml")
+
+    @property
+    def operator(self) -> KafkaConnection:
+        return read_client_file(self.credentials / f"{self.roles.operators[0]}.toml")
+
+    def auditor_env(self, org: str = "enisa") -> dict[str, str]:
+        """A `jcu` process of an auditor: `org`'s home (its accepted registry, for the keys),
+        the auditor's Kafka principal."""
+        auditor = self.credentials / f"{self.roles.auditors[0]}.toml"
+        return {**self.env(org), CONFIG_ENV: str(auditor)}
 
     def env(self, org: str) -> dict[str, str]:
         """The environment of a `jcu` process run by `org` (or "authority")."""
@@ -119,14 +151,65 @@ class World:
     def orgs(self) -> tuple[str, ...]:
         return tuple(sorted(self.federation.homes))
 
-    def group(self, name: str) -> str:
-        return f"jcu.test.{name}.{uuid.uuid4().hex[:8]}"
+    async def nodes_on(
+        self,
+        admin: KafkaConnection,
+        orgs: Sequence[str],
+        where: Path,
+        *,
+        partitions: int = 2,
+        replication: int = 1,
+    ) -> dict[str, PepContext]:
+        """Copies of `orgs`' nodes on another cluster (`admin` administers it): its topics
+        made, the same walls put up there, each copy with its own principal's client file
+        and a new audit log there. The roles' client files are in `where / "credentials"`."""
+        from broker.kafka._acl_admin import CA_COPY, apply_plan
+        from broker.kafka.acl import Member, plan_acls
+        from broker.kafka.topics import contract_topics, ensure_topics
+
+        await ensure_topics(admin, contract_topics(partitions=partitions, replication=replication))
+        registry = self.ctx(orgs[0]).registry
+        members = [
+            Member(p.id, p.community, p.status, p.exercises)
+            for p in registry.participants.values()
+        ]
+        credentials = where / "credentials"
+        # New passwords for these copies and the auditors, so that their files are written
+        # here even when the cluster already knows them (an earlier test's copies).
+        await apply_plan(
+            admin,
+            plan_acls(members, self.roles),
+            credentials_dir=credentials,
+            rotate=[*orgs, *self.roles.auditors],
+        )
+        nodes = {}
+        for org in orgs:
+            home = where / org
+            # Everything but its audit state: on another cluster its audit log starts anew.
+            shutil.copytree(self.home(org), home, ignore=shutil.ignore_patterns("audit"))
+            shutil.copyfile(credentials / f"{org}.toml", home / CLIENT_FILE)
+            shutil.copyfile(credentials / CA_COPY, home / CA_COPY)
+            env = {**self.env(org), "JCU_HOME": str(home), "KAFKA_BOOTSTRAP": admin.bootstrap}
+            nodes[org] = PepContext.load(config.load(env), env)
+        return nodes
+
+    def group(self, org: str, purpose: str = "test") -> str:
+        """A fresh consumer group of `org`'s: prefixed with its id, as its ACLs require."""
+        return f"{org}.{purpose}.{uuid.uuid4().hex[:8]}"
 
 
-def make_world(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+def make_world(
+    admin: KafkaConnection,
+    tmp_path_factory: pytest.TempPathFactory,
+    *,
+    cluster: LocalKafka | None = None,
+) -> Iterator[World]:
     """A federation in a fresh directory: every organisation of the sample registry a node,
-    their requests approved, the snapshot on jcu.registry, the contract's topics made."""
+    their requests approved, the contract's topics made, the walls the registry implies put
+    up (a principal and ACLs per organisation, the roles' principals), the snapshot published
+    on jcu.registry by the authority's principal."""
     from broker.kafka.topics import contract_topics, ensure_topics
+    from broker.trust.federation import put_up_walls
     from broker.trust.topic import publish_snapshot
 
     root: Path = tmp_path_factory.mktemp("world")
@@ -141,6 +224,11 @@ def make_world(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -
         passphrase=PASSPHRASE,
         clock=lambda: set_up,
     )
-    asyncio.run(ensure_topics(kafka_bootstrap, contract_topics(partitions=2)))
-    asyncio.run(publish_snapshot(kafka_bootstrap, federation.snapshot.read_bytes()))
-    yield World(kafka_bootstrap, federation)
+    asyncio.run(ensure_topics(admin, contract_topics(partitions=2)))
+    roles = Roles()
+    credentials = asyncio.run(
+        put_up_walls(federation, admin, schemas=settings.schemas, roles=roles)
+    )
+    world = World(admin.bootstrap, federation, admin, credentials, roles, cluster)
+    asyncio.run(publish_snapshot(world.kafka("authority"), federation.snapshot.read_bytes()))
+    yield world

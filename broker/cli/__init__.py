@@ -18,6 +18,7 @@ from broker.errors import JcuError
 
 # verb name -> "module:attribute" of a click command or group
 _VERBS: dict[str, str] = {
+    "acl": "broker.cli.acl:acl",
     "audit": "broker.cli.audit:audit",
     "demo": "broker.cli.demo:demo",
     "kafka": "broker.cli.kafka:kafka",

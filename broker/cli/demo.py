@@ -52,7 +52,8 @@ from broker.cli._output import console, table
 from broker.cli._workflows import node_workflows
 from broker.envelope import Labels
 from broker.errors import ConfigError
-from broker.kafka.local import LocalKafka, free_port
+from broker.kafka.connection import KafkaConnection
+from broker.kafka.local import LocalKafka, free_ports
 from broker.pep import Publisher, PublishResult, Subscriber
 from broker.pep.context import PepContext
 from broker.trust.federation import Federation
@@ -166,6 +167,12 @@ def _case_document() -> dict[str, Any]:
     }
 
 
+def _own_env() -> dict[str, str]:
+    """This process's environment without another home's Kafka identity: each node connects
+    with the client file in its own home."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("JCU_KAFKA_")}
+
+
 class Scenario:
     def __init__(
         self, federation: Federation, fixtures: Path, out: Path, progress: Progress
@@ -183,7 +190,7 @@ class Scenario:
         """`org`'s own node: its home, its keys, the registry it accepted."""
         ctx = self._nodes.get(org)
         if ctx is None:
-            env = {**os.environ, **self.federation.env(org)}
+            env = {**_own_env(), **self.federation.env(org)}
             ctx = self._nodes[org] = PepContext.load(config.load(env), env)
         return ctx
 
@@ -268,7 +275,7 @@ class Scenario:
 
         node = self.node("eu-cyclone")
         data = sign_declaration(node.envelope, "eu-cyclone", INCIDENT, ("FR", "DE"), True)
-        await publish_declaration(node.settings.bootstrap, INCIDENT, data)
+        await publish_declaration(node.settings.kafka, INCIDENT, data)
 
     async def subscribe(self, org: str, fmt: str) -> int:
         from connectors.isac.factory import make_sink
@@ -287,7 +294,7 @@ class Scenario:
         sink = MailboxSink(self.out / org / "siena-mailbox")
         node = self.node(org)
         with node_workflows(node, org) as workflows:
-            sub = Subscriber(org, node, sink, group_id=f"jcu.siena.{org}", workflows=workflows)
+            sub = Subscriber(org, node, sink, group_id=f"{org}.siena", workflows=workflows)
             async with sub:
                 stats = await sub.run(until_idle=True)
         return stats.delivered
@@ -406,15 +413,17 @@ async def _receipts(scenario: Scenario, senders: set[str]) -> list[list[Any]]:
     return rows
 
 
-async def _verify(ctx: PepContext) -> Any:
+async def _verify(ctx: PepContext, auditor: KafkaConnection) -> Any:
+    """`jcu audit verify` as an auditor would run it: the keys from `ctx`'s registry, the
+    audit topics read with the auditor's own Kafka principal (no organisation may)."""
     from broker.audit import verify
     from broker.audit._topic import read_topic
     from broker.cli.audit import keyring_resolvers
     from broker.kafka.topics import AUDIT_CHECKPOINTS, AUDIT_DECISIONS
 
     keys, valid = keyring_resolvers(ctx.settings, ctx.envelope.store)
-    decisions = await read_topic(ctx.settings.bootstrap, AUDIT_DECISIONS)
-    checkpoints = await read_topic(ctx.settings.bootstrap, AUDIT_CHECKPOINTS)
+    decisions = await read_topic(auditor, AUDIT_DECISIONS)
+    checkpoints = await read_topic(auditor, AUDIT_CHECKPOINTS)
     return verify(ctx.envelope.store, decisions, checkpoints, keys, valid)
 
 
@@ -522,8 +531,10 @@ async def _serve_console(scenario: Scenario, out: Console, port: int) -> None:
 async def _main(
     out_dir: Path, fixtures: Path, home: Path, keep: bool, serve: int | None = None
 ) -> bool:
+    from broker.kafka.acl import Roles
+    from broker.kafka.connection import read_client_file
     from broker.kafka.topics import contract_topics, ensure_topics
-    from broker.trust.federation import build_federation
+    from broker.trust.federation import build_federation, put_up_walls
     from broker.trust.topic import publish_snapshot
 
     t0 = time.monotonic()
@@ -531,9 +542,9 @@ async def _main(
     settings = config.load()
     local = LocalKafka(
         home / "kafka",
-        port=free_port(),
-        controller_port=free_port(),
+        port=free_ports(3),  # client, controller and inter-broker listeners
         cache_dir=settings.kafka_cache,
+        secure=True,
     )
     orgs = sorted(load_registry(settings.policies / "participants.yaml").participants)
     # Throw-away homes for a throw-away run: each passphrase is random and never shown.
@@ -548,8 +559,10 @@ async def _main(
         t = progress.add_task("starting Kafka (fetched once from Maven Central)", total=None)
         await local.start()
         os.environ["KAFKA_BOOTSTRAP"] = local.bootstrap
+        admin = local.connection()
+        roles = Roles()
         try:
-            await ensure_topics(local.bootstrap, contract_topics())
+            await ensure_topics(admin, contract_topics())
             progress.update(
                 t,
                 description=f"federation: the registry authority and {len(orgs)} nodes, "
@@ -563,7 +576,16 @@ async def _main(
                 schemas=settings.schemas,
                 passphrase=words,
             )
-            await publish_snapshot(local.bootstrap, federation.snapshot.read_bytes())
+            progress.update(
+                t,
+                description="Kafka walls: a principal per organisation and per role, "
+                "ACLs from the registry (jcu acl apply)",
+            )
+            credentials = await put_up_walls(
+                federation, admin, schemas=settings.schemas, roles=roles
+            )
+            authority = config.load({**_own_env(), **federation.env("authority")}).kafka
+            await publish_snapshot(authority, federation.snapshot.read_bytes())
             progress.remove_task(t)
             scenario = Scenario(federation, fixtures, out_dir, progress)
             await scenario.run()
@@ -571,6 +593,8 @@ async def _main(
             receipts = await _receipts(scenario, {s.sender for s in scenario.steps})
             report = await _verify(scenario.node("enisa"))
             sitreps = await _sitreps(scenario, out_dir)
+    from broker.kafka.acl import Roles
+    from broker.kafka.connection import read_client_file
             progress.remove_task(t)
             if serve is not None:
                 _report_federation(out, federation)
@@ -600,16 +624,18 @@ async def _main(
 
 
 def _report_federation(out: Console, federation: Federation) -> None:
-    """Each trust domain and the private keys its home holds: its own, and no one else's."""
+    """Each trust domain, the private keys its home holds (its own, and no one else's) and
+    the Kafka principal it connects as (its own)."""
     rows = []
     for org, home in [("authority", federation.authority_home), *sorted(federation.homes.items())]:
         owners = sorted(p.name for p in (home / "keys").iterdir() if p.is_dir())
         keys = sorted((home / "keys").glob("*/*.pem"))
-        rows.append([org, ", ".join(owners), len(keys)])
+        principal = config.load({**_own_env(), **federation.env(org)}).kafka.principal
+        rows.append([org, ", ".join(owners), len(keys), principal or "-"])
     out.print(
         table(
             f"trust domains: one home each (registry snapshot {federation.snapshot.name})",
-            ["home of", "private keys of", "key files"],
+            ["home of", "private keys of", "key files", "Kafka principal"],
             rows,
         )
     )

@@ -11,6 +11,7 @@ release the GIL).
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -20,6 +21,9 @@ import yaml
 
 from broker.clock import Clock, utc_now
 from broker.errors import ConfigError
+from broker.files import write_private
+from broker.kafka.acl import Roles
+from broker.kafka.connection import CLIENT_FILE, KafkaConnection
 from broker.schemas import SchemaStore
 from broker.trust.authority import Authority
 from broker.trust.keystore import DEFAULT_SCRYPT_N, Keystore
@@ -123,3 +127,40 @@ def build_federation(
         snapshot=export.path,
         passphrases=words,
     )
+
+
+async def put_up_walls(
+    federation: Federation,
+    admin: KafkaConnection,
+    *,
+    schemas: Path,
+    roles: Roles | None = None,
+) -> Path:
+    """Give every trust domain its own Kafka principal on the cluster `admin` administers.
+
+    What a platform admin and the organisations do by hand (docs/deployment.md),
+    done here for the whole federation: the ACLs and SCRAM users the snapshot's
+    registry implies are applied, and each home gets its own client file
+    (`kafka.toml`, 0600, with the cluster's CA): every organisation's node
+    connects as `User:<id>`, the authority as the registry authority. The files
+    of the other roles (auditors, operators) stay in the returned directory.
+    """
+    from broker.kafka._acl_admin import CA_COPY, apply_plan
+    from broker.kafka.acl import Member, plan_acls
+
+    roles = roles or Roles()
+    any_node = next(iter(federation.homes.values()))
+    trusted = TrustedRegistry.load(any_node / "registry", SchemaStore.load(schemas))
+    members = [
+        Member(p.id, p.community, p.status, p.exercises)
+        for p in trusted.registry.participants.values()
+    ]
+    credentials = federation.root / "kafka-credentials"
+    done = await apply_plan(admin, plan_acls(members, roles), credentials_dir=credentials)
+    for org, home in [*federation.homes.items(), ("authority", federation.authority_home)]:
+        user = roles.authorities[0] if org == "authority" else org
+        source = done.credential_files.get(user, credentials / f"{user}.toml")
+        write_private(home / CLIENT_FILE, source.read_bytes())
+        if (credentials / CA_COPY).exists():
+            shutil.copyfile(credentials / CA_COPY, home / CA_COPY)
+    return credentials

@@ -11,10 +11,10 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaProducer
-
 from broker.audit import AuditLog
 from broker.clock import utc_now
+from broker.kafka.clients import reliable_producer
+from broker.kafka.connection import KafkaConnection
 from broker.kafka.scan import scan
 from broker.kafka.topics import DLQ, TopicSpec, ensure_topics
 from broker.pep import JsonlSink, Subscriber, SubscriberStats
@@ -23,10 +23,19 @@ from tests.world import World
 
 
 async def produce(
-    world: World, topic: str, value: bytes, key: str | None = None, **producer_options: Any
+    world: World,
+    topic: str,
+    value: bytes,
+    key: str | None = None,
+    *,
+    kafka: KafkaConnection | None = None,
+    **producer_options: Any,
 ) -> None:
-    """Write one raw record, bypassing the publisher (as a hostile member could)."""
-    producer = AIOKafkaProducer(bootstrap_servers=world.bootstrap, **producer_options)
+    """Write one raw record, bypassing the publisher (as a hostile member could; by default
+    with the platform admin's rights, so that any topic can be written)."""
+    options: dict[str, Any] = {"enable_idempotence": False, "acks": 1, "compression_type": None}
+    options.update(producer_options)
+    producer = reliable_producer(kafka or world.admin, **options)
     await producer.start()
     try:
         await producer.send_and_wait(topic, value, key=key.encode() if key else None)
@@ -39,13 +48,13 @@ async def private_audit(world: World, ctx: PepContext, side: str, state: Path) -
     node, whose log must not fork the session's own node's log."""
     suffix = uuid.uuid4().hex[:8]
     topics = (f"test.audit.decisions.{suffix}", f"test.audit.checkpoints.{suffix}")
-    await ensure_topics(world.bootstrap, [TopicSpec(t, partitions=1) for t in topics])
+    await ensure_topics(world.admin, [TopicSpec(t, partitions=1) for t in topics])
     org = ctx.identity
     kid = ctx.envelope.keyring.current_signing_key_id(org, utc_now())
     return AuditLog(
         f"{org}/{side}",
         ctx.envelope.keystore.signing_key(org, kid),
-        world.bootstrap,
+        world.admin,  # topics of this test alone, which no organisation's ACLs name
         state,
         store=ctx.envelope.store,
         decisions_topic=topics[0],
@@ -78,7 +87,7 @@ async def drain(
 async def dead_letters(world: World, message_id: str, participant: str) -> list[str]:
     """The reasons `participant` dead-lettered `message_id` for."""
     reasons = []
-    async for r in scan(world.bootstrap, [DLQ]):
+    async for r in scan(world.auditor, [DLQ]):
         headers = dict(r.headers or ())
         if r.key == message_id.encode() and headers.get("jcu.participant") == participant.encode():
             reasons.append(bytes(headers["jcu.reason"]).decode())
@@ -91,6 +100,20 @@ async def jcu(world: World, *args: str) -> subprocess.CompletedProcess[str]:
         subprocess.run,
         [sys.executable, "-m", "broker.cli", *args],
         env=world.env_for(args),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+async def jcu_auditor(world: World, *args: str) -> subprocess.CompletedProcess[str]:
+    """`jcu ARGS` run by an auditor (enisa's home for the registry, the auditor's principal):
+    the audit topics are read by auditors only."""
+    return await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "broker.cli", *args],
+        env=world.auditor_env("enisa"),
         capture_output=True,
         text=True,
         timeout=120,

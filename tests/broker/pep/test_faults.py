@@ -34,7 +34,7 @@ async def test_malformed_and_tampered_records_land_in_the_dlq(world: World, tmp_
     topic = victim.copies[0].topic
 
     original = None
-    async for rec in scan(world.bootstrap, [topic]):
+    async for rec in scan(world.admin, [topic]):
         if rec.offset == victim.copies[0].offset and rec.partition == victim.copies[0].partition:
             original = rec.value
     assert original is not None
@@ -49,7 +49,7 @@ async def test_malformed_and_tampered_records_land_in_the_dlq(world: World, tmp_
     assert stats.rejected.get("bad-signature", 0) >= 1
 
     reasons = {}
-    async for rec in scan(world.bootstrap, [DLQ]):
+    async for rec in scan(world.auditor, [DLQ]):
         headers = dict(rec.headers)
         if headers["jcu.participant"] == b"enisa":
             reasons[bytes(headers["jcu.reason"]).decode()] = rec.value

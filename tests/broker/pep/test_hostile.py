@@ -64,7 +64,7 @@ async def test_an_oversized_record_is_dead_lettered_as_its_digest(
     import hashlib
 
     digests = []
-    async for rec in scan(world.bootstrap, [DLQ]):
+    async for rec in scan(world.auditor, [DLQ]):
         headers = dict(rec.headers)
         if headers.get("jcu.participant") == b"enisa" and rec.value is None:
             digests.append(headers["jcu.sha256"].decode())
@@ -145,7 +145,7 @@ async def test_a_case_message_must_come_from_its_own_sender(tmp_path: Path) -> N
 
 
 def test_an_unsigned_tombstone_does_not_end_a_crisis(world: World) -> None:
-    board = CrisisBoard(world.ctx("enisa").envelope, world.bootstrap)
+    board = CrisisBoard(world.ctx("enisa").envelope, world.kafka("enisa"))
     from broker.pep.control import sign_declaration
 
     declarer = world.ctx("eu-cyclone").envelope

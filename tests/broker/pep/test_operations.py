@@ -15,7 +15,7 @@ from broker.envelope import Labels
 from broker.kafka.local import free_port
 from broker.metrics import Metrics
 from broker.pep import JsonlSink, Publisher, Subscriber
-from tests.broker.pep.kafka_io import jcu, spawn_subscriber
+from tests.broker.pep.kafka_io import jcu, jcu_auditor, spawn_subscriber
 from tests.broker.pep.records import indicator
 from tests.world import World
 
@@ -38,7 +38,7 @@ async def test_sigterm_finishes_commits_checkpoints_and_exits_zero(
     world: World, tmp_path: Path
 ) -> None:
     sent = await _publish(world, 30)
-    group = world.group("sigterm")
+    group = world.group("enisa", "sigterm")
     log = tmp_path / "subscriber.log"
     proc = spawn_subscriber(world, "enisa", tmp_path, group, "--batch-size", "5", log=log)
     out = tmp_path / "enisa.jsonl"
@@ -72,7 +72,7 @@ async def test_sigterm_finishes_commits_checkpoints_and_exits_zero(
     assert json.loads(again.stdout)["duplicates"] == 0
 
     # And the receiving enforcement point's audit log ended on a checkpoint.
-    verified = await jcu(world, "audit", "verify", "--json")
+    verified = await jcu_auditor(world, "audit", "verify", "--json")
     assert verified.returncode == 0, verified.stderr
     points = {p["enforcement_point"]: p for p in json.loads(verified.stdout)["enforcement_points"]}
     assert points["enisa/receive"]["unsealed"] == 0
@@ -88,7 +88,7 @@ async def test_metrics_endpoint_counts_deliveries(world: World, tmp_path: Path) 
         "enisa",
         world.ctx("enisa"),
         JsonlSink(tmp_path / "e.jsonl"),
-        group_id=world.group("metrics"),
+        group_id=world.group("enisa", "metrics"),
         metrics=metrics,
         receipts=False,
     )
@@ -132,7 +132,7 @@ def test_the_ledger_forgets_long_expired_deliveries_now_and_then(
         "enisa",
         world.ctx("enisa"),
         JsonlSink(tmp_path / "e.jsonl"),
-        group_id=world.group("prune"),
+        group_id=world.group("enisa", "prune"),
         receipts=False,
     )
     now = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)

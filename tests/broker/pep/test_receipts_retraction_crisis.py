@@ -114,7 +114,7 @@ async def test_crisis_declaration_widens_amber_and_only_authorities_may_declare(
     since, until = (datetime.fromisoformat(mine[k]) for k in ("time", "expires"))
     assert until - since == timedelta(days=2)
 
-    async with CrisisBoard(world.ctx("cert-eu").envelope, world.bootstrap) as board:
+    async with CrisisBoard(world.ctx("cert-eu").envelope, world.kafka("cert-eu")) as board:
         assert incident in board.active_incidents()
     async with Publisher("cert-eu", world.ctx("cert-eu")) as pub:
         during = await pub.publish("IncidentReport", incident_report(False), labels=labels)
@@ -150,31 +150,32 @@ async def test_a_replayed_old_declaration_reopens_no_crisis_after_its_expiry(wor
     incident = f"INC-{uuid.uuid4().hex[:6]}"
     env = world.ctx("eu-cyclone").envelope
     declare = sign_declaration(env, "eu-cyclone", incident, ("FR", "DE"), True, timedelta(days=1))
-    await publish_declaration(world.bootstrap, incident, declare)
+    await publish_declaration(world.kafka("eu-cyclone"), incident, declare)
     end = sign_declaration(env, "eu-cyclone", incident, ("FR", "DE"), False)
-    await publish_declaration(world.bootstrap, incident, end)
-    await produce(world, CONTROL, declare, key=incident)  # the replay: the old bytes, unchanged
+    await publish_declaration(world.kafka("eu-cyclone"), incident, end)
+    # The replay, the old bytes unchanged, by someone past the wall (the admin's rights).
+    await produce(world, CONTROL, declare, key=incident)
     expires = verify_declaration(env, declare).expires
 
     # Before compaction the end is newer than the replayed declare: no crisis.
-    async with CrisisBoard(env, world.bootstrap) as board:
+    async with CrisisBoard(env, world.kafka("eu-cyclone")) as board:
         assert incident not in board.active_incidents()
 
     # What compaction keeps of the incident: its last record, which is the replayed declare.
     latest: dict[bytes, bytes] = {}
-    async for r in scan(world.bootstrap, [CONTROL]):
+    async for r in scan(world.kafka("eu-cyclone"), [CONTROL]):
         if r.key == incident.encode():
             latest[r.key] = r.value
     assert latest == {incident.encode(): declare}
     compacted = f"jcu.test.control.{uuid.uuid4().hex[:8]}"
     await ensure_topics(
-        world.bootstrap, [TopicSpec(compacted, 1, 1, {"cleanup.policy": "compact"})]
+        world.admin, [TopicSpec(compacted, 1, 1, {"cleanup.policy": "compact"})]
     )
     for key, value in latest.items():
         await produce(world, compacted, value, key=key.decode())
 
     clock = FakeClock(utc_now())
-    async with CrisisBoard(env, world.bootstrap, topic=compacted, clock=clock) as board:
+    async with CrisisBoard(env, world.admin, topic=compacted, clock=clock) as board:
         # Until the old declaration expires, the replay does re-open the crisis: the bound.
         assert board.active_incidents() == {incident}
         clock.now = expires
@@ -192,7 +193,7 @@ async def test_crisis_list_shows_an_expired_declaration_only_with_all(world: Wor
         True,
         timedelta(milliseconds=1),
     )
-    await publish_declaration(world.bootstrap, incident, data)
+    await publish_declaration(world.kafka("eu-cyclone"), incident, data)
 
     in_force = await jcu(world, "crisis", "list", "--json")
     assert in_force.returncode == 0, in_force.stderr

@@ -14,7 +14,7 @@ from broker.kafka.scan import scan
 from broker.kafka.topics import DLQ
 from broker.pep import Publisher
 from tests.broker.pep.hostile import craft
-from tests.broker.pep.kafka_io import drain, jcu, produce
+from tests.broker.pep.kafka_io import drain, jcu_auditor, produce
 from tests.broker.pep.records import incident_report, indicator
 from tests.world import World
 
@@ -25,7 +25,9 @@ TOPIC = "jcu.civilian.indicators"
 
 async def _audited(world: World, message_id: str, point: str) -> list[dict[str, Any]]:
     """The audit records of `message_id` written by enforcement point `point`."""
-    out = await jcu(world, "audit", "query", "--message", message_id, "--ep", point, "--json")
+    out = await jcu_auditor(
+        world, "audit", "query", "--message", message_id, "--ep", point, "--json"
+    )
     assert out.returncode == 0, out.stderr
     records: list[dict[str, Any]] = json.loads(out.stdout)
     return records
@@ -77,7 +79,7 @@ async def test_a_clear_tlp_unlike_the_sealed_one_is_refused_and_dead_lettered(
     assert audited["labels"] is None
     reasons = [
         dict(rec.headers).get("jcu.reason")
-        async for rec in scan(world.bootstrap, [DLQ])
+        async for rec in scan(world.auditor, [DLQ])
         if rec.key == mid.encode()
     ]
     assert b"label-mismatch" in reasons
