@@ -44,6 +44,13 @@ class Metrics:
         self.receipts_failed = Counter(
             "jcu_receipts_failed_total", "Receipts that could not be sent", registry=r
         )
+        self.offsets_ahead = Counter(
+            "jcu_committed_offset_ahead_total",
+            "Partitions whose committed group offset was ahead of the ledger's settled position "
+            "(the subscriber started from the ledger's: a skipped range refused)",
+            ["topic"],
+            registry=r,
+        )
         self.duplicates = Counter(
             "jcu_duplicates_total", "Redelivered records dropped by the dedup store", registry=r
         )

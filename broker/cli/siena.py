@@ -111,7 +111,9 @@ def inbox(
 )
 @click.option("--once", is_flag=True, help="Drain what is on the topics now, then exit.")
 @click.option(
-    "--group", default=None, help="Consumer group (default jcu.subscriber.<participant>)."
+    "--group",
+    default=None,
+    help="Consumer group, named <participant>.<channel> (default <participant>.subscriber).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the final counts as JSON.")
 def deliver(

@@ -46,7 +46,9 @@ from broker.pep import Subscriber, SubscriberStats
     help="POST every delivery as JSON to URL (retried with exponential backoff, bounded).",
 )
 @click.option(
-    "--group", default=None, help="Consumer group (default jcu.subscriber.<participant>)."
+    "--group",
+    default=None,
+    help="Consumer group, named <participant>.<channel> (default <participant>.subscriber).",
 )
 @click.option(
     "--metrics-port", type=int, default=None, help="Serve Prometheus metrics on 127.0.0.1:PORT."
@@ -59,6 +61,14 @@ from broker.pep import Subscriber, SubscriberStats
     show_default=True,
     help="Records per batch: delivered, made durable, then committed together.",
 )
+@click.option(
+    "--max-batch-mib",
+    type=click.IntRange(1, 4096),
+    default=32,
+    show_default=True,
+    help="Largest a fetched record batch may decompress to; a larger one (a compression "
+    "bomb) is dead-lettered whole as compression-bomb, audited, and passed.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the final counts as JSON.")
 def subscribe(
     requested: str | None,
@@ -70,6 +80,7 @@ def subscribe(
     metrics_port: int | None,
     no_receipts: bool,
     batch_size: int,
+    max_batch_mib: int,
     as_json: bool,
 ) -> None:
     """Receive what this node's organisation is entitled to: verify, decrypt, re-check,
@@ -93,6 +104,7 @@ def subscribe(
             receipts=not no_receipts,
             max_batch=batch_size,
             workflows=workflows,
+            max_decompressed=max_batch_mib * 1024 * 1024,
         )
         on_stop(sub.request_stop)
         async with sub:

@@ -7,12 +7,19 @@ not commit before a crash (drop it quietly); the same id anywhere else is a
 replay (reject it). It plugs into the envelope's `Opener` as its replay guard,
 but records a message only after the sink confirmed it, so a crash between
 decrypting and delivering redelivers instead of losing.
+
+It also keeps, per topic partition, the position up to which every record is
+settled (delivered, skipped, or refused and dead-lettered), written in the
+same transaction as the batch's deliveries. The subscriber starts from there,
+not from the consumer group's committed offset: an offset committed ahead of
+it (by mistake, or by someone who may commit for the group) cannot make it
+skip records unseen.
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -44,6 +51,11 @@ class DeliveryLedger:
             " message_id TEXT PRIMARY KEY, sender TEXT NOT NULL,"
             " topic TEXT NOT NULL, partition INTEGER NOT NULL, offset INTEGER NOT NULL,"
             " expires_ms INTEGER NOT NULL, retracted INTEGER NOT NULL DEFAULT 0)"
+        )
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS settled ("
+            " topic TEXT NOT NULL, partition INTEGER NOT NULL, next_offset INTEGER NOT NULL,"
+            " PRIMARY KEY (topic, partition))"
         )
 
         self._staged: dict[str, tuple[str, datetime, Position]] = {}
@@ -120,11 +132,12 @@ class DeliveryLedger:
         """Note a delivery of the batch in hand: seen at once, durable at `commit`."""
         self._staged.setdefault(message_id, (sender, expires, where))
 
-    def commit(self) -> None:
-        """Write the staged deliveries in one transaction (after the sink flushed)."""
+    def commit(self, settled: Mapping[tuple[str, int], int] | None = None) -> None:
+        """Write the staged deliveries and the batch's settled positions ((topic, partition)
+        -> next offset) in one transaction (after the sink flushed)."""
         self._looked_up = None
         self._prefetched = {}
-        if not self._staged:
+        if not self._staged and not settled:
             return
         rows = [
             (mid, sender, w.topic, w.partition, w.offset, _ms(expires))
@@ -137,7 +150,28 @@ class DeliveryLedger:
                 " expires_ms) VALUES (?, ?, ?, ?, ?, ?)",
                 rows,
             )
+            self._db.executemany(
+                "INSERT INTO settled (topic, partition, next_offset) VALUES (?, ?, ?)"
+                " ON CONFLICT (topic, partition) DO UPDATE SET next_offset = excluded.next_offset"
+                " WHERE excluded.next_offset > settled.next_offset",
+                [(t, p, o) for (t, p), o in (settled or {}).items()],
+            )
         self._staged.clear()
+
+    def settled(self, topic: str, partition: int) -> int | None:
+        """The offset up to which this ledger settled `topic`/`partition` (every record before
+        it delivered, skipped or refused), or None if it never read there. A ledger from
+        before settled positions were kept answers with the offset after its last delivery."""
+        row = self._db.execute(
+            "SELECT next_offset FROM settled WHERE topic = ? AND partition = ?", (topic, partition)
+        ).fetchone()
+        if row is not None:
+            return int(row[0])
+        row = self._db.execute(
+            "SELECT MAX(offset) FROM delivered WHERE topic = ? AND partition = ?",
+            (topic, partition),
+        ).fetchone()
+        return int(row[0]) + 1 if row and row[0] is not None else None
 
     def mark_retracted(self, message_id: str) -> None:
         self._looked_up = None

@@ -46,6 +46,7 @@ from broker.envelope import (
 )
 from broker.envelope.labels import AvroLabelsCache
 from broker.errors import (
+    CompressionBomb,
     ConfigError,
     JcuError,
     MalformedRecord,
@@ -55,7 +56,11 @@ from broker.errors import (
     Undeliverable,
     UnknownSchema,
 )
-from broker.kafka.clients import reliable_producer, start_client
+from broker.kafka._raw_fetch import batch_at, fetch_raw
+from broker.kafka._raw_fetch import records as raw_records
+from broker.kafka.clients import consumer, reliable_producer, start_client
+from broker.kafka.decompression import DEFAULT_LIMIT as DEFAULT_DECOMPRESSION_LIMIT
+from broker.kafka.decompression import limit_decompression
 from broker.kafka.stamps import appended_at
 from broker.kafka.topics import DLQ, community_topic
 from broker.lifecycle import Service
@@ -79,6 +84,34 @@ DLQ_MAX_COPY = 512 * 1024
 LEDGER_PRUNE_EVERY = timedelta(hours=1)
 LEDGER_GRACE = MAX_VALIDITY
 _log = get_logger(__name__)
+def _ledger_first(subscriber: Subscriber) -> Any:
+    """A rebalance listener that starts assigned partitions from the subscriber's ledger."""
+    from aiokafka.abc import ConsumerRebalanceListener
+
+    class LedgerFirst(ConsumerRebalanceListener):  # type: ignore[misc]
+        async def on_partitions_revoked(self, revoked: Any) -> None:
+            """Nothing to do: a batch is committed before the next poll."""
+
+        async def on_partitions_assigned(self, assigned: Any) -> None:
+            await subscriber._start_from_ledger(assigned)
+
+    return LedgerFirst()
+
+
+def default_group(participant: str, channel: str = "subscriber") -> str:
+    """The consumer group of one of `participant`'s delivery channels: prefixed with its id,
+    the only groups the Kafka ACLs let it join and commit (docs/deployment.md)."""
+    return f"{participant}.{channel}"
+
+
+@dataclass(frozen=True, slots=True)
+class _Batch:
+    """A record batch refused whole, where a record would be (for `_reject`)."""
+
+    topic: str
+    partition: int
+    offset: int
+    value: bytes
 
 
 @dataclass
@@ -87,6 +120,8 @@ class SubscriberStats:
     retracted: int = 0
     skipped: int = 0
     duplicates: int = 0
+    #: times a record batch past the decompression limit was met (each dead-lettered)
+    bombs: int = 0
     rejected: dict[str, int] = field(default_factory=dict)
 
     @property
@@ -98,6 +133,7 @@ class SubscriberStats:
             "delivered": self.delivered,
             "retracted": self.retracted,
             "skipped_not_addressed": self.skipped,
+            "compression_bombs": self.bombs,
             "duplicates": self.duplicates,
             "rejected": dict(self.rejected),
         }
@@ -121,12 +157,18 @@ class Subscriber(Service):
         receipts: bool = True,
         max_batch: int = 500,
         workflows: Workflows | None = None,
+        max_decompressed: int = DEFAULT_DECOMPRESSION_LIMIT,
     ) -> None:
         me = ctx.registry.get(participant)
         self.participant = participant
         self._ctx = ctx
         self._sink = sink
-        self._group = group_id or f"jcu.subscriber.{participant}"
+        self._group = group_id or default_group(participant)
+        if not self._group.startswith(f"{participant}."):
+            raise ConfigError(
+                f"consumer group {self._group!r} is not {participant}'s: the Kafka ACLs let "
+                f"{participant} use only groups named {participant}.<something>"
+            )
         self._topics = [community_topic(me.community, s) for s in streams]
         if me.exercises:
             self._topics += [community_topic(me.community, s, exercise=True) for s in streams]
@@ -145,6 +187,7 @@ class Subscriber(Service):
         self._delivered_counters: dict[str, Any] = {}
         self._receipts = receipts
         self._max_batch = max_batch
+        self._max_decompressed = max_decompressed
         self._consumer: Any = None
         self._producer: Any = None
         self._stop = asyncio.Event()
@@ -161,27 +204,27 @@ class Subscriber(Service):
         return tuple(self._topics)
 
     async def start(self) -> None:
-        from aiokafka import AIOKafkaConsumer
-
-        bootstrap = self._ctx.settings.bootstrap
+        kafka = self._ctx.settings.kafka
+        # A batch that would decompress past this is refused whole (`_past_the_bomb`).
+        limit_decompression(self._max_decompressed)
         try:
             await self._feeds.start()
             await self._audit.start()
-            producer = reliable_producer(bootstrap)
-            await start_client(producer, bootstrap)
+            producer = reliable_producer(kafka)
+            await start_client(producer, kafka)
             self._producer = producer
-            consumer = AIOKafkaConsumer(
-                *self._topics,
-                bootstrap_servers=bootstrap,
+            client = consumer(
+                kafka,
                 group_id=self._group,
-                enable_auto_commit=False,
                 auto_offset_reset="earliest",
                 isolation_level="read_committed",
                 fetch_max_bytes=16 * 1024 * 1024,
                 max_poll_records=self._max_batch,
             )
-            await start_client(consumer, bootstrap)
-            self._consumer = consumer
+            await start_client(client, kafka)
+            self._consumer = client
+            # The ledger, not the group's committed offset, says where to start (ledger.py).
+            client.subscribe(self._topics, listener=_ledger_first(self))
         except BaseException:
             await self.stop()
             raise
@@ -214,9 +257,13 @@ class Subscriber(Service):
         while not self._stop.is_set():
             # A node whose rules are no longer the approved ones delivers nothing more.
             self._ctx.check_trusted()
-            batch = await self._consumer.getmany(
-                timeout_ms=idle_timeout_ms, max_records=self._max_batch
-            )
+            try:
+                batch = await self._consumer.getmany(
+                    timeout_ms=idle_timeout_ms, max_records=self._max_batch
+                )
+            except CompressionBomb as bomb:
+                await self._past_the_bomb(bomb)
+                continue
             offsets: dict[TopicPartition, int] = {}
             self._ledger.prefetch(
                 r.key.decode(errors="replace")
@@ -228,7 +275,7 @@ class Subscriber(Service):
                 for r in records:
                     await self._handle(r)
                     offsets[tp] = r.offset + 1
-            await self._settle()
+            await self._settle(offsets)
             if offsets:
                 await self._consumer.commit(offsets)
                 for tp, next_offset in offsets.items():
@@ -246,8 +293,9 @@ class Subscriber(Service):
                     break
         return self.stats
 
-    async def _settle(self) -> None:
-        """Make the batch durable before its offsets are committed: sink, ledger, audit, sends."""
+    async def _settle(self, offsets: dict[Any, int]) -> None:
+        """Make the batch durable before its offsets are committed: sink, ledger (with the
+        positions the batch settled), audit, sends."""
         await self._sink.flush()
         pending, self._pending = self._pending, []
         audited, self._audited = self._audited, []
@@ -257,8 +305,96 @@ class Subscriber(Service):
             await asyncio.gather(*pending)  # audit records, dead letters, receipts
         # Only now: a crash before this line redelivers the batch and audits it again,
         # instead of dropping it as a duplicate with no audit record.
-        self._ledger.commit()
+        self._ledger.commit({(tp.topic, tp.partition): off for tp, off in offsets.items()})
         self._prune_ledger(utc_now())
+
+    async def _past_the_bomb(self, bomb: CompressionBomb) -> None:
+        """aiokafka met a batch that decompresses past the limit: it raised out of getmany,
+        and may have dropped what it had drained from other partitions. So every assigned
+        partition is read by hand from where the ledger settled it to its end as of now:
+        each record handled as usual, each such batch dead-lettered and audited whole,
+        positions settled and committed; then the consumer goes on from there (and, the
+        positions being committed, so does a restarted one)."""
+        self.stats.bombs += 1
+        _log.warning(
+            "record batch past the decompression limit: reading past it",
+            participant=self.participant,
+            error=str(bomb),
+        )
+        for tp in sorted(self._consumer.assignment()):
+            position = await self._settled_or_committed(tp)
+            while True:
+                fetch = await fetch_raw(self._consumer, tp, position)
+                if position >= fetch.highwater or not fetch.records:
+                    break
+                pending = raw_records(fetch)
+                offsets: dict[Any, int] = {}
+                try:
+                    for r in pending:
+                        await self._handle(r)
+                        offsets[tp] = r.offset + 1
+                    after = pending.next_fetch_offset
+                except CompressionBomb as exc:
+                    at = batch_at(fetch.records, pending.next_fetch_offset)
+                    if at is None:
+                        raise
+                    base, last, data = at
+                    self._reject(exc, _Batch(tp.topic, tp.partition, base, data), None, None)
+                    after = last + 1
+                if after <= position:
+                    break  # nothing more to read now (an open transaction, say)
+                offsets[tp] = after
+                await self._settle(offsets)
+                await self._consumer.commit(offsets)
+                position = after
+            self._consumer.seek(tp, position)
+
+    async def _settled_or_committed(self, tp: Any) -> int:
+        settled = self._ledger.settled(tp.topic, tp.partition)
+        if settled is not None:
+            return settled
+        committed = await self._consumer.committed(tp)
+        if committed is not None:
+            return int(committed)
+        return int((await self._consumer.beginning_offsets([tp]))[tp])
+
+    async def _start_from_ledger(self, assigned: Iterable[Any]) -> None:
+        """On assignment, start each partition where the ledger settled it, whatever the
+        group's committed offset says (defence in depth against a skipped range)."""
+        tps = list(assigned)
+        beginnings: dict[Any, int] | None = None
+        for tp in tps:
+            settled = self._ledger.settled(tp.topic, tp.partition)
+            committed = await self._consumer.committed(tp)
+            if settled is None:
+                if committed is None:
+                    continue  # a new channel: from the beginning (auto_offset_reset)
+                if beginnings is None:
+                    beginnings = await self._consumer.beginning_offsets(tps)
+                settled = beginnings[tp]
+            if committed == settled:
+                continue
+            if committed is not None and committed > settled:
+                self._metrics.offsets_ahead.labels(tp.topic).inc()
+                _log.warning(
+                    "committed offset ahead of the ledger: starting from the ledger's position",
+                    participant=self.participant,
+                    group=self._group,
+                    topic=tp.topic,
+                    partition=tp.partition,
+                    committed=committed,
+                    ledger=settled,
+                )
+            else:
+                _log.info(
+                    "starting from the ledger's position",
+                    participant=self.participant,
+                    topic=tp.topic,
+                    partition=tp.partition,
+                    committed=committed,
+                    ledger=settled,
+                )
+            self._consumer.seek(tp, settled)
 
     def _prune_ledger(self, now: datetime) -> int:
         """Now and then, forget deliveries long expired: the ledger stays the size of the
