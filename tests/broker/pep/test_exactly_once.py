@@ -4,19 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
 import signal
 import time
 from collections import Counter
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from broker import config
 from broker.envelope import Labels
-from broker.kafka.local import LocalKafka, free_port
-from broker.kafka.topics import contract_topics, ensure_topics
+from broker.kafka.local import LocalKafka, free_ports
 from broker.pep import JsonlSink, Publisher, Subscriber
 from broker.pep.context import PepContext
 from tests.broker.pep.conftest import World
@@ -53,7 +50,7 @@ async def test_subscriber_killed_mid_stream_delivers_each_message_once(
     world: World, tmp_path: Path
 ) -> None:
     out = tmp_path / "out"
-    group = world.group("sigkill")
+    group = world.group("enisa", "sigkill")
     first = await _publish(world.ctx("soc-fr"), 300)
     log = tmp_path / "subscriber.log"
     proc = spawn_subscriber(world, "enisa", out, group, "--batch-size", "10", log=log)
@@ -82,26 +79,18 @@ async def test_subscriber_killed_mid_stream_delivers_each_message_once(
 async def test_broker_restart_mid_stream_loses_and_duplicates_nothing(
     world: World, tmp_path: Path
 ) -> None:
-    # A broker of this test's own, so stopping it disturbs no other test.
+    # A broker of this test's own, so stopping it disturbs no other test; secured like all.
     local = LocalKafka(
-        tmp_path / "kafka",
-        port=free_port(),
-        controller_port=free_port(),
-        cache_dir=config.load().kafka_cache,
+        tmp_path / "kafka", port=free_ports(3), cache_dir=config.load({}).kafka_cache
     )
     await local.start()
     try:
-        await ensure_topics(local.bootstrap, contract_topics(partitions=2))
-        nodes: dict[str, PepContext] = {}
-        for org in ("soc-fr", "enisa"):  # each its own home, copied, on this broker
-            home = tmp_path / org
-            shutil.copytree(world.home(org), home)
-            settings = replace(world.settings(org), home=home, bootstrap=local.bootstrap)
-            nodes[org] = PepContext.load(settings, world.env(org))
+        # Each its own home, copied, with its own principal on this broker.
+        nodes = await world.nodes_on(local.connection(), ["soc-fr", "enisa"], tmp_path / "nodes")
         ctx = nodes["enisa"]
 
         sink = JsonlSink(tmp_path / "enisa.jsonl")
-        sub = Subscriber("enisa", ctx, sink, group_id="jcu.test.restart", receipts=False)
+        sub = Subscriber("enisa", ctx, sink, group_id="enisa.test.restart", receipts=False)
         await sub.start()
         consuming = asyncio.create_task(sub.run())
         publishing = asyncio.create_task(_publish(nodes["soc-fr"], 120))
@@ -121,7 +110,7 @@ async def test_broker_restart_mid_stream_loses_and_duplicates_nothing(
             "enisa",
             ctx,
             JsonlSink(tmp_path / "enisa.jsonl"),
-            group_id="jcu.test.restart",
+            group_id="enisa.test.restart",
             receipts=False,
         )
         async with drain:
