@@ -21,7 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from broker import config
 from broker.kafka.clients import reliable_producer
+from broker.kafka.connection import KafkaConnection
 
 #: The publisher's and the subscriber's batch sizes in the full path.
 CHUNK = 200
@@ -60,20 +62,22 @@ async def publish(producer: Any, topic: str, audit_topic: str, n: int, sizes: Si
         await asyncio.gather(*futures)
 
 
-async def receive(bootstrap: str, topic: str, audit_topic: str, out: Path, sizes: Sizes) -> None:
+async def receive(
+    kafka: KafkaConnection, topic: str, audit_topic: str, out: Path, sizes: Sizes
+) -> None:
     """Until SIGTERM: per batch, a sink line and a receive leaf per record, flush, commit."""
     from aiokafka import AIOKafkaConsumer
 
     consumer = AIOKafkaConsumer(
         topic,
-        bootstrap_servers=bootstrap,
+        **kafka.client_options(),
         group_id=f"bench-skeleton-{topic}",
         auto_offset_reset="earliest",
         enable_auto_commit=False,
         isolation_level="read_committed",
         fetch_max_bytes=16 * 1024 * 1024,
     )
-    producer = reliable_producer(bootstrap)
+    producer = reliable_producer(kafka)
     await consumer.start()
     await producer.start()
     line = b"x" * (sizes.sink_line - 1) + b"\n"
@@ -99,7 +103,6 @@ async def receive(bootstrap: str, topic: str, audit_topic: str, out: Path, sizes
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("bootstrap")
     parser.add_argument("topic")
     parser.add_argument("audit_topic")
     parser.add_argument("out", type=Path)
@@ -108,7 +111,9 @@ def main() -> None:
     )
     args = parser.parse_args()
     sizes = Sizes(*args.sizes)
-    asyncio.run(receive(args.bootstrap, args.topic, args.audit_topic, args.out, sizes))
+    # Who it is on the cluster comes from the environment (JCU_KAFKA_CONFIG), never argv.
+    kafka = config.load().kafka
+    asyncio.run(receive(kafka, args.topic, args.audit_topic, args.out, sizes))
 
 
 if __name__ == "__main__":

@@ -32,6 +32,7 @@ from broker import logs
 from broker.audit import AuditLog, AuditRecord, verify
 from broker.audit._codec import encode_leaf
 from broker.audit._topic import read_topic
+from broker.kafka.connection import KafkaConnection
 from broker.kafka.topics import TopicSpec, ensure_topics
 from broker.merkle import MerkleTree, leaf_hash
 from broker.schemas import SchemaStore
@@ -86,7 +87,7 @@ async def _windowed(calls: list[Any], window: int) -> None:
 
 
 async def _raw_produce(
-    bootstrap: str,
+    kafka: KafkaConnection,
     topic: str,
     window: int,
     values: list[bytes] | None = None,
@@ -97,7 +98,7 @@ async def _raw_produce(
     from aiokafka import AIOKafkaProducer
 
     producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, enable_idempotence=True, acks="all", linger_ms=2
+        **kafka.client_options(), enable_idempotence=True, acks="all", linger_ms=2
     )
     await producer.start()
     key = EP.encode()
@@ -122,7 +123,7 @@ async def _raw_produce(
 
 
 async def _audit(
-    bootstrap: str,
+    kafka: KafkaConnection,
     topics: tuple[str, str],
     store: SchemaStore,
     records: list[AuditRecord],
@@ -134,7 +135,7 @@ async def _audit(
     log = AuditLog(
         EP,
         key,
-        bootstrap,
+        kafka,
         state,
         checkpoint_every=CHECKPOINT_EVERY,
         checkpoint_interval=3600,
@@ -154,8 +155,8 @@ async def _audit(
     finally:
         await log.stop()
     # Verify what was written (reading is not timed; recomputing and checking is).
-    decisions = await read_topic(bootstrap, topics[0])
-    checkpoints = await read_topic(bootstrap, topics[1])
+    decisions = await read_topic(kafka, topics[0])
+    checkpoints = await read_topic(kafka, topics[1])
     t0 = time.perf_counter()
     report = verify(store, decisions, checkpoints, lambda ep: [key.public_key()])
     verify_s = time.perf_counter() - t0
@@ -169,7 +170,7 @@ async def _audit(
 
 
 async def _round(
-    bootstrap: str,
+    kafka: KafkaConnection,
     store: SchemaStore,
     records: list[AuditRecord],
     values: list[bytes],
@@ -180,21 +181,21 @@ async def _round(
 
     suffix = uuid.uuid4().hex[:8]
     names = [f"bench.audit.{what}.{suffix}" for what in ("raw", "plain", "d1", "c1", "d2", "c2")]
-    await ensure_topics(bootstrap, [TopicSpec(t, partitions=1) for t in names])
+    await ensure_topics(kafka, [TopicSpec(t, partitions=1) for t in names])
     out: dict[str, float] = {}
     try:
-        out["raw"] = await _raw_produce(bootstrap, names[0], window, values=values)
-        out["plain"] = await _raw_produce(bootstrap, names[1], window, store=store, records=records)
+        out["raw"] = await _raw_produce(kafka, names[0], window, values=values)
+        out["plain"] = await _raw_produce(kafka, names[1], window, store=store, records=records)
         with tempfile.TemporaryDirectory() as state:
             out["append"] = await _audit(
-                bootstrap, (names[2], names[3]), store, records, window, Path(state), False
+                kafka, (names[2], names[3]), store, records, window, Path(state), False
             )
         with tempfile.TemporaryDirectory() as state:
             out["append_many"] = await _audit(
-                bootstrap, (names[4], names[5]), store, records, window, Path(state), True
+                kafka, (names[4], names[5]), store, records, window, Path(state), True
             )
     finally:
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+        admin = AIOKafkaAdminClient(**kafka.client_options())
         await admin.start()
         try:
             await admin.delete_topics(names)
@@ -203,20 +204,20 @@ async def _round(
     return out
 
 
-async def _main(bootstrap: str, n: int, window: int, rounds: int) -> None:
+async def _main(kafka: KafkaConnection, n: int, window: int, rounds: int) -> None:
     store = SchemaStore.load(Path(__file__).resolve().parents[1] / "schemas")
     records = _records(n)
     values = [encode_leaf(store, EP, i, bytes(32), r) for i, r in enumerate(records)]
     size = sum(len(v) for v in values) / n
     print(
         f"audit log bench: {n} records of ~{size:.0f} bytes, {window} in flight, "
-        f"checkpoint every {CHECKPOINT_EVERY}, best of {rounds} rounds, broker {bootstrap}"
+        f"checkpoint every {CHECKPOINT_EVERY}, best of {rounds} rounds, broker {kafka.describe()}"
     )
     # Warm-up: the broker's JIT and the client's connections, not measured.
-    await _round(bootstrap, store, records[: n // 4], values[: n // 4], window)
+    await _round(kafka, store, records[: n // 4], values[: n // 4], window)
     best: dict[str, float] = {}
     for _ in range(rounds):
-        for k, v in (await _round(bootstrap, store, records, values, window)).items():
+        for k, v in (await _round(kafka, store, records, values, window)).items():
             best[k] = min(v, best.get(k, v))
     cpu = min(_cpu_only(store, records) for _ in range(rounds))
     merkle = min(_tree_only(values) for _ in range(rounds))
@@ -248,9 +249,9 @@ def main() -> None:
     parser.add_argument("--bootstrap", default=os.environ.get("KAFKA_BOOTSTRAP"))
     args = parser.parse_args()
     if not args.bootstrap:
-        parser.error("set KAFKA_BOOTSTRAP (or --bootstrap) to a broker, e.g. `jcu kafka up`")
+        parser.error("set KAFKA_BOOTSTRAP (or --kafka) to a broker, e.g. `jcu kafka up`")
     logs.configure("console", "WARNING")
-    asyncio.run(_main(args.bootstrap, args.records, args.window, args.rounds))
+    asyncio.run(_main(args.kafka, args.records, args.window, args.rounds))
 
 
 if __name__ == "__main__":

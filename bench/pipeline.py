@@ -36,14 +36,15 @@ from pathlib import Path
 from typing import Any
 
 from bench import _skeleton as _skeleton_io
-from bench._kafka import kafka_for_bench
+from bench._kafka import BenchKafka, kafka_for_bench
 from broker import config, logs
 from broker.envelope import Labels
 from broker.kafka.clients import COMPRESSION, reliable_producer
+from broker.kafka.connection import CONFIG_ENV, KafkaConnection
 from broker.kafka.topics import TopicSpec, contract_topics, ensure_topics
 from broker.pep import Publication, Publisher
 from broker.pep.context import PepContext
-from broker.trust.federation import build_federation
+from broker.trust.federation import build_federation, put_up_walls
 from broker.trust.topic import publish_snapshot
 
 RECIPIENTS = ("enisa", "cert-eu", "csirts-network", "eu-cyclone", "commission")
@@ -64,15 +65,15 @@ def _record(i: int) -> dict[str, Any]:
 
 
 async def _raw(
-    bootstrap: str, n: int, size: int, kafka_pid: int | None
+    kafka: KafkaConnection, n: int, size: int, kafka_pid: int | None
 ) -> tuple[float, dict[str, float]]:
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
     topic = f"bench.raw.{uuid.uuid4().hex[:8]}"
-    await ensure_topics(bootstrap, [TopicSpec(topic, partitions=3)])
+    await ensure_topics(kafka, [TopicSpec(topic, partitions=3)])
     value = os.urandom(size)  # encrypted bytes do not compress; neither does this
     producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap,
+        **kafka.client_options(),
         enable_idempotence=True,
         acks="all",
         compression_type=COMPRESSION,
@@ -81,7 +82,7 @@ async def _raw(
     )
     consumer = AIOKafkaConsumer(
         topic,
-        bootstrap_servers=bootstrap,
+        **kafka.client_options(),
         group_id=f"bench-{topic}",
         auto_offset_reset="earliest",
         enable_auto_commit=False,
@@ -154,7 +155,7 @@ async def _full(
         "--out",
         str(out),
         "--group",
-        f"bench.{uuid.uuid4().hex[:6]}",
+        f"enisa.bench.{uuid.uuid4().hex[:6]}",
     ]
     if not receipts:
         argv.append("--no-receipts")
@@ -200,19 +201,23 @@ async def _full(
 
 
 async def _skeleton(
-    bootstrap: str, n: int, sizes: _skeleton_io.Sizes, out: Path, kafka_pid: int | None
+    kafka: BenchKafka, n: int, sizes: _skeleton_io.Sizes, out: Path
 ) -> tuple[float, dict[str, float]]:
     """The full path's Kafka I/O without its security work (see bench/_skeleton.py),
     timed the same way: steady state, first produce to the n-th line in the sink."""
     topic = f"bench.skeleton.{uuid.uuid4().hex[:8]}"
     audit_topic = f"{topic}.audit"
-    await ensure_topics(bootstrap, [TopicSpec(topic, partitions=3), TopicSpec(audit_topic)])
+    kafka_pid = kafka.pid
+    await ensure_topics(kafka.admin, [TopicSpec(topic, partitions=3), TopicSpec(audit_topic)])
     sink_file, log = out / "skeleton.lines", out / "skeleton.log"
-    argv = [sys.executable, "-m", "bench._skeleton", bootstrap, topic, audit_topic]
+    argv = [sys.executable, "-m", "bench._skeleton", topic, audit_topic]
     receiver = subprocess.Popen(
-        [*argv, str(sink_file), *sizes.argv()], stdout=subprocess.DEVNULL, stderr=log.open("wb")
+        [*argv, str(sink_file), *sizes.argv()],
+        stdout=subprocess.DEVNULL,
+        stderr=log.open("wb"),
+        env={**os.environ, CONFIG_ENV: str(kafka.admin_file)},
     )
-    producer = reliable_producer(bootstrap)
+    producer = reliable_producer(kafka.admin)
     await producer.start()
     try:
         await _skeleton_io.publish(producer, topic, audit_topic, 1, sizes)
@@ -342,7 +347,6 @@ async def main(n: int, receipts: bool) -> None:
     with tempfile.TemporaryDirectory(prefix="jcu-bench-") as tmp:
         async with kafka_for_bench() as kafka:
             bootstrap = kafka.bootstrap
-            os.environ["KAFKA_BOOTSTRAP"] = bootstrap
             settings = config.load()
             # The federation as deployed: a home per organisation (publisher: soc-fr's node,
             # subscriber: enisa's, in another process).
@@ -353,9 +357,14 @@ async def main(n: int, receipts: bool) -> None:
                 schemas=settings.schemas,
                 passphrase="bench-only passphrase, never a secret",
             )
-            await ensure_topics(bootstrap, contract_topics())
-            await publish_snapshot(bootstrap, federation.snapshot.read_bytes())
-            envs = {o: {**os.environ, **federation.env(o)} for o in ("soc-fr", "enisa")}
+            await ensure_topics(kafka.admin, contract_topics())
+            # Each home connects as its own principal, behind the walls (docs/deployment.md).
+            await put_up_walls(federation, kafka.admin, schemas=settings.schemas)
+            own = {k: v for k, v in os.environ.items() if not k.startswith("JCU_KAFKA_")}
+            own["KAFKA_BOOTSTRAP"] = bootstrap
+            authority = config.load({**own, **federation.env("authority")}).kafka
+            await publish_snapshot(authority, federation.snapshot.read_bytes())
+            envs = {o: {**own, **federation.env(o)} for o in ("soc-fr", "enisa")}
             ctx = PepContext.load(config.load(envs["soc-fr"]), envs["soc-fr"])
             receiver = PepContext.load(config.load(envs["enisa"]), envs["enisa"])
             print(f"kafka {bootstrap}; {n} messages of a ~1 KiB payload, 5 recipients")
@@ -366,8 +375,8 @@ async def main(n: int, receipts: bool) -> None:
             sizes = _skeleton_io.Sizes(
                 size, publish_leaf, receive_leaf, sink.stat().st_size // _lines(sink)
             )
-            raw, raw_cpu = await _raw(bootstrap, n, size, kafka.pid)
-            skeleton, skeleton_cpu = await _skeleton(bootstrap, n, sizes, out, kafka.pid)
+            raw, raw_cpu = await _raw(kafka.admin, n, size, kafka.pid)
+            skeleton, skeleton_cpu = await _skeleton(kafka, n, sizes, out)
     full_rate, raw_rate, skeleton_rate = n / full, n / raw, n / skeleton
     print(
         f"on the wire: envelope {size} B (the raw leg's record size), audit leaves "
