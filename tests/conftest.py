@@ -32,7 +32,7 @@ from tests.world import World, make_world
 
 
 @dataclass(frozen=True)
-class TestKafka:
+class SessionKafka:
     """The session's cluster: its address, its platform admin, and the runner if it is ours."""
 
     bootstrap: str
@@ -43,12 +43,12 @@ class TestKafka:
 
 
 @pytest.fixture(scope="session")
-def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestKafka]:
+def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SessionKafka]:
     if os.environ.get("KAFKA_BOOTSTRAP"):
         admin = load_connection(Path(os.environ.get("JCU_HOME", ".")), os.environ)
         admin_file = tmp_path_factory.mktemp("kafka-admin") / "admin.toml"
         write_private(admin_file, client_file_text(admin).encode())
-        yield TestKafka(admin.bootstrap, admin, admin_file, None)
+        yield SessionKafka(admin.bootstrap, admin, admin_file, None)
         return
     data_dir: Path = tmp_path_factory.mktemp("kafka")
     base = free_ports(4)  # client, controller, inter-broker, mTLS clients
@@ -57,26 +57,26 @@ def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestKafka]:
     )
     asyncio.run(local.start(timeout=120))
     try:
-        yield TestKafka(local.bootstrap, local.connection(), local.admin_config, local)
+        yield SessionKafka(local.bootstrap, local.connection(), local.admin_config, local)
     finally:
         local.stop()
 
 
 @pytest.fixture(scope="session")
-def kafka_admin(kafka: TestKafka) -> KafkaConnection:
+def kafka_admin(kafka: SessionKafka) -> KafkaConnection:
     """The platform admin's connection (a super user): topics, ACLs, SCRAM users."""
     return kafka.admin
 
 
 @pytest.fixture
-def as_kafka_admin(kafka: TestKafka, monkeypatch: pytest.MonkeyPatch) -> KafkaConnection:
+def as_kafka_admin(kafka: SessionKafka, monkeypatch: pytest.MonkeyPatch) -> KafkaConnection:
     """In-process `jcu` verbs of this test connect as the platform admin."""
     monkeypatch.setenv(CONFIG_ENV, str(kafka.admin_file))
     return kafka.admin
 
 
 @pytest.fixture(scope="session")
-def kafka_bootstrap(kafka: TestKafka) -> str:
+def kafka_bootstrap(kafka: SessionKafka) -> str:
     """The cluster's address (connecting takes a `KafkaConnection`: `kafka_admin`, or an
     organisation's from `world.kafka(org)`)."""
     return kafka.bootstrap
@@ -92,7 +92,7 @@ def jcu_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 @pytest.fixture(scope="session")
-def world(kafka: TestKafka, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+def world(kafka: SessionKafka, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     """The federation on the secured cluster: a home per organisation (its own keys and
     Kafka principal), the authority's home, the ACLs from the registry, every contract topic."""
     yield from make_world(kafka.admin, tmp_path_factory, cluster=kafka.local)

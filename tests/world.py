@@ -72,6 +72,12 @@ class World:
     def operator(self) -> KafkaConnection:
         return read_client_file(self.credentials / f"{self.roles.operators[0]}.toml")
 
+    def operator_env(self, org: str = "enisa") -> dict[str, str]:
+        """A `jcu` process of the platform's operator (`jcu stats`): `org`'s home, the
+        operator's Kafka principal."""
+        operator = self.credentials / f"{self.roles.operators[0]}.toml"
+        return {**self.env(org), CONFIG_ENV: str(operator)}
+
     def auditor_env(self, org: str = "enisa") -> dict[str, str]:
         """A `jcu` process of an auditor: `org`'s home (its accepted registry, for the keys),
         the auditor's Kafka principal."""

@@ -13,9 +13,9 @@ import hashlib
 from dataclasses import dataclass
 
 from broker.errors import AuditError, KafkaForbidden
+from broker.kafka._raw_fetch import fetch_raw
 from broker.kafka.clients import consumer as new_consumer
 from broker.kafka.connection import KafkaConnection
-from broker.kafka._raw_fetch import fetch_raw
 from broker.kafka.scan import metadata
 
 

@@ -80,9 +80,11 @@ def _to_rule(binding: Any) -> AclRule | None:
     )
 
 
-def _binding(rule: AclRule) -> Any:
+def _binding(rule: AclRule, *, as_filter: bool = False) -> Any:
+    """The binding for `rule` (to create), or the filter matching exactly it (to delete)."""
     from confluent_kafka.admin import (
         AclBinding,
+        AclBindingFilter,
         AclOperation,
         AclPermissionType,
         ResourcePatternType,
@@ -95,7 +97,8 @@ def _binding(rule: AclRule) -> Any:
         "cluster": ResourceType.BROKER,
     }
     patterns = {"literal": ResourcePatternType.LITERAL, "prefixed": ResourcePatternType.PREFIXED}
-    return AclBinding(
+    make = AclBindingFilter if as_filter else AclBinding
+    return make(
         kinds[rule.resource],
         rule.name,
         patterns[rule.pattern],
@@ -240,7 +243,8 @@ def _apply(
         _results(admin.create_acls([_binding(r) for r in diff.missing]), "create ACLs", kafka)
         result.added = list(diff.missing)
     if diff.extra:
-        _results(admin.delete_acls([_binding(r) for r in diff.extra]), "delete ACLs", kafka)
+        filters = [_binding(r, as_filter=True) for r in diff.extra]
+        _results(admin.delete_acls(filters), "delete ACLs", kafka)
         result.removed = list(diff.extra)
     if diff.users_extra:
         deletions = [

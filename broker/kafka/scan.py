@@ -70,9 +70,10 @@ async def read_to_end(consumer: Any, tps: list[Any]) -> AsyncIterator[Any]:
             return
         try:
             batch = await consumer.getmany(*behind, timeout_ms=1000)
-        except TopicAuthorizationFailedError as exc:
+        except TopicAuthorizationFailedError:
+            topics = ", ".join(sorted({tp.topic for tp in behind}))
             raise KafkaForbidden(
-                f"this Kafka principal may not read {exc} (the cluster's ACLs)"
+                f"this Kafka principal may not read {topics} (the cluster's ACLs)"
             ) from None
         for records in batch.values():
             for r in records:

@@ -41,11 +41,10 @@ async def read_receipts(
     ctx: PepContext, participant: str, message_id: str | None = None
 ) -> list[ReceiptView]:
     """Every receipt addressed to `participant` (optionally for one message), oldest first."""
-    community = ctx.registry.get(participant).community
-    topics = [
-        community_topic(community, "receipts"),
-        community_topic(community, "receipts", exercise=True),
-    ]
+    me = ctx.registry.get(participant)
+    topics = [community_topic(me.community, "receipts")]
+    if me.exercises:  # exercise traffic, and its receipts, only for those who take part
+        topics.append(community_topic(me.community, "receipts", exercise=True))
     opener = ctx.envelope.opener(participant, replay_guard=MemoryReplayGuard())
     out: list[ReceiptView] = []
     async for r in scan(ctx.settings.kafka, topics):

@@ -167,6 +167,15 @@ async def test_only_the_platform_admin_creates_alters_and_deletes_topics(world: 
             assert for_code(code) is TopicAuthorizationFailedError
 
 
+async def test_dead_letters_are_read_by_auditors_and_operators_not_organisations(
+    world: World,
+) -> None:
+    with pytest.raises(REFUSED_READ):
+        await _read_one(world.kafka("enisa"), "jcu.dlq")
+    await _read_one(world.auditor, "jcu.dlq")
+    await _read_one(world.operator, "jcu.dlq")
+
+
 async def test_an_organisation_writes_every_communitys_data_topics_and_the_dead_letters(
     world: World,
 ) -> None:

@@ -110,10 +110,20 @@ async def jcu(world: World, *args: str) -> subprocess.CompletedProcess[str]:
 async def jcu_auditor(world: World, *args: str) -> subprocess.CompletedProcess[str]:
     """`jcu ARGS` run by an auditor (enisa's home for the registry, the auditor's principal):
     the audit topics are read by auditors only."""
+    return await _jcu_with(world.auditor_env("enisa"), args)
+
+
+async def jcu_operator(world: World, *args: str) -> subprocess.CompletedProcess[str]:
+    """`jcu ARGS` run by the platform's operator (`jcu stats` reads every topic's counts, every
+    group's lag and the dead letters, which no organisation may)."""
+    return await _jcu_with(world.operator_env("enisa"), args)
+
+
+async def _jcu_with(env: dict[str, str], args: tuple[str, ...]) -> subprocess.CompletedProcess[str]:
     return await asyncio.to_thread(
         subprocess.run,
         [sys.executable, "-m", "broker.cli", *args],
-        env=world.auditor_env("enisa"),
+        env=env,
         capture_output=True,
         text=True,
         timeout=120,

@@ -19,7 +19,7 @@ from broker.kafka.topics import AUDIT_CHECKPOINTS, AUDIT_DECISIONS, DLQ, contrac
 from broker.pep import Delivery, Publisher
 from broker.pep.control import CrisisBoard
 from tests.broker.pep.hostile import craft
-from tests.broker.pep.kafka_io import drain, jcu, produce
+from tests.broker.pep.kafka_io import drain, jcu_operator, produce
 from tests.broker.pep.records import incident_report, indicator
 from tests.world import World
 
@@ -96,7 +96,7 @@ async def test_personal_data_is_found_by_content_not_by_the_label(
     assert mid not in {x["message_id"] for x in lines}
     assert stats.rejected.get("unauthorised", 0) >= 1
     # ... and names cert-eu as the sender that broke the policy
-    listed = await jcu(world, "stats", "--json")
+    listed = await jcu_operator(world, "stats", "--json")
     assert listed.returncode == 0, listed.stderr
     violations = json.loads(listed.stdout)["policy_violations"]
     assert any(

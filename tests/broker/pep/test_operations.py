@@ -13,9 +13,10 @@ import pytest
 
 from broker.envelope import Labels
 from broker.kafka.local import free_port
+from broker.kafka.topics import DLQ
 from broker.metrics import Metrics
 from broker.pep import JsonlSink, Publisher, Subscriber
-from tests.broker.pep.kafka_io import jcu, jcu_auditor, spawn_subscriber
+from tests.broker.pep.kafka_io import jcu, jcu_auditor, jcu_operator, produce, spawn_subscriber
 from tests.broker.pep.records import indicator
 from tests.world import World
 
@@ -110,12 +111,18 @@ async def test_metrics_endpoint_counts_deliveries(world: World, tmp_path: Path) 
 
 async def test_stats_reports_topics_lag_and_dead_letters(world: World) -> None:
     await _publish(world, 2)
-    result = await jcu(world, "stats", "--json")
+    result = await jcu_operator(world, "stats", "--json")
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     assert data["topics"]["jcu.civilian.indicators"] >= 2
     assert set(data) == {"topics", "consumer_lag", "dead_letters", "policy_violations"}
     assert all(isinstance(v, int) and v >= 0 for v in data["consumer_lag"].values())
+    assert any(g.startswith("enisa.") for g in data["consumer_lag"])  # <org>.<channel> groups
+    # An organisation's principal may not read the dead letters: a refusal, not a count
+    # (it may write one: every enforcement point dead-letters what it refuses).
+    await produce(world, DLQ, b"not a record", key="stats-wall", kafka=world.kafka("enisa"))
+    refused = await jcu(world, "stats", "--json")
+    assert refused.returncode == 1 and "may not read jcu.dlq" in refused.stderr
 
 
 def test_the_ledger_forgets_long_expired_deliveries_now_and_then(
