@@ -18,12 +18,51 @@ def _compose() -> dict[str, object]:
     return data
 
 
-def test_kafka_service_is_the_official_image_in_kraft_mode_at_our_version() -> None:
-    kafka = _compose()["services"]["kafka"]  # type: ignore[index]
-    assert kafka["image"] == f"apache/kafka:{KAFKA_VERSION}"
-    env = kafka["environment"]
-    assert env["KAFKA_PROCESS_ROLES"] == "broker,controller"
-    assert env["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false"
+def test_kafka_is_three_official_kraft_nodes_at_our_version_with_walls() -> None:
+    services = _compose()["services"]  # type: ignore[index]
+    nodes = {name: s for name, s in services.items() if name.startswith("kafka-") and "image" in s}
+    assert sorted(nodes) == ["kafka-1", "kafka-2", "kafka-3"]
+    ids = set()
+    for node in nodes.values():
+        assert node["image"] == f"apache/kafka:{KAFKA_VERSION}"
+        env = node["environment"]
+        ids.add(env["KAFKA_NODE_ID"])
+        assert env["KAFKA_PROCESS_ROLES"] == "broker,controller"
+        assert env["KAFKA_CONTROLLER_QUORUM_VOTERS"].count("@") == 3
+        assert env["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false"
+        # The walls: authenticated clients, TLS everywhere, nothing allowed without an ACL.
+        mapping = env["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"]
+        protocols = dict(p.split(":") for p in mapping.split(","))
+        assert protocols == {
+            "CLIENT": "SASL_SSL",
+            "MTLS": "SSL",
+            "INTERNAL": "SSL",
+            "CONTROLLER": "SSL",
+        }
+        assert env["KAFKA_SASL_ENABLED_MECHANISMS"] == "SCRAM-SHA-512"
+        assert env["KAFKA_AUTHORIZER_CLASS_NAME"].endswith("StandardAuthorizer")
+        assert env["KAFKA_ALLOW_EVERYONE_IF_NO_ACL_FOUND"] == "false"
+        assert set(env["KAFKA_SUPER_USERS"].split(";")) == {"User:kafka-broker", "User:admin"}
+        for listener in ("MTLS", "INTERNAL", "CONTROLLER"):
+            assert env[f"KAFKA_LISTENER_NAME_{listener}_SSL_CLIENT_AUTH"] == "required"
+        assert (env["KAFKA_DEFAULT_REPLICATION_FACTOR"], env["KAFKA_MIN_INSYNC_REPLICAS"]) == (
+            "3",
+            "2",
+        )
+        assert "PLAINTEXT" not in str(env)
+    assert ids == {"1", "2", "3"}
+    topics = services["jcu-topics"]["command"]
+    assert topics[:2] == ["kafka", "topics"] and topics[topics.index("--replication") + 1] == "3"
+
+
+def _verbs(svc: dict[str, object]) -> list[str]:
+    """The jcu verbs a service runs: its command, or the `jcu VERB` calls of its shell script."""
+    command = svc["command"]
+    assert isinstance(command, list)
+    if svc.get("entrypoint") == ["sh", "-c"]:
+        words = " ".join(str(c) for c in command).split()
+        return [words[i + 1] for i, w in enumerate(words[:-1]) if w.endswith("jcu")]
+    return [str(command[0])]
 
 
 def test_every_jcu_service_runs_an_existing_verb() -> None:
@@ -31,8 +70,10 @@ def test_every_jcu_service_runs_an_existing_verb() -> None:
     jcu_services = {name: s for name, s in services.items() if "build" in s}
     assert jcu_services, "compose must run jcu itself"
     for name, svc in jcu_services.items():
-        verb = svc["command"][0]
-        assert verb == "--help" or verb in _VERBS, f"service {name} runs unknown verb {verb!r}"
+        verbs = _verbs(svc)
+        assert verbs, f"service {name} runs no jcu verb"
+        for verb in verbs:
+            assert verb == "--help" or verb in _VERBS, f"service {name} runs unknown verb {verb!r}"
         for dep in svc.get("depends_on", {}):
             assert dep in services, f"service {name} depends on missing {dep}"
     for secret in {s for svc in jcu_services.values() for s in svc.get("secrets", [])}:

@@ -210,28 +210,63 @@ def topics(partitions: int, replication: int, as_json: bool) -> None:
     required=True,
     help="Directory for PRINCIPAL.crt, PRINCIPAL.key (0600) and the CA certificate.",
 )
+@click.option(
+    "--ca-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="The CA's directory (ca.pem, ca.key), made if missing (default: the local cluster's).",
+)
+@click.option(
+    "--server",
+    is_flag=True,
+    help="A broker's certificate (server and client auth; PRINCIPAL.pem holds key and chain "
+    "for Kafka's PEM keystore).",
+)
+@click.option("--host", "hosts", multiple=True, help="A host name the broker is reached by.")
 @_data_dir_option
 @_json_option
-def cert(principal: str, out_dir: Path, data_dir: Path | None, as_json: bool) -> None:
-    """Issue a client certificate (mTLS) from the local cluster's CA: its common name is the
-    Kafka principal (User:PRINCIPAL), which gets the same ACLs as over SCRAM."""
+def cert(
+    principal: str,
+    out_dir: Path,
+    ca_dir: Path | None,
+    server: bool,
+    hosts: tuple[str, ...],
+    data_dir: Path | None,
+    as_json: bool,
+) -> None:
+    """Issue a certificate from the cluster's CA: a client's (mTLS: its common name is the
+    Kafka principal, User:PRINCIPAL, which gets the same ACLs as over SCRAM) or, with
+    --server, a broker's."""
     import shutil
 
-    local = _local(data_dir)
-    if not local.secure or not local.ca.cert_file.exists():
-        raise ConfigError(f"{local.data_dir} holds no secured cluster's CA; run `jcu kafka up`")
+    from broker.kafka.tls import LocalCA
+
     if not principal or any(c in principal for c in ",=+/\\\"<>;# "):
         raise ConfigError(f"{principal!r} is not a principal name (no spaces or ,=+/;#<>\\\")")
-    issued = local.ca.issue(principal, out_dir / principal, server=False, client=True)
-    issued.pem.unlink()
-    shutil.copyfile(local.ca.cert_file, out_dir / "kafka-ca.pem")
+    local = _local(data_dir)
+    if ca_dir is not None:
+        ca = LocalCA.open_or_create(ca_dir)
+    elif local.secure and local.ca.cert_file.exists():
+        ca = local.ca
+    else:
+        raise ConfigError(
+            f"{local.data_dir} holds no secured cluster's CA; run `jcu kafka up`, or name a CA "
+            "directory with --ca-dir"
+        )
+    issued = ca.issue(principal, out_dir / principal, hosts=hosts, server=server, client=True)
+    if not server:
+        issued.pem.unlink()
+    if ca.cert_file.resolve() != (out_dir / "kafka-ca.pem").resolve():
+        shutil.copyfile(ca.cert_file, out_dir / "kafka-ca.pem")
     result = {
         "principal": f"User:{principal}",
         "cert_file": str(issued.cert),
         "key_file": str(issued.key),
         "ca_file": str(out_dir / "kafka-ca.pem"),
-        "bootstrap": local.mtls_bootstrap,
+        "bootstrap": local.mtls_bootstrap if ca_dir is None else None,
     }
+    if server:
+        result["keystore_file"] = str(issued.pem)
     if as_json:
         emit_json(result)
     else:
