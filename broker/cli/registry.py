@@ -1,6 +1,7 @@
 """`jcu registry ...`: carry signed registry snapshots, and a node's view of them.
 
-`publish` puts a snapshot file on `jcu.registry` (anyone may: nodes believe
+`publish` puts a snapshot file on `jcu.registry` (as the registry authority's
+Kafka principal, the only one the ACLs let write it; nodes believe
 only what the authority signed). `trust`, `import`, `sync` and `show` act on
 this node's registry state (JCU_HOME), which never goes back to an older epoch.
 """

@@ -1,6 +1,7 @@
 """Registry snapshots on the compacted `jcu.registry` topic.
 
-Anyone may carry a snapshot file there (`jcu registry publish`); the record key
+The registry authority's principal carries a snapshot file there (`jcu registry
+publish`; the Kafka ACLs let no one else write it); the record key
 is always `snapshot`, so compaction keeps the newest and a node reading the
 topic from the beginning meets every snapshot still retained. What a node
 believes is decided by `TrustedRegistry.offer`, never by the topic.
