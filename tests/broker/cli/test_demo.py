@@ -95,5 +95,8 @@ def test_demo_runs_the_scenario_end_to_end(tmp_path: Path) -> None:
     eda = " ".join(p.extract_text() for p in PdfReader(out / "sitrep" / "eda.pdf").pages)
     assert "Messages received: 1 " in " ".join(eda.split())
     assert "entitled to receive" in " ".join(eda.split())
+    # secured: each organisation's node connected as its own Kafka principal
+    assert "User:enisa" in text and "User:registry-authority" in text
     # the demo cleans up after itself: no broker left running from its state
-    assert not list((tmp_path / "home" / "demo").glob("*/kafka/kafka.json"))
+    assert (tmp_path / "home" / "demo").is_dir()
+    assert not list((tmp_path / "home" / "demo").glob("*/kafka/node-*/kafka.json"))
