@@ -72,6 +72,11 @@ class World:
     def operator(self) -> KafkaConnection:
         return read_client_file(self.credentials / f"{self.roles.operators[0]}.toml")
 
+    @property
+    def console_view(self) -> Path:
+        """The client file of jcu-console: an auditor and an operator, for the console."""
+        return self.credentials / "jcu-console.toml"
+
     def operator_env(self, org: str = "enisa") -> dict[str, str]:
         """A `jcu` process of the platform's operator (`jcu stats`): `org`'s home, the
         operator's Kafka principal."""

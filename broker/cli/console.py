@@ -48,15 +48,23 @@ def check_binding(host: str, login: bool | None, tls: bool) -> bool:
     return True
 
 
+#: The Kafka client file of the console's platform view: a principal that is an auditor and
+#: an operator (docs/deployment.md). Unset: the node's own, which sees only what it may.
+VIEW_CONFIG_ENV = "JCU_CONSOLE_KAFKA_CONFIG"
+
+
 def build_data(sample_every: float = 15.0, refresh_every: float = 2.0) -> object:
     """This node's console data (not started), from its home (the composition)."""
     from broker.cli._node import node_context
     from broker.cli.audit import keyring_resolvers
     from broker.cli.stats import collect
+    from broker.kafka.connection import read_client_file
     from connectors.console import ConsoleData
 
     ctx, _ = node_context(None)
     keys, valid = keyring_resolvers(ctx.settings, ctx.envelope.store)
+    view_file = os.environ.get(VIEW_CONFIG_ENV)
+    view = read_client_file(Path(view_file)) if view_file else None
     return ConsoleData(
         ctx,
         keys=keys,
@@ -64,6 +72,7 @@ def build_data(sample_every: float = 15.0, refresh_every: float = 2.0) -> object
         stats=collect,
         sample_every=sample_every,
         refresh_every=refresh_every,
+        view=view,
     )
 
 
@@ -114,7 +123,11 @@ def console(
     """Serve the operator console: flows, messages, audit, health, policy, crisis board and
     the situation report, each page with a JSON twin under /api.
 
-    Accounts: `jcu console passwd NAME --role operator|auditor`.
+    Accounts: `jcu console passwd NAME --role operator|auditor`. The audit, health and lag
+    pages read Kafka as the principal of JCU_CONSOLE_KAFKA_CONFIG (a client file of a
+    principal that is both an auditor and an operator, e.g. jcu-console from `jcu acl
+    apply`); without it, as this node, which may read neither the audit topics nor the
+    dead letters.
     """
     if click_ctx.invoked_subcommand is not None:
         return

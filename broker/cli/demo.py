@@ -497,18 +497,27 @@ async def _sitreps(scenario: Scenario, out_dir: Path) -> list[list[Any]]:
     return rows
 
 
-async def _serve_console(scenario: Scenario, out: Console, port: int) -> None:
+async def _serve_console(scenario: Scenario, out: Console, port: int, view: Path) -> None:
     """The operator console on ENISA's node (loopback, local operator) until SIGINT/SIGTERM."""
     import signal
 
     from broker.cli.audit import keyring_resolvers
     from broker.cli.console import serve_in_background
     from broker.cli.stats import collect
+    from broker.kafka.connection import read_client_file
     from connectors.console import ConsoleData
 
     ctx = scenario.node("enisa")
     keys, valid = keyring_resolvers(ctx.settings, ctx.envelope.store)
-    data = ConsoleData(ctx, keys=keys, valid=valid, stats=collect, sample_every=5)
+    # Its platform view reads as jcu-console (an auditor and an operator), not as ENISA.
+    data = ConsoleData(
+        ctx,
+        keys=keys,
+        valid=valid,
+        stats=collect,
+        sample_every=5,
+        view=read_client_file(view),
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -591,16 +600,15 @@ async def _main(
             await scenario.run()
             t = progress.add_task("receipts and audit verification", total=None)
             receipts = await _receipts(scenario, {s.sender for s in scenario.steps})
-            report = await _verify(scenario.node("enisa"))
+            auditor = read_client_file(credentials / f"{roles.auditors[0]}.toml")
+            report = await _verify(scenario.node("enisa"), auditor)
             sitreps = await _sitreps(scenario, out_dir)
-    from broker.kafka.acl import Roles
-    from broker.kafka.connection import read_client_file
             progress.remove_task(t)
             if serve is not None:
                 _report_federation(out, federation)
                 _report(out, scenario, receipts, report, out_dir, time.monotonic() - t0)
                 out.print(table("situation reports", ["reader", "messages", "file"], sitreps))
-                await _serve_console(scenario, out, serve)
+                await _serve_console(scenario, out, serve, credentials / "jcu-console.toml")
         finally:
             if not keep:
                 await asyncio.to_thread(local.stop)

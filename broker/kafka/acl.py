@@ -20,7 +20,9 @@ The rules (docs/deployment.md says why):
 - the crisis authorities (eu-cyclone, csirts-network), besides: WRITE `jcu.control`;
 - the registry authority: READ and WRITE `jcu.registry`;
 - an auditor: READ `jcu.audit.decisions`, `jcu.audit.checkpoints`, `jcu.dlq`, `jcu.registry`;
-- an operator: DESCRIBE every `jcu.` topic and every group (counts, lag); READ `jcu.dlq`;
+- an operator: DESCRIBE every `jcu.` topic and every group (counts, lag); READ `jcu.dlq`
+  and the data topics (the append time of a group's oldest unconsumed record: lag in
+  seconds; envelopes are encrypted, the clear header is all a non-recipient learns);
 - a suspended or revoked organisation: nothing.
 
 Scope: a cluster may host others' applications. `read_state` and the diff
@@ -98,8 +100,9 @@ class Roles:
     """Principals of the platform's roles (user names, without `User:`)."""
 
     authorities: tuple[str, ...] = ("registry-authority",)
-    auditors: tuple[str, ...] = ("jcu-auditor",)
-    operators: tuple[str, ...] = ("jcu-operator",)
+    #: jcu-console is both: the operator console's platform view (audit, health, lag)
+    auditors: tuple[str, ...] = ("jcu-auditor", "jcu-console")
+    operators: tuple[str, ...] = ("jcu-operator", "jcu-console")
     #: the super user the brokers name (`super.users`): never given ACLs, never touched
     admin: str = "admin"
     crisis_authorities: frozenset[str] = CRISIS_AUTHORITIES
@@ -219,6 +222,13 @@ def plan_acls(members: Iterable[Member], roles: Roles) -> AclPlan:
         rules.add(_topic(f"User:{name}", TOPIC_PREFIX, "DESCRIBE", prefixed=True))
         rules.add(_topic(f"User:{name}", DLQ_TOPIC, "READ"))
         rules.add(AclRule(f"User:{name}", "group", "literal", "*", "DESCRIBE"))
+        # Lag in seconds is the append time of the oldest record a group has not consumed:
+        # reading it needs READ. What a non-recipient reads there is the clear header only.
+        for community in COMMUNITIES:
+            rules.add(_topic(f"User:{name}", f"jcu.{community}.", "READ", prefixed=True))
+            rules.add(
+                _topic(f"User:{name}", f"jcu.exercise.{community}.", "READ", prefixed=True)
+            )
     clash = (ids | retired) & roles.principals() | ({roles.admin} & (ids | roles.principals()))
     if clash:
         raise ConfigError(

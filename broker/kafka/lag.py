@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from broker.kafka.clients import start_client
+from broker.kafka.clients import admin_client, consumer, start_client
+from broker.kafka.connection import KafkaConnection
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,38 +37,43 @@ class PartitionLag:
         return max(0.0, (now - self.oldest_unconsumed).total_seconds())
 
 
-async def group_lag(bootstrap: str, prefix: str = "jcu.") -> list[PartitionLag]:
-    """Every committed partition of every consumer group named `prefix...`."""
-    from aiokafka import AIOKafkaConsumer
-    from aiokafka.admin import AIOKafkaAdminClient
-
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await start_client(admin, bootstrap)
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+async def group_lag(kafka: KafkaConnection, prefix: str = "jcu.") -> list[PartitionLag]:
+    """Every committed partition of a topic named `prefix...` of every consumer group this
+    principal may describe (groups are named `<participant>.<channel>`): the platform's
+    operator sees them all."""
+    admin = admin_client(kafka)
+    await start_client(admin, kafka)
+    reader = consumer(kafka)
     try:
-        await start_client(consumer, bootstrap)
+        await start_client(reader, kafka)
     except BaseException:
         await admin.close()
         raise
     try:
-        groups = sorted(g[0] for g in await admin.list_consumer_groups() if g[0].startswith(prefix))
         committed: dict[str, dict[Any, int]] = {}
-        for g in groups:
+        for g in sorted(g[0] for g in await admin.list_consumer_groups()):
             offsets = await admin.list_consumer_group_offsets(g)
-            committed[g] = {tp: m.offset for tp, m in offsets.items() if m.offset >= 0}
+            ours = {
+                tp: m.offset
+                for tp, m in offsets.items()
+                if m.offset >= 0 and tp.topic.startswith(prefix)
+            }
+            if ours:
+                committed[g] = ours
+        groups = sorted(committed)
         tps = sorted({tp for c in committed.values() for tp in c})
-        ends = await consumer.end_offsets(tps) if tps else {}
+        ends = await reader.end_offsets(tps) if tps else {}
         behind = sorted(
             {(tp, off) for c in committed.values() for tp, off in c.items() if ends[tp] > off}
         )
-        appended = {(tp, off): await _append_time(consumer, tp, off) for tp, off in behind}
+        appended = {(tp, off): await _append_time(reader, tp, off) for tp, off in behind}
         return [
             PartitionLag(g, tp.topic, tp.partition, off, ends[tp], appended.get((tp, off)))
             for g in groups
             for tp, off in sorted(committed[g].items())
         ]
     finally:
-        await consumer.stop()
+        await reader.stop()
         await admin.close()
 
 

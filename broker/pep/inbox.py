@@ -86,7 +86,7 @@ async def read_inbox(
     senders: dict[str, str] = {}
     refused: Counter[str] = Counter()
     records = addressed = 0
-    async for r in scan(ctx.settings.bootstrap, topics):
+    async for r in scan(ctx.settings.kafka, topics):
         try:
             appended = appended_at(r)
         except Rejected as exc:

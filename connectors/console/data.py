@@ -15,6 +15,7 @@ from datetime import timedelta
 
 from broker.audit import KeyResolver, KeyValidity
 from broker.clock import utc_now
+from broker.kafka.connection import KafkaConnection
 from broker.kafka.topics import community_topic
 from broker.lifecycle import Service
 from broker.pep.context import PepContext
@@ -38,19 +39,24 @@ class ConsoleData(Service):
         sample_every: float = 15.0,
         refresh_every: float = 2.0,
         metrics: ConsoleMetrics | None = None,
+        view: KafkaConnection | None = None,
     ) -> None:
+        """`view`: the connection of the console's platform view (the audit topics, every
+        group's lag, the dead letters), a principal that is an auditor and an operator
+        (docs/deployment.md); the node's own reads its community's topics and the crises."""
         self.ctx = ctx
         self.node = ctx.identity
-        bootstrap = ctx.settings.bootstrap
+        own = ctx.settings.kafka
+        view = view or own
         store = ctx.envelope.store
         community = ctx.registry.get(self.node).community
-        self.audit = AuditFeed(bootstrap, store, keys, valid)
+        self.audit = AuditFeed(view, store, keys, valid)
         self.envelopes = EnvelopeIndex(
-            bootstrap, store, [community_topic(community, s) for s in DATA_STREAMS]
+            own, store, [community_topic(community, s) for s in DATA_STREAMS]
         )
-        self.crisis = CrisisBoard(ctx.envelope, bootstrap)
+        self.crisis = CrisisBoard(ctx.envelope, own)
         self.metrics = metrics or ConsoleMetrics()
-        self.health = Health(bootstrap, stats, every=sample_every, on_sample=self._sampled)
+        self.health = Health(view, stats, every=sample_every, on_sample=self._sampled)
         self.refresh_every = refresh_every
         self._refreshed = 0.0
         self._lock = asyncio.Lock()

@@ -20,7 +20,9 @@ from broker.audit._topic import TopicRecord
 from broker.audit.query import decode_records
 from broker.envelope.header import decode_envelope
 from broker.errors import JcuError
+from broker.kafka.clients import consumer as new_consumer
 from broker.kafka.clients import start_client
+from broker.kafka.connection import KafkaConnection
 from broker.kafka.scan import partitions
 from broker.kafka.topics import AUDIT_CHECKPOINTS, AUDIT_DECISIONS
 from broker.lifecycle import Service
@@ -31,22 +33,17 @@ class _Tail(Service):
     """One consumer on every partition of `topics`; `poll()` returns what is new up to
     the end offsets as of the call."""
 
-    def __init__(self, bootstrap: str, topics: list[str]) -> None:
-        self._bootstrap = bootstrap
+    def __init__(self, kafka: KafkaConnection, topics: list[str]) -> None:
+        self._kafka = kafka
         self._topics = topics
         self._consumer: Any = None
         self._tps: list[Any] = []
 
     async def start(self) -> None:
-        from aiokafka import AIOKafkaConsumer
-
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self._bootstrap,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            isolation_level="read_committed",
+        consumer = new_consumer(
+            self._kafka, auto_offset_reset="earliest", isolation_level="read_committed"
         )
-        await start_client(consumer, self._bootstrap)
+        await start_client(consumer, self._kafka)
         self._consumer = consumer
         await self._assign()
 
@@ -85,12 +82,12 @@ class AuditFeed(Service):
     """Every audit record and checkpoint so far, decoded and verified."""
 
     def __init__(
-        self, bootstrap: str, store: SchemaStore, keys: KeyResolver, valid: KeyValidity
+        self, kafka: KafkaConnection, store: SchemaStore, keys: KeyResolver, valid: KeyValidity
     ) -> None:
         self._store = store
         self._keys = keys
         self._valid = valid
-        self._tail = _Tail(bootstrap, [AUDIT_DECISIONS, AUDIT_CHECKPOINTS])
+        self._tail = _Tail(kafka, [AUDIT_DECISIONS, AUDIT_CHECKPOINTS])
         self._decisions: list[TopicRecord] = []
         self._checkpoints: list[TopicRecord] = []
         self.records: list[LoggedRecord] = []
@@ -147,9 +144,9 @@ class EnvelopeFacts:
 class EnvelopeIndex(Service):
     """Clear headers of the data topics this node reads, by message id; retractions apart."""
 
-    def __init__(self, bootstrap: str, store: SchemaStore, topics: list[str]) -> None:
+    def __init__(self, kafka: KafkaConnection, store: SchemaStore, topics: list[str]) -> None:
         self._store = store
-        self._tail = _Tail(bootstrap, topics)
+        self._tail = _Tail(kafka, topics)
         self.topics = tuple(topics)
         self.messages: dict[str, list[EnvelopeFacts]] = defaultdict(list)
         #: retracted message id -> the retraction's header

@@ -16,13 +16,14 @@ from datetime import datetime
 from typing import Any
 
 from broker.clock import utc_now
+from broker.kafka.connection import KafkaConnection
 from broker.kafka.lag import PartitionLag, group_lag
 from broker.kafka.scan import scan
 from broker.kafka.topics import DLQ
 from broker.lifecycle import Service
 from broker.logs import get_logger
 
-StatsSource = Callable[[str], Awaitable[dict[str, Any]]]
+StatsSource = Callable[[KafkaConnection], Awaitable[dict[str, Any]]]
 _log = get_logger("connectors.console")
 
 
@@ -58,9 +59,9 @@ def _groups(lags: list[PartitionLag], now: datetime) -> dict[str, GroupSample]:
     return out
 
 
-async def _dead_letters(bootstrap: str) -> dict[tuple[str, str], int]:
+async def _dead_letters(kafka: KafkaConnection) -> dict[tuple[str, str], int]:
     counts: Counter[tuple[str, str]] = Counter()
-    async for r in scan(bootstrap, [DLQ]):
+    async for r in scan(kafka, [DLQ]):
         hdr = dict(r.headers or ())
         who = bytes(hdr.get("jcu.participant", b"?")).decode(errors="replace")
         why = bytes(hdr.get("jcu.reason", b"unknown")).decode(errors="replace")
@@ -71,7 +72,7 @@ async def _dead_letters(bootstrap: str) -> dict[tuple[str, str], int]:
 class Health(Service):
     def __init__(
         self,
-        bootstrap: str,
+        kafka: KafkaConnection,
         stats: StatsSource,
         *,
         every: float = 15.0,
@@ -79,7 +80,7 @@ class Health(Service):
         on_sample: Callable[[Sample], Awaitable[None]] | None = None,
     ) -> None:
         self._on_sample = on_sample
-        self._bootstrap = bootstrap
+        self._kafka = kafka
         self._stats = stats
         self.every = every
         self.samples: deque[Sample] = deque(maxlen=keep)
@@ -88,9 +89,9 @@ class Health(Service):
 
     async def sample(self) -> Sample:
         now = utc_now()
-        stats = await self._stats(self._bootstrap)
-        lags = await group_lag(self._bootstrap)
-        dead = await _dead_letters(self._bootstrap)
+        stats = await self._stats(self._kafka)
+        lags = await group_lag(self._kafka)
+        dead = await _dead_letters(self._kafka)
         s = Sample(
             now,
             dict(stats.get("topics", {})),

@@ -28,7 +28,7 @@ async def gather(
     until = until or utc_now()
     since = until - window
     if board is None:
-        async with CrisisBoard(ctx.envelope, ctx.settings.bootstrap) as own:
+        async with CrisisBoard(ctx.envelope, ctx.settings.kafka) as own:
             return await _gather(ctx, reader, since, until, window, own)
     return await _gather(ctx, reader, since, until, window, board)
 

@@ -69,7 +69,7 @@ def test_only_crisis_authorities_write_control_and_only_the_authority_the_regist
         for r in plan.rules
         if r.name.startswith("jcu.audit.") and r.operation == "READ"
     }
-    assert audit_readers == {"User:jcu-auditor"}
+    assert audit_readers == {"User:jcu-auditor", "User:jcu-console"}
 
 
 def test_suspended_keep_a_login_and_no_acl_revoked_lose_both() -> None:
@@ -94,7 +94,13 @@ def test_drift_names_missing_and_extra_bindings_within_scope_only() -> None:
     found = drift(plan, ClusterWalls(frozenset(rules | {hole, wildcard, foreign}), frozenset()))
     assert found.missing == (dropped,)
     assert set(found.extra) == {hole, wildcard}
-    assert found.users_missing == ("eda", "jcu-auditor", "jcu-operator", "registry-authority")
+    assert found.users_missing == (
+        "eda",
+        "jcu-auditor",
+        "jcu-console",
+        "jcu-operator",
+        "registry-authority",
+    )
     assert not found.clean
     assert drift(plan, ClusterWalls(plan.rules, plan.users)).clean
 

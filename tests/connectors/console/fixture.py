@@ -82,7 +82,8 @@ def console(world: World, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
                 "--sample-every",
                 "2",
             ],
-            env=world.env(NODE),
+            # The console's platform view reads as jcu-console (an auditor and an operator).
+            env={**world.env(NODE), "JCU_CONSOLE_KAFKA_CONFIG": str(world.console_view)},
             stdout=subprocess.DEVNULL,
             stderr=err,
         )

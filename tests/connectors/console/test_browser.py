@@ -59,9 +59,12 @@ def _login(browser: Any, console: Console, who: tuple[str, str]) -> Any:
 
 
 def _jcu(console: Console, *args: str) -> Any:
+    """`jcu ARGS` on the console's node; `jcu audit` as an auditor (only auditors read the
+    audit topics)."""
+    env = console.world.auditor_env(NODE) if args[0] == "audit" else console.world.env(NODE)
     out = subprocess.run(
         [sys.executable, "-m", "broker.cli", *args],
-        env=console.world.env(NODE),
+        env=env,
         capture_output=True,
         text=True,
         check=True,

@@ -81,7 +81,7 @@ async def make_traffic(world: World, out: Path) -> Traffic:
         )
     node = world.ctx("eu-cyclone")
     data = sign_declaration(node.envelope, "eu-cyclone", t.incident, ("DE", "FR"), True)
-    await publish_declaration(world.bootstrap, t.incident, data)
+    await publish_declaration(world.kafka("eu-cyclone"), t.incident, data)
     async with Publisher("enisa", world.ctx("enisa")) as pub:
         t.sent["sitrep"] = await pub.publish(
             "SituationReport", situation_report(), labels=Labels.of("CLEAR", incident=t.incident)
