@@ -65,8 +65,12 @@ async def _read_one(kafka: KafkaConnection, topic: str) -> None:
 async def _write_one(kafka: KafkaConnection, topic: str, value: bytes, key: bytes) -> None:
     producer = reliable_producer(kafka, request_timeout_ms=10000)
     await start_client(producer, kafka)
+    # A dead letter as a subscriber writes one: who refused it and why, in its headers.
+    headers = [("jcu.participant", b"test"), ("jcu.reason", b"walls-test")]
     try:
-        await producer.send_and_wait(topic, value, key=key)
+        await producer.send_and_wait(
+            topic, value, key=key, headers=headers if topic == "jcu.dlq" else None
+        )
     finally:
         await producer.stop()
 

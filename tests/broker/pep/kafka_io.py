@@ -29,6 +29,7 @@ async def produce(
     key: str | None = None,
     *,
     kafka: KafkaConnection | None = None,
+    headers: list[tuple[str, bytes]] | None = None,
     **producer_options: Any,
 ) -> None:
     """Write one raw record, bypassing the publisher (as a hostile member could; by default
@@ -38,7 +39,9 @@ async def produce(
     producer = reliable_producer(kafka or world.admin, **options)
     await producer.start()
     try:
-        await producer.send_and_wait(topic, value, key=key.encode() if key else None)
+        await producer.send_and_wait(
+            topic, value, key=key.encode() if key else None, headers=headers
+        )
     finally:
         await producer.stop()
 

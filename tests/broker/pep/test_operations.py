@@ -120,7 +120,14 @@ async def test_stats_reports_topics_lag_and_dead_letters(world: World) -> None:
     assert any(g.startswith("enisa.") for g in data["consumer_lag"])  # <org>.<channel> groups
     # An organisation's principal may not read the dead letters: a refusal, not a count
     # (it may write one: every enforcement point dead-letters what it refuses).
-    await produce(world, DLQ, b"not a record", key="stats-wall", kafka=world.kafka("enisa"))
+    await produce(
+        world,
+        DLQ,
+        b"not a record",
+        key="stats-wall",
+        kafka=world.kafka("enisa"),
+        headers=[("jcu.participant", b"enisa"), ("jcu.reason", b"walls-test")],
+    )
     refused = await jcu(world, "stats", "--json")
     assert refused.returncode == 1 and "may not read jcu.dlq" in refused.stderr
 
