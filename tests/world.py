@@ -181,7 +181,7 @@ class World:
         await ensure_topics(admin, contract_topics(partitions=partitions, replication=replication))
         registry = self.ctx(orgs[0]).registry
         members = [
-            Member(p.id, p.community, p.status, p.exercises)
+            Member(p.id, p.community, p.status, p.exercises, p.role)
             for p in registry.participants.values()
         ]
         credentials = where / "credentials"

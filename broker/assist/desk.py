@@ -2,7 +2,7 @@
 
 `AssistDesk` puts together, for the node's own participant, its case book, a
 publisher and a subscriber on its community's assistance stream (its own
-consumer group, `jcu.assist.<participant>`), both with the assistance
+consumer group, `<participant>.assist`), both with the assistance
 workflow's check and one audit log, `<participant>/assist`. Every step it
 sends is a typed record (schemas/Assistance*.avsc) published through the
 publisher: decided per organisation by the policy, sealed for exactly the
@@ -48,8 +48,9 @@ STREAM = "assistance"
 
 
 def desk_group(participant: str) -> str:
-    """The consumer group of a node's assistance desk (its own delivery channel)."""
-    return f"jcu.assist.{participant}"
+    """The consumer group of a node's assistance desk (its own delivery channel), prefixed
+    with its id: the only groups the Kafka ACLs let it use."""
+    return f"{participant}.assist"
 
 
 @dataclass(frozen=True, slots=True)

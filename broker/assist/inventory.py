@@ -238,8 +238,8 @@ class CapabilityPublisher(Service):
     async def start(self) -> None:
         try:
             await self._audit.start()
-            producer = reliable_producer(self._ctx.settings.bootstrap)
-            await start_client(producer, self._ctx.settings.bootstrap)
+            producer = reliable_producer(self._ctx.settings.kafka)
+            await start_client(producer, self._ctx.settings.kafka)
             self._producer = producer
         except BaseException:
             await self.stop()
@@ -434,7 +434,7 @@ async def read_inventory(
     seen: dict[str, datetime] = {}
     new_refusals: list[tuple[Refusal, Any, Labels | None]] = []
     memo = _refused_memo(ctx, participant, topic)
-    async for r in scan(ctx.settings.bootstrap, [topic]):
+    async for r in scan(ctx.settings.kafka, [topic]):
         key = (r.key or b"").decode(errors="replace")
         labels: Labels | None = None
         try:
@@ -507,8 +507,8 @@ async def _report(
 ) -> None:
     """Dead-letter and audit refused inventory records (once per node)."""
     log = audit if audit is not None else ctx.audit_log(participant, "inventory")
-    producer = reliable_producer(ctx.settings.bootstrap)
-    await start_client(producer, ctx.settings.bootstrap)
+    producer = reliable_producer(ctx.settings.kafka)
+    await start_client(producer, ctx.settings.kafka)
     cache = AvroLabelsCache()
     try:
         async with log:

@@ -87,7 +87,7 @@ async def _registry_members(settings: Settings, anchor: Path | None, sync: bool)
         )
         return []
     return [
-        Member(p.id, p.community, p.status, p.exercises)
+        Member(p.id, p.community, p.status, p.exercises, p.role)
         for p in trusted.registry.participants.values()
     ]
 

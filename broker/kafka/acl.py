@@ -14,7 +14,8 @@ The rules (docs/deployment.md says why):
   if enrolled in an exercise; WRITE every community's `jcu.<c>.*` (a
   publisher seals one copy per target community; a receipt goes to the
   sender's community) and, if enrolled, `jcu.exercise.<c>.*`; READ
-  `jcu.registry` and `jcu.control`; WRITE `jcu.audit.decisions`,
+  `jcu.registry`, `jcu.control` and `jcu.capabilities` (WRITE too for a JCU
+  participant, which keeps entries there); WRITE `jcu.audit.decisions`,
   `jcu.audit.checkpoints` and `jcu.dlq`; READ (join, commit, fetch offsets)
   the consumer groups prefixed `<org>.`;
 - the crisis authorities (eu-cyclone, csirts-network), besides: WRITE `jcu.control`;
@@ -51,6 +52,9 @@ Operation = Literal["READ", "WRITE", "DESCRIBE", "CREATE", "DELETE", "ALTER", "A
 
 REGISTRY_TOPIC = "jcu.registry"
 CONTROL_TOPIC = "jcu.control"
+CAPABILITIES_TOPIC = "jcu.capabilities"
+#: Roles whose members may keep entries in the capability inventory (JCU participants).
+INVENTORY_ROLES = frozenset({"operational", "supporting"})
 AUDIT_TOPICS = ("jcu.audit.decisions", "jcu.audit.checkpoints")
 DLQ_TOPIC = "jcu.dlq"
 TOPIC_PREFIX = "jcu."
@@ -93,6 +97,7 @@ class Member:
     community: str
     status: str = "active"
     exercises: frozenset[str] = frozenset()
+    role: str = "member"
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,6 +209,9 @@ def plan_acls(members: Iterable[Member], roles: Roles) -> AclPlan:
                 rules.add(_topic(me, f"jcu.exercise.{community}.", "WRITE", prefixed=True))
         rules.add(_topic(me, REGISTRY_TOPIC, "READ"))
         rules.add(_topic(me, CONTROL_TOPIC, "READ"))
+        rules.add(_topic(me, CAPABILITIES_TOPIC, "READ"))
+        if m.role in INVENTORY_ROLES:
+            rules.add(_topic(me, CAPABILITIES_TOPIC, "WRITE"))
         if m.id in roles.crisis_authorities:
             rules.add(_topic(me, CONTROL_TOPIC, "WRITE"))
         for name in (*AUDIT_TOPICS, DLQ_TOPIC):

@@ -152,7 +152,7 @@ async def put_up_walls(
     any_node = next(iter(federation.homes.values()))
     trusted = TrustedRegistry.load(any_node / "registry", SchemaStore.load(schemas))
     members = [
-        Member(p.id, p.community, p.status, p.exercises)
+        Member(p.id, p.community, p.status, p.exercises, p.role)
         for p in trusted.registry.participants.values()
     ]
     credentials = federation.root / "kafka-credentials"

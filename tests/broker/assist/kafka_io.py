@@ -92,6 +92,6 @@ async def forge(
 
 async def audit_records(world: World) -> list[LoggedRecord]:
     records, _ = decode_records(
-        world.ctx("enisa").envelope.store, await read_topic(world.bootstrap, AUDIT_DECISIONS)
+        world.ctx("enisa").envelope.store, await read_topic(world.auditor, AUDIT_DECISIONS)
     )
     return records

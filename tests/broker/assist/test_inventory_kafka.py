@@ -46,7 +46,7 @@ async def _recipients_on_topic(world: World, key: str) -> set[str]:
     """Whom the newest record of `key` is sealed for, read from the topic without a key."""
     reader = EnvelopeReader(world.ctx("enisa").envelope.store)
     found: set[str] = set()
-    async for r in scan(world.bootstrap, [CAPABILITIES]):
+    async for r in scan(world.admin, [CAPABILITIES]):
         if r.key == key.encode():
             found = set(reader.decode(r.value).header.recipient_ids)
     return found

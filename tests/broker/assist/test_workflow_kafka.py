@@ -104,7 +104,7 @@ async def test_an_offer_without_the_mandate_is_refused_at_both_ends_and_audited(
     declaration = sign_declaration(
         world.ctx("eu-cyclone").envelope, "eu-cyclone", inc, ("FR", "DE"), True, timedelta(days=1)
     )
-    await publish_declaration(world.bootstrap, inc, declaration)
+    await publish_declaration(world.kafka("eu-cyclone"), inc, declaration)
     async with desk(world, "soc-fr") as fr:
         sent = await fr.request(draft(inc, categories=("availability",)))
     assert "eeas-intcen" in sent.recipients and "europol-ec3" in sent.recipients

@@ -90,7 +90,7 @@ async def test_a_case_from_request_to_closure_on_the_command_line(
         True,
         timedelta(days=1),
     )
-    await publish_declaration(world.bootstrap, incident, decl)
+    await publish_declaration(world.kafka("eu-cyclone"), incident, decl)
 
     request = [
         "assist",

@@ -17,7 +17,8 @@ REPO = Path(__file__).resolve().parents[3]
 def _members() -> list[Member]:
     registry = load_registry(REPO / "policies" / "participants.yaml")
     return [
-        Member(p.id, p.community, p.status, p.exercises) for p in registry.participants.values()
+        Member(p.id, p.community, p.status, p.exercises, p.role)
+        for p in registry.participants.values()
     ]
 
 
@@ -30,7 +31,7 @@ def test_an_organisation_reads_its_community_and_writes_every_community() -> Non
     mine = set(plan.for_principal("User:eda"))
     assert _topic("User:eda", "jcu.defence.", "READ", True) in mine
     reads = {r.name for r in mine if r.operation == "READ" and r.resource == "topic"}
-    assert reads == {"jcu.defence.", "jcu.registry", "jcu.control"}
+    assert reads == {"jcu.defence.", "jcu.registry", "jcu.control", "jcu.capabilities"}
     writes = {r.name for r in mine if r.operation == "WRITE"}
     assert writes == {f"jcu.{c}." for c in COMMUNITIES} | {
         "jcu.audit.decisions",
@@ -70,6 +71,16 @@ def test_only_crisis_authorities_write_control_and_only_the_authority_the_regist
         if r.name.startswith("jcu.audit.") and r.operation == "READ"
     }
     assert audit_readers == {"User:jcu-auditor", "User:jcu-console"}
+
+
+def test_only_jcu_participants_keep_capability_entries() -> None:
+    plan = plan_acls(
+        [Member("eda", "defence", role="supporting"), Member("isac", "civilian")], Roles()
+    )
+    on = [r for r in plan.rules if r.name == "jcu.capabilities"]
+    writers = {r.principal for r in on if r.operation == "WRITE"}
+    readers = {r.principal for r in on if r.operation == "READ"}
+    assert writers == {"User:eda"} and readers == {"User:eda", "User:isac"}
 
 
 def test_suspended_keep_a_login_and_no_acl_revoked_lose_both() -> None:
