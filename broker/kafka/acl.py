@@ -159,17 +159,21 @@ class AclPlan:
     #: participant ids (their groups are in scope) and every principal the plan speaks for
     participants: frozenset[str] = field(default_factory=frozenset)
     principals: frozenset[str] = field(default_factory=frozenset)
+    #: the topic namespace the plan owns (every binding on it is its business), or None for
+    #: a plan that speaks only for its own principals
+    topic_prefix: str | None = TOPIC_PREFIX
 
     def in_scope(self, rule: AclRule) -> bool:
         """Whether an existing binding is this plan's business (see the module docstring)."""
         if rule.principal in self.principals:
             return True
-        if rule.resource == "topic":
+        prefix = self.topic_prefix
+        if rule.resource == "topic" and prefix is not None:
             # Ours, or a binding that reaches ours: the wildcard, or a shorter prefix.
             return (
-                rule.name.startswith(TOPIC_PREFIX)
+                rule.name.startswith(prefix)
                 or (rule.pattern == "literal" and rule.name == "*")
-                or (rule.pattern == "prefixed" and TOPIC_PREFIX.startswith(rule.name))
+                or (rule.pattern == "prefixed" and prefix.startswith(rule.name))
             )
         if rule.resource == "group":
             return any(

@@ -301,7 +301,14 @@ async def writer_only(admin: KafkaConnection, topics: tuple[str, str], where: Pa
 
     name = f"audit-writer-{uuid.uuid4().hex[:8]}"
     rules = frozenset(AclRule(f"User:{name}", "topic", "literal", t, "WRITE") for t in topics)
-    plan = AclPlan(rules, frozenset({name}), frozenset(), principals=frozenset({f"User:{name}"}))
+    # A plan that speaks for this principal only: the session's walls are not its business.
+    plan = AclPlan(
+        rules,
+        frozenset({name}),
+        frozenset(),
+        principals=frozenset({f"User:{name}"}),
+        topic_prefix=None,
+    )
     done = await apply_plan(admin, plan, credentials_dir=where)
     return done.credential_files[name]
 

@@ -33,11 +33,13 @@ def test_every_capabilities_verb_has_help(verb: str, capsys: pytest.CaptureFixtu
 
 
 async def _jcu(world: World, org: str, *args: str) -> subprocess.CompletedProcess[str]:
-    """`jcu ARGS` run by `org` on its own node."""
+    """`jcu ARGS` run by `org` on its own node (`jcu audit` by an auditor with `org`'s home:
+    only auditors read the audit topics)."""
+    env = world.auditor_env(org) if args[0] == "audit" else world.env(org)
     return await asyncio.to_thread(
         subprocess.run,
         [sys.executable, "-m", "broker.cli", *args],
-        env=world.env(org),
+        env=env,
         capture_output=True,
         text=True,
         timeout=180,

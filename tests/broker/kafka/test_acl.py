@@ -7,7 +7,15 @@ from pathlib import Path
 import pytest
 
 from broker.errors import ConfigError
-from broker.kafka.acl import AclRule, ClusterWalls, Member, Roles, drift, plan_acls
+from broker.kafka.acl import (
+    AclPlan,
+    AclRule,
+    ClusterWalls,
+    Member,
+    Roles,
+    drift,
+    plan_acls,
+)
 from broker.trust.registry import load_registry
 from broker.vocabulary import COMMUNITIES
 
@@ -114,6 +122,9 @@ def test_drift_names_missing_and_extra_bindings_within_scope_only() -> None:
     )
     assert not found.clean
     assert drift(plan, ClusterWalls(plan.rules, plan.users)).clean
+    # A plan for its own principals only leaves everyone else's bindings alone.
+    own = AclPlan(frozenset(), frozenset(), frozenset(), topic_prefix=None)
+    assert drift(own, ClusterWalls(frozenset(rules | {hole, wildcard}), frozenset())).clean
 
 
 def test_roles_file_and_name_clashes(tmp_path: Path) -> None:

@@ -32,7 +32,8 @@ from broker.pep.context import PepContext
 from tests.broker.pep.records import indicator
 from tests.world import World
 
-pytestmark = pytest.mark.kafka
+# Three brokers restarting on a 2-core machine shared with other work: minutes, not seconds.
+pytestmark = [pytest.mark.kafka, pytest.mark.timeout(900)]
 
 RED = Labels.of("RED")
 CHUNK = 100
@@ -90,14 +91,14 @@ async def _publish(pub: Publisher, n: int) -> list[str]:
 
 async def _until_delivered(sink: Path, wanted: set[str], consuming: asyncio.Task[object]) -> None:
     """Wait until the sink holds `wanted` (the subscriber runs meanwhile); fail if it stops."""
-    for _ in range(1200):
+    for _ in range(3000):
         if wanted <= set(_ids(sink)):
             return
         if consuming.done():
             consuming.result()
             raise AssertionError("the subscriber stopped")
         await asyncio.sleep(0.1)
-    raise AssertionError(f"{len(wanted - set(_ids(sink)))} messages not delivered in 120 s")
+    raise AssertionError(f"{len(wanted - set(_ids(sink)))} messages not delivered in 300 s")
 
 
 async def _leader_of(cluster: LocalKafka, topic: str, partition: int) -> int:
