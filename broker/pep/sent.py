@@ -1,6 +1,10 @@
 """The publisher's record of what it sent where, so it can retract a message later.
 
-Only routing facts are kept (type, labels, topics, recipients), never content.
+Only routing facts are kept (type, labels, topics, recipients), never content,
+and, for records that came from a source object (a STIX object, a MISP event),
+that object's id, version and container, so a whole publication can be found
+again (`jcu retract --file/--event`) and a later publication can tell whether
+an object it refers to already reached a recipient.
 """
 
 from __future__ import annotations
@@ -24,12 +28,29 @@ class SentCopy:
 
 
 @dataclass(frozen=True, slots=True)
+class SourceRef:
+    """What a record was made from: the source object's id, its version, its container.
+
+    STIX: (STIX id, `modified`, bundle id); MISP: (event uuid, `timestamp`, event uuid).
+    """
+
+    id: str
+    version: str | None = None
+    container: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class SentMessage:
     message_id: str
     sender: str
     payload_type: str
     labels: Labels
     copies: tuple[SentCopy, ...]
+    source: SourceRef | None = None
+
+    @property
+    def recipients(self) -> frozenset[str]:
+        return frozenset(r for c in self.copies for r in c.recipients)
 
 
 class SentLog:
@@ -40,8 +61,16 @@ class SentLog:
         # An index for retraction, not a record of truth (the audit log is): WAL with
         # NORMAL sync survives a crash of the process, and costs no fsync per message.
         self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute(
-            "CREATE TABLE IF NOT EXISTS sent (message_id TEXT PRIMARY KEY, body TEXT NOT NULL)"
+        self._db.executescript(
+            "CREATE TABLE IF NOT EXISTS sent (message_id TEXT PRIMARY KEY, body TEXT NOT NULL);"
+            "CREATE TABLE IF NOT EXISTS sources (message_id TEXT PRIMARY KEY,"
+            " source_id TEXT NOT NULL, version TEXT, container TEXT,"
+            " retracted INTEGER NOT NULL DEFAULT 0);"
+            "CREATE INDEX IF NOT EXISTS sources_by_id ON sources (source_id);"
+            "CREATE INDEX IF NOT EXISTS sources_by_container ON sources (container);"
+            "CREATE TABLE IF NOT EXISTS reached (source_id TEXT NOT NULL,"
+            " recipient TEXT NOT NULL, message_id TEXT NOT NULL,"
+            " PRIMARY KEY (source_id, recipient, message_id));"
         )
 
     def add(self, message: SentMessage) -> None:
@@ -49,16 +78,77 @@ class SentLog:
 
     def add_many(self, messages: Iterable[SentMessage]) -> None:
         """Remember messages for retraction, in one transaction."""
+        messages = list(messages)
         rows = [(m.message_id, json.dumps(_body(m))) for m in messages]
+        sourced = [m for m in messages if m.source is not None]
         self._db.execute("BEGIN")
         try:
             self._db.executemany(
                 "INSERT OR REPLACE INTO sent (message_id, body) VALUES (?, ?)", rows
             )
+            self._db.executemany(
+                "INSERT OR REPLACE INTO sources (message_id, source_id, version, container)"
+                " VALUES (?, ?, ?, ?)",
+                [
+                    (m.message_id, m.source.id, m.source.version, m.source.container)
+                    for m in sourced
+                    if m.source is not None
+                ],
+            )
+            self._db.executemany(
+                "INSERT OR IGNORE INTO reached (source_id, recipient, message_id) VALUES (?,?,?)",
+                [
+                    (m.source.id, r, m.message_id)
+                    for m in sourced
+                    if m.source is not None
+                    for r in sorted(m.recipients)
+                ],
+            )
         except BaseException:
             self._db.execute("ROLLBACK")
             raise
         self._db.execute("COMMIT")
+
+    def messages_of(
+        self, source_ids: Iterable[str] = (), *, container: str | None = None
+    ) -> list[str]:
+        """Ids of the messages sent for these source objects (or this container), oldest
+        first, retracted ones left out."""
+        ids = list(dict.fromkeys(source_ids))
+        found: list[str] = []
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            found += [
+                r[0]
+                for r in self._db.execute(
+                    "SELECT message_id FROM sources WHERE retracted = 0 AND source_id IN"
+                    f" ({','.join('?' * len(chunk))}) ORDER BY rowid",
+                    chunk,
+                )
+            ]
+        if container is not None:
+            found += [
+                r[0]
+                for r in self._db.execute(
+                    "SELECT message_id FROM sources WHERE retracted = 0 AND container = ?"
+                    " ORDER BY rowid",
+                    (container,),
+                )
+            ]
+        return list(dict.fromkeys(found))
+
+    def reached(self, source_id: str, recipient: str) -> bool:
+        """Whether a message made from `source_id` (any version) reached `recipient` and
+        was not retracted since."""
+        row = self._db.execute(
+            "SELECT 1 FROM reached JOIN sources USING (message_id)"
+            " WHERE reached.source_id = ? AND recipient = ? AND retracted = 0 LIMIT 1",
+            (source_id, recipient),
+        ).fetchone()
+        return row is not None
+
+    def mark_retracted(self, message_id: str) -> None:
+        self._db.execute("UPDATE sources SET retracted = 1 WHERE message_id = ?", (message_id,))
 
     def get(self, message_id: str) -> SentMessage | None:
         row = self._db.execute(
@@ -67,6 +157,10 @@ class SentLog:
         if row is None:
             return None
         body = json.loads(row[0])
+        source = self._db.execute(
+            "SELECT source_id, version, container FROM sources WHERE message_id = ?",
+            (message_id,),
+        ).fetchone()
         return SentMessage(
             message_id=message_id,
             sender=body["sender"],
@@ -78,6 +172,7 @@ class SentLog:
                 )
                 for c in body["copies"]
             ),
+            source=SourceRef(*source) if source is not None else None,
         )
 
     def close(self) -> None:
