@@ -37,8 +37,8 @@ from connectors.soc._stix20 import NotUpgradable, upgrade
 from connectors.soc.result import NO_TLP, Item, ParseResult, Ref, RefKind, Skipped
 
 _SUPPORTED_VERSIONS = ("2.0", "2.1")
-#: Objects whose TLP, when they carry none, applies to the objects they contain.
-_CONTAINERS = ("report", "grouping")
+#: Objects whose TLP applies to the objects they contain, when those carry none.
+_CONTAINERS = ("report", "grouping", "observed-data")
 #: Definitions other objects point at: they go wherever an object that uses them goes.
 _DEFINITIONS = ("marking-definition", "extension-definition")
 #: Objects every STIX consumer knows by id: a reference to them never dangles.
