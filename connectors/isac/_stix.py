@@ -186,6 +186,7 @@ def to_stix_bundle(items: Iterable[Delivered], *, bundle_id: str | None = None) 
         stix2.v21.MarkingDefinition(**tlp_levels.stix_marking_definition(level), allow_custom=True)
         for level in levels
     ]
+    as_written: list[dict[str, Any]] = []
     for item in items:
         marking = tlp_levels.stix_marking_id(item.tlp)
         if item.payload_type not in STIX_PAYLOADS:
@@ -193,10 +194,11 @@ def to_stix_bundle(items: Iterable[Delivered], *, bundle_id: str | None = None) 
                 f"no STIX mapping for {item.payload_type} (message {item.message_id}); "
                 "deliver it as JSON lines"
             )
+        if item.payload_type in SOURCE_PAYLOADS:
+            as_written.extend(source_objects(item))  # as the source wrote them, untouched
+            continue
         try:
-            if item.payload_type in SOURCE_PAYLOADS:
-                objects.extend(source_objects(item))
-            elif item.payload_type == "Indicator":
+            if item.payload_type == "Indicator":
                 objects.append(_indicator(item, marking))
             else:
                 objects.extend(_report(item, marking))
@@ -208,4 +210,6 @@ def to_stix_bundle(items: Iterable[Delivered], *, bundle_id: str | None = None) 
     bundle_id = bundle_id or f"bundle--{uuid.uuid4()}"
     bundle = stix2.v21.Bundle(objects=objects, id=bundle_id, allow_custom=True)
     result: dict[str, Any] = json.loads(bundle.serialize())
+    if as_written:
+        result["objects"] = [*result.get("objects", []), *as_written]
     return result

@@ -32,7 +32,6 @@ from pymisp import MISPEvent
 
 from connectors._atomic import append_durable, safe_name, write_atomic
 from connectors._convert import misp_to_stix, stix_to_misp
-from connectors._misp_event import event_of
 from connectors._stix_object import canonical_json, version_of
 from connectors._values import as_time, json_ready
 from connectors.isac._jsonl import to_jsonl_line

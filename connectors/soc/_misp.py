@@ -16,6 +16,7 @@ says about sharing is honoured per attribute and object:
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import uuid
 from collections.abc import Iterator
@@ -38,10 +39,14 @@ from connectors._misp_event import (
     remove_parts,
     tag_names,
 )
+from connectors._observables import HASH_NAMES, Observable, check_value
 from connectors.soc.result import NO_TLP, Item, ParseResult, Skipped
 
 #: MISP taxonomies whose predicates are ENISA reference taxonomy classes.
 ENISA_TAXONOMIES = ("ecsirt", "rsit")
+_DOMAIN_TYPES = {"domain", "hostname", "domain|ip", "hostname|port"}
+_IP_TYPES = {"ip-src", "ip-dst", "ip-src|port", "ip-dst|port"}
+_EMAIL_TYPES = {"email", "email-src", "email-dst", "email-reply-to"}
 #: MISP distribution levels.
 YOUR_ORGANISATION, THIS_COMMUNITY, CONNECTED, ALL, SHARING_GROUP, INHERIT = range(6)
 
@@ -130,6 +135,7 @@ def _event(
     if level is None:
         skipped.append(Skipped(event_id, "misp-event", NO_TLP))
         return
+    event = _clean(event, event_id, skipped)
     event_distribution = _distribution(event, ALL)
     sharing_group = str(event.get("sharing_group_id") or "0")
 
@@ -137,10 +143,7 @@ def _event(
     parts: list[Part] = []
     community: list[str] = []
     categories = set(enisa_categories(event_tags))
-    for o_index, obj in enumerate(_list(event.get("Object"))):
-        if not isinstance(obj, dict):
-            skipped.append(Skipped(f"{event_id}/Object[{o_index}]", "misp-object", "not an object"))
-            continue
+    for obj in _list(event.get("Object")):
         name = object_part(str(obj.get("uuid")))
         why = _not_shared(obj, event_distribution, sharing_group)
         if why:
@@ -194,6 +197,39 @@ def _event(
     )
 
 
+def _clean(event: dict[str, Any], event_id: str, skipped: list[Skipped]) -> dict[str, Any]:
+    """The event without members that are not MISP attributes or objects (each skipped)."""
+    out = dict(event)
+    if "Attribute" in out:
+        out["Attribute"] = _dicts(out["Attribute"], f"{event_id}/Attribute", skipped)
+    if "Object" in out:
+        objects = []
+        for o_index, obj in enumerate(_list(out["Object"])):
+            if not isinstance(obj, dict):
+                where = f"{event_id}/Object[{o_index}]"
+                skipped.append(Skipped(where, "misp-object", "not an object"))
+                continue
+            obj = dict(obj)
+            if "Attribute" in obj:
+                where = f"{event_id}/Object[{o_index}]/Attribute"
+                obj["Attribute"] = _dicts(obj["Attribute"], where, skipped)
+            objects.append(obj)
+        out["Object"] = objects
+    return out
+
+
+def _dicts(members: Any, where: str, skipped: list[Skipped]) -> list[dict[str, Any]]:
+    kept = []
+    for index, member in enumerate(_list(members)):
+        if isinstance(member, dict):
+            kept.append(member)
+        else:
+            skipped.append(
+                Skipped(f"{where}[{index}]", "misp-attribute", "not an attribute object")
+            )
+    return kept
+
+
 def _attribute_problem(raw: dict[str, Any]) -> str | None:
     if raw.get("deleted") in (True, "1", 1):
         return "deleted in MISP"
@@ -208,6 +244,10 @@ def _attribute_problem(raw: dict[str, Any]) -> str | None:
         # PyMISP reports malformed members with whatever built-in error its code hits
         # (IndexError, AttributeError, ...): only this attribute is left out.
         return f"invalid MISP attribute: {_one_line(exc)}"
+    obs = observable_of(str(attr.type), str(attr.value))
+    problem = check_value(obs) if obs is not None else None
+    if problem:
+        return f"bad {attr.type} value: {problem}"
     return None
 
 
@@ -221,4 +261,38 @@ def _not_shared(holder: dict[str, Any], event_distribution: int, sharing_group: 
         or str(holder.get("sharing_group_id") or sharing_group) != sharing_group
     ):
         return "MISP distribution to a sharing group of its own: not shared (no mapping)"
+    return None
+
+
+def observable_of(misp_type: str, value: str) -> Observable | None:
+    """The STIX observable a MISP attribute stands for (to check its value as MISP would
+    on import), or None when there is no mapping."""
+    first, _, second = value.partition("|")
+    if misp_type in _IP_TYPES:
+        address = first if "|" in misp_type else value
+        try:
+            version = ipaddress.ip_network(address, strict=False).version
+        except ValueError:
+            return Observable("ipv4-addr", address)  # check_value then says why it is bad
+        return Observable("ipv4-addr" if version == 4 else "ipv6-addr", address)
+    if misp_type in _DOMAIN_TYPES:
+        return Observable("domain-name", first if "|" in misp_type else value)
+    if misp_type in ("url", "link"):
+        return Observable("url", value)
+    if misp_type in _EMAIL_TYPES:
+        return Observable("email-addr", value)
+    if misp_type in HASH_NAMES:
+        return Observable("file", value, misp_type)
+    if misp_type.startswith("filename|") and misp_type[9:] in HASH_NAMES:
+        return Observable("file", second, misp_type[9:])
+    if misp_type == "filename":
+        return Observable("file", value)
+    if misp_type == "mac-address":
+        return Observable("mac-addr", value.lower().replace("-", ":"))
+    if misp_type == "mutex":
+        return Observable("mutex", value)
+    if misp_type == "regkey":
+        return Observable("windows-registry-key", value)
+    if misp_type == "AS":
+        return Observable("autonomous-system", value.upper().removeprefix("AS"))
     return None

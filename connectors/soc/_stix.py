@@ -105,7 +105,12 @@ def parse_stix(
         accepted.append((index, obj))
     notes = [f"upgraded from STIX 2.0 to 2.1 ({upgraded} objects)"] if upgraded else []
 
-    definitions = {o["id"]: o for _, o in accepted if o["type"] == "marking-definition"}
+    # what a marking means is honoured even where its definition object is invalid
+    definitions = {
+        str(o["id"]): o
+        for o in (upgraded_form(o, version) for o in objects)
+        if o.get("type") == "marking-definition" and isinstance(o.get("id"), str)
+    }
     levels, folded = _levels(accepted, definitions, default)
     notes += folded
     categories = {o["id"]: _categories(o) for _, o in accepted}
@@ -149,6 +154,18 @@ def _bundle_version(bundle: Mapping[str, Any], what: str) -> str:
     return str(declared)
 
 
+def upgraded_form(obj: Any, bundle_version: str) -> dict[str, Any]:
+    """The object as STIX 2.1 (best effort: as it is when it cannot be upgraded)."""
+    if not isinstance(obj, dict):
+        return {}
+    if _needs_upgrade(obj, bundle_version):
+        try:
+            return upgrade(obj)
+        except NotUpgradable:
+            return obj
+    return obj
+
+
 def _needs_upgrade(obj: Mapping[str, Any], bundle_version: str) -> bool:
     version = obj.get("spec_version")
     return version == "2.0" or (version is None and bundle_version == "2.0")
@@ -159,6 +176,8 @@ def _problem(obj: dict[str, Any]) -> str | None:
     otype = obj["type"]
     if otype == "bundle":
         return "a bundle inside a bundle is not an object"
+    if not isinstance(obj.get("id"), str) or not obj["id"].startswith(f"{otype}--"):
+        return f"invalid STIX {otype}: its id is not '{otype}--<uuid>'"
     known = otype in stix2.v21.OBJ_MAP or otype in stix2.v21.OBJ_MAP_OBSERVABLE
     if known:
         try:

@@ -6,7 +6,9 @@ type vocabulary become `<type>_types` (indicator, malware, report,
 threat-actor, tool); indicators gain `pattern_type: "stix"`; malware gains the
 required `is_family` (true: STIX 2.0 malware described families). Granular
 markings that select a renamed property are moved with it, so a marking on
-`labels.[1]` still covers the same value as `indicator_types.[1]`.
+`labels.[1]` still covers the same value as `indicator_types.[1]`. The four
+TLP 1.0 marking definitions become exactly their STIX 2.1 form (which names
+them, `TLP:AMBER`...).
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ import copy
 import uuid
 from collections.abc import Mapping
 from typing import Any
+
+from connectors.tlp import STIX_TLP1_IDS
 
 #: 2.0 type -> the 2.1 property its `labels` became.
 RENAMED_LABELS: Mapping[str, str] = {
@@ -53,6 +57,11 @@ def upgrade(obj: Mapping[str, Any]) -> dict[str, Any]:
         ]
         if not new["granular_markings"]:
             del new["granular_markings"]
+    if otype == "marking-definition" and oid in STIX_TLP1_IDS:
+        level = (new.get("definition") or {}).get("tlp")
+        if not isinstance(level, str):
+            raise NotUpgradable(f"TLP marking definition {oid} has no TLP level")
+        new.setdefault("name", f"TLP:{level.upper()}")
     if otype == "indicator":
         new.setdefault("pattern_type", "stix")
     if otype == "malware":

@@ -12,11 +12,12 @@ from typing import Any
 
 import pytest
 
+from tests.connectors.roundtrip import FIXTURES
 from tests.world import World
 
 pytestmark = pytest.mark.kafka
 
-SAMPLE = Path("/work/shared/fixtures/stix/indicator-for-c2-ip-address.json")
+SAMPLE = FIXTURES / "stix" / "operation-web.json"
 
 
 def jcu(world: World, *args: str) -> subprocess.CompletedProcess[str]:
