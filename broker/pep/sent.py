@@ -137,6 +137,20 @@ class SentLog:
             ]
         return list(dict.fromkeys(found))
 
+    def messages_for(self, sources: Iterable[tuple[str, str | None]]) -> list[str]:
+        """Ids of the messages sent for these (source id, version) pairs, oldest first,
+        retracted ones left out: one publication of a file."""
+        wanted = set(sources)
+        found = []
+        for start_ids in _chunks(sorted({sid for sid, _ in wanted}), 500):
+            rows = self._db.execute(
+                "SELECT message_id, source_id, version FROM sources WHERE retracted = 0"
+                f" AND source_id IN ({','.join('?' * len(start_ids))}) ORDER BY rowid",
+                start_ids,
+            ).fetchall()
+            found += [r[0] for r in rows if (r[1], r[2]) in wanted]
+        return list(dict.fromkeys(found))
+
     def reached(self, source_id: str, recipient: str) -> bool:
         """Whether a message made from `source_id` (any version) reached `recipient` and
         was not retracted since."""
@@ -177,6 +191,11 @@ class SentLog:
 
     def close(self) -> None:
         self._db.close()
+
+
+def _chunks(values: list[str], size: int) -> Iterable[list[str]]:
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
 
 
 def _body(message: SentMessage) -> dict[str, Any]:
