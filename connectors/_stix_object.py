@@ -147,6 +147,17 @@ def _drop_emptied(node: Any, before: Any) -> Any:
     return node
 
 
+def _resolves(node: Any, path: Path) -> bool:
+    for step in path:
+        if isinstance(step, int):
+            if not isinstance(node, list) or step >= len(node):
+                return False
+        elif not isinstance(node, dict) or step not in node:
+            return False
+        node = node[step]
+    return True
+
+
 def remove_parts(obj: Mapping[str, Any], selectors: Sequence[str]) -> dict[str, Any]:
     """A copy of `obj` without the properties `selectors` name, granular markings kept
     exactly for what remains (their selectors renumbered, emptied ones dropped).
@@ -173,7 +184,7 @@ def remove_parts(obj: Mapping[str, Any], selectors: Sequence[str]) -> dict[str, 
                     moved = _remap(parse_selector(str(selector)), removed)
                 except ValueError:
                     moved = None
-                if moved is not None:
+                if moved is not None and _resolves(out, moved):
                     selectors_kept.append(format_selector(moved))
             if selectors_kept:
                 kept.append({**marking, "selectors": selectors_kept})

@@ -200,7 +200,11 @@ class Scenario:
     async def publish_file(
         self, sender: str, rel: str, tlp: str, cats: tuple[str, ...], named: tuple[str, ...]
     ) -> Step:
-        from connectors.soc import parse_file
+        from connectors.soc import Item, parse_file
+        from connectors.soc.publishing import publish_parsed
+
+        def labels(item: Item) -> Labels:
+            return Labels.of(item.tlp, categories=set(cats) | set(item.categories))
 
         parsed = parse_file(self.fixtures / rel, default_tlp=tlp)
         to = f" to {','.join(named)}" if named else ""
@@ -210,19 +214,10 @@ class Scenario:
             skipped=len(parsed.skipped),
         )
         async with Publisher(sender, self.node(sender)) as pub:
-            step.results = list(
-                await asyncio.gather(
-                    *(
-                        pub.publish(
-                            item.payload_type,
-                            item.record,
-                            labels=Labels.of(item.tlp, categories=set(cats) | set(item.categories)),
-                            recipients=named,
-                        )
-                        for item in parsed.items
-                    )
-                )
+            report = await publish_parsed(
+                pub, parsed, source=rel, labels_for=labels, recipients=named
             )
+        step.results = list(report.results)
         return step
 
     async def publish_one(

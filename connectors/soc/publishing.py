@@ -104,6 +104,8 @@ class PublishReport:
     outcomes: tuple[Outcome, ...]
     notes: tuple[str, ...] = field(default=())
     dry_run: bool = False
+    #: What the publisher returned for each item it published, in order (decisions included).
+    results: tuple[PublishResult, ...] = field(default=(), repr=False)
 
     def _with(self, *status: Status) -> tuple[Outcome, ...]:
         return tuple(o for o in self.outcomes if o.status in status)
@@ -163,6 +165,7 @@ async def publish_parsed(
     """
     named = tuple(recipients)
     rows: list[Outcome | None] = []
+    results: list[PublishResult] = []
     ready: list[tuple[int, Item, Publication]] = []
     for item in result.items:
         try:
@@ -206,12 +209,14 @@ async def publish_parsed(
                 on_item()
     else:
         for start in range(0, len(final), chunk):
-            await _publish_chunk(pub, final[start : start + chunk], rows, crisis, on_item)
+            await _publish_chunk(pub, final[start : start + chunk], rows, crisis, on_item, results)
     outcomes = [o for o in rows if o is not None]
     outcomes += [
         Outcome(s.source_id, s.source_type, "skipped", reason=s.reason) for s in result.skipped
     ]
-    return PublishReport(source, result.format, tuple(outcomes), result.notes, dry_run)
+    return PublishReport(
+        source, result.format, tuple(outcomes), result.notes, dry_run, tuple(results)
+    )
 
 
 #: Rule id of parts that MISP shares with "this community only".
@@ -254,6 +259,7 @@ async def _publish_chunk(
     rows: list[Outcome | None],
     crisis: frozenset[str],
     on_item: Callable[[], None] | None,
+    results: list[PublishResult],
 ) -> None:
     try:
         sent = await pub.publish_many([p for _, _, p in batch], crisis_incidents=crisis)
@@ -267,9 +273,11 @@ async def _publish_chunk(
                 rows[index] = _skipped(item, exc)
             else:
                 rows[index] = _published(item, res)
+                results.append(res)
             if on_item is not None:
                 on_item()
         return
+    results.extend(sent)
     for (index, item, _), res in zip(batch, sent, strict=True):
         rows[index] = _published(item, res)
         if on_item is not None:
