@@ -507,8 +507,6 @@ class Publisher(Service):
             return known.decisions, {
                 (community, fields, ()): orgs for (community, fields), orgs in known.groups
             }
-        if item.redactor is None:
-            raise ConfigError("a publication with parts or restrictions needs a redactor")
         base = rank_of(labels.tlp)
         cleared: dict[str, frozenset[str]] = {}
         for tlp in {p.tlp for p in item.parts if rank_of(p.tlp) > base}:
@@ -542,6 +540,8 @@ class Publisher(Service):
             )
             pd_fields = d.redact_fields if d.decision == "redact" else ()
             if parts:
+                if item.redactor is None:
+                    raise ConfigError("a publication that withholds parts needs a redactor")
                 d = Decision(
                     d.org,
                     "redact",
