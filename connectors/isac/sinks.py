@@ -30,7 +30,7 @@ from typing import Any, Literal, Protocol
 
 from pymisp import MISPEvent
 
-from connectors._atomic import append_durable, safe_name, write_atomic
+from connectors._atomic import append_durable, safe_name, sync_files, write_atomic
 from connectors._convert import misp_to_stix, stix_to_misp
 from connectors._stix_object import canonical_json, version_of
 from connectors._values import as_time, json_ready
@@ -43,7 +43,8 @@ from connectors.taxii._timestamps import parse_us
 
 #: The version index of a sink directory.
 INDEX_NAME = ".jcu-versions.sqlite"
-#: A MISP event made of STIX objects is rewritten at most this often while they arrive.
+#: A MISP event made of STIX objects is rewritten at most this often while they arrive (and
+#: never more than a fifth of the time: a large event takes a while to convert).
 REGROUP_EVERY = 5.0
 _BUNDLES = uuid.uuid5(uuid.NAMESPACE_URL, "urn:jcu-broker:stix-file")
 
@@ -97,6 +98,7 @@ class StixFileSink:
     def __init__(self, directory: Path) -> None:
         self.directory = Path(directory)
         self._index: VersionIndex | None = None
+        self._unsynced: set[Path] = set()
 
     def index(self) -> VersionIndex:
         if self._index is None:
@@ -145,10 +147,12 @@ class StixFileSink:
         path = self.object_path(stix_id)
         if obj is None:
             path.unlink(missing_ok=True)
+            self._unsynced.add(path)  # its directory, made durable by flush
             return
         bundle_id = uuid.uuid5(_BUNDLES, f"{stix_id}|{version_of(obj)}")
         bundle = {"type": "bundle", "id": f"bundle--{bundle_id}", "objects": [obj]}
-        write_atomic(path, json.dumps(bundle, indent=2, sort_keys=True).encode())
+        data = json.dumps(bundle, indent=2, sort_keys=True).encode()
+        self._unsynced.add(write_atomic(path, data, durable=False))  # made durable by flush
 
     @staticmethod
     def _write(path: Path, data: bytes, item: Delivered) -> Path:
@@ -158,10 +162,17 @@ class StixFileSink:
         return write_atomic(path, data)
 
     async def flush(self) -> None:
+        """The batch's object files on disk, then the versions they show recorded."""
+        await asyncio.to_thread(self._flush)
+
+    def _flush(self) -> None:
+        written, self._unsynced = self._unsynced, set()
+        sync_files(written)
         if self._index is not None:
-            await asyncio.to_thread(self._index.commit)
+            self._index.commit()
 
     async def close(self) -> None:
+        await self.flush()
         if self._index is not None:
             self._index.close()
             self._index = None
@@ -219,6 +230,7 @@ class MispFileSink:
         self._index: VersionIndex | None = None
         self._dirty_groups: dict[str, float] = {}
         self._rendered: dict[str, float] = {}
+        self._render_cost: dict[str, float] = {}
         self._feed_dirty = False
         self._manifest: dict[str, Any] | None = None
         self._hashes: dict[str, list[str]] | None = None
@@ -285,7 +297,12 @@ class MispFileSink:
         self._dirty_groups.setdefault(group, time.monotonic())
         return self.event_path(group.split("--", 1)[-1])
 
-    def _render_event(self, event_uuid: str, doc: dict[str, Any] | None) -> None:
+    def _render_event(
+        self,
+        event_uuid: str,
+        doc: dict[str, Any] | None,
+        stix_objects: list[dict[str, Any]] | None = None,
+    ) -> None:
         path = self.event_path(event_uuid)
         if doc is None:
             path.unlink(missing_ok=True)
@@ -301,7 +318,7 @@ class MispFileSink:
             bundle = {
                 "type": "bundle",
                 "id": f"bundle--{event_uuid}",
-                "objects": misp_to_stix(doc["Event"]),
+                "objects": stix_objects if stix_objects is not None else misp_to_stix(doc["Event"]),
             }
             write_atomic(
                 self.directory / "stix" / f"{safe_name(event_uuid)}.json",
@@ -310,20 +327,23 @@ class MispFileSink:
 
     def _render_group(self, group: str) -> None:
         """The MISP event of the newest versions of a bundle's STIX objects."""
+        started = time.monotonic()
         event_uuid = group.split("--", 1)[-1]
         versions = self.index().group(group)
         if not versions:
             self._render_event(event_uuid, None)
             return
-        event = stix_to_misp([json.loads(v.body) for v in versions], event_uuid=event_uuid)
+        objects = [json.loads(v.body) for v in versions]
+        event = stix_to_misp(objects, event_uuid=event_uuid)
         event["Orgc"] = sender_orgc(versions[0].sender)
         tags = [t for t in event.get("Tag") or [] if isinstance(t, dict)]
         if any(v.redacted for v in versions):
             tags.append({"name": "jcu:redacted"})
         if tags:
             event["Tag"] = tags
-        self._render_event(event_uuid, {"Event": event})
+        self._render_event(event_uuid, {"Event": event}, objects)  # the feed's STIX: as sent
         self._rendered[group] = time.monotonic()
+        self._render_cost[group] = self._rendered[group] - started
 
     def _feed_entry(self, event_uuid: str, entry: tuple[dict[str, Any], list[str]] | None) -> None:
         manifest, hashes = self._feed_state()
@@ -370,7 +390,8 @@ class MispFileSink:
     def _flush(self, final: bool) -> None:
         now = time.monotonic()
         for group in list(self._dirty_groups):
-            if final or now - self._rendered.get(group, 0.0) >= REGROUP_EVERY:
+            wait = max(REGROUP_EVERY, 4 * self._render_cost.get(group, 0.0))
+            if final or now - self._rendered.get(group, 0.0) >= wait:
                 self._render_group(group)
                 del self._dirty_groups[group]
         if self._feed_dirty:

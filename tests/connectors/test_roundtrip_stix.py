@@ -20,9 +20,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import stix2validator
-from starlette.testclient import TestClient
 
 from connectors.taxii import ScryptCost, TaxiiStore, TaxiiUsers, collection_id_for, create_app
 from connectors.taxii.store import store_path
@@ -207,22 +207,21 @@ async def test_taxii_serves_the_newest_version_whatever_the_arrival_order(
     users.set_password(EVERYTHING, "a taxii test passphrase")
     await store.start()
     try:
-        client = TestClient(create_app(store, EVERYTHING, users))
+        transport = httpx.ASGITransport(app=create_app(store, EVERYTHING, users))
         auth = (EVERYTHING, "a taxii test passphrase")
         headers = {"Accept": "application/taxii+json;version=2.1"}
         base = f"/{EVERYTHING}/collections/{collection_id_for('jcu.civilian.indicators')}"
-        latest = client.get(f"{base}/objects/{malware['id']}/", auth=auth, headers=headers)
-        assert latest.status_code == 200, latest.text
-        assert latest.json()["objects"] == [malware]
-        versions = client.get(
-            f"{base}/objects/{malware['id']}/versions/", auth=auth, headers=headers
-        )
-        assert versions.json()["versions"] == [v1["modified"], malware["modified"]]
-        first = client.get(
-            f"{base}/objects/?match[id]={malware['id']}&match[version]=first",
-            auth=auth,
-            headers=headers,
-        )
-        assert first.json()["objects"] == [v1]
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://taxii.test", auth=auth, headers=headers
+        ) as client:
+            latest = await client.get(f"{base}/objects/{malware['id']}/")
+            assert latest.status_code == 200, latest.text
+            assert latest.json()["objects"] == [malware]
+            versions = await client.get(f"{base}/objects/{malware['id']}/versions/")
+            assert versions.json()["versions"] == [v1["modified"], malware["modified"]]
+            first = await client.get(
+                f"{base}/objects/?match[id]={malware['id']}&match[version]=first"
+            )
+            assert first.json()["objects"] == [v1]
     finally:
         await store.stop()
