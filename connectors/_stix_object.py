@@ -241,7 +241,8 @@ def _micros(value: Any) -> datetime | None:
 
 def _external_references(obj: Mapping[str, Any]) -> list[dict[str, Any]]:
     out = []
-    for ref in obj.get("external_references") or ():
+    found = obj.get("external_references")
+    for ref in found if isinstance(found, list) else ():
         if isinstance(ref, dict) and isinstance(ref.get("source_name"), str):
             out.append(
                 {
@@ -265,7 +266,8 @@ def _strings(value: Any) -> list[str]:
 def record_of(obj: Mapping[str, Any], *, bundle_id: str | None = None) -> dict[str, Any]:
     """The `eu.jcu.v1.StixObject` record of a (valid) STIX 2.1 object."""
     markings = []
-    for marking in obj.get("granular_markings") or ():
+    found = obj.get("granular_markings")
+    for marking in found if isinstance(found, list) else ():
         if isinstance(marking, dict):
             markings.append(
                 {

@@ -204,7 +204,24 @@ def _declared_by_extension(obj: Mapping[str, Any]) -> bool:
     )
 
 
+#: The common properties of a custom object and the JSON shape each must have.
+_COMMON_SHAPES: Mapping[str, tuple[type, type | None]] = {
+    "spec_version": (str, None),
+    "created_by_ref": (str, None),
+    "revoked": (bool, None),
+    "labels": (list, str),
+    "confidence": (int, None),
+    "lang": (str, None),
+    "external_references": (list, dict),
+    "object_marking_refs": (list, str),
+    "granular_markings": (list, dict),
+    "extensions": (dict, None),
+}
+
+
 def _custom_problem(obj: Mapping[str, Any]) -> str | None:
+    """What the `stix2` library cannot check for a custom object: its id, its timestamps
+    and the shape of its common properties."""
     otype, oid = obj["type"], obj.get("id")
     if not isinstance(oid, str) or not oid.startswith(f"{otype}--"):
         return f"invalid STIX {otype}: id {oid!r} is not '{otype}--<uuid>'"
@@ -215,6 +232,17 @@ def _custom_problem(obj: Mapping[str, Any]) -> str | None:
                 stix_time(str(obj[key]))
     except ValueError as exc:
         return f"invalid STIX {otype}: {_one_line(exc)}"
+    for key, (shape, item) in _COMMON_SHAPES.items():
+        if key not in obj:
+            continue
+        value = obj[key]
+        wrong = not isinstance(value, shape) or (shape is int and isinstance(value, bool))
+        if not wrong and item is not None:
+            wrong = not value or not all(isinstance(v, item) for v in value)
+        if not wrong and key == "granular_markings":
+            wrong = not all(isinstance(m.get("selectors"), list) and m["selectors"] for m in value)
+        if wrong:
+            return f"invalid STIX {otype}: '{key}' is not a STIX {key.replace('_', ' ')} value"
     return None
 
 
