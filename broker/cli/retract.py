@@ -27,9 +27,10 @@ def _publication(pub: Publisher, path: Path | None, container: str | None) -> li
         return found
     assert path is not None
     from connectors.soc import parse_file
+    from connectors.soc.publishing import source_ref
 
     parsed = parse_file(path, default_tlp="RED")  # any TLP: only ids and versions matter
-    found = pub.sent.messages_for((i.source_id, i.version) for i in parsed.items)
+    found = pub.sent.messages_for(s for s in map(source_ref, parsed.items) if s is not None)
     if not found:
         raise ConfigError(
             f"{pub.participant} has no record here of publishing the objects of {path}"
@@ -46,7 +47,7 @@ def _publication(pub: Publisher, path: Path | None, container: str | None) -> li
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
     help="Retract the whole publication of this STIX or MISP file: every message made "
-    "from its objects, at the versions the file holds.",
+    "from its objects, at the versions the file holds, from this bundle or event.",
 )
 @click.option(
     "--event",

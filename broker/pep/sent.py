@@ -137,18 +137,20 @@ class SentLog:
             ]
         return list(dict.fromkeys(found))
 
-    def messages_for(self, sources: Iterable[tuple[str, str | None]]) -> list[str]:
-        """Ids of the messages sent for these (source id, version) pairs, oldest first,
-        retracted ones left out: one publication of a file."""
-        wanted = set(sources)
+    def messages_for(self, sources: Iterable[SourceRef]) -> list[str]:
+        """Ids of the messages sent for exactly these sources (id, version and container:
+        an object shared in two bundles is two publications), oldest first, retracted
+        ones left out: the publication of one file."""
+        wanted = {(s.id, s.version, s.container) for s in sources}
         found = []
-        for start_ids in _chunks(sorted({sid for sid, _ in wanted}), 500):
+        for ids in _chunks(sorted({sid for sid, _, _ in wanted}), 500):
             rows = self._db.execute(
-                "SELECT message_id, source_id, version FROM sources WHERE retracted = 0"
-                f" AND source_id IN ({','.join('?' * len(start_ids))}) ORDER BY rowid",
-                start_ids,
+                "SELECT message_id, source_id, version, container FROM sources"
+                f" WHERE retracted = 0 AND source_id IN ({','.join('?' * len(ids))})"
+                " ORDER BY rowid",
+                ids,
             ).fetchall()
-            found += [r[0] for r in rows if (r[1], r[2]) in wanted]
+            found += [r[0] for r in rows if (r[1], r[2], r[3]) in wanted]
         return list(dict.fromkeys(found))
 
     def reached(self, source_id: str, recipient: str) -> bool:
