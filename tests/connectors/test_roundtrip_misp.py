@@ -21,9 +21,12 @@ import pytest
 import stix2validator
 from pymisp import MISPEvent
 
-from broker.pep import Subscriber
+from broker.envelope import Labels
+from broker.pep import Publisher, Subscriber
 from connectors.isac._stix import sender_orgc
 from connectors.isac.factory import make_sink
+from connectors.soc import parse_misp
+from connectors.soc.publishing import publish_parsed
 from tests.connectors.roundtrip import (
     EVERYTHING,
     GREEN_ONLY,
@@ -160,3 +163,26 @@ async def test_a_misp_feed_loads_in_pymisp_and_lists_every_event(
         )
         assert result.is_valid and not result.errors, [str(e) for e in result.errors]
         assert any(o["type"] == "report" for o in bundle["objects"])
+
+
+async def test_this_community_only_stays_in_the_sender_s_community(world: World) -> None:
+    """A dry run: an attribute MISP shares with "this community only" goes to enisa (the
+    sender's civilian community) and not to eeas-intcen (diplomatic), which gets the rest."""
+    doc = json.loads(fixture("misp/blackwidow-event.json", uuid.uuid4().hex))
+    local = doc["Event"]["Attribute"][0]
+    local["distribution"] = "1"
+    parsed = parse_misp(json.dumps(doc), default_tlp="GREEN")
+    async with Publisher(SENDER, world.ctx(SENDER)) as pub:
+        report = await publish_parsed(
+            pub,
+            parsed,
+            source="misp",
+            labels_for=lambda i: Labels.of(i.tlp, categories=["malicious-code"]),
+            recipients=("enisa", "eeas-intcen"),
+            dry_run=True,
+        )
+    (outcome,) = report.published
+    assert outcome.status == "would publish" and outcome.message_id is None
+    assert set(outcome.received_by) == {"enisa", "eeas-intcen"}
+    assert f"Attribute/{local['uuid']}" in outcome.redacted["eeas-intcen"]
+    assert "enisa" not in outcome.redacted

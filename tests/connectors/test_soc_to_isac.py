@@ -1,7 +1,7 @@
 """Every shared sample: SOC connector -> Kafka (real broker) -> ISAC connector, whole.
 
-Published as soc-fr with a default TLP, received as enisa (STIX files) and
-cert-eu (MISP files), both cleared for everything published: every STIX object
+Published as soc-fr with a default TLP, received as csirts-network (STIX files)
+and commission (MISP files), both cleared for everything published: every STIX object
 comes back equal to what went in (STIX 2.0 samples as their STIX 2.1 upgrade),
 every MISP event equal to the one sent (its creator now the sender), and each
 also crosses over: the STIX bundles become MISP events PyMISP loads, the MISP
@@ -35,7 +35,9 @@ from tests.world import World
 
 SAMPLE_FILES = sorted(SAMPLES.glob("stix/*.json")) + sorted(SAMPLES.glob("misp/*.json"))
 pytestmark = [pytest.mark.kafka, pytest.mark.skipif(not SAMPLE_FILES, reason=MISSING)]
-RECEIVERS = ("enisa", "cert-eu")
+#: (Not enisa and cert-eu, whose situation reports the console tests read.)
+STIX_READER, MISP_READER = "csirts-network", "commission"
+RECEIVERS = (STIX_READER, MISP_READER)
 SENDER = "soc-fr"
 
 
@@ -83,8 +85,8 @@ async def test_every_sample_comes_back_whole(world: World, tmp_path: Path) -> No
                         assert object_of(item.record) == source[item.source_id]
     assert sum(len(r.items) for _, r in parsed) > 190  # 155 objects in poisonivy alone
 
-    await receive_as(world, "enisa", "stix", tmp_path / "stix")
-    await receive_as(world, "cert-eu", "misp", tmp_path / "misp")
+    await receive_as(world, STIX_READER, "stix", tmp_path / "stix")
+    await receive_as(world, MISP_READER, "misp", tmp_path / "misp")
     for path, result in parsed:
         if path.parent.name == "stix":
             sent = {i.source_id: object_of(i.record) for i in result.items}
@@ -95,7 +97,7 @@ async def test_every_sample_comes_back_whole(world: World, tmp_path: Path) -> No
             assert got == sent, path.name
             assert Counter(o["type"] for o in got.values()) == Counter(i.kind for i in result.items)
             assert_valid_stix(list(got.values()))
-            # ... and as one MISP event per bundle, for cert-eu
+            # ... and as one MISP event per bundle, for the MISP reader
             bundle_uuid = str(result.items[0].record["bundle_id"]).split("--", 1)[1]
             event = MISPEvent()
             event.load_file(str(tmp_path / "misp" / f"{bundle_uuid}.misp.json"))
@@ -107,7 +109,7 @@ async def test_every_sample_comes_back_whole(world: World, tmp_path: Path) -> No
             event = MISPEvent()
             event.load_file(str(out))  # PyMISP reads it
             assert json.loads(out.read_text())["Event"] == misp_as_sent(event_of(item.record))
-            # ... and as STIX objects, for enisa: the report (grouping, for an unpublished
+            # ... and as STIX objects, for the STIX reader: the report (grouping, for an unpublished
             # event) MISP's own converter makes of it
             made = [
                 json.loads(p.read_text())["objects"][0]
@@ -149,8 +151,8 @@ def test_one_sample_through_the_cli(world: World, tmp_path: Path) -> None:
         *(s.source_id for s in parsed.skipped),
     }
     got = jcu(
-        world, "subscribe", "--as", "enisa", "--format", "stix", "--out",
-        str(tmp_path / "stix"), "--once", "--group", world.group("enisa"), "--json",
+        world, "subscribe", "--as", STIX_READER, "--format", "stix", "--out",
+        str(tmp_path / "stix"), "--once", "--group", world.group(STIX_READER), "--json",
     )  # fmt: skip
     assert got.returncode == 0, got.stderr
     for item in parsed.items:
