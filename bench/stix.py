@@ -5,15 +5,16 @@ Run: .venv/bin/python -m bench.stix [--objects 10000]
 The bundle mixes what a threat report carries: indicators (some with a
 granular marking stricter than the object), malware, attack patterns,
 identities, relationships, sightings, observed data with their observables,
-custom `x-` objects and reports naming a hundred objects each; half GREEN,
-a fifth AMBER. It is parsed (`connectors.soc.parse_stix`), then published as
-soc-fr to three named recipients (`publish_parsed`: every object decided,
-the graph checked per recipient, sealed, audited, produced), then received by
-enisa once per sink, each with a consumer group of its own: JSON lines (the
-baseline: every sink does at least what it does), STIX files, the TAXII
-store, MISP files and the MISP feed (which turn the bundle into one MISP
-event with MISP's own converter). Rates are objects per second, each timed
-from the first record to the last one made durable.
+custom `x-` objects and a report every hundred objects or so, naming the
+hundred objects before it; four fifths GREEN, a fifth AMBER. It is parsed
+(`connectors.soc.parse_stix`), then published as soc-fr to three named
+recipients (`publish_parsed`: every object decided, the graph checked per
+recipient, sealed, audited, produced), then received by enisa once per sink,
+each with a consumer group of its own: JSON lines (the baseline: every sink
+does at least what it does), STIX files, the TAXII store, MISP files and the
+MISP feed (which turn the bundle into one MISP event with MISP's own
+converter). Rates are objects per second, each timed from the first record to
+the last one made durable.
 
 Kafka: KAFKA_BOOTSTRAP if set, else a local broker started for the run.
 """
@@ -125,7 +126,7 @@ def make_bundle(n: int, seed: int = 7) -> dict[str, Any]:
                        source_ref=rng.choice(malware)["id"],
                        target_ref=rng.choice(patterns)["id"])  # fmt: skip
             objects.append(use)
-        elif roll < 0.9:
+        elif roll < 0.99:
             objects.append(_sdo("x-acme-casenote", rng, x_text=f"case {len(objects)}"))
         else:
             members = report_members[-100:] or [identity["id"]]
