@@ -24,12 +24,13 @@ from tests.world import World
 
 async def produce(
     world: World, topic: str, value: bytes, key: str | None = None, **producer_options: Any
-) -> None:
-    """Write one raw record, bypassing the publisher (as a hostile member could)."""
+) -> Any:
+    """Write one raw record, bypassing the publisher (as a hostile member could); its
+    RecordMetadata (on a data topic, `timestamp` is the broker's append time)."""
     producer = AIOKafkaProducer(bootstrap_servers=world.bootstrap, **producer_options)
     await producer.start()
     try:
-        await producer.send_and_wait(topic, value, key=key.encode() if key else None)
+        return await producer.send_and_wait(topic, value, key=key.encode() if key else None)
     finally:
         await producer.stop()
 
