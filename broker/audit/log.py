@@ -1,10 +1,13 @@
 """`AuditLog`: one enforcement point's append-only, Merkle-tree audit log on Kafka.
 
 Every decision becomes a leaf (`jcu.audit.decisions`, keyed by the
-enforcement point id, so one partition holds its records in tree order).
+enforcement point id, so one partition holds its records in tree order), its
+content sealed under the enforcement point's audit key (`broker.audit.keys`).
 Every `checkpoint_every` records, every `checkpoint_interval` seconds, after a
 restart that found unsealed records, and on `stop()`, the enforcement point
-signs a checkpoint (origin, size, root) and writes it to `jcu.audit.checkpoints`.
+signs a checkpoint (a C2SP checkpoint note: origin, size, root, time) and
+writes it to `jcu.audit.checkpoints` with a consistency proof from its
+previous checkpoint, which is what witnesses check (`broker.audit.witness`).
 
 Crash safety. Local state (tree size, frontier, last checkpoint, the Kafka
 offset where the tree stood) is saved atomically after each checkpoint. The
@@ -15,6 +18,12 @@ checkpoint are neither lost nor duplicated: they stay in the topic unsealed
 until the restarted enforcement point seals them. A record whose write was
 never acknowledged made its `append` fail (or never return), so its decision
 was never acted on; if Kafka did store it, the read-back adopts it.
+
+A restart also checks that the topic still holds the last record the state
+names, where it was written (a deleted, recreated or truncated topic is
+refused, not silently continued), and takes the newest checkpoint it signed
+from the checkpoints topic (one signed just before a crash) as the one the
+next checkpoint must extend: the log never signs two inconsistent trees.
 """
 
 from __future__ import annotations
@@ -30,16 +39,25 @@ from typing import Any, TypeVar
 
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from broker.audit._codec import LeafEncoder, can_share_leaf, decode_leaf, encode_checkpoint
+from broker.audit._codec import (
+    LeafSealer,
+    can_share_leaf,
+    decode_checkpoint,
+    decode_leaf,
+    encode_checkpoint,
+    parse_leaf,
+)
 from broker.audit._journal import Journal
 from broker.audit._state import AuditState, StateLock, load_state, save_state, state_path
 from broker.audit._topic import read_topic
-from broker.audit.checkpoint import Checkpoint
+from broker.audit.checkpoint import SignedCheckpoint, sign_checkpoint
+from broker.audit.keys import AuditKeys, PointKey
 from broker.audit.record import (
     AuditEntry,
     AuditRecord,
     DecisionSet,
     LeafEntry,
+    LoggedLeaf,
     new_decision_ids,
 )
 from broker.errors import AuditError, JcuError
@@ -47,7 +65,7 @@ from broker.kafka.clients import reliable_producer
 from broker.kafka.topics import AUDIT_CHECKPOINTS, AUDIT_DECISIONS
 from broker.lifecycle import Service
 from broker.logs import get_logger
-from broker.merkle import MerkleTree, leaf_hash
+from broker.merkle import MerkleTree, consistency_proof_from, leaf_hash
 from broker.schemas import SchemaStore, default_store
 
 _log = get_logger(__name__)
@@ -97,13 +115,23 @@ class _Snapshot:
     last_leaf: bytes
 
 
+@dataclass(frozen=True, slots=True)
+class AuditMark:
+    """Where a log stood: leaves from `index` on are at offsets from `offset` on
+    (`AuditLog.mark`, `AuditLog.leaves_since`)."""
+
+    index: int
+    offset: int
+
+
 class AuditLog(Service):
     """Append decisions, sign checkpoints. Use `async with AuditLog(...) as log:`.
 
     `kafka` is a bootstrap string (the log then owns an idempotent, acks=all
     producer) or a started AIOKafkaProducer configured that way by the caller.
     Only one AuditLog per enforcement point may run at a time (a lock file in
-    `state_dir` enforces it on one host).
+    `state_dir` enforces it on one host). `keys` holds the enforcement point's
+    audit secret (default: the one in `state_dir`, made on first use).
     """
 
     def __init__(
@@ -118,6 +146,7 @@ class AuditLog(Service):
         store: SchemaStore | None = None,
         decisions_topic: str = AUDIT_DECISIONS,
         checkpoints_topic: str = AUDIT_CHECKPOINTS,
+        keys: AuditKeys | None = None,
     ) -> None:
         if not enforcement_point or "\n" in enforcement_point:
             raise AuditError("an enforcement point id is one non-empty line, e.g. cert-eu/publish")
@@ -135,6 +164,8 @@ class AuditLog(Service):
         self._store = store
         self._decisions = decisions_topic
         self._checkpoints = checkpoints_topic
+        self._keys = keys
+        self._point_key: PointKey | None = None
 
         self._producer: Any = None
         self._owns_producer = isinstance(kafka, str)
@@ -142,7 +173,12 @@ class AuditLog(Service):
         self._last_leaf = b""
         self._partition = 0
         self._next_offset = 0
-        self._checkpoint: Checkpoint | None = None
+        self._checkpoint: SignedCheckpoint | None = None
+        self._checkpoint_position = (0, -1)  # partition, offset on the checkpoints topic
+        # What the next checkpoint's consistency proof is made from: the frontier of the
+        # tree at the last checkpoint, and the leaf hashes appended since.
+        self._cp_frontier: tuple[bytes, ...] = ()
+        self._since_checkpoint: list[bytes] = []
         self._inflight: deque[_InFlight] = deque()
         self._snapshots: deque[_Snapshot] = deque()
         self._snapshot_mark = 0  # tree size of the newest snapshot (or checkpoint)
@@ -164,7 +200,7 @@ class AuditLog(Service):
             return
         if self._store is None:
             self._store = default_store()
-        self._encoder = LeafEncoder(self._store)
+        self._sealer = LeafSealer(self._store, self.enforcement_point, self.point_key)
         self._lock_file.acquire()
         try:
             await self._start_producer()
@@ -208,8 +244,49 @@ class AuditLog(Service):
         return self._tree.root()
 
     @property
-    def last_checkpoint(self) -> Checkpoint | None:
+    def last_checkpoint(self) -> SignedCheckpoint | None:
         return self._checkpoint
+
+    @property
+    def point_key(self) -> PointKey:
+        """This enforcement point's audit key (content hashes, sealed leaves)."""
+        if self._point_key is None:
+            keys = self._keys or AuditKeys.open(self._state_path.parent)
+            self._point_key = keys.require(self.enforcement_point)
+        return self._point_key
+
+    def content_hash(self, data: bytes) -> bytes:
+        """The keyed hash under which this log names a payload (never a plain hash)."""
+        return self.point_key.content_hash(data)
+
+    def content_hash_of_digest(self, sha256: bytes) -> bytes:
+        """The same, from the payload's SHA-256."""
+        return self.point_key.content_hash_of_digest(sha256)
+
+    def mark(self) -> AuditMark:
+        """Where the next leaf goes: what `leaves_since` reads back from after a crash."""
+        return AuditMark(self._tree.size, self._next_offset)
+
+    async def leaves_since(self, mark: AuditMark) -> list[LoggedLeaf]:
+        """This log's own leaves from `mark` on, opened: what a crash may have left written
+        but not yet acted on (the caller reconciles with them)."""
+        self._check_writable()
+        assert self._store is not None
+        raws = await read_topic(
+            self._bootstrap,
+            self._decisions,
+            partition=self._partition,
+            start_offset=min(mark.offset, self._next_offset),
+            key=self.enforcement_point,
+        )
+        keys = AuditKeys()
+        keys.add(self.point_key)
+        out = []
+        for raw in raws:
+            leaf = decode_leaf(self._store, raw.value, keys=keys, offset=raw.offset)
+            if mark.index <= leaf.index < self._tree.size:
+                out.append(leaf)
+        return out
 
     def _check_writable(self) -> None:
         if not self._running:
@@ -232,6 +309,20 @@ class AuditLog(Service):
         if self._drainer is None or self._drainer.done():
             self._drainer = asyncio.get_running_loop().create_task(self._drain())
         return await done
+
+    def submit(self, records: Sequence[AuditRecord]) -> list[asyncio.Future[AuditEntry]]:
+        """Queue records now, from synchronous code running in the event loop (a listener):
+        they are written in order with the other appends; await the futures to know."""
+        self._check_writable()
+        loop = asyncio.get_running_loop()
+        futures = []
+        for record in records:
+            done: asyncio.Future[AuditEntry] = loop.create_future()
+            self._queue.append((record, done))
+            futures.append(done)
+        if self._drainer is None or self._drainer.done():
+            self._drainer = loop.create_task(self._drain())
+        return futures
 
     async def append_many(self, records: Sequence[AuditRecord]) -> list[AuditEntry]:
         """Add several decisions; returns once Kafka holds them all.
@@ -264,9 +355,7 @@ class AuditLog(Service):
                 if not dset.decisions:
                     continue
                 ids = new_decision_ids(len(dset.decisions))
-                data = self._encoder.encode_set(
-                    self.enforcement_point, index, previous, dset, ids, ids_are_canonical=True
-                )
+                data = self._sealer.leaf_of_set(index, previous, dset, ids)
                 previous = leaf_hash(data)
                 encoded.append((ids, data, previous))
                 index += 1
@@ -342,8 +431,7 @@ class AuditLog(Service):
             done.set_result(entry)
 
     def _encode(self, index: int, previous: bytes, records: Sequence[AuditRecord]) -> bytes:
-        assert self._store is not None
-        return self._encoder.encode(self.enforcement_point, index, previous, records)
+        return self._sealer.leaf(index, previous, records)
 
     async def _enqueue(self, records: Sequence[AuditRecord]) -> list[_Sent]:
         """Encode all records (a bad one stops the batch before anything is sent), then send."""
@@ -393,6 +481,7 @@ class AuditLog(Service):
             self._inflight.append(_InFlight(self._tree.size, i - first, future))
             for ids, _, leaf in encoded[first:i]:
                 index = self._tree.append(leaf)
+                self._since_checkpoint.append(leaf)
                 self._last_leaf = leaf
                 if self._tree.size - self._snapshot_mark >= self._every:
                     self._take_snapshot()
@@ -407,7 +496,7 @@ class AuditLog(Service):
         self._snapshot_mark = self._tree.size
         self._due.set()
 
-    async def checkpoint(self) -> Checkpoint | None:
+    async def checkpoint(self) -> SignedCheckpoint | None:
         """Sign and write a checkpoint now (if anything is unsealed); returns the latest."""
         if self._tree.size > self._snapshot_mark:
             self._take_snapshot()
@@ -465,17 +554,27 @@ class AuditLog(Service):
             next_offset = future.result().offset + in_checkpoint
             if in_checkpoint == batch.count:
                 self._inflight.popleft()
-        cp = Checkpoint.sign(self._signer, self.enforcement_point, size, snapshot.tree.root())
+        previous_size = self._checkpoint.tree_size if self._checkpoint is not None else 0
+        fresh = size - previous_size
+        proof = consistency_proof_from(
+            previous_size, self._cp_frontier, self._since_checkpoint[:fresh]
+        )
+        cp = sign_checkpoint(self._signer, self.enforcement_point, size, snapshot.tree.root())
         assert self._store is not None
         try:
             sent = await self._producer.send(
-                self._checkpoints, value=encode_checkpoint(self._store, cp), key=self._key
+                self._checkpoints,
+                value=encode_checkpoint(self._store, cp, previous_size, proof),
+                key=self._key,
             )
-            await sent
+            meta = await sent
         except Exception as exc:
             self._fail(exc)
             raise AuditError(f"audit checkpoint not written: {exc}") from None
         self._checkpoint = cp
+        self._checkpoint_position = (meta.partition, meta.offset)
+        self._cp_frontier = snapshot.tree.frontier
+        del self._since_checkpoint[:fresh]
         self._next_offset = next_offset
         save_state(
             self._state_path,
@@ -487,6 +586,9 @@ class AuditLog(Service):
                 partition=self._partition,
                 next_offset=next_offset,
                 checkpoint=cp,
+                checkpoint_partition=meta.partition,
+                checkpoint_offset=meta.offset,
+                decisions_topic=self._decisions,
             ),
         )
         self._journal.keep_from(size)
@@ -542,13 +644,23 @@ class AuditLog(Service):
         state = load_state(self._state_path)
         if state is not None and state.enforcement_point != self.enforcement_point:
             raise AuditError(f"audit state {self._state_path} belongs to {state.enforcement_point}")
+        if state is not None and state.decisions_topic != self._decisions:
+            raise AuditError(
+                f"audit state {self._state_path} is of a tree on {state.decisions_topic}, not "
+                f"{self._decisions}; give this log a state directory of its own"
+            )
+        start = 0
         if state is not None:
             self._tree = MerkleTree.restore(state.tree_size, state.frontier)
             self._last_leaf = state.last_leaf_hash
             self._partition = state.partition
             self._next_offset = state.next_offset
             self._checkpoint = state.checkpoint
+            self._checkpoint_position = (state.checkpoint_partition, state.checkpoint_offset)
+            self._cp_frontier = state.frontier
             self._snapshot_mark = state.tree_size
+            # Read from the last record the state names: it must still be there.
+            start = state.next_offset - 1 if state.tree_size else state.next_offset
         else:
             self._partition = await self._partition_for_key()
         assert self._store is not None
@@ -556,9 +668,13 @@ class AuditLog(Service):
             self._bootstrap,
             self._decisions,
             partition=self._partition,
-            start_offset=self._next_offset,
+            start_offset=start,
             key=self.enforcement_point,
         )
+        if state is not None and state.tree_size:
+            self._check_still_there(state, found[0] if found else None)
+            found = found[1:]
+        latest, latest_position = await self._latest_own_checkpoint()
         adopted = 0
         # With its state, the log adopts only what its journal says it wrote. Without it
         # (state lost: an operator's recovery), it rebuilds from the topic as it finds it,
@@ -570,9 +686,11 @@ class AuditLog(Service):
                 enforcement_point=self.enforcement_point,
                 records=len(found),
             )
+        if latest is not None and latest.tree_size == self._tree.size:
+            self._take_checkpoint(latest, latest_position)
         for raw in found:
             try:
-                rec = decode_leaf(self._store, raw.value, offset=raw.offset)
+                rec = parse_leaf(self._store, raw.value)
             except JcuError as exc:
                 raise AuditError(
                     f"audit record at offset {raw.offset} of {self._decisions} does not decode "
@@ -580,21 +698,33 @@ class AuditLog(Service):
                 ) from None
             if rec.index < self._tree.size:
                 continue
+            leaf = leaf_hash(raw.value)
             if rec.index != self._tree.size or rec.previous_leaf_hash != self._last_leaf:
                 raise AuditError(
                     f"{self.enforcement_point}: record at offset {raw.offset} (index {rec.index}) "
                     f"does not continue the tree at size {self._tree.size}; run `jcu audit verify`"
                 )
-            if ours is not None and ours.get(rec.index) != rec.leaf_hash:
+            if ours is not None and ours.get(rec.index) != leaf:
                 raise AuditError(
                     f"{self.enforcement_point}: record at offset {raw.offset} (index {rec.index}) "
                     "continues the tree but was not written by this enforcement point; "
                     "refusing to sign over it; run `jcu audit verify`"
                 )
-            self._tree.append(rec.leaf_hash)
-            self._last_leaf = rec.leaf_hash
+            self._tree.append(leaf)
+            self._since_checkpoint.append(leaf)
+            self._last_leaf = leaf
             self._next_offset = raw.offset + 1
             adopted += 1
+            if latest is not None and latest.tree_size == self._tree.size:
+                self._take_checkpoint(latest, latest_position)
+        if latest is not None and latest.tree_size > self._tree.size:
+            raise AuditError(
+                f"{self.enforcement_point} signed a checkpoint of {latest.tree_size} records "
+                f"but the topic holds {self._tree.size}: records are missing from "
+                f"{self._decisions}; run `jcu audit verify`"
+            )
+        if state is None:
+            self._snapshot_mark = self._checkpoint.tree_size if self._checkpoint else 0
         if adopted:
             _log.info(
                 "audit records recovered from the topic",
@@ -602,3 +732,71 @@ class AuditLog(Service):
                 records=adopted,
                 tree_size=self._tree.size,
             )
+
+    def _check_still_there(self, state: AuditState, first: Any) -> None:
+        """The record the state ends on must be where it was written, as it was written."""
+        where = f"offset {state.next_offset - 1} of {self._decisions}"
+        if first is not None and first.offset == state.next_offset - 1:
+            try:
+                clear = parse_leaf(self._store, first.value)  # type: ignore[arg-type]
+            except JcuError:
+                clear = None
+            if (
+                clear is not None
+                and clear.index == state.tree_size - 1
+                and leaf_hash(first.value) == state.last_leaf_hash
+            ):
+                return
+        raise AuditError(
+            f"{self.enforcement_point}: the audit topic no longer holds record "
+            f"{state.tree_size - 1} at {where}, where this enforcement point wrote it: the "
+            "topic was deleted, truncated or rewritten. Restore it; `jcu audit verify` shows "
+            "what is missing. (Moving the state away starts a new tree, which verification "
+            "and witnesses will report as inconsistent with what they saw.)"
+        )
+
+    async def _latest_own_checkpoint(
+        self,
+    ) -> tuple[SignedCheckpoint | None, tuple[int, int]]:
+        """The newest checkpoint on the topic signed by this enforcement point's key and not
+        older than the state's: the one its next checkpoint must extend."""
+        assert self._store is not None
+        partition, offset = self._checkpoint_position
+        raws = await read_topic(
+            self._bootstrap,
+            self._checkpoints,
+            partition=partition if offset >= 0 else None,
+            start_offset=max(offset, 0),
+            key=self.enforcement_point,
+        )
+        public = self._signer.public_key()
+        latest: SignedCheckpoint | None = None
+        position = self._checkpoint_position
+        for raw in raws:
+            try:
+                record = decode_checkpoint(self._store, raw.value)
+            except JcuError:
+                continue  # not ours to judge: the verifier names it
+            cp = record.signed
+            if cp.origin != self.enforcement_point or cp.log_key([public]) is None:
+                continue
+            if latest is None or cp.tree_size >= latest.tree_size:
+                latest, position = cp, (raw.partition, raw.offset)
+        current = self._checkpoint
+        if latest is None or (current is not None and latest.tree_size < current.tree_size):
+            return None, self._checkpoint_position
+        return latest, position
+
+    def _take_checkpoint(self, cp: SignedCheckpoint, position: tuple[int, int]) -> None:
+        """The tree stands at `cp`'s size: `cp` is the checkpoint to extend, if its root is
+        this tree's; else the log and what it signed disagree, and it must not go on."""
+        if cp.root_hash != self._tree.root():
+            raise AuditError(
+                f"{self.enforcement_point} signed a checkpoint of size {cp.tree_size} whose root "
+                "is not the root of its records on the topic: the records were rewritten; run "
+                "`jcu audit verify`"
+            )
+        self._checkpoint = cp
+        self._checkpoint_position = position
+        self._cp_frontier = self._tree.frontier
+        self._since_checkpoint = []

@@ -404,7 +404,7 @@ async def _receipts(scenario: Scenario, senders: set[str]) -> list[list[Any]]:
 async def _verify(ctx: PepContext) -> Any:
     from broker.audit import verify
     from broker.audit._topic import read_topic
-    from broker.cli.audit import keyring_resolvers
+    from broker.cli._audit_io import keyring_resolvers
     from broker.kafka.topics import AUDIT_CHECKPOINTS, AUDIT_DECISIONS
 
     keys, valid = keyring_resolvers(ctx.settings, ctx.envelope.store)

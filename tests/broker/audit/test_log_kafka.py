@@ -17,13 +17,19 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from broker.audit import (
+    AuditKeys,
     AuditLog,
     AuditRecord,
     DecisionSet,
+    InclusionProof,
+    LoggedRecord,
+    Prover,
     VerificationReport,
-    prove,
+    Verifier,
+    decode_records,
     verify,
 )
+from broker.audit._codec import decode_checkpoint
 from broker.audit._state import load_state, state_path
 from broker.audit._topic import read_topic
 from broker.errors import AuditError, MalformedRecord
@@ -98,6 +104,43 @@ async def verify_topics(
     return verify(store, decisions, checkpoints, lambda ep: [key.public_key()])
 
 
+async def logged(
+    bootstrap: str, topics: tuple[str, str], store: SchemaStore, state: Path
+) -> list[LoggedRecord]:
+    """Every decision on the topic, read with the log's own audit key (in its state dir)."""
+    records, bad = decode_records(
+        store, await read_topic(bootstrap, topics[0]), AuditKeys.open(state)
+    )
+    assert bad == 0
+    return records
+
+
+async def checkpoint_sizes(bootstrap: str, topics: tuple[str, str], store: SchemaStore) -> list[int]:
+    raws = await read_topic(bootstrap, topics[1])
+    return [decode_checkpoint(store, r.value).signed.tree_size for r in raws]
+
+
+async def prove_on(
+    bootstrap: str,
+    topics: tuple[str, str],
+    store: SchemaStore,
+    key: ed25519.Ed25519PrivateKey,
+    state: Path,
+    decision_id: str,
+) -> InclusionProof:
+    keys = AuditKeys.open(state)
+    v = Verifier(store, lambda ep: [key.public_key()], audit_keys=keys)
+    for c in await read_topic(bootstrap, topics[1]):
+        v.checkpoint(c)
+    prover = Prover(store, decision_id, keys, v.candidates)
+    for r in await read_topic(bootstrap, topics[0]):
+        v.record(r)
+        prover.record(r)
+    report = v.finish()
+    ep = report.report(prover.enforcement_point or "")
+    return prover.result(ep, lambda name: [key.public_key()])
+
+
 async def test_appended_decisions_verify_and_prove(kafka_bootstrap, topics, store, key, tmp_path):
     async with open_log(kafka_bootstrap, key, tmp_path, topics, store) as log:
         entries = await asyncio.gather(*(log.append(record(i)) for i in range(35)))
@@ -106,9 +149,9 @@ async def test_appended_decisions_verify_and_prove(kafka_bootstrap, topics, stor
     (ep,) = report.reports
     assert ep.ok, ep.failure
     # every 10 records, plus the final one on stop
-    assert [c.tree_size for c in report.logs[0].checkpoints] == [10, 20, 30, 35]
+    assert await checkpoint_sizes(kafka_bootstrap, topics, store) == [10, 20, 30, 35]
     assert (ep.records, ep.checkpoints, ep.sealed) == (35, 4, 35)
-    p = prove(report, entries[17].decision_id)
+    p = await prove_on(kafka_bootstrap, topics, store, key, tmp_path, entries[17].decision_id)
     assert p.verified and p.record.index == entries[17].index
     state = load_state(state_path(tmp_path, EP))
     assert state is not None and state.tree_size == 35 and state.checkpoint is not None
@@ -155,7 +198,7 @@ async def test_a_messages_decisions_share_one_leaf(kafka_bootstrap, topics, stor
     (ep,) = report.reports
     assert ep.ok and (ep.records, ep.decisions) == (4, 56)
     middle = sets[1].decision_ids[7]
-    proof = prove(report, middle)
+    proof = await prove_on(kafka_bootstrap, topics, store, key, tmp_path, middle)
     assert proof.verified and proof.record.index == 2
     assert (proof.record.record.organisation, proof.record.record.decision) == ("org-7", "deny")
     assert proof.record.record.message_id == "msg-set-1"
@@ -168,8 +211,9 @@ async def test_append_many_gives_consecutive_indices(kafka_bootstrap, topics, st
         assert [e.index for e in batch] == list(range(1, 24)) and first.index == 0
     report = await verify_topics(kafka_bootstrap, topics, store, key)
     assert report.ok
-    assert [c.tree_size for c in report.logs[0].checkpoints] == [10, 20, 24]
-    assert [r.record.message_id for r in report.logs[0].records] == [f"msg-{i}" for i in range(24)]
+    assert await checkpoint_sizes(kafka_bootstrap, topics, store) == [10, 20, 24]
+    records = await logged(kafka_bootstrap, topics, store, tmp_path)
+    assert [r.record.message_id for r in records] == [f"msg-{i}" for i in range(24)]
 
 
 async def test_checkpoint_after_the_interval_seals_a_quiet_log(
@@ -212,7 +256,8 @@ async def test_a_record_that_does_not_encode_is_refused_alone(
         assert (await log.append(record(4))).index == 2
     report = await verify_topics(kafka_bootstrap, topics, store, key)
     assert report.ok
-    assert [r.record.message_id for r in report.logs[0].records] == ["msg-0", "msg-2", "msg-4"]
+    records = await logged(kafka_bootstrap, topics, store, tmp_path)
+    assert [r.record.message_id for r in records] == ["msg-0", "msg-2", "msg-4"]
 
 
 async def test_restart_continues_the_tree(kafka_bootstrap, topics, store, key, tmp_path):
@@ -342,11 +387,12 @@ async def test_enforcement_point_killed_mid_stream_loses_no_decision(
     (ep,) = report.reports
     assert ep.ok, ep.failure
     assert ep.unsealed == 0 and ep.records == before.records + 1
-    logged = {r.record.decision_id for r in report.logs[0].records}
-    missing = set(acknowledged) - logged
+    ids = [r.record.decision_id for r in await logged(kafka_bootstrap, topics, store, state)]
+    missing = set(acknowledged) - set(ids)
     assert not missing, f"{len(missing)} acknowledged decisions are not in the log"
-    assert len(logged) == ep.records  # no decision logged twice
-    assert prove(report, acknowledged[-1]).verified
+    assert len(set(ids)) == len(ids) == ep.records  # no decision logged twice
+    proof = await prove_on(kafka_bootstrap, topics, store, key, state, acknowledged[-1])
+    assert proof.verified
 
 
 async def test_a_restart_does_not_adopt_a_record_another_writer_chained_on(
@@ -362,7 +408,8 @@ async def test_a_restart_does_not_adopt_a_record_another_writer_chained_on(
         for i in range(3):
             await log.append(record(i))
         size, last = log.size, log._last_leaf
-    forged = encode_leaf(store, EP, size, last, record(99))
+    # Even with the enforcement point's audit key (the worst case): not adopted.
+    forged = encode_leaf(store, EP, size, last, record(99), AuditKeys.open(tmp_path).require(EP))
     producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
     await producer.start()
     try:

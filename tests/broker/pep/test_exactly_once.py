@@ -101,7 +101,8 @@ async def test_broker_restart_mid_stream_loses_and_duplicates_nothing(
         nodes: dict[str, PepContext] = {}
         for org in ("soc-fr", "enisa"):  # each its own home, copied, on this broker
             home = tmp_path / org
-            shutil.copytree(world.home(org), home)
+            # Not its audit state: that names a log on the session's broker, not this one.
+            shutil.copytree(world.home(org), home, ignore=shutil.ignore_patterns("audit"))
             settings = replace(world.settings(org), home=home, bootstrap=local.bootstrap)
             nodes[org] = PepContext.load(settings, world.env(org))
         ctx = nodes["enisa"]
