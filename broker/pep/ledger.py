@@ -7,10 +7,17 @@ not commit before a crash (drop it quietly); the same id anywhere else is a
 replay (reject it). It plugs into the envelope's `Opener` as its replay guard,
 but records a message only after the sink confirmed it, so a crash between
 decrypting and delivering redelivers instead of losing.
+
+It also keeps where the receiving audit log stood at the last commit (the
+audit mark): a batch's decisions are audited before the ledger commits, so
+after a crash the subscriber reads its audit log back from that mark and
+learns which records of the redelivered batch were already decided, instead
+of deciding (and auditing) them twice.
 """
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -44,6 +51,9 @@ class DeliveryLedger:
             " message_id TEXT PRIMARY KEY, sender TEXT NOT NULL,"
             " topic TEXT NOT NULL, partition INTEGER NOT NULL, offset INTEGER NOT NULL,"
             " expires_ms INTEGER NOT NULL, retracted INTEGER NOT NULL DEFAULT 0)"
+        )
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)"
         )
 
         self._staged: dict[str, tuple[str, datetime, Position]] = {}
@@ -120,11 +130,12 @@ class DeliveryLedger:
         """Note a delivery of the batch in hand: seen at once, durable at `commit`."""
         self._staged.setdefault(message_id, (sender, expires, where))
 
-    def commit(self) -> None:
-        """Write the staged deliveries in one transaction (after the sink flushed)."""
+    def commit(self, audit_mark: tuple[int, int] | None = None) -> None:
+        """Write the staged deliveries, and where the audit log now stands, in one
+        transaction (after the sink flushed and the batch's decisions were audited)."""
         self._looked_up = None
         self._prefetched = {}
-        if not self._staged:
+        if not self._staged and audit_mark is None:
             return
         rows = [
             (mid, sender, w.topic, w.partition, w.offset, _ms(expires))
@@ -137,7 +148,20 @@ class DeliveryLedger:
                 " expires_ms) VALUES (?, ?, ?, ?, ?, ?)",
                 rows,
             )
+            if audit_mark is not None:
+                self._db.execute(
+                    "INSERT OR REPLACE INTO meta (name, value) VALUES ('audit_mark', ?)",
+                    (json.dumps(list(audit_mark)),),
+                )
         self._staged.clear()
+
+    def audit_mark(self) -> tuple[int, int] | None:
+        """(index, offset) where the audit log stood at the last commit, if ever set."""
+        row = self._db.execute("SELECT value FROM meta WHERE name = 'audit_mark'").fetchone()
+        if row is None:
+            return None
+        index, offset = json.loads(row[0])
+        return int(index), int(offset)
 
     def mark_retracted(self, message_id: str) -> None:
         self._looked_up = None

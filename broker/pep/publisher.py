@@ -1,15 +1,18 @@
-"""The publishing enforcement point: decide, seal per community, produce, audit.
+"""The publishing enforcement point: decide, seal per community, audit, produce, audit again.
 
 For one payload it asks the policy about every registered organisation,
 groups the organisations allowed (or allowed a redacted copy) by community,
 and by the parts withheld from them (personal data, parts marked stricter than
 the record, parts the caller restricts: broker.pep.parts),
 seals one envelope per community and variant for exactly those organisations,
-produces each to `jcu.<community>.<stream>`, and writes every decision to the
-audit log of `<participant>/publish`. The record key is the message id, so a
-later retraction of it lands on the same partition, after it; a workflow's
-message is keyed by its thread instead, and asked about by its workflow's
-check first (`broker.pep.workflow`).
+writes every decision to the audit log of `<participant>/publish`, produces
+each envelope to `jcu.<community>.<stream>`, and then writes what became of
+each copy (sent where, or not sent and why) as a later entry of the same log.
+A crash between the two entries is settled on the next start
+(`broker.pep.recovery`). The record key is the message id, so a later
+retraction of it lands on the same partition, after it; a workflow's message
+is keyed by its thread instead, and asked about by its workflow's check first
+(`broker.pep.workflow`).
 """
 
 from __future__ import annotations
@@ -17,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import copy
 import dataclasses
-import hashlib
 import time
 import uuid
 from collections import Counter
@@ -25,11 +27,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from broker import faults
 from broker.audit import AuditLog, AuditRecord, DecisionSet
-from broker.clock import utc_now
+from broker.audit.acts import KAFKA_ERROR, CopyOutcome, retraction_sent, send_outcome
+from broker.clock import to_millis, utc_now
 from broker.envelope import Labels, Sealer, SealRequest, stream_of
 from broker.envelope.labels import TLP_LEVELS, AvroLabelsCache
-from broker.errors import ConfigError, Rejected, Unauthorised
+from broker.errors import ConfigError, KafkaUnavailable, Rejected, Unauthorised
 from broker.kafka.clients import COMPRESSION, reliable_producer, start_client
 from broker.kafka.topics import community_topic
 from broker.lifecycle import Service
@@ -37,6 +41,8 @@ from broker.metrics import Metrics
 from broker.pep.context import PepContext
 from broker.pep.control import CrisisBoard
 from broker.pep.parts import PART_MARKING_RULE, Part, Redactor, Restriction
+from broker.pep.recovery import settle_pending
+from broker.pep.registry_audit import RegistryAudit
 from broker.pep.sent import SentCopy, SentLog, SentMessage, SourceRef
 from broker.pep.state_feeds import StateFeeds
 from broker.pep.workflow import WorkflowCheck, WorkflowMessage, Workflows
@@ -258,24 +264,37 @@ class Publisher(Service):
         self._metrics = metrics or Metrics()
         self._compression = compression
         self._producer: Any = None
-        self._sent = SentLog(ctx.settings.home / "sent" / f"{participant}.sqlite")
+        self._sent = SentLog(
+            ctx.settings.home / "sent" / f"{participant}.sqlite",
+            point=self._audit.enforcement_point,
+        )
         self._avro_labels = AvroLabelsCache()
         self._workflows: Workflows = workflows or {}
+        self._registry_audit = RegistryAudit(ctx.envelope.trusted, self._audit, ctx.audit_dir)
 
     async def start(self) -> None:
         try:
             await self._feeds.start()
             await self._audit.start()
+            await self._registry_audit.start()
             producer = reliable_producer(
                 self._ctx.settings.bootstrap, compression_type=self._compression
             )
             await start_client(producer, self._ctx.settings.bootstrap)
             self._producer = producer
+            await settle_pending(
+                self.participant,
+                self._ctx.settings.bootstrap,
+                self._ctx.envelope.store,
+                self._audit,
+                self._sent,
+            )
         except BaseException:
             await self.stop()
             raise
 
     async def stop(self) -> None:
+        self._registry_audit.stop()
         if self._producer is not None:
             await self._producer.stop()
             self._producer = None
@@ -380,19 +399,43 @@ class Publisher(Service):
         # Sealed before the audit write: a batch the sealer refuses leaves no decisions
         # in the log for messages never sent.
         sealed = self._sealer.seal_many([s.request for plan in plans for s in plan.sends])
+        # Pending until their outcome is recorded: a restart after a crash settles them.
+        self._sent.begin(
+            (self._sent_message(plan, plan.sends) for plan in plans),
+            int(to_millis(utc_now()).timestamp() * 1000),
+        )
         # Recorded before anything is shared: no decision is acted on without its record.
         await self._audit.append_sets([plan.audit for plan in plans])
-        producer = self._producer
-        keys = [plan.key.encode() for plan in plans for _ in plan.sends]
-        futures = []
-        for message, key in zip(sealed, keys, strict=True):
-            futures.append(await producer.send(message.header.topic, value=message.data, key=key))
-        metas = iter(zip(await asyncio.gather(*futures), sealed, strict=True))
+        faults.point("publisher.after-audit")
+        metas = await self._produce(
+            sealed, [plan.key.encode() for plan in plans for _ in plan.sends]
+        )
+        faults.point("publisher.after-send")
+        outcomes = iter(zip(metas, sealed, strict=True))
         results = []
+        records = []
+        failed: list[str] = []
         for plan in plans:
             copies = []
+            done = []
             for send in plan.sends:
-                meta, message = next(metas)
+                meta, message = next(outcomes)
+                error = meta if isinstance(meta, BaseException) else None
+                done.append(
+                    CopyOutcome(
+                        send.community,
+                        send.request.topic,
+                        send.request.recipients,
+                        partition=None if error else meta.partition,
+                        offset=None if error else meta.offset,
+                        error=KAFKA_ERROR if error else None,
+                        reason=f"Kafka did not take it: {error}" if error else "",
+                        redacted_fields=send.redacted_fields,
+                    )
+                )
+                if error is not None:
+                    failed.append(f"{plan.message_id} to {send.request.topic}: {error}")
+                    continue
                 copies.append(
                     CommunityCopy(
                         send.community,
@@ -404,29 +447,41 @@ class Publisher(Service):
                         len(message.data),
                     )
                 )
+            records += send_outcome(plan.message_id, done)
             results.append(
                 PublishResult(
                     plan.message_id, plan.short, plan.labels, tuple(copies), plan.decisions
                 )
             )
+        if records:
+            await self._audit.append_many(records)
         self._sent.add_many(
-            SentMessage(
-                r.message_id,
-                self.participant,
-                r.payload_type,
-                r.labels,
-                tuple(
-                    SentCopy(c.community, c.topic, c.recipients, c.redacted_fields)
-                    for c in r.copies
-                ),
-                plan.source,
-            )
-            for r, plan in zip(results, plans, strict=True)
+            (
+                SentMessage(
+                    r.message_id,
+                    self.participant,
+                    r.payload_type,
+                    r.labels,
+                    tuple(
+                        SentCopy(c.community, c.topic, c.recipients, c.redacted_fields)
+                        for c in r.copies
+                    ),
+                    plan.source,
+                )
+                for r, plan in zip(results, plans, strict=True)
+            ),
+            settled=[plan.message_id for plan in plans],
+            mark=self._audit.mark(),
         )
         for plan, result in zip(plans, results, strict=True):
-            if plan.workflow is not None:
+            if plan.workflow is not None and result.copies:
                 check, told = plan.workflow
                 check.sent(dataclasses.replace(told, recipients=result.recipients))
+        if failed:
+            raise KafkaUnavailable(
+                f"{len(failed)} copies were not sent (recorded as not sent in the audit log): "
+                + "; ".join(failed[:3])
+            )
         self._count(results)
         self._metrics.publish_seconds.observe(time.perf_counter() - t0)
         return results
@@ -471,6 +526,36 @@ class Publisher(Service):
             # The content decides, not the caller's label: rule 8 must see personal data.
             labels = dataclasses.replace(labels, personal_data=True)
         return labels
+
+    def _sent_message(self, plan: _Plan, sends: Sequence[_Send]) -> SentMessage:
+        return SentMessage(
+            plan.message_id,
+            self.participant,
+            plan.short,
+            plan.labels,
+            tuple(
+                SentCopy(s.community, s.request.topic, s.request.recipients, s.redacted_fields)
+                for s in sends
+            ),
+            plan.source,
+        )
+
+    async def _produce(self, sealed: Sequence[Any], keys: Sequence[bytes]) -> list[Any]:
+        """Produce every envelope under its record key; per envelope its RecordMetadata, or
+        the exception that kept Kafka from taking it (recorded as not sent, never lost)."""
+        from aiokafka.errors import KafkaError
+
+        futures: list[Any] = []
+        for message, key in zip(sealed, keys, strict=True):
+            try:
+                futures.append(
+                    await self._producer.send(message.header.topic, value=message.data, key=key)
+                )
+            except KafkaError as exc:
+                failed: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+                failed.set_exception(exc)
+                futures.append(failed)
+        return list(await asyncio.gather(*futures, return_exceptions=True))
 
     def _decided(
         self,
@@ -579,7 +664,7 @@ class Publisher(Service):
         mid = item.message_id or str(uuid.uuid4())
         record = item.record
         encoded = store.encode(short, record)  # validates the record before anything is decided
-        content_hash = hashlib.sha256(encoded).digest()
+        content_hash = self._audit.content_hash(encoded)  # keyed: the log confirms no guess
         labels = self._effective_labels(short, item)
         workflow = self._workflow_step(short, mid, record, labels, item.recipients)
         thread = workflow[1].thread if workflow is not None else None
@@ -718,9 +803,8 @@ class Publisher(Service):
             "reason": reason,
             "retracted": utc_now(),
         }
-        sends = []
-        for c in sent.copies:
-            sealed = self._sealer.seal(
+        sealed = [
+            self._sealer.seal(
                 "Retraction",
                 retraction,
                 recipients=c.recipients,
@@ -728,10 +812,38 @@ class Publisher(Service):
                 labels=sent.labels,
                 target_community=c.community,
             )
-            sends.append(
-                await self._producer.send(c.topic, value=sealed.data, key=message_id.encode())
+            for c in sent.copies
+        ]
+        metas = []
+        for c, message in zip(sent.copies, sealed, strict=True):
+            try:
+                future = await self._producer.send(
+                    c.topic, value=message.data, key=message_id.encode()
+                )
+                metas.append(await future)
+            except Exception as exc:  # recorded as not sent, then raised
+                metas.append(exc)
+        outcomes = [
+            CopyOutcome(
+                c.community,
+                c.topic,
+                c.recipients,
+                partition=None if isinstance(m, BaseException) else m.partition,
+                offset=None if isinstance(m, BaseException) else m.offset,
+                error=KAFKA_ERROR if isinstance(m, BaseException) else None,
+                reason=f"Kafka did not take it: {m}" if isinstance(m, BaseException) else "",
             )
-        metas = await asyncio.gather(*sends)
+            for c, m in zip(sent.copies, metas, strict=True)
+        ]
+        await self._audit.append_many(
+            retraction_sent(message_id, str(retraction["id"]), outcomes, reason=reason)
+        )
+        failures = [m for m in metas if isinstance(m, BaseException)]
+        if failures:
+            raise KafkaUnavailable(
+                f"the retraction of {message_id} was not sent to every copy's topic "
+                f"(recorded in the audit log): {failures[0]}"
+            )
         self._sent.mark_retracted(message_id)
         copies = tuple(
             CommunityCopy(c.community, c.topic, m.partition, m.offset, c.recipients)

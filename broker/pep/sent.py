@@ -1,14 +1,25 @@
-"""The publisher's record of what it sent where, so it can retract a message later.
+"""The publisher's record of what it sent where, so it can retract a message later, and of
+what it is about to send, so a restart after a crash can say what became of it.
 
 Only routing facts are kept (type, labels, topics, recipients), never content,
 and, for records that came from a source object (a STIX object, a MISP event),
 that object's id, version and container, so a whole publication can be found
 again (`jcu retract --file/--event`) and a later publication can tell whether
 an object it refers to already reached a recipient.
+
+A message is *pending* from before its decisions are audited until its send
+outcome is audited; a publisher that finds pending messages when it starts
+settles them (`broker.pep.recovery`). The audit log's position after the last
+settled batch is kept too: where that recovery reads the log back from. One
+index per participant serves every publisher of its node (`/publish`, the
+assistance desk's `/assist`): pending messages and the audit mark are each
+kept per enforcement point, so a publisher settles only what its own log
+decided, reading its own log.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sqlite3
 from collections.abc import Iterable
@@ -16,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from broker.audit import AuditMark
 from broker.envelope import Labels
 
 
@@ -54,7 +66,12 @@ class SentMessage:
 
 
 class SentLog:
-    def __init__(self, path: Path) -> None:
+    """`point`: the enforcement point whose pending messages and audit mark this handle
+    reads and writes (`<participant>/publish`)."""
+
+    def __init__(self, path: Path, *, point: str) -> None:
+        self._point = point
+        self._mark_name = f"audit_mark {point}"
         path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(path, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -71,13 +88,24 @@ class SentLog:
             "CREATE TABLE IF NOT EXISTS reached (source_id TEXT NOT NULL,"
             " recipient TEXT NOT NULL, message_id TEXT NOT NULL,"
             " PRIMARY KEY (source_id, recipient, message_id));"
+            "CREATE TABLE IF NOT EXISTS pending (message_id TEXT PRIMARY KEY, body TEXT NOT NULL,"
+            " created_ms INTEGER NOT NULL, point TEXT NOT NULL);"
+            "CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);"
         )
 
     def add(self, message: SentMessage) -> None:
         self.add_many([message])
 
-    def add_many(self, messages: Iterable[SentMessage]) -> None:
-        """Remember messages for retraction, in one transaction."""
+    def add_many(
+        self,
+        messages: Iterable[SentMessage],
+        *,
+        settled: Iterable[str] = (),
+        mark: AuditMark | None = None,
+    ) -> None:
+        """Remember messages for retraction, and forget the pending ones now `settled`
+        (their outcome is audited), in one transaction; `mark`: where this point's audit
+        log stands."""
         messages = list(messages)
         rows = [(m.message_id, json.dumps(_body(m))) for m in messages]
         sourced = [m for m in messages if m.source is not None]
@@ -104,6 +132,14 @@ class SentLog:
                     for r in sorted(m.recipients)
                 ],
             )
+            self._db.executemany(
+                "DELETE FROM pending WHERE message_id = ?", [(m,) for m in settled]
+            )
+            if mark is not None:
+                self._db.execute(
+                    "INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)",
+                    (self._mark_name, json.dumps([mark.index, mark.offset])),
+                )
         except BaseException:
             self._db.execute("ROLLBACK")
             raise
@@ -163,6 +199,40 @@ class SentLog:
         ).fetchone()
         return row is not None
 
+    def begin(self, messages: Iterable[SentMessage], created_ms: int) -> None:
+        """Note messages about to be decided and sent (before their decisions are audited)."""
+        rows = [(m.message_id, json.dumps(_body(m)), created_ms, self._point) for m in messages]
+        self._db.execute("BEGIN")
+        try:
+            self._db.executemany(
+                "INSERT OR REPLACE INTO pending (message_id, body, created_ms, point)"
+                " VALUES (?, ?, ?, ?)",
+                rows,
+            )
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def pending(self) -> list[tuple[SentMessage, int]]:
+        """Messages this point begun but never settled (a crash): each with when it was
+        begun (ms)."""
+        rows = self._db.execute(
+            "SELECT message_id, body, created_ms FROM pending WHERE point = ? ORDER BY created_ms",
+            (self._point,),
+        ).fetchall()
+        return [(_message(mid, json.loads(body)), int(ms)) for mid, body, ms in rows]
+
+    def audit_mark(self) -> AuditMark | None:
+        """Where this point's audit log stood after its last settled batch."""
+        row = self._db.execute(
+            "SELECT value FROM meta WHERE name = ?", (self._mark_name,)
+        ).fetchone()
+        if row is None:
+            return None
+        index, offset = json.loads(row[0])
+        return AuditMark(int(index), int(offset))
+
     def mark_retracted(self, message_id: str) -> None:
         self._db.execute("UPDATE sources SET retracted = 1 WHERE message_id = ?", (message_id,))
 
@@ -172,23 +242,13 @@ class SentLog:
         ).fetchone()
         if row is None:
             return None
-        body = json.loads(row[0])
         source = self._db.execute(
             "SELECT source_id, version, container FROM sources WHERE message_id = ?",
             (message_id,),
         ).fetchone()
-        return SentMessage(
-            message_id=message_id,
-            sender=body["sender"],
-            payload_type=body["payload_type"],
-            labels=Labels.from_avro(body["labels"]),
-            copies=tuple(
-                SentCopy(
-                    c["community"], c["topic"], tuple(c["recipients"]), tuple(c["redacted_fields"])
-                )
-                for c in body["copies"]
-            ),
-            source=SourceRef(*source) if source is not None else None,
+        message = _message(message_id, json.loads(row[0]))
+        return dataclasses.replace(
+            message, source=SourceRef(*source) if source is not None else message.source
         )
 
     def close(self) -> None:
@@ -200,7 +260,27 @@ def _chunks(values: list[str], size: int) -> Iterable[list[str]]:
         yield values[start : start + size]
 
 
+def _message(message_id: str, body: dict[str, Any]) -> SentMessage:
+    source = body.get("source")
+    return SentMessage(
+        message_id=message_id,
+        sender=body["sender"],
+        payload_type=body["payload_type"],
+        labels=Labels.from_avro(body["labels"]),
+        copies=tuple(
+            SentCopy(
+                c["community"], c["topic"], tuple(c["recipients"]), tuple(c["redacted_fields"])
+            )
+            for c in body["copies"]
+        ),
+        source=SourceRef(*source) if source is not None else None,
+    )
+
+
 def _body(message: SentMessage) -> dict[str, Any]:
+    """A message's routing facts as JSON (its source too: a pending message keeps it for
+    the index of what was sent once its copies are found)."""
+    source = message.source
     return {
         "sender": message.sender,
         "payload_type": message.payload_type,
@@ -214,4 +294,5 @@ def _body(message: SentMessage) -> dict[str, Any]:
             }
             for c in message.copies
         ],
+        **({"source": [source.id, source.version, source.container]} if source else {}),
     }

@@ -71,11 +71,14 @@ def test_seal_is_audited_in_the_senders_log(world: World) -> None:
     assert sealed.returncode == 0, sealed.stderr
     opened = json.loads(run(world, "enisa", "open", "--json", stdin=sealed.stdout).stdout)
     message_id = opened["header"]["message_id"]
-    explained = run(world, "enisa", "audit", "query", "--message", message_id, "--json")
+    explained = run(world, "cert-eu", "audit", "query", "--message", message_id, "--json")
     assert explained.returncode == 0, explained.stderr
     rows = json.loads(explained.stdout)
     assert {r["enforcement_point"] for r in rows} == {"cert-eu/seal"}
     assert {r["organisation"]: r["decision"] for r in rows}["enisa"] == "allow"
+    # The recipient reads its message, not the sender's audit log: that is sealed to it.
+    theirs = run(world, "enisa", "audit", "query", "--message", message_id, "--json")
+    assert theirs.returncode == 0 and json.loads(theirs.stdout) == []
 
 
 def test_seal_refuses_a_recipient_the_policy_does_not_allow(world: World) -> None:

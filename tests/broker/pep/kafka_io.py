@@ -100,10 +100,17 @@ async def jcu(world: World, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def spawn_subscriber(
-    world: World, participant: str, out: Path, group: str, *extra: str, log: Path
+    world: World,
+    participant: str,
+    out: Path,
+    group: str,
+    *extra: str,
+    log: Path,
+    env: dict[str, str] | None = None,
 ) -> subprocess.Popen[bytes]:
     """`jcu subscribe` running in the background. Its stderr goes to `log`: a pipe nobody
-    reads while it runs could fill up (one warning per refused record) and stall it."""
+    reads while it runs could fill up (one warning per refused record) and stall it.
+    `env` adds to its environment (e.g. JCU_FAULT, broker/faults.py)."""
     with log.open("ab") as stderr:
         return subprocess.Popen(
             [
@@ -119,7 +126,7 @@ def spawn_subscriber(
                 group,
                 *extra,
             ],
-            env=world.env(participant),
+            env={**world.env(participant), **(env or {})},
             stdout=subprocess.DEVNULL,
             stderr=stderr,
         )
