@@ -44,6 +44,7 @@ from broker.cli._audit_io import (
     verification,
     witness_dir,
 )
+from broker.cli._node import acting_as, as_option
 from broker.cli._output import console, emit_json, table
 from broker.config import Settings, load
 from broker.errors import AuditVerificationError, ConfigError
@@ -93,6 +94,16 @@ _json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON,
 
 def _run(coro: Any) -> Any:
     return asyncio.run(coro)
+
+
+def _check_as(requested: str | None, settings: Settings) -> str:
+    """This node's organisation; `--as` may name it, never another."""
+    return acting_as(requested, settings)
+
+
+def _reader_as(requested: str | None, settings: Settings) -> str | None:
+    """Like `_check_as`, but a reader need not be a node (an auditor with --keys)."""
+    return node_participant(settings) if requested is None else acting_as(requested, settings)
 
 
 def _prepare(bootstrap: str | None) -> tuple[Settings, SchemaStore, str]:
@@ -298,6 +309,7 @@ def _bundle_material(settings: Settings, store: SchemaStore) -> tuple[bytes, byt
     type=click.Path(dir_okay=False, path_type=Path),
     help="Write a proof bundle here, for `jcu audit verify-proof` on any machine.",
 )
+@as_option("Proving as this node's organisation")
 @_keys_option
 @_bootstrap_option
 @_topic_options
@@ -305,6 +317,7 @@ def _bundle_material(settings: Settings, store: SchemaStore) -> tuple[bytes, byt
 def prove_command(
     decision_id: str,
     out_path: Path | None,
+    participant: str | None,
     key_files: tuple[Path, ...],
     bootstrap: str | None,
     decisions_topic: str,
@@ -315,6 +328,7 @@ def prove_command(
     """Prove that DECISION_ID is in the log: its record and its inclusion proof against the
     checkpoint the most witnesses cosigned, after verifying the whole log."""
     settings, store, server = _prepare(bootstrap)
+    _check_as(participant, settings)
     keys = audit_keys(settings, key_files)
     resolve, _ = keyring_resolvers(settings, store)
     topics = Topics(decisions_topic, checkpoints_topic, cosignatures_topic)
@@ -571,6 +585,7 @@ def _content_filter(
     "keyed content hash, so only with the enforcement point's audit key.",
 )
 @click.option("--type", "payload_type", help="The payload type of --content (Indicator, ...).")
+@as_option("Reading as this node's organisation")
 @_keys_option
 @_bootstrap_option
 @_topic_options
@@ -587,6 +602,7 @@ def query_command(
     thread: str | None,
     content: Path | None,
     payload_type: str | None,
+    participant: str | None,
     key_files: tuple[Path, ...],
     bootstrap: str | None,
     decisions_topic: str,
@@ -599,6 +615,7 @@ def query_command(
     Only the leaves of enforcement points whose audit key this node holds can
     be read: its own, and those given with --keys."""
     settings = load()
+    _reader_as(participant, settings)
     store = default_store()
     keys = audit_keys(settings, key_files)
     now = datetime.now(UTC)
@@ -656,6 +673,7 @@ def query_command(
 @audit.command("explain")
 @click.argument("message_id")
 @click.option("--org", "organisation", help="Only what was recorded about this participant.")
+@as_option("Reading as this node's organisation")
 @_keys_option
 @_bootstrap_option
 @_topic_options
@@ -664,6 +682,7 @@ def query_command(
 def explain_command(
     message_id: str,
     organisation: str | None,
+    participant: str | None,
     key_files: tuple[Path, ...],
     bootstrap: str | None,
     decisions_topic: str,
@@ -676,6 +695,7 @@ def explain_command(
     assistance request (its id, or the first characters of it), the whole story of its case:
     every step, every node's decisions and outcomes, refusals included."""
     settings = load()
+    _reader_as(participant, settings)
     store = default_store()
     keys = audit_keys(settings, key_files)
 
@@ -797,6 +817,7 @@ def _summary(records: Sequence[LoggedRecord]) -> list[str]:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Write what this witness has cosigned, for `jcu audit verify --seen` elsewhere.",
 )
+@as_option("Witnessing as this node's organisation")
 @_bootstrap_option
 @_topic_options
 @_json_option
@@ -805,6 +826,7 @@ def witness_command(
     interval: float,
     show: bool,
     export_path: Path | None,
+    participant: str | None,
     bootstrap: str | None,
     decisions_topic: str,
     checkpoints_topic: str,
@@ -819,12 +841,10 @@ def witness_command(
     --once pass that refused a checkpoint.
     """
     settings = load()
-    participant = node_participant(settings)
-    if participant is None:
-        raise ConfigError("a witness runs on a participant's node: JCU_HOME is not one")
+    me = _check_as(participant, settings)
     directory = witness_dir(settings, checkpoints_topic)
     if show or export_path is not None:
-        state = WitnessState.load(directory, f"{participant}/witness")
+        state = WitnessState.load(directory, f"{me}/witness")
         if export_path is not None:
             write_private(export_path, state.export().encode())
         _print_witness_state(state, as_json)
@@ -833,7 +853,7 @@ def witness_command(
     from broker.cli._runtime import run_until_signalled
     from broker.clock import utc_now
 
-    ctx, me = node_context(None)
+    ctx, _ = node_context(me)
     store = ctx.envelope.store
     kid = ctx.envelope.keyring.current_signing_key_id(me, utc_now())
     signer = ctx.envelope.keystore.signing_key(me, kid)
@@ -940,16 +960,15 @@ def keys_group() -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="File to write (0600). It holds secrets: hand it over as one.",
 )
-def keys_export(points: tuple[str, ...], out_path: Path) -> None:
+@as_option("Exporting this node's organisation's keys")
+def keys_export(points: tuple[str, ...], out_path: Path, participant: str | None) -> None:
     """Write the audit keys of this node's enforcement points for an auditor (`--keys`).
 
     With them the auditor reads those enforcement points' leaves and checks
     content hashes (`jcu audit query --content`); nothing else of this node.
     """
     settings = load()
-    participant = node_participant(settings)
-    if participant is None:
-        raise ConfigError("JCU_HOME is not a participant's node: it holds no audit keys")
+    participant = _check_as(participant, settings)
     wanted = points or tuple(
         f"{participant}/{side}" for side in ("publish", "receive", "seal", "control")
     )

@@ -7,22 +7,49 @@ from datetime import datetime, timedelta
 
 import click
 
-from broker.audit import AuditRecord
+from broker.audit.acts import crisis_act
 from broker.cli._labels import split_csv
 from broker.cli._node import as_option, node_context
 from broker.cli._output import console, emit_json, table
 from broker.clock import utc_now
-from broker.errors import ConfigError, Unauthorised
+from broker.errors import ConfigError, CrisisNotInForce, NoSuchCrisis, Rejected
 from broker.pep.context import PepContext
 from broker.pep.control import (
     DEFAULT_CRISIS_VALIDITY,
     MAX_CRISIS_VALIDITY,
     CrisisBoard,
     CrisisDeclaration,
+    check_authority,
     check_validity,
     publish_declaration,
     sign_declaration,
+    verify_declaration,
 )
+from broker.pep.registry_audit import log_registry
+
+
+async def _current(ctx: PepContext, incident: str) -> CrisisDeclaration | None:
+    async with CrisisBoard(ctx.envelope, ctx.settings.bootstrap) as board:
+        return next((d for d in board.declarations() if d.incident == incident), None)
+
+
+def _end_target(current: CrisisDeclaration | None, incident: str) -> CrisisDeclaration:
+    """The declaration an end ends; refused, saying why, if there is none in force."""
+    if current is None:
+        raise NoSuchCrisis(
+            f"no crisis was ever declared for {incident} (see `jcu crisis list --all`)"
+        )
+    if not current.active:
+        raise CrisisNotInForce(
+            f"the crisis for {incident} was already ended by {current.declared_by} at "
+            f"{current.created.isoformat()}"
+        )
+    if not current.in_force(utc_now()):
+        raise CrisisNotInForce(
+            f"the crisis for {incident} is not in force: its declaration expired at "
+            f"{current.expires.isoformat()}"
+        )
+    return current
 
 
 async def _publish(
@@ -32,37 +59,77 @@ async def _publish(
     states: list[str],
     active: bool,
     valid_for: timedelta = DEFAULT_CRISIS_VALIDITY,
-) -> None:
+) -> CrisisDeclaration:
+    """Declare or end a crisis as the control enforcement point: decided, recorded in its
+    audit log (allowed, or refused with the real reason), then published."""
     audit = ctx.audit_log(declarer, "control")
+    bundle = ctx.policy.bundle_hash
     async with audit:
+        await log_registry(ctx.envelope.trusted, audit, ctx.audit_dir)
         try:
+            if not active:
+                check_authority(declarer, (), active=False)  # who asks, before what is asked
+                states = list(_end_target(await _current(ctx, incident), incident).member_states)
             data = sign_declaration(
                 ctx.envelope, declarer, incident, tuple(states), active, valid_for
             )
-        except Unauthorised as exc:
+        except Rejected as exc:
             await audit.append(
-                AuditRecord.from_rejection(
-                    exc,
-                    organisation=declarer,
-                    message_id=f"crisis:{incident}",
-                    action="publish",
-                    bundle_hash=ctx.policy.bundle_hash,
+                crisis_act(
+                    declarer,
+                    incident,
+                    states,
+                    active=active,
+                    decision="reject",
+                    reasons=(str(exc),),
+                    rejection_reason=exc.reason,
+                    bundle_hash=bundle,
                 )
             )
             raise
-        await publish_declaration(ctx.settings.bootstrap, incident, data)
+        decl = verify_declaration(ctx.envelope, data)
+        what = "declared" if active else "ended"
+        record = crisis_act(
+            declarer,
+            incident,
+            decl.member_states,
+            active=active,
+            reasons=(
+                f"crisis {what} by a crisis authority for {', '.join(decl.member_states)}"
+                + (f", until {decl.expires.isoformat()}" if active else ""),
+            ),
+            expires=decl.expires if active else None,
+            declaration_id=decl.id,
+            bundle_hash=bundle,
+        )
+        await audit.append(record)  # decided and recorded before it takes effect anywhere
+        try:
+            await publish_declaration(ctx.settings.bootstrap, incident, data)
+        except Exception as exc:
+            await audit.append(
+                crisis_act(
+                    declarer,
+                    incident,
+                    decl.member_states,
+                    active=active,
+                    decision="unsent",
+                    reasons=(f"not published on jcu.control: {exc}",),
+                    rejection_reason="kafka-error",
+                    declaration_id=decl.id,
+                    bundle_hash=bundle,
+                )
+            )
+            raise
+        return decl
 
 
 def _declare_options(f: click.decorators.FC) -> click.decorators.FC:
-    f = click.option(
-        "--member-states",
-        required=True,
-        multiple=True,
-        help="Member States affected (ISO codes, comma-separated; two or more).",
-    )(f)
     f = click.option("--incident", required=True, help="Incident reference.")(f)
     f = as_option("Declaring participant (eu-cyclone or csirts-network)")(f)
     return f
+
+
+_member_states_help = "Member States affected (ISO codes of EU Member States, comma-separated)."
 
 
 @click.group()
@@ -72,6 +139,12 @@ def crisis() -> None:
 
 @crisis.command()
 @_declare_options
+@click.option(
+    "--member-states",
+    required=True,
+    multiple=True,
+    help=_member_states_help + " Two or more.",
+)
 @click.option(
     "--days",
     type=int,
@@ -102,8 +175,13 @@ def declare(
 
 @crisis.command()
 @_declare_options
+@click.option(
+    "--member-states",
+    multiple=True,
+    help=_member_states_help + " Optional: an end ends the declaration in force.",
+)
 def end(participant: str | None, incident: str, member_states: tuple[str, ...]) -> None:
-    """End the crisis for INCIDENT."""
+    """End the crisis for INCIDENT (an error if none is in force)."""
     ctx, declarer = node_context(participant)
     asyncio.run(_publish(ctx, declarer, incident, split_csv(member_states), False))
     click.echo(f"crisis ended for {incident} by {declarer}")

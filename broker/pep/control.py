@@ -19,17 +19,27 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from cryptography.exceptions import InvalidSignature
 
 from broker.clock import Clock, to_millis, utc_now
 from broker.envelope.context import EnvelopeContext
-from broker.errors import BadSignature, ConfigError, MalformedRecord, Unauthorised
+from broker.schemas import SchemaStore
+from broker.trust.keyring import Keyring
+from broker.errors import (
+    BadSignature,
+    ConfigError,
+    MalformedRecord,
+    NotACrisisAuthority,
+    NotAMemberState,
+    TooFewMemberStates,
+)
 from broker.kafka.clients import reliable_producer, start_client
 from broker.kafka.follower import TopicFollower
 from broker.kafka.topics import CONTROL
 from broker.lifecycle import Service
+from broker.vocabulary import EU_MEMBER_STATES
 
 #: Who may declare a crisis (rule 10): the EU-CyCLONe network and the CSIRTs network.
 CRISIS_AUTHORITIES: frozenset[str] = frozenset({"eu-cyclone", "csirts-network"})
@@ -85,15 +95,30 @@ class CrisisDeclaration:
         )
 
 
+def check_member_states(member_states: tuple[str, ...]) -> None:
+    """Raise `NotAMemberState` unless every code names one of the 27 EU Member States."""
+    bad = sorted({m for m in member_states if m not in EU_MEMBER_STATES})
+    if bad:
+        hint = " (Greece is GR in ISO 3166-1)" if "EL" in bad else ""
+        verb = "is not an EU Member State" if len(bad) == 1 else "are not EU Member States"
+        raise NotAMemberState(
+            f"{', '.join(bad)} {verb}: a crisis names the Member States affected by their "
+            f"ISO 3166-1 codes (FR, DE, ...){hint}"
+        )
+
+
 def check_authority(declarer: str, member_states: tuple[str, ...], active: bool) -> None:
-    """Raise `Unauthorised` unless `declarer` may make this declaration."""
+    """Raise (with the real reason) unless `declarer` may make this declaration:
+    `NotACrisisAuthority`, `NotAMemberState` or `TooFewMemberStates`."""
     if declarer not in CRISIS_AUTHORITIES:
         allowed = ", ".join(sorted(CRISIS_AUTHORITIES))
-        raise Unauthorised(f"{declarer} may not declare or end a crisis; only {allowed} may")
-    affected = len(set(member_states))
-    if active and affected < MIN_MEMBER_STATES:
-        raise Unauthorised(
-            f"a crisis needs two or more Member States affected (large-scale); got {affected}"
+        raise NotACrisisAuthority(f"{declarer} may not declare or end a crisis; only {allowed} may")
+    check_member_states(member_states)
+    affected = sorted(set(member_states))
+    if active and len(affected) < MIN_MEMBER_STATES:
+        raise TooFewMemberStates(
+            "a crisis needs two or more Member States affected (a large-scale incident); "
+            f"got {len(affected)}{' (' + ', '.join(affected) + ')' if affected else ''}"
         )
 
 
@@ -133,9 +158,6 @@ def sign_declaration(
     check_validity(valid_for)
     if not incident:
         raise ConfigError("a crisis declaration needs --incident")
-    bad = [m for m in member_states if len(m) != 2 or not m.isalpha() or not m.isupper()]
-    if bad:
-        raise ConfigError(f"Member States are ISO 3166-1 alpha-2 codes (FR, DE...); got {bad}")
     check_authority(declarer, member_states, active)
     now = to_millis(clock())
     kid = ctx.keyring.current_signing_key_id(declarer, now)
@@ -159,7 +181,17 @@ def _fields(d: CrisisDeclaration) -> dict[str, Any]:
     return {f: getattr(d, f) for f in CrisisDeclaration.__slots__}
 
 
-def verify_declaration(ctx: EnvelopeContext, data: bytes) -> CrisisDeclaration:
+class Verifying(Protocol):
+    """What checking a declaration needs: the schemas and whose key is whose (no keystore:
+    a reader of the board opens nothing)."""
+
+    @property
+    def store(self) -> SchemaStore: ...
+    @property
+    def keyring(self) -> Keyring: ...
+
+
+def verify_declaration(ctx: Verifying, data: bytes) -> CrisisDeclaration:
     """Decode and verify one control record; raises a `Rejected` subclass.
 
     Whether it has expired is the reader's question (`in_force`), asked at
@@ -205,7 +237,7 @@ class CrisisBoard(Service):
 
     def __init__(
         self,
-        ctx: EnvelopeContext,
+        ctx: Verifying,
         bootstrap: str,
         *,
         topic: str = CONTROL,
