@@ -126,3 +126,27 @@ async def read_topic(
     ):
         out.extend(batch)
     return out
+
+
+async def end_offsets(bootstrap: str, topic: str, timeout_ms: int = 30000) -> dict[int, int]:
+    """Per partition of `topic`, the offset after its last record now ({} if no topic)."""
+    from aiokafka import TopicPartition
+    from aiokafka.errors import KafkaError
+
+    consumer = _consumer(bootstrap, timeout_ms)
+    try:
+        await consumer.start()
+    except KafkaError as exc:
+        await consumer.stop()
+        raise AuditError(f"cannot reach Kafka at {bootstrap}: {exc}; is it running?") from None
+    try:
+        cluster = await consumer._client.fetch_all_metadata()
+        tps = [TopicPartition(topic, p) for p in sorted(cluster.partitions_for_topic(topic) or ())]
+        if not tps:
+            return {}
+        ends = await consumer.end_offsets(tps)
+        return {tp.partition: int(o) for tp, o in ends.items()}
+    except KafkaError as exc:
+        raise AuditError(f"reading {topic} failed: {exc}") from None
+    finally:
+        await consumer.stop()

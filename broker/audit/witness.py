@@ -32,7 +32,7 @@ from typing import Any, Literal
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from broker.audit._codec import CheckpointRecord, decode_checkpoint, encode_cosignature
-from broker.audit._topic import iter_topic
+from broker.audit._topic import end_offsets, iter_topic
 from broker.audit.checkpoint import SignedCheckpoint, cosign, ed25519_key_id, witness_name
 from broker.audit.verify import KeyResolver, KeyValidity, Seen
 from broker.clock import utc_now
@@ -260,6 +260,19 @@ class Witness:
         )
         return WitnessVerdict(cp.origin, cp.tree_size, "refused", reason)
 
+    def topic_shrank(
+        self, topic: str, partition: int, offset: int, ends: Mapping[int, int]
+    ) -> WitnessVerdict:
+        reason = (
+            f"{topic} partition {partition} ends at offset {ends.get(partition, 0)}, before "
+            f"offset {offset} this witness had read to: it was deleted or truncated"
+        )
+        _log.error("checkpoints topic shrank", witness=self.name, reason=reason)
+        self.state.conflicts.append(
+            {"origin": topic, "tree_size": -1, "reason": reason, "time": self._clock().isoformat()}
+        )
+        return WitnessVerdict(topic, -1, "refused", reason)
+
     def flush(self) -> list[SignedCheckpoint]:
         """Save what was accepted, then cosign each origin's newest: the state is on disk
         before any cosignature leaves, so no restart can cosign two histories."""
@@ -301,6 +314,13 @@ async def witness_round(
     from broker.kafka.clients import reliable_producer, start_client
 
     verdicts: list[WitnessVerdict] = []
+    ends = await end_offsets(bootstrap, checkpoints_topic)
+    for partition, offset in list(witness.state.offsets.items()):
+        if ends.get(partition, 0) < offset:
+            # Fewer checkpoints than this witness already read: the topic was deleted and made
+            # anew, or truncated. Say so, and read it again from its start.
+            verdicts.append(witness.topic_shrank(checkpoints_topic, partition, offset, ends))
+            witness.state.offsets[partition] = 0
     offsets: Mapping[int, int] = dict(witness.state.offsets)
     async for batch in iter_topic(bootstrap, checkpoints_topic, start=offsets):
         for raw in batch:

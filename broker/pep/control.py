@@ -25,8 +25,6 @@ from cryptography.exceptions import InvalidSignature
 
 from broker.clock import Clock, to_millis, utc_now
 from broker.envelope.context import EnvelopeContext
-from broker.schemas import SchemaStore
-from broker.trust.keyring import Keyring
 from broker.errors import (
     BadSignature,
     ConfigError,
@@ -39,6 +37,8 @@ from broker.kafka.clients import reliable_producer, start_client
 from broker.kafka.follower import TopicFollower
 from broker.kafka.topics import CONTROL
 from broker.lifecycle import Service
+from broker.schemas import SchemaStore
+from broker.trust.keyring import Keyring
 from broker.vocabulary import EU_MEMBER_STATES
 
 #: Who may declare a crisis (rule 10): the EU-CyCLONe network and the CSIRTs network.
