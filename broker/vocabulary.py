@@ -27,14 +27,6 @@ CATEGORIES: tuple[str, ...] = (
     "attribution",
     "capability",
 )
-#: The 27 Member States of the European Union (ISO 3166-1 alpha-2; Greece is GR, which
-#: EU documents write EL). What a crisis's "Member States affected" may name.
-EU_MEMBER_STATES: frozenset[str] = frozenset(
-    {
-        "AT", "BE", "BG", "CY", "CZ", "DE", "DK", "EE", "ES", "FI", "FR", "GR", "HR", "HU",
-        "IE", "IT", "LT", "LU", "LV", "MT", "NL", "PL", "PT", "RO", "SE", "SI", "SK",
-    }
-)  # fmt: skip
 ROLES: tuple[str, ...] = ("operational", "supporting", "member")
 #: The 27 EU Member States, ISO 3166-1 alpha-2 (Greece is GR here, EL in EU usage).
 EU_MEMBER_STATES: tuple[str, ...] = (

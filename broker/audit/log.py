@@ -240,6 +240,19 @@ class AuditLog(Service):
     def size(self) -> int:
         return self._tree.size
 
+    @property
+    def state_dir(self) -> Path:
+        """Where this log keeps its state (what it last logged of other things, beside it)."""
+        return self._state_path.parent
+
+    @property
+    def decisions_topic(self) -> str:
+        return self._decisions
+
+    @property
+    def checkpoints_topic(self) -> str:
+        return self._checkpoints
+
     def root(self) -> bytes:
         return self._tree.root()
 

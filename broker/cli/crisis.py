@@ -65,7 +65,7 @@ async def _publish(
     audit = ctx.audit_log(declarer, "control")
     bundle = ctx.policy.bundle_hash
     async with audit:
-        await log_registry(ctx.envelope.trusted, audit, ctx.audit_dir)
+        await log_registry(ctx.envelope.trusted, audit)
         try:
             if not active:
                 check_authority(declarer, (), active=False)  # who asks, before what is asked

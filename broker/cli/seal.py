@@ -160,7 +160,7 @@ def seal(
             )
             audit = pep.audit_log(sender, "seal")
             async with audit:
-                await log_registry(pep.envelope.trusted, audit, pep.audit_dir)
+                await log_registry(pep.envelope.trusted, audit)
                 await audit.append_sets(
                     [
                         DecisionSet(

@@ -270,7 +270,7 @@ class Publisher(Service):
         )
         self._avro_labels = AvroLabelsCache()
         self._workflows: Workflows = workflows or {}
-        self._registry_audit = RegistryAudit(ctx.envelope.trusted, self._audit, ctx.audit_dir)
+        self._registry_audit = RegistryAudit(ctx.envelope.trusted, self._audit)
 
     async def start(self) -> None:
         try:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable
-from pathlib import Path
 from urllib.parse import quote
 
 from broker.audit import AuditEntry, AuditLog
@@ -33,10 +32,11 @@ class RegistryAudit:
     """Logs registry snapshots as they take effect at one enforcement point. Start it after
     the audit log; stop it before."""
 
-    def __init__(self, trusted: TrustedRegistry, audit: AuditLog, state_dir: Path) -> None:
+    def __init__(self, trusted: TrustedRegistry, audit: AuditLog) -> None:
         self._trusted = trusted
         self._audit = audit
-        self._path = state_dir / f"{quote(audit.enforcement_point, safe='')}.registry.json"
+        name = f"{quote(audit.enforcement_point, safe='')}.registry.json"
+        self._path = audit.state_dir / name  # beside the log's own state
         self._observer = audit.enforcement_point.partition("/")[0]
         self._stop: Callable[[], None] | None = None
         self._logged: RegistryView | None = None
@@ -87,9 +87,9 @@ class RegistryAudit:
         asyncio.gather(*futures).add_done_callback(written)
 
 
-async def log_registry(trusted: TrustedRegistry, audit: AuditLog, state_dir: Path) -> None:
+async def log_registry(trusted: TrustedRegistry, audit: AuditLog) -> None:
     """For a short-lived enforcement point (a CLI verb): log the snapshot in force, if it is
     not the one it logged last."""
-    registry = RegistryAudit(trusted, audit, state_dir)
+    registry = RegistryAudit(trusted, audit)
     await registry.start()
     registry.stop()

@@ -166,7 +166,7 @@ class Subscriber(Service):
         self._avro_labels = AvroLabelsCache()
         self._pruned: datetime | None = None
         self._workflows: Workflows = workflows or {}
-        self._registry_audit = RegistryAudit(ctx.envelope.trusted, self._audit, ctx.audit_dir)
+        self._registry_audit = RegistryAudit(ctx.envelope.trusted, self._audit)
         #: Positions a crashed run already decided and audited (`_recover`): not again.
         self._recovered: set[Position] = set()
         #: What became of the batch's receipts, by message id (audited with the delivery).

@@ -115,7 +115,9 @@ async def logged(
     return records
 
 
-async def checkpoint_sizes(bootstrap: str, topics: tuple[str, str], store: SchemaStore) -> list[int]:
+async def checkpoint_sizes(
+    bootstrap: str, topics: tuple[str, str], store: SchemaStore
+) -> list[int]:
     raws = await read_topic(bootstrap, topics[1])
     return [decode_checkpoint(store, r.value).signed.tree_size for r in raws]
 

@@ -336,7 +336,7 @@ def test_garbage_on_the_topic_is_named_by_offset(store, key, log) -> None:
 
 def test_an_emptied_log_fails_against_what_this_node_saw(store, key, log) -> None:
     """The audit topics deleted and recreated: Kafka says nothing, this node remembers."""
-    values, cps = log
+    values, _ = log
     seen = Seen(EP, 30, ProofTree(leaf_hash(v) for v in values).root(), "this node's state")
     report = run(store, key, [], [], seen=[seen])
     (ep,) = report.reports
@@ -404,9 +404,10 @@ def test_witness_cosignatures_are_counted_and_checked(store, key, log) -> None:
     assert strict.reports[0].failure is not None
     assert strict.reports[0].failure.kind == "unwitnessed"
     # A witness that saw another tree at 20 than the one on the topic: a fork.
-    rewritten = build_records(store, [dataclasses.replace(decision(0), decision="deny")] + [
-        decision(i) for i in range(1, 30)
-    ])
+    rewritten = build_records(
+        store,
+        [dataclasses.replace(decision(0), decision="deny")] + [decision(i) for i in range(1, 30)],
+    )
     forked = verify(
         store,
         as_topic(values),
@@ -452,7 +453,9 @@ def test_a_resumed_verification_notices_a_rewritten_topic(store, key) -> None:
     cps = sign_checkpoints(store, key, values, [10, 20])
     first = run(store, key, values, cps)
     other = build_records(store, [decision(i + 50) for i in range(20)])
-    again = run(store, key, other, sign_checkpoints(store, key, other, [10, 20]), resume=first.state)
+    again = run(
+        store, key, other, sign_checkpoints(store, key, other, [10, 20]), resume=first.state
+    )
     failure = again.reports[0].failure
     assert failure is not None and failure.kind == "forked"
     gone = run(store, key, [], [], resume=first.state)
@@ -465,30 +468,22 @@ def test_a_resumed_verification_notices_a_rewritten_topic(store, key) -> None:
 def test_memory_does_not_grow_with_the_log(store, key) -> None:
     """Verification holds a frontier per enforcement point, not the log: the peak over
     20,000 leaves is that over 2,000 (tracemalloc; the records come from a generator)."""
-    template = build_records(store, [decision(0)])[0]
 
     def peak(n: int) -> int:
-        tree = MerkleTree()
-        previous = b""
-        leaves = []
-        prefix_len = len(template)
-
         def records() -> Iterator[TopicRecord]:
-            nonlocal previous
+            previous = b""
             for i in range(n):
                 data = leaf(store, i, previous, decision(i))
                 previous = leaf_hash(data)
-                tree.append(previous)
                 yield TopicRecord(EP, data, 0, i)
 
         tracemalloc.start()
         try:
             report = verify(store, records(), [], lambda ep: [key.public_key()])
-            leaves.append(report.reports[0].records)
+            assert report.reports[0].records == n
             return tracemalloc.get_traced_memory()[1]
         finally:
             tracemalloc.stop()
-            assert prefix_len
 
     small, large = peak(2_000), peak(20_000)
     assert large < small * 1.5 + 64 * 1024, (small, large)
@@ -506,7 +501,9 @@ def _prove(store, key, values, cps, decision_id: str):
         v.record(r)
         prover.record(r)
     report = v.finish()
-    return prover.result(report.report(prover.enforcement_point or ""), lambda n: [key.public_key()])
+    return prover.result(
+        report.report(prover.enforcement_point or ""), lambda n: [key.public_key()]
+    )
 
 
 def test_every_sealed_record_is_provable_against_the_latest_checkpoint(store, key, log) -> None:
