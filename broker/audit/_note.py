@@ -14,8 +14,12 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from broker.errors import MalformedRecord
 
@@ -125,3 +129,63 @@ def _signature(line: str) -> NoteSignature:
     if len(raw) <= KEY_ID_SIZE:
         raise MalformedRecord(f"note signature of {name} is too short")
     return NoteSignature(name, raw[:KEY_ID_SIZE], raw[KEY_ID_SIZE:])
+
+
+# -- the two kinds of signature used here ------------------------------------------------
+
+_COSIGNATURE_HEADER = b"cosignature/v1\n"
+_MAX_TIMESTAMP = (1 << 63) - 1
+
+
+def sign_ed25519(key: ed25519.Ed25519PrivateKey, name: str, text: str) -> NoteSignature:
+    """A plain Ed25519 note signature (type 0x01) of `text` under `name`."""
+    public = key.public_key().public_bytes_raw()
+    return NoteSignature(name, key_id(name, ED25519, public), key.sign(text.encode()))
+
+
+def verify_ed25519(sig: NoteSignature, public: ed25519.Ed25519PublicKey, text: str) -> bool:
+    """Whether `sig` is `public`'s type 0x01 signature of `text` (key id included)."""
+    if sig.key_id != key_id(sig.name, ED25519, public.public_bytes_raw()):
+        return False
+    try:
+        public.verify(sig.signature, text.encode())
+    except InvalidSignature:
+        return False
+    return True
+
+
+def _cosigned_message(text: str, seconds: int) -> bytes:
+    return _COSIGNATURE_HEADER + f"time {seconds}\n".encode() + text.encode()
+
+
+def cosign_v1(
+    key: ed25519.Ed25519PrivateKey, name: str, text: str, seconds: int
+) -> NoteSignature:
+    """A timestamped Ed25519 cosignature (type 0x04, c2sp.org/tlog-cosignature) of a note's
+    text: eight bytes of POSIX time, big-endian, then Ed25519 over "cosignature/v1",
+    "time <seconds>" and the text."""
+    if not 0 <= seconds <= _MAX_TIMESTAMP:
+        raise MalformedRecord("a cosignature time must be after 1970")
+    public = key.public_key().public_bytes_raw()
+    signature = key.sign(_cosigned_message(text, seconds))
+    return NoteSignature(
+        name, key_id(name, COSIGNATURE_V1, public), struct.pack(">Q", seconds) + signature
+    )
+
+
+def verify_cosignature_v1(
+    sig: NoteSignature, public: ed25519.Ed25519PublicKey, text: str
+) -> int | None:
+    """The POSIX time `sig` states if it is `public`'s cosignature of `text`, else None."""
+    if sig.key_id != key_id(sig.name, COSIGNATURE_V1, public.public_bytes_raw()):
+        return None
+    if len(sig.signature) != 8 + 64:
+        return None
+    (seconds,) = struct.unpack(">Q", sig.signature[:8])
+    if seconds > _MAX_TIMESTAMP:
+        return None
+    try:
+        public.verify(sig.signature[8:], _cosigned_message(text, seconds))
+    except InvalidSignature:
+        return None
+    return int(seconds)

@@ -32,23 +32,24 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-import struct
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from broker.audit._note import (
-    COSIGNATURE_V1,
     ED25519,
     Note,
     NoteSignature,
     check_key_name,
     check_text,
+    cosign_v1,
     key_id,
     parse_note,
+    sign_ed25519,
+    verify_cosignature_v1,
+    verify_ed25519,
 )
 from broker.clock import to_millis, utc_now
 from broker.errors import MalformedRecord
@@ -58,8 +59,6 @@ from broker.trust.material import key_id as broker_key_id
 WITNESS_SIDE = "witness"
 _DECIMAL = re.compile(r"0|[1-9][0-9]*")
 _TIME_LINE = "time-ms "
-_COSIGNATURE_HEADER = b"cosignature/v1\n"
-_MAX_TIMESTAMP = (1 << 63) - 1
 
 
 def ed25519_key_id(public_key: ed25519.Ed25519PublicKey) -> str:
@@ -72,8 +71,13 @@ def witness_name(participant: str) -> str:
     return f"{participant}/{WITNESS_SIDE}"
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MS = timedelta(milliseconds=1)
+
+
 def _millis(t: datetime) -> int:
-    return int(to_millis(t).timestamp() * 1000)
+    """Milliseconds since the epoch, in integers (a float timestamp loses some)."""
+    return (to_millis(t) - _EPOCH) // _MS
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,8 +120,7 @@ class Checkpoint:
         millis = time[len(_TIME_LINE) :]
         if not time.startswith(_TIME_LINE) or not _DECIMAL.fullmatch(millis) or len(millis) > 15:
             raise MalformedRecord(f"checkpoint time line {time[:30]!r} is not 'time-ms <millis>'")
-        when = datetime.fromtimestamp(int(millis) / 1000, UTC)
-        return cls(origin, int(size), root_hash, to_millis(when))
+        return cls(origin, int(size), root_hash, _EPOCH + int(millis) * _MS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,37 +175,27 @@ class SignedCheckpoint:
         Signatures from unknown keys are ignored (C2SP); one from a known key
         that fails makes the whole checkpoint fail (None).
         """
-        body = self.checkpoint.body()
+        text = self.checkpoint.body().decode()
         mine = [s for s in self.signatures if s.name == self.origin]
         for public in accepted:
-            kid = key_id(self.origin, ED25519, public.public_bytes_raw())
             for sig in mine:
-                if sig.key_id != kid:
-                    continue
-                try:
-                    public.verify(sig.signature, body)
-                except InvalidSignature:
-                    return None
-                return public
+                if _known(sig, public, self.origin):
+                    # a known key whose signature fails: the whole note fails
+                    return public if verify_ed25519(sig, public, text) else None
         return None
 
     def cosignature_by(
         self, name: str, accepted: Iterable[ed25519.Ed25519PublicKey]
     ) -> tuple[Cosignature, ed25519.Ed25519PublicKey] | None:
         """The verified cosignature of witness `name` under one of its accepted keys."""
+        text = self.checkpoint.body().decode()
         for public in accepted:
-            kid = key_id(name, COSIGNATURE_V1, public.public_bytes_raw())
             for sig in self.signatures:
-                if sig.name != name or sig.key_id != kid or len(sig.signature) != 72:
+                if sig.name != name:
                     continue
-                (seconds,) = struct.unpack(">Q", sig.signature[:8])
-                if seconds > _MAX_TIMESTAMP:
-                    return None
-                try:
-                    public.verify(sig.signature[8:], _cosigned_message(self.checkpoint, seconds))
-                except InvalidSignature:
-                    return None
-                return Cosignature(name, datetime.fromtimestamp(seconds, UTC)), public
+                seconds = verify_cosignature_v1(sig, public, text)
+                if seconds is not None:
+                    return Cosignature(name, datetime.fromtimestamp(seconds, UTC)), public
         return None
 
     def witness_names(self) -> tuple[str, ...]:
@@ -210,8 +203,9 @@ class SignedCheckpoint:
         return tuple(dict.fromkeys(s.name for s in self.signatures if s.name != self.origin))
 
 
-def _cosigned_message(checkpoint: Checkpoint, seconds: int) -> bytes:
-    return _COSIGNATURE_HEADER + f"time {seconds}\n".encode() + checkpoint.body()
+def _known(sig: NoteSignature, public: ed25519.Ed25519PublicKey, name: str) -> bool:
+    """Whether `sig` names `public` (name and key id match a type 0x01 key)."""
+    return sig.key_id == key_id(name, ED25519, public.public_bytes_raw())
 
 
 def sign_checkpoint(
@@ -223,9 +217,7 @@ def sign_checkpoint(
 ) -> SignedCheckpoint:
     """The enforcement point's checkpoint, signed under its origin's name."""
     cp = Checkpoint(origin, tree_size, root_hash, to_millis(time or utc_now()))
-    public = key.public_key().public_bytes_raw()
-    sig = NoteSignature(origin, key_id(origin, ED25519, public), key.sign(cp.body()))
-    return SignedCheckpoint(cp, (sig,))
+    return SignedCheckpoint(cp, (sign_ed25519(key, origin, cp.body().decode()),))
 
 
 def cosign(
@@ -233,10 +225,4 @@ def cosign(
 ) -> NoteSignature:
     """A `cosignature/v1` of `checkpoint` by witness `name`, timestamped (POSIX seconds)."""
     seconds = int((time or utc_now()).timestamp())
-    if not 0 <= seconds <= _MAX_TIMESTAMP:
-        raise MalformedRecord("a cosignature time must be after 1970")
-    public = key.public_key().public_bytes_raw()
-    signature = key.sign(_cosigned_message(checkpoint, seconds))
-    return NoteSignature(
-        name, key_id(name, COSIGNATURE_V1, public), struct.pack(">Q", seconds) + signature
-    )
+    return cosign_v1(key, name, checkpoint.body().decode(), seconds)

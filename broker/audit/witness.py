@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -101,7 +101,7 @@ class WitnessState:
                     int(h["tree_size"]),
                     bytes.fromhex(h["root_hash"]),
                     str(h["note"]),
-                    datetime.fromtimestamp(int(h["time_ms"]) / 1000, UTC),
+                    datetime.fromisoformat(str(h["time"])),
                 )
                 for origin, h in raw["held"].items()
             }
@@ -120,7 +120,7 @@ class WitnessState:
                     "tree_size": h.tree_size,
                     "root_hash": h.root_hash.hex(),
                     "note": h.note,
-                    "time_ms": int(h.time.timestamp() * 1000),
+                    "time": h.time.isoformat(),
                 }
                 for origin, h in sorted(self.held.items())
             },
