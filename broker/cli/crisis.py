@@ -7,120 +7,19 @@ from datetime import datetime, timedelta
 
 import click
 
-from broker.audit.acts import crisis_act
 from broker.cli._labels import split_csv
 from broker.cli._node import as_option, node_context
 from broker.cli._output import console, emit_json, table
 from broker.clock import utc_now
-from broker.errors import ConfigError, CrisisNotInForce, NoSuchCrisis, Rejected
-from broker.pep.context import PepContext
+from broker.errors import ConfigError
 from broker.pep.control import (
     DEFAULT_CRISIS_VALIDITY,
     MAX_CRISIS_VALIDITY,
     CrisisBoard,
     CrisisDeclaration,
-    check_authority,
     check_validity,
-    publish_declaration,
-    sign_declaration,
-    verify_declaration,
+    enact,
 )
-from broker.pep.registry_audit import log_registry
-
-
-async def _current(ctx: PepContext, incident: str) -> CrisisDeclaration | None:
-    async with CrisisBoard(ctx.envelope, ctx.settings.bootstrap) as board:
-        return next((d for d in board.declarations() if d.incident == incident), None)
-
-
-def _end_target(current: CrisisDeclaration | None, incident: str) -> CrisisDeclaration:
-    """The declaration an end ends; refused, saying why, if there is none in force."""
-    if current is None:
-        raise NoSuchCrisis(
-            f"no crisis was ever declared for {incident} (see `jcu crisis list --all`)"
-        )
-    if not current.active:
-        raise CrisisNotInForce(
-            f"the crisis for {incident} was already ended by {current.declared_by} at "
-            f"{current.created.isoformat()}"
-        )
-    if not current.in_force(utc_now()):
-        raise CrisisNotInForce(
-            f"the crisis for {incident} is not in force: its declaration expired at "
-            f"{current.expires.isoformat()}"
-        )
-    return current
-
-
-async def _publish(
-    ctx: PepContext,
-    declarer: str,
-    incident: str,
-    states: list[str],
-    active: bool,
-    valid_for: timedelta = DEFAULT_CRISIS_VALIDITY,
-) -> CrisisDeclaration:
-    """Declare or end a crisis as the control enforcement point: decided, recorded in its
-    audit log (allowed, or refused with the real reason), then published."""
-    audit = ctx.audit_log(declarer, "control")
-    bundle = ctx.policy.bundle_hash
-    async with audit:
-        await log_registry(ctx.envelope.trusted, audit)
-        try:
-            if not active:
-                check_authority(declarer, (), active=False)  # who asks, before what is asked
-                states = list(_end_target(await _current(ctx, incident), incident).member_states)
-            data = sign_declaration(
-                ctx.envelope, declarer, incident, tuple(states), active, valid_for
-            )
-        except Rejected as exc:
-            await audit.append(
-                crisis_act(
-                    declarer,
-                    incident,
-                    states,
-                    active=active,
-                    decision="reject",
-                    reasons=(str(exc),),
-                    rejection_reason=exc.reason,
-                    bundle_hash=bundle,
-                )
-            )
-            raise
-        decl = verify_declaration(ctx.envelope, data)
-        what = "declared" if active else "ended"
-        record = crisis_act(
-            declarer,
-            incident,
-            decl.member_states,
-            active=active,
-            reasons=(
-                f"crisis {what} by a crisis authority for {', '.join(decl.member_states)}"
-                + (f", until {decl.expires.isoformat()}" if active else ""),
-            ),
-            expires=decl.expires if active else None,
-            declaration_id=decl.id,
-            bundle_hash=bundle,
-        )
-        await audit.append(record)  # decided and recorded before it takes effect anywhere
-        try:
-            await publish_declaration(ctx.settings.bootstrap, incident, data)
-        except Exception as exc:
-            await audit.append(
-                crisis_act(
-                    declarer,
-                    incident,
-                    decl.member_states,
-                    active=active,
-                    decision="unsent",
-                    reasons=(f"not published on jcu.control: {exc}",),
-                    rejection_reason="kafka-error",
-                    declaration_id=decl.id,
-                    bundle_hash=bundle,
-                )
-            )
-            raise
-        return decl
 
 
 def _declare_options(f: click.decorators.FC) -> click.decorators.FC:
@@ -169,7 +68,7 @@ def declare(
         raise ConfigError(f"--days {days} is out of range") from None
     check_validity(valid_for)  # before the keystore is opened: a bad --days needs no key
     ctx, declarer = node_context(participant)
-    asyncio.run(_publish(ctx, declarer, incident, split_csv(member_states), True, valid_for))
+    asyncio.run(enact(ctx, declarer, incident, split_csv(member_states), True, valid_for))
     click.echo(f"crisis declared for {incident} by {declarer}, for {days} days")
 
 
@@ -183,7 +82,7 @@ def declare(
 def end(participant: str | None, incident: str, member_states: tuple[str, ...]) -> None:
     """End the crisis for INCIDENT (an error if none is in force)."""
     ctx, declarer = node_context(participant)
-    asyncio.run(_publish(ctx, declarer, incident, split_csv(member_states), False))
+    asyncio.run(enact(ctx, declarer, incident, split_csv(member_states), False))
     click.echo(f"crisis ended for {incident} by {declarer}")
 
 

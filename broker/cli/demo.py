@@ -20,10 +20,11 @@ organisation acting from its own node:
 6. ENISA (STIX), an ISAC (MISP), EEAS (JSON lines) and EDA (JSON lines)
    subscribe, CERT-EU reads its SIENA mailbox;
 
-and it ends with who received what, the receipts, `jcu audit verify`, the
-files under demo-out/ (with EDA's and ENISA's situation reports as PDF), and the
-address of the operator console on ENISA's node, which `--serve` keeps serving
-until interrupted. This module is part of the CLI, the composition root:
+and it ends with who received what, the receipts, two witnesses cosigning the
+audit logs, `jcu audit verify --witnesses 1`, the files under demo-out/ (with
+EDA's and ENISA's situation reports as PDF), and the address of the operator
+console on ENISA's node, which `--serve` keeps serving until interrupted. This
+module is part of the CLI, the composition root:
 the one place that puts broker and connectors together.
 """
 
@@ -259,11 +260,10 @@ class Scenario:
         return Step("SIENA case EC3-2026-0042 (AMBER, H2)", "europol-ec3", [res])
 
     async def declare_crisis(self) -> None:
-        from broker.pep.control import publish_declaration, sign_declaration
+        """As `jcu crisis declare` does: decided and audited by eu-cyclone/control first."""
+        from broker.pep.control import enact
 
-        node = self.node("eu-cyclone")
-        data = sign_declaration(node.envelope, "eu-cyclone", INCIDENT, ("FR", "DE"), True)
-        await publish_declaration(node.settings.bootstrap, INCIDENT, data)
+        await enact(self.node("eu-cyclone"), "eu-cyclone", INCIDENT, ["FR", "DE"], True)
 
     async def subscribe(self, org: str, fmt: str) -> int:
         from connectors.isac.factory import make_sink
@@ -401,16 +401,45 @@ async def _receipts(scenario: Scenario, senders: set[str]) -> list[list[Any]]:
     return rows
 
 
-async def _verify(ctx: PepContext) -> Any:
-    from broker.audit import verify
-    from broker.audit._topic import read_topic
-    from broker.cli._audit_io import keyring_resolvers
-    from broker.kafka.topics import AUDIT_CHECKPOINTS, AUDIT_DECISIONS
+#: The nodes that witness the others' audit logs in the demo (none witnesses its own).
+WITNESSES = ("enisa", "europol-ec3")
 
-    keys, valid = keyring_resolvers(ctx.settings, ctx.envelope.store)
-    decisions = await read_topic(ctx.settings.bootstrap, AUDIT_DECISIONS)
-    checkpoints = await read_topic(ctx.settings.bootstrap, AUDIT_CHECKPOINTS)
-    return verify(ctx.envelope.store, decisions, checkpoints, keys, valid)
+
+async def _witness(ctx: PepContext, org: str) -> int:
+    """One `jcu audit witness --once` pass on `org`'s node; how many logs it cosigned."""
+    from broker.audit import Witness, witness_round
+    from broker.audit.witness import keys_and_validity
+    from broker.cli._audit_io import witness_dir
+    from broker.clock import utc_now
+    from broker.kafka.topics import AUDIT_CHECKPOINTS
+
+    keyring = ctx.envelope.keyring
+    signer = ctx.envelope.keystore.signing_key(org, keyring.current_signing_key_id(org, utc_now()))
+    resolve, valid = keys_and_validity(keyring)
+    witness = Witness(
+        org, signer, resolve, witness_dir(ctx.settings, AUDIT_CHECKPOINTS), key_validity=valid
+    )
+    done = await witness_round(witness, ctx.envelope.store, ctx.settings.bootstrap)
+    if done.refused:
+        raise ConfigError(f"witness {org} refused: {done.refused[0].reason}")
+    return len(done.published)
+
+
+async def _verify(ctx: PepContext) -> Any:
+    """`jcu audit verify --witnesses 1` on `ctx`'s node: streamed, witnessed, every leaf."""
+    from broker.audit import VerificationPolicy
+    from broker.cli._audit_io import Topics, audit_keys, verification
+    from broker.kafka.topics import AUDIT_CHECKPOINTS, AUDIT_COSIGNATURES, AUDIT_DECISIONS
+
+    report, _ = await verification(
+        ctx.envelope.store,
+        ctx.settings,
+        ctx.settings.bootstrap,
+        Topics(AUDIT_DECISIONS, AUDIT_CHECKPOINTS, AUDIT_COSIGNATURES),
+        policy=VerificationPolicy().with_witnesses(1),
+        keys=audit_keys(ctx.settings, ()),
+    )
+    return report
 
 
 def _report(
@@ -446,14 +475,16 @@ def _report(
         report_assistance(out, scenario.assistance)
     out.print(
         table(
-            "jcu audit verify",
-            ["enforcement point", "records", "checkpoints", "result"],
+            "jcu audit verify --witnesses 1 (as enisa; witnesses: " + ", ".join(WITNESSES) + ")",
+            ["enforcement point", "leaves", "decisions", "checkpoints", "witnessed by", "result"],
             [
                 [
                     r.enforcement_point,
                     r.records,
+                    r.decisions,
                     r.checkpoints,
-                    "ok" if r.failure is None else f"FAIL ({r.failure.kind})",
+                    ", ".join(w.witness.partition("/")[0] for w in r.witnesses) or "-",
+                    "ok" if r.failure is None else f"FAIL ({r.failure.kind}: {r.failure.message})",
                 ]
                 for r in report.reports
             ],
@@ -562,8 +593,10 @@ async def _main(
             progress.remove_task(t)
             scenario = Scenario(federation, fixtures, out_dir, progress)
             await scenario.run()
-            t = progress.add_task("receipts and audit verification", total=None)
+            t = progress.add_task("receipts, witnesses, audit verification", total=None)
             receipts = await _receipts(scenario, {s.sender for s in scenario.steps})
+            for org in WITNESSES:
+                await _witness(scenario.node(org), org)
             report = await _verify(scenario.node("enisa"))
             sitreps = await _sitreps(scenario, out_dir)
             progress.remove_task(t)

@@ -19,27 +19,35 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from cryptography.exceptions import InvalidSignature
 
+from broker.audit.acts import crisis_act
 from broker.clock import Clock, to_millis, utc_now
 from broker.envelope.context import EnvelopeContext
 from broker.errors import (
     BadSignature,
     ConfigError,
+    CrisisNotInForce,
     MalformedRecord,
+    NoSuchCrisis,
     NotACrisisAuthority,
     NotAMemberState,
+    Rejected,
     TooFewMemberStates,
 )
 from broker.kafka.clients import reliable_producer, start_client
 from broker.kafka.follower import TopicFollower
 from broker.kafka.topics import CONTROL
 from broker.lifecycle import Service
+from broker.pep.registry_audit import log_registry
 from broker.schemas import SchemaStore
 from broker.trust.keyring import Keyring
 from broker.vocabulary import EU_MEMBER_STATES
+
+if TYPE_CHECKING:
+    from broker.pep.context import PepContext
 
 #: Who may declare a crisis (rule 10): the EU-CyCLONe network and the CSIRTs network.
 CRISIS_AUTHORITIES: frozenset[str] = frozenset({"eu-cyclone", "csirts-network"})
@@ -288,3 +296,103 @@ class CrisisBoard(Service):
 
     async def stop(self) -> None:
         await self._feed.stop()
+
+
+# -- declaring and ending, as an enforcement point ---------------------------------------
+
+
+async def _current(ctx: PepContext, incident: str) -> CrisisDeclaration | None:
+    async with CrisisBoard(ctx.envelope, ctx.settings.bootstrap) as board:
+        return next((d for d in board.declarations() if d.incident == incident), None)
+
+
+def _end_target(current: CrisisDeclaration | None, incident: str) -> CrisisDeclaration:
+    """The declaration an end ends; refused, saying why, if there is none in force."""
+    if current is None:
+        raise NoSuchCrisis(
+            f"no crisis was ever declared for {incident} (see `jcu crisis list --all`)"
+        )
+    if not current.active:
+        raise CrisisNotInForce(
+            f"the crisis for {incident} was already ended by {current.declared_by} at "
+            f"{current.created.isoformat()}"
+        )
+    if not current.in_force(utc_now()):
+        raise CrisisNotInForce(
+            f"the crisis for {incident} is not in force: its declaration expired at "
+            f"{current.expires.isoformat()}"
+        )
+    return current
+
+
+async def enact(
+    ctx: PepContext,
+    declarer: str,
+    incident: str,
+    states: list[str],
+    active: bool,
+    valid_for: timedelta = DEFAULT_CRISIS_VALIDITY,
+) -> CrisisDeclaration:
+    """Declare or end a crisis as `declarer`'s control enforcement point
+    (`<declarer>/control`): decided, recorded in its audit log (allowed, or refused with
+    the real reason), then published on jcu.control. An end is refused unless a
+    declaration of the incident is in force."""
+    audit = ctx.audit_log(declarer, "control")
+    bundle = ctx.policy.bundle_hash
+    async with audit:
+        await log_registry(ctx.envelope.trusted, audit)
+        try:
+            if not active:
+                check_authority(declarer, (), active=False)  # who asks, before what is asked
+                states = list(_end_target(await _current(ctx, incident), incident).member_states)
+            data = sign_declaration(
+                ctx.envelope, declarer, incident, tuple(states), active, valid_for
+            )
+        except Rejected as exc:
+            await audit.append(
+                crisis_act(
+                    declarer,
+                    incident,
+                    states,
+                    active=active,
+                    decision="reject",
+                    reasons=(str(exc),),
+                    rejection_reason=exc.reason,
+                    bundle_hash=bundle,
+                )
+            )
+            raise
+        decl = verify_declaration(ctx.envelope, data)
+        what = "declared" if active else "ended"
+        record = crisis_act(
+            declarer,
+            incident,
+            decl.member_states,
+            active=active,
+            reasons=(
+                f"crisis {what} by a crisis authority for {', '.join(decl.member_states)}"
+                + (f", until {decl.expires.isoformat()}" if active else ""),
+            ),
+            expires=decl.expires if active else None,
+            declaration_id=decl.id,
+            bundle_hash=bundle,
+        )
+        await audit.append(record)  # decided and recorded before it takes effect anywhere
+        try:
+            await publish_declaration(ctx.settings.bootstrap, incident, data)
+        except Exception as exc:
+            await audit.append(
+                crisis_act(
+                    declarer,
+                    incident,
+                    decl.member_states,
+                    active=active,
+                    decision="unsent",
+                    reasons=(f"not published on jcu.control: {exc}",),
+                    rejection_reason="kafka-error",
+                    declaration_id=decl.id,
+                    bundle_hash=bundle,
+                )
+            )
+            raise
+        return decl
