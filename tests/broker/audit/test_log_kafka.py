@@ -422,3 +422,55 @@ async def test_a_restart_does_not_adopt_a_record_another_writer_chained_on(
         await producer.stop()
     with pytest.raises(AuditError, match="not written by this enforcement point"):
         await open_log(kafka_bootstrap, key, tmp_path, topics, store).start()
+
+
+async def test_a_restart_extends_the_newest_checkpoint_it_signed_even_if_its_state_missed_it(
+    kafka_bootstrap, topics, store, key, tmp_path
+):
+    """A crash after a checkpoint reached Kafka but before the state saying so was saved: the
+    restarted log must extend that checkpoint, not the older one its state names (else the
+    next checkpoint's consistency proof starts from the wrong size: a witness refuses it)."""
+    import shutil
+
+    async with open_log(kafka_bootstrap, key, tmp_path, topics, store, every=1000) as log:
+        await log.append_many([record(i) for i in range(10)])
+    state = state_path(tmp_path, EP)
+    journal = state.with_suffix(".journal")
+    saved = state.read_bytes()
+    log = open_log(kafka_bootstrap, key, tmp_path, topics, store, every=1000)
+    await log.start()
+    await log.append_many([record(i) for i in range(10, 15)])
+    shutil.copy(journal, tmp_path / "journal.copy")  # what the crash leaves: records 10..14
+    await log.stop()  # checkpoint 15 written, state saved ...
+    state.write_bytes(saved)  # ... but as if it had not been
+    shutil.copy(tmp_path / "journal.copy", journal)
+    async with open_log(kafka_bootstrap, key, tmp_path, topics, store, every=1000) as log:
+        assert log.size == 15 and log.last_checkpoint is not None
+        assert log.last_checkpoint.tree_size == 15
+        await log.append(record(15))
+    report = await verify_topics(kafka_bootstrap, topics, store, key)
+    assert report.ok, report.reports[0].failure
+    assert await checkpoint_sizes(kafka_bootstrap, topics, store) == [10, 15, 15, 16]
+
+
+async def test_a_restart_refuses_a_checkpoint_of_its_own_that_its_records_do_not_bear_out(
+    kafka_bootstrap, topics, store, key, tmp_path
+):
+    from aiokafka import AIOKafkaProducer
+
+    from broker.audit._codec import encode_checkpoint
+    from broker.audit.checkpoint import sign_checkpoint
+
+    async with open_log(kafka_bootstrap, key, tmp_path, topics, store) as log:
+        await log.append_many([record(i) for i in range(15)])
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
+    await producer.start()
+    try:
+        longer = sign_checkpoint(key, EP, 20, bytes(32))  # covers records that are not there
+        await producer.send_and_wait(
+            topics[1], encode_checkpoint(store, longer, 15, [bytes(32)]), key=EP.encode()
+        )
+    finally:
+        await producer.stop()
+    with pytest.raises(AuditError, match="checkpoint of 20 records but the topic holds 15"):
+        await open_log(kafka_bootstrap, key, tmp_path, topics, store).start()
