@@ -22,7 +22,14 @@ from broker.audit.checkpoint import (
 )
 from broker.audit.keys import AuditKeys, PointKey
 from broker.audit.log import AuditLog, AuditMark
-from broker.audit.proof import BundleCheck, InclusionProof, Prover, check_bundle, write_bundle
+from broker.audit.proof import (
+    BundleCheck,
+    InclusionProof,
+    Prover,
+    check_bundle,
+    proof_against,
+    write_bundle,
+)
 from broker.audit.query import (
     ReadCount,
     ThreadMessage,
@@ -94,6 +101,7 @@ __all__ = [
     "decode_records",
     "explain",
     "iter_records",
+    "proof_against",
     "query",
     "sentence",
     "sign_checkpoint",

@@ -30,7 +30,14 @@ from broker.audit.keys import AuditKeys
 from broker.audit.record import AuditRecord, LoggedRecord
 from broker.audit.verify import EnforcementPointReport
 from broker.errors import AuditError, AuditVerificationError, JcuError, MalformedRecord, Rejected
-from broker.merkle import MerkleTree, PathBuilder, leaf_hash, root_from_inclusion_proof
+from broker.merkle import (
+    MerkleTree,
+    PathBuilder,
+    ProofTree,
+    leaf_hash,
+    root_from_inclusion_proof,
+    verify_inclusion,
+)
 from broker.schemas import SchemaStore
 
 BUNDLE_FORMAT = "jcu-audit-proof/v1"
@@ -164,8 +171,8 @@ class Prover:
                 f"decision {self._id} (record {found.leaf.index} of {ep}) is not sealed by a "
                 f"checkpoint yet; {ep} seals it at its next checkpoint"
             )
-        scored = [(_witnesses(cp, witness_keys), cp, b) for cp, b in complete]
-        names, cp, builder = max(scored, key=lambda t: (len(t[0]), t[1].tree_size))
+        cp, names = best_checkpoint([cp for cp, _ in complete], witness_keys)
+        builder = next(b for c, b in complete if c is cp)
         path = tuple(builder.proof())
         try:
             root = root_from_inclusion_proof(
@@ -176,6 +183,37 @@ class Prover:
         return InclusionProof(
             found.leaf, cp, path, root == cp.root_hash, found.leaf_key, tuple(names)
         )
+
+
+def best_checkpoint(
+    candidates: Sequence[SignedCheckpoint],
+    witness_keys: Callable[[str], Sequence[ed25519.Ed25519PublicKey]],
+) -> tuple[SignedCheckpoint, tuple[str, ...]]:
+    """Of checkpoints that cover a leaf, the one to prove it against: cosigned by the most
+    witnesses (other participants), then the largest; and those witnesses."""
+    scored = [(tuple(_witnesses(cp, witness_keys)), cp) for cp in candidates]
+    names, cp = max(scored, key=lambda t: (len(t[0]), t[1].tree_size))
+    return cp, names
+
+
+def proof_against(
+    record: LoggedRecord,
+    tree: ProofTree,
+    candidates: Sequence[SignedCheckpoint],
+    witness_keys: Callable[[str], Sequence[ed25519.Ed25519PublicKey]],
+) -> InclusionProof:
+    """The inclusion proof of `record` from a tree its reader holds whole (a console), against
+    the best of `candidates` (a verified log's: `Verifier.candidates`)."""
+    covering = [cp for cp in candidates if cp.tree_size > record.index]
+    if not covering or tree.size < max(cp.tree_size for cp in covering):
+        raise AuditError(
+            f"decision {record.record.decision_id} (record {record.index} of "
+            f"{record.enforcement_point}) is not sealed by a checkpoint yet"
+        )
+    cp, names = best_checkpoint(covering, witness_keys)
+    path = tuple(tree.inclusion_proof(record.index, cp.tree_size))
+    ok = verify_inclusion(record.leaf_hash, record.index, cp.tree_size, path, cp.root_hash)
+    return InclusionProof(record, cp, path, ok, b"", names)
 
 
 def _witnesses(

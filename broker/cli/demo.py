@@ -514,18 +514,40 @@ async def _sitreps(scenario: Scenario, out_dir: Path) -> list[list[Any]]:
     return rows
 
 
+def _every_audit_key(scenario: Scenario) -> Any:
+    """The demo's operator holds every organisation's audit keys (as if each had exported
+    them with `jcu audit keys export`): its console reads every log."""
+    from broker.audit import AuditKeys
+
+    keys = AuditKeys()
+    for org, home in scenario.federation.homes.items():
+        theirs = AuditKeys.open(home / "audit", owner=org, create=False)
+        for side in ("publish", "receive", "seal", "control"):
+            key = theirs.point(f"{org}/{side}")
+            if key is not None:
+                keys.add(key)
+    return keys
+
+
 async def _serve_console(scenario: Scenario, out: Console, port: int) -> None:
     """The operator console on ENISA's node (loopback, local operator) until SIGINT/SIGTERM."""
     import signal
 
-    from broker.cli.audit import keyring_resolvers
+    from broker.cli._audit_io import keyring_resolvers
     from broker.cli.console import serve_in_background
     from broker.cli.stats import collect
     from connectors.console import ConsoleData
 
     ctx = scenario.node("enisa")
     keys, valid = keyring_resolvers(ctx.settings, ctx.envelope.store)
-    data = ConsoleData(ctx, keys=keys, valid=valid, stats=collect, sample_every=5)
+    data = ConsoleData(
+        ctx,
+        keys=keys,
+        valid=valid,
+        stats=collect,
+        sample_every=5,
+        audit_keys=_every_audit_key(scenario),
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

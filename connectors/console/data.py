@@ -13,7 +13,7 @@ import time
 from collections import defaultdict
 from datetime import timedelta
 
-from broker.audit import KeyResolver, KeyValidity
+from broker.audit import AuditKeys, KeyResolver, KeyValidity
 from broker.clock import utc_now
 from broker.kafka.topics import community_topic
 from broker.lifecycle import Service
@@ -38,13 +38,16 @@ class ConsoleData(Service):
         sample_every: float = 15.0,
         refresh_every: float = 2.0,
         metrics: ConsoleMetrics | None = None,
+        audit_keys: AuditKeys | None = None,
     ) -> None:
         self.ctx = ctx
         self.node = ctx.identity
         bootstrap = ctx.settings.bootstrap
         store = ctx.envelope.store
         community = ctx.registry.get(self.node).community
-        self.audit = AuditFeed(bootstrap, store, keys, valid)
+        if audit_keys is None:  # what this node itself may read: its own logs
+            audit_keys = AuditKeys.open(ctx.audit_dir, owner=self.node, create=False)
+        self.audit = AuditFeed(bootstrap, store, keys, valid, audit_keys)
         self.envelopes = EnvelopeIndex(
             bootstrap, store, [community_topic(community, s) for s in DATA_STREAMS]
         )
