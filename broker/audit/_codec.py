@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
+from broker.audit.acts import SendOutcome, copy_details
 from broker.audit.checkpoint import SignedCheckpoint
 from broker.audit.keys import AuditKeys, PointKey, new_salt
 from broker.audit.record import (
@@ -492,6 +493,48 @@ class LeafEncoder:
         parts += (_NULL, thread)  # the end of the records, then the thread
         return b"".join(parts)
 
+    def encode_outcome(self, outcome: SendOutcome, decision_ids: Sequence[str]) -> bytes:
+        """The leaf content of a send outcome, one record per recipient taking the ids in
+        order: the bytes `encode` writes for `outcome.records(decision_ids)`, built per copy
+        (what its recipients share is encoded once). `decision_ids` from `new_decision_ids`."""
+        data = self._encode_outcome_fast(outcome, decision_ids) if self.fast else None
+        if data is not None:
+            return data
+        try:
+            records = outcome.records(decision_ids)
+        except ValueError as exc:
+            raise MalformedRecord(f"audit outcome: {exc}") from None
+        return self.encode(records)
+
+    def _encode_outcome_fast(
+        self, outcome: SendOutcome, decision_ids: Sequence[str]
+    ) -> bytes | None:
+        if len(decision_ids) != outcome.count:
+            return None
+        parts = self._head("send", outcome.message_id, None, None, None, len(decision_ids))
+        time = self._time(to_millis(outcome.time))
+        if parts is None or time is None:
+            return None
+        ids = iter(decision_ids)
+        for copy in outcome.copies:
+            shared = [
+                _string_array(copy.redacted_fields),
+                _string_array((copy.reason,) if copy.reason else ()),
+                _nullable_string(copy.error),
+                _string_map(copy_details(copy)),
+            ]
+            if any(p is None for p in shared):
+                return None
+            verdict = _varint(_DECISIONS.index("sent" if copy.error is None else "unsent"))
+            suffix = verdict + _NULL * 3 + b"".join(p for p in shared if p is not None)
+            for org in copy.recipients:
+                name = self._name(org)
+                if name is None:
+                    return None
+                parts += (_UUID_LENGTH, next(ids).encode(), time, name, suffix)
+        parts += (_NULL, _NULL)  # the end of the records, then no thread
+        return b"".join(parts)
+
     def _decision_tails(self, decisions: Sequence[PolicyDecision]) -> list[bytes] | None:
         """Each decision's encoded organisation .. details, or None if one does not fit.
         The policy engine hands out the same Decision objects from its cache: they are
@@ -764,9 +807,16 @@ class LeafSealer:
         return self.seal(index, previous_leaf_hash, len(group), self.encoder.encode(group))
 
     def leaf_of_set(
-        self, index: int, previous_leaf_hash: bytes, dset: DecisionSet, ids: Sequence[str]
+        self,
+        index: int,
+        previous_leaf_hash: bytes,
+        dset: DecisionSet | SendOutcome,
+        ids: Sequence[str],
     ) -> bytes:
-        content = self.encoder.encode_set(dset, ids, ids_are_canonical=True)
+        if isinstance(dset, SendOutcome):
+            content = self.encoder.encode_outcome(dset, ids)
+        else:
+            content = self.encoder.encode_set(dset, ids, ids_are_canonical=True)
         return self.seal(index, previous_leaf_hash, len(ids), content)
 
 

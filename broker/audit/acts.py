@@ -50,7 +50,7 @@ class CopyOutcome:
         return self.error is None
 
 
-def _copy_details(copy: CopyOutcome) -> dict[str, str]:
+def copy_details(copy: CopyOutcome) -> dict[str, str]:
     details = {"community": copy.community, "topic": copy.topic}
     if copy.partition is not None:
         details["partition"] = str(copy.partition)
@@ -79,7 +79,7 @@ def _copies(
             redacted_fields=copy.redacted_fields,
             reasons=(copy.reason,) if copy.reason else (),
             rejection_reason=copy.error,
-            details={**_copy_details(copy), **extra},
+            details={**copy_details(copy), **extra},
         )
         for copy in copies
         for org in copy.recipients
@@ -91,6 +91,35 @@ def send_outcome(
 ) -> list[AuditRecord]:
     """What became of a published message, per recipient: one leaf after its decisions."""
     return _copies("send", message_id, copies, time, {})
+
+
+@dataclass(frozen=True, slots=True)
+class SendOutcome:
+    """What became of one published message, as `AuditLog.append_sets` takes it: written
+    straight into a leaf (`LeafEncoder.encode_outcome`), no AuditRecord per recipient; the
+    same bytes as `send_outcome` gives."""
+
+    message_id: str
+    copies: tuple[CopyOutcome, ...]
+    time: datetime = field(default_factory=_now)
+
+    @property
+    def count(self) -> int:
+        return sum(len(c.recipients) for c in self.copies)
+
+    def records(self, decision_ids: Sequence[str]) -> list[AuditRecord]:
+        """The outcome as AuditRecords with the given ids (what its leaf decodes to)."""
+        records = send_outcome(self.message_id, self.copies, time=self.time)
+        if len(decision_ids) != len(records):
+            raise ValueError("one decision id per recipient")
+        return [
+            AuditRecord(**{**_fields(r), "decision_id": i})
+            for r, i in zip(records, decision_ids, strict=True)
+        ]
+
+
+def _fields(record: AuditRecord) -> dict[str, Any]:
+    return {f: getattr(record, f) for f in AuditRecord.__dataclass_fields__}
 
 
 def retraction_sent(

@@ -50,6 +50,7 @@ from broker.audit._codec import (
 from broker.audit._journal import Journal
 from broker.audit._state import AuditState, StateLock, load_state, save_state, state_path
 from broker.audit._topic import read_topic
+from broker.audit.acts import SendOutcome
 from broker.audit.checkpoint import SignedCheckpoint, sign_checkpoint
 from broker.audit.keys import AuditKeys, PointKey
 from broker.audit.record import (
@@ -353,8 +354,9 @@ class AuditLog(Service):
             for decision_id in ids
         ]
 
-    async def append_sets(self, sets: Sequence[DecisionSet]) -> list[LeafEntry]:
-        """Add the decisions of several messages, a leaf each; returns once Kafka holds them.
+    async def append_sets(self, sets: Sequence[DecisionSet | SendOutcome]) -> list[LeafEntry]:
+        """Add the decisions (or send outcomes) of several messages, a leaf each; returns once
+        Kafka holds them.
 
         The cheap path for an enforcement point that decides about many
         organisations at once: no AuditRecord object per decision. All or
@@ -365,9 +367,10 @@ class AuditLog(Service):
             index, previous = self._tree.size, self._last_leaf
             encoded = []
             for dset in sets:
-                if not dset.decisions:
+                count = dset.count if isinstance(dset, SendOutcome) else len(dset.decisions)
+                if not count:
                     continue
-                ids = new_decision_ids(len(dset.decisions))
+                ids = new_decision_ids(count)
                 data = self._sealer.leaf_of_set(index, previous, dset, ids)
                 previous = leaf_hash(data)
                 encoded.append((ids, data, previous))

@@ -29,7 +29,7 @@ from typing import Any
 
 from broker import faults
 from broker.audit import AuditLog, AuditRecord, DecisionSet
-from broker.audit.acts import KAFKA_ERROR, CopyOutcome, retraction_sent, send_outcome
+from broker.audit.acts import KAFKA_ERROR, CopyOutcome, SendOutcome, retraction_sent
 from broker.clock import to_millis, utc_now
 from broker.envelope import Labels, Sealer, SealRequest, stream_of
 from broker.envelope.labels import TLP_LEVELS, AvroLabelsCache
@@ -411,15 +411,15 @@ class Publisher(Service):
             sealed, [plan.key.encode() for plan in plans for _ in plan.sends]
         )
         faults.point("publisher.after-send")
-        outcomes = iter(zip(metas, sealed, strict=True))
+        produced = iter(zip(metas, sealed, strict=True))
         results = []
-        records = []
+        outcomes: list[SendOutcome] = []
         failed: list[str] = []
         for plan in plans:
             copies = []
             done = []
             for send in plan.sends:
-                meta, message = next(outcomes)
+                meta, message = next(produced)
                 error = meta if isinstance(meta, BaseException) else None
                 done.append(
                     CopyOutcome(
@@ -447,14 +447,13 @@ class Publisher(Service):
                         len(message.data),
                     )
                 )
-            records += send_outcome(plan.message_id, done)
+            outcomes.append(SendOutcome(plan.message_id, tuple(done)))
             results.append(
                 PublishResult(
                     plan.message_id, plan.short, plan.labels, tuple(copies), plan.decisions
                 )
             )
-        if records:
-            await self._audit.append_many(records)
+        await self._audit.append_sets(outcomes)  # a leaf each, after its decisions
         self._sent.add_many(
             (
                 SentMessage(

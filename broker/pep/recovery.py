@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from broker.audit import AuditLog, AuditMark
-from broker.audit.acts import PUBLISHER_STOPPED, CopyOutcome, send_outcome
+from broker.audit.acts import PUBLISHER_STOPPED, CopyOutcome, SendOutcome
 from broker.envelope import read_header
 from broker.errors import JcuError
 from broker.kafka.clients import start_client
@@ -91,7 +91,7 @@ async def settle_pending(
     leaves = await audit.leaves_since(sent.audit_mark() or AuditMark(0, 0))
     decided = {leaf.record.message_id for leaf in leaves if leaf.record.action == "publish"}
     settled = {leaf.record.message_id for leaf in leaves if leaf.record.action == "send"}
-    records = []
+    records: list[SendOutcome] = []
     outcomes: list[CopyOutcome] = []
     found_messages = []
     for message, created_ms in pending:
@@ -121,7 +121,7 @@ async def settle_pending(
             )
         outcomes += copies
         if mid not in settled:
-            records += send_outcome(mid, copies)
+            records.append(SendOutcome(mid, tuple(copies)))
         kept = tuple(
             SentCopy(c.community, c.topic, c.recipients, c.redacted_fields)
             for c, o in zip(message.copies, copies, strict=True)
@@ -134,13 +134,13 @@ async def settle_pending(
                 )
             )
     if records:
-        await audit.append_many(records)
+        await audit.append_sets(records)
     sent.add_many(found_messages, settled=[m.message_id for m, _ in pending], mark=audit.mark())
     _log.warning(
         "publisher recovered messages left pending by a stop",
         participant=sender,
         pending=len(pending),
-        outcomes_recorded=len({r.message_id for r in records}),
+        outcomes_recorded=len(records),
         copies_found=sum(1 for o in outcomes if o.sent),
         copies_not_sent=sum(1 for o in outcomes if not o.sent),
     )

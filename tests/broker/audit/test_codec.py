@@ -36,6 +36,7 @@ from broker.audit._codec import (
     leaf_encoder,
     parse_leaf,
 )
+from broker.audit.acts import CopyOutcome, SendOutcome
 from broker.audit.keys import AuditKeys, PointKey
 from broker.audit.record import ACTIONS, VERDICTS, AuditRecord, DecisionSet, new_decision_ids
 from broker.errors import AuditError, MalformedRecord, UnknownSchema
@@ -622,3 +623,39 @@ def test_decisions_of_two_threads_never_share_a_leaf(store: SchemaStore) -> None
     data = encode_leaf(store, EP, 0, b"", [one], KEY)
     assert decode_leaf(store, data, keys=opener(EP)).record.thread == "case-1"
     assert b"case-1" not in data  # sealed, as the rest of what was decided
+
+
+# -- send outcomes: what was sent where, straight into a leaf -------------------------------
+
+copies = st.builds(
+    CopyOutcome,
+    community=text,
+    topic=text,
+    recipients=st.lists(text, min_size=1, max_size=6).map(tuple),
+    partition=st.none() | st.integers(0, 2**31),
+    offset=st.none() | st.integers(0, 2**62),
+    error=st.none() | st.sampled_from(("publisher-stopped", "kafka-error")),
+    reason=text,
+    redacted_fields=st.lists(text, max_size=3).map(tuple),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(message_id=text, outcome_copies=st.lists(copies, min_size=1, max_size=4))
+def test_a_send_outcome_is_the_leaf_of_its_records(
+    store: SchemaStore, message_id: str, outcome_copies: list[CopyOutcome]
+) -> None:
+    outcome = SendOutcome(message_id, tuple(outcome_copies))
+    ids = new_decision_ids(outcome.count)
+    encoder = leaf_encoder(store)
+    fallbacks = encoder.fallbacks
+    content = encoder.encode_outcome(outcome, ids)
+    assert content == reference(store, outcome.records(ids))
+    assert encoder.fallbacks == fallbacks
+    data = LeafSealer(store, EP, KEY).leaf_of_set(0, b"", outcome, ids)
+    back = decode_leaf(store, data, keys=opener(EP)).records
+    assert [(r.organisation, r.decision) for r in back] == [
+        (org, "sent" if c.error is None else "unsent")
+        for c in outcome_copies
+        for org in c.recipients
+    ]
