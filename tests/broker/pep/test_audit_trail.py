@@ -123,14 +123,14 @@ async def test_the_audit_topic_does_not_confirm_a_guess_of_the_content(
 ) -> None:
     """An IP address in a /16 is 65,536 guesses: hash each candidate as the log once did (a
     plain SHA-256 of the payload) and look for it in every leaf of the publisher: none."""
-    secret_ip = "10.77.201.14"
+    secret_ip = "203.77.201.14"
     async with Publisher("cert-eu", world.ctx("cert-eu")) as pub:
         sent = await pub.publish(
             "Indicator", _template(secret_ip), labels=Labels.of("RED"), recipients=["enisa"]
         )
     store = world.ctx("cert-eu").envelope.store
     candidates = {
-        hashlib.sha256(store.encode("Indicator", _template(f"10.77.{a}.{b}"))).digest()
+        hashlib.sha256(store.encode("Indicator", _template(f"203.77.{a}.{b}"))).digest()
         for a in range(256)
         for b in range(256)
     }
@@ -155,7 +155,7 @@ async def test_the_audit_topic_does_not_confirm_a_guess_of_the_content(
     assert {r["message_id"] for r in rows} == {sent.message_id}
     assert all(bytes.fromhex(r["content_hash"]) != truth for r in rows)  # keyed, not plain
     wrong = tmp_path / "wrong.json"
-    wrong.write_text(json.dumps(_template("10.77.201.15"), default=str))
+    wrong.write_text(json.dumps(_template("203.77.201.15"), default=str))
     missed = await jcu(world, "audit", "query", "--as", "cert-eu", "--content", str(wrong),
                        "--type", "Indicator", "--json")  # fmt: skip
     assert json.loads(missed.stdout) == []

@@ -8,6 +8,7 @@ import json
 import signal
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,9 @@ ROWS = 5
 def _killed_publish(world: World, tmp_path: Path, fault: str) -> list[str]:
     """`jcu publish --csv` as soc-fr, killed at `fault`; the message ids it had begun."""
     csv = tmp_path / "rows.csv"
-    csv.write_text("type,value\n" + "".join(f"ipv4-addr,192.0.2.{i + 10}\n" for i in range(ROWS)))
+    net = uuid.uuid4().int % 250  # values of this run alone: the session's inboxes are shared
+    rows = "".join(f"ipv4-addr,233.252.{net}.{i + 10}\n" for i in range(ROWS))
+    csv.write_text("type,value\n" + rows)
     proc = subprocess.run(
         [sys.executable, "-m", "broker.cli", "publish", "--as", "soc-fr", "--csv", str(csv),
          "--tlp", "GREEN", "--category", "malicious-code"],
