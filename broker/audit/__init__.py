@@ -20,7 +20,7 @@ from broker.audit.checkpoint import (
     sign_checkpoint,
     witness_name,
 )
-from broker.audit.keys import AuditKeys, PointKey
+from broker.audit.keys import POINT_SIDES, AuditKeys, PointKey
 from broker.audit.log import AuditLog, AuditMark
 from broker.audit.proof import (
     BundleCheck,
@@ -64,6 +64,7 @@ from broker.audit.verify import (
 from broker.audit.witness import Witness, WitnessRound, WitnessState, WitnessVerdict, witness_round
 
 __all__ = [
+    "POINT_SIDES",
     "AuditEntry",
     "AuditKeys",
     "AuditLog",

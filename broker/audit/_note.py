@@ -158,9 +158,7 @@ def _cosigned_message(text: str, seconds: int) -> bytes:
     return _COSIGNATURE_HEADER + f"time {seconds}\n".encode() + text.encode()
 
 
-def cosign_v1(
-    key: ed25519.Ed25519PrivateKey, name: str, text: str, seconds: int
-) -> NoteSignature:
+def cosign_v1(key: ed25519.Ed25519PrivateKey, name: str, text: str, seconds: int) -> NoteSignature:
     """A timestamped Ed25519 cosignature (type 0x04, c2sp.org/tlog-cosignature) of a note's
     text: eight bytes of POSIX time, big-endian, then Ed25519 over "cosignature/v1",
     "time <seconds>" and the text."""

@@ -16,6 +16,7 @@ from typing import Any
 import click
 
 from broker.audit import (
+    POINT_SIDES,
     AuditKeys,
     EnforcementPointReport,
     InclusionProof,
@@ -699,12 +700,18 @@ def explain_command(
     store = default_store()
     keys = audit_keys(settings, key_files)
 
+    in_thread: set[str] = set()  # ids of the messages of a matching thread, as found
+
     def wanted(r: LoggedRecord) -> bool:
+        # A message's send outcome follows its decisions in the same log: its id is known
+        # by then (send outcomes name the message, not its thread).
         thread = r.record.thread
-        return r.record.message_id == message_id or (
-            thread is not None
-            and (thread == message_id or (len(message_id) >= 4 and thread.startswith(message_id)))
-        )
+        if thread is not None and (
+            thread == message_id or (len(message_id) >= 4 and thread.startswith(message_id))
+        ):
+            in_thread.add(r.record.message_id)
+            return True
+        return r.record.message_id == message_id or r.record.message_id in in_thread
 
     records = _run(
         _read_records(store, bootstrap or settings.bootstrap, decisions_topic, keys, wanted)
@@ -969,9 +976,7 @@ def keys_export(points: tuple[str, ...], out_path: Path, participant: str | None
     """
     settings = load()
     participant = _check_as(participant, settings)
-    wanted = points or tuple(
-        f"{participant}/{side}" for side in ("publish", "receive", "seal", "control")
-    )
+    wanted = points or tuple(f"{participant}/{side}" for side in POINT_SIDES)
     keys = AuditKeys.open(settings.home / "audit", owner=participant)
     lines = []
     for ep in wanted:

@@ -517,12 +517,12 @@ async def _sitreps(scenario: Scenario, out_dir: Path) -> list[list[Any]]:
 def _every_audit_key(scenario: Scenario) -> Any:
     """The demo's operator holds every organisation's audit keys (as if each had exported
     them with `jcu audit keys export`): its console reads every log."""
-    from broker.audit import AuditKeys
+    from broker.audit import POINT_SIDES, AuditKeys
 
     keys = AuditKeys()
     for org, home in scenario.federation.homes.items():
         theirs = AuditKeys.open(home / "audit", owner=org, create=False)
-        for side in ("publish", "receive", "seal", "control"):
+        for side in POINT_SIDES:
             key = theirs.point(f"{org}/{side}")
             if key is not None:
                 keys.add(key)

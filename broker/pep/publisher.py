@@ -254,6 +254,7 @@ class Publisher(Service):
         metrics: Metrics | None = None,
         compression: str = COMPRESSION,
         workflows: Workflows | None = None,
+        log_registry: bool = True,
     ) -> None:
         ctx.registry.get(participant)
         self.participant = participant
@@ -270,13 +271,18 @@ class Publisher(Service):
         )
         self._avro_labels = AvroLabelsCache()
         self._workflows: Workflows = workflows or {}
-        self._registry_audit = RegistryAudit(ctx.envelope.trusted, self._audit)
+        # The registry snapshots taking effect here, in this log (unless whoever shares the
+        # log with others logs them, once: `log_registry=False`).
+        self._registry_audit = (
+            RegistryAudit(ctx.envelope.trusted, self._audit) if log_registry else None
+        )
 
     async def start(self) -> None:
         try:
             await self._feeds.start()
             await self._audit.start()
-            await self._registry_audit.start()
+            if self._registry_audit is not None:
+                await self._registry_audit.start()
             producer = reliable_producer(
                 self._ctx.settings.bootstrap, compression_type=self._compression
             )
@@ -294,7 +300,8 @@ class Publisher(Service):
             raise
 
     async def stop(self) -> None:
-        self._registry_audit.stop()
+        if self._registry_audit is not None:
+            self._registry_audit.stop()
         if self._producer is not None:
             await self._producer.stop()
             self._producer = None

@@ -132,6 +132,7 @@ class Subscriber(Service):
         receipts: bool = True,
         max_batch: int = 500,
         workflows: Workflows | None = None,
+        log_registry: bool = True,
     ) -> None:
         me = ctx.registry.get(participant)
         self.participant = participant
@@ -166,7 +167,11 @@ class Subscriber(Service):
         self._avro_labels = AvroLabelsCache()
         self._pruned: datetime | None = None
         self._workflows: Workflows = workflows or {}
-        self._registry_audit = RegistryAudit(ctx.envelope.trusted, self._audit)
+        # The registry snapshots taking effect here, in this log (unless whoever shares the
+        # log with others logs them, once: `log_registry=False`).
+        self._registry_audit = (
+            RegistryAudit(ctx.envelope.trusted, self._audit) if log_registry else None
+        )
         #: Positions a crashed run already decided and audited (`_recover`): not again.
         self._recovered: set[Position] = set()
         #: What became of the batch's receipts, by message id (audited with the delivery).
@@ -183,7 +188,8 @@ class Subscriber(Service):
         try:
             await self._feeds.start()
             await self._audit.start()
-            await self._registry_audit.start()
+            if self._registry_audit is not None:
+                await self._registry_audit.start()
             await self._recover()
             producer = reliable_producer(bootstrap)
             await start_client(producer, bootstrap)
@@ -206,7 +212,8 @@ class Subscriber(Service):
 
     async def stop(self) -> None:
         """Finish nothing new, close the consumer, sign a final audit checkpoint."""
-        self._registry_audit.stop()
+        if self._registry_audit is not None:
+            self._registry_audit.stop()
         if self._consumer is not None:
             await self._consumer.stop()
             self._consumer = None

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from broker.assist import AssistDesk
 from broker.audit import AuditKeys, decode_records
 from broker.audit._topic import read_topic
 from broker.clock import to_millis, utc_now
@@ -106,6 +107,31 @@ async def test_a_registry_change_is_logged_where_it_takes_effect_with_what_chang
     assert isac.record.details["epoch"] == "2" and isac.record.details["previous_epoch"] == "1"
     assert any("revoked compromised" in why for why in isac.record.reasons)
     assert {r.record.organisation for r in change} == {"isac-energy"}
+
+
+async def test_a_desk_logs_a_registry_change_once_in_the_log_its_two_ends_share(
+    world: World, tmp_path: Path
+) -> None:
+    """The assistance desk's publisher and subscriber write to one log (`<p>/assist`): the
+    desk logs the registry change there, once, not once per end."""
+    ctx = world.node_copy("cert-eu", tmp_path / "cert-eu")
+    audit = await private_audit(world, ctx, "assist", tmp_path / "audit")
+    authority = world.authority_copy(tmp_path / "authority")
+    authority.revoke("isac-energy", "compromised", at=to_millis(utc_now() - timedelta(hours=1)))
+    revoked = world.export(authority=authority)
+    async with AssistDesk(ctx, "cert-eu", audit=audit):
+        ctx.envelope.trusted.offer(revoked)
+    records, _ = decode_records(
+        ctx.envelope.store,
+        await read_topic(world.bootstrap, audit.decisions_topic),
+        AuditKeys.open(tmp_path / "audit"),
+    )
+    change = [
+        r.record.organisation
+        for r in records
+        if r.record.action == "registry" and r.record.details.get("epoch") == "2"
+    ]
+    assert change == ["isac-energy"]
 
 
 def _template(value: str) -> dict[str, Any]:

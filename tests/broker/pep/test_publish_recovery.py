@@ -42,7 +42,7 @@ def _killed_publish(world: World, tmp_path: Path, fault: str) -> list[str]:
         check=False,
     )  # fmt: skip
     assert proc.returncode == -signal.SIGKILL, proc.stderr
-    sent = SentLog(world.home("soc-fr") / "sent" / "soc-fr.sqlite")
+    sent = SentLog(world.home("soc-fr") / "sent" / "soc-fr.sqlite", point="soc-fr/publish")
     try:
         pending = [m.message_id for m, _ in sent.pending()]
     finally:
@@ -90,7 +90,7 @@ async def test_a_publish_killed_between_audit_and_send_is_recorded_as_not_sent(
             ("unsent", "publisher-stopped")
         }
         assert "never sent" in outcome[0]["reasons"][0]
-    sent = SentLog(world.home("soc-fr") / "sent" / "soc-fr.sqlite")
+    sent = SentLog(world.home("soc-fr") / "sent" / "soc-fr.sqlite", point="soc-fr/publish")
     try:
         assert sent.pending() == [] and all(sent.get(m) is None for m in pending)
     finally:
