@@ -1,7 +1,8 @@
 """The full path's Kafka I/O with none of its security work: what Python and aiokafka cost.
 
-The full path must, per message, produce the envelope and the publisher's audit
-leaf, and on the receiving side consume the envelope, write a line to the sink,
+The full path must, per message, produce the publisher's audit leaf, the
+envelope and then the leaf of its send outcome, and on the receiving side
+consume the envelope, write a line to the sink,
 produce the receiving audit leaf and commit the offset. This leg does exactly
 that I/O, with records of the same sizes and the same client settings, but no
 policy, Avro, crypto, Merkle tree or delivery ledger. Its rate is a ceiling for
@@ -51,8 +52,11 @@ def _batch(producer: Any, value: bytes, count: int) -> Any:
 
 
 async def publish(producer: Any, topic: str, audit_topic: str, n: int, sizes: Sizes) -> None:
-    """Per chunk: one envelope-sized record per message, one batch of publish leaves."""
+    """Per chunk: one batch of publish leaves, one envelope-sized record per message, then one
+    batch of send-outcome leaves (what the publisher records once Kafka holds the envelopes;
+    about the size of a receive leaf)."""
     envelope, leaf = os.urandom(sizes.envelope), os.urandom(sizes.publish_leaf)
+    outcome = os.urandom(sizes.receive_leaf)
     for start in range(0, n, CHUNK):
         count = min(CHUNK, n - start)
         await (await producer.send_batch(_batch(producer, leaf, count), audit_topic, partition=0))
@@ -60,6 +64,9 @@ async def publish(producer: Any, topic: str, audit_topic: str, n: int, sizes: Si
             await producer.send(topic, envelope, key=uuid.uuid4().bytes) for _ in range(count)
         ]
         await asyncio.gather(*futures)
+        await (
+            await producer.send_batch(_batch(producer, outcome, count), audit_topic, partition=0)
+        )
 
 
 async def receive(

@@ -32,6 +32,7 @@ from broker import logs
 from broker.audit import AuditLog, AuditRecord, verify
 from broker.audit._codec import encode_leaf
 from broker.audit._topic import read_topic
+from broker.audit.keys import AuditKeys
 from broker.kafka.connection import KafkaConnection
 from broker.kafka.topics import TopicSpec, ensure_topics
 from broker.merkle import MerkleTree, leaf_hash
@@ -39,6 +40,7 @@ from broker.schemas import SchemaStore
 
 EP = "bench/publish"
 CHECKPOINT_EVERY = 1000
+KEY = AuditKeys(bytes(32)).require(EP)  # the bench's own: sealing costs what it costs
 
 
 def _records(n: int) -> list[AuditRecord]:
@@ -64,7 +66,7 @@ def _cpu_only(store: SchemaStore, records: list[AuditRecord]) -> float:
     tree = MerkleTree()
     previous = b""
     for i, r in enumerate(records):
-        data = encode_leaf(store, EP, i, previous, r)
+        data = encode_leaf(store, EP, i, previous, r, KEY)
         previous = leaf_hash(data)
         tree.append(previous)
     tree.root()
@@ -112,7 +114,7 @@ async def _raw_produce(
             else:
                 assert store is not None and records is not None
                 batch = [
-                    encode_leaf(store, EP, j, b"", r)
+                    encode_leaf(store, EP, j, b"", r, KEY)
                     for j, r in enumerate(records[i : i + window], i)
                 ]
             futures = [await producer.send(topic, value=v, key=key, partition=0) for v in batch]
@@ -207,7 +209,7 @@ async def _round(
 async def _main(kafka: KafkaConnection, n: int, window: int, rounds: int) -> None:
     store = SchemaStore.load(Path(__file__).resolve().parents[1] / "schemas")
     records = _records(n)
-    values = [encode_leaf(store, EP, i, bytes(32), r) for i, r in enumerate(records)]
+    values = [encode_leaf(store, EP, i, bytes(32), r, KEY) for i, r in enumerate(records)]
     size = sum(len(v) for v in values) / n
     print(
         f"audit log bench: {n} records of ~{size:.0f} bytes, {window} in flight, "
@@ -246,12 +248,17 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=20000)
     parser.add_argument("--window", type=int, default=1000, help="appends in flight at once")
     parser.add_argument("--rounds", type=int, default=3, help="measurements; the best counts")
-    parser.add_argument("--bootstrap", default=os.environ.get("KAFKA_BOOTSTRAP"))
     args = parser.parse_args()
-    if not args.bootstrap:
-        parser.error("set KAFKA_BOOTSTRAP (or --kafka) to a broker, e.g. `jcu kafka up`")
     logs.configure("console", "WARNING")
-    asyncio.run(_main(args.kafka, args.records, args.window, args.rounds))
+    asyncio.run(_run(args.records, args.window, args.rounds))
+
+
+async def _run(n: int, window: int, rounds: int) -> None:
+    """On KAFKA_BOOTSTRAP (with its admin's client settings) or a local secured cluster."""
+    from bench._kafka import kafka_for_bench
+
+    async with kafka_for_bench() as kafka:
+        await _main(kafka.admin, n, window, rounds)
 
 
 if __name__ == "__main__":

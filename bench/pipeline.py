@@ -259,8 +259,8 @@ def _costs(
 ) -> tuple[dict[str, float], tuple[int, int]]:
     """Seconds the CPU-bound steps take, per message as the full path does them, times n;
     and the sizes of the publisher's and the subscriber's audit leaf for one message."""
-    from broker.audit import AuditRecord, DecisionSet
-    from broker.audit._codec import leaf_encoder
+    from broker.audit import AuditKeys, AuditRecord, DecisionSet
+    from broker.audit._codec import LeafSealer
     from broker.audit.record import new_decision_ids
     from broker.envelope import MemoryReplayGuard, SealRequest
     from broker.merkle import MerkleTree, leaf_hash
@@ -293,7 +293,9 @@ def _costs(
     open_ = (time.perf_counter() - t) / k
 
     decisions = tuple(ctx.policy.decide_all(msg))
-    encoder = leaf_encoder(ctx.envelope.store)
+    keys = AuditKeys(bytes(32))
+    publishing = LeafSealer(ctx.envelope.store, "soc-fr/publish", keys.require("soc-fr/publish"))
+    receiving = LeafSealer(ctx.envelope.store, "enisa/receive", keys.require("enisa/receive"))
     tree = MerkleTree()
     avro_labels = labels.to_avro()
     previous = b"\0" * 32  # a leaf after the first carries its predecessor's hash
@@ -309,9 +311,18 @@ def _costs(
             policy_bundle_hash=ctx.policy.bundle_hash,
         )
         ids = new_decision_ids(len(decisions))
-        leaf = encoder.encode_set("soc-fr/publish", i, previous, dset, ids, ids_are_canonical=True)
+        leaf = publishing.leaf_of_set(i, previous, dset, ids)  # encoded, sealed, keyed hash
         tree.append(leaf_hash(leaf))
     audit = (time.perf_counter() - t) / k
+    # ... then, once the envelopes are in Kafka, the leaf saying where each copy went.
+    from broker.audit.acts import CopyOutcome, send_outcome
+
+    t = time.perf_counter()
+    for i in range(k):
+        outcome = send_outcome(message_ids[i], [CopyOutcome("civilian", topic, RECIPIENTS, 0, i)])
+        sent_leaf = publishing.leaf(k + i, previous, outcome)
+        tree.append(leaf_hash(sent_leaf))
+    sent_audit = (time.perf_counter() - t) / k
     # The receiving side: one AuditRecord (its receive decision) in a leaf per message,
     # its id from a pool of 256 as the subscriber draws them.
     receive_tree = MerkleTree()
@@ -329,11 +340,12 @@ def _costs(
             bundle_hash=ctx.policy.bundle_hash,
             decision_id=pool.pop(),
         )
-        receive_leaf = encoder.encode("enisa/receive", i, previous, [record])
+        receive_leaf = receiving.leaf(i, previous, [record])
         receive_tree.append(leaf_hash(receive_leaf))
     receive_audit = (time.perf_counter() - t) / k
     costs = {
         f"audit: one leaf of {len(decisions)} decisions": audit * n,
+        f"audit: its send-outcome leaf ({len(RECIPIENTS)} records)": sent_audit * n,
         "audit: one receive leaf": receive_audit * n,
         f"policy decide_all ({len(decisions)} orgs)": decide * n,
         f"seal (5 recipients, batches of {CHUNK})": seal * n,

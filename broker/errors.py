@@ -212,5 +212,35 @@ class Backdated(Rejected):
     reason = "backdated"
 
 
+class NotACrisisAuthority(Unauthorised):
+    """Only the crisis authorities (rule 10) may declare or end a crisis."""
+
+    reason = "not-a-crisis-authority"
+
+
+class TooFewMemberStates(Rejected):
+    """A crisis is a large-scale incident: it affects two or more Member States."""
+
+    reason = "too-few-member-states"
+
+
+class NotAMemberState(Rejected):
+    """A code that is not one of the 27 EU Member States."""
+
+    reason = "not-a-member-state"
+
+
+class NoSuchCrisis(Rejected):
+    """No crisis was ever declared for this incident."""
+
+    reason = "no-such-crisis"
+
+
+class CrisisNotInForce(Rejected):
+    """The crisis was already ended, or its declaration expired: nothing to end."""
+
+    reason = "crisis-not-in-force"
+
+
 class NotThisNode(ConfigError):
     """A node asked to act as another organisation: it holds no key of that one."""

@@ -285,3 +285,111 @@ def verify_consistency(
         fn >>= 1
         sn >>= 1
     return sn == 0 and fr == old_root and sr == new_root
+
+
+def consistency_proof_from(
+    old_size: int, old_frontier: Sequence[bytes], new_leaves: Sequence[bytes]
+) -> list[bytes]:
+    """PROOF(m, D[n]) from what a writer keeps: the frontier of the tree of size m (the
+    roots of its full subtrees, as `MerkleTree.frontier`) and the leaf hashes m..n-1.
+
+    Every node of such a proof is either a full subtree of the old tree's
+    decomposition or lies wholly among the new leaves, so nothing older is needed.
+    """
+    if len(old_frontier) != bin(old_size).count("1"):
+        raise ValueError(f"a frontier for size {old_size} has {bin(old_size).count('1')} hashes")
+    n = old_size + len(new_leaves)
+    if old_size == 0 or old_size == n:
+        return []
+    known: dict[tuple[int, int], bytes] = {}
+    lo = 0
+    for bit, node in zip(
+        (1 << b for b in reversed(range(old_size.bit_length())) if old_size >> b & 1),
+        old_frontier,
+        strict=True,
+    ):
+        known[(lo, lo + bit)] = node
+        lo += bit
+    right = ProofTree(new_leaves)
+
+    def mth(lo: int, hi: int) -> bytes:
+        node = known.get((lo, hi))
+        if node is not None:
+            return node
+        if lo >= old_size:
+            return right._hash(lo - old_size, hi - old_size)
+        raise ValueError(f"range {lo}..{hi} is neither old nor new")  # pragma: no cover
+
+    return _subproof(old_size, 0, n, True, mth)
+
+
+def inclusion_ranges(index: int, size: int) -> list[tuple[int, int]]:
+    """The leaf ranges whose roots make PATH(index, D[size]), in proof order."""
+    if not 0 <= index < size:
+        raise ValueError(f"leaf {index} is not in a tree of size {size}")
+    out: list[tuple[int, int]] = []
+    lo, hi, m = 0, size, index
+    while hi - lo > 1:
+        k = _split(hi - lo)
+        if m < k:
+            out.append((lo + k, hi))
+            hi = lo + k
+        else:
+            out.append((lo, lo + k))
+            lo, m = lo + k, m - k
+    out.reverse()
+    return out
+
+
+class PathBuilder:
+    """PATH(index, D[size]) built while the leaves stream by, in O(log size) memory.
+
+    Made when leaf `index` is reached, from the frontier of the tree before it
+    (the proof's nodes left of the leaf are exactly full subtrees of that
+    frontier); then `add` each following leaf hash in order, up to `size`.
+    """
+
+    def __init__(self, index: int, size: int, frontier_before: Sequence[bytes]) -> None:
+        self.index, self.size = index, size
+        self._ranges = inclusion_ranges(index, size)
+        known: dict[tuple[int, int], bytes] = {}
+        lo = 0
+        for bit, node in zip(
+            (1 << b for b in reversed(range(index.bit_length())) if index >> b & 1),
+            frontier_before,
+            strict=True,
+        ):
+            known[(lo, lo + bit)] = node
+            lo += bit
+        self._nodes = known
+        self._pending = sorted(r for r in self._ranges if r[0] > index)
+        self._current: MerkleTree | None = None
+        self._next = index + 1
+
+    @property
+    def done(self) -> bool:
+        return not self._pending
+
+    @property
+    def expects(self) -> int:
+        """The index of the leaf `add` takes next."""
+        return self._next
+
+    def add(self, leaf: bytes) -> None:
+        """The hash of leaf `index + 1`, then the next, ... (leaves past `size` are ignored)."""
+        if not self._pending:
+            return
+        lo, hi = self._pending[0]
+        if self._current is None:
+            self._current = MerkleTree()
+        self._current.append(leaf)
+        self._next += 1
+        if self._next == hi:
+            self._nodes[(lo, hi)] = self._current.root()
+            self._current = None
+            self._pending.pop(0)
+
+    def proof(self) -> list[bytes]:
+        if self._pending:
+            raise ValueError(f"leaves up to {self.size} are needed; the path is incomplete")
+        return [self._nodes[r] for r in self._ranges]

@@ -6,8 +6,11 @@ sees half a file and a crash leaves either the old state or the new one.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 
 from broker.files import write_whole
@@ -28,9 +31,43 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def write_atomic(path: Path, data: bytes) -> Path:
-    """Write `data` to `path` via temp file + fsync + rename + directory fsync."""
-    return write_whole(path, data)
+def write_atomic(path: Path, data: bytes, *, durable: bool = True) -> Path:
+    """Write `data` to `path` via temp file + fsync + rename + directory fsync.
+
+    With `durable=False` the two fsyncs are left to the caller, who makes a whole
+    batch durable at once (`sync_files`) before acknowledging it.
+    """
+    if durable:
+        return write_whole(path, data)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def sync_files(paths: Iterable[Path]) -> None:
+    """fsync files written with `durable=False` (those still there), then their directories
+    once each: the batch is on disk."""
+    directories = set()
+    for path in paths:
+        directories.add(path.parent)
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            continue  # replaced or removed since: its directory's fsync covers that
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    for directory in directories:
+        _fsync_dir(directory)
 
 
 def append_durable(path: Path, line: bytes) -> Path:

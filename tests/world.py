@@ -28,6 +28,7 @@ import pytest
 import yaml
 
 from broker import config
+from broker.audit import POINT_SIDES, AuditKeys
 from broker.clock import to_millis, utc_now
 from broker.config import Settings
 from broker.kafka.acl import Roles
@@ -157,6 +158,18 @@ class World:
 
     def home(self, org: str) -> Path:
         return self.federation.home(org)
+
+    def audit_keys(self, *orgs: str) -> AuditKeys:
+        """An auditor's keys: every enforcement point's audit key of `orgs` (default: every
+        organisation), as each would hand them over with `jcu audit keys export`."""
+        keys = AuditKeys()
+        for org in orgs or self.orgs:
+            theirs = AuditKeys.open(self.home(org) / "audit", owner=org, create=False)
+            for side in POINT_SIDES:
+                key = theirs.point(f"{org}/{side}")
+                if key is not None:
+                    keys.add(key)
+        return keys
 
     @property
     def orgs(self) -> tuple[str, ...]:

@@ -35,12 +35,14 @@ from broker.assist.steps import (
     StatusUpdate,
     Step,
 )
+from broker.audit import AuditLog
 from broker.clock import Clock, utc_now
 from broker.envelope import Labels
 from broker.errors import ConfigError
 from broker.lifecycle import Service
 from broker.pep import Publisher, PublishResult, Subscriber, SubscriberStats
 from broker.pep.context import PepContext
+from broker.pep.registry_audit import RegistryAudit
 from broker.pep.sink import Delivery, Retracted
 
 #: The stream the assistance workflow travels on.
@@ -133,15 +135,27 @@ class CaseSink:
 class AssistDesk(Service):
     """The assistance desk of this node's participant. `async with AssistDesk(ctx, me)`."""
 
-    def __init__(self, ctx: PepContext, participant: str, *, clock: Clock = utc_now) -> None:
+    def __init__(
+        self,
+        ctx: PepContext,
+        participant: str,
+        *,
+        clock: Clock = utc_now,
+        audit: AuditLog | None = None,
+    ) -> None:
         ctx.envelope.node.acting_as(participant)
         self.participant = participant
         self._ctx = ctx
         self._clock = clock
         self.book = CaseBook.of_node(ctx.settings.home, ctx.envelope.store, participant)
         workflows = assist_workflows(self.book, lambda: ctx.registry)
-        self._audit = ctx.audit_log(participant, "assist")
-        self._publisher = Publisher(participant, ctx, audit=self._audit, workflows=workflows)
+        self._audit = audit if audit is not None else ctx.audit_log(participant, "assist")
+        # The desk owns its log, shared by its publisher and subscriber: it logs the
+        # registry snapshots taking effect there (once, not once per user of the log).
+        self._registry_audit = RegistryAudit(ctx.envelope.trusted, self._audit)
+        self._publisher = Publisher(
+            participant, ctx, audit=self._audit, workflows=workflows, log_registry=False
+        )
         self._subscriber = Subscriber(
             participant,
             ctx,
@@ -151,11 +165,13 @@ class AssistDesk(Service):
             audit=self._audit,
             receipts=False,
             workflows=workflows,
+            log_registry=False,
         )
 
     async def start(self) -> None:
         try:
             await self._audit.start()
+            await self._registry_audit.start()
             await self._publisher.start()
             await self._subscriber.start()
         except BaseException:
@@ -163,6 +179,7 @@ class AssistDesk(Service):
             raise
 
     async def stop(self) -> None:
+        self._registry_audit.stop()
         await self._subscriber.stop()
         await self._publisher.stop()
         await self._audit.stop()

@@ -23,7 +23,6 @@ refused records are dead-lettered and audited once per node.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import uuid
@@ -59,6 +58,7 @@ from broker.lifecycle import Service
 from broker.logs import get_logger
 from broker.pep.context import PepContext
 from broker.pep.publisher import NO_USABLE_KEY, policy_message
+from broker.pep.registry_audit import log_registry
 from broker.policy import Decision
 from broker.trust.registry import Registry
 from broker.vocabulary import CAPABILITY_ENTRY, CATEGORIES
@@ -231,6 +231,7 @@ class CapabilityPublisher(Service):
         self._ctx = ctx
         self._clock = clock
         self._sealer = ctx.envelope.sealer(owner, clock=clock)
+        self._owns_audit = audit is None
         self._audit = audit if audit is not None else ctx.audit_log(owner, "inventory")
         self._producer: Any = None
         self._labels = AvroLabelsCache()
@@ -238,6 +239,8 @@ class CapabilityPublisher(Service):
     async def start(self) -> None:
         try:
             await self._audit.start()
+            if self._owns_audit:  # the snapshot this point acts on, if not logged yet
+                await log_registry(self._ctx.envelope.trusted, self._audit)
             producer = reliable_producer(self._ctx.settings.kafka)
             await start_client(producer, self._ctx.settings.kafka)
             self._producer = producer
@@ -312,7 +315,7 @@ class CapabilityPublisher(Service):
                     "publish",
                     mid,
                     decisions,
-                    content_hash=hashlib.sha256(payload).digest(),
+                    content_hash=self._audit.content_hash(payload),  # keyed: no guessing
                     labels=self._labels(labels),
                     policy_bundle_hash=self._ctx.policy.bundle_hash,
                 )
@@ -512,6 +515,8 @@ async def _report(
     cache = AvroLabelsCache()
     try:
         async with log:
+            if audit is None:  # the snapshot this point acts on, if not logged yet
+                await log_registry(ctx.envelope.trusted, log)
             for refusal, r, labels in refusals:
                 _log.warning(
                     "capability entry refused",

@@ -1,17 +1,22 @@
-"""Audit leaves and checkpoints to and from their Avro single-object bytes.
+"""Audit leaves, their sealed contents and checkpoints, to and from their Avro bytes.
 
-A leaf (`eu.jcu.v1.AuditLeaf`) holds the decisions an enforcement point took
-together about one message: what they share (action, message id, content
-hash, labels, policy bundle hash, thread) once, then one `eu.jcu.v1.AuditRecord` per
-decision. Checkpoints and decoding go through the schema store (fastavro).
-Leaves are written for every published and received message, so
+A leaf on the topic (`eu.jcu.v1.AuditLeaf`) holds in the clear only what
+verification needs (enforcement point, index, link to the previous leaf, how
+many records, a salt) and its content sealed: `eu.jcu.v1.AuditLeafContent`,
+the records an enforcement point wrote together about one message (one per
+organisation on publish, one on receive) and what they share (action, message
+id, content hash, labels, policy bundle hash, thread). See `broker.audit.keys`.
+
+Contents are written for every published and received message, so
 `LeafEncoder` writes them by hand: the Avro binary encoding of exactly the
 schema it was written for, byte for byte what `SchemaStore.encode` writes,
-with the parts that repeat (enforcement point, organisations, labels, the
-policy's answer) encoded once and cached. Whatever it is not sure about
-(another schema, an input type it does not handle) goes to
-`SchemaStore.encode`, which also produces the errors: the two paths differ in
-speed only.
+with the parts that repeat (organisations, labels, the policy's answer)
+encoded once and cached. Whatever it is not sure about (another schema, an
+input type it does not handle) goes to `SchemaStore.encode`, which also
+produces the errors: the two paths differ in speed only. The clear part of a
+leaf is as simple as Avro gets and is written and read by hand too (the
+verifier reads millions); both are property-tested against fastavro.
+Checkpoints and cosignatures go through the schema store.
 """
 
 from __future__ import annotations
@@ -20,19 +25,31 @@ import re
 import uuid
 import weakref
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from broker.audit.checkpoint import Checkpoint
-from broker.audit.record import AuditRecord, DecisionSet, LoggedLeaf, PolicyDecision
+from broker.audit.acts import SendOutcome, copy_details
+from broker.audit.checkpoint import SignedCheckpoint
+from broker.audit.keys import AuditKeys, PointKey, new_salt
+from broker.audit.record import (
+    ACTIONS,
+    VERDICTS,
+    AuditRecord,
+    DecisionSet,
+    LoggedLeaf,
+    PolicyDecision,
+)
 from broker.clock import to_millis
-from broker.errors import MalformedRecord, UnknownSchema
+from broker.errors import AuditError, MalformedRecord, UnknownSchema
 from broker.merkle import leaf_hash
 from broker.schemas import SINGLE_OBJECT_MAGIC, SchemaStore
 
 AUDIT_LEAF = "eu.jcu.v1.AuditLeaf"
+AUDIT_CONTENT = "eu.jcu.v1.AuditLeafContent"
 AUDIT_RECORD = "eu.jcu.v1.AuditRecord"
 CHECKPOINT = "eu.jcu.v1.Checkpoint"
+COSIGNATURE = "eu.jcu.v1.Cosignature"
 
 
 def _array(items: Any) -> dict[str, Any]:
@@ -47,9 +64,9 @@ def _enum(name: str, symbols: Sequence[str]) -> dict[str, Any]:
     return {"type": "enum", "name": name, "symbols": list(symbols)}
 
 
-_ACTIONS: Final = ("publish", "receive", "forward")
+_ACTIONS: Final = ACTIONS
 _POLICY_VERDICTS: Final = frozenset(("allow", "redact", "deny"))  # what a policy answers
-_DECISIONS: Final = ("allow", "redact", "deny", "reject")
+_DECISIONS: Final = VERDICTS
 _TLPS: Final = ("CLEAR", "GREEN", "AMBER", "AMBER_STRICT", "RED")
 _HANDLING_CODES: Final = ("H0", "H1", "H2", "H3")
 _LABEL_FIELDS: Final = (
@@ -97,19 +114,17 @@ _RECORD_SCHEMA: Final[dict[str, Any]] = {
         {"name": "redacted_fields", "type": _array("string"), "default": []},
         {"name": "reasons", "type": _array("string"), "default": []},
         {"name": "rejection_reason", "type": _nullable("string"), "default": None},
+        {"name": "details", "type": {"type": "map", "values": "string"}, "default": {}},
     ],
 }
-#: The stand-alone AuditLeaf schema (docs left out) the hand-written encoder
-#: implements; any other schema (a field, a symbol or a default changed) gets
-#: the schema store's encoder.
+#: The stand-alone AuditLeafContent schema (docs left out) the hand-written
+#: encoder implements; any other schema (a field, a symbol or a default
+#: changed) gets the schema store's encoder.
 _WRITTEN_FOR: Final[dict[str, Any]] = {
     "type": "record",
-    "name": "AuditLeaf",
+    "name": "AuditLeafContent",
     "namespace": "eu.jcu.v1",
     "fields": [
-        {"name": "enforcement_point", "type": "string"},
-        {"name": "index", "type": "long"},
-        {"name": "previous_leaf_hash", "type": "bytes"},
         {"name": "action", "type": _enum("AuditAction", _ACTIONS)},
         {"name": "message_id", "type": "string"},
         {"name": "content_hash", "type": _nullable("bytes"), "default": None},
@@ -255,27 +270,35 @@ def _check_decision_id(decision_id: object) -> None:
         )
 
 
-def _as_avro(
-    enforcement_point: str,
-    index: int,
-    previous_leaf_hash: bytes,
-    records: Sequence[AuditRecord],
-) -> dict[str, Any]:
-    """The leaf as the schema store's encoder takes it."""
+def _string_map(values: object) -> bytes | None:
+    """Avro map of strings: one block (count, key, value...), then the 0 that ends it."""
+    if not isinstance(values, Mapping):
+        return None
+    if not values:
+        return _NULL
+    parts = [_length(len(values))]
+    for k, v in values.items():
+        key, value = _string(k), _string(v)
+        if key is None or value is None:
+            return None
+        parts += (key, value)
+    parts.append(_NULL)
+    return b"".join(parts)
+
+
+def _as_avro(records: Sequence[AuditRecord]) -> dict[str, Any]:
+    """The leaf content as the schema store's encoder takes it."""
     if not records:
-        raise MalformedRecord("an audit leaf holds at least one decision")
+        raise MalformedRecord("an audit leaf holds at least one record")
     first = records[0]
     shared = _shared(first)
     if any(_shared(r) != shared for r in records[1:]):
         raise MalformedRecord(
-            "the decisions of one audit leaf must share action, message id, content hash, "
+            "the records of one audit leaf must share action, message id, content hash, "
             "labels, policy bundle hash and thread"
         )
     try:
         return {
-            "enforcement_point": enforcement_point,
-            "index": index,
-            "previous_leaf_hash": previous_leaf_hash,
             "action": first.action,
             "message_id": first.message_id,
             "content_hash": first.content_hash,
@@ -293,17 +316,18 @@ def _as_avro(
                     "redacted_fields": list(r.redacted_fields),
                     "reasons": list(r.reasons),
                     "rejection_reason": r.rejection_reason,
+                    "details": dict(r.details),
                 }
                 for r in records
             ],
             "thread": first.thread,
         }
     except (TypeError, ValueError) as exc:  # labels not a mapping, a list field not iterable
-        raise MalformedRecord(f"record does not match schema {AUDIT_LEAF}: {exc}") from None
+        raise MalformedRecord(f"record does not match schema {AUDIT_CONTENT}: {exc}") from None
 
 
 def _shared(record: AuditRecord) -> tuple[Any, ...]:
-    """What the decisions of one leaf have in common (stored once, in the leaf)."""
+    """What the records of one leaf have in common (stored once, in the leaf)."""
     return (
         record.action,
         record.message_id,
@@ -315,7 +339,7 @@ def _shared(record: AuditRecord) -> tuple[Any, ...]:
 
 
 def can_share_leaf(a: AuditRecord, b: AuditRecord) -> bool:
-    """Whether two decisions can go in one leaf: same action, message, content, labels, policy
+    """Whether two records can go in one leaf: same action, message, content, labels, policy
     and thread."""
     return (
         a.message_id == b.message_id
@@ -328,9 +352,10 @@ def can_share_leaf(a: AuditRecord, b: AuditRecord) -> bool:
 
 
 class LeafEncoder:
-    """Audit leaves of one schema store, each byte-identical to `store.encode(AUDIT_LEAF, ...)`.
+    """Audit leaf contents of one schema store, each byte-identical to
+    `store.encode(AUDIT_CONTENT, ...)`.
 
-    Hold one per store (`encode_leaf` keeps one per store for you). Not meant
+    Hold one per store (`leaf_encoder` keeps one per store for you). Not meant
     to be shared between threads without a lock: its caches are plain dicts.
     """
 
@@ -339,14 +364,14 @@ class LeafEncoder:
         self._header = b""
         #: Whether the hand-written encoder is in use (the store has the schema it was written for).
         self.fast = False
-        #: Leaves that went to `store.encode` (all of them when not `fast`): a figure to watch.
+        #: Contents that went to `store.encode` (all of them when not `fast`): a figure to watch.
         self.fallbacks = 0
         try:
-            schema = store.schema(AUDIT_LEAF)
+            schema = store.schema(AUDIT_CONTENT)
         except UnknownSchema:
             return  # store.encode says so, leaf by leaf
-        self._header = SINGLE_OBJECT_MAGIC + store.fingerprint(AUDIT_LEAF)
-        self._names: dict[str, bytes] = {}  # enforcement points and organisations
+        self._header = SINGLE_OBJECT_MAGIC + store.fingerprint(AUDIT_CONTENT)
+        self._names: dict[str, bytes] = {}  # organisations
         self._tails: dict[tuple[Any, ...], bytes] = {}  # organisation .. rejection_reason
         self._by_decision: dict[int, tuple[PolicyDecision, bytes]] = {}  # the same, by Decision
         self._last_tails: tuple[tuple[PolicyDecision, ...], list[bytes]] | None = None
@@ -367,7 +392,7 @@ class LeafEncoder:
         }
         samples = [
             AuditRecord(
-                action="forward",
+                action="retract",
                 organisation=org,
                 message_id="m-\u00e9\u20ac",
                 decision=verdict,  # type: ignore[arg-type]  # the literals below
@@ -383,20 +408,14 @@ class LeafEncoder:
                 rejection_reason="replay" if verdict == "reject" else None,
                 policy_bundle_hash="ab" * 32,
                 thread="t-\u00e9",
+                details={"topic": "jcu.civilian.indicators", "offset": "7"} if n else {},
             )
             for n, (org, verdict) in enumerate((("cert-eu", "redact"), ("enisa", "reject")))
         ]
-        args = ("ep/publish", 300, bytes(32), samples)
-        return self._encode_fast(*args) == self._store.encode(AUDIT_LEAF, _as_avro(*args))
+        return self._encode_fast(samples) == self._store.encode(AUDIT_CONTENT, _as_avro(samples))
 
-    def encode(
-        self,
-        enforcement_point: str,
-        index: int,
-        previous_leaf_hash: bytes,
-        records: AuditRecord | Sequence[AuditRecord],
-    ) -> bytes:
-        """The leaf data (single-object bytes); MalformedRecord if the records do not fit."""
+    def encode(self, records: AuditRecord | Sequence[AuditRecord]) -> bytes:
+        """The leaf content (single-object bytes); MalformedRecord if the records do not fit."""
         if isinstance(records, AuditRecord):
             records = (records,)
         for record in records:
@@ -405,41 +424,29 @@ class LeafEncoder:
                 _check_decision_id(decision_id)
         if self.fast and records:
             try:
-                data = self._encode_fast(enforcement_point, index, previous_leaf_hash, records)
+                data = self._encode_fast(records)
             except UnicodeEncodeError:
                 data = None
             if data is not None:
                 return data
         self.fallbacks += 1
-        return self._store.encode(
-            AUDIT_LEAF, _as_avro(enforcement_point, index, previous_leaf_hash, records)
-        )
+        return self._store.encode(AUDIT_CONTENT, _as_avro(records))
 
     def encode_set(
         self,
-        enforcement_point: str,
-        index: int,
-        previous_leaf_hash: bytes,
         decisions: DecisionSet,
         decision_ids: Sequence[str],
         *,
         ids_are_canonical: bool = False,
     ) -> bytes:
-        """The leaf of a DecisionSet, its decisions taking `decision_ids` (one each, in order):
-        the bytes `encode` writes for `decisions.records(decision_ids)`.
+        """The leaf content of a DecisionSet, its decisions taking `decision_ids` (one each,
+        in order): the bytes `encode` writes for `decisions.records(decision_ids)`.
 
         `ids_are_canonical`: the caller made the ids with `new_decision_ids`, so they
         need no checking."""
         if self.fast and decisions.decisions:
             try:
-                data = self._encode_set_fast(
-                    enforcement_point,
-                    index,
-                    previous_leaf_hash,
-                    decisions,
-                    decision_ids,
-                    ids_are_canonical,
-                )
+                data = self._encode_set_fast(decisions, decision_ids, ids_are_canonical)
             except UnicodeEncodeError:
                 data = None
             if data is not None:
@@ -448,13 +455,10 @@ class LeafEncoder:
             records = decisions.records(decision_ids)
         except ValueError as exc:
             raise MalformedRecord(f"audit decisions: {exc}") from None
-        return self.encode(enforcement_point, index, previous_leaf_hash, records)
+        return self.encode(records)
 
     def _encode_set_fast(
         self,
-        enforcement_point: str,
-        index: int,
-        previous_leaf_hash: bytes,
         decisions: DecisionSet,
         decision_ids: Sequence[str],
         ids_are_canonical: bool,
@@ -462,9 +466,6 @@ class LeafEncoder:
         if len(decision_ids) != len(decisions.decisions):
             return None
         parts = self._head(
-            enforcement_point,
-            index,
-            previous_leaf_hash,
             decisions.action,
             decisions.message_id,
             decisions.content_hash,
@@ -492,9 +493,51 @@ class LeafEncoder:
         parts += (_NULL, thread)  # the end of the records, then the thread
         return b"".join(parts)
 
+    def encode_outcome(self, outcome: SendOutcome, decision_ids: Sequence[str]) -> bytes:
+        """The leaf content of a send outcome, one record per recipient taking the ids in
+        order: the bytes `encode` writes for `outcome.records(decision_ids)`, built per copy
+        (what its recipients share is encoded once). `decision_ids` from `new_decision_ids`."""
+        data = self._encode_outcome_fast(outcome, decision_ids) if self.fast else None
+        if data is not None:
+            return data
+        try:
+            records = outcome.records(decision_ids)
+        except ValueError as exc:
+            raise MalformedRecord(f"audit outcome: {exc}") from None
+        return self.encode(records)
+
+    def _encode_outcome_fast(
+        self, outcome: SendOutcome, decision_ids: Sequence[str]
+    ) -> bytes | None:
+        if len(decision_ids) != outcome.count:
+            return None
+        parts = self._head("send", outcome.message_id, None, None, None, len(decision_ids))
+        time = self._time(to_millis(outcome.time))
+        if parts is None or time is None:
+            return None
+        ids = iter(decision_ids)
+        for copy in outcome.copies:
+            shared = [
+                _string_array(copy.redacted_fields),
+                _string_array((copy.reason,) if copy.reason else ()),
+                _nullable_string(copy.error),
+                _string_map(copy_details(copy)),
+            ]
+            if any(p is None for p in shared):
+                return None
+            verdict = _varint(_DECISIONS.index("sent" if copy.error is None else "unsent"))
+            suffix = verdict + _NULL * 3 + b"".join(p for p in shared if p is not None)
+            for org in copy.recipients:
+                name = self._name(org)
+                if name is None:
+                    return None
+                parts += (_UUID_LENGTH, next(ids).encode(), time, name, suffix)
+        parts += (_NULL, _NULL)  # the end of the records, then no thread
+        return b"".join(parts)
+
     def _decision_tails(self, decisions: Sequence[PolicyDecision]) -> list[bytes] | None:
-        """Each decision's encoded organisation .. rejection_reason, or None if one does not
-        fit. The policy engine hands out the same Decision objects from its cache: they are
+        """Each decision's encoded organisation .. details, or None if one does not fit.
+        The policy engine hands out the same Decision objects from its cache: they are
         cached by identity, the entry keeping the object alive so that an id is never
         confused with a dead object's."""
         last = self._last_tails
@@ -517,7 +560,8 @@ class LeafEncoder:
                         tuple(decision.redact_fields),
                         tuple(decision.reasons),
                         None,
-                    )
+                    ),
+                    _NULL,
                 )
                 if tail is None:
                     return None
@@ -572,8 +616,12 @@ class LeafEncoder:
         return encoded
 
     def _tail(self, record: AuditRecord) -> bytes | None:
-        """organisation, decision, the five string arrays, rejection_reason: as a policy
-        engine's cached Decision repeats them, so are they cached (by value)."""
+        """organisation, decision, the five string arrays, rejection_reason, details: as a
+        policy engine's cached Decision repeats them, so are they cached (by value; records
+        with details are encoded each time)."""
+        details = _string_map(record.details)
+        if details is None:
+            return None
         key = (
             record.organisation,
             record.decision,
@@ -584,12 +632,14 @@ class LeafEncoder:
             record.reasons,
             record.rejection_reason,
         )
+        if details != _NULL:
+            return self._encode_tail(key, details)
         try:
             data = self._tails.get(key)
         except TypeError:  # a list where a tuple belongs: encode, do not cache
-            return self._encode_tail(key)
+            return self._encode_tail(key, details)
         if data is None:
-            data = self._encode_tail(key)
+            data = self._encode_tail(key, details)
             if data is None:
                 return None
             if len(self._tails) >= _MAX_TAILS:
@@ -597,15 +647,16 @@ class LeafEncoder:
             self._tails[key] = data
         return data
 
-    def _encode_tail(self, key: tuple[Any, ...]) -> bytes | None:
+    def _encode_tail(self, key: tuple[Any, ...], details: bytes) -> bytes | None:
         organisation, decision, *arrays, rejection_reason = key
         if type(decision) is not str or decision not in _DECISIONS:
             return None
         parts = [
             self._name(organisation),
-            _BYTE[2 * _DECISIONS.index(decision)],
+            _varint(_DECISIONS.index(decision)),
             *(_string_array(a) for a in arrays),
             _nullable_string(rejection_reason),
+            details,
         ]
         if any(p is None for p in parts):
             return None
@@ -613,9 +664,6 @@ class LeafEncoder:
 
     def _head(
         self,
-        enforcement_point: str,
-        index: int,
-        previous_leaf_hash: bytes,
         action: object,
         message_id: object,
         content_hash: object,
@@ -623,15 +671,9 @@ class LeafEncoder:
         policy_bundle_hash: object,
         count: int,
     ) -> list[bytes] | None:
-        """The leaf's fields before its records, and the records' count; None for anything
-        outside what this encoder handles."""
-        if (
-            type(index) is not int
-            or not _LONG_MIN <= index <= _LONG_MAX
-            or type(previous_leaf_hash) is not bytes
-            or type(action) is not str
-            or action not in _ACTION_BYTES
-        ):
+        """The content's fields before its records, and the records' count; None for
+        anything outside what this encoder handles."""
+        if type(action) is not str or action not in _ACTION_BYTES:
             return None
         if content_hash is None:
             content = _NULL
@@ -639,18 +681,13 @@ class LeafEncoder:
             content = _SOME + _length(len(content_hash)) + content_hash
         else:
             return None
-        point = self._name(enforcement_point)
         encoded_id = _string(message_id)
         encoded_labels = self._labels(labels)
         bundle = _nullable_string(policy_bundle_hash)
-        if point is None or encoded_id is None or encoded_labels is None or bundle is None:
+        if encoded_id is None or encoded_labels is None or bundle is None:
             return None
         return [
             self._header,
-            point,
-            _varint(index),
-            _length(len(previous_leaf_hash)),
-            previous_leaf_hash,
             _ACTION_BYTES[action],
             encoded_id,
             content,
@@ -659,19 +696,10 @@ class LeafEncoder:
             _length(count),
         ]
 
-    def _encode_fast(
-        self,
-        enforcement_point: str,
-        index: int,
-        previous_leaf_hash: bytes,
-        records: Sequence[AuditRecord],
-    ) -> bytes | None:
-        """The leaf, or None for anything outside what this encoder handles."""
+    def _encode_fast(self, records: Sequence[AuditRecord]) -> bytes | None:
+        """The content, or None for anything outside what this encoder handles."""
         first = records[0]
         parts = self._head(
-            enforcement_point,
-            index,
-            previous_leaf_hash,
             first.action,
             first.message_id,
             first.content_hash,
@@ -706,16 +734,164 @@ def leaf_encoder(store: SchemaStore) -> LeafEncoder:
     return encoder
 
 
+def encode_content(store: SchemaStore, records: AuditRecord | Sequence[AuditRecord]) -> bytes:
+    """`records` (about one message) as one leaf's content."""
+    return leaf_encoder(store).encode(records)
+
+
+# -- the leaf on the topic: clear part + sealed content --------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ClearLeaf:
+    """What anyone who reads the topic sees of a leaf: where it sits, and its sealed content."""
+
+    enforcement_point: str
+    index: int
+    previous_leaf_hash: bytes
+    count: int
+    salt: bytes
+    #: The associated data of the sealed content: the leaf's bytes up to the content field.
+    aad: bytes
+    sealed: bytes
+
+
+def leaf_prefix(
+    header: bytes,
+    enforcement_point: bytes,
+    index: int,
+    previous_leaf_hash: bytes,
+    count: int,
+    salt: bytes,
+) -> bytes:
+    """The leaf's bytes before its content field (`enforcement_point` already encoded)."""
+    return b"".join(
+        (
+            header,
+            enforcement_point,
+            _varint(index),
+            _length(len(previous_leaf_hash)),
+            previous_leaf_hash,
+            _varint(count),
+            _length(len(salt)),
+            salt,
+        )
+    )
+
+
+class LeafSealer:
+    """Writes one enforcement point's leaves: content sealed under its key, clear part bound."""
+
+    def __init__(self, store: SchemaStore, enforcement_point: str, key: PointKey) -> None:
+        try:
+            self._header = SINGLE_OBJECT_MAGIC + store.fingerprint(AUDIT_LEAF)
+        except UnknownSchema:
+            raise AuditError(f"the schema store has no {AUDIT_LEAF}; check JCU_SCHEMAS") from None
+        point = _string(enforcement_point)
+        if point is None:
+            raise AuditError(f"enforcement point {enforcement_point!r} is not a string")
+        self._point = point
+        self._key = key
+        self.encoder = leaf_encoder(store)
+
+    def seal(self, index: int, previous_leaf_hash: bytes, count: int, content: bytes) -> bytes:
+        salt = new_salt()
+        prefix = leaf_prefix(self._header, self._point, index, previous_leaf_hash, count, salt)
+        sealed = self._key.seal_with(salt, prefix, content)
+        return prefix + _length(len(sealed)) + sealed
+
+    def leaf(
+        self, index: int, previous_leaf_hash: bytes, records: AuditRecord | Sequence[AuditRecord]
+    ) -> bytes:
+        group = (records,) if isinstance(records, AuditRecord) else records
+        return self.seal(index, previous_leaf_hash, len(group), self.encoder.encode(group))
+
+    def leaf_of_set(
+        self,
+        index: int,
+        previous_leaf_hash: bytes,
+        dset: DecisionSet | SendOutcome,
+        ids: Sequence[str],
+    ) -> bytes:
+        if isinstance(dset, SendOutcome):
+            content = self.encoder.encode_outcome(dset, ids)
+        else:
+            content = self.encoder.encode_set(dset, ids, ids_are_canonical=True)
+        return self.seal(index, previous_leaf_hash, len(ids), content)
+
+
 def encode_leaf(
     store: SchemaStore,
     enforcement_point: str,
     index: int,
     previous_leaf_hash: bytes,
     records: AuditRecord | Sequence[AuditRecord],
+    key: PointKey,
 ) -> bytes:
-    """`records` (decisions about one message) as leaf `index` of `enforcement_point`'s tree,
-    chained to the previous leaf."""
-    return leaf_encoder(store).encode(enforcement_point, index, previous_leaf_hash, records)
+    """`records` (about one message) as leaf `index` of `enforcement_point`'s tree, chained
+    to the previous leaf, its content sealed under `key`."""
+    return LeafSealer(store, enforcement_point, key).leaf(index, previous_leaf_hash, records)
+
+
+def _read_long(data: bytes, pos: int) -> tuple[int, int]:
+    shift = z = 0
+    while True:
+        if pos >= len(data) or shift > 63:
+            raise MalformedRecord("audit leaf is truncated or holds a bad number")
+        b = data[pos]
+        pos += 1
+        z |= (b & 0x7F) << shift
+        if not b & 0x80:
+            return (z >> 1) ^ -(z & 1), pos
+        shift += 7
+
+
+def _read_bytes(data: bytes, pos: int) -> tuple[bytes, int]:
+    n, pos = _read_long(data, pos)
+    if n < 0 or pos + n > len(data):
+        raise MalformedRecord("audit leaf is truncated")
+    return data[pos : pos + n], pos + n
+
+
+def parse_leaf(store: SchemaStore, data: bytes) -> ClearLeaf:
+    """The clear part of one record of `jcu.audit.decisions` (MalformedRecord if not a leaf).
+
+    Read by hand (the verifier reads every leaf); a leaf written with another
+    version of the schema goes through the store and Avro's resolution.
+    """
+    header = SINGLE_OBJECT_MAGIC + store.fingerprint(AUDIT_LEAF)
+    if not data.startswith(header):
+        return _parse_leaf_by_store(store, data)
+    pos = len(header)
+    raw_point, pos = _read_bytes(data, pos)
+    index, pos = _read_long(data, pos)
+    previous, pos = _read_bytes(data, pos)
+    count, pos = _read_long(data, pos)
+    salt, pos = _read_bytes(data, pos)
+    aad_end = pos
+    sealed, pos = _read_bytes(data, pos)
+    if pos != len(data):
+        raise MalformedRecord("audit leaf has bytes after its content")
+    try:
+        point = raw_point.decode("utf-8")
+    except UnicodeDecodeError:
+        raise MalformedRecord("audit leaf enforcement point is not UTF-8") from None
+    return ClearLeaf(point, index, previous, count, salt, data[:aad_end], sealed)
+
+
+def _parse_leaf_by_store(store: SchemaStore, data: bytes) -> ClearLeaf:
+    _, leaf = store.decode(data, expected=AUDIT_LEAF)
+    sealed = bytes(leaf["content"])
+    suffix = len(_length(len(sealed))) + len(sealed)
+    return ClearLeaf(
+        leaf["enforcement_point"],
+        int(leaf["index"]),
+        bytes(leaf["previous_leaf_hash"]),
+        int(leaf["decisions"]),
+        bytes(leaf["salt"]),
+        data[: len(data) - suffix],
+        sealed,
+    )
 
 
 def _time(value: Any) -> datetime:
@@ -724,16 +900,14 @@ def _time(value: Any) -> datetime:
     return to_millis(value)
 
 
-def decode_leaf(
-    store: SchemaStore, data: bytes, *, partition: int | None = None, offset: int | None = None
-) -> LoggedLeaf:
-    """Decode one record of `jcu.audit.decisions` (MalformedRecord/UnknownSchema if not one)."""
-    _, leaf = store.decode(data, expected=AUDIT_LEAF)
+def decode_content(store: SchemaStore, content: bytes) -> tuple[AuditRecord, ...]:
+    """The records of one opened leaf content."""
+    _, leaf = store.decode(content, expected=AUDIT_CONTENT)
     labels: Mapping[str, Any] | None = leaf["labels"]
     if not leaf["records"]:
-        raise MalformedRecord("audit leaf holds no decision")
+        raise MalformedRecord("audit leaf holds no record")
     try:
-        records = tuple(
+        return tuple(
             AuditRecord(
                 action=leaf["action"],
                 organisation=r["organisation"],
@@ -751,44 +925,99 @@ def decode_leaf(
                 rejection_reason=r["rejection_reason"],
                 policy_bundle_hash=leaf["policy_bundle_hash"],
                 thread=leaf.get("thread"),
+                details=dict(r["details"]),
             )
             for r in leaf["records"]
         )
     except ValueError as exc:
         raise MalformedRecord(f"audit record: {exc}") from None
+
+
+def open_leaf(store: SchemaStore, clear: ClearLeaf, leaf_key: bytes) -> tuple[AuditRecord, ...]:
+    """The records of a leaf, opened with its own key (AuditError if it does not open)."""
+    from broker.audit.keys import open_content
+
+    records = decode_content(store, open_content(leaf_key, clear.aad, clear.sealed))
+    if len(records) != clear.count:
+        raise MalformedRecord(
+            f"audit leaf {clear.index} says it holds {clear.count} records but holds {len(records)}"
+        )
+    return records
+
+
+def decode_leaf(
+    store: SchemaStore,
+    data: bytes,
+    *,
+    keys: AuditKeys | None = None,
+    partition: int | None = None,
+    offset: int | None = None,
+) -> LoggedLeaf:
+    """One record of `jcu.audit.decisions`, opened if `keys` holds its enforcement point's
+    key (MalformedRecord/UnknownSchema if it is not a leaf, AuditError if it does not open)."""
+    clear = parse_leaf(store, data)
+    records: tuple[AuditRecord, ...] = ()
+    key = keys.point(clear.enforcement_point) if keys is not None else None
+    if key is not None:
+        records = open_leaf(store, clear, key.leaf_key(clear.salt))
     return LoggedLeaf(
-        enforcement_point=leaf["enforcement_point"],
-        index=int(leaf["index"]),
-        previous_leaf_hash=bytes(leaf["previous_leaf_hash"]),
+        enforcement_point=clear.enforcement_point,
+        index=clear.index,
+        previous_leaf_hash=clear.previous_leaf_hash,
         records=records,
         data=bytes(data),
         leaf_hash=leaf_hash(data),
         partition=partition,
         offset=offset,
+        count=clear.count,
+        salt=clear.salt,
+        opened=key is not None,
     )
 
 
-def encode_checkpoint(store: SchemaStore, checkpoint: Checkpoint) -> bytes:
+# -- checkpoints and cosignatures -------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CheckpointRecord:
+    """A checkpoint as written to `jcu.audit.checkpoints`: the signed note, and the
+    consistency proof from the enforcement point's previous checkpoint."""
+
+    signed: SignedCheckpoint
+    previous_size: int
+    consistency: tuple[bytes, ...]
+
+
+def encode_checkpoint(
+    store: SchemaStore,
+    signed: SignedCheckpoint,
+    previous_size: int = 0,
+    consistency: Sequence[bytes] = (),
+) -> bytes:
     return store.encode(
         CHECKPOINT,
         {
-            "origin": checkpoint.origin,
-            "tree_size": checkpoint.tree_size,
-            "root_hash": checkpoint.root_hash,
-            "time": checkpoint.time,
-            "key_id": checkpoint.key_id,
-            "signature": checkpoint.signature,
+            "note": signed.note(),
+            "previous_size": previous_size,
+            "consistency": list(consistency),
         },
     )
 
 
-def decode_checkpoint(store: SchemaStore, data: bytes) -> Checkpoint:
+def decode_checkpoint(store: SchemaStore, data: bytes) -> CheckpointRecord:
     _, r = store.decode(data, expected=CHECKPOINT)
-    return Checkpoint(
-        origin=r["origin"],
-        tree_size=int(r["tree_size"]),
-        root_hash=bytes(r["root_hash"]),
-        time=_time(r["time"]),
-        key_id=r["key_id"],
-        signature=bytes(r["signature"]),
-    )
+    previous = int(r["previous_size"])
+    signed = SignedCheckpoint.parse(r["note"])
+    proof = tuple(bytes(h) for h in r["consistency"])
+    if previous < 0 or any(len(h) != 32 for h in proof):
+        raise MalformedRecord("checkpoint record: a bad previous size or consistency proof")
+    return CheckpointRecord(signed, previous, proof)
+
+
+def encode_cosignature(store: SchemaStore, witness: str, signed: SignedCheckpoint) -> bytes:
+    return store.encode(COSIGNATURE, {"witness": witness, "note": signed.note()})
+
+
+def decode_cosignature(store: SchemaStore, data: bytes) -> tuple[str, SignedCheckpoint]:
+    _, r = store.decode(data, expected=COSIGNATURE)
+    return str(r["witness"]), SignedCheckpoint.parse(r["note"])

@@ -8,15 +8,27 @@ written (not fsync'd) before the leaf is handed to Kafka: they survive a crash
 of the process, and the restart re-sends them. After a power loss a torn last
 line is a leaf never sent. A line of the older form (index and hash only) is
 still read; such a journal is reconciled by reading the topic back.
+
+Beside it: the last checkpoint record, kept before it is sent (a restart
+re-sends it rather than sign another tree of that size), and the holds of
+the callers that may ask for leaves after a crash (`AuditLog.hold`), saved
+when the journal is cut at a checkpoint.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import json
 import os
 from collections.abc import Iterable
 from pathlib import Path
+
+from broker.audit._codec import decode_checkpoint
+from broker.audit.checkpoint import SignedCheckpoint
+from broker.errors import JcuError
+from broker.merkle import leaf_hash
+from broker.schemas import SchemaStore
 
 #: index -> (leaf hash, leaf bytes or None for a line of the older form)
 Entries = dict[int, tuple[bytes, bytes | None]]
@@ -60,6 +72,8 @@ class Journal:
                 data = base64.b64decode(parts[2], validate=True) if len(parts) == 3 else None
             except (ValueError, binascii.Error):
                 continue  # a torn last line
+            if data is not None and leaf_hash(data) != leaf:
+                continue  # a torn last line whose base64 happens to parse
             out[int(parts[0])] = (leaf, data)
         return out
 
@@ -92,3 +106,46 @@ class Journal:
         tmp.write_text("".join(self._line(i, *kept[i]) for i in sorted(kept)))
         os.chmod(tmp, 0o600)
         os.replace(tmp, self.path)
+
+    # -- beside the journal ----------------------------------------------------------
+
+    @property
+    def _checkpoint_path(self) -> Path:
+        return self.path.with_suffix(".checkpoint")
+
+    @property
+    def _holds_path(self) -> Path:
+        return self.path.with_suffix(".holds")
+
+    def keep_checkpoint(self, data: bytes) -> None:
+        """The checkpoint record about to be sent, as it will be sent."""
+        _write_private(self._checkpoint_path, data)
+
+    def pending_checkpoint(self, store: SchemaStore) -> tuple[SignedCheckpoint, bytes] | None:
+        """The last checkpoint record kept, and its bytes (None if none, or unreadable)."""
+        try:
+            data = self._checkpoint_path.read_bytes()
+            return decode_checkpoint(store, data).signed, data
+        except (FileNotFoundError, JcuError):
+            return None
+
+    def load_holds(self) -> dict[str, int]:
+        try:
+            raw = json.loads(self._holds_path.read_text(encoding="utf-8"))
+            return {str(k): int(v) for k, v in raw.items()}
+        except (FileNotFoundError, ValueError, AttributeError, TypeError):
+            return {}
+
+    def save_holds(self, holds: dict[str, int]) -> None:
+        _write_private(self._holds_path, json.dumps(holds, sort_keys=True).encode())
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    """Replace `path` atomically with `data`, mode 0600 (survives a crash of the process)."""
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, data)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)

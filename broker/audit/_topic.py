@@ -1,22 +1,36 @@
-"""Reading the audit topics back: every record up to the end offsets seen at the start.
+"""Reading the audit topics back: up to the end offsets seen at the start, whole or streamed.
 
-A record read twice with the same key and the same bytes is kept once: an
-enforcement point that restarts after a crash re-sends the leaves it cannot
-know Kafka kept (it may not read the audit topics: docs/deployment.md), and a
-byte-identical copy adds nothing and hides nothing (its index, links and
-decision ids are those of the first).
+Only auditors (and witnesses, for the checkpoints) may read these topics
+(docs/deployment.md); a principal that may not gets `KafkaForbidden`, saying
+whose credentials to use, even when the topic is empty.
+
+Re-sent copies. An enforcement point that restarts after a crash re-sends,
+byte for byte, what it cannot know Kafka kept (it may not read the topics
+back): the leaves after its last checkpoint, and a checkpoint it signed just
+before the crash. A record byte-identical to the previous record of the same
+key is dropped here (a re-sent checkpoint follows its original directly);
+a re-sent run of leaves is told from an insertion by the verifier, and
+skipped by the readers of records (`query.iter_records`).
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from broker.errors import AuditError, KafkaForbidden
 from broker.kafka._raw_fetch import fetch_raw
 from broker.kafka.clients import consumer as new_consumer
 from broker.kafka.connection import KafkaConnection
 from broker.kafka.scan import metadata
+
+#: What one read may hold in memory at once (aiokafka's fetch buffers): the verifier's
+#: memory bound depends on these, not on the size of the log.
+FETCH_MAX_BYTES = 4 * 1024 * 1024
+PARTITION_FETCH_BYTES = 1024 * 1024
+BATCH_RECORDS = 2000
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,30 +43,29 @@ class TopicRecord:
     offset: int
 
 
-async def read_topic(
-    kafka: KafkaConnection,
-    topic: str,
-    *,
-    partition: int | None = None,
-    start_offset: int = 0,
-    key: str | None = None,
-    timeout_ms: int = 30000,
-) -> list[TopicRecord]:
-    """All records of `topic` (or one partition from `start_offset`), in partition order.
-
-    Reads up to the end offsets taken when the read starts, so a live topic
-    gives a consistent snapshot. `key` keeps only one enforcement point's records.
-    """
-    from aiokafka import TopicPartition
-    from aiokafka.errors import KafkaError, TopicAuthorizationFailedError
-
-    consumer = new_consumer(
+def _consumer(kafka: KafkaConnection, timeout_ms: int) -> Any:
+    return new_consumer(
         kafka,
         group_id=None,
         auto_offset_reset="earliest",
         request_timeout_ms=timeout_ms,
         isolation_level="read_committed",
+        fetch_max_bytes=FETCH_MAX_BYTES,
+        max_partition_fetch_bytes=PARTITION_FETCH_BYTES,
     )
+
+
+def _forbidden(kafka: KafkaConnection, topic: str) -> KafkaForbidden:
+    return KafkaForbidden(
+        f"{kafka.describe()} may not read {topic}: the audit topics are read by auditors "
+        "only (and the checkpoints by witnesses); run this with an auditor's Kafka "
+        "credentials (JCU_KAFKA_CONFIG)"
+    )
+
+
+async def _start(consumer: Any, kafka: KafkaConnection) -> None:
+    from aiokafka.errors import KafkaError
+
     try:
         await consumer.start()
     except KafkaError as exc:
@@ -60,29 +73,54 @@ async def read_topic(
         raise AuditError(
             f"cannot reach Kafka at {kafka.describe()}: {exc}; is it running?"
         ) from None
-    out: list[TopicRecord] = []
-    seen: set[bytes] = set()
+
+
+async def iter_topic(
+    kafka: KafkaConnection,
+    topic: str,
+    *,
+    start: Mapping[int, int] | None = None,
+    partition: int | None = None,
+    key: str | None = None,
+    timeout_ms: int = 30000,
+    missing_ok: bool = False,
+) -> AsyncIterator[list[TopicRecord]]:
+    """Batches of the records of `topic` (or of one `partition`), each partition from its
+    offset in `start` (default: its beginning) to its end offset when the read starts, so
+    a live topic gives a consistent snapshot. `key` keeps one enforcement point's records.
+    Memory is bounded by the fetch sizes above, whatever the topic holds.
+    """
+    from aiokafka import TopicPartition
+    from aiokafka.errors import KafkaError, TopicAuthorizationFailedError
+
+    consumer = _consumer(kafka, timeout_ms)
+    await _start(consumer, kafka)
+    # key -> digest of its previous record: a byte-identical re-send is dropped
+    previous: dict[str, bytes] = {}
     try:
         cluster = await metadata(consumer, [topic])
         if topic in cluster.unauthorized_topics:
             raise TopicAuthorizationFailedError(topic)
         known = cluster.partitions_for_topic(topic)
         if not known:
-            raise AuditError(f"topic {topic} does not exist; create it with `jcu init`")
+            if missing_ok:
+                return
+            raise AuditError(f"topic {topic} does not exist; create it with `jcu kafka topics`")
         wanted = sorted(known) if partition is None else [partition]
         tps = [TopicPartition(topic, p) for p in wanted]
         consumer.assign(tps)
         ends = await consumer.end_offsets(tps)
-        first = start_offset if partition is not None else 0
+        firsts = {tp: (start or {}).get(tp.partition, 0) for tp in tps}
         for tp in tps:
-            consumer.seek(tp, first)
-        remaining = {tp for tp in tps if ends[tp] > first}
+            consumer.seek(tp, firsts[tp])
+        remaining = {tp for tp in tps if ends[tp] > firsts[tp]}
         if not remaining:
             # Nothing to read: one immediate fetch still asks the broker whether this
             # principal may read the topic, so an empty answer is never a wall's silence.
             await fetch_raw(consumer, tps[0], ends[tps[0]])
         while remaining:
-            batch = await consumer.getmany(*remaining, timeout_ms=1000)
+            batch = await consumer.getmany(*remaining, timeout_ms=1000, max_records=BATCH_RECORDS)
+            out: list[TopicRecord] = []
             for tp, messages in batch.items():
                 for m in messages:
                     if m.offset >= ends[tp]:
@@ -91,21 +129,72 @@ async def read_topic(
                     if key is not None and k != key:
                         continue
                     value = m.value or b""
-                    copy = hashlib.sha256(len(k).to_bytes(4, "big") + k.encode() + value).digest()
-                    if copy in seen:
+                    digest = hashlib.sha256(value).digest()
+                    if previous.get(k) == digest:
                         continue  # a byte-identical re-send (see the module's docstring)
-                    seen.add(copy)
+                    previous[k] = digest
                     out.append(TopicRecord(k, value, tp.partition, m.offset))
+            if out:
+                yield out
             for tp in list(remaining):
                 if await consumer.position(tp) >= ends[tp]:
                     remaining.discard(tp)
     except TopicAuthorizationFailedError:
-        raise KafkaForbidden(
-            f"{kafka.describe()} may not read {topic}: the audit topics are read by auditors "
-            "only; run this with an auditor's Kafka credentials (JCU_KAFKA_CONFIG)"
-        ) from None
+        raise _forbidden(kafka, topic) from None
     except KafkaError as exc:
         raise AuditError(f"reading {topic} failed: {exc}") from None
     finally:
         await consumer.stop()
+
+
+async def read_topic(
+    kafka: KafkaConnection,
+    topic: str,
+    *,
+    partition: int | None = None,
+    start_offset: int = 0,
+    key: str | None = None,
+    timeout_ms: int = 30000,
+    missing_ok: bool = False,
+) -> list[TopicRecord]:
+    """All records of `topic` (or one partition from `start_offset`), in partition order:
+    for topics that stay small (checkpoints), or one enforcement point's tail."""
+    start = {partition: start_offset} if partition is not None else None
+    out: list[TopicRecord] = []
+    async for batch in iter_topic(
+        kafka,
+        topic,
+        start=start,
+        partition=partition,
+        key=key,
+        timeout_ms=timeout_ms,
+        missing_ok=missing_ok,
+    ):
+        out.extend(batch)
     return out
+
+
+async def end_offsets(
+    kafka: KafkaConnection, topic: str, timeout_ms: int = 30000
+) -> dict[int, int]:
+    """Per partition of `topic`, the offset after its last record now ({} if no topic)."""
+    from aiokafka import TopicPartition
+    from aiokafka.errors import KafkaError, TopicAuthorizationFailedError
+
+    consumer = _consumer(kafka, timeout_ms)
+    await _start(consumer, kafka)
+    try:
+        cluster = await metadata(consumer, [topic])
+        if topic in cluster.unauthorized_topics:
+            raise TopicAuthorizationFailedError(topic)
+        tps = [TopicPartition(topic, p) for p in sorted(cluster.partitions_for_topic(topic) or ())]
+        if not tps:
+            return {}
+        ends = await consumer.end_offsets(tps)
+        return {tp.partition: int(o) for tp, o in ends.items()}
+    except TopicAuthorizationFailedError:
+        raise _forbidden(kafka, topic) from None
+    except KafkaError as exc:
+        raise AuditError(f"reading {topic} failed: {exc}") from None
+    finally:
+        await consumer.stop()

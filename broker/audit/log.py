@@ -1,24 +1,39 @@
 """`AuditLog`: one enforcement point's append-only, Merkle-tree audit log on Kafka.
 
 Every decision becomes a leaf (`jcu.audit.decisions`, keyed by the
-enforcement point id, so one partition holds its records in tree order).
+enforcement point id, so one partition holds its records in tree order), its
+content sealed under the enforcement point's audit key (`broker.audit.keys`).
 Every `checkpoint_every` records, every `checkpoint_interval` seconds, after a
 restart that found unsealed records, and on `stop()`, the enforcement point
-signs a checkpoint (origin, size, root) and writes it to `jcu.audit.checkpoints`.
+signs a checkpoint (a C2SP checkpoint note: origin, size, root, time) and
+writes it to `jcu.audit.checkpoints` with a consistency proof from its
+previous checkpoint, which is what witnesses check (`broker.audit.witness`).
 
 Crash safety. Local state (tree size, frontier, last checkpoint, the Kafka
-offset where the tree stood) is saved atomically after each checkpoint, and
-every leaf is written to a journal, whole, before it is handed to Kafka. An
-enforcement point may write the audit topics but not read them (only
-auditors do: docs/deployment.md), so on `start()` it re-sends, byte for byte,
-the journal's leaves after its last checkpoint and signs a checkpoint over
-them. A leaf Kafka had kept before the crash is then on the topic twice,
-identical in every byte; readers keep one (`_topic.read_topic`). So records
-written after the last checkpoint are neither lost nor counted twice. A
-record whose write was never acknowledged made its `append` fail (or never
-return), so its decision was never acted on; it is sealed all the same.
-Without local state, a principal that may read the topic rebuilds the tree
-from it (an operator's recovery); one that may not starts a new tree.
+offset where the tree stood) is saved atomically after each checkpoint; every
+leaf is written to a journal, whole, before it is handed to Kafka, and every
+checkpoint to a file beside the state before it is sent. An enforcement
+point may write the audit topics but not read them (only auditors do:
+docs/deployment.md), so a restart works from what it holds itself: it
+re-sends, byte for byte, the journal's leaves after its last checkpoint,
+then a checkpoint it signed over them before the crash (the one its next
+checkpoint must extend: the log never signs two inconsistent trees), and
+seals the rest with a new one. A leaf Kafka had kept before the crash is then
+on the topic twice, identical in every byte: readers keep one, and the
+verifier tells such a copy from an insertion (`_topic`, `verify`). So leaves
+written after the last checkpoint are neither lost nor counted twice, and a
+record written under our key by someone else is never signed over.
+
+Where the principal may read the audit topics (an operator's recovery, the
+tests), a restart also checks that the topic still holds the last leaf the
+state names (a deleted, recreated or truncated topic is refused) and that no
+checkpoint of its own there covers more than it holds. Without local state,
+such a principal rebuilds the tree from the topic; one that may not starts a
+new tree, or refuses if a journal shows it wrote before.
+
+The journal also serves `leaves_since`: what a crashed publisher or subscriber
+decided after the mark it last settled (`hold` keeps those leaves past a
+checkpoint until it moves its mark on).
 """
 
 from __future__ import annotations
@@ -34,16 +49,26 @@ from typing import Any, TypeVar
 
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from broker.audit._codec import LeafEncoder, can_share_leaf, decode_leaf, encode_checkpoint
+from broker.audit._codec import (
+    LeafSealer,
+    can_share_leaf,
+    decode_checkpoint,
+    decode_leaf,
+    encode_checkpoint,
+    parse_leaf,
+)
 from broker.audit._journal import Journal
 from broker.audit._state import AuditState, StateLock, load_state, save_state, state_path
 from broker.audit._topic import read_topic
-from broker.audit.checkpoint import Checkpoint
+from broker.audit.acts import SendOutcome
+from broker.audit.checkpoint import SignedCheckpoint, sign_checkpoint
+from broker.audit.keys import AuditKeys, PointKey
 from broker.audit.record import (
     AuditEntry,
     AuditRecord,
     DecisionSet,
     LeafEntry,
+    LoggedLeaf,
     new_decision_ids,
 )
 from broker.errors import AuditError, JcuError, KafkaForbidden, KafkaUnavailable
@@ -52,7 +77,7 @@ from broker.kafka.connection import KafkaConnection
 from broker.kafka.topics import AUDIT_CHECKPOINTS, AUDIT_DECISIONS
 from broker.lifecycle import Service
 from broker.logs import get_logger
-from broker.merkle import MerkleTree, leaf_hash
+from broker.merkle import MerkleTree, consistency_proof_from, leaf_hash
 from broker.schemas import SchemaStore, default_store
 
 _log = get_logger(__name__)
@@ -61,6 +86,8 @@ _log = get_logger(__name__)
 #: At most this many decisions share a leaf (one message's decisions about every
 #: registered organisation fit in one).
 MAX_LEAF_RECORDS = 64
+#: The journal keeps leaves for a caller's `hold` at most this far behind the tree.
+MAX_HELD = 100_000
 _T = TypeVar("_T")
 
 
@@ -102,12 +129,34 @@ class _Snapshot:
     last_leaf: bytes
 
 
+#: A leaf as the journal keeps it: index, leaf hash, bytes (None: a line of an older form).
+_Journaled = tuple[int, bytes, bytes | None]
+
+
+@dataclass(frozen=True, slots=True)
+class _Found:
+    """The newest checkpoint of its own a restart found on the topic, and where."""
+
+    latest: SignedCheckpoint | None
+    position: tuple[int, int]
+
+
+@dataclass(frozen=True, slots=True)
+class AuditMark:
+    """Where a log stood: leaves from `index` on are at offsets from `offset` on
+    (`AuditLog.mark`, `AuditLog.leaves_since`)."""
+
+    index: int
+    offset: int
+
+
 class AuditLog(Service):
     """Append decisions, sign checkpoints. Use `async with AuditLog(...) as log:`.
 
     `kafka` is the connection its own idempotent, acks=all producer uses.
     Only one AuditLog per enforcement point may run at a time (a lock file in
-    `state_dir` enforces it on one host).
+    `state_dir` enforces it on one host). `keys` holds the enforcement point's
+    audit secret (default: the one in `state_dir`, made on first use).
     """
 
     def __init__(
@@ -122,6 +171,7 @@ class AuditLog(Service):
         store: SchemaStore | None = None,
         decisions_topic: str = AUDIT_DECISIONS,
         checkpoints_topic: str = AUDIT_CHECKPOINTS,
+        keys: AuditKeys | None = None,
     ) -> None:
         if not enforcement_point or "\n" in enforcement_point:
             raise AuditError("an enforcement point id is one non-empty line, e.g. cert-eu/publish")
@@ -139,13 +189,22 @@ class AuditLog(Service):
         self._store = store
         self._decisions = decisions_topic
         self._checkpoints = checkpoints_topic
+        self._keys = keys
+        self._point_key: PointKey | None = None
 
         self._producer: Any = None
         self._tree = MerkleTree()
         self._last_leaf = b""
         self._partition = 0
         self._next_offset = 0
-        self._checkpoint: Checkpoint | None = None
+        self._checkpoint: SignedCheckpoint | None = None
+        self._checkpoint_position = (0, -1)  # partition, offset on the checkpoints topic
+        # What the next checkpoint's consistency proof is made from: the frontier of the
+        # tree at the last checkpoint, and the leaf hashes appended since.
+        self._cp_frontier: tuple[bytes, ...] = ()
+        self._since_checkpoint: list[bytes] = []
+        #: caller -> the first leaf index it may ask `leaves_since` for after a crash
+        self._holds: dict[str, int] = {}
         self._inflight: deque[_InFlight] = deque()
         self._snapshots: deque[_Snapshot] = deque()
         self._snapshot_mark = 0  # tree size of the newest snapshot (or checkpoint)
@@ -167,7 +226,7 @@ class AuditLog(Service):
             return
         if self._store is None:
             self._store = default_store()
-        self._encoder = LeafEncoder(self._store)
+        self._sealer = LeafSealer(self._store, self.enforcement_point, self.point_key)
         self._lock_file.acquire()
         try:
             await self._start_producer()
@@ -207,12 +266,94 @@ class AuditLog(Service):
     def size(self) -> int:
         return self._tree.size
 
+    @property
+    def state_dir(self) -> Path:
+        """Where this log keeps its state (what it last logged of other things, beside it)."""
+        return self._state_path.parent
+
+    @property
+    def decisions_topic(self) -> str:
+        return self._decisions
+
+    @property
+    def checkpoints_topic(self) -> str:
+        return self._checkpoints
+
     def root(self) -> bytes:
         return self._tree.root()
 
     @property
-    def last_checkpoint(self) -> Checkpoint | None:
+    def last_checkpoint(self) -> SignedCheckpoint | None:
         return self._checkpoint
+
+    @property
+    def point_key(self) -> PointKey:
+        """This enforcement point's audit key (content hashes, sealed leaves)."""
+        if self._point_key is None:
+            keys = self._keys or AuditKeys.open(self._state_path.parent)
+            self._point_key = keys.require(self.enforcement_point)
+        return self._point_key
+
+    def content_hash(self, data: bytes) -> bytes:
+        """The keyed hash under which this log names a payload (never a plain hash)."""
+        return self.point_key.content_hash(data)
+
+    def content_hash_of_digest(self, sha256: bytes) -> bytes:
+        """The same, from the payload's SHA-256."""
+        return self.point_key.content_hash_of_digest(sha256)
+
+    def mark(self) -> AuditMark:
+        """Where the next leaf goes: what `leaves_since` reads back from after a crash."""
+        return AuditMark(self._tree.size, self._next_offset)
+
+    def hold(self, holder: str, mark: AuditMark) -> None:
+        """`holder` (a publisher's sent index, a subscriber's ledger) settled everything
+        before `mark`, durably: the journal keeps the leaves from `mark` on past checkpoints,
+        for `leaves_since` after a crash, until the holder moves on."""
+        self._holds[holder] = mark.index
+
+    async def leaves_since(self, mark: AuditMark) -> list[LoggedLeaf]:
+        """This log's own leaves from `mark` on, opened: what a crash may have left written
+        but not yet acted on (the caller reconciles with them).
+
+        Read from the journal (an enforcement point may not read the audit topic);
+        a principal that may read it is read there if the journal no longer goes
+        back to `mark` (a mark older than any `hold`)."""
+        self._check_writable()
+        assert self._store is not None
+        keys = AuditKeys()
+        keys.add(self.point_key)
+        held = self._journal.tail(mark.index)
+        if mark.index >= self._tree.size or (
+            held
+            and held[-1][0] == self._tree.size - 1
+            and all(data is not None for *_, data in held)
+        ):
+            return [
+                decode_leaf(self._store, data, keys=keys) for _, _, data in held if data is not None
+            ]
+        try:
+            raws = await read_topic(
+                self._kafka,
+                self._decisions,
+                partition=self._partition,
+                start_offset=min(mark.offset, self._next_offset),
+                key=self.enforcement_point,
+            )
+        except KafkaForbidden:
+            raise AuditError(
+                f"{self.enforcement_point}: its journal no longer holds the leaves from "
+                f"{mark.index} on, and this principal may not read them from "
+                f"{self._decisions}; start it once with an auditor's Kafka credentials"
+            ) from None
+        out = []
+        seen: set[int] = set()
+        for raw in raws:
+            leaf = decode_leaf(self._store, raw.value, keys=keys, offset=raw.offset)
+            if mark.index <= leaf.index < self._tree.size and leaf.index not in seen:
+                seen.add(leaf.index)
+                out.append(leaf)
+        return out
 
     def _check_writable(self) -> None:
         if not self._running:
@@ -236,6 +377,20 @@ class AuditLog(Service):
             self._drainer = asyncio.get_running_loop().create_task(self._drain())
         return await done
 
+    def submit(self, records: Sequence[AuditRecord]) -> list[asyncio.Future[AuditEntry]]:
+        """Queue records now, from synchronous code running in the event loop (a listener):
+        they are written in order with the other appends; await the futures to know."""
+        self._check_writable()
+        loop = asyncio.get_running_loop()
+        futures = []
+        for record in records:
+            done: asyncio.Future[AuditEntry] = loop.create_future()
+            self._queue.append((record, done))
+            futures.append(done)
+        if self._drainer is None or self._drainer.done():
+            self._drainer = loop.create_task(self._drain())
+        return futures
+
     async def append_many(self, records: Sequence[AuditRecord]) -> list[AuditEntry]:
         """Add several decisions; returns once Kafka holds them all.
 
@@ -252,8 +407,9 @@ class AuditLog(Service):
             for decision_id in ids
         ]
 
-    async def append_sets(self, sets: Sequence[DecisionSet]) -> list[LeafEntry]:
-        """Add the decisions of several messages, a leaf each; returns once Kafka holds them.
+    async def append_sets(self, sets: Sequence[DecisionSet | SendOutcome]) -> list[LeafEntry]:
+        """Add the decisions (or send outcomes) of several messages, a leaf each; returns once
+        Kafka holds them.
 
         The cheap path for an enforcement point that decides about many
         organisations at once: no AuditRecord object per decision. All or
@@ -264,12 +420,11 @@ class AuditLog(Service):
             index, previous = self._tree.size, self._last_leaf
             encoded = []
             for dset in sets:
-                if not dset.decisions:
+                count = dset.count if isinstance(dset, SendOutcome) else len(dset.decisions)
+                if not count:
                     continue
-                ids = new_decision_ids(len(dset.decisions))
-                data = self._encoder.encode_set(
-                    self.enforcement_point, index, previous, dset, ids, ids_are_canonical=True
-                )
+                ids = new_decision_ids(count)
+                data = self._sealer.leaf_of_set(index, previous, dset, ids)
                 previous = leaf_hash(data)
                 encoded.append((ids, data, previous))
                 index += 1
@@ -345,8 +500,7 @@ class AuditLog(Service):
             done.set_result(entry)
 
     def _encode(self, index: int, previous: bytes, records: Sequence[AuditRecord]) -> bytes:
-        assert self._store is not None
-        return self._encoder.encode(self.enforcement_point, index, previous, records)
+        return self._sealer.leaf(index, previous, records)
 
     async def _enqueue(self, records: Sequence[AuditRecord]) -> list[_Sent]:
         """Encode all records (a bad one stops the batch before anything is sent), then send."""
@@ -396,6 +550,7 @@ class AuditLog(Service):
             self._inflight.append(_InFlight(self._tree.size, i - first, future))
             for ids, _, leaf in encoded[first:i]:
                 index = self._tree.append(leaf)
+                self._since_checkpoint.append(leaf)
                 self._last_leaf = leaf
                 if self._tree.size - self._snapshot_mark >= self._every:
                     self._take_snapshot()
@@ -410,7 +565,7 @@ class AuditLog(Service):
         self._snapshot_mark = self._tree.size
         self._due.set()
 
-    async def checkpoint(self) -> Checkpoint | None:
+    async def checkpoint(self) -> SignedCheckpoint | None:
         """Sign and write a checkpoint now (if anything is unsealed); returns the latest."""
         if self._tree.size > self._snapshot_mark:
             self._take_snapshot()
@@ -448,8 +603,34 @@ class AuditLog(Service):
         if self._failed is not None:
             raise AuditError(f"audit log of {self.enforcement_point} failed: {self._failed}")
         size = snapshot.tree.size
-        next_offset = self._next_offset
         # Every record the checkpoint covers must be in Kafka before we sign it.
+        next_offset = await self._settle_inflight(size)
+        previous_size = self._checkpoint.tree_size if self._checkpoint is not None else 0
+        fresh = size - previous_size
+        proof = consistency_proof_from(
+            previous_size, self._cp_frontier, self._since_checkpoint[:fresh]
+        )
+        cp = sign_checkpoint(self._signer, self.enforcement_point, size, snapshot.tree.root())
+        assert self._store is not None
+        data = encode_checkpoint(self._store, cp, previous_size, proof)
+        # Kept before it is sent: a restart after a crash re-sends it rather than signing
+        # another tree of this size (it may not read the checkpoints topic to find out).
+        self._journal.keep_checkpoint(data)
+        try:
+            meta = await (await self._producer.send(self._checkpoints, value=data, key=self._key))
+        except Exception as exc:
+            self._fail(exc)
+            raise AuditError(f"audit checkpoint not written: {exc}") from None
+        self._checkpoint = cp
+        self._checkpoint_position = (meta.partition, meta.offset)
+        self._cp_frontier = snapshot.tree.frontier
+        del self._since_checkpoint[:fresh]
+        self._persist(snapshot.tree.frontier, snapshot.last_leaf, size, next_offset)
+        _log.debug("audit checkpoint", enforcement_point=self.enforcement_point, size=size)
+
+    async def _settle_inflight(self, size: int) -> int:
+        """Wait until Kafka holds every leaf below `size`; the offset after the last one."""
+        next_offset = self._next_offset
         covered = []
         for batch in self._inflight:
             if batch.first >= size:
@@ -468,32 +649,43 @@ class AuditLog(Service):
             next_offset = future.result().offset + in_checkpoint
             if in_checkpoint == batch.count:
                 self._inflight.popleft()
-        cp = Checkpoint.sign(self._signer, self.enforcement_point, size, snapshot.tree.root())
-        assert self._store is not None
-        try:
-            sent = await self._producer.send(
-                self._checkpoints, value=encode_checkpoint(self._store, cp), key=self._key
-            )
-            await sent
-        except Exception as exc:
-            self._fail(exc)
-            raise AuditError(f"audit checkpoint not written: {exc}") from None
-        self._checkpoint = cp
+        return next_offset
+
+    def _persist(
+        self, frontier: tuple[bytes, ...], last_leaf: bytes, size: int, next_offset: int
+    ) -> None:
+        """Save the state at the checkpoint just taken; the journal forgets what it covers
+        (but what a caller still holds: `hold`)."""
+        assert self._checkpoint is not None
         self._next_offset = next_offset
         save_state(
             self._state_path,
             AuditState(
                 enforcement_point=self.enforcement_point,
                 tree_size=size,
-                frontier=snapshot.tree.frontier,
-                last_leaf_hash=snapshot.last_leaf,
+                frontier=frontier,
+                last_leaf_hash=last_leaf,
                 partition=self._partition,
                 next_offset=next_offset,
-                checkpoint=cp,
+                checkpoint=self._checkpoint,
+                checkpoint_partition=self._checkpoint_position[0],
+                checkpoint_offset=self._checkpoint_position[1],
+                decisions_topic=self._decisions,
             ),
         )
-        self._journal.keep_from(size)
-        _log.debug("audit checkpoint", enforcement_point=self.enforcement_point, size=size)
+        floor = size
+        stale = [n for n, i in self._holds.items() if i < size - MAX_HELD]
+        for name in stale:
+            _log.warning(
+                "audit journal: a mark held too long is let go",
+                enforcement_point=self.enforcement_point,
+                holder=name,
+                index=self._holds.pop(name),
+            )
+        if self._holds:
+            floor = min(floor, *self._holds.values())
+        self._journal.save_holds(self._holds)
+        self._journal.keep_from(floor)
 
     def _fail(self, exc: BaseException) -> None:
         if self._failed is None:
@@ -531,6 +723,12 @@ class AuditLog(Service):
         state = load_state(self._state_path)
         if state is not None and state.enforcement_point != self.enforcement_point:
             raise AuditError(f"audit state {self._state_path} belongs to {state.enforcement_point}")
+        if state is not None and state.decisions_topic != self._decisions:
+            raise AuditError(
+                f"audit state {self._state_path} is of a tree on {state.decisions_topic}, not "
+                f"{self._decisions}; give this log a state directory of its own"
+            )
+        self._holds = self._journal.load_holds()
         if state is None:
             await self._start_without_state()
             return
@@ -539,24 +737,103 @@ class AuditLog(Service):
         self._partition = state.partition
         self._next_offset = state.next_offset
         self._checkpoint = state.checkpoint
+        self._checkpoint_position = (state.checkpoint_partition, state.checkpoint_offset)
+        self._cp_frontier = state.frontier
         self._snapshot_mark = state.tree_size
         tail = self._journal.tail(state.tree_size)
-        if not tail:
-            return  # everything this enforcement point wrote is under its last checkpoint
-        if any(data is None for _, _, data in tail):
-            # A journal from before leaves were kept whole: read back, as it did then.
-            await self._read_back(adopt_only=self._journal.read())
+        legacy = any(data is None for _, _, data in tail)
+        try:
+            on_topic = await self._check_topic(state)
+        except KafkaForbidden:
+            if legacy:
+                raise AuditError(
+                    f"{self.enforcement_point}: its journal is of an older form that does not "
+                    "keep leaves whole; start it once with Kafka credentials that may read the "
+                    "audit topics (an auditor's or the platform admin's) to reconcile it"
+                ) from None
+            on_topic = None  # behind the wall: what this enforcement point holds is the truth
+        if legacy:
+            await self._read_back(state, adopt_only=self._journal.read())
             return
-        await self._resend(tail)
+        await self._recover(tail, on_topic)
 
-    async def _resend(self, tail: Sequence[tuple[int, bytes, bytes | None]]) -> None:
-        """Write again the leaves sent after the last checkpoint, byte for byte.
+    async def _check_topic(self, state: AuditState) -> _Found:
+        """Where this principal may read the audit topics: the leaf the state ends on must
+        still be where it was written, and the newest checkpoint of its own there is one
+        its records must bear out. Raises KafkaForbidden behind the wall."""
+        assert self._store is not None
+        start = state.next_offset - 1 if state.tree_size else state.next_offset
+        found = await read_topic(
+            self._kafka,
+            self._decisions,
+            partition=self._partition,
+            start_offset=start,
+            key=self.enforcement_point,
+        )
+        if state.tree_size:
+            self._check_still_there(state, found[0] if found else None)
+        latest, position = await self._latest_own_checkpoint()
+        return _Found(latest, position)
+
+    async def _recover(self, tail: Sequence[_Journaled], on_topic: _Found | None) -> None:
+        """Re-send the journal's leaves after the last checkpoint, byte for byte, and the
+        checkpoint signed over them before a crash (if any), in the order first written.
 
         Whether Kafka kept them before the crash cannot be known without reading
-        the audit topic, which an enforcement point may not do (only auditors
-        read it). A copy Kafka already holds is identical to it in every byte,
-        and readers keep one of each (`_topic.read_topic`).
+        the audit topic, which an enforcement point may not do. A copy Kafka
+        already holds is identical to it in every byte (`_topic`, `verify`).
         """
+        pending = self._journal.pending_checkpoint(self._store or default_store())
+        targets: list[tuple[SignedCheckpoint, tuple[int, int] | None, bytes | None]] = []
+        current = self._checkpoint.tree_size if self._checkpoint is not None else 0
+        if pending is not None and pending[0].tree_size > current:
+            targets.append((pending[0], None, pending[1]))
+        if on_topic is not None and on_topic.latest is not None:
+            cp = on_topic.latest
+            if cp.tree_size > current and not any(t[0].note() == cp.note() for t in targets):
+                targets.append((cp, on_topic.position, None))
+            elif targets and targets[0][0].note() == cp.note():
+                targets[0] = (cp, on_topic.position, None)  # it reached Kafka: nothing to re-send
+        targets.sort(key=lambda t: t[0].tree_size)
+        reach = self._tree.size + len(tail)
+        for cp, _, _ in targets:
+            if cp.tree_size > reach:
+                where = "the topic" if on_topic is not None else "its journal"
+                raise AuditError(
+                    f"{self.enforcement_point} signed a checkpoint of {cp.tree_size} records "
+                    f"but {where} holds {reach}: records are missing from {self._decisions}; "
+                    "restore its state and journal, then run `jcu audit verify`"
+                )
+        encoded = self._chained(tail)
+        done = 0
+        self._snapshot_mark = reach  # no snapshot half-way: the checkpoints here come first
+        try:
+            for cp, position, data in targets:
+                upto = cp.tree_size - self._tree.size
+                await self._confirm([f for *_, f in await self._send(encoded[done : done + upto])])
+                done += upto
+                next_offset = await self._settle_inflight(cp.tree_size)
+                if data is not None:
+                    position = await self._resend_checkpoint(data)
+                assert position is not None
+                self._take_checkpoint(cp, position)
+                self._persist(self._tree.frontier, self._last_leaf, cp.tree_size, next_offset)
+            await self._confirm([f for *_, f in await self._send(encoded[done:])])
+        finally:
+            self._snapshots.clear()
+            self._snapshot_mark = self._checkpoint.tree_size if self._checkpoint else 0
+        if tail or targets:
+            _log.info(
+                "audit log recovered after a stop: its unsealed leaves re-sent",
+                enforcement_point=self.enforcement_point,
+                records=len(tail),
+                checkpoints=len(targets),
+                tree_size=self._tree.size,
+            )
+
+    def _chained(self, tail: Sequence[_Journaled]) -> list[tuple[tuple[str, ...], bytes, bytes]]:
+        """The journal's leaves, checked to continue the tree (hash, index, link)."""
+        assert self._store is not None
         previous = self._last_leaf
         encoded: list[tuple[tuple[str, ...], bytes, bytes]] = []
         for index, leaf, data in tail:
@@ -564,34 +841,39 @@ class AuditLog(Service):
             if leaf_hash(data) != leaf or index != self._tree.size + len(encoded):
                 raise AuditError(
                     f"{self.enforcement_point}: the journal's leaf {index} does not match its "
-                    f"hash or position; run `jcu audit verify` before restarting"
+                    "hash or position; run `jcu audit verify` before restarting"
                 )
-            rec = decode_leaf(self._store or default_store(), data)
-            if rec.previous_leaf_hash != previous:
+            clear = parse_leaf(self._store, data)
+            if clear.previous_leaf_hash != previous or clear.enforcement_point != (
+                self.enforcement_point
+            ):
                 raise AuditError(
                     f"{self.enforcement_point}: the journal's leaf {index} does not link to the "
                     "tree; run `jcu audit verify` before restarting"
                 )
             previous = leaf
             encoded.append(((), data, leaf))
-        await self._confirm([future for *_, future in await self._send(encoded)])
-        _log.info(
-            "audit records re-sent after a restart",
-            enforcement_point=self.enforcement_point,
-            records=len(encoded),
-            tree_size=self._tree.size,
-        )
+        return encoded
+
+    async def _resend_checkpoint(self, data: bytes) -> tuple[int, int]:
+        try:
+            meta = await (await self._producer.send(self._checkpoints, value=data, key=self._key))
+        except Exception as exc:
+            self._fail(exc)
+            raise AuditError(f"audit checkpoint not written: {exc}") from None
+        return int(meta.partition), int(meta.offset)
 
     async def _start_without_state(self) -> None:
-        """No local state: a new enforcement point, or lost state. Rebuild from the topic when
-        this principal may read it (an operator's recovery); else start a new tree."""
+        """No local state: a new enforcement point, or lost state. Killed before its first
+        checkpoint, its journal holds the tree; else a principal that may read the topic
+        rebuilds it from there (an operator's recovery), one that may not starts anew."""
         self._partition = await self._partition_for_key()
         first = self._journal.tail(0)
         if first and all(data is not None for _, _, data in first):
-            await self._resend(first)  # killed before its first checkpoint: the tree is these
+            await self._recover(first, None)
             return
         try:
-            await self._read_back(adopt_only=None)
+            await self._read_back(None, adopt_only=None)
         except KafkaForbidden:
             if self._journal.path.exists():
                 # It wrote before: a new tree would fork its log. Only a reader can rebuild it.
@@ -606,17 +888,26 @@ class AuditLog(Service):
                 enforcement_point=self.enforcement_point,
             )
 
-    async def _read_back(self, adopt_only: dict[int, bytes] | None) -> None:
+    async def _read_back(
+        self, state: AuditState | None, adopt_only: dict[int, bytes] | None
+    ) -> None:
         """Adopt this enforcement point's records from the topic after the saved offset:
         with its journal (`adopt_only`), only those it wrote; without (lost state), all."""
         assert self._store is not None
+        start = 0
+        if state is not None:
+            start = state.next_offset - 1 if state.tree_size else state.next_offset
         found = await read_topic(
             self._kafka,
             self._decisions,
             partition=self._partition,
-            start_offset=self._next_offset,
+            start_offset=start,
             key=self.enforcement_point,
         )
+        if state is not None and state.tree_size:
+            self._check_still_there(state, found[0] if found else None)
+            found = found[1:]
+        latest, latest_position = await self._latest_own_checkpoint()
         adopted = 0
         if adopt_only is None and found:
             _log.warning(
@@ -624,9 +915,11 @@ class AuditLog(Service):
                 enforcement_point=self.enforcement_point,
                 records=len(found),
             )
+        if latest is not None and latest.tree_size == self._tree.size:
+            self._take_checkpoint(latest, latest_position)
         for raw in found:
             try:
-                rec = decode_leaf(self._store, raw.value, offset=raw.offset)
+                rec = parse_leaf(self._store, raw.value)
             except JcuError as exc:
                 raise AuditError(
                     f"audit record at offset {raw.offset} of {self._decisions} does not decode "
@@ -634,21 +927,33 @@ class AuditLog(Service):
                 ) from None
             if rec.index < self._tree.size:
                 continue
+            leaf = leaf_hash(raw.value)
             if rec.index != self._tree.size or rec.previous_leaf_hash != self._last_leaf:
                 raise AuditError(
                     f"{self.enforcement_point}: record at offset {raw.offset} (index {rec.index}) "
                     f"does not continue the tree at size {self._tree.size}; run `jcu audit verify`"
                 )
-            if adopt_only is not None and adopt_only.get(rec.index) != rec.leaf_hash:
+            if adopt_only is not None and adopt_only.get(rec.index) != leaf:
                 raise AuditError(
                     f"{self.enforcement_point}: record at offset {raw.offset} (index {rec.index}) "
                     "continues the tree but was not written by this enforcement point; "
                     "refusing to sign over it; run `jcu audit verify`"
                 )
-            self._tree.append(rec.leaf_hash)
-            self._last_leaf = rec.leaf_hash
+            self._tree.append(leaf)
+            self._since_checkpoint.append(leaf)
+            self._last_leaf = leaf
             self._next_offset = raw.offset + 1
             adopted += 1
+            if latest is not None and latest.tree_size == self._tree.size:
+                self._take_checkpoint(latest, latest_position)
+        if latest is not None and latest.tree_size > self._tree.size:
+            raise AuditError(
+                f"{self.enforcement_point} signed a checkpoint of {latest.tree_size} records "
+                f"but the topic holds {self._tree.size}: records are missing from "
+                f"{self._decisions}; run `jcu audit verify`"
+            )
+        if state is None:
+            self._snapshot_mark = self._checkpoint.tree_size if self._checkpoint else 0
         if adopted:
             _log.info(
                 "audit records recovered from the topic",
@@ -656,3 +961,71 @@ class AuditLog(Service):
                 records=adopted,
                 tree_size=self._tree.size,
             )
+
+    def _check_still_there(self, state: AuditState, first: Any) -> None:
+        """The record the state ends on must be where it was written, as it was written."""
+        where = f"offset {state.next_offset - 1} of {self._decisions}"
+        if first is not None and first.offset == state.next_offset - 1:
+            try:
+                clear = parse_leaf(self._store, first.value)  # type: ignore[arg-type]
+            except JcuError:
+                clear = None
+            if (
+                clear is not None
+                and clear.index == state.tree_size - 1
+                and leaf_hash(first.value) == state.last_leaf_hash
+            ):
+                return
+        raise AuditError(
+            f"{self.enforcement_point}: the audit topic no longer holds record "
+            f"{state.tree_size - 1} at {where}, where this enforcement point wrote it: the "
+            "topic was deleted, truncated or rewritten. Restore it; `jcu audit verify` shows "
+            "what is missing. (Moving the state away starts a new tree, which verification "
+            "and witnesses will report as inconsistent with what they saw.)"
+        )
+
+    async def _latest_own_checkpoint(
+        self,
+    ) -> tuple[SignedCheckpoint | None, tuple[int, int]]:
+        """The newest checkpoint on the topic signed by this enforcement point's key and not
+        older than the state's: the one its next checkpoint must extend."""
+        assert self._store is not None
+        partition, offset = self._checkpoint_position
+        raws = await read_topic(
+            self._kafka,
+            self._checkpoints,
+            partition=partition if offset >= 0 else None,
+            start_offset=max(offset, 0),
+            key=self.enforcement_point,
+        )
+        public = self._signer.public_key()
+        latest: SignedCheckpoint | None = None
+        position = self._checkpoint_position
+        for raw in raws:
+            try:
+                record = decode_checkpoint(self._store, raw.value)
+            except JcuError:
+                continue  # not ours to judge: the verifier names it
+            cp = record.signed
+            if cp.origin != self.enforcement_point or cp.log_key([public]) is None:
+                continue
+            if latest is None or cp.tree_size >= latest.tree_size:
+                latest, position = cp, (raw.partition, raw.offset)
+        current = self._checkpoint
+        if latest is None or (current is not None and latest.tree_size < current.tree_size):
+            return None, self._checkpoint_position
+        return latest, position
+
+    def _take_checkpoint(self, cp: SignedCheckpoint, position: tuple[int, int]) -> None:
+        """The tree stands at `cp`'s size: `cp` is the checkpoint to extend, if its root is
+        this tree's; else the log and what it signed disagree, and it must not go on."""
+        if cp.root_hash != self._tree.root():
+            raise AuditError(
+                f"{self.enforcement_point} signed a checkpoint of size {cp.tree_size} whose root "
+                "is not the root of its records: the records were rewritten; run "
+                "`jcu audit verify`"
+            )
+        self._checkpoint = cp
+        self._checkpoint_position = position
+        self._cp_frontier = self._tree.frontier
+        self._since_checkpoint = []

@@ -1,75 +1,100 @@
-"""Answers from the audit log: prove one decision, find decisions, explain one message in words,
-tell a thread's story (a workflow's messages, linked by their thread, never by content)."""
+"""Answers from the audit log: find records, explain one message in words, tell a
+thread's story (a workflow's messages, linked by their thread, never by content).
+
+Only leaves the reader holds the audit key of can be read (its own node's
+enforcement points, and any an auditor was given: `broker.audit.keys`); the
+rest of the topic stays sealed to it and is counted, not shown.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from broker.audit._codec import decode_leaf
 from broker.audit._topic import TopicRecord
-from broker.audit.checkpoint import Checkpoint
+from broker.audit.keys import AuditKeys
 from broker.audit.record import LoggedRecord
-from broker.audit.verify import VerificationReport
-from broker.errors import AuditError, AuditVerificationError, JcuError
-from broker.merkle import verify_inclusion
+from broker.errors import AuditError, JcuError
 from broker.schemas import SchemaStore
 
 
-@dataclass(frozen=True, slots=True)
-class InclusionProof:
-    """One record, the checkpoint it is proved against, the audit path, and the outcome."""
+@dataclass
+class ReadCount:
+    """How many leaves a reading opened, could not open (no key), or could not decode."""
 
-    record: LoggedRecord
-    checkpoint: Checkpoint
-    path: tuple[bytes, ...]
-    verified: bool
+    opened: int = 0
+    sealed: int = 0
+    bad: int = 0
 
 
-def prove(report: VerificationReport, decision_id: str) -> InclusionProof:
-    """The inclusion proof of a decision against its enforcement point's latest checkpoint.
+def iter_records(
+    store: SchemaStore,
+    raws: Iterable[TopicRecord],
+    keys: AuditKeys,
+    count: ReadCount | None = None,
+) -> Iterator[LoggedRecord]:
+    """Every record of every leaf `keys` opens, in topic order; the others are counted.
 
-    The checkpoint's signature and its consistency with the whole log have
-    been checked by the verification that produced `report`.
-    """
-    for log in report.logs:
-        for rec in log.records:
-            if rec.record.decision_id != decision_id:
-                continue
-            if log.report.failure is not None:
-                raise AuditVerificationError(
-                    f"{log.enforcement_point}: {log.report.failure.message}; "
-                    f"no proof from a log that does not verify"
-                )
-            if not log.checkpoints or rec.index >= log.checkpoints[-1].tree_size:
-                raise AuditError(
-                    f"decision {decision_id} (record {rec.index} of {log.enforcement_point}) is "
-                    f"not sealed by a checkpoint yet; {log.enforcement_point} seals it at its "
-                    f"next checkpoint"
-                )
-            cp = log.checkpoints[-1]
-            path = tuple(log.tree.inclusion_proof(rec.index, cp.tree_size))
-            ok = verify_inclusion(rec.leaf_hash, rec.index, cp.tree_size, path, cp.root_hash)
-            return InclusionProof(rec, cp, path, ok)
-    raise AuditError(f"no decision {decision_id} in the audit log")
+    A leaf claiming an index its enforcement point's log already reached is a
+    re-sent copy (`_topic`) and is read once; `jcu audit verify` tells a copy
+    from an insertion."""
+    tally = count if count is not None else ReadCount()
+    reached: dict[str, int] = {}
+    for raw in raws:
+        if keys.point(raw.key) is None:
+            tally.sealed += 1
+            continue
+        try:
+            leaf = decode_leaf(
+                store, raw.value, keys=keys, partition=raw.partition, offset=raw.offset
+            )
+        except JcuError:
+            tally.bad += 1
+            continue
+        if leaf.index < reached.get(raw.key, 0):
+            continue
+        reached[raw.key] = leaf.index + 1
+        tally.opened += 1
+        yield from leaf.decisions()
 
 
 def decode_records(
-    store: SchemaStore, raws: Iterable[TopicRecord]
+    store: SchemaStore, raws: Iterable[TopicRecord], keys: AuditKeys
 ) -> tuple[list[LoggedRecord], int]:
-    """Every decision of every leaf that decodes, and how many leaves did not (verify
-    names those)."""
-    out: list[LoggedRecord] = []
-    bad = 0
-    for raw in raws:
-        try:
-            leaf = decode_leaf(store, raw.value, partition=raw.partition, offset=raw.offset)
-        except JcuError:
-            bad += 1
-            continue
-        out.extend(leaf.decisions())
-    return out, bad
+    """Every record `keys` can read, and how many leaves did not decode (verify names them)."""
+    count = ReadCount()
+    records = list(iter_records(store, raws, keys, count))
+    return records, count.bad
+
+
+def matches(
+    r: LoggedRecord,
+    *,
+    message_id: str | None = None,
+    organisation: str | None = None,
+    decision: str | None = None,
+    rule: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    enforcement_point: str | None = None,
+    action: str | None = None,
+    thread: str | None = None,
+) -> bool:
+    """Whether `r` passes every given filter (`until` exclusive)."""
+    rec = r.record
+    return (
+        (message_id is None or rec.message_id == message_id)
+        and (organisation is None or rec.organisation == organisation)
+        and (decision is None or rec.decision == decision)
+        and (rule is None or rule in rec.rule_ids)
+        and (since is None or rec.time >= since)
+        and (until is None or rec.time < until)
+        and (enforcement_point is None or r.enforcement_point == enforcement_point)
+        and (action is None or rec.action == action)
+        and (thread is None or rec.thread == thread)
+    )
 
 
 def query(
@@ -80,25 +105,51 @@ def query(
     decision: str | None = None,
     rule: str | None = None,
     since: datetime | None = None,
+    until: datetime | None = None,
     enforcement_point: str | None = None,
+    action: str | None = None,
     thread: str | None = None,
 ) -> list[LoggedRecord]:
-    """Records matching every given filter, oldest first."""
+    """Records matching every given filter (`until` exclusive), oldest first."""
     hits = [
         r
         for r in records
-        if (message_id is None or r.record.message_id == message_id)
-        and (thread is None or r.record.thread == thread)
-        and (organisation is None or r.record.organisation == organisation)
-        and (decision is None or r.record.decision == decision)
-        and (rule is None or rule in r.record.rule_ids)
-        and (since is None or r.record.time >= since)
-        and (enforcement_point is None or r.enforcement_point == enforcement_point)
+        if matches(
+            r,
+            message_id=message_id,
+            organisation=organisation,
+            decision=decision,
+            rule=rule,
+            since=since,
+            until=until,
+            enforcement_point=enforcement_point,
+            action=action,
+            thread=thread,
+        )
     ]
     return sorted(hits, key=lambda r: (r.record.time, r.enforcement_point, r.index))
 
 
-_VERBS = {"allow": "allowed", "redact": "allowed redacted", "deny": "denied", "reject": "rejected"}
+_VERBS = {
+    "allow": "allowed",
+    "redact": "allowed redacted",
+    "deny": "denied",
+    "reject": "rejected",
+    "sent": "sent",
+    "unsent": "not sent",
+    "applied": "applied",
+}
+#: How an act reads where the verb alone would not say it.
+_ACTS = {
+    ("retract", "sent"): "retraction sent",
+    ("retract", "unsent"): "retraction not sent",
+    ("retract", "applied"): "retraction applied",
+    ("crisis", "allow"): "crisis act allowed",
+    ("crisis", "reject"): "crisis act refused",
+    ("registry", "applied"): "registry change applied",
+    ("replay", "allow"): "replayed dead letter allowed",
+    ("replay", "reject"): "replayed dead letter rejected",
+}
 
 
 def _without_rule_prefix(reason: str, rule_ids: Sequence[str]) -> str:
@@ -109,14 +160,23 @@ def _without_rule_prefix(reason: str, rule_ids: Sequence[str]) -> str:
     return reason
 
 
+def _where(details: dict[str, str]) -> str:
+    if "topic" in details and "offset" in details:
+        return f"{details['topic']}[{details.get('partition', '?')}]@{details['offset']}"
+    return ""
+
+
 def sentence(rec: LoggedRecord) -> str:
-    """One decision in plain words, e.g. "denied by tlp-amber-mandate: mandate does not ..."."""
+    """One record in plain words, e.g. "denied by tlp-amber-mandate: mandate does not ..."."""
     r = rec.record
-    words = _VERBS[r.decision]
-    if r.decision == "reject" and r.rejection_reason:
+    words = _ACTS.get((r.action, r.decision), _VERBS[r.decision])
+    if r.rejection_reason and r.decision in ("reject", "unsent"):
         words += f" ({r.rejection_reason})"
     if r.rule_ids:
         words += f" by {', '.join(r.rule_ids)}"
+    where = _where(dict(r.details))
+    if where:
+        words += f" {'at' if r.decision == 'sent' else 'from'} {where}"
     if r.reasons:
         words += ": " + "; ".join(_without_rule_prefix(reason, r.rule_ids) for reason in r.reasons)
     extras = []
@@ -131,13 +191,18 @@ def sentence(rec: LoggedRecord) -> str:
     return f"{words} [{r.action} at {rec.enforcement_point}, {r.time.isoformat()}]"
 
 
-def explain(records: Sequence[LoggedRecord], message_id: str) -> dict[str, list[str]]:
-    """Everything decided about one message, per organisation, in plain words (time order)."""
+def explain(
+    records: Iterable[LoggedRecord], message_id: str, organisation: str | None = None
+) -> dict[str, list[str]]:
+    """Everything recorded about one message, per organisation, in plain words (time order)."""
     out: dict[str, list[str]] = {}
-    for rec in query(records, message_id=message_id):
+    for rec in query(records, message_id=message_id, organisation=organisation):
         out.setdefault(rec.record.organisation, []).append(sentence(rec))
     if not out:
-        raise AuditError(f"no decisions about message {message_id} in the audit log")
+        about = f" about {organisation}" if organisation else ""
+        raise AuditError(
+            f"no records of message {message_id}{about} in the audit log this node can read"
+        )
     return dict(sorted(out.items()))
 
 
@@ -156,8 +221,10 @@ class ThreadMessage:
 
 def story(records: Sequence[LoggedRecord], thread: str) -> list[ThreadMessage]:
     """Every message of `thread` (the messages whose leaves carry it, and the message whose
-    id it is), oldest first, each with its decisions: a workflow case's whole story."""
-    hits = [r for r in records if r.record.thread == thread or r.record.message_id == thread]
+    id it is), oldest first, each with its decisions and what was then sent of it (send
+    outcomes carry the message id only): a workflow case's whole story."""
+    ids = {r.record.message_id for r in records if r.record.thread == thread} | {thread}
+    hits = [r for r in records if r.record.message_id in ids]
     if not hits:
         raise AuditError(f"no decisions about thread {thread} in the audit log")
     by_message: dict[str, list[LoggedRecord]] = {}

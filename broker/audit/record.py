@@ -1,10 +1,12 @@
-"""What one audit leaf says: one decision of one enforcement point about one message.
+"""What an audit leaf says: decisions and outcomes of one enforcement point about one message.
 
 An `AuditRecord` is plain data, built from what the policy engine returns
-(`from_decision`) or from a receive-side rejection (`from_rejection`). The
-content itself never enters the log, only its SHA-256. The log adds the
-enforcement point, the leaf index and the link to the previous leaf when it
-appends the record (see `LoggedRecord`).
+(`from_decision`), from a receive-side rejection (`from_rejection`), or from an
+act the enforcement point records (`broker.audit.acts`: what was sent, a
+retraction, a crisis declaration, a registry change). The content itself never
+enters the log, only its keyed hash. The log adds the enforcement point, the
+leaf index and the link to the previous leaf when it appends the record (see
+`LoggedRecord`).
 """
 
 from __future__ import annotations
@@ -13,15 +15,32 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
+from types import MappingProxyType
 from typing import Any, Literal, Protocol
 
 from broker.clock import to_millis
 from broker.errors import Rejected
 
-Action = Literal["publish", "receive", "forward"]
-Verdict = Literal["allow", "redact", "deny", "reject"]
-ACTIONS: tuple[Action, ...] = ("publish", "receive", "forward")
-VERDICTS: tuple[Verdict, ...] = ("allow", "redact", "deny", "reject")
+Action = Literal[
+    "publish", "receive", "forward", "send", "retract", "receipt", "crisis", "registry", "replay"
+]
+Verdict = Literal["allow", "redact", "deny", "reject", "sent", "unsent", "applied"]
+#: In schema order (eu.jcu.v1.AuditAction): what an enforcement point did.
+ACTIONS: tuple[Action, ...] = (
+    "publish",
+    "receive",
+    "forward",
+    "send",
+    "retract",
+    "receipt",
+    "crisis",
+    "registry",
+    "replay",
+)
+#: In schema order (eu.jcu.v1.AuditDecision): decisions, then outcomes.
+VERDICTS: tuple[Verdict, ...] = ("allow", "redact", "deny", "reject", "sent", "unsent", "applied")
+DECISIONS: tuple[Verdict, ...] = VERDICTS[:4]
+_NO_DETAILS: Mapping[str, str] = MappingProxyType({})
 # The variant digit of an RFC 4122 UUID ("10" then two random bits) for each random hex digit.
 _VARIANT = {d: "89ab"[int(d, 16) & 3] for d in "0123456789abcdef"}
 
@@ -101,6 +120,8 @@ class AuditRecord:
     #: The conversation the message belongs to (a workflow's thread: an assistance
     #: step's request id), so a thread's decisions are found without its content.
     thread: str | None = None
+    #: Facts of the act (where a copy went, where a delivery came from): strings only.
+    details: Mapping[str, str] = field(default_factory=lambda: _NO_DETAILS)
 
     def __post_init__(self) -> None:
         if self.action not in ACTIONS:
@@ -125,6 +146,7 @@ class AuditRecord:
         time: datetime | None = None,
         decision_id: str | None = None,
         thread: str | None = None,
+        details: Mapping[str, str] = _NO_DETAILS,
     ) -> AuditRecord:
         """The record of a policy decision (allow, redact or deny) about `decision.org`;
         a fresh decision id unless one is given."""
@@ -150,6 +172,7 @@ class AuditRecord:
                 "rejection_reason": None,
                 "policy_bundle_hash": bundle_hash,
                 "thread": thread,
+                "details": details,
             },
         )
 
@@ -166,9 +189,11 @@ class AuditRecord:
         action: Action = "receive",
         time: datetime | None = None,
         thread: str | None = None,
+        details: Mapping[str, str] = _NO_DETAILS,
     ) -> AuditRecord:
         """The record of a refused input: the reason code, and the error's safe message."""
         return cls(
+            details=details,
             action=action,
             organisation=organisation,
             message_id=message_id,
@@ -233,8 +258,12 @@ class AuditEntry:
 
 @dataclass(frozen=True, slots=True)
 class LoggedLeaf:
-    """One leaf as it sits in the log: the decisions an enforcement point took together
-    about one message (one, or one per organisation), at one place in its tree."""
+    """One leaf as it sits in the log: the records an enforcement point wrote together
+    about one message (one, or one per organisation), at one place in its tree.
+
+    `records` is empty unless the reader holds the enforcement point's audit key
+    (`opened`): the topic shows only where the leaf sits and how many records it holds.
+    """
 
     enforcement_point: str
     index: int
@@ -246,14 +275,24 @@ class LoggedLeaf:
     #: Where it was read from, when it was read from Kafka.
     partition: int | None = None
     offset: int | None = None
+    #: How many records the leaf says it holds (in the clear).
+    count: int = 0
+    #: The salt its sealing key is made from (see broker.audit.keys).
+    salt: bytes = b""
+    opened: bool = False
 
     @property
     def record(self) -> AuditRecord:
-        """The leaf's first decision: what a verifier names when the leaf is at fault."""
+        """The leaf's first record (the leaf must be opened)."""
         return self.records[0]
 
+    @property
+    def first_decision_id(self) -> str | None:
+        """What a verifier names when the leaf is at fault, if it could open it."""
+        return self.records[0].decision_id if self.records else None
+
     def decisions(self) -> tuple[LoggedRecord, ...]:
-        """Each decision of the leaf, with the leaf's place in the tree."""
+        """Each record of the leaf, with the leaf's place in the tree (none if not opened)."""
         return tuple(
             LoggedRecord(
                 self.enforcement_point,

@@ -24,7 +24,7 @@ from broker.schemas import SchemaStore
 
 if TYPE_CHECKING:
     from connectors.soc import Item, ParseResult
-    from connectors.soc.publishing import PublishReport
+    from connectors.soc.publishing import Outcome, PublishReport
 
 #: Items in one file from which a progress bar is shown on stderr.
 PROGRESS_FROM = 20
@@ -78,8 +78,10 @@ async def publish_items(
     source: Path,
     extra: ExtraLabels,
     recipients: tuple[str, ...] = (),
+    dry_run: bool = False,
 ) -> PublishReport:
-    """Publish every item of `parsed`, with a progress bar on stderr for long files."""
+    """Publish every item of `parsed` (or, with `dry_run`, decide only), with a progress
+    bar on stderr for long files."""
     from connectors.soc.publishing import publish_parsed
 
     progress = Progress(
@@ -92,7 +94,8 @@ async def publish_items(
         disable=len(parsed.items) < PROGRESS_FROM,
     )
     with progress:
-        task = progress.add_task(f"publishing {source.name}", total=len(parsed.items))
+        verb = "deciding" if dry_run else "publishing"
+        task = progress.add_task(f"{verb} {source.name}", total=len(parsed.items))
         return await publish_parsed(
             pub,
             parsed,
@@ -100,6 +103,7 @@ async def publish_items(
             labels_for=extra.labels_for(store),
             recipients=recipients,
             on_item=lambda: progress.advance(task),
+            dry_run=dry_run,
         )
 
 
@@ -119,31 +123,54 @@ async def publish_file(
     return await publish_items(pub, store, parsed, source=path, extra=extra, recipients=recipients)
 
 
+def _who(outcome: Outcome) -> str:
+    if outcome.status == "skipped":
+        return ""
+    if not outcome.received_by:
+        return "nobody"
+    parts = []
+    for org in outcome.received_by:
+        removed = outcome.redacted.get(org)
+        parts.append(f"{org} (without {', '.join(removed)})" if removed else org)
+    return ", ".join(parts)
+
+
+def _why(outcome: Outcome) -> str:
+    if outcome.status == "skipped":
+        return outcome.reason
+    if outcome.received_by:
+        return ""
+    return "withheld from everyone: " + ", ".join(outcome.rules())
+
+
 def print_report(report: PublishReport) -> None:
-    """Every input object, published (message id, recipients) or skipped (reason)."""
+    """Every input object: published (message id, who got what), withheld (the deciding
+    rules) or skipped (reason). A dry run says who would get what."""
     out = console()
-    rows = [
-        [
+    title = f"{report.source} ({report.format})"
+    if report.dry_run:
+        title += ", dry run: nothing sent"
+    t = Table(title=title)
+    for name in ("object", "type", "status", "TLP", "message", "recipients", "why not"):
+        # ids are what people copy (`jcu retract`, `jcu receipts`): never cut them short
+        folded = name in ("object", "message", "recipients", "why not")
+        t.add_column(name, overflow="fold" if folded else "ellipsis")
+    for o in report.outcomes:
+        t.add_row(
             o.source_id,
             o.type,
             o.status,
             o.tlp or "",
             o.message_id or "",
-            o.recipients if o.status == "published" else "",
-            o.reason,
-        ]
-        for o in report.outcomes
-    ]
-    t = Table(title=f"{report.source} ({report.format})")
-    for name in ("object", "type", "status", "TLP", "message", "recipients", "reason"):
-        # ids are what people copy (`jcu retract`, `jcu receipts`): never cut them short
-        t.add_column(name, overflow="fold" if name in ("object", "message") else "ellipsis")
-    for row in rows:
-        t.add_row(*(str(v) for v in row))
+            _who(o),
+            _why(o),
+        )
     out.print(t)
     for note in report.notes:
         out.print(f"note: {note}")
+    verb = "would be published" if report.dry_run else "published"
     click.echo(
-        f"{report.source}: {len(report.published)} published, {len(report.skipped)} skipped",
+        f"{report.source}: {len(report.published)} {verb}, {len(report.withheld)} withheld "
+        f"from everyone, {len(report.skipped)} skipped",
         err=True,
     )

@@ -53,10 +53,15 @@ def check_binding(host: str, login: bool | None, tls: bool) -> bool:
 VIEW_CONFIG_ENV = "JCU_CONSOLE_KAFKA_CONFIG"
 
 
-def build_data(sample_every: float = 15.0, refresh_every: float = 2.0) -> object:
-    """This node's console data (not started), from its home (the composition)."""
+def build_data(
+    sample_every: float = 15.0,
+    refresh_every: float = 2.0,
+    audit_key_files: tuple[Path, ...] = (),
+) -> object:
+    """This node's console data (not started), from its home (the composition): the audit
+    leaves it reads are its own and those of the keys in `audit_key_files`."""
+    from broker.cli._audit_io import audit_keys, keyring_resolvers
     from broker.cli._node import node_context
-    from broker.cli.audit import keyring_resolvers
     from broker.cli.stats import collect
     from broker.kafka.connection import read_client_file
     from connectors.console import ConsoleData
@@ -73,6 +78,7 @@ def build_data(sample_every: float = 15.0, refresh_every: float = 2.0) -> object
         sample_every=sample_every,
         refresh_every=refresh_every,
         view=view,
+        audit_keys=audit_keys(ctx.settings, audit_key_files),
     )
 
 
@@ -109,6 +115,15 @@ def build_data(sample_every: float = 15.0, refresh_every: float = 2.0) -> object
     default=None,
     help="Serve Prometheus metrics (audit verification, lag) on 127.0.0.1:PORT.",
 )
+@click.option(
+    "--audit-keys",
+    "audit_key_files",
+    multiple=True,
+    type=click.Path(exists=True, path_type=Path),
+    help="Audit keys other organisations gave this console (`jcu audit keys export`): a "
+    "file or a directory of *.key files (repeatable). Without them it shows this node's "
+    "own logs' contents, and verifies (but cannot read) the others.",
+)
 @click.pass_context
 def console(
     click_ctx: click.Context,
@@ -119,6 +134,7 @@ def console(
     login: bool | None,
     sample_every: float,
     metrics_port: int | None,
+    audit_key_files: tuple[Path, ...],
 ) -> None:
     """Serve the operator console: flows, messages, audit, health, policy, crisis board and
     the situation report, each page with a JSON twin under /api.
@@ -146,7 +162,7 @@ def console(
             f"no console accounts on this node ({users.path}): "
             f"run `jcu console passwd NAME --role operator` (or --role auditor) first"
         )
-    data = build_data(sample_every)
+    data = build_data(sample_every, audit_key_files=audit_key_files)
     assert isinstance(data, ConsoleData)
     if metrics_port is not None:
         data.metrics.serve(metrics_port)

@@ -7,62 +7,28 @@ from datetime import datetime, timedelta
 
 import click
 
-from broker.audit import AuditRecord
 from broker.cli._labels import split_csv
 from broker.cli._node import as_option, node_context
 from broker.cli._output import console, emit_json, table
 from broker.clock import utc_now
-from broker.errors import ConfigError, Unauthorised
-from broker.pep.context import PepContext
+from broker.errors import ConfigError
 from broker.pep.control import (
     DEFAULT_CRISIS_VALIDITY,
     MAX_CRISIS_VALIDITY,
     CrisisBoard,
     CrisisDeclaration,
     check_validity,
-    publish_declaration,
-    sign_declaration,
+    enact,
 )
 
 
-async def _publish(
-    ctx: PepContext,
-    declarer: str,
-    incident: str,
-    states: list[str],
-    active: bool,
-    valid_for: timedelta = DEFAULT_CRISIS_VALIDITY,
-) -> None:
-    audit = ctx.audit_log(declarer, "control")
-    async with audit:
-        try:
-            data = sign_declaration(
-                ctx.envelope, declarer, incident, tuple(states), active, valid_for
-            )
-        except Unauthorised as exc:
-            await audit.append(
-                AuditRecord.from_rejection(
-                    exc,
-                    organisation=declarer,
-                    message_id=f"crisis:{incident}",
-                    action="publish",
-                    bundle_hash=ctx.policy.bundle_hash,
-                )
-            )
-            raise
-        await publish_declaration(ctx.settings.kafka, incident, data)
-
-
 def _declare_options(f: click.decorators.FC) -> click.decorators.FC:
-    f = click.option(
-        "--member-states",
-        required=True,
-        multiple=True,
-        help="Member States affected (ISO codes, comma-separated; two or more).",
-    )(f)
     f = click.option("--incident", required=True, help="Incident reference.")(f)
     f = as_option("Declaring participant (eu-cyclone or csirts-network)")(f)
     return f
+
+
+_member_states_help = "Member States affected (ISO codes of EU Member States, comma-separated)."
 
 
 @click.group()
@@ -72,6 +38,12 @@ def crisis() -> None:
 
 @crisis.command()
 @_declare_options
+@click.option(
+    "--member-states",
+    required=True,
+    multiple=True,
+    help=_member_states_help + " Two or more.",
+)
 @click.option(
     "--days",
     type=int,
@@ -96,16 +68,21 @@ def declare(
         raise ConfigError(f"--days {days} is out of range") from None
     check_validity(valid_for)  # before the keystore is opened: a bad --days needs no key
     ctx, declarer = node_context(participant)
-    asyncio.run(_publish(ctx, declarer, incident, split_csv(member_states), True, valid_for))
+    asyncio.run(enact(ctx, declarer, incident, split_csv(member_states), True, valid_for))
     click.echo(f"crisis declared for {incident} by {declarer}, for {days} days")
 
 
 @crisis.command()
 @_declare_options
+@click.option(
+    "--member-states",
+    multiple=True,
+    help=_member_states_help + " Optional: an end ends the declaration in force.",
+)
 def end(participant: str | None, incident: str, member_states: tuple[str, ...]) -> None:
-    """End the crisis for INCIDENT."""
+    """End the crisis for INCIDENT (an error if none is in force)."""
     ctx, declarer = node_context(participant)
-    asyncio.run(_publish(ctx, declarer, incident, split_csv(member_states), False))
+    asyncio.run(enact(ctx, declarer, incident, split_csv(member_states), False))
     click.echo(f"crisis ended for {incident} by {declarer}")
 
 

@@ -20,10 +20,11 @@ organisation acting from its own node:
 6. ENISA (STIX), an ISAC (MISP), EEAS (JSON lines) and EDA (JSON lines)
    subscribe, CERT-EU reads its SIENA mailbox;
 
-and it ends with who received what, the receipts, `jcu audit verify`, the
-files under demo-out/ (with EDA's and ENISA's situation reports as PDF), and the
-address of the operator console on ENISA's node, which `--serve` keeps serving
-until interrupted. This module is part of the CLI, the composition root:
+and it ends with who received what, the receipts, two witnesses cosigning the
+audit logs, `jcu audit verify --witnesses 1`, the files under demo-out/ (with
+EDA's and ENISA's situation reports as PDF), and the address of the operator
+console on ENISA's node, which `--serve` keeps serving until interrupted. This
+module is part of the CLI, the composition root:
 the one place that puts broker and connectors together.
 """
 
@@ -207,7 +208,11 @@ class Scenario:
     async def publish_file(
         self, sender: str, rel: str, tlp: str, cats: tuple[str, ...], named: tuple[str, ...]
     ) -> Step:
-        from connectors.soc import parse_file
+        from connectors.soc import Item, parse_file
+        from connectors.soc.publishing import publish_parsed
+
+        def labels(item: Item) -> Labels:
+            return Labels.of(item.tlp, categories=set(cats) | set(item.categories))
 
         parsed = parse_file(self.fixtures / rel, default_tlp=tlp)
         to = f" to {','.join(named)}" if named else ""
@@ -217,19 +222,10 @@ class Scenario:
             skipped=len(parsed.skipped),
         )
         async with Publisher(sender, self.node(sender)) as pub:
-            step.results = list(
-                await asyncio.gather(
-                    *(
-                        pub.publish(
-                            item.payload_type,
-                            item.record,
-                            labels=Labels.of(item.tlp, categories=set(cats) | set(item.categories)),
-                            recipients=named,
-                        )
-                        for item in parsed.items
-                    )
-                )
+            report = await publish_parsed(
+                pub, parsed, source=rel, labels_for=labels, recipients=named
             )
+        step.results = list(report.results)
         return step
 
     async def publish_one(
@@ -271,11 +267,10 @@ class Scenario:
         return Step("SIENA case EC3-2026-0042 (AMBER, H2)", "europol-ec3", [res])
 
     async def declare_crisis(self) -> None:
-        from broker.pep.control import publish_declaration, sign_declaration
+        """As `jcu crisis declare` does: decided and audited by eu-cyclone/control first."""
+        from broker.pep.control import enact
 
-        node = self.node("eu-cyclone")
-        data = sign_declaration(node.envelope, "eu-cyclone", INCIDENT, ("FR", "DE"), True)
-        await publish_declaration(node.settings.kafka, INCIDENT, data)
+        await enact(self.node("eu-cyclone"), "eu-cyclone", INCIDENT, ["FR", "DE"], True)
 
     async def subscribe(self, org: str, fmt: str) -> int:
         from connectors.isac.factory import make_sink
@@ -413,18 +408,48 @@ async def _receipts(scenario: Scenario, senders: set[str]) -> list[list[Any]]:
     return rows
 
 
-async def _verify(ctx: PepContext, auditor: KafkaConnection) -> Any:
-    """`jcu audit verify` as an auditor would run it: the keys from `ctx`'s registry, the
-    audit topics read with the auditor's own Kafka principal (no organisation may)."""
-    from broker.audit import verify
-    from broker.audit._topic import read_topic
-    from broker.cli.audit import keyring_resolvers
-    from broker.kafka.topics import AUDIT_CHECKPOINTS, AUDIT_DECISIONS
+#: The nodes that witness the others' audit logs in the demo (none witnesses its own).
+WITNESSES = ("enisa", "europol-ec3")
 
-    keys, valid = keyring_resolvers(ctx.settings, ctx.envelope.store)
-    decisions = await read_topic(auditor, AUDIT_DECISIONS)
-    checkpoints = await read_topic(auditor, AUDIT_CHECKPOINTS)
-    return verify(ctx.envelope.store, decisions, checkpoints, keys, valid)
+
+async def _witness(ctx: PepContext, org: str) -> int:
+    """One `jcu audit witness --once` pass on `org`'s node, as its own principal (it reads
+    the checkpoints and writes cosignatures: docs/deployment.md); how many it cosigned."""
+    from broker.audit import Witness, witness_round
+    from broker.audit.witness import keys_and_validity
+    from broker.cli._audit_io import witness_dir
+    from broker.clock import utc_now
+    from broker.kafka.topics import AUDIT_CHECKPOINTS
+
+    keyring = ctx.envelope.keyring
+    signer = ctx.envelope.keystore.signing_key(org, keyring.current_signing_key_id(org, utc_now()))
+    resolve, valid = keys_and_validity(keyring)
+    witness = Witness(
+        org, signer, resolve, witness_dir(ctx.settings, AUDIT_CHECKPOINTS), key_validity=valid
+    )
+    done = await witness_round(witness, ctx.envelope.store, ctx.settings.kafka)
+    if done.refused:
+        raise ConfigError(f"witness {org} refused: {done.refused[0].reason}")
+    return len(done.published)
+
+
+async def _verify(ctx: PepContext, auditor: KafkaConnection) -> Any:
+    """`jcu audit verify --witnesses 1` on `ctx`'s node as an auditor would run it: the keys
+    from the node's registry, the audit topics read with the auditor's own Kafka principal
+    (no organisation may); streamed, witnessed, every leaf."""
+    from broker.audit import VerificationPolicy
+    from broker.cli._audit_io import Topics, audit_keys, verification
+    from broker.kafka.topics import AUDIT_CHECKPOINTS, AUDIT_COSIGNATURES, AUDIT_DECISIONS
+
+    report, _ = await verification(
+        ctx.envelope.store,
+        ctx.settings,
+        auditor,
+        Topics(AUDIT_DECISIONS, AUDIT_CHECKPOINTS, AUDIT_COSIGNATURES),
+        policy=VerificationPolicy().with_witnesses(1),
+        keys=audit_keys(ctx.settings, ()),
+    )
+    return report
 
 
 def _report(
@@ -460,14 +485,16 @@ def _report(
         report_assistance(out, scenario.assistance)
     out.print(
         table(
-            "jcu audit verify",
-            ["enforcement point", "records", "checkpoints", "result"],
+            "jcu audit verify --witnesses 1 (as enisa; witnesses: " + ", ".join(WITNESSES) + ")",
+            ["enforcement point", "leaves", "decisions", "checkpoints", "witnessed by", "result"],
             [
                 [
                     r.enforcement_point,
                     r.records,
+                    r.decisions,
                     r.checkpoints,
-                    "ok" if r.failure is None else f"FAIL ({r.failure.kind})",
+                    ", ".join(w.witness.partition("/")[0] for w in r.witnesses) or "-",
+                    "ok" if r.failure is None else f"FAIL ({r.failure.kind}: {r.failure.message})",
                 ]
                 for r in report.reports
             ],
@@ -497,11 +524,26 @@ async def _sitreps(scenario: Scenario, out_dir: Path) -> list[list[Any]]:
     return rows
 
 
+def _every_audit_key(scenario: Scenario) -> Any:
+    """The demo's operator holds every organisation's audit keys (as if each had exported
+    them with `jcu audit keys export`): its console reads every log."""
+    from broker.audit import POINT_SIDES, AuditKeys
+
+    keys = AuditKeys()
+    for org, home in scenario.federation.homes.items():
+        theirs = AuditKeys.open(home / "audit", owner=org, create=False)
+        for side in POINT_SIDES:
+            key = theirs.point(f"{org}/{side}")
+            if key is not None:
+                keys.add(key)
+    return keys
+
+
 async def _serve_console(scenario: Scenario, out: Console, port: int, view: Path) -> None:
     """The operator console on ENISA's node (loopback, local operator) until SIGINT/SIGTERM."""
     import signal
 
-    from broker.cli.audit import keyring_resolvers
+    from broker.cli._audit_io import keyring_resolvers
     from broker.cli.console import serve_in_background
     from broker.cli.stats import collect
     from broker.kafka.connection import read_client_file
@@ -517,6 +559,7 @@ async def _serve_console(scenario: Scenario, out: Console, port: int, view: Path
         stats=collect,
         sample_every=5,
         view=read_client_file(view),
+        audit_keys=_every_audit_key(scenario),
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -598,9 +641,11 @@ async def _main(
             progress.remove_task(t)
             scenario = Scenario(federation, fixtures, out_dir, progress)
             await scenario.run()
-            t = progress.add_task("receipts and audit verification", total=None)
+            t = progress.add_task("receipts, witnesses, audit verification", total=None)
             receipts = await _receipts(scenario, {s.sender for s in scenario.steps})
             auditor = read_client_file(credentials / f"{roles.auditors[0]}.toml")
+            for org in WITNESSES:
+                await _witness(scenario.node(org), org)
             report = await _verify(scenario.node("enisa"), auditor)
             sitreps = await _sitreps(scenario, out_dir)
             progress.remove_task(t)

@@ -79,6 +79,60 @@ def check(policies_dir: Path | None, as_json: bool) -> None:
         raise click.exceptions.Exit(1)
 
 
+def _crisis_state(incident: str | None, assume: bool | None) -> tuple[frozenset[str], str]:
+    """The incidents under crisis for this explanation, and where that came from."""
+    if assume is not None:
+        if incident is None:
+            raise ConfigError(
+                "--crisis and --no-crisis need --incident (a crisis is declared for an incident)"
+            )
+        return (frozenset({incident}) if assume else frozenset()), (
+            f"{incident} assumed {'under' if assume else 'not under'} a crisis"
+        )
+    if incident is None:
+        return frozenset(), "no incident named"
+    active = _live_crises()
+    state = "under a declared crisis" if incident in active else "under no crisis"
+    return active, f"{incident} {state} (live board)"
+
+
+def _live_crises() -> frozenset[str]:
+    """The incidents under a declared, unexpired crisis now, read from jcu.control and
+    checked against this node's registry snapshot, as a publisher does."""
+    import asyncio
+    from dataclasses import dataclass
+
+    from broker.errors import JcuError
+    from broker.pep.control import CrisisBoard
+    from broker.schemas import SchemaStore
+    from broker.trust.keyring import Keyring
+    from broker.trust.state import TrustedRegistry, registry_dir
+
+    settings = config.load()
+
+    @dataclass(frozen=True)
+    class _View:
+        store: SchemaStore
+        keyring: Keyring
+
+    hint = "; or say what to assume with --crisis / --no-crisis"
+    try:
+        store = SchemaStore.load(settings.schemas)
+        trusted = TrustedRegistry.load(registry_dir(settings), store)
+        trusted.registry  # noqa: B018  (raises, saying what to do, if there is none)
+    except JcuError as exc:
+        raise ConfigError(f"the live crisis board needs a node's registry ({exc}){hint}") from None
+
+    async def read() -> frozenset[str]:
+        async with CrisisBoard(_View(store, trusted.keyring), settings.kafka) as board:
+            return board.active_incidents()
+
+    try:
+        return asyncio.run(read())
+    except JcuError as exc:
+        raise ConfigError(f"cannot read the live crisis board: {exc}{hint}") from None
+
+
 def _split(values: tuple[str, ...]) -> frozenset[str]:
     return frozenset(v.strip() for item in values for v in item.split(",") if v.strip())
 
@@ -112,7 +166,12 @@ def _split(values: tuple[str, ...]) -> frozenset[str]:
 @click.option(
     "--member-states", multiple=True, help="Member States affected, comma-separated ISO codes."
 )
-@click.option("--crisis", is_flag=True, help="Treat the incident as under a declared crisis.")
+@click.option(
+    "--crisis/--no-crisis",
+    default=None,
+    help="Assume the incident is (or is not) under a declared crisis. Default: what the live "
+    "crisis board on jcu.control says now, as a publish would see it.",
+)
 @click.option("--exercise", help="Exercise id (exercise traffic).")
 @_policies_option
 @_json_option
@@ -126,13 +185,16 @@ def explain(
     recipients: tuple[str, ...],
     incident: str | None,
     member_states: tuple[str, ...],
-    crisis: bool,
+    crisis: bool | None,
     exercise: str | None,
     policies_dir: Path | None,
     as_json: bool,
 ) -> None:
     """Show, for every registered organisation but the sender, whether it would receive
-    a message with these labels, by which rules and on which legal basis."""
+    a message with these labels, by which rules and on which legal basis.
+
+    The crisis state is the live one (jcu.control, read as a publisher reads it)
+    unless --crisis or --no-crisis says what to assume."""
     engine = _engine(policies_dir)
     registry = engine.registry
     registry.get(sender)
@@ -140,8 +202,6 @@ def explain(
     unknown = sorted(n for n in named if n not in registry)
     if unknown:
         raise ConfigError(f"--to names unknown organisations {unknown}; see participants.yaml")
-    if crisis and not incident:
-        raise ConfigError("--crisis needs --incident (a crisis is declared for an incident)")
     msg = Message(
         sender=sender,
         payload_type=payload_type,
@@ -154,7 +214,7 @@ def explain(
         member_states=frozenset(s.upper() for s in _split(member_states)),
         exercise=exercise,
     )
-    crisis_incidents = frozenset({incident}) if crisis and incident else frozenset()
+    crisis_incidents, crisis_source = _crisis_state(incident, crisis)
     decisions = engine.decide_all(msg, crisis_incidents=crisis_incidents)
     if as_json:
         emit_json([d.to_dict() for d in decisions])
@@ -169,7 +229,10 @@ def explain(
         )
         for d in decisions
     ]
-    title = f"{msg.tlp} {msg.payload_type} from {sender} (bundle {engine.bundle_hash[:12]})"
+    title = (
+        f"{msg.tlp} {msg.payload_type} from {sender} (bundle {engine.bundle_hash[:12]}; "
+        f"crisis: {crisis_source})"
+    )
     view = table(title, ("org", "decision", "rules", "legal basis", "why"), rows)
     for column in view.columns[:3]:
         column.no_wrap = True  # ids stay whole, so they can be searched and copied

@@ -91,14 +91,14 @@ _file_type = click.Path(dir_okay=False, path_type=Path)
     "stix_path",
     type=_file_type,
     default=None,
-    help="A STIX 2.1 (or 2.0) bundle: every indicator and report is published.",
+    help="A STIX 2.1 (or 2.0) bundle: every object is published, whole.",
 )
 @click.option(
     "--misp",
     "misp_path",
     type=_file_type,
     default=None,
-    help="A MISP event (JSON export): every to_ids attribute and the event.",
+    help="A MISP event export (JSON): every event is published, whole.",
 )
 @click.option(
     "--csv",
@@ -120,6 +120,12 @@ _file_type = click.Path(dir_okay=False, path_type=Path)
     default=None,
     help="Largest input file in bytes (default 20 MiB).",
 )
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Decide only: print per object who would receive what (with the live crisis "
+    "state); send and record nothing.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def publish(
     participant: str | None,
@@ -137,15 +143,17 @@ def publish(
     member_states: tuple[str, ...],
     recipients: tuple[str, ...],
     max_size: int | None,
+    dry_run: bool,
     as_json: bool,
 ) -> None:
-    """Publish a record, or every indicator and report of a STIX, MISP or CSV file.
+    """Publish a record, or every object of a STIX bundle, MISP event or CSV file.
 
     Each is decided per organisation, sealed per community, produced and audited.
     For files, --tlp is the default TLP of objects without a marking (it can only
     make an object stricter), --category adds to each object's categories, and
-    the summary lists every input object as published (message id, recipients)
-    or skipped with the reason.
+    the summary lists every input object as published (message id, who got it,
+    what was removed from whose copy), withheld from everyone (the deciding
+    rules) or skipped (the reason). Exit status 1 when nothing at all was sent.
     """
     fmt, path = _one_input(
         record_path, payload_type, {"stix": stix_path, "misp": misp_path, "csv": csv_path}
@@ -167,6 +175,7 @@ def publish(
                     source=path,
                     extra=extra,
                     recipients=tuple(named),
+                    dry_run=dry_run,
                 )
 
         report = asyncio.run(run_file())
@@ -174,11 +183,20 @@ def publish(
             emit_json(report.to_json())
         else:
             print_report(report)
+        if report.sent_nothing:
+            what = "would reach" if dry_run else "reached"
+            raise ConfigError(
+                f"{path}: nothing {what} any organisation ({len(report.withheld)} objects "
+                f"withheld from everyone, {len(report.skipped)} skipped); see the rules above, "
+                "or `jcu policy explain`"
+            )
         return
 
     assert payload_type is not None
     if tlp is None:
         raise click.UsageError("--record needs --tlp")
+    if dry_run:
+        raise click.UsageError("--dry-run goes with --stix, --misp or --csv")
     try:
         raw = path.read_bytes()
     except OSError as exc:

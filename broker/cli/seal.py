@@ -13,7 +13,6 @@ exercise traffic), `--topic` overrides it on either side.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import sys
 from datetime import timedelta
@@ -30,6 +29,7 @@ from broker.envelope import default_topic, read_header
 from broker.envelope.context import EnvelopeContext
 from broker.errors import ConfigError, Rejected, Unauthorised
 from broker.pep.publisher import policy_message
+from broker.pep.registry_audit import log_registry
 from broker.pep.state_feeds import StateFeeds
 from broker.record_json import to_json
 
@@ -160,13 +160,14 @@ def seal(
             )
             audit = pep.audit_log(sender, "seal")
             async with audit:
+                await log_registry(pep.envelope.trusted, audit)
                 await audit.append_sets(
                     [
                         DecisionSet(
                             "publish",
                             sealed.message_id,
                             tuple(decisions),
-                            content_hash=hashlib.sha256(ctx.store.encode(short, record)).digest(),
+                            content_hash=audit.content_hash(ctx.store.encode(short, record)),
                             labels=labels.to_avro(),
                             policy_bundle_hash=pep.policy.bundle_hash,
                         )

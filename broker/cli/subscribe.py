@@ -32,12 +32,14 @@ from broker.pep import Subscriber, SubscriberStats
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["jsonl", "stix", "misp", "taxii"]),
+    type=click.Choice(["jsonl", "stix", "misp", "misp-feed", "taxii"]),
     default="jsonl",
     show_default=True,
-    help="jsonl: JSON lines; stix / misp: one STIX 2.1 bundle / MISP event file per message "
-    "(other payload types as JSON lines next to them); taxii: the participant's TAXII store "
-    "(`jcu taxii serve`).",
+    help="jsonl: JSON lines; stix: a STIX 2.1 bundle per STIX object (its newest version); "
+    "misp: a MISP event file per event (newest version, STIX bundles made into one event "
+    "each); misp-feed: the same as a MISP feed (manifest.json, hashes.csv, and stix/ bundles "
+    "for OpenCTI); other payload types as JSON lines next to them; taxii: the participant's "
+    "TAXII store (`jcu taxii serve`).",
 )
 @click.option(
     "--webhook",

@@ -12,6 +12,10 @@ from broker.vocabulary import COMMUNITIES
 #: The stream (topic suffix) each payload type travels on.
 PAYLOAD_STREAMS: dict[str, str] = {
     "Indicator": "indicators",
+    # Threat intelligence as its source wrote it: a graph travels on one stream, so a
+    # recipient (and its TAXII collection) holds an object and what it refers to together.
+    "StixObject": "indicators",
+    "MispEvent": "indicators",
     "IncidentReport": "incidents",
     "SituationReport": "reports",
     "AssistanceRequest": "assistance",

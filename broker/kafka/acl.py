@@ -17,10 +17,14 @@ The rules (docs/deployment.md says why):
   `jcu.registry`, `jcu.control` and `jcu.capabilities` (WRITE too for a JCU
   participant, which keeps entries there); WRITE `jcu.audit.decisions`,
   `jcu.audit.checkpoints` and `jcu.dlq`; READ (join, commit, fetch offsets)
-  the consumer groups prefixed `<org>.`;
+  the consumer groups prefixed `<org>.`; as a witness of the others' audit
+  logs (every active organisation, unless the roles name the witnesses): READ
+  `jcu.audit.checkpoints` (origin, size, root, time: never a leaf) and WRITE
+  `jcu.audit.cosignatures`;
 - the crisis authorities (eu-cyclone, csirts-network), besides: WRITE `jcu.control`;
 - the registry authority: READ and WRITE `jcu.registry`;
-- an auditor: READ `jcu.audit.decisions`, `jcu.audit.checkpoints`, `jcu.dlq`, `jcu.registry`;
+- an auditor: READ `jcu.audit.decisions`, `jcu.audit.checkpoints`,
+  `jcu.audit.cosignatures`, `jcu.dlq`, `jcu.registry`;
 - an operator: DESCRIBE every `jcu.` topic and every group (counts, lag); READ `jcu.dlq`
   and the data topics (the append time of a group's oldest unconsumed record: lag in
   seconds; envelopes are encrypted, the clear header is all a non-recipient learns);
@@ -47,8 +51,19 @@ from broker.vocabulary import COMMUNITIES, CRISIS_AUTHORITIES
 Resource = Literal["topic", "group", "cluster"]
 Pattern = Literal["literal", "prefixed"]
 #: Kafka ACL operations this plan uses (READ, WRITE and others imply DESCRIBE).
-Operation = Literal["READ", "WRITE", "DESCRIBE", "CREATE", "DELETE", "ALTER", "ALTER_CONFIGS",
-                    "DESCRIBE_CONFIGS", "CLUSTER_ACTION", "IDEMPOTENT_WRITE", "ALL"]
+Operation = Literal[
+    "READ",
+    "WRITE",
+    "DESCRIBE",
+    "CREATE",
+    "DELETE",
+    "ALTER",
+    "ALTER_CONFIGS",
+    "DESCRIBE_CONFIGS",
+    "CLUSTER_ACTION",
+    "IDEMPOTENT_WRITE",
+    "ALL",
+]
 
 REGISTRY_TOPIC = "jcu.registry"
 CONTROL_TOPIC = "jcu.control"
@@ -56,6 +71,8 @@ CAPABILITIES_TOPIC = "jcu.capabilities"
 #: Roles whose members may keep entries in the capability inventory (JCU participants).
 INVENTORY_ROLES = frozenset({"operational", "supporting"})
 AUDIT_TOPICS = ("jcu.audit.decisions", "jcu.audit.checkpoints")
+AUDIT_CHECKPOINTS_TOPIC = "jcu.audit.checkpoints"
+COSIGNATURES_TOPIC = "jcu.audit.cosignatures"
 DLQ_TOPIC = "jcu.dlq"
 TOPIC_PREFIX = "jcu."
 
@@ -111,6 +128,8 @@ class Roles:
     #: the super user the brokers name (`super.users`): never given ACLs, never touched
     admin: str = "admin"
     crisis_authorities: frozenset[str] = CRISIS_AUTHORITIES
+    #: participants that may witness others' audit logs (None: every active organisation)
+    witnesses: tuple[str, ...] | None = None
 
     @classmethod
     def load(cls, path: Path) -> Roles:
@@ -122,7 +141,7 @@ class Roles:
             raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path} is not valid TOML: {exc}") from None
-        known = {"authorities", "auditors", "operators", "admin"}
+        known = {"authorities", "auditors", "operators", "admin", "witnesses"}
         if set(data) - known:
             raise ConfigError(f"{path}: unknown key(s) {', '.join(sorted(set(data) - known))}")
         base = cls()
@@ -141,6 +160,7 @@ class Roles:
             auditors=names("auditors", base.auditors),
             operators=names("operators", base.operators),
             admin=admin,
+            witnesses=names("witnesses", ()) if "witnesses" in data else None,
         )
 
     def principals(self) -> frozenset[str]:
@@ -176,9 +196,7 @@ class AclPlan:
                 or (rule.pattern == "prefixed" and prefix.startswith(rule.name))
             )
         if rule.resource == "group":
-            return any(
-                rule.name == p or rule.name.startswith(f"{p}.") for p in self.participants
-            )
+            return any(rule.name == p or rule.name.startswith(f"{p}.") for p in self.participants)
         return False
 
     def for_principal(self, principal: str) -> list[AclRule]:
@@ -221,13 +239,16 @@ def plan_acls(members: Iterable[Member], roles: Roles) -> AclPlan:
         for name in (*AUDIT_TOPICS, DLQ_TOPIC):
             rules.add(_topic(me, name, "WRITE"))
         rules.add(AclRule(me, "group", "prefixed", f"{m.id}.", "READ"))
+        if roles.witnesses is None or m.id in roles.witnesses:
+            rules.add(_topic(me, AUDIT_CHECKPOINTS_TOPIC, "READ"))
+            rules.add(_topic(me, COSIGNATURES_TOPIC, "WRITE"))
     for name in roles.authorities:
         users.add(name)
         rules.add(_topic(f"User:{name}", REGISTRY_TOPIC, "READ"))
         rules.add(_topic(f"User:{name}", REGISTRY_TOPIC, "WRITE"))
     for name in roles.auditors:
         users.add(name)
-        for topic in (*AUDIT_TOPICS, DLQ_TOPIC, REGISTRY_TOPIC):
+        for topic in (*AUDIT_TOPICS, COSIGNATURES_TOPIC, DLQ_TOPIC, REGISTRY_TOPIC):
             rules.add(_topic(f"User:{name}", topic, "READ"))
     for name in roles.operators:
         users.add(name)
@@ -238,9 +259,7 @@ def plan_acls(members: Iterable[Member], roles: Roles) -> AclPlan:
         # reading it needs READ. What a non-recipient reads there is the clear header only.
         for community in COMMUNITIES:
             rules.add(_topic(f"User:{name}", f"jcu.{community}.", "READ", prefixed=True))
-            rules.add(
-                _topic(f"User:{name}", f"jcu.exercise.{community}.", "READ", prefixed=True)
-            )
+            rules.add(_topic(f"User:{name}", f"jcu.exercise.{community}.", "READ", prefixed=True))
     clash = (ids | retired) & roles.principals() | ({roles.admin} & (ids | roles.principals()))
     if clash:
         raise ConfigError(

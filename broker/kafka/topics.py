@@ -19,6 +19,7 @@ from broker.vocabulary import COMMUNITIES, STREAMS
 
 AUDIT_DECISIONS = "jcu.audit.decisions"
 AUDIT_CHECKPOINTS = "jcu.audit.checkpoints"
+AUDIT_COSIGNATURES = "jcu.audit.cosignatures"
 REGISTRY = "jcu.registry"
 CONTROL = "jcu.control"
 DLQ = "jcu.dlq"
@@ -74,6 +75,8 @@ def contract_topics(
         # The audit log is evidence: never deleted by retention (verification needs it whole).
         TopicSpec(AUDIT_DECISIONS, 1, replication, dict(forever)),
         TopicSpec(AUDIT_CHECKPOINTS, 1, replication, dict(forever)),
+        # Witnesses' cosignatures of checkpoints (broker.audit.witness): evidence too.
+        TopicSpec(AUDIT_COSIGNATURES, 1, replication, dict(forever)),
         TopicSpec(REGISTRY, 1, replication, dict(compacted)),
         TopicSpec(CONTROL, 1, replication, dict(compacted)),
         TopicSpec(DLQ, 1, replication),

@@ -11,7 +11,9 @@ Both sides decide with the same policy engine, seal or open with the envelope,
 and write every decision to the audit log of their enforcement point.
 """
 
-from broker.pep.publisher import CommunityCopy, Publication, Publisher, PublishResult
+from broker.pep.parts import Part, Redactor, Restriction
+from broker.pep.publisher import CommunityCopy, Publication, Publisher, PublishResult, Reach
+from broker.pep.sent import SourceRef
 from broker.pep.sink import Delivery, JsonlSink, Retracted, Sink
 from broker.pep.subscriber import Subscriber, SubscriberStats
 
@@ -19,11 +21,16 @@ __all__ = [
     "CommunityCopy",
     "Delivery",
     "JsonlSink",
+    "Part",
     "Publication",
     "PublishResult",
     "Publisher",
+    "Reach",
+    "Redactor",
+    "Restriction",
     "Retracted",
     "Sink",
+    "SourceRef",
     "Subscriber",
     "SubscriberStats",
 ]

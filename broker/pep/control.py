@@ -19,19 +19,36 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from cryptography.exceptions import InvalidSignature
 
+from broker.audit.acts import crisis_act
 from broker.clock import Clock, to_millis, utc_now
 from broker.envelope.context import EnvelopeContext
-from broker.errors import BadSignature, ConfigError, MalformedRecord, Unauthorised
+from broker.errors import (
+    BadSignature,
+    ConfigError,
+    CrisisNotInForce,
+    MalformedRecord,
+    NoSuchCrisis,
+    NotACrisisAuthority,
+    NotAMemberState,
+    Rejected,
+    TooFewMemberStates,
+)
 from broker.kafka.clients import reliable_producer, start_client
 from broker.kafka.connection import KafkaConnection
 from broker.kafka.follower import TopicFollower
 from broker.kafka.topics import CONTROL
 from broker.lifecycle import Service
-from broker.vocabulary import CRISIS_AUTHORITIES
+from broker.pep.registry_audit import log_registry
+from broker.schemas import SchemaStore
+from broker.trust.keyring import Keyring
+from broker.vocabulary import CRISIS_AUTHORITIES, EU_MEMBER_STATES
+
+if TYPE_CHECKING:
+    from broker.pep.context import PepContext
 
 MIN_MEMBER_STATES = 2
 #: How long a declaration stands unless declared again (`jcu crisis declare --days`).
@@ -85,15 +102,30 @@ class CrisisDeclaration:
         )
 
 
+def check_member_states(member_states: tuple[str, ...]) -> None:
+    """Raise `NotAMemberState` unless every code names one of the 27 EU Member States."""
+    bad = sorted({m for m in member_states if m not in EU_MEMBER_STATES})
+    if bad:
+        hint = " (Greece is GR in ISO 3166-1)" if "EL" in bad else ""
+        verb = "is not an EU Member State" if len(bad) == 1 else "are not EU Member States"
+        raise NotAMemberState(
+            f"{', '.join(bad)} {verb}: a crisis names the Member States affected by their "
+            f"ISO 3166-1 codes (FR, DE, ...){hint}"
+        )
+
+
 def check_authority(declarer: str, member_states: tuple[str, ...], active: bool) -> None:
-    """Raise `Unauthorised` unless `declarer` may make this declaration."""
+    """Raise (with the real reason) unless `declarer` may make this declaration:
+    `NotACrisisAuthority`, `NotAMemberState` or `TooFewMemberStates`."""
     if declarer not in CRISIS_AUTHORITIES:
         allowed = ", ".join(sorted(CRISIS_AUTHORITIES))
-        raise Unauthorised(f"{declarer} may not declare or end a crisis; only {allowed} may")
-    affected = len(set(member_states))
-    if active and affected < MIN_MEMBER_STATES:
-        raise Unauthorised(
-            f"a crisis needs two or more Member States affected (large-scale); got {affected}"
+        raise NotACrisisAuthority(f"{declarer} may not declare or end a crisis; only {allowed} may")
+    check_member_states(member_states)
+    affected = sorted(set(member_states))
+    if active and len(affected) < MIN_MEMBER_STATES:
+        raise TooFewMemberStates(
+            "a crisis needs two or more Member States affected (a large-scale incident); "
+            f"got {len(affected)}{' (' + ', '.join(affected) + ')' if affected else ''}"
         )
 
 
@@ -133,9 +165,6 @@ def sign_declaration(
     check_validity(valid_for)
     if not incident:
         raise ConfigError("a crisis declaration needs --incident")
-    bad = [m for m in member_states if len(m) != 2 or not m.isalpha() or not m.isupper()]
-    if bad:
-        raise ConfigError(f"Member States are ISO 3166-1 alpha-2 codes (FR, DE...); got {bad}")
     check_authority(declarer, member_states, active)
     now = to_millis(clock())
     kid = ctx.keyring.current_signing_key_id(declarer, now)
@@ -159,7 +188,17 @@ def _fields(d: CrisisDeclaration) -> dict[str, Any]:
     return {f: getattr(d, f) for f in CrisisDeclaration.__slots__}
 
 
-def verify_declaration(ctx: EnvelopeContext, data: bytes) -> CrisisDeclaration:
+class Verifying(Protocol):
+    """What checking a declaration needs: the schemas and whose key is whose (no keystore:
+    a reader of the board opens nothing)."""
+
+    @property
+    def store(self) -> SchemaStore: ...
+    @property
+    def keyring(self) -> Keyring: ...
+
+
+def verify_declaration(ctx: Verifying, data: bytes) -> CrisisDeclaration:
     """Decode and verify one control record; raises a `Rejected` subclass.
 
     Whether it has expired is the reader's question (`in_force`), asked at
@@ -206,7 +245,7 @@ class CrisisBoard(Service):
 
     def __init__(
         self,
-        ctx: EnvelopeContext,
+        ctx: Verifying,
         kafka: KafkaConnection,
         *,
         topic: str = CONTROL,
@@ -257,3 +296,103 @@ class CrisisBoard(Service):
 
     async def stop(self) -> None:
         await self._feed.stop()
+
+
+# -- declaring and ending, as an enforcement point ---------------------------------------
+
+
+async def _current(ctx: PepContext, incident: str) -> CrisisDeclaration | None:
+    async with CrisisBoard(ctx.envelope, ctx.settings.kafka) as board:
+        return next((d for d in board.declarations() if d.incident == incident), None)
+
+
+def _end_target(current: CrisisDeclaration | None, incident: str) -> CrisisDeclaration:
+    """The declaration an end ends; refused, saying why, if there is none in force."""
+    if current is None:
+        raise NoSuchCrisis(
+            f"no crisis was ever declared for {incident} (see `jcu crisis list --all`)"
+        )
+    if not current.active:
+        raise CrisisNotInForce(
+            f"the crisis for {incident} was already ended by {current.declared_by} at "
+            f"{current.created.isoformat()}"
+        )
+    if not current.in_force(utc_now()):
+        raise CrisisNotInForce(
+            f"the crisis for {incident} is not in force: its declaration expired at "
+            f"{current.expires.isoformat()}"
+        )
+    return current
+
+
+async def enact(
+    ctx: PepContext,
+    declarer: str,
+    incident: str,
+    states: list[str],
+    active: bool,
+    valid_for: timedelta = DEFAULT_CRISIS_VALIDITY,
+) -> CrisisDeclaration:
+    """Declare or end a crisis as `declarer`'s control enforcement point
+    (`<declarer>/control`): decided, recorded in its audit log (allowed, or refused with
+    the real reason), then published on jcu.control. An end is refused unless a
+    declaration of the incident is in force."""
+    audit = ctx.audit_log(declarer, "control")
+    bundle = ctx.policy.bundle_hash
+    async with audit:
+        await log_registry(ctx.envelope.trusted, audit)
+        try:
+            if not active:
+                check_authority(declarer, (), active=False)  # who asks, before what is asked
+                states = list(_end_target(await _current(ctx, incident), incident).member_states)
+            data = sign_declaration(
+                ctx.envelope, declarer, incident, tuple(states), active, valid_for
+            )
+        except Rejected as exc:
+            await audit.append(
+                crisis_act(
+                    declarer,
+                    incident,
+                    states,
+                    active=active,
+                    decision="reject",
+                    reasons=(str(exc),),
+                    rejection_reason=exc.reason,
+                    bundle_hash=bundle,
+                )
+            )
+            raise
+        decl = verify_declaration(ctx.envelope, data)
+        what = "declared" if active else "ended"
+        record = crisis_act(
+            declarer,
+            incident,
+            decl.member_states,
+            active=active,
+            reasons=(
+                f"crisis {what} by a crisis authority for {', '.join(decl.member_states)}"
+                + (f", until {decl.expires.isoformat()}" if active else ""),
+            ),
+            expires=decl.expires if active else None,
+            declaration_id=decl.id,
+            bundle_hash=bundle,
+        )
+        await audit.append(record)  # decided and recorded before it takes effect anywhere
+        try:
+            await publish_declaration(ctx.settings.kafka, incident, data)
+        except Exception as exc:
+            await audit.append(
+                crisis_act(
+                    declarer,
+                    incident,
+                    decl.member_states,
+                    active=active,
+                    decision="unsent",
+                    reasons=(f"not published on jcu.control: {exc}",),
+                    rejection_reason="kafka-error",
+                    declaration_id=decl.id,
+                    bundle_hash=bundle,
+                )
+            )
+            raise
+        return decl

@@ -14,10 +14,17 @@ same transaction as the batch's deliveries. The subscriber starts from there,
 not from the consumer group's committed offset: an offset committed ahead of
 it (by mistake, or by someone who may commit for the group) cannot make it
 skip records unseen.
+
+And where the receiving audit log stood at the last commit (the audit mark):
+a batch's decisions are audited before the ledger commits, so after a crash
+the subscriber reads its audit log back from that mark (from the log's own
+journal: docs/audit.md) and learns which records of the redelivered batch
+were already decided, instead of deciding (and auditing) them twice.
 """
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -56,6 +63,9 @@ class DeliveryLedger:
             "CREATE TABLE IF NOT EXISTS settled ("
             " topic TEXT NOT NULL, partition INTEGER NOT NULL, next_offset INTEGER NOT NULL,"
             " PRIMARY KEY (topic, partition))"
+        )
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)"
         )
 
         self._staged: dict[str, tuple[str, datetime, Position]] = {}
@@ -132,12 +142,17 @@ class DeliveryLedger:
         """Note a delivery of the batch in hand: seen at once, durable at `commit`."""
         self._staged.setdefault(message_id, (sender, expires, where))
 
-    def commit(self, settled: Mapping[tuple[str, int], int] | None = None) -> None:
-        """Write the staged deliveries and the batch's settled positions ((topic, partition)
-        -> next offset) in one transaction (after the sink flushed)."""
+    def commit(
+        self,
+        settled: Mapping[tuple[str, int], int] | None = None,
+        audit_mark: tuple[int, int] | None = None,
+    ) -> None:
+        """Write the staged deliveries, the batch's settled positions ((topic, partition)
+        -> next offset) and where the audit log now stands, in one transaction (after the
+        sink flushed and the batch's decisions were audited)."""
         self._looked_up = None
         self._prefetched = {}
-        if not self._staged and not settled:
+        if not self._staged and not settled and audit_mark is None:
             return
         rows = [
             (mid, sender, w.topic, w.partition, w.offset, _ms(expires))
@@ -156,6 +171,11 @@ class DeliveryLedger:
                 " WHERE excluded.next_offset > settled.next_offset",
                 [(t, p, o) for (t, p), o in (settled or {}).items()],
             )
+            if audit_mark is not None:
+                self._db.execute(
+                    "INSERT OR REPLACE INTO meta (name, value) VALUES ('audit_mark', ?)",
+                    (json.dumps(list(audit_mark)),),
+                )
         self._staged.clear()
 
     def settled(self, topic: str, partition: int) -> int | None:
@@ -172,6 +192,14 @@ class DeliveryLedger:
             (topic, partition),
         ).fetchone()
         return int(row[0]) + 1 if row and row[0] is not None else None
+
+    def audit_mark(self) -> tuple[int, int] | None:
+        """(index, offset) where the audit log stood at the last commit, if ever set."""
+        row = self._db.execute("SELECT value FROM meta WHERE name = 'audit_mark'").fetchone()
+        if row is None:
+            return None
+        index, offset = json.loads(row[0])
+        return int(index), int(offset)
 
     def mark_retracted(self, message_id: str) -> None:
         self._looked_up = None

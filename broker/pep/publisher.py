@@ -1,13 +1,18 @@
-"""The publishing enforcement point: decide, seal per community, produce, audit.
+"""The publishing enforcement point: decide, seal per community, audit, produce, audit again.
 
 For one payload it asks the policy about every registered organisation,
 groups the organisations allowed (or allowed a redacted copy) by community,
+and by the parts withheld from them (personal data, parts marked stricter than
+the record, parts the caller restricts: broker.pep.parts),
 seals one envelope per community and variant for exactly those organisations,
-produces each to `jcu.<community>.<stream>`, and writes every decision to the
-audit log of `<participant>/publish`. The record key is the message id, so a
-later retraction of it lands on the same partition, after it; a workflow's
-message is keyed by its thread instead, and asked about by its workflow's
-check first (`broker.pep.workflow`).
+writes every decision to the audit log of `<participant>/publish`, produces
+each envelope to `jcu.<community>.<stream>`, and then writes what became of
+each copy (sent where, or not sent and why) as a later entry of the same log.
+A crash between the two entries is settled on the next start
+(`broker.pep.recovery`). The record key is the message id, so a later
+retraction of it lands on the same partition, after it; a workflow's message
+is keyed by its thread instead, and asked about by its workflow's check first
+(`broker.pep.workflow`).
 """
 
 from __future__ import annotations
@@ -15,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import copy
 import dataclasses
-import hashlib
 import time
 import uuid
 from collections import Counter
@@ -23,18 +27,23 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from broker import faults
 from broker.audit import AuditLog, AuditRecord, DecisionSet
-from broker.clock import utc_now
+from broker.audit.acts import KAFKA_ERROR, CopyOutcome, SendOutcome, retraction_sent
+from broker.clock import to_millis, utc_now
 from broker.envelope import Labels, Sealer, SealRequest, stream_of
-from broker.envelope.labels import AvroLabelsCache
-from broker.errors import ConfigError, Rejected, Unauthorised
+from broker.envelope.labels import TLP_LEVELS, AvroLabelsCache
+from broker.errors import ConfigError, KafkaUnavailable, Rejected, Unauthorised
 from broker.kafka.clients import COMPRESSION, reliable_producer, start_client
 from broker.kafka.topics import community_topic
 from broker.lifecycle import Service
 from broker.metrics import Metrics
 from broker.pep.context import PepContext
 from broker.pep.control import CrisisBoard
-from broker.pep.sent import SentCopy, SentLog, SentMessage
+from broker.pep.parts import PART_MARKING_RULE, Part, Redactor, Restriction
+from broker.pep.recovery import SENT_HOLD, settle_pending
+from broker.pep.registry_audit import RegistryAudit
+from broker.pep.sent import SentCopy, SentLog, SentMessage, SourceRef
 from broker.pep.state_feeds import StateFeeds
 from broker.pep.workflow import WorkflowCheck, WorkflowMessage, Workflows
 from broker.policy import Decision, Message
@@ -91,13 +100,47 @@ class PublishResult:
 
 @dataclass(frozen=True, slots=True)
 class Publication:
-    """One payload to publish: what `Publisher.publish` takes, for `publish_many`."""
+    """One payload to publish: what `Publisher.publish` takes, for `publish_many`.
+
+    `parts` marked stricter than the labels' TLP reach only organisations the
+    policy clears for that TLP; `restrict` narrows what named organisations
+    get (the whole record, or parts); `redactor` removes parts from the record
+    (required when either can withhold a part). `source` names what the record
+    came from (its id and version in the source), kept in the sent index so a
+    whole publication can be found again (`jcu retract --file`).
+    """
 
     payload_type: str
     record: Mapping[str, Any]
     labels: Labels
     recipients: tuple[str, ...] = ()
     message_id: str | None = None
+    parts: tuple[Part, ...] = ()
+    restrict: Mapping[str, tuple[Restriction, ...]] = field(default_factory=dict)
+    redactor: Redactor | None = None
+    source: SourceRef | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Reach:
+    """Who a publication would reach, decided now, sending nothing.
+
+    `decisions`: one per organisation, after the policy, the parts and the
+    restrictions (a part withheld makes the decision `redact`, naming it in
+    `redact_fields`); `withheld`: per organisation that gets a copy, the parts
+    removed from it (personal-data fields included).
+    """
+
+    decisions: tuple[Decision, ...]
+    withheld: Mapping[str, tuple[str, ...]]
+
+    @property
+    def recipients(self) -> tuple[str, ...]:
+        return tuple(sorted(d.org for d in self.decisions if d.allowed))
+
+    @property
+    def denied(self) -> tuple[Decision, ...]:
+        return tuple(d for d in self.decisions if not d.allowed)
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +148,10 @@ class _Send:
     community: str
     redacted_fields: tuple[str, ...]
     request: SealRequest
+
+
+#: A variant: (community, personal-data fields removed, parts removed).
+_VariantKey = tuple[str, tuple[str, ...], tuple[str, ...]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +172,7 @@ class _Plan:
     key: str
     #: A workflow's check and the message as it sees it, told once the message is sent.
     workflow: tuple[WorkflowCheck, WorkflowMessage] | None = None
+    source: SourceRef | None = None
 
 
 class _Refused(Exception):
@@ -133,6 +181,9 @@ class _Refused(Exception):
     def __init__(self, error: Rejected, record: AuditRecord) -> None:
         self.error = error
         self.record = record
+
+
+_DecideCache = dict[tuple[str, Labels, frozenset[str]], _Decided]
 
 
 #: The rule id of a denial for want of a key: the policy allowed the organisation, but
@@ -151,6 +202,11 @@ def _no_usable_key(org: str) -> Decision:
             "see `jcu keys list`): allowed by the policy, but nothing is sealed for it",
         ),
     )
+
+
+def rank_of(tlp: str) -> int:
+    """0 for CLEAR up to 4 for RED."""
+    return TLP_LEVELS.index(tlp)
 
 
 def policy_message(
@@ -198,6 +254,7 @@ class Publisher(Service):
         metrics: Metrics | None = None,
         compression: str = COMPRESSION,
         workflows: Workflows | None = None,
+        log_registry: bool = True,
     ) -> None:
         ctx.registry.get(participant)
         self.participant = participant
@@ -208,24 +265,43 @@ class Publisher(Service):
         self._metrics = metrics or Metrics()
         self._compression = compression
         self._producer: Any = None
-        self._sent = SentLog(ctx.settings.home / "sent" / f"{participant}.sqlite")
+        self._sent = SentLog(
+            ctx.settings.home / "sent" / f"{participant}.sqlite",
+            point=self._audit.enforcement_point,
+        )
         self._avro_labels = AvroLabelsCache()
         self._workflows: Workflows = workflows or {}
+        # The registry snapshots taking effect here, in this log (unless whoever shares the
+        # log with others logs them, once: `log_registry=False`).
+        self._registry_audit = (
+            RegistryAudit(ctx.envelope.trusted, self._audit) if log_registry else None
+        )
 
     async def start(self) -> None:
         try:
             await self._feeds.start()
             await self._audit.start()
+            if self._registry_audit is not None:
+                await self._registry_audit.start()
             producer = reliable_producer(
                 self._ctx.settings.kafka, compression_type=self._compression
             )
             await start_client(producer, self._ctx.settings.kafka)
             self._producer = producer
+            await settle_pending(
+                self.participant,
+                self._ctx.settings.kafka,
+                self._ctx.envelope.store,
+                self._audit,
+                self._sent,
+            )
         except BaseException:
             await self.stop()
             raise
 
     async def stop(self) -> None:
+        if self._registry_audit is not None:
+            self._registry_audit.stop()
         if self._producer is not None:
             await self._producer.stop()
             self._producer = None
@@ -236,6 +312,15 @@ class Publisher(Service):
     @property
     def crisis(self) -> CrisisBoard:
         return self._feeds.crisis
+
+    def community_of(self, org: str) -> str:
+        """The community of a registered organisation."""
+        return self._ctx.registry.get(org).community
+
+    @property
+    def sent(self) -> SentLog:
+        """This node's index of what it sent (for retraction and "reached before")."""
+        return self._sent
 
     def decide(
         self,
@@ -291,23 +376,27 @@ class Publisher(Service):
         item = Publication(payload_type, record, labels, tuple(recipients), message_id)
         return (await self.publish_many([item]))[0]
 
-    async def publish_many(self, items: Sequence[Publication]) -> list[PublishResult]:
+    async def publish_many(
+        self, items: Sequence[Publication], *, crisis_incidents: frozenset[str] | None = None
+    ) -> list[PublishResult]:
         """Publish several payloads at the cost of few: one audit write, one signature.
 
         Every item is validated, decided and sealed before anything is audited or
         sent, so a bad item (the first raises) publishes and records nothing.
-        Results are in item order.
+        Results are in item order. `crisis_incidents` pins the crisis state (as a
+        `reach` made earlier saw it); by default the crisis board's, now.
         """
         if self._producer is None:
             raise ConfigError("publisher is not started")
         self._ctx.check_trusted()
         t0 = time.perf_counter()
-        if self._ctx.registry.get(self.participant).status != "active":
-            raise Unauthorised(f"{self.participant} is not an active organisation; it cannot share")
+        self._check_active()
         # One state for the whole batch: items with the same type, labels and named
         # recipients get the same decisions, so each such combination is decided once.
-        crisis = self._feeds.crisis.active_incidents()
-        decided: dict[tuple[str, Labels, frozenset[str]], _Decided] = {}
+        crisis = (
+            self._feeds.crisis.active_incidents() if crisis_incidents is None else crisis_incidents
+        )
+        decided: _DecideCache = {}
         try:
             plans = [self._plan(item, crisis, decided) for item in items]
         except _Refused as refused:
@@ -317,19 +406,62 @@ class Publisher(Service):
         # Sealed before the audit write: a batch the sealer refuses leaves no decisions
         # in the log for messages never sent.
         sealed = self._sealer.seal_many([s.request for plan in plans for s in plan.sends])
+        # Pending until their outcome is recorded: a restart after a crash settles them.
+        self._sent.begin(
+            (self._sent_message(plan, plan.sends) for plan in plans),
+            int(to_millis(utc_now()).timestamp() * 1000),
+        )
         # Recorded before anything is shared: no decision is acted on without its record.
         await self._audit.append_sets([plan.audit for plan in plans])
-        producer = self._producer
-        keys = [plan.key.encode() for plan in plans for _ in plan.sends]
-        futures = []
-        for message, key in zip(sealed, keys, strict=True):
-            futures.append(await producer.send(message.header.topic, value=message.data, key=key))
-        metas = iter(zip(await asyncio.gather(*futures), sealed, strict=True))
+        faults.point("publisher.after-audit")
+        self._sent.producing(plan.message_id for plan in plans)
+        metas = await self._produce(
+            sealed, [plan.key.encode() for plan in plans for _ in plan.sends]
+        )
+        # Where each copy went, noted before its outcome is audited: after a crash here the
+        # restart knows without reading topics it may not read (other communities').
+        placed = []
+        landed = iter(metas)
+        for plan in plans:
+            for send in plan.sends:
+                meta = next(landed)
+                if not isinstance(meta, BaseException):
+                    placed.append(
+                        (
+                            plan.message_id,
+                            send.request.topic,
+                            tuple(send.request.recipients),
+                            int(meta.partition),
+                            int(meta.offset),
+                        )
+                    )
+        self._sent.produced(placed)
+        faults.point("publisher.after-send")
+        produced = iter(zip(metas, sealed, strict=True))
         results = []
+        outcomes: list[SendOutcome] = []
+        failed: list[str] = []
         for plan in plans:
             copies = []
+            done = []
             for send in plan.sends:
-                meta, message = next(metas)
+                meta, message = next(produced)
+                error = meta if isinstance(meta, BaseException) else None
+                done.append(
+                    CopyOutcome(
+                        send.community,
+                        send.request.topic,
+                        send.request.recipients,
+                        partition=None if error else meta.partition,
+                        offset=None if error else meta.offset,
+                        error=KAFKA_ERROR if error else None,
+                        reason=f"Kafka did not take it: {error}" if error else "",
+                        redacted_fields=send.redacted_fields,
+                    )
+                )
+                if error is not None:
+                    failed.append(f"{plan.message_id} to {send.request.topic}: {error}")
+                    continue
                 copies.append(
                     CommunityCopy(
                         send.community,
@@ -341,38 +473,217 @@ class Publisher(Service):
                         len(message.data),
                     )
                 )
+            outcomes.append(SendOutcome(plan.message_id, tuple(done)))
             results.append(
                 PublishResult(
                     plan.message_id, plan.short, plan.labels, tuple(copies), plan.decisions
                 )
             )
+        await self._audit.append_sets(outcomes)  # a leaf each, after its decisions
+        mark = self._audit.mark()
         self._sent.add_many(
-            SentMessage(
-                r.message_id,
-                self.participant,
-                r.payload_type,
-                r.labels,
-                tuple(
-                    SentCopy(c.community, c.topic, c.recipients, c.redacted_fields)
-                    for c in r.copies
-                ),
-            )
-            for r in results
+            (
+                SentMessage(
+                    r.message_id,
+                    self.participant,
+                    r.payload_type,
+                    r.labels,
+                    tuple(
+                        SentCopy(c.community, c.topic, c.recipients, c.redacted_fields)
+                        for c in r.copies
+                    ),
+                    plan.source,
+                )
+                for r, plan in zip(results, plans, strict=True)
+            ),
+            settled=[plan.message_id for plan in plans],
+            mark=mark,
         )
+        self._audit.hold(SENT_HOLD, mark)
         for plan, result in zip(plans, results, strict=True):
-            if plan.workflow is not None:
+            if plan.workflow is not None and result.copies:
                 check, told = plan.workflow
                 check.sent(dataclasses.replace(told, recipients=result.recipients))
+        if failed:
+            raise KafkaUnavailable(
+                f"{len(failed)} copies were not sent (recorded as not sent in the audit log): "
+                + "; ".join(failed[:3])
+            )
         self._count(results)
         self._metrics.publish_seconds.observe(time.perf_counter() - t0)
         return results
 
-    def _plan(
+    def reach(
+        self, items: Sequence[Publication], *, crisis_incidents: frozenset[str] | None = None
+    ) -> list[Reach]:
+        """Who each item would reach and what each would get: decided as `publish_many`
+        decides, sending and recording nothing (`jcu publish --dry-run`, and a caller
+        that must know every item's recipients before it restricts any)."""
+        self._check_active()
+        crisis = (
+            self._feeds.crisis.active_incidents() if crisis_incidents is None else crisis_incidents
+        )
+        store = self._ctx.envelope.store
+        decided: _DecideCache = {}
+        out = []
+        for item in items:
+            short = store.full_name(item.payload_type).rpartition(".")[2]
+            stream_of(short)
+            store.encode(short, item.record)  # a record publish_many would refuse reaches no one
+            labels = self._effective_labels(short, item)
+            decisions, variants = self._item_decisions(short, item, labels, crisis, decided)
+            withheld = {
+                org: tuple(sorted({*pd, *parts}))
+                for (_, pd, parts), orgs in variants.items()
+                for org in orgs
+                if pd or parts
+            }
+            out.append(Reach(decisions, withheld))
+        return out
+
+    def _check_active(self) -> None:
+        if self._ctx.registry.get(self.participant).status != "active":
+            raise Unauthorised(f"{self.participant} is not an active organisation; it cannot share")
+
+    def _effective_labels(self, short: str, item: Publication) -> Labels:
+        labels = item.labels
+        if not labels.personal_data and self._ctx.envelope.store.has_personal_data(
+            short, item.record
+        ):
+            # The content decides, not the caller's label: rule 8 must see personal data.
+            labels = dataclasses.replace(labels, personal_data=True)
+        return labels
+
+    def _sent_message(self, plan: _Plan, sends: Sequence[_Send]) -> SentMessage:
+        return SentMessage(
+            plan.message_id,
+            self.participant,
+            plan.short,
+            plan.labels,
+            tuple(
+                SentCopy(s.community, s.request.topic, s.request.recipients, s.redacted_fields)
+                for s in sends
+            ),
+            plan.source,
+        )
+
+    async def _produce(self, sealed: Sequence[Any], keys: Sequence[bytes]) -> list[Any]:
+        """Produce every envelope under its record key; per envelope its RecordMetadata, or
+        the exception that kept Kafka from taking it (recorded as not sent, never lost)."""
+        from aiokafka.errors import KafkaError
+
+        futures: list[Any] = []
+        for message, key in zip(sealed, keys, strict=True):
+            try:
+                futures.append(
+                    await self._producer.send(message.header.topic, value=message.data, key=key)
+                )
+            except KafkaError as exc:
+                failed: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+                failed.set_exception(exc)
+                futures.append(failed)
+        return list(await asyncio.gather(*futures, return_exceptions=True))
+
+    def _decided(
         self,
-        item: Publication,
+        short: str,
+        labels: Labels,
+        named: frozenset[str],
         crisis: frozenset[str],
-        decided: dict[tuple[str, Labels, frozenset[str]], _Decided],
-    ) -> _Plan:
+        cache: _DecideCache,
+    ) -> _Decided:
+        key = (short, labels, named)
+        known = cache.get(key)
+        if known is None:
+            known = cache[key] = self._decide_groups(short, labels, named, crisis)
+        return known
+
+    def _item_decisions(
+        self,
+        short: str,
+        item: Publication,
+        labels: Labels,
+        crisis: frozenset[str],
+        cache: _DecideCache,
+    ) -> tuple[tuple[Decision, ...], dict[_VariantKey, list[str]]]:
+        """Every organisation's decision, and the allowed ones grouped by variant.
+
+        The policy decides on the labels; then each part marked stricter than the
+        labels' TLP is withheld from the organisations the policy does not clear
+        for that TLP (decided on the same labels with the part's TLP); then the
+        caller's restrictions withhold the whole record or parts of it.
+        """
+        named = frozenset(item.recipients)
+        known = self._decided(short, labels, named, crisis, cache)
+        if not item.parts and not item.restrict:
+            return known.decisions, {
+                (community, fields, ()): orgs for (community, fields), orgs in known.groups
+            }
+        base = rank_of(labels.tlp)
+        cleared: dict[str, frozenset[str]] = {}
+        for tlp in {p.tlp for p in item.parts if rank_of(p.tlp) > base}:
+            stricter = self._decided(
+                short, dataclasses.replace(labels, tlp=tlp), named, crisis, cache
+            )
+            cleared[tlp] = frozenset(d.org for d in stricter.decisions if d.allowed)
+        decisions: list[Decision] = []
+        variants: dict[_VariantKey, list[str]] = {}
+        registry = self._ctx.registry
+        for d in known.decisions:
+            if not d.allowed:
+                decisions.append(d)
+                continue
+            restrictions = item.restrict.get(d.org, ())
+            whole = [r for r in restrictions if r.whole]
+            if whole:
+                decisions.append(
+                    Decision(
+                        d.org,
+                        "deny",
+                        tuple(dict.fromkeys(r.rule for r in whole)),
+                        (),
+                        reasons=tuple(r.reason for r in whole),
+                    )
+                )
+                continue
+            marked = [p for p in item.parts if p.tlp in cleared and d.org not in cleared[p.tlp]]
+            parts = tuple(
+                sorted({p.name for p in marked} | {n for r in restrictions for n in r.parts})
+            )
+            pd_fields = d.redact_fields if d.decision == "redact" else ()
+            if parts:
+                if item.redactor is None:
+                    raise ConfigError("a publication that withholds parts needs a redactor")
+                d = Decision(
+                    d.org,
+                    "redact",
+                    tuple(
+                        dict.fromkeys(
+                            (
+                                *d.rules,
+                                *((PART_MARKING_RULE,) if marked else ()),
+                                *(r.rule for r in restrictions),
+                            )
+                        )
+                    ),
+                    d.legal_basis,
+                    d.obligations,
+                    tuple(sorted({*pd_fields, *parts})),
+                    (
+                        *d.reasons,
+                        *(
+                            f"{p.name} is marked TLP:{p.tlp}, for which {d.org} is not cleared"
+                            for p in marked
+                        ),
+                        *(r.reason for r in restrictions),
+                    ),
+                )
+            decisions.append(d)
+            community = registry.get(d.org).community
+            variants.setdefault((community, tuple(pd_fields), parts), []).append(d.org)
+        return tuple(decisions), dict(sorted(variants.items()))
+
+    def _plan(self, item: Publication, crisis: frozenset[str], decided: _DecideCache) -> _Plan:
         """Validate, decide, and say what to audit and what to seal for one payload."""
         store = self._ctx.envelope.store
         short = store.full_name(item.payload_type).rpartition(".")[2]
@@ -380,18 +691,11 @@ class Publisher(Service):
         mid = item.message_id or str(uuid.uuid4())
         record = item.record
         encoded = store.encode(short, record)  # validates the record before anything is decided
-        content_hash = hashlib.sha256(encoded).digest()
-        labels = item.labels
-        if not labels.personal_data and store.has_personal_data(short, record):
-            # The content decides, not the caller's label: rule 8 must see personal data.
-            labels = dataclasses.replace(labels, personal_data=True)
+        content_hash = self._audit.content_hash(encoded)  # keyed: the log confirms no guess
+        labels = self._effective_labels(short, item)
         workflow = self._workflow_step(short, mid, record, labels, item.recipients)
         thread = workflow[1].thread if workflow is not None else None
-        key = (short, labels, frozenset(item.recipients))
-        known = decided.get(key)
-        if known is None:
-            known = decided[key] = self._decide_groups(short, labels, key[2], crisis)
-        decisions = known.decisions
+        decisions, variants = self._item_decisions(short, item, labels, crisis, decided)
 
         audit = DecisionSet(
             "publish",
@@ -403,23 +707,33 @@ class Publisher(Service):
             thread=thread,
         )
         sends = []
-        for (community, fields), orgs in known.groups:
+        for (community, fields, parts), orgs in variants.items():
             topic = community_topic(community, stream, exercise=labels.exercise is not None)
-            body = redact(store.schema(short), record, fields) if fields else record
-            variant_labels = (
-                Labels.of(
-                    labels.tlp,
+            body: Mapping[str, Any] = record
+            if parts:
+                assert item.redactor is not None  # _item_decisions checked
+                body = item.redactor(record, frozenset(parts))
+            if fields:
+                body = redact(store.schema(short), body, fields)
+            removed = tuple(sorted({*fields, *parts}))
+            variant_labels = labels
+            if removed:
+                kept = [p.tlp for p in item.parts if p.name not in parts]
+                variant_labels = Labels.of(
+                    max((labels.tlp, *kept), key=rank_of),
                     handling_codes=labels.handling_codes,
                     categories=labels.categories,
-                    personal_data=False,
+                    personal_data=labels.personal_data and not fields,
                     exercise=labels.exercise,
                     incident=labels.incident,
                     member_states=labels.member_states,
-                    redacted_fields=fields,
+                    redacted_fields=removed,
                 )
-                if fields
-                else labels
-            )
+            elif item.parts:
+                # The whole record, its stricter parts included: labelled as strict as they are.
+                top = max((labels.tlp, *(p.tlp for p in item.parts)), key=rank_of)
+                if top != labels.tlp:
+                    variant_labels = dataclasses.replace(labels, tlp=top)
             request = SealRequest(
                 short,
                 body,
@@ -428,10 +742,12 @@ class Publisher(Service):
                 labels=variant_labels,
                 target_community=community,
                 message_id=mid,
-                payload=None if fields else encoded,
+                payload=None if removed else encoded,
             )
-            sends.append(_Send(community, fields, request))
-        return _Plan(mid, short, labels, decisions, audit, sends, thread or mid, workflow)
+            sends.append(_Send(community, removed, request))
+        return _Plan(
+            mid, short, labels, decisions, audit, sends, thread or mid, workflow, item.source
+        )
 
     def _workflow_step(
         self,
@@ -514,9 +830,8 @@ class Publisher(Service):
             "reason": reason,
             "retracted": utc_now(),
         }
-        sends = []
-        for c in sent.copies:
-            sealed = self._sealer.seal(
+        sealed = [
+            self._sealer.seal(
                 "Retraction",
                 retraction,
                 recipients=c.recipients,
@@ -524,10 +839,39 @@ class Publisher(Service):
                 labels=sent.labels,
                 target_community=c.community,
             )
-            sends.append(
-                await self._producer.send(c.topic, value=sealed.data, key=message_id.encode())
+            for c in sent.copies
+        ]
+        metas = []
+        for c, message in zip(sent.copies, sealed, strict=True):
+            try:
+                future = await self._producer.send(
+                    c.topic, value=message.data, key=message_id.encode()
+                )
+                metas.append(await future)
+            except Exception as exc:  # recorded as not sent, then raised
+                metas.append(exc)
+        outcomes = [
+            CopyOutcome(
+                c.community,
+                c.topic,
+                c.recipients,
+                partition=None if isinstance(m, BaseException) else m.partition,
+                offset=None if isinstance(m, BaseException) else m.offset,
+                error=KAFKA_ERROR if isinstance(m, BaseException) else None,
+                reason=f"Kafka did not take it: {m}" if isinstance(m, BaseException) else "",
             )
-        metas = await asyncio.gather(*sends)
+            for c, m in zip(sent.copies, metas, strict=True)
+        ]
+        await self._audit.append_many(
+            retraction_sent(message_id, str(retraction["id"]), outcomes, reason=reason)
+        )
+        failures = [m for m in metas if isinstance(m, BaseException)]
+        if failures:
+            raise KafkaUnavailable(
+                f"the retraction of {message_id} was not sent to every copy's topic "
+                f"(recorded in the audit log): {failures[0]}"
+            )
+        self._sent.mark_retracted(message_id)
         copies = tuple(
             CommunityCopy(c.community, c.topic, m.partition, m.offset, c.recipients)
             for c, m in zip(sent.copies, metas, strict=True)

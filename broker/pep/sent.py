@@ -1,10 +1,25 @@
-"""The publisher's record of what it sent where, so it can retract a message later.
+"""The publisher's record of what it sent where, so it can retract a message later, and of
+what it is about to send, so a restart after a crash can say what became of it.
 
-Only routing facts are kept (type, labels, topics, recipients), never content.
+Only routing facts are kept (type, labels, topics, recipients), never content,
+and, for records that came from a source object (a STIX object, a MISP event),
+that object's id, version and container, so a whole publication can be found
+again (`jcu retract --file/--event`) and a later publication can tell whether
+an object it refers to already reached a recipient.
+
+A message is *pending* from before its decisions are audited until its send
+outcome is audited; a publisher that finds pending messages when it starts
+settles them (`broker.pep.recovery`). The audit log's position after the last
+settled batch is kept too: where that recovery reads the log back from. One
+index per participant serves every publisher of its node (`/publish`, the
+assistance desk's `/assist`): pending messages and the audit mark are each
+kept per enforcement point, so a publisher settles only what its own log
+decided, reading its own log.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sqlite3
 from collections.abc import Iterable
@@ -12,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from broker.audit import AuditMark
 from broker.envelope import Labels
 
 
@@ -24,41 +40,255 @@ class SentCopy:
 
 
 @dataclass(frozen=True, slots=True)
+class SourceRef:
+    """What a record was made from: the source object's id, its version, its container.
+
+    STIX: (STIX id, `modified`, bundle id); MISP: (event uuid, `timestamp`, event uuid).
+    """
+
+    id: str
+    version: str | None = None
+    container: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class SentMessage:
     message_id: str
     sender: str
     payload_type: str
     labels: Labels
     copies: tuple[SentCopy, ...]
+    source: SourceRef | None = None
+
+    @property
+    def recipients(self) -> frozenset[str]:
+        return frozenset(r for c in self.copies for r in c.recipients)
 
 
 class SentLog:
-    def __init__(self, path: Path) -> None:
+    """`point`: the enforcement point whose pending messages and audit mark this handle
+    reads and writes (`<participant>/publish`)."""
+
+    def __init__(self, path: Path, *, point: str) -> None:
+        self._point = point
+        self._mark_name = f"audit_mark {point}"
         path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(path, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         # An index for retraction, not a record of truth (the audit log is): WAL with
         # NORMAL sync survives a crash of the process, and costs no fsync per message.
         self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute(
-            "CREATE TABLE IF NOT EXISTS sent (message_id TEXT PRIMARY KEY, body TEXT NOT NULL)"
+        self._db.executescript(
+            "CREATE TABLE IF NOT EXISTS sent (message_id TEXT PRIMARY KEY, body TEXT NOT NULL);"
+            "CREATE TABLE IF NOT EXISTS sources (message_id TEXT PRIMARY KEY,"
+            " source_id TEXT NOT NULL, version TEXT, container TEXT,"
+            " retracted INTEGER NOT NULL DEFAULT 0);"
+            "CREATE INDEX IF NOT EXISTS sources_by_id ON sources (source_id);"
+            "CREATE INDEX IF NOT EXISTS sources_by_container ON sources (container);"
+            "CREATE TABLE IF NOT EXISTS reached (source_id TEXT NOT NULL,"
+            " recipient TEXT NOT NULL, message_id TEXT NOT NULL,"
+            " PRIMARY KEY (source_id, recipient, message_id));"
+            "CREATE TABLE IF NOT EXISTS pending (message_id TEXT PRIMARY KEY, body TEXT NOT NULL,"
+            " created_ms INTEGER NOT NULL, point TEXT NOT NULL);"
+            "CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);"
+            "CREATE TABLE IF NOT EXISTS produced (message_id TEXT NOT NULL, topic TEXT NOT NULL,"
+            " recipients TEXT NOT NULL, partition INTEGER NOT NULL, offset INTEGER NOT NULL,"
+            " PRIMARY KEY (message_id, topic, recipients));"
+            "CREATE TABLE IF NOT EXISTS producing (message_id TEXT PRIMARY KEY);"
         )
 
     def add(self, message: SentMessage) -> None:
         self.add_many([message])
 
-    def add_many(self, messages: Iterable[SentMessage]) -> None:
-        """Remember messages for retraction, in one transaction."""
+    def add_many(
+        self,
+        messages: Iterable[SentMessage],
+        *,
+        settled: Iterable[str] = (),
+        mark: AuditMark | None = None,
+    ) -> None:
+        """Remember messages for retraction, and forget the pending ones now `settled`
+        (their outcome is audited), in one transaction; `mark`: where this point's audit
+        log stands."""
+        messages = list(messages)
         rows = [(m.message_id, json.dumps(_body(m))) for m in messages]
+        sourced = [m for m in messages if m.source is not None]
         self._db.execute("BEGIN")
         try:
             self._db.executemany(
                 "INSERT OR REPLACE INTO sent (message_id, body) VALUES (?, ?)", rows
             )
+            self._db.executemany(
+                "INSERT OR REPLACE INTO sources (message_id, source_id, version, container)"
+                " VALUES (?, ?, ?, ?)",
+                [
+                    (m.message_id, m.source.id, m.source.version, m.source.container)
+                    for m in sourced
+                    if m.source is not None
+                ],
+            )
+            self._db.executemany(
+                "INSERT OR IGNORE INTO reached (source_id, recipient, message_id) VALUES (?,?,?)",
+                [
+                    (m.source.id, r, m.message_id)
+                    for m in sourced
+                    if m.source is not None
+                    for r in sorted(m.recipients)
+                ],
+            )
+            gone = [(m,) for m in settled]
+            self._db.executemany("DELETE FROM pending WHERE message_id = ?", gone)
+            self._db.executemany("DELETE FROM produced WHERE message_id = ?", gone)
+            self._db.executemany("DELETE FROM producing WHERE message_id = ?", gone)
+            if mark is not None:
+                self._db.execute(
+                    "INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)",
+                    (self._mark_name, json.dumps([mark.index, mark.offset])),
+                )
         except BaseException:
             self._db.execute("ROLLBACK")
             raise
         self._db.execute("COMMIT")
+
+    def messages_of(
+        self, source_ids: Iterable[str] = (), *, container: str | None = None
+    ) -> list[str]:
+        """Ids of the messages sent for these source objects (or this container), oldest
+        first, retracted ones left out."""
+        ids = list(dict.fromkeys(source_ids))
+        found: list[str] = []
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            found += [
+                r[0]
+                for r in self._db.execute(
+                    "SELECT message_id FROM sources WHERE retracted = 0 AND source_id IN"
+                    f" ({','.join('?' * len(chunk))}) ORDER BY rowid",
+                    chunk,
+                )
+            ]
+        if container is not None:
+            found += [
+                r[0]
+                for r in self._db.execute(
+                    "SELECT message_id FROM sources WHERE retracted = 0 AND container = ?"
+                    " ORDER BY rowid",
+                    (container,),
+                )
+            ]
+        return list(dict.fromkeys(found))
+
+    def messages_for(self, sources: Iterable[SourceRef]) -> list[str]:
+        """Ids of the messages sent for exactly these sources (id, version and container:
+        an object shared in two bundles is two publications), oldest first, retracted
+        ones left out: the publication of one file."""
+        wanted = {(s.id, s.version, s.container) for s in sources}
+        found = []
+        for ids in _chunks(sorted({sid for sid, _, _ in wanted}), 500):
+            rows = self._db.execute(
+                "SELECT message_id, source_id, version, container FROM sources"
+                f" WHERE retracted = 0 AND source_id IN ({','.join('?' * len(ids))})"
+                " ORDER BY rowid",
+                ids,
+            ).fetchall()
+            found += [r[0] for r in rows if (r[1], r[2], r[3]) in wanted]
+        return list(dict.fromkeys(found))
+
+    def reached(self, source_id: str, recipient: str) -> bool:
+        """Whether a message made from `source_id` (any version) reached `recipient` and
+        was not retracted since."""
+        row = self._db.execute(
+            "SELECT 1 FROM reached JOIN sources USING (message_id)"
+            " WHERE reached.source_id = ? AND recipient = ? AND retracted = 0 LIMIT 1",
+            (source_id, recipient),
+        ).fetchone()
+        return row is not None
+
+    def begin(self, messages: Iterable[SentMessage], created_ms: int) -> None:
+        """Note messages about to be decided and sent (before their decisions are audited)."""
+        rows = [(m.message_id, json.dumps(_body(m)), created_ms, self._point) for m in messages]
+        self._db.execute("BEGIN")
+        try:
+            self._db.executemany(
+                "INSERT OR REPLACE INTO pending (message_id, body, created_ms, point)"
+                " VALUES (?, ?, ?, ?)",
+                rows,
+            )
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def producing(self, message_ids: Iterable[str]) -> None:
+        """Note pending messages about to be handed to Kafka: one a restart finds pending
+        without this note was never sent."""
+        self._db.execute("BEGIN")
+        try:
+            self._db.executemany(
+                "INSERT OR IGNORE INTO producing (message_id) VALUES (?)",
+                [(m,) for m in message_ids],
+            )
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def was_producing(self, message_id: str) -> bool:
+        row = self._db.execute(
+            "SELECT 1 FROM producing WHERE message_id = ?", (message_id,)
+        ).fetchone()
+        return row is not None
+
+    def produced(self, copies: Iterable[tuple[str, str, tuple[str, ...], int, int]]) -> None:
+        """Note where Kafka took copies of pending messages: (message id, topic, recipients,
+        partition, offset). A restart that finds them pending knows they were sent, without
+        reading the topics (an organisation may not read other communities')."""
+        rows = [(m, t, json.dumps(list(r)), p, o) for m, t, r, p, o in copies]
+        if not rows:
+            return
+        self._db.execute("BEGIN")
+        try:
+            self._db.executemany(
+                "INSERT OR REPLACE INTO produced (message_id, topic, recipients, partition,"
+                " offset) VALUES (?, ?, ?, ?, ?)",
+                rows,
+            )
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def produced_of(self, message_id: str) -> dict[tuple[str, frozenset[str]], tuple[int, int]]:
+        """(topic, recipients) -> (partition, offset) of the copies noted by `produced`."""
+        return {
+            (t, frozenset(json.loads(r))): (int(p), int(o))
+            for t, r, p, o in self._db.execute(
+                "SELECT topic, recipients, partition, offset FROM produced WHERE message_id = ?",
+                (message_id,),
+            )
+        }
+
+    def pending(self) -> list[tuple[SentMessage, int]]:
+        """Messages this point begun but never settled (a crash): each with when it was
+        begun (ms)."""
+        rows = self._db.execute(
+            "SELECT message_id, body, created_ms FROM pending WHERE point = ? ORDER BY created_ms",
+            (self._point,),
+        ).fetchall()
+        return [(_message(mid, json.loads(body)), int(ms)) for mid, body, ms in rows]
+
+    def audit_mark(self) -> AuditMark | None:
+        """Where this point's audit log stood after its last settled batch."""
+        row = self._db.execute(
+            "SELECT value FROM meta WHERE name = ?", (self._mark_name,)
+        ).fetchone()
+        if row is None:
+            return None
+        index, offset = json.loads(row[0])
+        return AuditMark(int(index), int(offset))
+
+    def mark_retracted(self, message_id: str) -> None:
+        self._db.execute("UPDATE sources SET retracted = 1 WHERE message_id = ?", (message_id,))
 
     def get(self, message_id: str) -> SentMessage | None:
         row = self._db.execute(
@@ -66,25 +296,45 @@ class SentLog:
         ).fetchone()
         if row is None:
             return None
-        body = json.loads(row[0])
-        return SentMessage(
-            message_id=message_id,
-            sender=body["sender"],
-            payload_type=body["payload_type"],
-            labels=Labels.from_avro(body["labels"]),
-            copies=tuple(
-                SentCopy(
-                    c["community"], c["topic"], tuple(c["recipients"]), tuple(c["redacted_fields"])
-                )
-                for c in body["copies"]
-            ),
+        source = self._db.execute(
+            "SELECT source_id, version, container FROM sources WHERE message_id = ?",
+            (message_id,),
+        ).fetchone()
+        message = _message(message_id, json.loads(row[0]))
+        return dataclasses.replace(
+            message, source=SourceRef(*source) if source is not None else message.source
         )
 
     def close(self) -> None:
         self._db.close()
 
 
+def _chunks(values: list[str], size: int) -> Iterable[list[str]]:
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
+def _message(message_id: str, body: dict[str, Any]) -> SentMessage:
+    source = body.get("source")
+    return SentMessage(
+        message_id=message_id,
+        sender=body["sender"],
+        payload_type=body["payload_type"],
+        labels=Labels.from_avro(body["labels"]),
+        copies=tuple(
+            SentCopy(
+                c["community"], c["topic"], tuple(c["recipients"]), tuple(c["redacted_fields"])
+            )
+            for c in body["copies"]
+        ),
+        source=SourceRef(*source) if source is not None else None,
+    )
+
+
 def _body(message: SentMessage) -> dict[str, Any]:
+    """A message's routing facts as JSON (its source too: a pending message keeps it for
+    the index of what was sent once its copies are found)."""
+    source = message.source
     return {
         "sender": message.sender,
         "payload_type": message.payload_type,
@@ -98,4 +348,5 @@ def _body(message: SentMessage) -> dict[str, Any]:
             }
             for c in message.copies
         ],
+        **({"source": [source.id, source.version, source.container]} if source else {}),
     }

@@ -19,11 +19,19 @@ One participant's consumer group reads its community's topics. Per record:
 Refused records go to `jcu.dlq` with the reason, are audited, and never stop
 the consumer. Processing is sequential per batch with a bounded batch size,
 so a slow sink slows consumption instead of growing memory.
+
+Every receiving decision (and every retraction applied) is audited once per
+delivery, whatever the crashes: each names the position it decided (topic,
+partition, offset, consumer group), the batch's decisions are audited before
+the delivery ledger commits, and a restart reads its audit log back from the
+ledger's audit mark, so the records of a redelivered batch that were already
+decided are recognised and not decided again.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import time
 import uuid
@@ -32,7 +40,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from broker.audit import AuditLog, AuditRecord
+from broker import faults
+from broker.audit import AuditLog, AuditMark, AuditRecord
+from broker.audit.acts import retraction_applied
 from broker.audit.record import new_decision_ids
 from broker.clock import utc_now
 from broker.envelope import (
@@ -70,6 +80,7 @@ from broker.pep.context import PepContext
 from broker.pep.control import CrisisBoard
 from broker.pep.ledger import DeliveryLedger, Position
 from broker.pep.publisher import policy_message
+from broker.pep.registry_audit import RegistryAudit
 from broker.pep.sink import Delivery, Retracted, Sink
 from broker.pep.state_feeds import StateFeeds
 from broker.pep.workflow import WorkflowMessage, Workflows
@@ -84,6 +95,8 @@ DLQ_MAX_COPY = 512 * 1024
 LEDGER_PRUNE_EVERY = timedelta(hours=1)
 LEDGER_GRACE = MAX_VALIDITY
 _log = get_logger(__name__)
+
+
 def _ledger_first(subscriber: Subscriber) -> Any:
     """A rebalance listener that starts assigned partitions from the subscriber's ledger."""
     from aiokafka.abc import ConsumerRebalanceListener
@@ -158,6 +171,7 @@ class Subscriber(Service):
         max_batch: int = 500,
         workflows: Workflows | None = None,
         max_decompressed: int = DEFAULT_DECOMPRESSION_LIMIT,
+        log_registry: bool = True,
     ) -> None:
         me = ctx.registry.get(participant)
         self.participant = participant
@@ -198,6 +212,15 @@ class Subscriber(Service):
         self._avro_labels = AvroLabelsCache()
         self._pruned: datetime | None = None
         self._workflows: Workflows = workflows or {}
+        # The registry snapshots taking effect here, in this log (unless whoever shares the
+        # log with others logs them, once: `log_registry=False`).
+        self._registry_audit = (
+            RegistryAudit(ctx.envelope.trusted, self._audit) if log_registry else None
+        )
+        #: Positions a crashed run already decided and audited (`_recover`): not again.
+        self._recovered: set[Position] = set()
+        #: What became of the batch's receipts, by message id (audited with the delivery).
+        self._receipt_outcomes: dict[str, dict[str, str]] = {}
 
     @property
     def topics(self) -> tuple[str, ...]:
@@ -210,6 +233,9 @@ class Subscriber(Service):
         try:
             await self._feeds.start()
             await self._audit.start()
+            if self._registry_audit is not None:
+                await self._registry_audit.start()
+            await self._recover()
             producer = reliable_producer(kafka)
             await start_client(producer, kafka)
             self._producer = producer
@@ -231,6 +257,8 @@ class Subscriber(Service):
 
     async def stop(self) -> None:
         """Finish nothing new, close the consumer, sign a final audit checkpoint."""
+        if self._registry_audit is not None:
+            self._registry_audit.stop()
         if self._consumer is not None:
             await self._consumer.stop()
             self._consumer = None
@@ -293,19 +321,77 @@ class Subscriber(Service):
                     break
         return self.stats
 
+    async def _recover(self) -> None:
+        """Read back what a crashed run audited after its last ledger commit: those
+        positions were decided (delivered, refused or retracted) and must not be again."""
+        mark = self._ledger.audit_mark()
+        if mark is None:  # a new ledger: nothing of it was ever decided
+            self._commit_ledger(None, self._audit.mark())
+            return
+        leaves = await self._audit.leaves_since(AuditMark(*mark))
+        recovered = 0
+        for leaf in leaves:
+            for rec in leaf.records:
+                d = rec.details
+                if d.get("group") != self._group or rec.action not in ("receive", "retract"):
+                    continue
+                try:
+                    where = Position(d["topic"], int(d["partition"]), int(d["offset"]))
+                except (KeyError, ValueError):
+                    continue
+                self._recovered.add(where)
+                recovered += 1
+                envelope = d.get("envelope", rec.message_id)
+                if d.get("sender") and d.get("expires") and rec.decision != "reject":
+                    expires = datetime.fromisoformat(d["expires"])
+                    self._ledger.stage(envelope, d["sender"], expires, where)
+                if rec.action == "retract":
+                    self._ledger.mark_retracted(rec.message_id)
+        self._commit_ledger(None, self._audit.mark())
+        if recovered:
+            _log.warning(
+                "decisions of a stopped run recovered from the audit log",
+                participant=self.participant,
+                group=self._group,
+                positions=recovered,
+            )
+
+    def _commit_ledger(
+        self, settled: dict[tuple[str, int], int] | None, mark: AuditMark | None
+    ) -> None:
+        """Commit the ledger; then the audit log may forget, past its checkpoints, the
+        leaves before `mark` (`_recover` never asks for them again)."""
+        self._ledger.commit(settled, audit_mark=(mark.index, mark.offset) if mark else None)
+        if mark is not None:
+            self._audit.hold(f"ledger {self._group}", mark)
+
     async def _settle(self, offsets: dict[Any, int]) -> None:
-        """Make the batch durable before its offsets are committed: sink, ledger (with the
-        positions the batch settled), audit, sends."""
+        """Make the batch durable before its offsets are committed: sink, dead letters and
+        receipts, then the audit records (with the receipts' outcome), then the ledger
+        (with the positions the batch settled, and the audit log's mark)."""
         await self._sink.flush()
         pending, self._pending = self._pending, []
-        audited, self._audited = self._audited, []
-        if audited:
-            pending.append(asyncio.ensure_future(self._audit.append_many(audited)))
         if pending:
-            await asyncio.gather(*pending)  # audit records, dead letters, receipts
-        # Only now: a crash before this line redelivers the batch and audits it again,
-        # instead of dropping it as a duplicate with no audit record.
-        self._ledger.commit({(tp.topic, tp.partition): off for tp, off in offsets.items()})
+            await asyncio.gather(*pending)  # dead letters, receipts
+        audited, self._audited = self._audited, []
+        outcomes, self._receipt_outcomes = self._receipt_outcomes, {}
+        if audited:
+            await self._audit.append_many(
+                [
+                    dataclasses.replace(r, details={**r.details, **outcomes[r.message_id]})
+                    if r.message_id in outcomes and r.decision != "reject"
+                    else r
+                    for r in audited
+                ]
+            )
+            faults.point("subscriber.after-audit")
+        # Only now: a crash before this line redelivers the batch (from the ledger's settled
+        # positions), and `_recover` knows from the audit log's journal which of its records
+        # were decided, so none is audited twice.
+        self._commit_ledger(
+            {(tp.topic, tp.partition): off for tp, off in offsets.items()},
+            self._audit.mark() if audited else None,
+        )
         self._prune_ledger(utc_now())
 
     async def _past_the_bomb(self, bomb: CompressionBomb) -> None:
@@ -410,9 +496,27 @@ class Subscriber(Service):
 
     # -- one record ------------------------------------------------------------
 
+    def _where(self, r: Any, header: EnvelopeHeader | None = None) -> dict[str, str]:
+        """What an audit record of this position says about where it was decided."""
+        details = {
+            "topic": r.topic,
+            "partition": str(r.partition),
+            "offset": str(r.offset),
+            "group": self._group,
+        }
+        if header is not None:
+            details["sender"] = header.sender
+            details["envelope"] = header.message_id
+            details["expires"] = header.expires.isoformat()
+        return details
+
     async def _handle(self, r: Any) -> None:
         t0 = time.perf_counter()
         where = Position(r.topic, r.partition, r.offset)
+        if self._recovered and where in self._recovered:
+            self.stats.duplicates += 1  # decided and audited by a run that stopped
+            self._metrics.duplicates.inc()
+            return
         value: bytes = r.value or b""
         try:
             envelope = self._reader.decode(value)
@@ -456,6 +560,21 @@ class Subscriber(Service):
             if short == "Retraction":
                 await self._retract(opened.header, labels, opened.record)
                 self._ledger.stage(header.message_id, header.sender, header.expires, where)
+                self._audited.append(
+                    dataclasses.replace(
+                        retraction_applied(
+                            self.participant,
+                            str(opened.record["message_id"]),
+                            header.sender,
+                            topic=r.topic,
+                            partition=r.partition,
+                            offset=r.offset,
+                        ),
+                        details=self._where(r, header),
+                        labels=self._avro_labels(labels),
+                        policy_bundle_hash=self._ctx.policy.bundle_hash,
+                    )
+                )
                 return
             decision = self._recheck(header, labels, short, opened.record)
             if flow is not None and thread is not None:
@@ -516,11 +635,12 @@ class Subscriber(Service):
                 decision,
                 action="receive",
                 message_id=header.message_id,
-                content_hash=opened.content_hash,
+                content_hash=self._audit.content_hash_of_digest(opened.content_hash),
                 labels=self._avro_labels(labels),
                 bundle_hash=self._ctx.policy.bundle_hash,
                 decision_id=self._next_decision_id(),
                 thread=thread,
+                details=self._where(r, header),
             )
         )
         self._ledger.stage(header.message_id, header.sender, header.expires, where)
@@ -640,9 +760,13 @@ class Subscriber(Service):
             fut = await self._producer.send(
                 topic, value=sealed.data, key=header.message_id.encode()
             )
-            await fut
+            meta = await fut
+            self._receipt_outcomes[header.message_id] = {
+                "receipt": f"{topic}[{meta.partition}]@{meta.offset}"
+            }
         except (JcuError, KafkaError) as exc:
             # A receipt is a courtesy to the sender: its failure never undoes a delivery.
+            self._receipt_outcomes[header.message_id] = {"receipt": f"not sent: {exc}"[:300]}
             self._metrics.receipts_failed.inc()
             _log.warning(
                 "receipt not sent",
@@ -702,6 +826,7 @@ class Subscriber(Service):
                 labels=self._avro_labels(labels) if labels is not None else None,
                 bundle_hash=self._ctx.policy.bundle_hash,
                 thread=thread,
+                details={**self._where(r), **({"sender": header.sender} if header else {})},
             )
         )
 

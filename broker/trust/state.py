@@ -124,9 +124,16 @@ class TrustedRegistry:
     def anchor_key_id(self) -> str:
         return key_id(SIGNING_ALGORITHM, self.anchor.public_bytes_raw())
 
-    def on_change(self, listener: Listener) -> None:
-        """Call `listener(snapshot)` after every snapshot accepted from now on."""
+    def on_change(self, listener: Listener) -> Callable[[], None]:
+        """Call `listener(snapshot)` after every snapshot accepted from now on; returns
+        what stops it (a service that stops must not be called any more)."""
         self._listeners.append(listener)
+
+        def remove() -> None:
+            if listener in self._listeners:
+                self._listeners.remove(listener)
+
+        return remove
 
     # -- accepting --------------------------------------------------------------------
 

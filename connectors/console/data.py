@@ -13,7 +13,7 @@ import time
 from collections import defaultdict
 from datetime import timedelta
 
-from broker.audit import KeyResolver, KeyValidity
+from broker.audit import AuditKeys, KeyResolver, KeyValidity
 from broker.clock import utc_now
 from broker.kafka.connection import KafkaConnection
 from broker.kafka.topics import community_topic
@@ -40,6 +40,7 @@ class ConsoleData(Service):
         refresh_every: float = 2.0,
         metrics: ConsoleMetrics | None = None,
         view: KafkaConnection | None = None,
+        audit_keys: AuditKeys | None = None,
     ) -> None:
         """`view`: the connection of the console's platform view (the audit topics, every
         group's lag, the dead letters), a principal that is an auditor and an operator
@@ -50,7 +51,9 @@ class ConsoleData(Service):
         view = view or own
         store = ctx.envelope.store
         community = ctx.registry.get(self.node).community
-        self.audit = AuditFeed(view, store, keys, valid)
+        if audit_keys is None:  # what this node itself may read: its own logs
+            audit_keys = AuditKeys.open(ctx.audit_dir, owner=self.node, create=False)
+        self.audit = AuditFeed(view, store, keys, valid, audit_keys)
         self.envelopes = EnvelopeIndex(
             own, store, [community_topic(community, s) for s in DATA_STREAMS]
         )

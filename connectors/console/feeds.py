@@ -2,7 +2,10 @@
 
 `AuditFeed` holds the audit topics as read so far (through broker.audit's
 decoder and verifier, so changes to the log land in one place) and
-re-verifies only when something new arrived. `EnvelopeIndex` holds the clear
+re-verifies only when something new arrived. Leaves are sealed to their
+enforcement points' audit keys: the console reads those of its own node and
+those it was given (`jcu console --audit-keys`, what an operator holds for the
+platform view); the others it verifies and counts, but cannot show. `EnvelopeIndex` holds the clear
 headers of the data topics this node may read: payload types, recipients and
 retractions, never content.
 """
@@ -15,17 +18,28 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from broker.audit import KeyResolver, KeyValidity, LoggedRecord, VerificationReport, verify
+from broker.audit import (
+    AuditKeys,
+    InclusionProof,
+    KeyResolver,
+    KeyValidity,
+    LoggedRecord,
+    ReadCount,
+    VerificationReport,
+    Verifier,
+    iter_records,
+    proof_against,
+)
 from broker.audit._topic import TopicRecord
-from broker.audit.query import decode_records
 from broker.envelope.header import decode_envelope
-from broker.errors import JcuError
+from broker.errors import AuditVerificationError, JcuError
 from broker.kafka.clients import consumer as new_consumer
 from broker.kafka.clients import start_client
 from broker.kafka.connection import KafkaConnection
 from broker.kafka.scan import partitions
-from broker.kafka.topics import AUDIT_CHECKPOINTS, AUDIT_DECISIONS
+from broker.kafka.topics import AUDIT_CHECKPOINTS, AUDIT_COSIGNATURES, AUDIT_DECISIONS
 from broker.lifecycle import Service
+from broker.merkle import ProofTree
 from broker.schemas import SchemaStore
 
 
@@ -79,20 +93,33 @@ class _Tail(Service):
 
 
 class AuditFeed(Service):
-    """Every audit record and checkpoint so far, decoded and verified."""
+    """Every audit record this console can read, and every checkpoint and cosignature so far,
+    decoded and verified."""
 
     def __init__(
-        self, kafka: KafkaConnection, store: SchemaStore, keys: KeyResolver, valid: KeyValidity
+        self,
+        kafka: KafkaConnection,
+        store: SchemaStore,
+        keys: KeyResolver,
+        valid: KeyValidity,
+        audit_keys: AuditKeys | None = None,
     ) -> None:
         self._store = store
         self._keys = keys
         self._valid = valid
-        self._tail = _Tail(kafka, [AUDIT_DECISIONS, AUDIT_CHECKPOINTS])
+        self._audit_keys = audit_keys if audit_keys is not None else AuditKeys()
+        self._tail = _Tail(kafka, [AUDIT_DECISIONS, AUDIT_CHECKPOINTS, AUDIT_COSIGNATURES])
         self._decisions: list[TopicRecord] = []
         self._checkpoints: list[TopicRecord] = []
+        self._cosignatures: list[TopicRecord] = []
+        #: per enforcement point, its leaf hashes in tree order (for inclusion proofs)
+        self._trees: dict[str, ProofTree] = {}
+        self._verifier: Verifier | None = None
         self.records: list[LoggedRecord] = []
         self.by_message: dict[str, list[LoggedRecord]] = defaultdict(list)
         self.undecodable = 0
+        #: leaves of enforcement points whose audit key this console does not hold
+        self.sealed = 0
         self.report = VerificationReport()
         self.verified_at: datetime | None = None
         self._lock = asyncio.Lock()
@@ -113,20 +140,60 @@ class AuditFeed(Service):
                 rec = TopicRecord(key, r.value or b"", r.partition, r.offset)
                 if r.topic == AUDIT_DECISIONS:
                     fresh_decisions.append(rec)
-                else:
+                elif r.topic == AUDIT_CHECKPOINTS:
                     self._checkpoints.append(rec)
+                else:
+                    self._cosignatures.append(rec)
             self._decisions.extend(fresh_decisions)
-            decoded, bad = decode_records(self._store, fresh_decisions)
-            self.undecodable += bad
+            count = ReadCount()
+            decoded = [
+                r
+                for r in iter_records(self._store, fresh_decisions, self._audit_keys, count)
+                # a leaf re-sent after a restart, read before: once is enough
+                if r.index >= self._tree_size(r.enforcement_point)
+            ]
+            self._grow_trees(decoded)
+            self.undecodable += count.bad
+            self.sealed += count.sealed
             self.records.extend(decoded)
             for logged in decoded:
                 self.by_message[logged.record.message_id].append(logged)
             if new or self.verified_at is None:
-                decisions, checkpoints = list(self._decisions), list(self._checkpoints)
-                self.report = await asyncio.to_thread(
-                    verify, self._store, decisions, checkpoints, self._keys, self._valid
-                )
+                self.report, self._verifier = await asyncio.to_thread(self._verify)
                 self.verified_at = now
+
+    def _tree_size(self, ep: str) -> int:
+        tree = self._trees.get(ep)
+        return tree.size if tree is not None else 0
+
+    def _grow_trees(self, decoded: list[LoggedRecord]) -> None:
+        """The trees of the logs this console reads (every leaf of them opens with its key);
+        a leaf out of place is left out, and the verifier fails that log."""
+        for rec in decoded:
+            tree = self._trees.setdefault(rec.enforcement_point, ProofTree())
+            if rec.index == tree.size:
+                tree.append(rec.leaf_hash)
+
+    def _verify(self) -> tuple[VerificationReport, Verifier]:
+        v = Verifier(self._store, self._keys, self._valid, audit_keys=self._audit_keys)
+        for c in list(self._checkpoints):
+            v.checkpoint(c)
+        for c in list(self._cosignatures):
+            v.cosignature(c)
+        for r in list(self._decisions):
+            v.record(r)
+        return v.finish(), v
+
+    def prove(self, rec: LoggedRecord) -> InclusionProof:
+        """The inclusion proof of a record this console read, against the checkpoint of its
+        log that the most witnesses cosigned; refused if that log does not verify."""
+        ep = rec.enforcement_point
+        report = self.report.report(ep)
+        if report is None or report.failure is not None or self._verifier is None:
+            why = report.failure.message if report and report.failure else "not verified yet"
+            raise AuditVerificationError(f"{ep}: {why}; no proof from a log that does not verify")
+        tree = self._trees.get(ep, ProofTree())
+        return proof_against(rec, tree, self._verifier.candidates(ep), self._keys)
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,8 +15,9 @@ from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 from typing import Any
 
-from broker.audit import LoggedRecord
-from broker.audit.query import prove, sentence
+from broker.audit import EnforcementPointReport, LoggedRecord
+from broker.audit.query import sentence
+from broker.audit.record import VERDICTS
 from broker.errors import JcuError
 from broker.policy import HANDLING_CODES, TLPS, Message
 from broker.vocabulary import CATEGORIES
@@ -24,7 +25,6 @@ from connectors import charts
 from connectors.console.access import Forbidden, Viewer
 from connectors.console.data import ConsoleData
 
-WITNESS_STATUS = "none: no witnesses are configured for this deployment"
 _DURATION = re.compile(r"^(\d+)([smhd])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 
@@ -253,7 +253,7 @@ def messages(data: ConsoleData, viewer: Viewer, params: Mapping[str, str]) -> di
 
 def _proof(data: ConsoleData, rec: LoggedRecord) -> dict[str, Any]:
     try:
-        p = prove(data.audit.report, rec.record.decision_id)
+        p = data.audit.prove(rec)
     except JcuError as exc:
         return {"decision_id": rec.record.decision_id, "verified": False, "status": str(exc)}
     cp = p.checkpoint
@@ -267,11 +267,15 @@ def _proof(data: ConsoleData, rec: LoggedRecord) -> dict[str, Any]:
             "tree_size": cp.tree_size,
             "root_hash": cp.root_hash.hex(),
             "time": _t(cp.time),
-            "key_id": cp.key_id,
+            "note": cp.note(),
         },
+        "witnesses": list(p.witnesses),
         "inclusion_proof": [h.hex() for h in p.path],
         "verified": p.verified,
-        "status": "verified against the latest signed checkpoint"
+        "status": (
+            "verified against a signed checkpoint"
+            + (f" cosigned by {', '.join(p.witnesses)}" if p.witnesses else " (not witnessed)")
+        )
         if p.verified
         else "the inclusion proof does NOT verify",
     }
@@ -338,6 +342,9 @@ async def story(data: ConsoleData, viewer: Viewer, message_id: str) -> dict[str,
                 row["delivered"] = _t(r.time)
             else:
                 row["delivery"] = f"refused on receipt ({r.rejection_reason or r.decision})"
+            row["why"].append(sentence(rec))
+        elif r.action == "send" and r.decision == "unsent":
+            row["delivery"] = row["delivery"] or f"not sent ({r.rejection_reason})"
             row["why"].append(sentence(rec))
     for org, row in per_org.items():
         if org in receipt_at:
@@ -428,6 +435,21 @@ def _buckets(w: Window, times: list[datetime]) -> tuple[datetime, timedelta]:
     return start, span / 48
 
 
+def _witness_status(r: EnforcementPointReport) -> str:
+    """What the witnesses say of one log, in words."""
+    if not r.witnesses:
+        return "not witnessed (no witness has cosigned a checkpoint of it)"
+    latest = r.latest.tree_size if r.latest is not None else 0
+    names = ", ".join(f"{w.witness} at {w.tree_size}" for w in r.witnesses)
+    behind = "" if r.witnessed >= latest else f"; the latest checkpoint ({latest}) not yet"
+    return f"cosigned by {names}{behind}"
+
+
+def _overall_witness(logs: list[dict[str, Any]]) -> str:
+    witnessed = sum(1 for lg in logs if lg["witnesses"])
+    return f"{witnessed} of {len(logs)} logs witnessed by another participant"
+
+
 def audit(data: ConsoleData, viewer: Viewer, params: Mapping[str, str]) -> dict[str, Any]:
     now = datetime.now(UTC)
     w = window(params, now)
@@ -436,13 +458,12 @@ def audit(data: ConsoleData, viewer: Viewer, params: Mapping[str, str]) -> dict[
         raise Forbidden(f"{viewer.describe()} may not see the log of {ep}")
     report = data.audit.report
     logs = []
-    for log in report.logs:
-        if not viewer.sees_ep(log.enforcement_point):
+    for r in report.reports:
+        if not viewer.sees_ep(r.enforcement_point):
             continue
-        if ep is not None and log.enforcement_point != ep:
+        if ep is not None and r.enforcement_point != ep:
             continue
-        r = log.report
-        cp = log.checkpoints[-1] if log.checkpoints else None
+        cp = r.latest
         logs.append(
             {
                 "enforcement_point": r.enforcement_point,
@@ -459,9 +480,12 @@ def audit(data: ConsoleData, viewer: Viewer, params: Mapping[str, str]) -> dict[
                     "tree_size": cp.tree_size,
                     "root_hash": cp.root_hash.hex(),
                     "time": _t(cp.time),
-                    "key_id": cp.key_id,
                 },
-                "witness": WITNESS_STATUS,
+                "witness": _witness_status(r),
+                "witnesses": [
+                    {"witness": w.witness, "tree_size": w.tree_size, "time": _t(w.time)}
+                    for w in r.witnesses
+                ],
             }
         )
     recs = [
@@ -470,7 +494,7 @@ def audit(data: ConsoleData, viewer: Viewer, params: Mapping[str, str]) -> dict[
         if w.holds(x.record.time) and (ep is None or x.enforcement_point == ep)
     ]
     start, step = _buckets(w, [x.record.time for x in recs])
-    series: dict[str, Counter[int]] = {v: Counter() for v in ("allow", "redact", "deny", "reject")}
+    series: dict[str, Counter[int]] = {v: Counter() for v in VERDICTS}
     for x in recs:
         series[x.record.decision][int((x.record.time - start) / step)] += 1
     n = int((w.until - start) / step) + 1
@@ -485,9 +509,10 @@ def audit(data: ConsoleData, viewer: Viewer, params: Mapping[str, str]) -> dict[
         "permalink": {**w.query(), **({"ep": ep} if ep else {})},
         "verified_at": _t(data.audit.verified_at),
         "ok": all(lg["failure"] is None for lg in logs),
-        "witness": WITNESS_STATUS,
+        "witness": _overall_witness(logs),
         "logs": logs,
         "undecodable_leaves": data.audit.undecodable if viewer.operator else None,
+        "sealed_leaves": data.audit.sealed if viewer.operator else None,
         "timeline": {
             "bucket_seconds": step.total_seconds(),
             "decisions": {k: [[_t(t), v] for t, v in pts] for k, pts in points.items()},

@@ -22,7 +22,7 @@ from connectors._observables import summarise
 from connectors._values import as_time, as_uuid
 from connectors.isac.delivered import Delivered
 
-MISP_PAYLOADS = ("Indicator", "IncidentReport")
+MISP_PAYLOADS = ("Indicator", "IncidentReport", "MispEvent", "StixObject")
 RETRACTED_TAG = "jcu:retracted"
 REDACTED_TAG = "jcu:redacted"
 #: Mandate categories that are not ENISA (ecsirt) classes.
@@ -96,6 +96,27 @@ def _report_content(item: Delivered) -> str:
     return "\n".join(lines).strip()
 
 
+def misp_event_of(item: Delivered) -> dict[str, Any]:
+    """A delivered MispEvent as MISP exports it, `{"Event": ...}`: whole, with the sender as
+    Orgc, and tagged `jcu:redacted` (`jcu:retracted`) when parts were withheld (withdrawn)."""
+    from connectors._misp_event import event_of
+    from connectors.isac._stix import sender_orgc
+
+    event = event_of(item.record)
+    event["Orgc"] = sender_orgc(item.sender)
+    event.pop("Org", None)  # the local owner is the receiving instance
+    event.pop("orgc_id", None)
+    event.pop("org_id", None)
+    extra = [REDACTED_TAG] if item.redacted else []
+    if item.retracted:
+        extra.append(RETRACTED_TAG)
+    if extra:
+        tags = [t for t in event.get("Tag") or [] if isinstance(t, dict)]
+        names = {t.get("name") for t in tags}
+        event["Tag"] = tags + [{"name": t} for t in extra if t not in names]
+    return {"Event": event}
+
+
 def to_misp_event(
     items: Iterable[Delivered], info: str, *, event_uuid: str | None = None
 ) -> dict[str, Any]:
@@ -123,7 +144,7 @@ def to_misp_event(
     ]
     event.threat_level_id = min(severities) if severities else 4
     for item in items:
-        if item.payload_type not in MISP_PAYLOADS:
+        if item.payload_type not in ("Indicator", "IncidentReport"):
             raise ConfigError(
                 f"no MISP mapping for {item.payload_type} (message {item.message_id}); "
                 "deliver it as JSON lines"

@@ -1,9 +1,12 @@
 """Delivered records -> a STIX 2.1 bundle that passes the OASIS validator.
 
-Objects are built with the `stix2` library (so they are well-formed by
-construction); ids round-trip: an indicator keeps the STIX id it came in with
-(`source_object_id`), otherwise it gets `indicator--<record id>`. TLP goes out
-as the OASIS TLP 2.0 marking definitions, shipped inside the bundle.
+A StixObject goes out as the object the source wrote (its own markings, its
+`modified`), a MispEvent as the objects MISP's own converter makes of it
+(connectors/_convert.py). Indicator and IncidentReport records are built with
+the `stix2` library (so they are well-formed by construction); ids round-trip:
+an indicator keeps the STIX id it came in with (`source_object_id`), otherwise
+it gets `indicator--<record id>`. Their TLP goes out as the OASIS TLP 2.0
+marking definitions, shipped inside the bundle.
 """
 
 from __future__ import annotations
@@ -19,12 +22,33 @@ import stix2.exceptions
 
 from broker.errors import ConfigError
 from connectors import tlp as tlp_levels
+from connectors._convert import misp_to_stix
+from connectors._misp_event import event_of
 from connectors._observables import Observable, to_pattern
+from connectors._stix_object import object_of
 from connectors._values import as_time, as_uuid
 from connectors.isac.delivered import Delivered
 
 #: Payload types this writer turns into STIX objects.
-STIX_PAYLOADS = ("Indicator", "IncidentReport")
+STIX_PAYLOADS = ("Indicator", "IncidentReport", "StixObject", "MispEvent")
+#: Payload types that carry the source's own objects (and versions).
+SOURCE_PAYLOADS = ("StixObject", "MispEvent")
+
+
+def source_objects(item: Delivered) -> list[dict[str, Any]]:
+    """The STIX objects of a StixObject (itself, whole) or a MispEvent (converted)."""
+    if item.payload_type == "StixObject":
+        return [object_of(item.record)]
+    if item.payload_type == "MispEvent":
+        event = event_of(item.record)
+        event["Orgc"] = sender_orgc(item.sender)
+        return misp_to_stix(event)
+    raise ConfigError(f"{item.payload_type} carries no source objects")
+
+
+def sender_orgc(sender: str) -> dict[str, str]:
+    """The MISP organisation that stands for a sender: its participant id, a stable uuid."""
+    return {"name": sender, "uuid": str(uuid.uuid5(uuid.NAMESPACE_URL, f"urn:jcu:{sender}"))}
 #: STIX 2.1 indicator-type-ov: these record labels go out as indicator_types, others as labels.
 INDICATOR_TYPES = frozenset(
     {
@@ -154,11 +178,15 @@ def to_stix_bundle(items: Iterable[Delivered], *, bundle_id: str | None = None) 
     ConfigError: route them to the JSON lines sink.
     """
     items = list(items)
-    levels = sorted({tlp_levels.normalise(i.tlp) for i in items}, key=tlp_levels.rank)
+    levels = sorted(
+        {tlp_levels.normalise(i.tlp) for i in items if i.payload_type not in SOURCE_PAYLOADS},
+        key=tlp_levels.rank,
+    )
     objects: list[Any] = [
         stix2.v21.MarkingDefinition(**tlp_levels.stix_marking_definition(level), allow_custom=True)
         for level in levels
     ]
+    as_written: list[dict[str, Any]] = []
     for item in items:
         marking = tlp_levels.stix_marking_id(item.tlp)
         if item.payload_type not in STIX_PAYLOADS:
@@ -166,6 +194,9 @@ def to_stix_bundle(items: Iterable[Delivered], *, bundle_id: str | None = None) 
                 f"no STIX mapping for {item.payload_type} (message {item.message_id}); "
                 "deliver it as JSON lines"
             )
+        if item.payload_type in SOURCE_PAYLOADS:
+            as_written.extend(source_objects(item))  # as the source wrote them, untouched
+            continue
         try:
             if item.payload_type == "Indicator":
                 objects.append(_indicator(item, marking))
@@ -179,4 +210,6 @@ def to_stix_bundle(items: Iterable[Delivered], *, bundle_id: str | None = None) 
     bundle_id = bundle_id or f"bundle--{uuid.uuid4()}"
     bundle = stix2.v21.Bundle(objects=objects, id=bundle_id, allow_custom=True)
     result: dict[str, Any] = json.loads(bundle.serialize())
+    if as_written:
+        result["objects"] = [*result.get("objects", []), *as_written]
     return result

@@ -19,5 +19,8 @@ class Delivered:
     sender: str  # participant id
     received: datetime  # aware
     retracted: bool = False  # the sender withdrew it: STIX revoked, MISP to_ids false
-    redacted: bool = False  # personal data was removed by policy before delivery
+    redacted: bool = False  # personal data or parts were removed by policy before delivery
     categories: frozenset[str] = field(default=frozenset())
+    #: What the policy removed from this copy (personal-data fields, parts marked stricter,
+    #: references to what the recipient does not get).
+    redacted_fields: tuple[str, ...] = ()

@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from broker.config import Settings
 from broker.errors import ConfigError
 from broker.pep.sink import JsonlSink, Sink
 
+if TYPE_CHECKING:
+    from connectors.isac.subscriber import FileFormat
+
 #: Formats `make_sink` knows, in the order `jcu subscribe --help` lists them.
-SINK_FORMATS: tuple[str, ...] = ("jsonl", "stix", "misp", "taxii")
+SINK_FORMATS: tuple[str, ...] = ("jsonl", "stix", "misp", "misp-feed", "taxii")
 
 
 def make_sink(
@@ -30,7 +34,10 @@ def make_sink(
     - `webhook`: POST each delivery to the URL (`fmt` must be jsonl, the body's format);
     - `jsonl` with `out` "-": the broker's JSON lines on stdout; with a directory:
       `<out>/<participant>.jsonl` (the broker's JSON lines);
-    - `stix` / `misp`: one file per message in `out`, other payload types as JSON lines there;
+    - `stix` / `misp`: one file per STIX object / MISP event (per message for Indicator and
+      IncidentReport records) in `out`, other payload types as JSON lines there;
+    - `misp-feed`: the MISP feed layout in `out` (manifest.json, hashes.csv, an event
+      file per event, and stix/<uuid>.json bundles for OpenCTI);
     - `taxii`: the participant's TAXII store (served by `jcu taxii serve`), other payload
       types as JSON lines in `out` (default `$JCU_HOME/taxii/<participant>-other/`).
     """
@@ -44,12 +51,13 @@ def make_sink(
         if out == "-":
             return JsonlSink(sys.stdout)
         return JsonlSink(Path(out) / f"{participant}.jsonl")
-    if fmt in ("stix", "misp"):
+    if fmt in ("stix", "misp", "misp-feed"):
         from connectors.isac.subscriber import FormatSink
 
         if out == "-":
-            raise ConfigError(f"--format {fmt} writes one file per message: give --out DIR")
-        return FormatSink("stix" if fmt == "stix" else "misp", Path(out))
+            raise ConfigError(f"--format {fmt} writes files into a directory: give --out DIR")
+        kind: FileFormat = "stix" if fmt == "stix" else "misp" if fmt == "misp" else "misp-feed"
+        return FormatSink(kind, Path(out))
     if fmt == "taxii":
         from connectors.isac._stix import STIX_PAYLOADS
         from connectors.isac.subscriber import FormatSink, RoutedSink, stix_objects_of

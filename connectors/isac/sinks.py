@@ -2,29 +2,51 @@
 
 The subscriber commits its Kafka offset only after the data is durable, so a
 crash between the two re-delivers (at least once). Re-delivery must not make a
-second copy: STIX and MISP files are named by message id only, so a re-delivery
-rewrites the same file, and the JSON lines sink remembers which message ids its
-files already hold. A retraction rewrites the message's file as its withdrawn
-version (STIX `revoked: true` with a later `modified`; MISP `to_ids` false and
-the `jcu:retracted` tag), or appends a retraction line to the JSON lines.
+second copy.
+
+What the source wrote (StixObject, MispEvent) is kept by the source's identity
+and version: one file per STIX id (`<id>.stix.json`) and per MISP event
+(`<uuid>.misp.json`, or the MISP feed layout), showing the newest version by
+the source's `modified` / `timestamp`, never the last to arrive
+(`_versions.VersionIndex`, in the directory). A retraction withdraws the
+versions its message brought, and the file shows the newest one left (or goes).
+
+Indicator and IncidentReport records get one file per message, named by the
+message id only; a retraction rewrites it as its withdrawn version (STIX
+`revoked: true` with a later `modified`; MISP `to_ids` false and the
+`jcu:retracted` tag). The JSON lines sink remembers which message ids its
+files already hold, and appends a retraction line.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import time
+import uuid
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from pymisp import MISPEvent
 
-from connectors._atomic import append_durable, safe_name, write_atomic
+from connectors._atomic import append_durable, safe_name, sync_files, write_atomic
+from connectors._convert import misp_to_stix, stix_to_misp
+from connectors._stix_object import canonical_json, version_of
 from connectors._values import as_time, json_ready
 from connectors.isac._jsonl import to_jsonl_line
-from connectors.isac._misp import RETRACTED_TAG, to_misp_event
-from connectors.isac._stix import to_stix_bundle
+from connectors.isac._misp import RETRACTED_TAG, misp_event_of, to_misp_event
+from connectors.isac._stix import SOURCE_PAYLOADS, sender_orgc, source_objects, to_stix_bundle
+from connectors.isac._versions import Version, VersionIndex
 from connectors.isac.delivered import Delivered
+from connectors.taxii._timestamps import parse_us
+
+#: The version index of a sink directory.
+INDEX_NAME = ".jcu-versions.sqlite"
+#: A MISP event made of STIX objects is rewritten at most this often while they arrive (and
+#: never more than a fifth of the time: a large event takes a while to convert).
+REGROUP_EVERY = 5.0
+_BUNDLES = uuid.uuid5(uuid.NAMESPACE_URL, "urn:jcu-broker:stix-file")
 
 _RETRACTED_NOTE = "; retracted by the sender"
 
@@ -66,17 +88,71 @@ def _revoked_version(obj: dict[str, Any], when: datetime) -> dict[str, Any]:
 
 
 class StixFileSink:
-    """One STIX 2.1 bundle file per message: <dir>/<message id>.stix.json."""
+    """STIX 2.1 bundles in a directory.
+
+    StixObject and MispEvent deliveries: one bundle per STIX id, `<id>.stix.json`,
+    holding its newest version by `modified`. Indicator and IncidentReport
+    records: one bundle per message, `<message id>.stix.json`.
+    """
 
     def __init__(self, directory: Path) -> None:
         self.directory = Path(directory)
+        self._index: VersionIndex | None = None
+        self._unsynced: set[Path] = set()
+
+    def index(self) -> VersionIndex:
+        if self._index is None:
+            self._index = VersionIndex(self.directory / INDEX_NAME)
+        return self._index
 
     def path_for(self, message_id: str) -> Path:
         return self.directory / _file_name(message_id, ".stix.json")
 
+    def object_path(self, stix_id: str) -> Path:
+        return self.directory / _file_name(stix_id, ".stix.json")
+
+    def holds(self, message_id: str) -> bool:
+        return self.path_for(message_id).exists() or self.index().holds(message_id)
+
     async def deliver(self, item: Delivered) -> Path:
+        if item.payload_type in SOURCE_PAYLOADS:
+            return await asyncio.to_thread(self._deliver_objects, item, source_objects(item))
         data = json.dumps(to_stix_bundle([item]), indent=2, sort_keys=True).encode()
         return await asyncio.to_thread(self._write, self.path_for(item.message_id), data, item)
+
+    def _deliver_objects(self, item: Delivered, objects: list[dict[str, Any]]) -> Path:
+        index = self.index()
+        group = str(item.record.get("uuid")) if item.payload_type == "MispEvent" else None
+        last = self.directory
+        for obj in objects:
+            version = version_of(obj)
+            shown = index.add(
+                Version(
+                    str(obj["id"]),
+                    parse_us(version) if version else 0,
+                    version,
+                    item.message_id,
+                    item.sender,
+                    group,
+                    item.redacted_fields,
+                    canonical_json(obj),
+                )
+            )
+            last = self.object_path(str(obj["id"]))
+            if shown:
+                self._render(str(obj["id"]), obj)
+        return last
+
+    def _render(self, stix_id: str, obj: dict[str, Any] | None) -> None:
+        path = self.object_path(stix_id)
+        if obj is None:
+            path.unlink(missing_ok=True)
+            self._unsynced.add(path)  # its directory, made durable by flush
+            return
+        bundle_id = uuid.uuid5(_BUNDLES, f"{stix_id}|{version_of(obj)}")
+        bundle = {"type": "bundle", "id": f"bundle--{bundle_id}", "objects": [obj]}
+        data = json.dumps(bundle, indent=2, sort_keys=True).encode()
+        self._unsynced.add(write_atomic(path, data, durable=False))  # made durable by flush
 
     @staticmethod
     def _write(path: Path, data: bytes, item: Delivered) -> Path:
@@ -85,9 +161,35 @@ class StixFileSink:
             return path  # a late re-delivery must not undo a retraction
         return write_atomic(path, data)
 
+    async def flush(self) -> None:
+        """The batch's object files on disk, then the versions they show recorded."""
+        await asyncio.to_thread(self._flush)
+
+    def _flush(self) -> None:
+        written, self._unsynced = self._unsynced, set()
+        sync_files(written)
+        if self._index is not None:
+            self._index.commit()
+
+    async def close(self) -> None:
+        await self.flush()
+        if self._index is not None:
+            self._index.close()
+            self._index = None
+
     async def retract(self, message_id: str, when: datetime) -> Path | None:
-        """Rewrite the message's bundle as its revoked version; None if there is none."""
-        return await asyncio.to_thread(self._retract, self.path_for(message_id), when)
+        """Withdraw what the message brought: an object's file shows the newest version left
+        (or goes); a record's bundle is rewritten as revoked. None if there is nothing."""
+        return await asyncio.to_thread(self._retract_any, message_id, when)
+
+    def _retract_any(self, message_id: str, when: datetime) -> Path | None:
+        withdrawn = self.index().retract(message_id)
+        for stix_id, _ in withdrawn:
+            newest = self.index().newest(stix_id)
+            self._render(stix_id, json.loads(newest.body) if newest is not None else None)
+        if withdrawn:
+            return self.directory
+        return self._retract(self.path_for(message_id), when)
 
     @staticmethod
     def _retract(path: Path, when: datetime) -> Path | None:
@@ -104,19 +206,175 @@ class StixFileSink:
         return write_atomic(path, data)
 
 
-class MispFileSink:
-    """One MISP event file per message: <dir>/<message id>.misp.json."""
+MispLayout = Literal["files", "feed"]
 
-    def __init__(self, directory: Path) -> None:
+
+class MispFileSink:
+    """MISP events in a directory, as files (`<uuid>.misp.json`) or as a MISP feed.
+
+    A MispEvent is one event per uuid, its newest version by `timestamp` (a new
+    version updates it in place), with the sender as Orgc. StixObjects become one
+    event per bundle they came in (MISP's own converter; the event uuid is the
+    bundle's), rewritten as objects arrive. Indicator and IncidentReport records
+    get one event per message, `<message id>.misp.json`.
+
+    The feed layout (`jcu subscribe --format misp-feed`) is what a MISP instance
+    reads when the directory is added as a feed: `<uuid>.json` per event,
+    `manifest.json`, `hashes.csv`; and `stix/<uuid>.json`, the same event as a
+    STIX 2.1 bundle, for OpenCTI.
+    """
+
+    def __init__(self, directory: Path, layout: MispLayout = "files") -> None:
         self.directory = Path(directory)
+        self.layout = layout
+        self._index: VersionIndex | None = None
+        self._dirty_groups: dict[str, float] = {}
+        self._rendered: dict[str, float] = {}
+        self._render_cost: dict[str, float] = {}
+        self._feed_dirty = False
+        self._manifest: dict[str, Any] | None = None
+        self._hashes: dict[str, list[str]] | None = None
+
+    def index(self) -> VersionIndex:
+        if self._index is None:
+            self._index = VersionIndex(self.directory / INDEX_NAME)
+        return self._index
 
     def path_for(self, message_id: str) -> Path:
         return self.directory / _file_name(message_id, ".misp.json")
 
+    def event_path(self, event_uuid: str) -> Path:
+        suffix = ".json" if self.layout == "feed" else ".misp.json"
+        return self.directory / _file_name(event_uuid, suffix)
+
+    def holds(self, message_id: str) -> bool:
+        return self.path_for(message_id).exists() or self.index().holds(message_id)
+
     async def deliver(self, item: Delivered) -> Path:
+        if item.payload_type == "MispEvent":
+            return await asyncio.to_thread(self._deliver_event, item)
+        if item.payload_type == "StixObject":
+            return await asyncio.to_thread(self._deliver_stix, item)
         info = f"jcu-broker: {item.payload_type} from {item.sender} ({item.message_id})"
         data = json.dumps(to_misp_event([item], info), indent=2, sort_keys=True).encode()
         return await asyncio.to_thread(self._write, self.path_for(item.message_id), data, item)
+
+    def _deliver_event(self, item: Delivered) -> Path:
+        doc = misp_event_of(item)
+        event_uuid = str(doc["Event"]["uuid"])
+        shown = self.index().add(
+            Version(
+                event_uuid,
+                int(as_time(item.record["timestamp"]).timestamp() * 1_000_000),
+                str(int(as_time(item.record["timestamp"]).timestamp())),
+                item.message_id,
+                item.sender,
+                None,
+                item.redacted_fields,
+                canonical_json(doc),
+            )
+        )
+        if shown:
+            self._render_event(event_uuid, doc)
+        return self.event_path(event_uuid)
+
+    def _deliver_stix(self, item: Delivered) -> Path:
+        obj = source_objects(item)[0]
+        group = str(item.record.get("bundle_id") or f"bundle--{uuid.uuid4()}")
+        version = version_of(obj)
+        self.index().add(
+            Version(
+                str(obj["id"]),
+                parse_us(version) if version else 0,
+                version,
+                item.message_id,
+                item.sender,
+                group,
+                item.redacted_fields,
+                canonical_json(obj),
+            )
+        )
+        self._dirty_groups.setdefault(group, time.monotonic())
+        return self.event_path(group.split("--", 1)[-1])
+
+    def _render_event(
+        self,
+        event_uuid: str,
+        doc: dict[str, Any] | None,
+        stix_objects: list[dict[str, Any]] | None = None,
+    ) -> None:
+        path = self.event_path(event_uuid)
+        if doc is None:
+            path.unlink(missing_ok=True)
+            if self.layout == "feed":
+                (self.directory / "stix" / f"{safe_name(event_uuid)}.json").unlink(missing_ok=True)
+                self._feed_entry(event_uuid, None)
+            return
+        write_atomic(path, json.dumps(doc, indent=2, sort_keys=True).encode())
+        if self.layout == "feed":
+            event = MISPEvent()
+            event.load(json.loads(json.dumps(doc)))
+            self._feed_entry(event_uuid, (event.manifest, event.attributes_hashes("md5")))
+            bundle = {
+                "type": "bundle",
+                "id": f"bundle--{event_uuid}",
+                "objects": stix_objects if stix_objects is not None else misp_to_stix(doc["Event"]),
+            }
+            write_atomic(
+                self.directory / "stix" / f"{safe_name(event_uuid)}.json",
+                json.dumps(bundle, indent=2, sort_keys=True).encode(),
+            )
+
+    def _render_group(self, group: str) -> None:
+        """The MISP event of the newest versions of a bundle's STIX objects."""
+        started = time.monotonic()
+        event_uuid = group.split("--", 1)[-1]
+        versions = self.index().group(group)
+        if not versions:
+            self._render_event(event_uuid, None)
+            return
+        objects = [json.loads(v.body) for v in versions]
+        event = stix_to_misp(objects, event_uuid=event_uuid)
+        event["Orgc"] = sender_orgc(versions[0].sender)
+        tags = [t for t in event.get("Tag") or [] if isinstance(t, dict)]
+        if any(v.redacted for v in versions):
+            tags.append({"name": "jcu:redacted"})
+        if tags:
+            event["Tag"] = tags
+        self._render_event(event_uuid, {"Event": event}, objects)  # the feed's STIX: as sent
+        self._rendered[group] = time.monotonic()
+        self._render_cost[group] = self._rendered[group] - started
+
+    def _feed_entry(self, event_uuid: str, entry: tuple[dict[str, Any], list[str]] | None) -> None:
+        manifest, hashes = self._feed_state()
+        manifest.pop(event_uuid, None)
+        hashes.pop(event_uuid, None)
+        if entry is not None:
+            manifest.update(entry[0])
+            hashes[event_uuid] = entry[1]
+        self._feed_dirty = True
+
+    def _feed_state(self) -> tuple[dict[str, Any], dict[str, list[str]]]:
+        if self._manifest is None or self._hashes is None:
+            self._manifest = _read_json(self.directory / "manifest.json") or {}
+            self._hashes = {}
+            path = self.directory / "hashes.csv"
+            if path.exists():
+                for line in path.read_text(encoding="utf-8").splitlines():
+                    digest, _, owner = line.partition(",")
+                    if owner:
+                        self._hashes.setdefault(owner, []).append(digest)
+        return self._manifest, self._hashes
+
+    def _write_feed_meta(self) -> None:
+        manifest, hashes = self._feed_state()
+        write_atomic(
+            self.directory / "manifest.json",
+            json.dumps(manifest, indent=2, sort_keys=True).encode(),
+        )
+        lines = "".join(f"{h},{u}\n" for u in sorted(hashes) for h in hashes[u])
+        write_atomic(self.directory / "hashes.csv", lines.encode())
+        self._feed_dirty = False
 
     @staticmethod
     def _write(path: Path, data: bytes, item: Delivered) -> Path:
@@ -126,9 +384,43 @@ class MispFileSink:
             return path  # a late re-delivery must not undo a retraction
         return write_atomic(path, data)
 
+    async def flush(self, *, final: bool = False) -> None:
+        await asyncio.to_thread(self._flush, final)
+
+    def _flush(self, final: bool) -> None:
+        now = time.monotonic()
+        for group in list(self._dirty_groups):
+            wait = max(REGROUP_EVERY, 4 * self._render_cost.get(group, 0.0))
+            if final or now - self._rendered.get(group, 0.0) >= wait:
+                self._render_group(group)
+                del self._dirty_groups[group]
+        if self._feed_dirty:
+            self._write_feed_meta()
+        if self._index is not None:
+            self._index.commit()
+
+    async def close(self) -> None:
+        await self.flush(final=True)
+        if self._index is not None:
+            self._index.close()
+            self._index = None
+
     async def retract(self, message_id: str, when: datetime) -> Path | None:
-        """Rewrite the message's event: `to_ids` false, tagged jcu:retracted; None if none."""
-        return await asyncio.to_thread(self._retract, self.path_for(message_id))
+        """Withdraw what the message brought (the event shows the newest version left, or
+        goes); a record's event is rewritten: `to_ids` false, tagged jcu:retracted."""
+        return await asyncio.to_thread(self._retract_any, message_id)
+
+    def _retract_any(self, message_id: str) -> Path | None:
+        withdrawn = self.index().retract(message_id)
+        for object_id, group in withdrawn:
+            if group is not None:
+                self._dirty_groups.setdefault(group, 0.0)
+                continue
+            newest = self.index().newest(object_id)
+            self._render_event(object_id, json.loads(newest.body) if newest else None)
+        if withdrawn:
+            return self.directory
+        return self._retract(self.path_for(message_id))
 
     @staticmethod
     def _retract(path: Path) -> Path | None:

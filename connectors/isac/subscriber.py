@@ -19,8 +19,8 @@ from connectors.isac._stix import STIX_PAYLOADS, to_stix_bundle
 from connectors.isac.delivered import Delivered
 from connectors.isac.sinks import JsonlFileSink, MispFileSink, StixFileSink
 
-FileFormat = Literal["stix", "misp", "jsonl"]
-FILE_FORMATS: tuple[FileFormat, ...] = ("stix", "misp", "jsonl")
+FileFormat = Literal["stix", "misp", "misp-feed", "jsonl"]
+FILE_FORMATS: tuple[FileFormat, ...] = ("stix", "misp", "misp-feed", "jsonl")
 _log = get_logger(__name__)
 
 
@@ -35,6 +35,7 @@ def delivered_of(delivery: Delivery) -> Delivered:
         received=delivery.received,
         redacted=delivery.redacted,
         categories=frozenset(delivery.labels.categories),
+        redacted_fields=delivery.redacted_fields,
     )
 
 
@@ -66,8 +67,9 @@ class FormatSink:
         self._accepts: tuple[str, ...] = ()
         if fmt == "stix":
             self._primary, self._accepts = StixFileSink(self.directory), STIX_PAYLOADS
-        elif fmt == "misp":
-            self._primary, self._accepts = MispFileSink(self.directory), MISP_PAYLOADS
+        elif fmt in ("misp", "misp-feed"):
+            sink = MispFileSink(self.directory, "feed" if fmt == "misp-feed" else "files")
+            self._primary, self._accepts = sink, MISP_PAYLOADS
         self.written: dict[str, Path] = {}  # message id -> file, for reporting
 
     async def deliver(self, delivery: Delivery) -> None:
@@ -87,7 +89,7 @@ class FormatSink:
 
     def holds(self, message_id: str) -> bool:
         """Whether this directory already holds a delivery of `message_id`."""
-        if self._primary is not None and self._primary.path_for(message_id).exists():
+        if self._primary is not None and self._primary.holds(message_id):
             return True
         return self._jsonl.holds(message_id)
 
@@ -104,10 +106,13 @@ class FormatSink:
         )
 
     async def flush(self) -> None:
-        return None
+        """Versions recorded (the index committed); MISP events of STIX objects rewritten."""
+        if self._primary is not None:
+            await self._primary.flush()
 
     async def close(self) -> None:
-        return None
+        if self._primary is not None:
+            await self._primary.close()
 
 
 class RoutedSink:

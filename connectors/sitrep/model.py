@@ -17,6 +17,9 @@ from typing import Any
 from broker.pep.control import CrisisDeclaration
 from broker.pep.inbox import Coverage, Inbox
 from broker.pep.sink import Delivery
+from connectors._misp_event import all_attributes, event_of
+from connectors._observables import summarise
+from connectors._stix_object import object_of
 
 #: How many top indicators and malware families a report lists.
 TOP = 10
@@ -200,9 +203,15 @@ def _member_states(d: Delivery) -> tuple[str, ...]:
 
 
 def malware_families(d: Delivery) -> set[str]:
-    """Malware family names a record carries in its tags (MISP galaxies, family: tags)."""
+    """Malware family names a record carries in its tags (MISP galaxies, family: tags); a
+    STIX malware object's name, the galaxy clusters of a MISP event."""
     names: set[str] = set()
-    for tag in d.record.get("labels") or ():
+    if d.payload_type == "StixObject" and d.record.get("type") == "malware":
+        name = object_of(d.record).get("name")
+        if isinstance(name, str) and name.strip():
+            names.add(name.strip())
+    tags = [*(d.record.get("labels") or ()), *(d.record.get("galaxy_clusters") or ())]
+    for tag in tags:
         if not isinstance(tag, str):
             continue
         m = _GALAXY.match(tag)
@@ -213,6 +222,35 @@ def malware_families(d: Delivery) -> set[str]:
             if tag.lower().startswith(prefix):
                 names.add(tag[len(prefix) :].strip().strip('"'))
     return {n for n in names if n}
+
+
+def indicators_of(d: Delivery) -> list[tuple[str, str]]:
+    """(value, type) of every indicator a delivery carries: an Indicator record, a STIX
+    indicator (its value when the pattern tests one, else the pattern), the `to_ids`
+    attributes of a MISP event."""
+    if d.payload_type == "Indicator":
+        key = _indicator_key(d.record)
+        return [key] if key is not None else []
+    if d.payload_type == "StixObject" and d.record.get("type") == "indicator":
+        obj = object_of(d.record)
+        pattern = obj.get("pattern")
+        if not isinstance(pattern, str):
+            return []
+        if obj.get("pattern_type", "stix") == "stix":
+            try:
+                single = summarise(pattern).single
+            except Exception:  # a pattern stix2-patterns cannot read: count it as written
+                single = None
+            if single is not None:
+                return [(single.value, single.observable_type)]
+        return [(pattern, str(obj.get("pattern_type") or "stix"))]
+    if d.payload_type == "MispEvent":
+        return [
+            (str(a.get("value")), str(a.get("type")))
+            for a in all_attributes(event_of(d.record))
+            if a.get("to_ids") in (True, "1", 1) and a.get("value")
+        ]
+    return []
 
 
 def _indicator_key(rec: Mapping[str, Any]) -> tuple[str, str] | None:
@@ -306,10 +344,8 @@ def build(
     indicators: Counter[tuple[str, str]] = Counter()
     families: Counter[str] = Counter()
     for d in live:
-        if d.payload_type == "Indicator":
-            key = _indicator_key(d.record)
-            if key is not None:
-                indicators[key] += 1
+        for key in indicators_of(d):
+            indicators[key] += 1
         for name in malware_families(d):
             families[name] += 1
     cov = current.coverage

@@ -1,38 +1,54 @@
-"""MISP event JSON -> Indicator records (attributes with to_ids) and one IncidentReport per event.
+"""MISP event JSON -> one MispEvent record per event, whole.
 
-Attributes are loaded one by one with PyMISP, so a bad attribute is skipped
-with PyMISP's reason while the rest of the event still publishes. Input
-objects, for the "nothing dropped" accounting, are the events and every
-attribute, top-level or inside a MISP object.
+An event travels with its attributes, objects and their references, tags,
+galaxies and clusters, sightings and event reports, as MISP exported it
+(composite values such as `ip-dst|port` stay whole, comments as written).
+Each attribute is checked with PyMISP on its own: a bad one is taken out of
+the event and skipped with PyMISP's reason, the rest goes. What MISP itself
+says about sharing is honoured per attribute and object:
+
+- a `tlp:` tag stricter than the event's makes the attribute a part that only
+  organisations cleared for that TLP get (the policy decides);
+- a distribution narrower than the event's: "your organisation only" (0) and
+  a sharing group of its own (4) never leave the sender (skipped, said why);
+  "this community only" (1) goes only to the sender's own community.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import json
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import UTC, date, datetime
 from typing import Any
 
-from pymisp import MISPAttribute
+from pymisp import MISPAttribute, MISPEvent
 
 from broker.errors import InputFormatError
+from broker.pep import Part
 from broker.vocabulary import CATEGORIES
 from connectors import tlp as tlp_levels
 from connectors._input import as_text, load_json
-from connectors._observables import HASH_NAMES, Observable, check_value, to_pattern
-from connectors._values import millis
+from connectors._misp_event import (
+    all_attributes,
+    attribute_part,
+    event_time,
+    object_part,
+    record_of,
+    redact_record,
+    remove_parts,
+    tag_names,
+)
+from connectors._observables import HASH_NAMES, Observable, check_value
 from connectors.soc.result import NO_TLP, Item, ParseResult, Skipped
 
-#: MISP threat_level_id -> IncidentReport severity (4, "undefined", maps to MEDIUM).
-SEVERITY_OF_THREAT_LEVEL = {"1": "HIGH", "2": "MEDIUM", "3": "LOW", "4": "MEDIUM"}
 #: MISP taxonomies whose predicates are ENISA reference taxonomy classes.
 ENISA_TAXONOMIES = ("ecsirt", "rsit")
-
 _DOMAIN_TYPES = {"domain", "hostname", "domain|ip", "hostname|port"}
 _IP_TYPES = {"ip-src", "ip-dst", "ip-src|port", "ip-dst|port"}
 _EMAIL_TYPES = {"email", "email-src", "email-dst", "email-reply-to"}
+#: MISP distribution levels.
+YOUR_ORGANISATION, THIS_COMMUNITY, CONNECTED, ALL, SHARING_GROUP, INHERIT = range(6)
 
 
 def parse_misp(
@@ -69,11 +85,6 @@ def _list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else []
 
 
-def _tag_names(container: dict[str, Any]) -> list[str]:
-    tags = _list(container.get("Tag"))
-    return [t["name"] for t in tags if isinstance(t, dict) and isinstance(t.get("name"), str)]
-
-
 def _tlps(tags: list[str]) -> list[str]:
     return [lvl for lvl in (tlp_levels.from_misp_tag(t) for t in tags) if lvl is not None]
 
@@ -89,13 +100,17 @@ def enisa_categories(tags: list[str]) -> frozenset[str]:
     return frozenset(found)
 
 
-@dataclass
-class _Context:
-    event_tlps: list[str]
-    default: str | None
-    categories: frozenset[str]
-    published_ids: list[str]
-    links: list[dict[str, Any]]
+def _distribution(holder: dict[str, Any], inherited: int) -> int:
+    raw = holder.get("distribution")
+    try:
+        level = int(str(raw))
+    except (TypeError, ValueError):
+        return inherited
+    return inherited if level == INHERIT else level
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:200] or type(exc).__name__
 
 
 def _event(
@@ -105,163 +120,153 @@ def _event(
     items: list[Item],
     skipped: list[Skipped],
 ) -> None:
-    event_tags = _tag_names(event)
-    ctx = _Context(_tlps(event_tags), default, enisa_categories(event_tags), [], [])
     event_id = str(event.get("uuid") or f"events[{index}]")
-    for a_index, attribute in enumerate(_list(event.get("Attribute"))):
-        _attribute(attribute, f"{event_id}/Attribute[{a_index}]", None, ctx, items, skipped)
-    for o_index, obj in enumerate(_list(event.get("Object"))):
-        if not isinstance(obj, dict):
-            skipped.append(Skipped(f"{event_id}/Object[{o_index}]", "misp-object", "not an object"))
-            continue
-        for a_index, attribute in enumerate(_list(obj.get("Attribute"))):
-            where = f"{event_id}/Object[{o_index}]/Attribute[{a_index}]"
-            _attribute(attribute, where, obj, ctx, items, skipped)
-
-    level = tlp_levels.strictest([*ctx.event_tlps, default])
+    try:
+        event_uuid = str(uuid.UUID(str(event.get("uuid"))))
+    except ValueError:
+        skipped.append(Skipped(event_id, "misp-event", f"not a uuid: {event.get('uuid')!r}"))
+        return
+    info = event.get("info")
+    if not isinstance(info, str) or not info.strip():
+        skipped.append(Skipped(event_id, "misp-event", "invalid MISP event: no 'info' (title)"))
+        return
+    event_tags = tag_names(event)
+    level = tlp_levels.strictest([*_tlps(event_tags), default])
     if level is None:
         skipped.append(Skipped(event_id, "misp-event", NO_TLP))
         return
+    event = _clean(event, event_id, skipped)
+    event_distribution = _distribution(event, ALL)
+    sharing_group = str(event.get("sharing_group_id") or "0")
+
+    gone: list[str] = []
+    parts: list[Part] = []
+    community: list[str] = []
+    categories = set(enisa_categories(event_tags))
+    for obj in _list(event.get("Object")):
+        name = object_part(str(obj.get("uuid")))
+        why = _not_shared(obj, event_distribution, sharing_group)
+        if why:
+            gone.append(name)
+            skipped.append(Skipped(str(obj.get("uuid")), "misp-object", why))
+        elif _distribution(obj, event_distribution) == THIS_COMMUNITY < event_distribution:
+            community.append(name)
+    where = {id(a): f"{event_id}/Attribute" for a in _list(event.get("Attribute"))}
+    for attribute in all_attributes(event):
+        source_id = str(attribute.get("uuid") or where.get(id(attribute), event_id))
+        name = attribute_part(str(attribute.get("uuid")))
+        problem = _attribute_problem(attribute)
+        if problem is None:
+            problem = _not_shared(attribute, event_distribution, sharing_group)
+        if problem is not None:
+            gone.append(name)
+            skipped.append(Skipped(source_id, "misp-attribute", problem))
+            continue
+        tags = tag_names(attribute)
+        categories |= enisa_categories(tags)
+        own = tlp_levels.strictest(_tlps(tags))
+        if own is not None and tlp_levels.rank(own) > tlp_levels.rank(level):
+            parts.append(Part(name, own))
+        if _distribution(attribute, event_distribution) == THIS_COMMUNITY < event_distribution:
+            community.append(name)
+
+    whole = remove_parts(event, gone) if gone else event
     try:
-        record = _report_record(event, ctx)
-    except (KeyError, ValueError, TypeError, OverflowError, OSError) as exc:
-        skipped.append(Skipped(event_id, "misp-event", f"invalid MISP event: {exc}"))
+        MISPEvent().from_dict(**json.loads(json.dumps(whole)))
+        record = record_of(whole)
+        version = str(int(event_time(whole).timestamp()))
+    except Exception as exc:
+        # PyMISP reports malformed members with whatever built-in error its code hits;
+        # one bad event must only skip that event.
+        skipped.append(Skipped(event_id, "misp-event", f"invalid MISP event: {_one_line(exc)}"))
         return
-    items.append(Item("IncidentReport", record, level, ctx.categories, event_id))
+    items.append(
+        Item(
+            "MispEvent",
+            record,
+            level,
+            frozenset(categories),
+            event_uuid,
+            source_type="misp-event",
+            parts=tuple(parts),
+            version=version,
+            container=event_uuid,
+            redactor=redact_record,
+            community_parts=tuple(community),
+        )
+    )
 
 
-def _report_record(event: dict[str, Any], ctx: _Context) -> dict[str, Any]:
-    info = event.get("info")
-    if not isinstance(info, str) or not info.strip():
-        raise ValueError("no 'info' (title)")
-    return {
-        "id": str(uuid.UUID(str(event["uuid"]))),
-        "title": info,
-        "description": "",
-        "reported": _event_time(event),
-        "detected": None,
-        "status": "OPEN",
-        "severity": SEVERITY_OF_THREAT_LEVEL.get(str(event.get("threat_level_id", "4")), "MEDIUM"),
-        "category": sorted(ctx.categories)[0] if ctx.categories else "other",
-        "indicator_ids": list(ctx.published_ids),
-        "external_references": ctx.links,
-    }
+def _clean(event: dict[str, Any], event_id: str, skipped: list[Skipped]) -> dict[str, Any]:
+    """The event without members that are not MISP attributes or objects (each skipped)."""
+    out = dict(event)
+    if "Attribute" in out:
+        out["Attribute"] = _dicts(out["Attribute"], f"{event_id}/Attribute", skipped)
+    if "Object" in out:
+        objects = []
+        for o_index, obj in enumerate(_list(out["Object"])):
+            if not isinstance(obj, dict):
+                where = f"{event_id}/Object[{o_index}]"
+                skipped.append(Skipped(where, "misp-object", "not an object"))
+                continue
+            obj = dict(obj)
+            if "Attribute" in obj:
+                where = f"{event_id}/Object[{o_index}]/Attribute"
+                obj["Attribute"] = _dicts(obj["Attribute"], where, skipped)
+            objects.append(obj)
+        out["Object"] = objects
+    return out
 
 
-def _event_time(event: dict[str, Any]) -> datetime:
-    for key in ("publish_timestamp", "timestamp"):
-        raw = event.get(key)
-        if raw not in (None, "", "0", 0):
-            return millis(datetime.fromtimestamp(int(str(raw)), UTC))
-    raw_date = event.get("date")
-    if isinstance(raw_date, str):
-        day = date.fromisoformat(raw_date)
-        return datetime(day.year, day.month, day.day, tzinfo=UTC)
-    raise ValueError("no timestamp, publish_timestamp or date")
+def _dicts(members: Any, where: str, skipped: list[Skipped]) -> list[dict[str, Any]]:
+    kept = []
+    for index, member in enumerate(_list(members)):
+        if isinstance(member, dict):
+            kept.append(member)
+        else:
+            skipped.append(
+                Skipped(f"{where}[{index}]", "misp-attribute", "not an attribute object")
+            )
+    return kept
 
 
-def _attribute(
-    raw: Any,
-    where: str,
-    obj: dict[str, Any] | None,
-    ctx: _Context,
-    items: list[Item],
-    skipped: list[Skipped],
-) -> None:
-    if not isinstance(raw, dict):
-        skipped.append(Skipped(where, "misp-attribute", "not an attribute object"))
-        return
-    source_id = str(raw.get("uuid") or where)
+def _attribute_problem(raw: dict[str, Any]) -> str | None:
+    if raw.get("deleted") in (True, "1", 1):
+        return "deleted in MISP"
     try:
-        _map_attribute(raw, source_id, obj, ctx, items, skipped)
+        uuid.UUID(str(raw.get("uuid")))
+    except ValueError:
+        return f"not a uuid: {raw.get('uuid')!r}"
+    try:
+        attr = MISPAttribute()
+        attr.from_dict(**json.loads(json.dumps(raw)))
     except Exception as exc:
         # PyMISP reports malformed members with whatever built-in error its code hits
-        # (IndexError, AttributeError, ...); each attribute stands alone, so any of
-        # them only skips this one attribute.
-        reason = " ".join(str(exc).split())[:200] or type(exc).__name__
-        skipped.append(Skipped(source_id, "misp-attribute", f"invalid MISP attribute: {reason}"))
-
-
-def _map_attribute(
-    raw: dict[str, Any],
-    source_id: str,
-    obj: dict[str, Any] | None,
-    ctx: _Context,
-    items: list[Item],
-    skipped: list[Skipped],
-) -> None:
-    attr = MISPAttribute()
-    attr.from_dict(**raw)
-    if raw.get("deleted") in (True, "1", 1):
-        skipped.append(Skipped(source_id, "misp-attribute", "deleted in MISP"))
-        return
-    if not attr.to_ids:
-        if attr.type == "link":
-            ctx.links.append(
-                {
-                    "source_name": "misp-link",
-                    "url": str(attr.value),
-                    "external_id": None,
-                    "description": (str(raw.get("comment") or "") or None),
-                }
-            )
-            reason = "to_ids is false: carried as an external reference of the event's report"
-        else:
-            reason = f"to_ids is false: not an indicator ({attr.type})"
-        skipped.append(Skipped(source_id, "misp-attribute", reason))
-        return
+        # (IndexError, AttributeError, ...): only this attribute is left out.
+        return f"invalid MISP attribute: {_one_line(exc)}"
     obs = observable_of(str(attr.type), str(attr.value))
-    if obs is None:
-        reason = f"MISP attribute type {attr.type!r} has no STIX observable mapping"
-        skipped.append(Skipped(source_id, "misp-attribute", reason))
-        return
-    problem = check_value(obs)
+    problem = check_value(obs) if obs is not None else None
     if problem:
-        skipped.append(Skipped(source_id, "misp-attribute", f"bad {attr.type} value: {problem}"))
-        return
-    tags = _tag_names(raw)
-    level = tlp_levels.strictest(
-        [*_tlps(tags), *(_tlps(_tag_names(obj)) if obj else ()), *ctx.event_tlps, ctx.default]
-    )
-    if level is None:
-        skipped.append(Skipped(source_id, "misp-attribute", NO_TLP))
-        return
-    try:
-        record_id = str(uuid.UUID(str(attr.uuid)))
-    except ValueError:
-        skipped.append(Skipped(source_id, "misp-attribute", f"not a uuid: {attr.uuid!r}"))
-        return
-    first_seen = getattr(attr, "first_seen", None) if "first_seen" in raw else None
-    valid_from = (
-        first_seen if isinstance(first_seen, datetime) else getattr(attr, "timestamp", None)
-    )
-    if not isinstance(valid_from, datetime):
-        skipped.append(Skipped(source_id, "misp-attribute", "no timestamp or first_seen"))
-        return
-    name = f"{obj.get('name')}/{raw.get('object_relation')}" if obj else str(attr.type)
-    record = {
-        "id": record_id,
-        "observable_type": obs.observable_type,
-        "value": obs.value,
-        "pattern": to_pattern(obs),
-        "pattern_type": "stix",
-        "name": name,
-        "description": (str(raw.get("comment") or "") or None),
-        "confidence": None,
-        "valid_from": millis(valid_from),
-        "valid_until": None,
-        "kill_chain_phases": [],
-        "labels": [t for t in tags if tlp_levels.from_misp_tag(t) is None],
-        "external_references": [],
-        "source_object_id": record_id,
-    }
-    ctx.published_ids.append(record_id)
-    categories = ctx.categories | enisa_categories(tags)
-    items.append(Item("Indicator", record, level, categories, source_id))
+        return f"bad {attr.type} value: {problem}"
+    return None
+
+
+def _not_shared(holder: dict[str, Any], event_distribution: int, sharing_group: str) -> str | None:
+    """Why MISP's own distribution keeps an attribute or object from leaving, if it does."""
+    level = _distribution(holder, event_distribution)
+    if level == YOUR_ORGANISATION and event_distribution != YOUR_ORGANISATION:
+        return "MISP distribution 'your organisation only': not shared"
+    if level == SHARING_GROUP and (
+        event_distribution != SHARING_GROUP
+        or str(holder.get("sharing_group_id") or sharing_group) != sharing_group
+    ):
+        return "MISP distribution to a sharing group of its own: not shared (no mapping)"
+    return None
 
 
 def observable_of(misp_type: str, value: str) -> Observable | None:
-    """The STIX observable a MISP attribute stands for, or None when there is no mapping."""
+    """The STIX observable a MISP attribute stands for (to check its value as MISP would
+    on import), or None when there is no mapping."""
     first, _, second = value.partition("|")
     if misp_type in _IP_TYPES:
         address = first if "|" in misp_type else value

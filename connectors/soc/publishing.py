@@ -1,26 +1,49 @@
 """Publishing a parsed SOC file through the broker: every input object accounted for.
 
 `publish_parsed` publishes every `Item` of a `ParseResult` (one message each)
-and returns a `PublishReport` with one `Outcome` per input object: published
-(message id, number of recipients) or skipped with the reason, whether the
-parser skipped it or the broker refused it (an invalid record, a label the
-registry does not know). Nothing is dropped silently.
+and returns a `PublishReport` with one `Outcome` per input object:
+
+- `published`: sent to at least one organisation (message id, who, and what
+  was removed from whose copy);
+- `withheld`: the policy (or the graph) let nobody have it; the deciding rules
+  per organisation say why;
+- `skipped`: the parser skipped it, or the broker refused the record.
+
+First every item is decided (`Publisher.reach`), then the graph check
+withholds or trims what would dangle for a recipient (connectors/soc/_graph.py),
+then the items are published in chunks, in the source's order, with the crisis
+state the decisions saw. With `dry_run` nothing is sent: the outcomes say who
+would get what.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from broker.envelope import Labels
 from broker.errors import JcuError
-from broker.pep import Publication, Publisher, PublishResult
+from broker.pep import Publication, Publisher, PublishResult, Reach, Restriction, SourceRef
+from broker.policy import Decision
+from connectors.soc._graph import resolve
 from connectors.soc.result import Item, ParseResult
 
-Status = Literal["published", "skipped"]
+Status = Literal["published", "withheld", "skipped", "would publish"]
 #: Items per `publish_many` call: one audit write and one batch signature each.
 CHUNK = 100
+
+
+@dataclass(frozen=True, slots=True)
+class Denied:
+    """An organisation that does not get an object, and the rules that decided it."""
+
+    org: str
+    rules: tuple[str, ...]
+    reasons: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {"org": self.org, "rules": list(self.rules), "reasons": list(self.reasons)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,12 +51,27 @@ class Outcome:
     """What became of one input object."""
 
     source_id: str
-    type: str  # payload type when published, else the input object's type
+    type: str  # the input object's type (STIX type, misp-event, Indicator for CSV rows)
     status: Status
     tlp: str | None = None
     message_id: str | None = None
-    recipients: int = 0
+    received_by: tuple[str, ...] = ()
+    #: organisation -> what its copy went without (personal data, stricter parts, trimmed refs)
+    redacted: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    denied: tuple[Denied, ...] = ()
     reason: str = ""
+
+    @property
+    def recipients(self) -> int:
+        return len(self.received_by)
+
+    def rules(self) -> tuple[str, ...]:
+        """The distinct rules that kept this object from organisations, most frequent first."""
+        counts: dict[str, int] = {}
+        for d in self.denied:
+            for rule in d.rules[:1]:
+                counts[rule] = counts.get(rule, 0) + 1
+        return tuple(sorted(counts, key=lambda r: (-counts[r], r)))
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -41,39 +79,72 @@ class Outcome:
             "type": self.type,
             "status": self.status,
         }
-        if self.status == "published":
-            out.update(tlp=self.tlp, message_id=self.message_id, recipients=self.recipients)
-        else:
+        if self.status == "skipped":
+            out["reason"] = self.reason
+            return out
+        out.update(
+            tlp=self.tlp,
+            message_id=self.message_id,
+            recipients=self.recipients,
+            received_by=list(self.received_by),
+            redacted={org: list(parts) for org, parts in sorted(self.redacted.items())},
+            withheld_from=[d.to_json() for d in self.denied],
+        )
+        if self.reason:
             out["reason"] = self.reason
         return out
 
 
 @dataclass(frozen=True, slots=True)
 class PublishReport:
-    """One input file's publication: an outcome per input object, in input order."""
+    """One input file's publication: an outcome per input object."""
 
     source: str
     format: str
     outcomes: tuple[Outcome, ...]
     notes: tuple[str, ...] = field(default=())
+    dry_run: bool = False
+    #: What the publisher returned for each item it published, in order (decisions included).
+    results: tuple[PublishResult, ...] = field(default=(), repr=False)
+
+    def _with(self, *status: Status) -> tuple[Outcome, ...]:
+        return tuple(o for o in self.outcomes if o.status in status)
 
     @property
     def published(self) -> tuple[Outcome, ...]:
-        return tuple(o for o in self.outcomes if o.status == "published")
+        return self._with("published", "would publish")
+
+    @property
+    def withheld(self) -> tuple[Outcome, ...]:
+        return self._with("withheld")
 
     @property
     def skipped(self) -> tuple[Outcome, ...]:
-        return tuple(o for o in self.outcomes if o.status == "skipped")
+        return self._with("skipped")
+
+    @property
+    def sent_nothing(self) -> bool:
+        """True when no object reached (or would reach) any organisation."""
+        return not self.published
 
     def to_json(self) -> dict[str, Any]:
         return {
             "source": self.source,
             "format": self.format,
+            "dry_run": self.dry_run,
             "notes": list(self.notes),
             "published": len(self.published),
+            "withheld": len(self.withheld),
             "skipped": len(self.skipped),
             "objects": [o.to_json() for o in self.outcomes],
         }
+
+
+def source_ref(item: Item) -> SourceRef | None:
+    """The sent index's key of an item: its source id, version and container."""
+    if item.payload_type not in ("StixObject", "MispEvent"):
+        return None
+    return SourceRef(item.source_id, item.version, item.container)
 
 
 async def publish_parsed(
@@ -85,75 +156,170 @@ async def publish_parsed(
     recipients: Iterable[str] = (),
     on_item: Callable[[], None] | None = None,
     chunk: int = CHUNK,
+    dry_run: bool = False,
 ) -> PublishReport:
     """Publish every item of `result` as its own message; `on_item` ticks after each one.
 
-    Items go in chunks through `Publisher.publish_many` (one audit write and one
-    signature per chunk). A broker-side refusal of one item (JcuError: invalid
-    record, bad label) is recorded as skipped with the reason; the other items
-    are still published: a chunk that is refused is retried item by item.
+    A broker-side refusal of one item (JcuError: invalid record, bad label) is
+    recorded as skipped with the reason; the other items still go.
     """
     named = tuple(recipients)
-    outcomes: list[Outcome] = []
-    ready: list[tuple[Item, Labels]] = []
-
-    async def flush() -> None:
-        batch = ready[:]
-        ready.clear()
-        if not batch:
-            return
-        try:
-            sent = await pub.publish_many(
-                [Publication(i.payload_type, i.record, lab, named) for i, lab in batch]
-            )
-        except JcuError:
-            for item, labels in batch:  # nothing of a refused chunk was sent or recorded
-                await one(item, labels)
-        else:
-            for (item, labels), res in zip(batch, sent, strict=True):
-                outcomes.append(_published(item, labels, res))
-                if on_item is not None:
-                    on_item()
-
-    async def one(item: Item, labels: Labels) -> None:
-        try:
-            res = await pub.publish(item.payload_type, item.record, labels=labels, recipients=named)
-        except JcuError as exc:
-            outcomes.append(_skipped(item, exc))
-        else:
-            outcomes.append(_published(item, labels, res))
-        if on_item is not None:
-            on_item()
-
+    rows: list[Outcome | None] = []
+    results: list[PublishResult] = []
+    ready: list[tuple[int, Item, Publication]] = []
     for item in result.items:
         try:
             labels = labels_for(item)
+            publication = Publication(
+                item.payload_type,
+                item.record,
+                labels,
+                named,
+                parts=item.parts,
+                redactor=item.redactor,
+                source=source_ref(item),
+            )
         except JcuError as exc:
-            await flush()  # keep the outcomes in input order
-            outcomes.append(_skipped(item, exc))
+            rows.append(_skipped(item, exc))
+            continue
+        rows.append(None)
+        ready.append((len(rows) - 1, item, publication))
+
+    crisis = pub.crisis.active_incidents()
+    reaches = _reach_each(pub, ready, rows, crisis)
+    ready = [entry for entry in ready if rows[entry[0]] is None]
+    restrictions = resolve([i for _, i, _ in ready], reaches, pub.sent.reached)
+    own = pub.community_of(pub.participant)
+    for (_, item, _), reach, restrict in zip(ready, reaches, restrictions, strict=True):
+        if item.community_parts:
+            for org in reach.recipients:
+                if pub.community_of(org) != own:
+                    restrict[org] = (*restrict.get(org, ()), _community_only(item, org, own))
+    final = [
+        (index, item, replace(p, restrict=r) if r else p)
+        for (index, item, p), r in zip(ready, restrictions, strict=True)
+    ]
+
+    if dry_run:
+        for (index, item, _), reach in zip(
+            final, pub.reach([p for _, _, p in final], crisis_incidents=crisis), strict=True
+        ):
+            rows[index] = _planned(item, reach)
             if on_item is not None:
                 on_item()
-            continue
-        ready.append((item, labels))
-        if len(ready) >= chunk:
-            await flush()
-    await flush()
+    else:
+        for start in range(0, len(final), chunk):
+            await _publish_chunk(pub, final[start : start + chunk], rows, crisis, on_item, results)
+    outcomes = [o for o in rows if o is not None]
     outcomes += [
         Outcome(s.source_id, s.source_type, "skipped", reason=s.reason) for s in result.skipped
     ]
-    return PublishReport(source, result.format, tuple(outcomes), result.notes)
+    return PublishReport(
+        source, result.format, tuple(outcomes), result.notes, dry_run, tuple(results)
+    )
 
 
-def _published(item: Item, labels: Labels, sent: PublishResult) -> Outcome:
+#: Rule id of parts that MISP shares with "this community only".
+COMMUNITY_ONLY = "misp-distribution-this-community"
+
+
+def _community_only(item: Item, org: str, community: str) -> Restriction:
+    return Restriction(
+        COMMUNITY_ONLY,
+        f"MISP distribution 'this community only': {org} is not in the {community} community",
+        item.community_parts,
+    )
+
+
+def _reach_each(
+    pub: Publisher,
+    ready: list[tuple[int, Item, Publication]],
+    rows: list[Outcome | None],
+    crisis: frozenset[str],
+) -> list[Reach]:
+    """Decisions for every item; an item the broker refuses is skipped (rows filled in)."""
+    try:
+        return pub.reach([p for _, _, p in ready], crisis_incidents=crisis)
+    except JcuError:
+        pass
+    reaches = []
+    for index, item, publication in ready:
+        try:
+            (found,) = pub.reach([publication], crisis_incidents=crisis)
+        except JcuError as exc:
+            rows[index] = _skipped(item, exc)
+            continue
+        reaches.append(found)
+    return reaches
+
+
+async def _publish_chunk(
+    pub: Publisher,
+    batch: Sequence[tuple[int, Item, Publication]],
+    rows: list[Outcome | None],
+    crisis: frozenset[str],
+    on_item: Callable[[], None] | None,
+    results: list[PublishResult],
+) -> None:
+    try:
+        sent = await pub.publish_many([p for _, _, p in batch], crisis_incidents=crisis)
+    except JcuError:
+        # nothing of a refused chunk was sent or recorded: item by item, so one bad
+        # object skips only itself
+        for index, item, publication in batch:
+            try:
+                (res,) = await pub.publish_many([publication], crisis_incidents=crisis)
+            except JcuError as exc:
+                rows[index] = _skipped(item, exc)
+            else:
+                rows[index] = _published(item, res)
+                results.append(res)
+            if on_item is not None:
+                on_item()
+        return
+    results.extend(sent)
+    for (index, item, _), res in zip(batch, sent, strict=True):
+        rows[index] = _published(item, res)
+        if on_item is not None:
+            on_item()
+
+
+def _denied(decisions: Iterable[Decision]) -> tuple[Denied, ...]:
+    return tuple(Denied(d.org, d.rules, d.reasons) for d in decisions if not d.allowed)
+
+
+def _redacted(decisions: Iterable[Decision]) -> dict[str, tuple[str, ...]]:
+    return {d.org: d.redact_fields for d in decisions if d.decision == "redact"}
+
+
+def _published(item: Item, sent: PublishResult) -> Outcome:
+    received = sent.recipients
     return Outcome(
         item.source_id,
-        item.payload_type,
-        "published",
-        tlp=labels.tlp,
-        message_id=sent.message_id,
-        recipients=len(sent.recipients),
+        item.kind,
+        "published" if received else "withheld",
+        tlp=sent.labels.tlp,
+        message_id=sent.message_id if received else None,
+        received_by=received,
+        redacted=_redacted(sent.decisions),
+        denied=_denied(sent.decisions),
+        reason="" if received else "no organisation may receive it",
+    )
+
+
+def _planned(item: Item, reach: Reach) -> Outcome:
+    received = reach.recipients
+    return Outcome(
+        item.source_id,
+        item.kind,
+        "would publish" if received else "withheld",
+        tlp=item.tlp,
+        received_by=received,
+        redacted=_redacted(reach.decisions),
+        denied=_denied(reach.decisions),
+        reason="" if received else "no organisation may receive it",
     )
 
 
 def _skipped(item: Item, exc: JcuError) -> Outcome:
-    return Outcome(item.source_id, item.payload_type, "skipped", reason=f"not published: {exc}")
+    return Outcome(item.source_id, item.kind, "skipped", reason=f"not published: {exc}")

@@ -9,10 +9,26 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-PayloadType = Literal["Indicator", "IncidentReport"]
+from broker.pep import Part, Redactor
+
+PayloadType = Literal["Indicator", "IncidentReport", "StixObject", "MispEvent"]
+#: How a reference constrains who gets the object that holds it (see connectors/soc/_graph.py):
+#: "essential": no reference, no object; "trim": the reference is removed for a recipient who
+#: does not get its target; "some": trimmed likewise, but at least one of the object's "some"
+#: references must remain (a report's object_refs).
+RefKind = Literal["essential", "trim", "some"]
 
 #: Reason given for an object with no TLP anywhere: the connector never guesses one.
 NO_TLP = "no TLP marking and no --tlp default"
+
+
+@dataclass(frozen=True, slots=True)
+class Ref:
+    """A reference from one input object to another (by source id), at `path` in it."""
+
+    path: str  # a STIX selector ("object_refs.[2]"), or the part it belongs to (MISP)
+    target: str  # the referenced object's source id
+    kind: RefKind = "trim"
 
 
 @dataclass(frozen=True)
@@ -24,6 +40,24 @@ class Item:
     tlp: str  # TLP 2.0 level: strictest of object marking, container marking and default
     categories: frozenset[str]  # ENISA taxonomy classes, when derivable
     source_id: str  # the input object's id (STIX id, MISP uuid, "line 7")
+    #: The input object's own type ("indicator", "misp-event"), for reports; else payload_type.
+    source_type: str = ""
+    #: Parts marked stricter than `tlp` (granular markings, MISP attributes with their own TLP).
+    parts: tuple[Part, ...] = ()
+    #: References to other objects, which a recipient must get too (connectors/soc/_graph.py).
+    refs: tuple[Ref, ...] = ()
+    #: The source's version of the object (STIX `modified`, MISP `timestamp`), if any.
+    version: str | None = None
+    #: The source container (STIX bundle id, MISP event uuid), if any.
+    container: str | None = None
+    #: Parts that only the sender's own community gets (MISP "this community only").
+    community_parts: tuple[str, ...] = ()
+    #: Removes parts (by name) from `record`; needed when `parts` or `refs` can withhold some.
+    redactor: Redactor | None = field(default=None, compare=False)
+
+    @property
+    def kind(self) -> str:
+        return self.source_type or self.payload_type
 
 
 @dataclass(frozen=True)
@@ -47,7 +81,7 @@ class ParseResult:
     def summary(self) -> list[dict[str, str]]:
         """One row per input object: published or skipped, with the reason."""
         rows = [
-            {"source_id": i.source_id, "status": "published", "type": i.payload_type, "tlp": i.tlp}
+            {"source_id": i.source_id, "status": "published", "type": i.kind, "tlp": i.tlp}
             for i in self.items
         ]
         rows += [

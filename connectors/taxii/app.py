@@ -319,7 +319,10 @@ class _Api:
 
     async def versions(self, request: Request) -> Response:
         page, _ = await self._one_object(request, allow_version=False)
-        body = _paged(page, "versions", [item.version for item in page.items])
+        # oldest first by the source's version, not by when each arrived (pages still
+        # follow date_added, so `next` keeps its meaning)
+        ordered = sorted(page.items, key=lambda item: (parse_us(item.version), item.date_added_us))
+        body = _paged(page, "versions", [item.version for item in ordered])
         return _taxii_json(body, headers=_page_headers(page))
 
     async def manifest(self, request: Request) -> Response:

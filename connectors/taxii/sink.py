@@ -18,6 +18,10 @@ from connectors.taxii.store import TaxiiStore
 if TYPE_CHECKING:
     from broker.pep.sink import Delivery, Retracted
 
+#: Payload types that carry objects as their source wrote them, with the source's versions:
+#: a retraction withdraws those versions rather than adding a revoked one.
+SOURCE_PAYLOADS = frozenset({"StixObject", "MispEvent"})
+
 #: Turns one delivered broker record into the STIX 2.1 objects that represent it.
 StixConverter = Callable[["Delivery"], Iterable[Mapping[str, Any]]]
 
@@ -37,7 +41,11 @@ class TaxiiSink:
             )
         objects = list(self._to_stix(delivery))
         await self._store.deliver(
-            delivery.topic, objects, message_id=delivery.message_id, sender=delivery.sender
+            delivery.topic,
+            objects,
+            message_id=delivery.message_id,
+            sender=delivery.sender,
+            withdraw_on_retract=delivery.payload_type in SOURCE_PAYLOADS,
         )
 
     async def retract(self, retraction: Retracted) -> None:

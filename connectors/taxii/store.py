@@ -69,6 +69,12 @@ CREATE TABLE IF NOT EXISTS message_objects (
     PRIMARY KEY (message_id, collection_id, object_id)
 );
 """
+#: Columns added since the first version of the file, added to older files when opened.
+_MIGRATIONS = (
+    ("objects", "withdrawn", "INTEGER NOT NULL DEFAULT 0"),
+    ("message_objects", "version_key", "TEXT"),
+    ("message_objects", "withdraw", "INTEGER NOT NULL DEFAULT 0"),
+)
 
 
 #: Object types that are common definitions, not any sender's content (TLP markings).
@@ -203,6 +209,10 @@ class TaxiiStore:
             conn.execute("PRAGMA synchronous=FULL")
             conn.execute("PRAGMA foreign_keys=ON")
             conn.executescript(_SCHEMA)
+            for table, column, kind in _MIGRATIONS:
+                have = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+                if column not in have:
+                    conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
             conn.execute(
                 "INSERT OR IGNORE INTO meta (key, value) VALUES ('participant', ?)",
                 (self._participant,),
@@ -241,6 +251,7 @@ class TaxiiStore:
         *,
         message_id: str | None = None,
         sender: str | None = None,
+        withdraw_on_retract: bool = False,
     ) -> Delivery:
         """Add STIX objects (dicts, stix2 objects or bundles) received on `topic`.
 
@@ -251,10 +262,15 @@ class TaxiiStore:
         belongs to the first sender that delivered it: another sender's new version
         of it is refused (`MalformedRecord`), so no one can overwrite or, by retracting
         their own message, revoke someone else's object. Shared definitions (TLP
-        marking definitions) belong to no one.
+        marking definitions) belong to no one. With `withdraw_on_retract` (objects
+        as their source wrote them, with the source's versions), retracting the
+        message withdraws the versions it brought instead of adding a revoked one:
+        a retraction is not a version of the source's object.
         """
         rows = [_normalise(o) for o in _flatten(objects)]
-        return await asyncio.to_thread(self._deliver_sync, topic, rows, message_id, sender)
+        return await asyncio.to_thread(
+            self._deliver_sync, topic, rows, message_id, sender, withdraw_on_retract
+        )
 
     async def retract(self, topic: str, object_id: str) -> StoredObject | None:
         """Keep a withdrawn object as a new version with `revoked: true`.
@@ -291,7 +307,12 @@ class TaxiiStore:
         return CollectionInfo(cid, topic, title, description)
 
     def _deliver_sync(
-        self, topic: str, rows: Sequence[_Incoming], message_id: str | None, sender: str | None
+        self,
+        topic: str,
+        rows: Sequence[_Incoming],
+        message_id: str | None,
+        sender: str | None,
+        withdraw: bool = False,
     ) -> Delivery:
         with self._lock:
             db = self._db()
@@ -304,8 +325,13 @@ class TaxiiStore:
                 if message_id is not None:
                     db.executemany(
                         "INSERT OR IGNORE INTO message_objects"
-                        " (message_id, collection_id, object_id) VALUES (?,?,?)",
-                        [(message_id, info.id, row.id) for row in rows],
+                        " (message_id, collection_id, object_id, version_key, withdraw)"
+                        " VALUES (?,?,?,?,?)",
+                        [
+                            (message_id, info.id, row.id, row.version_key, int(withdraw))
+                            for row in rows
+                            if not (withdraw and row.type in _SHARED_TYPES)
+                        ],
                     )
                 db.execute("COMMIT")
             except BaseException:
@@ -394,11 +420,20 @@ class TaxiiStore:
             db.execute("BEGIN IMMEDIATE")
             try:
                 targets = db.execute(
-                    "SELECT collection_id, object_id FROM message_objects"
+                    "SELECT collection_id, object_id, version_key, withdraw FROM message_objects"
                     " WHERE message_id=? ORDER BY collection_id, object_id",
                     (message_id,),
                 ).fetchall()
-                revoked = [self._revoke(db, cid, oid) for cid, oid in targets]
+                revoked = []
+                for cid, oid, version_key, withdraw in targets:
+                    if withdraw:
+                        db.execute(
+                            "UPDATE objects SET withdrawn=1 WHERE collection_id=?"
+                            " AND object_id=? AND version_key=?",
+                            (cid, oid, version_key or ""),
+                        )
+                    else:
+                        revoked.append(self._revoke(db, cid, oid))
                 db.execute("COMMIT")
             except BaseException:
                 db.execute("ROLLBACK")
@@ -410,7 +445,7 @@ class TaxiiStore:
     ) -> StoredObject | None:
         latest = db.execute(
             "SELECT body, version_us, version_key FROM objects"
-            " WHERE collection_id=? AND object_id=?"
+            " WHERE collection_id=? AND object_id=? AND withdrawn=0"
             " ORDER BY version_us DESC, date_added_us DESC LIMIT 1",
             (collection_id, object_id),
         ).fetchone()
@@ -459,7 +494,8 @@ class TaxiiStore:
             row = (
                 self._db()
                 .execute(
-                    "SELECT 1 FROM objects WHERE collection_id=? AND object_id=? LIMIT 1",
+                    "SELECT 1 FROM objects WHERE collection_id=? AND object_id=? AND withdrawn=0"
+                    " LIMIT 1",
                     (collection_id, object_id),
                 )
                 .fetchone()
@@ -467,7 +503,7 @@ class TaxiiStore:
         return row is not None
 
     def _query_sync(self, collection_id: str, q: ObjectQuery) -> Page:
-        where = ["collection_id = ?"]
+        where = ["collection_id = ?", "withdrawn = 0"]
         params: list[Any] = [collection_id]
         if q.ids:
             where.append(f"object_id IN ({','.join('?' * len(q.ids))})")

@@ -91,7 +91,10 @@ async def forge(
 
 
 async def audit_records(world: World) -> list[LoggedRecord]:
+    """Every record of the audit log, as an auditor given every node's audit keys reads it."""
     records, _ = decode_records(
-        world.ctx("enisa").envelope.store, await read_topic(world.auditor, AUDIT_DECISIONS)
+        world.ctx("enisa").envelope.store,
+        await read_topic(world.auditor, AUDIT_DECISIONS),
+        world.audit_keys(),
     )
     return records

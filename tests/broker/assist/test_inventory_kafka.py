@@ -3,6 +3,7 @@ the policy and enforced by encryption; forged and unentitled entries are refused
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from dataclasses import replace
 
@@ -15,6 +16,7 @@ from broker.envelope import EnvelopeReader, Labels
 from broker.errors import NotEntitled
 from broker.kafka.scan import scan
 from broker.kafka.topics import CAPABILITIES
+from broker.vocabulary import CAPABILITY_ENTRY
 from tests.broker.assist.kafka_io import audit_records
 from tests.broker.pep.kafka_io import produce
 from tests.world import World
@@ -71,6 +73,14 @@ async def test_each_role_sees_what_rule_13_allows_and_nothing_else_is_even_seale
     # Confidentiality is cryptographic: a member is not a recipient of the AMBER envelope.
     assert "soc-fr" not in await _recipients_on_topic(world, secret.key)
     assert "soc-fr" in await _recipients_on_topic(world, shareable.key)
+    # The log names the entry by a keyed hash (a disclosed leaf confirms no guess of it).
+    payload = world.ctx("cert-eu").envelope.store.encode(CAPABILITY_ENTRY, secret.to_avro())
+    (logged,) = {
+        r.record.content_hash
+        for r in query(await audit_records(world), message_id=amber.message_id)
+    }
+    key = world.audit_keys("cert-eu").require("cert-eu/inventory")
+    assert logged == key.content_hash(payload) != hashlib.sha256(payload).digest()
 
     seen = {}
     for org in ("europol-ec3", "eeas-intcen", "soc-fr", "isac-energy", "eda"):

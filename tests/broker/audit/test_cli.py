@@ -16,9 +16,8 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from broker.audit import AuditLog, AuditRecord
+from broker.audit import AuditLog, AuditRecord, SignedCheckpoint, sign_checkpoint
 from broker.audit._codec import encode_checkpoint
-from broker.audit.checkpoint import Checkpoint
 from broker.cli.audit import parse_since
 from broker.clock import utc_now
 from broker.errors import ConfigError
@@ -35,12 +34,13 @@ REPO = Path(__file__).resolve().parents[3]
 @dataclass
 class Logged:
     kafka: KafkaConnection
-    topics: tuple[str, str]
+    topics: tuple[str, str, str]
     denied_id: str
     store: SchemaStore
     signer: ed25519.Ed25519PrivateKey
     root: bytes
     pki: Pki
+    monkeypatch: pytest.MonkeyPatch
 
     def args(self) -> list[str]:
         return [
@@ -50,7 +50,13 @@ class Logged:
             self.topics[0],
             "--checkpoints-topic",
             self.topics[1],
+            "--cosignatures-topic",
+            self.topics[2],
         ]
+
+    def as_node(self, org: str) -> None:
+        """Run the next `jcu` verbs as `org`'s node."""
+        self.monkeypatch.setenv("JCU_HOME", str(self.pki.nodes[org].root))
 
 
 @pytest.fixture
@@ -68,7 +74,11 @@ def logged(
     kid = pki.keyring().current_signing_key_id("cert-eu", utc_now())
     signer = pki.keystores["cert-eu"].signing_key("cert-eu", kid)
     suffix = uuid.uuid4().hex[:8]
-    topics = (f"test.cli.decisions.{suffix}", f"test.cli.checkpoints.{suffix}")
+    topics = (
+        f"test.cli.decisions.{suffix}",
+        f"test.cli.checkpoints.{suffix}",
+        f"test.cli.cosignatures.{suffix}",
+    )
 
     async def write() -> tuple[str, bytes]:
         await ensure_topics(kafka, [TopicSpec(t, partitions=1) for t in topics])
@@ -117,16 +127,20 @@ def logged(
             return denied.decision_id, log.root()
 
     denied_id, root = asyncio.run(write())
-    return Logged(kafka, topics, denied_id, store, signer, root, pki)
+    pki.trusted("cert-eu")
+    return Logged(kafka, topics, denied_id, store, signer, root, pki, monkeypatch)
 
 
-async def inject(logged: Logged, checkpoint: Checkpoint) -> None:
-    """Write a checkpoint to the test's checkpoints topic, as an attacker with write access."""
+async def inject(logged: Logged, checkpoint: SignedCheckpoint) -> None:
+    """Write a checkpoint to the test's checkpoints topic, as an attacker with write access:
+    one of the size the log has (9), so its consistency proof from 9 is empty."""
     producer = reliable_producer(logged.kafka)
     await producer.start()
     try:
         await producer.send_and_wait(
-            logged.topics[1], encode_checkpoint(logged.store, checkpoint), key=b"cert-eu/publish"
+            logged.topics[1],
+            encode_checkpoint(logged.store, checkpoint, 9, []),
+            key=b"cert-eu/publish",
         )
     finally:
         await producer.stop()
@@ -151,14 +165,14 @@ def test_verify_reports_each_enforcement_point(logged: Logged, capsys) -> None:
 
 @pytest.mark.kafka
 def test_verify_fails_naming_a_forged_checkpoint(logged: Logged, capsys) -> None:
-    forged = Checkpoint.sign(ed25519.Ed25519PrivateKey.generate(), "cert-eu/publish", 9, bytes(32))
+    forged = sign_checkpoint(ed25519.Ed25519PrivateKey.generate(), "cert-eu/publish", 9, bytes(32))
 
     asyncio.run(inject(logged, forged))
     code, _, err = run(["audit", "verify", *logged.args()], capsys)
     assert code == 1
     assert err.strip().splitlines() == [
-        f"jcu: error: cert-eu/publish: checkpoint 3 (size 9, offset 3): the signature does not "
-        f"verify under any accepted key of cert-eu/publish (key id {forged.key_id})"
+        "jcu: error: cert-eu/publish: checkpoint 3 (size 9, offset 3): the signature does not "
+        "verify under any accepted key of cert-eu/publish"
     ]
 
 
@@ -169,7 +183,7 @@ def test_checkpoint_by_a_revoked_key_fails_verification(logged: Logged, capsys) 
     code, _, _ = run(["audit", "verify", *logged.args()], capsys)
     assert code == 0  # checkpoints signed before the revocation still verify
     # The thief signs a checkpoint (consistent, even) after the revocation.
-    stolen = Checkpoint.sign(logged.signer, "cert-eu/publish", 9, logged.root)
+    stolen = sign_checkpoint(logged.signer, "cert-eu/publish", 9, logged.root)
     asyncio.run(inject(logged, stolen))
     code, _, err = run(["audit", "verify", "--json", *logged.args()], capsys)
     assert code == 1
@@ -178,8 +192,9 @@ def test_checkpoint_by_a_revoked_key_fails_verification(logged: Logged, capsys) 
 
 @pytest.mark.kafka
 def test_prove_prints_a_verified_inclusion_proof(logged: Logged, capsys) -> None:
-    code, out, _ = run(["audit", "prove", logged.denied_id, "--json", *logged.args()], capsys)
-    assert code == 0
+    logged.as_node("cert-eu")  # its own log: it holds the audit key
+    code, out, err = run(["audit", "prove", logged.denied_id, "--json", *logged.args()], capsys)
+    assert code == 0, err
     data = json.loads(out)
     assert data["verified"] is True
     assert data["leaf_index"] == 2 and data["checkpoint"]["tree_size"] == 9
@@ -189,6 +204,7 @@ def test_prove_prints_a_verified_inclusion_proof(logged: Logged, capsys) -> None
 
 @pytest.mark.kafka
 def test_query_filters_and_explain_speaks_plainly(logged: Logged, capsys) -> None:
+    logged.as_node("cert-eu")
     code, out, _ = run(["audit", "query", "--decision", "reject", "--json", *logged.args()], capsys)
     assert code == 0
     rows = json.loads(out)
@@ -212,8 +228,10 @@ def test_query_filters_and_explain_speaks_plainly(logged: Logged, capsys) -> Non
 
 @pytest.mark.kafka
 def test_unknown_decision_and_bad_since_are_one_line_errors(logged: Logged, capsys) -> None:
+    logged.as_node("cert-eu")
     code, _, err = run(["audit", "prove", "nope", *logged.args()], capsys)
-    assert (code, err.strip()) == (1, "jcu: error: no decision nope in the audit log")
+    assert code == 1 and err.startswith("jcu: error: no decision nope in the audit log")
+    assert len(err.strip().splitlines()) == 1
     code, _, err = run(["audit", "query", "--since", "yesterday", *logged.args()], capsys)
     assert code == 1 and len(err.strip().splitlines()) == 1 and "--since" in err
 

@@ -17,13 +17,19 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from broker.audit import (
+    AuditKeys,
     AuditLog,
     AuditRecord,
     DecisionSet,
+    InclusionProof,
+    LoggedRecord,
+    Prover,
     VerificationReport,
-    prove,
+    Verifier,
+    decode_records,
     verify,
 )
+from broker.audit._codec import decode_checkpoint
 from broker.audit._state import load_state, state_path
 from broker.audit._topic import read_topic
 from broker.errors import AuditError, KafkaForbidden, MalformedRecord
@@ -103,6 +109,43 @@ async def verify_topics(
     return verify(store, decisions, checkpoints, lambda ep: [key.public_key()])
 
 
+async def logged(
+    kafka: KafkaConnection, topics: tuple[str, str], store: SchemaStore, state: Path
+) -> list[LoggedRecord]:
+    """Every decision on the topic, read with the log's own audit key (in its state dir)."""
+    records, bad = decode_records(store, await read_topic(kafka, topics[0]), AuditKeys.open(state))
+    assert bad == 0
+    return records
+
+
+async def checkpoint_sizes(
+    kafka: KafkaConnection, topics: tuple[str, str], store: SchemaStore
+) -> list[int]:
+    raws = await read_topic(kafka, topics[1])
+    return [decode_checkpoint(store, r.value).signed.tree_size for r in raws]
+
+
+async def prove_on(
+    kafka: KafkaConnection,
+    topics: tuple[str, str],
+    store: SchemaStore,
+    key: ed25519.Ed25519PrivateKey,
+    state: Path,
+    decision_id: str,
+) -> InclusionProof:
+    keys = AuditKeys.open(state)
+    v = Verifier(store, lambda ep: [key.public_key()], audit_keys=keys)
+    for c in await read_topic(kafka, topics[1]):
+        v.checkpoint(c)
+    prover = Prover(store, decision_id, keys, v.candidates)
+    for r in await read_topic(kafka, topics[0]):
+        v.record(r)
+        prover.record(r)
+    report = v.finish()
+    ep = report.report(prover.enforcement_point or "")
+    return prover.result(ep, lambda name: [key.public_key()])
+
+
 async def test_appended_decisions_verify_and_prove(kafka_admin, topics, store, key, tmp_path):
     async with open_log(kafka_admin, key, tmp_path, topics, store) as log:
         entries = await asyncio.gather(*(log.append(record(i)) for i in range(35)))
@@ -111,9 +154,9 @@ async def test_appended_decisions_verify_and_prove(kafka_admin, topics, store, k
     (ep,) = report.reports
     assert ep.ok, ep.failure
     # every 10 records, plus the final one on stop
-    assert [c.tree_size for c in report.logs[0].checkpoints] == [10, 20, 30, 35]
+    assert await checkpoint_sizes(kafka_admin, topics, store) == [10, 20, 30, 35]
     assert (ep.records, ep.checkpoints, ep.sealed) == (35, 4, 35)
-    p = prove(report, entries[17].decision_id)
+    p = await prove_on(kafka_admin, topics, store, key, tmp_path, entries[17].decision_id)
     assert p.verified and p.record.index == entries[17].index
     state = load_state(state_path(tmp_path, EP))
     assert state is not None and state.tree_size == 35 and state.checkpoint is not None
@@ -160,7 +203,7 @@ async def test_a_messages_decisions_share_one_leaf(kafka_admin, topics, store, k
     (ep,) = report.reports
     assert ep.ok and (ep.records, ep.decisions) == (4, 56)
     middle = sets[1].decision_ids[7]
-    proof = prove(report, middle)
+    proof = await prove_on(kafka_admin, topics, store, key, tmp_path, middle)
     assert proof.verified and proof.record.index == 2
     assert (proof.record.record.organisation, proof.record.record.decision) == ("org-7", "deny")
     assert proof.record.record.message_id == "msg-set-1"
@@ -173,8 +216,9 @@ async def test_append_many_gives_consecutive_indices(kafka_admin, topics, store,
         assert [e.index for e in batch] == list(range(1, 24)) and first.index == 0
     report = await verify_topics(kafka_admin, topics, store, key)
     assert report.ok
-    assert [c.tree_size for c in report.logs[0].checkpoints] == [10, 20, 24]
-    assert [r.record.message_id for r in report.logs[0].records] == [f"msg-{i}" for i in range(24)]
+    assert await checkpoint_sizes(kafka_admin, topics, store) == [10, 20, 24]
+    records = await logged(kafka_admin, topics, store, tmp_path)
+    assert [r.record.message_id for r in records] == [f"msg-{i}" for i in range(24)]
 
 
 async def test_checkpoint_after_the_interval_seals_a_quiet_log(
@@ -217,7 +261,8 @@ async def test_a_record_that_does_not_encode_is_refused_alone(
         assert (await log.append(record(4))).index == 2
     report = await verify_topics(kafka_admin, topics, store, key)
     assert report.ok
-    assert [r.record.message_id for r in report.logs[0].records] == ["msg-0", "msg-2", "msg-4"]
+    records = await logged(kafka_admin, topics, store, tmp_path)
+    assert [r.record.message_id for r in records] == ["msg-0", "msg-2", "msg-4"]
 
 
 async def test_restart_continues_the_tree(kafka_admin, topics, store, key, tmp_path):
@@ -376,11 +421,12 @@ async def test_enforcement_point_killed_mid_stream_loses_no_decision(
     (ep,) = report.reports
     assert ep.ok, ep.failure
     assert ep.unsealed == 0 and ep.records == log.size
-    logged = {r.record.decision_id for r in report.logs[0].records}
-    missing = set(acknowledged) - logged
+    ids = [r.record.decision_id for r in await logged(kafka_admin, topics, store, state)]
+    missing = set(acknowledged) - set(ids)
     assert not missing, f"{len(missing)} acknowledged decisions are not in the log"
-    assert len(logged) == ep.records  # one decision a leaf here: none logged twice
-    assert prove(report, acknowledged[-1]).verified
+    assert len(set(ids)) == len(ids) == ep.records  # no decision logged twice
+    proof = await prove_on(kafka_admin, topics, store, key, state, acknowledged[-1])
+    assert proof.verified
 
 
 async def test_a_resent_leaf_is_read_once(kafka_admin, topics, store, key, tmp_path):
@@ -413,7 +459,8 @@ async def test_a_restart_signs_only_its_own_records_and_verify_names_a_forged_on
         for i in range(3):
             await log.append(record(i))
         size, last = log.size, log._last_leaf
-    forged = encode_leaf(store, EP, size, last, record(99))
+    # Even with the enforcement point's audit key (the worst case): never signed over.
+    forged = encode_leaf(store, EP, size, last, record(99), AuditKeys.open(tmp_path).require(EP))
     producer = reliable_producer(kafka_admin)
     await producer.start()
     try:
@@ -432,3 +479,61 @@ async def test_a_restart_signs_only_its_own_records_and_verify_names_a_forged_on
     (ep,) = report.reports
     assert ep.failure is not None and ep.failure.kind == "inserted"
     assert ep.failure.offset == sent.offset
+
+
+@pytest.mark.parametrize("behind_the_wall", [False, True], ids=["reader", "writer-only"])
+async def test_a_restart_extends_the_newest_checkpoint_it_signed_even_if_its_state_missed_it(
+    kafka_admin, topics, store, key, tmp_path, behind_the_wall
+):
+    """A crash after a checkpoint reached Kafka but before the state saying so was saved: the
+    restarted log must extend that checkpoint, not the older one its state names (else the
+    next checkpoint's consistency proof starts from the wrong size: a witness refuses it).
+    It kept the checkpoint before sending it: behind the wall it re-sends it, byte for byte,
+    instead of reading the checkpoints topic."""
+    import shutil
+
+    kafka = kafka_admin
+    if behind_the_wall:
+        kafka = read_client_file(await writer_only(kafka_admin, topics, tmp_path / "credentials"))
+    async with open_log(kafka, key, tmp_path, topics, store, every=1000) as log:
+        await log.append_many([record(i) for i in range(10)])
+    state = state_path(tmp_path, EP)
+    journal = state.with_suffix(".journal")
+    saved = state.read_bytes()
+    log = open_log(kafka, key, tmp_path, topics, store, every=1000)
+    await log.start()
+    await log.append_many([record(i) for i in range(10, 15)])
+    shutil.copy(journal, tmp_path / "journal.copy")  # what the crash leaves: records 10..14
+    await log.stop()  # checkpoint 15 written, state saved ...
+    state.write_bytes(saved)  # ... but as if it had not been
+    shutil.copy(tmp_path / "journal.copy", journal)
+    async with open_log(kafka, key, tmp_path, topics, store, every=1000) as log:
+        assert log.size == 15 and log.last_checkpoint is not None
+        assert log.last_checkpoint.tree_size == 15
+        await log.append(record(15))
+    report = await verify_topics(kafka_admin, topics, store, key)
+    assert report.ok, report.reports[0].failure
+    assert report.reports[0].records == 16
+    # A re-sent checkpoint is the same record again, read once.
+    assert await checkpoint_sizes(kafka_admin, topics, store) == [10, 15, 16]
+
+
+async def test_a_restart_refuses_a_checkpoint_of_its_own_that_its_records_do_not_bear_out(
+    kafka_admin, topics, store, key, tmp_path
+):
+    from broker.audit._codec import encode_checkpoint
+    from broker.audit.checkpoint import sign_checkpoint
+
+    async with open_log(kafka_admin, key, tmp_path, topics, store) as log:
+        await log.append_many([record(i) for i in range(15)])
+    producer = reliable_producer(kafka_admin)
+    await producer.start()
+    try:
+        longer = sign_checkpoint(key, EP, 20, bytes(32))  # covers records that are not there
+        await producer.send_and_wait(
+            topics[1], encode_checkpoint(store, longer, 15, [bytes(32)]), key=EP.encode()
+        )
+    finally:
+        await producer.stop()
+    with pytest.raises(AuditError, match="checkpoint of 20 records but the topic holds 15"):
+        await open_log(kafka_admin, key, tmp_path, topics, store).start()

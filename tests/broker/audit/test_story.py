@@ -7,17 +7,21 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from broker.audit._codec import decode_leaf, encode_leaf
+from broker.audit.keys import AuditKeys
 from broker.audit.query import query, story
 from broker.audit.record import AuditRecord, LoggedRecord
 from broker.errors import AuditError, NotEntitled
 from broker.schemas import default_store
 
 T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+#: An auditor's view: one master opens every enforcement point's leaves here.
+KEYS = AuditKeys(bytes(range(32)))
 
 
 def _logged(ep: str, index: int, record: AuditRecord) -> LoggedRecord:
     store = default_store()
-    return decode_leaf(store, encode_leaf(store, ep, index, b"", record)).decisions()[0]
+    data = encode_leaf(store, ep, index, b"", record, KEYS.require(ep))
+    return decode_leaf(store, data, keys=KEYS).decisions()[0]
 
 
 def _records() -> list[LoggedRecord]:
@@ -105,6 +109,23 @@ def test_story_gathers_every_message_of_the_thread_in_time_order() -> None:
     assert len(request.decisions["cert-eu"]) == 2  # published to it, then received by it
     assert refused.sender is None  # the refusal happened at the receiver only
     assert "rejected (not-entitled)" in refused.decisions["europol-ec3"][0]
+
+
+def test_story_includes_what_was_sent_of_a_thread_message() -> None:
+    """Send outcomes name the message; the story finds them through its thread's messages."""
+    sent = _logged(
+        "cert-eu/publish",
+        9,
+        AuditRecord(
+            action="send",
+            organisation="soc-fr",
+            message_id="offer-1",
+            decision="sent",
+            time=T0 + timedelta(minutes=1, seconds=1),
+        ),
+    )
+    offer = story([*_records(), sent], "req-1")[1]
+    assert [r.record.action for r in offer.records] == ["publish", "send"]
 
 
 def test_query_by_thread_and_an_unknown_thread() -> None:

@@ -1,24 +1,43 @@
 """The verifier detects each way of tampering with the log, and names what it found.
 
 Logs are built here exactly as `AuditLog` writes them (same codec, same
-chaining, same checkpoint signing), then tampered with the way an attacker
-with write access to the topics could: by changing what a reader is served.
-The real writer over real Kafka is tested in test_log_kafka.py.
+chaining, same checkpoint records with consistency proofs), then tampered with
+the way an attacker with write access to the topics could: by changing what a
+reader is served. The real writer over real Kafka is tested in test_log_kafka.py.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import tracemalloc
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from broker.audit import AuditRecord, explain, prove, verify
-from broker.audit._codec import decode_leaf, encode_checkpoint, encode_leaf
+from broker.audit import (
+    AuditKeys,
+    AuditRecord,
+    Prover,
+    Seen,
+    SignedCheckpoint,
+    VerificationPolicy,
+    Verifier,
+    cosign,
+    explain,
+    sign_checkpoint,
+    verify,
+)
+from broker.audit._codec import (
+    decode_checkpoint,
+    decode_leaf,
+    encode_checkpoint,
+    encode_cosignature,
+    encode_leaf,
+)
 from broker.audit._topic import TopicRecord
-from broker.audit.checkpoint import Checkpoint
 from broker.audit.query import decode_records, query
 from broker.errors import AuditError, AuditVerificationError, RevokedKey
 from broker.merkle import MerkleTree, ProofTree, leaf_hash, verify_inclusion
@@ -27,6 +46,8 @@ from broker.schemas import SchemaStore
 EP = "cert-eu/publish"
 T0 = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 FORGED = "0badf00d-0000-4000-8000-000000000000"
+KEYS = AuditKeys(bytes(range(32)), owner="cert-eu")
+POINT = KEYS.require(EP)
 
 
 @pytest.fixture(scope="module")
@@ -61,24 +82,42 @@ def decision(i: int, *, org: str | None = None) -> AuditRecord:
     )
 
 
+def leaf(store: SchemaStore, index: int, previous: bytes, rec: AuditRecord, ep: str = EP) -> bytes:
+    return encode_leaf(store, ep, index, previous, rec, KEYS.require(ep))
+
+
 def build_records(store: SchemaStore, records: list[AuditRecord], ep: str = EP) -> list[bytes]:
     out: list[bytes] = []
     previous = b""
     for index, rec in enumerate(records):
-        data = encode_leaf(store, ep, index, previous, rec)
+        data = leaf(store, index, previous, rec, ep)
         previous = leaf_hash(data)
         out.append(data)
     return out
 
 
-def sign_checkpoints(
-    store: SchemaStore, key: ed25519.Ed25519PrivateKey, values: list[bytes], sizes: list[int]
-) -> list[bytes]:
+def signed(
+    key: ed25519.Ed25519PrivateKey, values: list[bytes], size: int, ep: str = EP
+) -> SignedCheckpoint:
     tree = ProofTree(leaf_hash(v) for v in values)
-    return [
-        encode_checkpoint(store, Checkpoint.sign(key, EP, n, tree.root(n), T0 + timedelta(hours=n)))
-        for n in sizes
-    ]
+    return sign_checkpoint(key, ep, size, tree.root(size), T0 + timedelta(hours=size))
+
+
+def sign_checkpoints(
+    store: SchemaStore,
+    key: ed25519.Ed25519PrivateKey,
+    values: list[bytes],
+    sizes: list[int],
+    previous: int = 0,
+) -> list[bytes]:
+    """Checkpoint records as the log writes them: each with its proof from the one before."""
+    tree = ProofTree(leaf_hash(v) for v in values)
+    out = []
+    for n in sizes:
+        proof = tree.consistency_proof(previous, n) if 0 < previous <= n else []
+        out.append(encode_checkpoint(store, signed(key, values, n), previous, proof))
+        previous = n
+    return out
 
 
 def as_topic(values: list[bytes], key: str = EP) -> list[TopicRecord]:
@@ -96,8 +135,16 @@ def run(
     key: ed25519.Ed25519PrivateKey,
     values: list[bytes],
     checkpoints: list[bytes],
+    **options: object,
 ):
-    return verify(store, as_topic(values), as_topic(checkpoints), lambda ep: [key.public_key()])
+    return verify(
+        store,
+        as_topic(values),
+        as_topic(checkpoints),
+        lambda ep: [key.public_key()],
+        audit_keys=KEYS,
+        **options,  # type: ignore[arg-type]
+    )
 
 
 def test_untouched_log_verifies(store, key, log) -> None:
@@ -117,9 +164,9 @@ def test_untouched_log_verifies(store, key, log) -> None:
 
 def test_modified_record_is_named(store, key, log) -> None:
     values, cps = log
-    original = decode_leaf(store, values[7])
+    original = decode_leaf(store, values[7], keys=KEYS)
     forged = dataclasses.replace(original.record, decision="allow", organisation="pesco")
-    values[7] = encode_leaf(store, EP, 7, original.previous_leaf_hash, forged)
+    values[7] = leaf(store, 7, original.previous_leaf_hash, forged)
     failure = run(store, key, values, cps).reports[0].failure
     assert failure is not None
     assert (failure.kind, failure.record_index, failure.offset) == ("modified", 7, 7)
@@ -128,13 +175,13 @@ def test_modified_record_is_named(store, key, log) -> None:
 
 def test_modified_last_record_is_caught_by_the_checkpoint(store, key, log) -> None:
     values, cps = log
-    last = decode_leaf(store, values[29])
+    last = decode_leaf(store, values[29], keys=KEYS)
     forged = dataclasses.replace(last.record, organisation="pesco")
     assert forged != last.record
-    values[29] = encode_leaf(store, EP, 29, last.previous_leaf_hash, forged)
+    values[29] = leaf(store, 29, last.previous_leaf_hash, forged)
     failure = run(store, key, values, cps).reports[0].failure
     assert failure is not None
-    assert (failure.kind, failure.checkpoint_index) == ("inconsistent", 2)
+    assert (failure.kind, failure.checkpoint_index) == ("root-mismatch", 2)
 
 
 def test_deleted_record_is_named(store, key, log) -> None:
@@ -165,7 +212,7 @@ def test_inserted_record_is_named(store, key, log) -> None:
     values, cps = log
     # The attacker forges a record that claims slot 15 and links correctly to record 14.
     fake = dataclasses.replace(decision(15, org="pesco"), decision_id=FORGED)
-    values.insert(15, encode_leaf(store, EP, 15, leaf_hash(values[14]), fake))
+    values.insert(15, leaf(store, 15, leaf_hash(values[14]), fake))
     failure = run(store, key, values, cps).reports[0].failure
     assert failure is not None
     assert (failure.kind, failure.record_index, failure.offset) == ("inserted", 15, 15)
@@ -175,22 +222,34 @@ def test_inserted_record_is_named(store, key, log) -> None:
 def test_inserted_record_after_the_genuine_one_is_named(store, key, log) -> None:
     values, cps = log
     fake = dataclasses.replace(decision(15, org="pesco"), decision_id=FORGED)
-    values.insert(16, encode_leaf(store, EP, 15, leaf_hash(values[14]), fake))
+    values.insert(16, leaf(store, 15, leaf_hash(values[14]), fake))
     failure = run(store, key, values, cps).reports[0].failure
     assert failure is not None
     assert (failure.kind, failure.offset, failure.decision_id) == ("inserted", 16, FORGED)
 
 
+def test_a_record_claiming_an_old_index_is_inserted(store, key, log) -> None:
+    values, cps = log
+    values.insert(20, leaf(store, 3, leaf_hash(values[2]), decision(3, org="pesco")))
+    failure = run(store, key, values, cps).reports[0].failure
+    assert failure is not None and (failure.kind, failure.offset) == ("inserted", 20)
+
+
 def test_forged_checkpoint_signature_is_named(store, key, log) -> None:
     values, cps = log
     mallory = ed25519.Ed25519PrivateKey.generate()
-    forged = sign_checkpoints(store, mallory, values, [30])[0]
-    # Mallory claims to be the enforcement point's key.
-    from broker.audit._codec import decode_checkpoint
-
-    cp = decode_checkpoint(store, forged)
-    genuine_kid = decode_checkpoint(store, cps[2]).key_id
-    cps[2] = encode_checkpoint(store, dataclasses.replace(cp, key_id=genuine_kid))
+    genuine = decode_checkpoint(store, cps[2])
+    forged_note = signed(mallory, values, 30)
+    # Mallory claims the enforcement point's key: its key id on her signature line.
+    (line,) = genuine.signed.signatures
+    (hers,) = forged_note.signatures
+    claimed = dataclasses.replace(hers, key_id=line.key_id)
+    cps[2] = encode_checkpoint(
+        store,
+        SignedCheckpoint(forged_note.checkpoint, (claimed,)),
+        genuine.previous_size,
+        genuine.consistency,
+    )
     failure = run(store, key, values, cps).reports[0].failure
     assert failure is not None
     assert (failure.kind, failure.checkpoint_index) == ("bad-signature", 2)
@@ -198,7 +257,7 @@ def test_forged_checkpoint_signature_is_named(store, key, log) -> None:
 
 def test_checkpoint_signed_by_an_unknown_key_is_refused(store, key, log) -> None:
     values, cps = log
-    cps[1] = sign_checkpoints(store, ed25519.Ed25519PrivateKey.generate(), values, [20])[0]
+    cps[1] = sign_checkpoints(store, ed25519.Ed25519PrivateKey.generate(), values, [20], 10)[0]
     failure = run(store, key, values, cps).reports[0].failure
     assert failure is not None
     assert (failure.kind, failure.checkpoint_index) == ("bad-signature", 1)
@@ -208,14 +267,11 @@ def test_checkpoint_signed_after_its_key_was_revoked_is_named(store, key, log) -
     values, cps = log
     revoked_at = T0 + timedelta(hours=15)  # checkpoints are dated T0 + size hours
 
-    def key_validity(ep: str, cp: Checkpoint) -> None:
-        if cp.time >= revoked_at:
-            raise RevokedKey(f"key {cp.key_id} of {ep} was revoked at {revoked_at.isoformat()}")
+    def key_validity(ep: str, key_id: str, at: datetime) -> None:
+        if at >= revoked_at:
+            raise RevokedKey(f"key {key_id} of {ep} was revoked at {revoked_at.isoformat()}")
 
-    report = verify(
-        store, as_topic(values), as_topic(cps), lambda ep: [key.public_key()], key_validity
-    )
-    failure = report.reports[0].failure
+    failure = run(store, key, values, cps, key_validity=key_validity).reports[0].failure
     assert failure is not None
     assert (failure.kind, failure.checkpoint_index) == ("key-not-valid", 1)
     assert "revoked" in failure.message
@@ -223,11 +279,12 @@ def test_checkpoint_signed_after_its_key_was_revoked_is_named(store, key, log) -
 
 def test_checkpoint_that_rewrites_history_is_named(store, key, log) -> None:
     values, cps = log
-    # Someone holding the enforcement point's key signs a tree in which record 3 says otherwise.
+    # Someone holding the enforcement point's key signs a tree in which record 3 says otherwise,
+    # with the best proof it can make: from its own, rewritten, size 30.
     rewritten = [decision(i) for i in range(30)]
     rewritten[3] = dataclasses.replace(rewritten[3], decision="allow")
     other = build_records(store, rewritten)
-    cps.append(sign_checkpoints(store, key, other, [30])[0])
+    cps.append(sign_checkpoints(store, key, other + values[:1], [31], 30)[0])
     failure = run(store, key, values, cps).reports[0].failure
     assert failure is not None
     assert (failure.kind, failure.checkpoint_index) == ("inconsistent", 3)
@@ -235,17 +292,24 @@ def test_checkpoint_that_rewrites_history_is_named(store, key, log) -> None:
 
 def test_checkpoint_that_shrinks_the_tree_is_inconsistent(store, key, log) -> None:
     values, cps = log
-    cps.append(sign_checkpoints(store, key, values, [25])[0])
+    cps.append(sign_checkpoints(store, key, values, [25], 30)[0])
     failure = run(store, key, values, cps).reports[0].failure
     assert failure is not None
     assert (failure.kind, failure.checkpoint_index) == ("inconsistent", 3)
+
+
+def test_a_checkpoint_proved_from_another_size_is_inconsistent(store, key, log) -> None:
+    values, cps = log
+    cps[2] = sign_checkpoints(store, key, values, [30], 10)[0]  # skips the checkpoint at 20
+    failure = run(store, key, values, cps).reports[0].failure
+    assert failure is not None and (failure.kind, failure.checkpoint_index) == ("inconsistent", 2)
 
 
 def test_records_after_the_last_checkpoint_count_as_unsealed(store, key) -> None:
     values = build_records(store, [decision(i) for i in range(25)])
     report = run(store, key, values, sign_checkpoints(store, key, values, [10, 20]))
     (ep,) = report.reports
-    assert ep.ok and (ep.sealed, ep.unsealed) == (20, 5)
+    assert ep.ok and (ep.sealed, ep.unsealed, ep.decisions) == (20, 5, 25)
 
 
 def test_record_under_another_enforcement_points_key_is_malformed(store, key, log) -> None:
@@ -267,11 +331,185 @@ def test_garbage_on_the_topic_is_named_by_offset(store, key, log) -> None:
     assert failure is not None and (failure.kind, failure.offset) == ("malformed", 9)
 
 
+# -- what others saw: truncation and forks -----------------------------------------------
+
+
+def test_an_emptied_log_fails_against_what_this_node_saw(store, key, log) -> None:
+    """The audit topics deleted and recreated: Kafka says nothing, this node remembers."""
+    values, _ = log
+    seen = Seen(EP, 30, ProofTree(leaf_hash(v) for v in values).root(), "this node's state")
+    report = run(store, key, [], [], seen=[seen])
+    (ep,) = report.reports
+    assert ep.failure is not None and ep.failure.kind == "truncated"
+    assert "saw 30 records, but the log holds 0" in ep.failure.message
+    assert run(store, key, [], []).reports == ()  # without the memory: nothing to say
+
+
+def test_a_shorter_log_with_its_own_checkpoints_fails_against_what_was_seen(
+    store, key, log
+) -> None:
+    """The operator starts the log again, 20 records long, and signs checkpoints for it."""
+    values, _ = log
+    seen = Seen(EP, 30, ProofTree(leaf_hash(v) for v in values).root(), "witness enisa/witness")
+    again = build_records(store, [decision(i + 100) for i in range(20)])
+    report = run(store, key, again, sign_checkpoints(store, key, again, [20]), seen=[seen])
+    failure = report.reports[0].failure
+    assert failure is not None and failure.kind == "truncated"
+
+
+def test_a_forked_log_fails_against_what_was_seen(store, key, log) -> None:
+    values, _ = log
+    seen = Seen(EP, 20, ProofTree(leaf_hash(v) for v in values).root(20), "witness enisa/witness")
+    rewritten = [decision(i) for i in range(30)]
+    rewritten[3] = dataclasses.replace(rewritten[3], decision="allow")
+    fork = build_records(store, rewritten)
+    report = run(store, key, fork, sign_checkpoints(store, key, fork, [10, 20, 30]), seen=[seen])
+    failure = report.reports[0].failure
+    assert failure is not None and failure.kind == "forked"
+    assert "witness enisa/witness" in failure.message
+
+
+def _cosigned(store, key, witness, values, size, name="enisa/witness") -> TopicRecord:
+    cp = signed(key, values, size)
+    both = cp.with_signatures([cosign(witness, name, cp.checkpoint, T0)])
+    return TopicRecord(EP, encode_cosignature(store, name, both), 0, 0)
+
+
+def test_witness_cosignatures_are_counted_and_checked(store, key, log) -> None:
+    values, cps = log
+    enisa, europol = ed25519.Ed25519PrivateKey.generate(), ed25519.Ed25519PrivateKey.generate()
+    keys = {"cert-eu": key, "enisa": enisa, "europol-ec3": europol}
+
+    def resolve(name: str) -> list[ed25519.Ed25519PublicKey]:
+        k = keys.get(name.partition("/")[0])
+        return [k.public_key()] if k else []
+
+    cosigs = [
+        _cosigned(store, key, enisa, values, 30),
+        _cosigned(store, key, europol, values, 20, "europol-ec3/witness"),
+        _cosigned(store, key, key, values, 30, "cert-eu/witness"),  # its own: not a witness
+        _cosigned(store, key, europol, values, 30, "enisa/witness"),  # under another's name
+    ]
+    report = verify(store, as_topic(values), as_topic(cps), resolve, cosignatures=cosigs)
+    (ep,) = report.reports
+    assert ep.ok
+    assert [(w.witness, w.tree_size) for w in ep.witnesses] == [
+        ("enisa/witness", 30),
+        ("europol-ec3/witness", 20),
+    ]
+    policy = VerificationPolicy().with_witnesses(2)
+    strict = verify(
+        store, as_topic(values), as_topic(cps), resolve, cosignatures=cosigs, policy=policy
+    )
+    assert strict.reports[0].failure is not None
+    assert strict.reports[0].failure.kind == "unwitnessed"
+    # A witness that saw another tree at 20 than the one on the topic: a fork.
+    rewritten = build_records(
+        store,
+        [dataclasses.replace(decision(0), decision="deny")] + [decision(i) for i in range(1, 30)],
+    )
+    forked = verify(
+        store,
+        as_topic(values),
+        as_topic(cps),
+        resolve,
+        cosignatures=[_cosigned(store, key, europol, rewritten, 20, "europol-ec3/witness")],
+    )
+    assert forked.reports[0].failure is not None
+    assert forked.reports[0].failure.kind == "forked"
+
+
+# -- resuming ------------------------------------------------------------------------------
+
+
+def test_a_verification_resumes_where_the_last_one_stood(store, key) -> None:
+    values = build_records(store, [decision(i) for i in range(40)])
+    cps = sign_checkpoints(store, key, values, [10, 20])
+    first = run(store, key, values[:25], cps)
+    assert first.ok and first.state.points[EP].tree_size == 20
+    more = cps + sign_checkpoints(store, key, values, [30, 40], 20)
+    seen = []
+
+    def records() -> Iterator[TopicRecord]:
+        for r in as_topic(values):
+            seen.append(r.offset)
+            yield r
+
+    v = Verifier(store, lambda ep: [key.public_key()], resume=first.state)
+    for c in as_topic(more):
+        v.checkpoint(c)
+    start = v.record_start()
+    assert start == {0: 19}  # from the last record it verified
+    for r in records():
+        if r.offset >= start[0]:
+            v.record(r)
+    second = v.finish()
+    (ep,) = second.reports
+    assert ep.ok and (ep.records, ep.checkpoints, ep.sealed, ep.resumed_from) == (40, 4, 40, 20)
+
+
+def test_a_resumed_verification_notices_a_rewritten_topic(store, key) -> None:
+    values = build_records(store, [decision(i) for i in range(20)])
+    cps = sign_checkpoints(store, key, values, [10, 20])
+    first = run(store, key, values, cps)
+    other = build_records(store, [decision(i + 50) for i in range(20)])
+    again = run(
+        store, key, other, sign_checkpoints(store, key, other, [10, 20]), resume=first.state
+    )
+    failure = again.reports[0].failure
+    assert failure is not None and failure.kind == "forked"
+    gone = run(store, key, [], [], resume=first.state)
+    assert gone.reports[0].failure is not None and gone.reports[0].failure.kind == "truncated"
+
+
+# -- memory: streamed ------------------------------------------------------------------------
+
+
+def test_memory_does_not_grow_with_the_log(store, key) -> None:
+    """Verification holds a frontier per enforcement point, not the log: the peak over
+    20,000 leaves is that over 2,000 (tracemalloc; the records come from a generator)."""
+
+    def peak(n: int) -> int:
+        def records() -> Iterator[TopicRecord]:
+            previous = b""
+            for i in range(n):
+                data = leaf(store, i, previous, decision(i))
+                previous = leaf_hash(data)
+                yield TopicRecord(EP, data, 0, i)
+
+        tracemalloc.start()
+        try:
+            report = verify(store, records(), [], lambda ep: [key.public_key()])
+            assert report.reports[0].records == n
+            return tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+
+    small, large = peak(2_000), peak(20_000)
+    assert large < small * 1.5 + 64 * 1024, (small, large)
+
+
+# -- proofs and answers ----------------------------------------------------------------------
+
+
+def _prove(store, key, values, cps, decision_id: str):
+    v = Verifier(store, lambda ep: [key.public_key()], audit_keys=KEYS)
+    for c in as_topic(cps):
+        v.checkpoint(c)
+    prover = Prover(store, decision_id, KEYS, v.candidates)
+    for r in as_topic(values):
+        v.record(r)
+        prover.record(r)
+    report = v.finish()
+    return prover.result(
+        report.report(prover.enforcement_point or ""), lambda n: [key.public_key()]
+    )
+
+
 def test_every_sealed_record_is_provable_against_the_latest_checkpoint(store, key, log) -> None:
     values, cps = log
-    report = run(store, key, values, cps)
     for i in range(30):
-        p = prove(report, decision(i).decision_id)
+        p = _prove(store, key, values, cps, decision(i).decision_id)
         assert p.verified and p.record.index == i and p.checkpoint.tree_size == 30
         assert p.record.leaf_hash == leaf_hash(values[i])
         bad = list(p.path)
@@ -282,14 +520,13 @@ def test_every_sealed_record_is_provable_against_the_latest_checkpoint(store, ke
 def test_prove_refuses_unsealed_records_and_failed_logs(store, key) -> None:
     values = build_records(store, [decision(i) for i in range(12)])
     cps = sign_checkpoints(store, key, values, [10])
-    report = run(store, key, values, cps)
     with pytest.raises(AuditError, match="not sealed"):
-        prove(report, decision(11).decision_id)
+        _prove(store, key, values, cps, decision(11).decision_id)
     with pytest.raises(AuditError, match="no decision"):
-        prove(report, "nope")
+        _prove(store, key, values, cps, "nope")
     values[2], values[3] = values[3], values[2]
     with pytest.raises(AuditVerificationError, match="out of order"):
-        prove(run(store, key, values, cps), decision(5).decision_id)
+        _prove(store, key, values, cps, decision(1).decision_id)
 
 
 def test_frontier_of_a_writer_matches_the_verifiers_tree(store, log) -> None:
@@ -302,7 +539,7 @@ def test_frontier_of_a_writer_matches_the_verifiers_tree(store, log) -> None:
 
 def test_query_and_explain_in_plain_words(store, log) -> None:
     values, _ = log
-    records, bad = decode_records(store, as_topic(values))
+    records, bad = decode_records(store, as_topic(values), KEYS)
     assert bad == 0
     denied = query(records, decision="deny")
     assert [r.index for r in denied] == [i for i in range(30) if i % 4 == 3]
@@ -310,6 +547,8 @@ def test_query_and_explain_in_plain_words(store, log) -> None:
         records, organisation="enisa", rule="tlp-amber-community", since=T0 + timedelta(seconds=20)
     )
     assert later and all(r.index >= 20 and r.record.organisation == "enisa" for r in later)
+    window = query(records, since=T0 + timedelta(seconds=5), until=T0 + timedelta(seconds=9))
+    assert [r.index for r in window] == [5, 6, 7, 8]
     words = explain(records, "msg-1")  # decisions 3, 4, 5
     assert set(words) == {"enisa", "isac-energy"}
     assert words["isac-energy"][0].startswith(
@@ -317,5 +556,12 @@ def test_query_and_explain_in_plain_words(store, log) -> None:
         "(legal basis Regulation (EU) 2019/881 art. 7)"
     )
     assert words["enisa"][0].startswith("allowed by tlp-amber-community")
-    with pytest.raises(AuditError, match="no decisions"):
+    assert set(explain(records, "msg-1", "enisa")) == {"enisa"}
+    with pytest.raises(AuditError, match="no records"):
         explain(records, "msg-unknown")
+
+
+def test_a_reader_without_the_key_reads_nothing(store, log) -> None:
+    values, _ = log
+    records, _ = decode_records(store, as_topic(values), AuditKeys(bytes(32)))
+    assert records == []

@@ -73,7 +73,9 @@ def test_seal_is_audited_in_the_senders_log(world: World) -> None:
     message_id = opened["header"]["message_id"]
     explained = subprocess.run(
         [*JCU, "audit", "query", "--message", message_id, "--json"],
-        env=world.auditor_env("enisa"),  # the audit topics are read by auditors only
+        # cert-eu's home (its audit keys open its leaves), an auditor's Kafka principal: the
+        # audit topics are read by auditors only
+        env=world.auditor_env("cert-eu"),
         capture_output=True,
         timeout=120,
     )
@@ -81,6 +83,9 @@ def test_seal_is_audited_in_the_senders_log(world: World) -> None:
     rows = json.loads(explained.stdout)
     assert {r["enforcement_point"] for r in rows} == {"cert-eu/seal"}
     assert {r["organisation"]: r["decision"] for r in rows}["enisa"] == "allow"
+    # The recipient reads its message, not the sender's audit log: that is sealed to it.
+    theirs = run(world, "enisa", "audit", "query", "--message", message_id, "--json")
+    assert theirs.returncode == 0 and json.loads(theirs.stdout) == []
 
 
 def test_seal_refuses_a_recipient_the_policy_does_not_allow(world: World) -> None:

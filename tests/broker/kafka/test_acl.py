@@ -39,11 +39,19 @@ def test_an_organisation_reads_its_community_and_writes_every_community() -> Non
     mine = set(plan.for_principal("User:eda"))
     assert _topic("User:eda", "jcu.defence.", "READ", True) in mine
     reads = {r.name for r in mine if r.operation == "READ" and r.resource == "topic"}
-    assert reads == {"jcu.defence.", "jcu.registry", "jcu.control", "jcu.capabilities"}
+    # the checkpoints as a witness of the others' logs: sizes and roots, never a leaf
+    assert reads == {
+        "jcu.defence.",
+        "jcu.registry",
+        "jcu.control",
+        "jcu.capabilities",
+        "jcu.audit.checkpoints",
+    }
     writes = {r.name for r in mine if r.operation == "WRITE"}
     assert writes == {f"jcu.{c}." for c in COMMUNITIES} | {
         "jcu.audit.decisions",
         "jcu.audit.checkpoints",
+        "jcu.audit.cosignatures",
         "jcu.dlq",
     }
     assert AclRule("User:eda", "group", "prefixed", "eda.", "READ") in mine
@@ -76,9 +84,36 @@ def test_only_crisis_authorities_write_control_and_only_the_authority_the_regist
     audit_readers = {
         r.principal
         for r in plan.rules
-        if r.name.startswith("jcu.audit.") and r.operation == "READ"
+        if r.name.startswith("jcu.audit.")
+        and r.operation == "READ"
+        and r.name != "jcu.audit.checkpoints"
     }
     assert audit_readers == {"User:jcu-auditor", "User:jcu-console"}
+
+
+def test_witnesses_read_checkpoints_and_write_cosignatures_only_if_named() -> None:
+    members = [Member("enisa", "civilian"), Member("eda", "defence")]
+    everyone = plan_acls(members, Roles())
+    named = plan_acls(members, Roles(witnesses=("enisa",)))
+    for plan, witnesses in ((everyone, {"User:enisa", "User:eda"}), (named, {"User:enisa"})):
+        readers = {
+            r.principal
+            for r in plan.rules
+            if r.name == "jcu.audit.checkpoints" and r.operation == "READ"
+        }
+        assert readers == witnesses | {"User:jcu-auditor", "User:jcu-console"}
+        cosigners = {
+            r.principal
+            for r in plan.rules
+            if r.name == "jcu.audit.cosignatures" and r.operation == "WRITE"
+        }
+        assert cosigners == witnesses
+        # nobody but auditors reads the leaves
+        assert {
+            r.principal
+            for r in plan.rules
+            if r.name == "jcu.audit.decisions" and r.operation == "READ"
+        } == {"User:jcu-auditor", "User:jcu-console"}
 
 
 def test_only_jcu_participants_keep_capability_entries() -> None:

@@ -25,7 +25,7 @@ def test_community_topic_names_follow_the_contract() -> None:
 def test_contract_lists_every_topic_once() -> None:
     names = [s.name for s in contract_topics()]
     assert len(names) == len(set(names))
-    assert len(names) == 2 * len(COMMUNITIES) * len(STREAMS) + 6
+    assert len(names) == 2 * len(COMMUNITIES) * len(STREAMS) + 7
     compacted = {s.name for s in contract_topics() if s.configs.get("cleanup.policy") == "compact"}
     assert compacted == {"jcu.registry", "jcu.control", "jcu.capabilities"}
 

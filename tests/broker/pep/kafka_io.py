@@ -31,15 +31,16 @@ async def produce(
     kafka: KafkaConnection | None = None,
     headers: list[tuple[str, bytes]] | None = None,
     **producer_options: Any,
-) -> None:
+) -> Any:
     """Write one raw record, bypassing the publisher (as a hostile member could; by default
-    with the platform admin's rights, so that any topic can be written)."""
+    with the platform admin's rights, so that any topic can be written); its RecordMetadata
+    (on a data topic, `timestamp` is the broker's append time)."""
     options: dict[str, Any] = {"enable_idempotence": False, "acks": 1, "compression_type": None}
     options.update(producer_options)
     producer = reliable_producer(kafka or world.admin, **options)
     await producer.start()
     try:
-        await producer.send_and_wait(
+        return await producer.send_and_wait(
             topic, value, key=key.encode() if key else None, headers=headers
         )
     finally:
@@ -135,10 +136,17 @@ async def _jcu_with(env: dict[str, str], args: tuple[str, ...]) -> subprocess.Co
 
 
 def spawn_subscriber(
-    world: World, participant: str, out: Path, group: str, *extra: str, log: Path
+    world: World,
+    participant: str,
+    out: Path,
+    group: str,
+    *extra: str,
+    log: Path,
+    env: dict[str, str] | None = None,
 ) -> subprocess.Popen[bytes]:
     """`jcu subscribe` running in the background. Its stderr goes to `log`: a pipe nobody
-    reads while it runs could fill up (one warning per refused record) and stall it."""
+    reads while it runs could fill up (one warning per refused record) and stall it.
+    `env` adds to its environment (e.g. JCU_FAULT, broker/faults.py)."""
     with log.open("ab") as stderr:
         return subprocess.Popen(
             [
@@ -154,7 +162,7 @@ def spawn_subscriber(
                 group,
                 *extra,
             ],
-            env=world.env(participant),
+            env={**world.env(participant), **(env or {})},
             stdout=subprocess.DEVNULL,
             stderr=stderr,
         )

@@ -14,6 +14,7 @@ from broker.errors import ConfigError
 from broker.pep import Publisher
 from broker.trust.registry import parse_registry
 from broker.trust.snapshot import canonical_facts
+from tests.broker.pep.kafka_io import private_audit
 from tests.broker.pep.records import indicator
 from tests.world import World
 
@@ -43,6 +44,8 @@ async def test_a_running_node_stops_acting_when_the_approved_bundle_changes(
     assert ctx.trust_failure is None
     ctx.envelope.trusted.offer(_snapshot_with_hash(world, tmp_path, "e" * 64))
     assert ctx.trust_failure is not None and "JCU_POLICIES" in ctx.trust_failure
-    async with Publisher("soc-fr", ctx) as pub:
+    # A copy of the node: its audit log apart, not a fork of the session node's.
+    audit = await private_audit(world, ctx, "publish", tmp_path / "audit")
+    async with Publisher("soc-fr", ctx, audit=audit) as pub:
         with pytest.raises(ConfigError, match="approved"):
             await pub.publish("Indicator", indicator(), labels=Labels.of("GREEN"))

@@ -15,11 +15,17 @@ import pytest
 from broker.envelope import Labels, MemoryReplayGuard
 from broker.errors import MalformedRecord, NotARecipient, Unauthorised
 from broker.kafka.scan import scan
-from broker.kafka.topics import AUDIT_CHECKPOINTS, AUDIT_DECISIONS, DLQ, contract_topics
+from broker.kafka.topics import (
+    AUDIT_CHECKPOINTS,
+    AUDIT_COSIGNATURES,
+    AUDIT_DECISIONS,
+    DLQ,
+    contract_topics,
+)
 from broker.pep import Delivery, Publisher
 from broker.pep.control import CrisisBoard
 from tests.broker.pep.hostile import craft
-from tests.broker.pep.kafka_io import drain, jcu_operator, produce
+from tests.broker.pep.kafka_io import drain, jcu_operator, private_audit, produce
 from tests.broker.pep.records import incident_report, indicator
 from tests.world import World
 
@@ -164,7 +170,7 @@ def test_an_unsigned_tombstone_does_not_end_a_crisis(world: World) -> None:
 
 def test_the_audit_topics_are_never_deleted_by_retention() -> None:
     specs = {s.name: s for s in contract_topics()}
-    for name in (AUDIT_DECISIONS, AUDIT_CHECKPOINTS):
+    for name in (AUDIT_DECISIONS, AUDIT_CHECKPOINTS, AUDIT_COSIGNATURES):
         assert specs[name].configs == {"retention.ms": "-1", "retention.bytes": "-1"}
 
 
@@ -182,7 +188,8 @@ async def test_a_suspended_organisation_cannot_publish(world: World, tmp_path: P
     ctx = world.node_copy("soc-fr", tmp_path / "soc-fr", suspended)
     assert ctx.registry.get("soc-fr").status == "suspended"
     assert world.ctx("soc-fr").registry.get("soc-fr").status == "active"
-    async with Publisher("soc-fr", ctx) as pub:
+    audit = await private_audit(world, ctx, "publish", tmp_path / "audit")  # a copy: apart
+    async with Publisher("soc-fr", ctx, audit=audit) as pub:
         with pytest.raises(Unauthorised, match="not an active organisation"):
             await pub.publish("Indicator", indicator(), labels=Labels.of("GREEN"))
 

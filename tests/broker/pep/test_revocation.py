@@ -4,7 +4,7 @@ after the revocation whatever date it was signed with."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -50,8 +50,11 @@ async def test_a_key_revoked_as_compromised_refuses_a_backdated_record(
     skew, and gets it appended after: refused. A genuine record appended before the
     revocation still arrives."""
     before, before_id = _sealed_at(world, "cert-eu", timedelta(0))
-    await produce(world, TOPIC, before, key=before_id)  # appended before the revocation
-    revoked_at = utc_now()
+    appended = await produce(world, TOPIC, before, key=before_id)
+    # revoked after the broker appended it, by the broker's clock (not ours)
+    revoked_at = max(
+        utc_now(), to_millis(datetime.fromtimestamp(appended.timestamp / 1000, UTC))
+    ) + timedelta(milliseconds=1)
     authority = world.authority_copy(tmp_path / "authority")  # the session's stays as it is
     authority.revoke("cert-eu", "compromised", at=revoked_at)
     snapshot = world.export(authority=authority)

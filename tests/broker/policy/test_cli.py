@@ -110,7 +110,7 @@ def test_explain_crisis_widens_amber(capsys: pytest.CaptureFixture[str]) -> None
         "FR,DE",
         "--json",
     ]
-    _, calm, _ = run(base, capsys)
+    _, calm, _ = run([*base, "--no-crisis"], capsys)
     _, crisis, _ = run([*base, "--crisis"], capsys)
     decision = {r["org"]: r["decision"] for r in json.loads(calm)}
     widened = {r["org"]: r for r in json.loads(crisis)}
@@ -130,7 +130,7 @@ def test_explain_table_names_organisations_and_rules(capsys: pytest.CaptureFixtu
     [
         (["--from", "nobody"], "unknown participant 'nobody'"),
         (["--from", "cert-eu", "--to", "ghost"], "unknown organisations ['ghost']"),
-        (["--from", "cert-eu", "--crisis"], "--crisis needs --incident"),
+        (["--from", "cert-eu", "--crisis"], "--crisis and --no-crisis need --incident"),
     ],
 )
 def test_explain_bad_input_is_one_clear_line(

@@ -11,6 +11,7 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 import pytest
@@ -30,6 +31,8 @@ class Console:
     url: str
     traffic: Traffic
     world: World
+    #: every organisation's audit keys, as the operator holds them (`jcu audit keys export`)
+    keys: Path
 
     def client(self, who: tuple[str, str] | None) -> httpx.Client:
         """An HTTP client logged in as `who` (None: not logged in)."""
@@ -62,9 +65,26 @@ def _passwd(world: World, name: str, role: str, password: str) -> None:
     )
 
 
+def _export_audit_keys(world: World, out: Path) -> Path:
+    """What each organisation hands the platform operator: `jcu audit keys export`."""
+    for org in world.orgs:
+        if org == "authority":
+            continue
+        subprocess.run(
+            [sys.executable, "-m", "broker.cli", "audit", "keys", "export", "--out",
+             str(out / f"{org}.key")],
+            env=world.env(org),
+            check=True,
+            capture_output=True,
+            text=True,
+        )  # fmt: skip
+    return out
+
+
 @pytest.fixture(scope="session")
 def console(world: World, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
     traffic = asyncio.run(make_traffic(world, tmp_path_factory.mktemp("console-sinks")))
+    keys = _export_audit_keys(world, tmp_path_factory.mktemp("audit-keys"))
     _passwd(world, OPERATOR[0], "operator", OPERATOR[1])
     _passwd(world, AUDITOR[0], "auditor", AUDITOR[1])
     port = free_port()
@@ -81,6 +101,8 @@ def console(world: World, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
                 "--login",
                 "--sample-every",
                 "2",
+                "--audit-keys",
+                str(keys),
             ],
             # The console's platform view reads as jcu-console (an auditor and an operator).
             env={**world.env(NODE), "JCU_CONSOLE_KAFKA_CONFIG": str(world.console_view)},
@@ -100,7 +122,7 @@ def console(world: World, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
             raise AssertionError(f"the console did not start: {log.read_text()[-3000:]}")
         time.sleep(0.5)
     try:
-        yield Console(url, traffic, world)
+        yield Console(url, traffic, world, keys)
     finally:
         proc.send_signal(signal.SIGINT)
         try:

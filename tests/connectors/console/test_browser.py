@@ -110,7 +110,7 @@ def test_the_story_shows_the_decisions_the_cli_shows(
         )
         for row in page.locator("#story tbody tr").all()
     }
-    cli = _jcu(console, "audit", "query", "--message", mid, "--json")
+    cli = _jcu(console, "audit", "query", "--message", mid, "--keys", str(console.keys), "--json")
     published = {r["organisation"]: r for r in cli if r["action"] == "publish"}
     assert published and len(shown) >= len(published)
     for org, r in published.items():

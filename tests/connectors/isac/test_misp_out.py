@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from pathlib import Path
 
 import pytest
@@ -10,55 +11,51 @@ from pymisp import MISPEvent
 
 from broker.errors import ConfigError
 from broker.schemas import SchemaStore
-from connectors import tlp
+from connectors._convert import stix_to_misp
+from connectors._misp_event import all_attributes
+from connectors._stix_object import object_of
 from connectors.isac import Delivered, to_misp_event
+from connectors.isac._misp import misp_event_of
 from connectors.soc import Item, parse_file
 from tests.connectors.isac.conftest import SAMPLES
 from tests.connectors.isac.test_stix_out import RECEIVED, delivered
+from tests.samples import MISSING
 
-SAMPLE_FILES = sorted(SAMPLES.glob("*/*.json"))
-pytestmark = pytest.mark.skipif(not SAMPLE_FILES, reason=f"shared samples missing in {SAMPLES}")
+MISP_FILES = sorted(SAMPLES.glob("misp/*.json"))
+STIX_FILES = sorted(SAMPLES.glob("stix/*.json"))
+pytestmark = pytest.mark.skipif(not MISP_FILES, reason=MISSING)
 
 
-@pytest.mark.parametrize("path", SAMPLE_FILES, ids=lambda p: p.name)
-def test_pymisp_loads_the_event_and_keeps_uuids_and_tlp(path: Path, store: SchemaStore) -> None:
+@pytest.mark.parametrize("path", MISP_FILES, ids=lambda p: p.name)
+def test_a_misp_event_goes_out_whole_with_the_sender_as_creator(
+    path: Path, store: SchemaStore
+) -> None:
     parsed = parse_file(path, default_tlp="AMBER")
-    items = [delivered(store, item, n) for n, item in enumerate(parsed.items)]
-    if not items:
-        pytest.skip(f"{path.name} has nothing to publish")
-    doc = to_misp_event(items, f"from {path.name}")
+    (item,) = [delivered(store, i, n) for n, i in enumerate(parsed.items)]
+    doc = misp_event_of(item)
+    event = MISPEvent()
+    event.load(json.dumps(doc))  # PyMISP reads it
+    source = json.loads(path.read_text())
+    source = source.get("Event", source)
+    assert event.uuid == source["uuid"]
+    assert event.Orgc.name == "cert-eu"
+    sent = {(a["uuid"], a["type"], a["value"]) for a in all_attributes(source)}
+    got = {(a.uuid, a.type, a.value) for a in [*event.attributes, *(
+        a for o in event.objects for a in o.attributes)]}  # fmt: skip
+    assert got == sent  # every attribute, composite values and hash types as they were
+    assert [t.name for t in event.tags] == [t["name"] for t in source.get("Tag", [])]
+
+
+@pytest.mark.parametrize("path", STIX_FILES, ids=lambda p: p.name)
+def test_a_stix_bundle_becomes_one_misp_event(path: Path, store: SchemaStore) -> None:
+    parsed = parse_file(path, default_tlp="GREEN")
+    objects = [object_of(delivered(store, i, n).record) for n, i in enumerate(parsed.items)]
+    event_uuid = str(uuid.uuid4())
+    doc = {"Event": stix_to_misp(objects, event_uuid=event_uuid)}
     event = MISPEvent()
     event.load(json.dumps(doc))
-    again = MISPEvent()
-    again.from_dict(**doc["Event"])
-    assert again.uuid == event.uuid
-    attributes = {a.uuid: a for a in event.attributes}
-    indicators = [i for i in parsed.items if i.payload_type == "Indicator"]
-    assert set(attributes) == {i.record["id"] for i in indicators}
-    for item in indicators:
-        attribute = attributes[item.record["id"]]
-        assert attribute.to_ids is True
-        assert tlp.misp_tag(item.tlp) in {t.name for t in attribute.tags}
-        if item.record["value"] is not None and item.record["observable_type"] != "file":
-            assert attribute.value == item.record["value"]
-    strictest = tlp.strictest(i.tlp for i in items)
-    assert strictest is not None
-    assert [t.name for t in event.tags] == [tlp.misp_tag(strictest)]
-    reports = [i for i in parsed.items if i.payload_type == "IncidentReport"]
-    assert {r.uuid for r in event.event_reports} == {r.record["id"] for r in reports}
-
-
-def test_misp_in_misp_out_keeps_hash_types(store: SchemaStore) -> None:
-    parsed = parse_file(SAMPLES / "misp/samsam-objects.json", default_tlp=None)
-    items = [delivered(store, item, n) for n, item in enumerate(parsed.items)]
-    event = MISPEvent()
-    event.load(json.dumps(to_misp_event(items, "samsam")))
-    by_uuid = {a.uuid: a for a in event.attributes}
-    sha256 = by_uuid["a5274885-a3c6-40bc-92dd-258429767e47"]
-    assert (sha256.type, sha256.value) == (
-        "sha256",
-        "9b23bfc35b18ed80104c496b2aa722b3e56ff9ceb9dae60d1aff7230321c1d12",
-    )
+    assert event.uuid == event_uuid
+    assert len(event.attributes) + len(event.objects) + len(event.galaxies) > 0
 
 
 def test_retracted_indicator_is_not_for_ids_and_tagged(store: SchemaStore) -> None:

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from broker.schemas import SchemaStore
+from tests.samples import SAMPLES as SAMPLES
 
 REPO = Path(__file__).resolve().parents[3]
-SAMPLES = Path("/work/shared/fixtures")
 
 
 @pytest.fixture(scope="session")

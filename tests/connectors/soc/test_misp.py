@@ -1,9 +1,8 @@
-"""MISP in: to_ids attributes become Indicators, events IncidentReports, nothing is lost."""
+"""MISP in: one whole MispEvent per event; MISP's own TLP and distribution kept per attribute."""
 
 from __future__ import annotations
 
 import json
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -12,101 +11,30 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from broker.errors import InputFormatError
+from broker.pep import Part
 from broker.schemas import SchemaStore
 from connectors import tlp
+from connectors._misp_event import event_of
 from connectors.soc import NO_TLP, parse_misp
 from tests.connectors.soc.conftest import SAMPLES
-from tests.connectors.soc.test_stix import accounted
+from tests.samples import MISSING
 
 MISP_FILES = sorted((SAMPLES / "misp").glob("*.json"))
-pytestmark = pytest.mark.skipif(not MISP_FILES, reason=f"shared samples missing in {SAMPLES}")
+needs_samples = pytest.mark.skipif(not MISP_FILES, reason=MISSING)
+EVENT_UUID = "5758ebf5-c898-48e6-9fe9-5665c0a83866"
 
 
-def _event_of(doc: dict[str, Any]) -> dict[str, Any]:
-    event: dict[str, Any] = doc.get("Event", doc)
-    return event
-
-
-def _input_ids(event: dict[str, Any]) -> Counter[str]:
-    ids = [event["uuid"]] + [a["uuid"] for a in event.get("Attribute", [])]
-    ids += [a["uuid"] for o in event.get("Object", []) for a in o.get("Attribute", [])]
-    return Counter(ids)
-
-
-@pytest.mark.parametrize("path", MISP_FILES, ids=lambda p: p.name)
-def test_every_event_and_attribute_is_published_or_skipped_once(
-    path: Path, store: SchemaStore
-) -> None:
-    event = _event_of(json.loads(path.read_text()))
-    result = parse_misp(path.read_bytes(), default_tlp="AMBER")
-    assert accounted(result) == _input_ids(event)
-    for item in result.items:
-        store.encode(item.payload_type, item.record)
-    to_ids = {a["uuid"] for a in event.get("Attribute", []) if a.get("to_ids")}
-    to_ids |= {
-        a["uuid"] for o in event.get("Object", []) for a in o["Attribute"] if a.get("to_ids")
-    }
-    published = {i.source_id for i in result.items if i.payload_type == "Indicator"}
-    assert published <= to_ids
-    for skip in result.skipped:
-        assert skip.source_id not in to_ids or "to_ids" not in skip.reason
-    report = next(i for i in result.items if i.payload_type == "IncidentReport")
-    assert report.record["indicator_ids"] == [
-        i.record["id"] for i in result.items if i.payload_type == "Indicator"
-    ]
-
-
-def test_tlp_white_tag_means_clear_and_default_cannot_lower_it() -> None:
-    data = (SAMPLES / "misp/xorist-ransomware.json").read_bytes()
-    assert {i.tlp for i in parse_misp(data, default_tlp=None).items} == {"CLEAR"}
-    assert {i.tlp for i in parse_misp(data, default_tlp="RED").items} == {"RED"}
-
-
-def test_objects_attributes_are_indicators_with_hash_patterns() -> None:
-    result = parse_misp((SAMPLES / "misp/samsam-objects.json").read_bytes(), default_tlp=None)
-    rec = next(
-        i.record for i in result.items if i.source_id == "a5274885-a3c6-40bc-92dd-258429767e47"
-    )
-    assert rec["observable_type"] == "file"
-    assert rec["pattern"] == (
-        "[file:hashes.'SHA-256' = "
-        "'9b23bfc35b18ed80104c496b2aa722b3e56ff9ceb9dae60d1aff7230321c1d12']"
-    )
-    assert rec["name"] == "file/sha256"
-    assert rec["id"] == rec["source_object_id"] == "a5274885-a3c6-40bc-92dd-258429767e47"
-
-
-def test_ecsirt_tag_gives_enisa_category_and_no_tlp_refuses() -> None:
-    result = parse_misp((SAMPLES / "misp/random-event.json").read_bytes(), default_tlp=None)
-    assert result.items == ()
-    event = next(s for s in result.skipped if s.source_type == "misp-event")
-    assert event.reason == NO_TLP
-    result = parse_misp((SAMPLES / "misp/random-event.json").read_bytes(), default_tlp="GREEN")
-    (report,) = result.items
-    assert report.categories == frozenset({"malicious-code"})
-    assert report.record["category"] == "malicious-code"
-    assert report.record["severity"] == "HIGH"  # threat_level_id 1
-
-
-def test_links_are_carried_as_external_references_of_the_report() -> None:
-    result = parse_misp((SAMPLES / "misp/xorist-ransomware.json").read_bytes(), default_tlp=None)
-    report = next(i for i in result.items if i.payload_type == "IncidentReport")
-    urls = [r["url"] for r in report.record["external_references"]]
-    assert "http://www.xylibox.com/2011/06/have-fun-with-trojan-ransomwin32xorist.html" in urls
-    carried = [s for s in result.skipped if "external reference" in s.reason]
-    assert len(carried) == len(urls)
-
-
-def _event(*attributes: Any, tags: list[str] | None = None) -> str:
+def _event(*attributes: Any, tags: list[str] | None = None, **extra: Any) -> str:
     return json.dumps(
         {
             "Event": {
-                "uuid": "5758ebf5-c898-48e6-9fe9-5665c0a83866",
+                "uuid": EVENT_UUID,
                 "info": "test",
                 "threat_level_id": "2",
                 "timestamp": "1700000000",
                 "Tag": [{"name": t} for t in tags or []],
                 "Attribute": list(attributes),
+                **extra,
             }
         }
     )
@@ -124,27 +52,97 @@ def _attr(n: int, type_: str, value: str, **extra: Any) -> dict[str, Any]:
     }
 
 
-def test_bad_attributes_are_skipped_with_reasons_and_the_rest_published() -> None:
+@needs_samples
+@pytest.mark.parametrize("path", MISP_FILES, ids=lambda p: p.name)
+def test_every_sample_event_travels_whole(path: Path, store: SchemaStore) -> None:
+    doc = json.loads(path.read_text())
+    source = doc.get("Event", doc)
+    result = parse_misp(path.read_bytes(), default_tlp="AMBER")
+    assert result.skipped == ()
+    (item,) = result.items
+    assert item.payload_type == "MispEvent" and item.source_id == source["uuid"]
+    name, decoded = store.decode(store.encode("MispEvent", item.record))
+    assert name == "eu.jcu.v1.MispEvent"
+    assert event_of(decoded) == source  # every member, as exported
+    assert decoded["attribute_count"] == len(source.get("Attribute", [])) + sum(
+        len(o.get("Attribute", [])) for o in source.get("Object", [])
+    )
+    assert item.version == str(source["timestamp"])
+
+
+@needs_samples
+def test_tlp_white_tag_means_clear_and_default_cannot_lower_it() -> None:
+    data = (SAMPLES / "misp/xorist-ransomware.json").read_bytes()
+    assert parse_misp(data, default_tlp=None).items[0].tlp == "CLEAR"
+    assert parse_misp(data, default_tlp="AMBER").items[0].tlp == "AMBER"
+
+
+@needs_samples
+def test_ecsirt_tag_gives_enisa_category_and_no_tlp_refuses() -> None:
+    data = (SAMPLES / "misp/random-event.json").read_bytes()
+    (item,) = parse_misp(data, default_tlp="GREEN").items
+    assert item.categories == {"malicious-code"}
+    result = parse_misp(data, default_tlp=None)
+    assert result.items == ()
+    assert [s.reason for s in result.skipped] == [NO_TLP]
+
+
+def test_composite_values_and_comments_stay_as_written() -> None:
+    attrs = [
+        _attr(1, "ip-dst|port", "203.0.113.5|8443", comment="C2\nsecond line"),
+        _attr(2, "ip-dst|port", "203.0.113.5|443"),
+        _attr(3, "domain|ip", "c2.example.net|203.0.113.5"),
+        _attr(4, "filename|sha256", "a.exe|" + "ab" * 32),
+        _attr(5, "btc", "1BoatSLRHtKNngkdXEeobR76b53LETtpyT", category="Financial fraud"),
+    ]
+    (item,) = parse_misp(_event(*attrs), default_tlp="GREEN").items
+    assert event_of(item.record)["Attribute"] == attrs
+
+
+def test_stricter_attribute_tlp_is_a_part_and_distribution_narrows() -> None:
+    attrs = [
+        _attr(1, "ip-dst", "192.0.2.1"),
+        _attr(2, "ip-dst", "192.0.2.2", Tag=[{"name": "tlp:red"}]),
+        _attr(3, "ip-dst", "192.0.2.3", Tag=[{"name": "tlp:clear"}]),  # not stricter
+        _attr(4, "comment", "internal", distribution="0"),
+        _attr(5, "comment", "our community", distribution="1"),
+        _attr(6, "comment", "a group", distribution="4", sharing_group_id="7"),
+    ]
+    result = parse_misp(_event(*attrs, tags=["tlp:green"], distribution="3"), default_tlp=None)
+    (item,) = result.items
+    assert item.parts == (Part("Attribute/00000000-0000-4000-8000-000000000002", "RED"),)
+    assert item.community_parts == ("Attribute/00000000-0000-4000-8000-000000000005",)
+    reasons = {s.source_id: s.reason for s in result.skipped}
+    assert reasons == {
+        "00000000-0000-4000-8000-000000000004": (
+            "MISP distribution 'your organisation only': not shared"
+        ),
+        "00000000-0000-4000-8000-000000000006": (
+            "MISP distribution to a sharing group of its own: not shared (no mapping)"
+        ),
+    }
+    kept = [a["uuid"][-1] for a in event_of(item.record)["Attribute"]]
+    assert kept == ["1", "2", "3", "5"]
+
+
+def test_bad_attributes_are_left_out_with_reasons_and_the_rest_travels() -> None:
     result = parse_misp(
         _event(
             _attr(1, "ip-dst", "192.0.2.1"),
             _attr(2, "ip-dst", "not-an-ip"),
             _attr(3, "nonsense-type", "x"),
-            _attr(4, "btc", "1BoatSLRHtKNngkdXEeobR76b53LETtpyT"),
-            _attr(5, "domain", "example.org", deleted=True),
+            _attr(4, "domain", "example.org", deleted=True),
             "garbage",
         ),
         default_tlp="GREEN",
     )
-    assert [i.source_id for i in result.items if i.payload_type == "Indicator"] == [
-        "00000000-0000-4000-8000-000000000001"
-    ]
+    (item,) = result.items
+    assert [a["uuid"][-1] for a in event_of(item.record)["Attribute"]] == ["1"]
     reasons = {s.source_id: s.reason for s in result.skipped}
     assert reasons["00000000-0000-4000-8000-000000000002"].startswith("bad ip-dst value")
     assert reasons["00000000-0000-4000-8000-000000000003"].startswith("invalid MISP attribute")
-    assert "no STIX observable mapping" in reasons["00000000-0000-4000-8000-000000000004"]
-    assert reasons["00000000-0000-4000-8000-000000000005"] == "deleted in MISP"
-    assert reasons["5758ebf5-c898-48e6-9fe9-5665c0a83866/Attribute[5]"] == "not an attribute object"
+    assert reasons["00000000-0000-4000-8000-000000000004"] == "deleted in MISP"
+    assert reasons[f"{EVENT_UUID}/Attribute[4]"] == "not an attribute object"
 
 
 def test_input_that_is_not_a_misp_event_is_refused() -> None:
@@ -155,16 +153,7 @@ def test_input_that_is_not_a_misp_event_is_refused() -> None:
 
 
 TAGS = st.sampled_from(
-    [
-        "tlp:white",
-        "tlp:clear",
-        "tlp:green",
-        "tlp:amber",
-        "tlp:amber+strict",
-        "tlp:red",
-        "ecsirt:fraud",
-        "other",
-    ]
+    ["tlp:white", "tlp:clear", "tlp:green", "tlp:amber", "tlp:amber+strict", "tlp:red", "other"]
 )
 
 
@@ -174,19 +163,23 @@ TAGS = st.sampled_from(
     attr_tags=st.lists(TAGS, max_size=3, unique=True),
     default=st.one_of(st.none(), st.sampled_from(tlp.LEVELS)),
 )
-def test_strictest_of_attribute_event_and_default_tags_wins(
+def test_the_event_takes_its_own_tlp_and_a_stricter_attribute_is_a_part(
     event_tags: list[str], attr_tags: list[str], default: str | None
 ) -> None:
     attribute = _attr(1, "domain", "example.org", Tag=[{"name": t} for t in attr_tags])
     result = parse_misp(_event(attribute, tags=event_tags), default_tlp=default)
-    levels = [tlp.from_misp_tag(t) for t in event_tags + attr_tags] + [default]
-    expected = tlp.strictest(levels)
-    published = {i.source_id: i.tlp for i in result.items}
-    if expected is None:
-        assert published == {}
+    level = tlp.strictest([*(tlp.from_misp_tag(t) for t in event_tags), default])
+    if level is None:
+        assert result.items == ()
+        assert [s.reason for s in result.skipped] == [NO_TLP]
+        return
+    (item,) = result.items
+    assert item.tlp == level
+    own = tlp.strictest(tlp.from_misp_tag(t) for t in attr_tags)
+    if own is not None and tlp.rank(own) > tlp.rank(level):
+        assert item.parts == (Part(f"Attribute/{attribute['uuid']}", own),)
     else:
-        assert published[attribute["uuid"]] == expected
-    assert len(result.items) + len(result.skipped) == 2
+        assert item.parts == ()
 
 
 JSON_VALUES = st.recursive(
@@ -197,22 +190,13 @@ JSON_VALUES = st.recursive(
     max_leaves=8,
 )
 ATTRIBUTE_FIELDS = st.sampled_from(
-    [
-        "uuid",
-        "type",
-        "value",
-        "to_ids",
-        "timestamp",
-        "first_seen",
-        "Tag",
-        "comment",
-        "deleted",
-        "category",
-    ]
-)
+    ["uuid", "type", "value", "to_ids", "timestamp", "first_seen", "Tag", "comment",
+     "deleted", "category", "distribution", "Galaxy", "Sighting"]
+)  # fmt: skip
 EVENT_FIELDS = st.sampled_from(
-    ["uuid", "info", "threat_level_id", "timestamp", "publish_timestamp", "date", "Tag", "Object"]
-)
+    ["uuid", "info", "threat_level_id", "timestamp", "publish_timestamp", "date", "Tag",
+     "Object", "Galaxy", "Sighting", "distribution", "Orgc"]
+)  # fmt: skip
 
 
 @settings(max_examples=150, deadline=None)
@@ -229,4 +213,5 @@ def test_mangled_events_and_attributes_never_crash(
         result = parse_misp(json.dumps(doc), default_tlp="GREEN")
     except InputFormatError:
         return  # a clear file-level refusal is allowed; a crash is not
-    assert len(result.items) + len(result.skipped) >= 2
+    assert len(result.items) + len(result.skipped) >= 1
+    assert len(result.items) <= 1
