@@ -217,6 +217,28 @@ class World:
             nodes[org] = PepContext.load(config.load(env), env)
         return nodes
 
+    async def audit_walls(self, prefix: str, names: dict[str, str]) -> None:
+        """The walls `jcu acl apply` puts on the contract's audit topics, put on a test's own
+        (`names`: contract topic -> the test's, all under `prefix`): who may write, read or
+        witness there may do the same here, and no one else (only `prefix`'s bindings are
+        touched)."""
+        from broker.kafka._acl_admin import apply_plan
+        from broker.kafka.acl import AclPlan, Member, plan_acls
+
+        registry = self.ctx(self.orgs[0]).registry
+        members = [
+            Member(p.id, p.community, p.status, p.exercises, p.role)
+            for p in registry.participants.values()
+        ]
+        rules = frozenset(
+            dataclasses.replace(rule, name=names[rule.name])
+            for rule in plan_acls(members, self.roles).rules
+            if rule.resource == "topic" and rule.pattern == "literal" and rule.name in names
+        )
+        assert all(name.startswith(prefix) for name in names.values())
+        plan = AclPlan(rules, frozenset(), frozenset(), topic_prefix=prefix)
+        await apply_plan(self.admin, plan)
+
     def group(self, org: str, purpose: str = "test") -> str:
         """A fresh consumer group of `org`'s: prefixed with its id, as its ACLs require."""
         return f"{org}.{purpose}.{uuid.uuid4().hex[:8]}"

@@ -442,7 +442,10 @@ async def test_a_resent_leaf_is_read_once(kafka_admin, topics, store, key, tmp_p
     async with open_log(kafka_admin, key, tmp_path, topics, store, every=1000) as again:
         assert again.size == 5
     raw = await read_topic(kafka_admin, topics[0])
-    assert len(raw) == 5  # each leaf once, though each was written twice
+    assert len(raw) == 10  # each leaf on the topic twice, identical in every byte
+    assert raw[:5] == [dataclasses.replace(r, offset=r.offset - 5) for r in raw[5:]]
+    records = await logged(kafka_admin, topics, store, tmp_path)
+    assert [r.record.message_id for r in records] == [f"msg-{i}" for i in range(5)]
     report = await verify_topics(kafka_admin, topics, store, key)
     assert report.ok and report.reports[0].records == 5 and report.reports[0].unsealed == 0
 

@@ -13,6 +13,7 @@ import pytest
 
 from bench._auditlog import PER_MESSAGE, PUBLISHER, RECEIVERS, SyntheticLog, peak_rss, to_kafka
 from broker.clock import utc_now
+from broker.kafka.topics import AUDIT_CHECKPOINTS, AUDIT_COSIGNATURES, AUDIT_DECISIONS
 from tests.world import World
 
 pytestmark = pytest.mark.kafka
@@ -31,23 +32,25 @@ async def test_verify_of_a_million_decisions_stays_within_its_memory_bound(
         signers[org] = ctx.envelope.keystore.signing_key(org, kid)
     log = SyntheticLog(world.ctx(PUBLISHER).envelope.store, signers)
     messages = -(-DECISIONS // PER_MESSAGE)
-    suffix = uuid.uuid4().hex[:8]
+    prefix = f"test.scale.{uuid.uuid4().hex[:8]}."
+    names = {AUDIT_DECISIONS: f"{prefix}decisions", AUDIT_CHECKPOINTS: f"{prefix}checkpoints",
+             AUDIT_COSIGNATURES: f"{prefix}cosignatures"}  # fmt: skip
+    # The synthetic log is written with the platform admin's rights (it speaks for several
+    # enforcement points at once) and verified as an auditor, behind the same walls.
+    await world.audit_walls(prefix, names)
     decisions, checkpoints = await to_kafka(
-        world.bootstrap,
-        log,
-        messages,
-        (f"test.scale.decisions.{suffix}", f"test.scale.checkpoints.{suffix}"),
+        world.admin, log, messages, (names[AUDIT_DECISIONS], names[AUDIT_CHECKPOINTS])
     )
     out_file, err_file = tmp_path / "out.json", tmp_path / "err.txt"
     argv = [sys.executable, "-m", "broker.cli", "audit", "verify", "--full", "--json",
             "--decisions-topic", decisions, "--checkpoints-topic", checkpoints,
-            "--cosignatures-topic", f"test.scale.none.{suffix}"]  # fmt: skip
+            "--cosignatures-topic", names[AUDIT_COSIGNATURES]]  # fmt: skip
     with out_file.open("wb") as out, err_file.open("wb") as err:
         code, peak_mib = await asyncio.to_thread(
             peak_rss,
             argv,
             tmp_path / "rss",
-            env=world.env("pesco"),  # a node that takes no part in the log
+            env=world.auditor_env("pesco"),  # a node that takes no part in the log
             stdout=out,
             stderr=err,
         )

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from aiokafka.admin import AIOKafkaAdminClient
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
@@ -26,7 +25,15 @@ from broker.audit.checkpoint import sign_checkpoint
 from broker.audit.witness import keys_and_validity
 from broker.clock import utc_now
 from broker.errors import AuditError
-from broker.kafka.topics import TopicSpec, ensure_topics
+from broker.kafka.clients import admin_client, reliable_producer
+from broker.kafka.connection import KafkaConnection
+from broker.kafka.topics import (
+    AUDIT_CHECKPOINTS,
+    AUDIT_COSIGNATURES,
+    AUDIT_DECISIONS,
+    TopicSpec,
+    ensure_topics,
+)
 from broker.merkle import ProofTree, leaf_hash
 from broker.schemas import SchemaStore
 from tests.broker._pki import make_pki
@@ -44,38 +51,46 @@ class Topics:
     cosignatures: str
 
     @classmethod
-    async def make(cls, bootstrap: str) -> Topics:
-        suffix = uuid.uuid4().hex[:8]
-        topics = cls(
-            f"test.witness.decisions.{suffix}",
-            f"test.witness.checkpoints.{suffix}",
-            f"test.witness.cosignatures.{suffix}",
-        )
-        await topics.create(bootstrap)
+    async def make(cls, admin: KafkaConnection, world: World | None = None) -> Topics:
+        """Fresh audit topics of this test's own; with `world`, the walls the contract's audit
+        topics have, put on these (so each principal does here what it may do there)."""
+        prefix = f"test.witness.{uuid.uuid4().hex[:8]}."
+        topics = cls(f"{prefix}decisions", f"{prefix}checkpoints", f"{prefix}cosignatures")
+        await topics.create(admin)
+        if world is not None:
+            await world.audit_walls(
+                prefix,
+                {
+                    AUDIT_DECISIONS: topics.decisions,
+                    AUDIT_CHECKPOINTS: topics.checkpoints,
+                    AUDIT_COSIGNATURES: topics.cosignatures,
+                },
+            )
         return topics
 
     @property
     def names(self) -> list[str]:
         return [self.decisions, self.checkpoints, self.cosignatures]
 
-    async def create(self, bootstrap: str) -> None:
-        await ensure_topics(bootstrap, [TopicSpec(t, partitions=1) for t in self.names])
+    async def create(self, admin: KafkaConnection) -> None:
+        await ensure_topics(admin, [TopicSpec(t, partitions=1) for t in self.names])
 
-    async def wipe(self, bootstrap: str) -> None:
-        """What an operator who can delete topics can do: delete them and make them anew."""
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-        await admin.start()
+    async def wipe(self, admin: KafkaConnection) -> None:
+        """What the platform admin (who alone can delete topics) can do: delete them and make
+        them anew (the ACLs, bound to the names, stay)."""
+        client = admin_client(admin)
+        await client.start()
         try:
-            await admin.delete_topics(self.names)
+            await client.delete_topics(self.names)
         finally:
-            await admin.close()
+            await client.close()
         for _ in range(100):  # deletion is asynchronous in Kafka
             try:
-                await self.create(bootstrap)
+                await self.create(admin)
                 return
             except Exception:
                 await asyncio.sleep(0.2)
-        await self.create(bootstrap)
+        await self.create(admin)
 
     def args(self, bootstrap: str) -> list[str]:
         return [
@@ -102,12 +117,12 @@ def record(i: int) -> AuditRecord:
 
 
 async def write_log(
-    bootstrap: str, signer: ed25519.Ed25519PrivateKey, state: Path, topics: Topics, n: int
+    kafka: KafkaConnection, signer: ed25519.Ed25519PrivateKey, state: Path, topics: Topics, n: int
 ) -> AuditLog:
     log = AuditLog(
         EP,
         signer,
-        bootstrap,
+        kafka,
         state,
         checkpoint_every=10,
         checkpoint_interval=60,
@@ -119,10 +134,14 @@ async def write_log(
     return log
 
 
-def jcu(world: World, org: str, *args: str) -> subprocess.CompletedProcess[str]:
+def jcu(
+    world: World, org: str, *args: str, auditor: bool = False
+) -> subprocess.CompletedProcess[str]:
+    """`jcu ARGS` on `org`'s node, as its own Kafka principal (a witness), or as an auditor's
+    (`auditor`: the audit topics are read by auditors only)."""
     return subprocess.run(
         [sys.executable, "-m", "broker.cli", *args],
-        env=world.env(org),
+        env=world.auditor_env(org) if auditor else world.env(org),
         capture_output=True,
         text=True,
         timeout=180,
@@ -139,15 +158,15 @@ def signer_of(world: World, org: str) -> ed25519.Ed25519PrivateKey:
 async def test_the_witness_cosigns_a_growing_log_and_refuses_a_fork(
     world: World, tmp_path: Path
 ) -> None:
-    topics = await Topics.make(world.bootstrap)
+    topics = await Topics.make(world.admin, world)
     key = signer_of(world, "cert-eu")
-    await write_log(world.bootstrap, key, tmp_path / "state", topics, 20)
+    await write_log(world.kafka("cert-eu"), key, tmp_path / "state", topics, 20)
     witnessed = jcu(world, "enisa", "audit", "witness", "--once", *topics.args(world.bootstrap))
     assert witnessed.returncode == 0, witnessed.stderr
     assert f"cosigned {EP} at size 20" in witnessed.stdout
 
     # The log grows: the witness checks the consistency proof and cosigns again.
-    await write_log(world.bootstrap, key, tmp_path / "state", topics, 7)
+    await write_log(world.kafka("cert-eu"), key, tmp_path / "state", topics, 7)
     grown = jcu(world, "enisa", "audit", "witness", "--once", *topics.args(world.bootstrap))
     assert grown.returncode == 0 and f"cosigned {EP} at size 27" in grown.stdout
 
@@ -161,7 +180,7 @@ async def test_the_witness_cosigns_a_growing_log_and_refuses_a_fork(
     tree = ProofTree(leaf_hash(v) for v in other)
     forged = sign_checkpoint(key, EP, 30, tree.root(30))
     await produce(
-        world.bootstrap,
+        world.kafka("cert-eu"),
         topics.checkpoints,
         encode_checkpoint(
             world.ctx("cert-eu").envelope.store, forged, 27, tree.consistency_proof(27, 30)
@@ -178,15 +197,15 @@ async def test_the_witness_cosigns_a_growing_log_and_refuses_a_fork(
     assert evidence["note"].startswith(f"{EP}\n30\n")  # the conflicting signed note, kept
 
     # Verification sees it too: that checkpoint does not extend the one before.
-    verified = jcu(world, "enisa", "audit", "verify", "--full", *topics.args(world.bootstrap))
+    verified = jcu(
+        world, "enisa", "audit", "verify", "--full", *topics.args(world.bootstrap), auditor=True
+    )
     assert verified.returncode == 1
     assert "checkpoint 3 (size 30, offset 3) is not consistent with checkpoint 2" in verified.stderr
 
 
-async def produce(bootstrap: str, topic: str, value: bytes) -> None:
-    from aiokafka import AIOKafkaProducer
-
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+async def produce(kafka: KafkaConnection, topic: str, value: bytes) -> None:
+    producer = reliable_producer(kafka)
     await producer.start()
     try:
         await producer.send_and_wait(topic, value, key=EP.encode())
@@ -195,17 +214,19 @@ async def produce(bootstrap: str, topic: str, value: bytes) -> None:
 
 
 async def test_the_witness_refuses_a_truncated_log(world: World, tmp_path: Path) -> None:
-    topics = await Topics.make(world.bootstrap)
+    topics = await Topics.make(world.admin, world)
     key = signer_of(world, "cert-eu")
-    await write_log(world.bootstrap, key, tmp_path / "state", topics, 30)
+    await write_log(world.kafka("cert-eu"), key, tmp_path / "state", topics, 30)
     first = jcu(world, "europol-ec3", "audit", "witness", "--once", *topics.args(world.bootstrap))
     assert first.returncode == 0 and f"cosigned {EP} at size 30" in first.stdout
 
     # The operator deletes the log and starts it again, its state moved away: 12 records.
-    await topics.wipe(world.bootstrap)
+    # (Started with credentials that may read the topic, the log itself refuses to go on;
+    # behind the wall it cannot tell, and the witnesses and verification do.)
+    await topics.wipe(world.admin)
     with pytest.raises(AuditError, match="no longer holds record 29"):
-        await write_log(world.bootstrap, key, tmp_path / "state", topics, 1)
-    await write_log(world.bootstrap, key, tmp_path / "again", topics, 12)
+        await write_log(world.admin, key, tmp_path / "state", topics, 1)
+    await write_log(world.kafka("cert-eu"), key, tmp_path / "again", topics, 12)
     refused = jcu(world, "europol-ec3", "audit", "witness", "--once", *topics.args(world.bootstrap))
     assert refused.returncode == 1
     assert "truncated: size 12 is smaller than size 30" in refused.stderr
@@ -216,7 +237,7 @@ async def test_the_witness_refuses_a_truncated_log(world: World, tmp_path: Path)
                    *topics.args(world.bootstrap))  # fmt: skip
     assert exported.returncode == 0 and export.stat().st_mode & 0o777 == 0o600
     verified = jcu(world, "enisa", "audit", "verify", "--seen", str(export), "--json",
-                   *topics.args(world.bootstrap))  # fmt: skip
+                   *topics.args(world.bootstrap), auditor=True)  # fmt: skip
     assert verified.returncode == 1
     (point,) = json.loads(verified.stdout)["enforcement_points"]
     assert point["failure_kind"] == "truncated"
@@ -224,17 +245,20 @@ async def test_the_witness_refuses_a_truncated_log(world: World, tmp_path: Path)
 
 
 async def test_an_audit_wipe_makes_verify_fail(
-    kafka_bootstrap: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+    as_kafka_admin: KafkaConnection, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:
-    """The audit topics deleted and recreated: the log's own node and a witness remember."""
+    """The audit topics deleted and recreated: the log's own node and a witness remember.
+    (Nodes of a federation of this test's own: everything here runs with the platform
+    admin's Kafka rights; the walls are tested with the session's world above.)"""
+    admin = as_kafka_admin
     pki = make_pki(tmp_path / "pki", participants=["cert-eu", "enisa", "europol-ec3"])
     for org in pki.nodes:
         pki.trusted(org)
-    topics = await Topics.make(kafka_bootstrap)
+    topics = await Topics.make(admin)
     keyring = pki.keyring()
     kid = keyring.current_signing_key_id("cert-eu", utc_now())
     key = pki.keystores["cert-eu"].signing_key("cert-eu", kid)
-    await write_log(kafka_bootstrap, key, pki.nodes["cert-eu"].root / "audit", topics, 40)
+    await write_log(admin, key, pki.nodes["cert-eu"].root / "audit", topics, 40)
 
     # enisa witnesses it (its state where `jcu audit witness` keeps it).
     kid = keyring.current_signing_key_id("enisa", utc_now())
@@ -249,7 +273,7 @@ async def test_an_audit_wipe_makes_verify_fail(
     done = await witness_round(
         witness,
         SchemaStore.load(Path(__file__).resolve().parents[3] / "schemas"),
-        kafka_bootstrap,
+        admin,
         checkpoints_topic=topics.checkpoints,
         cosignatures_topic=topics.cosignatures,
     )
@@ -258,7 +282,7 @@ async def test_an_audit_wipe_makes_verify_fail(
     async def verify(org: str, *extra: str) -> tuple[int, str, str]:
         monkeypatch.setenv("JCU_HOME", str(pki.nodes[org].root))
         capsys.readouterr()  # what the set-up logged
-        argv = ["audit", "verify", "--json", *extra, *topics.args(kafka_bootstrap)]
+        argv = ["audit", "verify", "--json", *extra, *topics.args(admin.bootstrap)]
         return await asyncio.to_thread(run, argv, capsys)  # the CLI runs its own event loop
 
     code, out, _ = await verify("europol-ec3", "--witnesses", "1")
@@ -266,7 +290,7 @@ async def test_an_audit_wipe_makes_verify_fail(
     (point,) = json.loads(out)["enforcement_points"]
     assert (point["records"], point["witnessed"]) == (40, 40)
 
-    await topics.wipe(kafka_bootstrap)
+    await topics.wipe(admin)
     for org, who in (("cert-eu", "this node's state of cert-eu/publish"),
                      ("enisa", "this node's witness enisa/witness"),
                      ("europol-ec3", "this node's last verification")):  # fmt: skip
@@ -281,7 +305,7 @@ async def test_an_audit_wipe_makes_verify_fail(
     fresh = make_pki(tmp_path / "fresh", participants=["cert-eu", "pesco"])
     fresh.trusted("pesco")
     monkeypatch.setenv("JCU_HOME", str(fresh.nodes["pesco"].root))
-    argv = ["audit", "verify", *topics.args(kafka_bootstrap)]
+    argv = ["audit", "verify", *topics.args(admin.bootstrap)]
     capsys.readouterr()
     code, out, _ = await asyncio.to_thread(run, argv, capsys)
     assert code == 0 and "the audit log is empty, and this node saw no checkpoint" in out
@@ -290,22 +314,23 @@ async def test_an_audit_wipe_makes_verify_fail(
 async def test_an_offline_proof_verifies_with_no_kafka_and_no_state(
     world: World, tmp_path: Path
 ) -> None:
-    topics = await Topics.make(world.bootstrap)
+    topics = await Topics.make(world.admin, world)
     key = signer_of(world, "cert-eu")
-    log = await write_log(world.bootstrap, key, tmp_path / "state", topics, 25)
+    log = await write_log(world.kafka("cert-eu"), key, tmp_path / "state", topics, 25)
     keyfile = tmp_path / "cert-eu-publish.key"
     keyfile.write_text(log.point_key.export())  # what cert-eu would hand an auditor
     for witness in ("enisa", "europol-ec3"):
         done = jcu(world, witness, "audit", "witness", "--once", *topics.args(world.bootstrap))
         assert done.returncode == 0, done.stderr
     records = jcu(world, "eeas-intcen", "audit", "query", "--keys", str(keyfile), "--org",
-                  "isac-energy", "--json", *topics.args(world.bootstrap))  # fmt: skip
+                  "isac-energy", "--json", *topics.args(world.bootstrap), auditor=True)  # fmt: skip
     assert records.returncode == 0, records.stderr
     target = json.loads(records.stdout)[3]
 
     bundle = tmp_path / "proof.json"
     proved = jcu(world, "eeas-intcen", "audit", "prove", target["decision_id"], "--keys",
-                 str(keyfile), "--out", str(bundle), *topics.args(world.bootstrap))  # fmt: skip
+                 str(keyfile), "--out", str(bundle), *topics.args(world.bootstrap),
+                 auditor=True)  # fmt: skip
     assert proved.returncode == 0, proved.stderr
     assert "cosigned by enisa/witness, europol-ec3/witness" in proved.stdout
 
