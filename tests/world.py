@@ -14,11 +14,12 @@ through `world.admin`, and as an auditor through `world.auditor` or
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import os
 import shutil
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -217,11 +218,20 @@ class World:
             nodes[org] = PepContext.load(config.load(env), env)
         return nodes
 
-    async def audit_walls(self, prefix: str, names: dict[str, str]) -> None:
+    @contextlib.asynccontextmanager
+    async def audit_walls(self, prefix: str, names: dict[str, str]) -> AsyncIterator[None]:
         """The walls `jcu acl apply` puts on the contract's audit topics, put on a test's own
-        (`names`: contract topic -> the test's, all under `prefix`): who may write, read or
-        witness there may do the same here, and no one else (only `prefix`'s bindings are
-        touched)."""
+        (`names`: contract topic -> the test's, all under `prefix`) while in the block: who
+        may write, read or witness there may do the same here, and no one else. Taken down
+        after it (they are bindings of the participants' principals: `jcu acl check` would
+        call them drift)."""
+        await self._audit_walls(prefix, names)
+        try:
+            yield
+        finally:
+            await self._audit_walls(prefix, {})
+
+    async def _audit_walls(self, prefix: str, names: dict[str, str]) -> None:
         from broker.kafka._acl_admin import apply_plan
         from broker.kafka.acl import AclPlan, Member, plan_acls
 

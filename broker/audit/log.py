@@ -87,7 +87,7 @@ _log = get_logger(__name__)
 #: registered organisation fit in one).
 MAX_LEAF_RECORDS = 64
 #: The journal keeps leaves for a caller's `hold` at most this far behind the tree.
-MAX_HELD = 100_000
+MAX_HELD = 50_000
 _T = TypeVar("_T")
 
 
@@ -311,6 +311,10 @@ class AuditLog(Service):
         before `mark`, durably: the journal keeps the leaves from `mark` on past checkpoints,
         for `leaves_since` after a crash, until the holder moves on."""
         self._holds[holder] = mark.index
+
+    def release(self, holder: str) -> None:
+        """`holder` will not ask `leaves_since` for anything before a mark it holds later."""
+        self._holds.pop(holder, None)
 
     async def leaves_since(self, mark: AuditMark) -> list[LoggedLeaf]:
         """This log's own leaves from `mark` on, opened: what a crash may have left written

@@ -295,6 +295,7 @@ class Publisher(Service):
                 self._audit,
                 self._sent,
             )
+            self._hold_sent()
         except BaseException:
             await self.stop()
             raise
@@ -410,7 +411,9 @@ class Publisher(Service):
         self._sent.begin(
             (self._sent_message(plan, plan.sends) for plan in plans),
             int(to_millis(utc_now()).timestamp() * 1000),
+            mark=self._audit.mark(),
         )
+        self._hold_sent()
         # Recorded before anything is shared: no decision is acted on without its record.
         await self._audit.append_sets([plan.audit for plan in plans])
         faults.point("publisher.after-audit")
@@ -499,7 +502,7 @@ class Publisher(Service):
             settled=[plan.message_id for plan in plans],
             mark=mark,
         )
-        self._audit.hold(SENT_HOLD, mark)
+        self._hold_sent()
         for plan, result in zip(plans, results, strict=True):
             if plan.workflow is not None and result.copies:
                 check, told = plan.workflow
@@ -540,6 +543,15 @@ class Publisher(Service):
             }
             out.append(Reach(decisions, withheld))
         return out
+
+    def _hold_sent(self) -> None:
+        """The audit log keeps (past checkpoints) what a restart would read back for the
+        messages pending in the sent index, and nothing for it once none is."""
+        mark = self._sent.audit_mark()
+        if mark is not None and self._sent.has_pending():
+            self._audit.hold(SENT_HOLD, mark)
+        else:
+            self._audit.release(SENT_HOLD)
 
     def _check_active(self) -> None:
         if self._ctx.registry.get(self.participant).status != "active":

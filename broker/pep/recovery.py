@@ -173,9 +173,8 @@ async def settle_pending(
             )
     if records:
         await audit.append_sets(records)
-    mark = audit.mark()
-    sent.add_many(found_messages, settled=[m.message_id for m, _ in pending], mark=mark)
-    audit.hold(SENT_HOLD, mark)
+    sent.add_many(found_messages, settled=[m.message_id for m, _ in pending], mark=audit.mark())
+    audit.release(SENT_HOLD)  # nothing pending any more: nothing to read back
     _log.warning(
         "publisher recovered messages left pending by a stop",
         participant=sender,

@@ -140,11 +140,8 @@ class SentLog:
             self._db.executemany("DELETE FROM pending WHERE message_id = ?", gone)
             self._db.executemany("DELETE FROM produced WHERE message_id = ?", gone)
             self._db.executemany("DELETE FROM producing WHERE message_id = ?", gone)
-            if mark is not None:
-                self._db.execute(
-                    "INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)",
-                    (self._mark_name, json.dumps([mark.index, mark.offset])),
-                )
+            if mark is not None and not self._has_pending():
+                self._set_mark(mark)
         except BaseException:
             self._db.execute("ROLLBACK")
             raise
@@ -204,11 +201,17 @@ class SentLog:
         ).fetchone()
         return row is not None
 
-    def begin(self, messages: Iterable[SentMessage], created_ms: int) -> None:
-        """Note messages about to be decided and sent (before their decisions are audited)."""
+    def begin(
+        self, messages: Iterable[SentMessage], created_ms: int, *, mark: AuditMark | None = None
+    ) -> None:
+        """Note messages about to be decided and sent (before their decisions are audited);
+        `mark`: where this point's audit log stands now, kept as the audit mark unless other
+        messages are pending already (a restart reads the log back from the oldest)."""
         rows = [(m.message_id, json.dumps(_body(m)), created_ms, self._point) for m in messages]
         self._db.execute("BEGIN")
         try:
+            if mark is not None and not self._has_pending():
+                self._set_mark(mark)
             self._db.executemany(
                 "INSERT OR REPLACE INTO pending (message_id, body, created_ms, point)"
                 " VALUES (?, ?, ?, ?)",
@@ -276,6 +279,22 @@ class SentLog:
             (self._point,),
         ).fetchall()
         return [(_message(mid, json.loads(body)), int(ms)) for mid, body, ms in rows]
+
+    def _has_pending(self) -> bool:
+        row = self._db.execute(
+            "SELECT 1 FROM pending WHERE point = ? LIMIT 1", (self._point,)
+        ).fetchone()
+        return row is not None
+
+    def has_pending(self) -> bool:
+        """Whether this point has messages begun and not settled."""
+        return self._has_pending()
+
+    def _set_mark(self, mark: AuditMark) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)",
+            (self._mark_name, json.dumps([mark.index, mark.offset])),
+        )
 
     def audit_mark(self) -> AuditMark | None:
         """Where this point's audit log stood after its last settled batch."""

@@ -219,6 +219,8 @@ class Subscriber(Service):
         )
         #: Positions a crashed run already decided and audited (`_recover`): not again.
         self._recovered: set[Position] = set()
+        #: the audit mark the ledger holds (`_commit_ledger`)
+        self._committed_mark: AuditMark | None = None
         #: What became of the batch's receipts, by message id (audited with the delivery).
         self._receipt_outcomes: dict[str, dict[str, str]] = {}
 
@@ -363,6 +365,7 @@ class Subscriber(Service):
         leaves before `mark` (`_recover` never asks for them again)."""
         self._ledger.commit(settled, audit_mark=(mark.index, mark.offset) if mark else None)
         if mark is not None:
+            self._committed_mark = mark
             self._audit.hold(f"ledger {self._group}", mark)
 
     async def _settle(self, offsets: dict[Any, int]) -> None:
@@ -388,9 +391,12 @@ class Subscriber(Service):
         # Only now: a crash before this line redelivers the batch (from the ledger's settled
         # positions), and `_recover` knows from the audit log's journal which of its records
         # were decided, so none is audited twice.
+        mark = self._audit.mark()
         self._commit_ledger(
             {(tp.topic, tp.partition): off for tp, off in offsets.items()},
-            self._audit.mark() if audited else None,
+            # moved on also when others wrote to the log (a desk's publisher, the registry's
+            # changes): the journal then keeps nothing for this ledger that it will not ask
+            mark if audited or mark != self._committed_mark else None,
         )
         self._prune_ledger(utc_now())
 

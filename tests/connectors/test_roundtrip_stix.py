@@ -175,7 +175,7 @@ async def test_what_is_withheld_is_said_per_object_and_in_the_audit_log(
         assert message is not None
         explained = subprocess.run(
             [sys.executable, "-m", "broker.cli", "audit", "explain", message, "--json"],
-            env=world.env(SENDER),
+            env=world.auditor_env(SENDER),  # its home's keys; only auditors read the topics
             capture_output=True,
             text=True,
             timeout=120,

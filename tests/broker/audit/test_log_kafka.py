@@ -540,3 +540,29 @@ async def test_a_restart_refuses_a_checkpoint_of_its_own_that_its_records_do_not
         await producer.stop()
     with pytest.raises(AuditError, match="checkpoint of 20 records but the topic holds 15"):
         await open_log(kafka_admin, key, tmp_path, topics, store).start()
+
+
+async def test_leaves_since_a_held_mark_come_from_the_journal_behind_the_wall(
+    kafka_admin, topics, store, key, tmp_path
+):
+    """What a crashed subscriber or publisher decided after its mark is read back from the
+    log's journal (it may not read the audit topic), kept past checkpoints while held."""
+    from broker.audit import AuditMark
+
+    writer = read_client_file(await writer_only(kafka_admin, topics, tmp_path / "credentials"))
+    log = open_log(writer, key, tmp_path, topics, store, every=1000)
+    await log.start()
+    await log.append_many([record(i) for i in range(3)])
+    mark = log.mark()
+    log.hold("ledger", mark)  # the caller's own store holds this mark now
+    await log.append_many([record(i) for i in range(3, 8)])
+    await log.checkpoint()  # covers all 8 leaves; the journal keeps 3.. for the holder
+    await log._stop_producer()  # a crash: no stop()
+    log._lock_file.release()
+    async with open_log(writer, key, tmp_path, topics, store, every=1000) as again:
+        leaves = await again.leaves_since(mark)
+        assert [leaf.record.message_id for leaf in leaves] == [f"msg-{i}" for i in range(3, 8)]
+        assert await again.leaves_since(again.mark()) == []
+        # No one held 0: the journal let it go, and this principal may not read the topic.
+        with pytest.raises(AuditError, match="may not read"):
+            await again.leaves_since(AuditMark(0, 0))

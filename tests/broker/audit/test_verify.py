@@ -565,3 +565,36 @@ def test_a_reader_without_the_key_reads_nothing(store, log) -> None:
     values, _ = log
     records, _ = decode_records(store, as_topic(values), AuditKeys(bytes(32)))
     assert records == []
+
+
+def test_a_run_of_records_re_sent_after_a_restart_is_a_copy_counted_once(store, key, log) -> None:
+    """A restarted writer re-sends what its journal holds past its last checkpoint (20..27)
+    without knowing how much of it Kafka kept (20..24): a copy, read once."""
+    values, cps = log
+    topic = values[:25] + values[20:]
+    report = run(store, key, topic, cps)
+    assert report.ok, report.reports[0].failure
+    (ep,) = report.reports
+    assert (ep.records, ep.sealed) == (30, 30)
+    records, bad = decode_records(store, as_topic(topic), KEYS)
+    assert bad == 0 and len(records) == len({r.record.decision_id for r in records}) == 30
+    # One leaf re-sent (the tree's last), and a re-sent run at the very end of the topic.
+    assert run(store, key, values[:30] + values[29:], cps).ok
+    assert run(store, key, values[:30] + values[27:], cps).ok
+
+
+def test_a_re_sent_run_that_is_not_a_copy_is_inserted(store, key, log) -> None:
+    """Records claiming indices the log holds, chained among themselves, that do not end on
+    the log's own leaf: inserted, whatever they link to on the way."""
+    values, cps = log
+    previous = leaf_hash(values[19])
+    forged = []
+    for i in range(20, 25):
+        data = leaf(store, i, previous, decision(i, org="pesco"))
+        previous = leaf_hash(data)
+        forged.append(data)
+    failure = run(store, key, values[:25] + forged + values[25:], cps).reports[0].failure
+    assert failure is not None and (failure.kind, failure.offset) == ("inserted", 25)
+    # A run that breaks off before it reaches the log's last leaf is no copy either.
+    failure = run(store, key, values[:25] + values[20:23] + values[25:], cps).reports[0].failure
+    assert failure is not None and (failure.kind, failure.offset) == ("inserted", 25)

@@ -37,28 +37,28 @@ async def test_verify_of_a_million_decisions_stays_within_its_memory_bound(
              AUDIT_COSIGNATURES: f"{prefix}cosignatures"}  # fmt: skip
     # The synthetic log is written with the platform admin's rights (it speaks for several
     # enforcement points at once) and verified as an auditor, behind the same walls.
-    await world.audit_walls(prefix, names)
-    decisions, checkpoints = await to_kafka(
-        world.admin, log, messages, (names[AUDIT_DECISIONS], names[AUDIT_CHECKPOINTS])
-    )
-    out_file, err_file = tmp_path / "out.json", tmp_path / "err.txt"
-    argv = [sys.executable, "-m", "broker.cli", "audit", "verify", "--full", "--json",
-            "--decisions-topic", decisions, "--checkpoints-topic", checkpoints,
-            "--cosignatures-topic", names[AUDIT_COSIGNATURES]]  # fmt: skip
-    with out_file.open("wb") as out, err_file.open("wb") as err:
-        code, peak_mib = await asyncio.to_thread(
-            peak_rss,
-            argv,
-            tmp_path / "rss",
-            env=world.auditor_env("pesco"),  # a node that takes no part in the log
-            stdout=out,
-            stderr=err,
+    async with world.audit_walls(prefix, names):
+        decisions, checkpoints = await to_kafka(
+            world.admin, log, messages, (names[AUDIT_DECISIONS], names[AUDIT_CHECKPOINTS])
         )
-    assert code == 0, err_file.read_text()[-2000:]
-    out = out_file.read_text()
-    report = json.loads(out)
-    assert report["ok"]
-    points = report["enforcement_points"]
-    assert sum(p["decisions"] for p in points) >= DECISIONS
-    assert {p["unsealed"] for p in points} == {0}
-    assert peak_mib <= VERIFY_RSS_BOUND_MIB, f"peak RSS {peak_mib:.0f} MiB"
+        out_file, err_file = tmp_path / "out.json", tmp_path / "err.txt"
+        argv = [sys.executable, "-m", "broker.cli", "audit", "verify", "--full", "--json",
+                "--decisions-topic", decisions, "--checkpoints-topic", checkpoints,
+                "--cosignatures-topic", names[AUDIT_COSIGNATURES]]  # fmt: skip
+        with out_file.open("wb") as out, err_file.open("wb") as err:
+            code, peak_mib = await asyncio.to_thread(
+                peak_rss,
+                argv,
+                tmp_path / "rss",
+                env=world.auditor_env("pesco"),  # a node that takes no part in the log
+                stdout=out,
+                stderr=err,
+            )
+        assert code == 0, err_file.read_text()[-2000:]
+        out = out_file.read_text()
+        report = json.loads(out)
+        assert report["ok"]
+        points = report["enforcement_points"]
+        assert sum(p["decisions"] for p in points) >= DECISIONS
+        assert {p["unsealed"] for p in points} == {0}
+        assert peak_mib <= VERIFY_RSS_BOUND_MIB, f"peak RSS {peak_mib:.0f} MiB"

@@ -12,6 +12,7 @@ import json
 import subprocess
 import sys
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,22 +52,23 @@ class Topics:
     cosignatures: str
 
     @classmethod
-    async def make(cls, admin: KafkaConnection, world: World | None = None) -> Topics:
-        """Fresh audit topics of this test's own; with `world`, the walls the contract's audit
-        topics have, put on these (so each principal does here what it may do there)."""
+    async def make(cls, admin: KafkaConnection) -> Topics:
+        """Fresh audit topics of this test's own."""
         prefix = f"test.witness.{uuid.uuid4().hex[:8]}."
         topics = cls(f"{prefix}decisions", f"{prefix}checkpoints", f"{prefix}cosignatures")
         await topics.create(admin)
-        if world is not None:
-            await world.audit_walls(
-                prefix,
-                {
-                    AUDIT_DECISIONS: topics.decisions,
-                    AUDIT_CHECKPOINTS: topics.checkpoints,
-                    AUDIT_COSIGNATURES: topics.cosignatures,
-                },
-            )
         return topics
+
+    @property
+    def prefix(self) -> str:
+        return self.decisions.removesuffix("decisions")
+
+    def contract_names(self) -> dict[str, str]:
+        return {
+            AUDIT_DECISIONS: self.decisions,
+            AUDIT_CHECKPOINTS: self.checkpoints,
+            AUDIT_COSIGNATURES: self.cosignatures,
+        }
 
     @property
     def names(self) -> list[str]:
@@ -103,6 +105,15 @@ class Topics:
             "--cosignatures-topic",
             self.cosignatures,
         ]
+
+
+@pytest.fixture
+async def walled(world: World) -> AsyncIterator[Topics]:
+    """Fresh audit topics with the walls the contract's audit topics have, for the test's
+    length: each principal does here what it may do there."""
+    topics = await Topics.make(world.admin)
+    async with world.audit_walls(topics.prefix, topics.contract_names()):
+        yield topics
 
 
 def record(i: int) -> AuditRecord:
@@ -156,9 +167,9 @@ def signer_of(world: World, org: str) -> ed25519.Ed25519PrivateKey:
 
 
 async def test_the_witness_cosigns_a_growing_log_and_refuses_a_fork(
-    world: World, tmp_path: Path
+    world: World, walled: Topics, tmp_path: Path
 ) -> None:
-    topics = await Topics.make(world.admin, world)
+    topics = walled
     key = signer_of(world, "cert-eu")
     await write_log(world.kafka("cert-eu"), key, tmp_path / "state", topics, 20)
     witnessed = jcu(world, "enisa", "audit", "witness", "--once", *topics.args(world.bootstrap))
@@ -213,8 +224,10 @@ async def produce(kafka: KafkaConnection, topic: str, value: bytes) -> None:
         await producer.stop()
 
 
-async def test_the_witness_refuses_a_truncated_log(world: World, tmp_path: Path) -> None:
-    topics = await Topics.make(world.admin, world)
+async def test_the_witness_refuses_a_truncated_log(
+    world: World, walled: Topics, tmp_path: Path
+) -> None:
+    topics = walled
     key = signer_of(world, "cert-eu")
     await write_log(world.kafka("cert-eu"), key, tmp_path / "state", topics, 30)
     first = jcu(world, "europol-ec3", "audit", "witness", "--once", *topics.args(world.bootstrap))
@@ -312,9 +325,9 @@ async def test_an_audit_wipe_makes_verify_fail(
 
 
 async def test_an_offline_proof_verifies_with_no_kafka_and_no_state(
-    world: World, tmp_path: Path
+    world: World, walled: Topics, tmp_path: Path
 ) -> None:
-    topics = await Topics.make(world.admin, world)
+    topics = walled
     key = signer_of(world, "cert-eu")
     log = await write_log(world.kafka("cert-eu"), key, tmp_path / "state", topics, 25)
     keyfile = tmp_path / "cert-eu-publish.key"

@@ -83,8 +83,16 @@ def test_seal_is_audited_in_the_senders_log(world: World) -> None:
     rows = json.loads(explained.stdout)
     assert {r["enforcement_point"] for r in rows} == {"cert-eu/seal"}
     assert {r["organisation"]: r["decision"] for r in rows}["enisa"] == "allow"
-    # The recipient reads its message, not the sender's audit log: that is sealed to it.
-    theirs = run(world, "enisa", "audit", "query", "--message", message_id, "--json")
+    # The recipient reads its message, not the sender's audit log: its own principal may not
+    # read the audit topics, and an auditor with its home's keys finds that log sealed.
+    refused = run(world, "enisa", "audit", "query", "--message", message_id, "--json")
+    assert refused.returncode == 1 and b"may not read jcu.audit.decisions" in refused.stderr
+    theirs = subprocess.run(
+        [*JCU, "audit", "query", "--message", message_id, "--json"],
+        env=world.auditor_env("enisa"),
+        capture_output=True,
+        timeout=120,
+    )
     assert theirs.returncode == 0 and json.loads(theirs.stdout) == []
 
 

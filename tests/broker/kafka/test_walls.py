@@ -28,6 +28,7 @@ from broker.kafka.connection import KafkaConnection
 from broker.kafka.scan import partitions
 from broker.kafka.topics import (
     AUDIT_CHECKPOINTS,
+    AUDIT_COSIGNATURES,
     AUDIT_DECISIONS,
     CONTROL,
     REGISTRY,
@@ -136,14 +137,33 @@ async def test_only_the_crisis_authorities_write_control(world: World) -> None:
 async def test_the_audit_topics_are_read_by_auditors_only(world: World) -> None:
     async with Publisher("soc-fr", world.ctx("soc-fr")) as pub:  # writes its audit leaf
         sent = await pub.publish("Indicator", indicator(), labels=Labels.of("GREEN"))
-    for topic in (AUDIT_DECISIONS, AUDIT_CHECKPOINTS):
+    for topic in (AUDIT_DECISIONS, AUDIT_COSIGNATURES):
         with pytest.raises(REFUSED_READ):
             await _read_one(world.kafka("enisa"), topic)
         with pytest.raises(KafkaForbidden):
             await read_topic(world.kafka("cert-eu"), topic)
+    for topic in (AUDIT_DECISIONS, AUDIT_CHECKPOINTS):
         await _read_one(world.auditor, topic)
     leaves = await read_topic(world.auditor, AUDIT_DECISIONS, key="soc-fr/publish")
-    assert any(sent.message_id.encode() in leaf.value for leaf in leaves)
+    assert any(leaf.value for leaf in leaves)  # sealed: the auditor reads them with keys
+    assert sent.message_id.encode() not in b"".join(leaf.value for leaf in leaves)
+    await read_topic(world.auditor, AUDIT_COSIGNATURES)
+
+
+async def test_a_witness_reads_the_checkpoints_and_writes_cosignatures_only(
+    world: World,
+) -> None:
+    """`jcu audit witness` runs as its node's principal: sizes and roots of the others' logs
+    in, cosignatures out; never a leaf, never another witness's cosignature."""
+    async with Publisher("soc-fr", world.ctx("soc-fr")) as pub:  # a checkpoint on stop
+        await pub.publish("Indicator", indicator(), labels=Labels.of("GREEN"))
+    checkpoints = await read_topic(world.kafka("enisa"), AUDIT_CHECKPOINTS)
+    assert any(cp.key == "soc-fr/publish" for cp in checkpoints)
+    await _write_one(world.kafka("enisa"), AUDIT_COSIGNATURES, b"not a cosignature", b"x/y")
+    with pytest.raises(KafkaForbidden):
+        await read_topic(world.kafka("enisa"), AUDIT_COSIGNATURES)
+    with pytest.raises(KafkaForbidden):
+        await read_topic(world.kafka("enisa"), AUDIT_DECISIONS)
 
 
 async def test_only_the_platform_admin_creates_alters_and_deletes_topics(world: World) -> None:

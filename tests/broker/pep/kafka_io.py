@@ -98,12 +98,22 @@ async def dead_letters(world: World, message_id: str, participant: str) -> list[
     return reasons
 
 
+#: `jcu audit` verbs that read the audit topics: only auditors may (docs/deployment.md).
+AUDIT_READERS = frozenset({"verify", "prove", "query", "explain"})
+
+
 async def jcu(world: World, *args: str) -> subprocess.CompletedProcess[str]:
-    """`jcu ARGS` as a subprocess run by the node `--as` names (else enisa's) in the world."""
+    """`jcu ARGS` as a subprocess run by the node `--as` names (else enisa's) in the world;
+    `jcu audit verify|prove|query|explain` with that node's home and an auditor's Kafka
+    principal (its audit keys open its own leaves; only auditors read the topics)."""
+    env = world.env_for(args)
+    if args[:1] == ("audit",) and args[1:2] and args[1] in AUDIT_READERS:
+        argv = list(args)
+        env = world.auditor_env(argv[argv.index("--as") + 1] if "--as" in argv[:-1] else "enisa")
     return await asyncio.to_thread(
         subprocess.run,
         [sys.executable, "-m", "broker.cli", *args],
-        env=world.env_for(args),
+        env=env,
         capture_output=True,
         text=True,
         timeout=120,

@@ -95,7 +95,7 @@ async def test_a_registry_change_is_logged_where_it_takes_effect_with_what_chang
         ctx.envelope.trusted.offer(revoked)  # what the registry feed does when it reads one
     records, bad = decode_records(
         ctx.envelope.store,
-        await read_topic(world.bootstrap, audit.decisions_topic),
+        await read_topic(world.admin, audit.decisions_topic),
         AuditKeys.open(tmp_path / "audit"),
     )
     assert bad == 0
@@ -123,7 +123,7 @@ async def test_a_desk_logs_a_registry_change_once_in_the_log_its_two_ends_share(
         ctx.envelope.trusted.offer(revoked)
     records, _ = decode_records(
         ctx.envelope.store,
-        await read_topic(world.bootstrap, audit.decisions_topic),
+        await read_topic(world.admin, audit.decisions_topic),
         AuditKeys.open(tmp_path / "audit"),
     )
     change = [
@@ -163,7 +163,7 @@ async def test_the_audit_topic_does_not_confirm_a_guess_of_the_content(
     truth = hashlib.sha256(store.encode("Indicator", _template(secret_ip))).digest()
     assert truth in candidates and len(candidates) == 65_536  # the attack works on plain hashes
     leaves = [
-        r.value for r in await read_topic(world.bootstrap, AUDIT_DECISIONS, key="cert-eu/publish")
+        r.value for r in await read_topic(world.auditor, AUDIT_DECISIONS, key="cert-eu/publish")
     ]
     assert leaves
     for value in leaves:

@@ -54,7 +54,7 @@ def _killed_publish(world: World, tmp_path: Path, fault: str) -> list[str]:
 async def _on_topics(world: World, ids: list[str]) -> dict[str, list[tuple[str, int, int]]]:
     found: dict[str, list[tuple[str, int, int]]] = {m: [] for m in ids}
     topics = [community_topic(c, "indicators") for c in COMMUNITIES]
-    async for r in scan(world.bootstrap, topics):
+    async for r in scan(world.admin, topics):  # every community's topics: the admin
         key = r.key.decode() if r.key else ""
         if key in found:
             found[key].append((r.topic, r.partition, r.offset))
