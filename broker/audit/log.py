@@ -310,11 +310,16 @@ class AuditLog(Service):
         """`holder` (a publisher's sent index, a subscriber's ledger) settled everything
         before `mark`, durably: the journal keeps the leaves from `mark` on past checkpoints,
         for `leaves_since` after a crash, until the holder moves on."""
-        self._holds[holder] = mark.index
+        if self._holds.get(holder) != mark.index:
+            self._holds[holder] = mark.index
+            # Saved now: a crash before the next checkpoint must not let the restart's first
+            # checkpoint cut what the holder will ask for.
+            self._journal.save_holds(self._holds)
 
     def release(self, holder: str) -> None:
         """`holder` will not ask `leaves_since` for anything before a mark it holds later."""
-        self._holds.pop(holder, None)
+        if self._holds.pop(holder, None) is not None:
+            self._journal.save_holds(self._holds)
 
     async def leaves_since(self, mark: AuditMark) -> list[LoggedLeaf]:
         """This log's own leaves from `mark` on, opened: what a crash may have left written
