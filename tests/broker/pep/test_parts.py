@@ -95,9 +95,10 @@ async def test_a_recipient_not_cleared_for_a_part_gets_the_record_without_it(
         assert got["labels"]["redacted_fields"] == removed
         assert got["redacted_fields"] == removed
 
-    # soc-fr's log, read by an auditor with soc-fr's home (its audit keys).
-    out = await jcu(world, "audit", "query", "--as", "soc-fr", "--message", sent.message_id,
-                    "--json")  # fmt: skip
+    # soc-fr's log, read by an auditor with soc-fr's home (its audit keys)
+    out = await jcu(
+        world, "audit", "query", "--message", sent.message_id, "--json", "--as", "soc-fr"
+    )
     assert out.returncode == 0, out.stderr
     audited = {r["organisation"]: r for r in json.loads(out.stdout) if r["action"] == "publish"}
     assert audited["isac-finance"]["decision"] == "redact"

@@ -1,6 +1,6 @@
 """A small crisis on the session's federation: what the console and sitrep tests look at.
 
-soc-fr shares indicators (one RED to two named organisations only), cert-eu an
+soc-fr shares indicators (one RED indicator, many times, to two named organisations), cert-eu an
 AMBER incident report with personal data for an incident of its own, eu-cyclone
 declares a crisis for it, enisa a CLEAR situation report; enisa and eeas-intcen
 receive (consumer groups of this module alone), so receipts and receive
@@ -61,12 +61,18 @@ async def make_traffic(world: World, out: Path) -> Traffic:
         )
         red = indicator()
         red.update(observable_type="domain-name", value=t.red_value, pattern=None)
-        t.sent["red"] = await pub.publish(
-            "Indicator",
-            red,
-            labels=Labels.of("RED", categories=["intrusions"]),
-            recipients=("cert-eu", "isac-energy"),
-        )
+        # Also seen again and again, for the same reason (other tests share single values
+        # with cert-eu, e.g. the audit's guess attack a /16 of them).
+        red_copies = [
+            Publication(
+                "Indicator",
+                red,
+                Labels.of("RED", categories=["intrusions"]),
+                recipients=("cert-eu", "isac-energy"),
+            )
+            for _ in range(SIGHTINGS + 1)
+        ]
+        *_, t.sent["red"] = await pub.publish_many(red_copies)
     async with Publisher("cert-eu", world.ctx("cert-eu")) as pub:
         t.sent["incident"] = await pub.publish(
             "IncidentReport",
