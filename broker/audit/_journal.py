@@ -12,7 +12,7 @@ still read; such a journal is reconciled by reading the topic back.
 Beside it: the last checkpoint record, kept before it is sent (a restart
 re-sends it rather than sign another tree of that size), and the holds of
 the callers that may ask for leaves after a crash (`AuditLog.hold`), saved
-when the journal is cut at a checkpoint.
+when a holder is new or goes back, and when the journal is cut at a checkpoint.
 """
 
 from __future__ import annotations

@@ -205,6 +205,7 @@ class AuditLog(Service):
         self._since_checkpoint: list[bytes] = []
         #: caller -> the first leaf index it may ask `leaves_since` for after a crash
         self._holds: dict[str, int] = {}
+        self._saved_holds: dict[str, int] = {}  # as the file beside the journal has them
         self._inflight: deque[_InFlight] = deque()
         self._snapshots: deque[_Snapshot] = deque()
         self._snapshot_mark = 0  # tree size of the newest snapshot (or checkpoint)
@@ -310,16 +311,21 @@ class AuditLog(Service):
         """`holder` (a publisher's sent index, a subscriber's ledger) settled everything
         before `mark`, durably: the journal keeps the leaves from `mark` on past checkpoints,
         for `leaves_since` after a crash, until the holder moves on."""
-        if self._holds.get(holder) != mark.index:
-            self._holds[holder] = mark.index
+        self._holds[holder] = mark.index
+        saved = self._saved_holds.get(holder)
+        if saved is None or mark.index < saved:
             # Saved now: a crash before the next checkpoint must not let the restart's first
-            # checkpoint cut what the holder will ask for.
-            self._journal.save_holds(self._holds)
+            # checkpoint cut what the holder will ask for. (A hold moving on, or let go, may
+            # wait for the next checkpoint: the saved one keeps more, never less.)
+            self._save_holds()
 
     def release(self, holder: str) -> None:
         """`holder` will not ask `leaves_since` for anything before a mark it holds later."""
-        if self._holds.pop(holder, None) is not None:
-            self._journal.save_holds(self._holds)
+        self._holds.pop(holder, None)
+
+    def _save_holds(self) -> None:
+        self._journal.save_holds(self._holds)
+        self._saved_holds = dict(self._holds)
 
     async def leaves_since(self, mark: AuditMark) -> list[LoggedLeaf]:
         """This log's own leaves from `mark` on, opened: what a crash may have left written
@@ -693,7 +699,7 @@ class AuditLog(Service):
             )
         if self._holds:
             floor = min(floor, *self._holds.values())
-        self._journal.save_holds(self._holds)
+        self._save_holds()
         self._journal.keep_from(floor)
 
     def _fail(self, exc: BaseException) -> None:
@@ -738,6 +744,7 @@ class AuditLog(Service):
                 f"{self._decisions}; give this log a state directory of its own"
             )
         self._holds = self._journal.load_holds()
+        self._saved_holds = dict(self._holds)
         if state is None:
             await self._start_without_state()
             return
