@@ -48,13 +48,15 @@ async def test_malformed_and_tampered_records_land_in_the_dlq(world: World, tmp_
     assert stats.rejected.get("malformed", 0) >= 1
     assert stats.rejected.get("bad-signature", 0) >= 1
 
-    reasons = {}
+    # enisa's dead letters, by reason (other tests of the session leave some too: e.g. the
+    # walls' own writes to every community's topic are refused as malformed)
+    reasons: dict[str, list[bytes]] = {}
     async for rec in scan(world.auditor, [DLQ]):
         headers = dict(rec.headers)
         if headers["jcu.participant"] == b"enisa":
-            reasons[bytes(headers["jcu.reason"]).decode()] = rec.value
-    assert reasons.get("malformed") == b"\x00not an envelope at all"
-    assert reasons.get("bad-signature") == tampered
+            reasons.setdefault(bytes(headers["jcu.reason"]).decode(), []).append(rec.value)
+    assert b"\x00not an envelope at all" in reasons.get("malformed", [])
+    assert tampered in reasons.get("bad-signature", [])
 
 
 async def test_exercise_traffic_on_an_operational_topic_is_refused(
