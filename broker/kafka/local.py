@@ -638,12 +638,25 @@ def _reap_all(local: LocalKafka) -> None:
 
 
 def free_ports(count: int, attempts: int = 200) -> int:
-    """A base port such that base .. base+count-1 are free on loopback (for test clusters)."""
+    """A base port such that base .. base+count-1 are free on loopback (for test clusters).
+
+    Below the kernel's ephemeral range: a broker restarted on its ports (a fault test)
+    must not find one taken meanwhile as the local end of some client's connection."""
+    low = _ephemeral_low() - count
     for _ in range(attempts):
-        base = secrets.randbelow(20000) + 30000
+        base = secrets.randbelow(low - 10000) + 10000
         if all(_is_free(base + i) for i in range(count)):
             return base
     raise KafkaRuntimeError(f"no {count} consecutive free ports found on {HOST}")
+
+
+def _ephemeral_low() -> int:
+    """The first port the kernel hands out to outgoing connections (Linux; else IANA's)."""
+    try:
+        text = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text(encoding="ascii")
+        return max(int(text.split()[0]), 12000)
+    except (OSError, ValueError, IndexError):
+        return 32768
 
 
 def _is_free(port: int) -> bool:
