@@ -244,3 +244,70 @@ class CrisisNotInForce(Rejected):
 
 class NotThisNode(ConfigError):
     """A node asked to act as another organisation: it holds no key of that one."""
+
+
+class SignInRefused(Rejected):
+    """A console sign-in token (`broker.trust.sign_in`) was refused; `reason` names the check."""
+
+    reason = "sign-in-refused"
+
+
+class MalformedSignIn(SignInRefused):
+    """Not a sign-in token or challenge this version makes (cut short, or not one at all)."""
+
+    reason = "malformed-token"
+
+
+class UnknownParticipant(SignInRefused):
+    """The token names an organisation this node's registry snapshot does not hold."""
+
+    reason = "unknown-participant"
+
+
+class RotatedOutKey(ExpiredKey):
+    """Signed with a key its owner has rotated out: only its current key signs in."""
+
+    reason = "rotated-out-key"
+
+
+class ParticipantSuspended(SignInRefused):
+    """The registry authority suspended the organisation: its auditors do not sign in."""
+
+    reason = "participant-suspended"
+
+
+class ParticipantRevoked(SignInRefused):
+    """The registry authority revoked the organisation's participation."""
+
+    reason = "participant-revoked"
+
+
+class RoleNotAllowed(SignInRefused):
+    """Only an organisation's auditor signs in with its node's key; `operator` is a
+    platform role granted on the console's own node."""
+
+    reason = "role-not-allowed"
+
+
+class WrongConsole(SignInRefused):
+    """The token was made for another console (another node or another address)."""
+
+    reason = "wrong-console"
+
+
+class UnknownChallenge(SignInRefused):
+    """The challenge was not issued by this console process (forged, or it restarted)."""
+
+    reason = "unknown-challenge"
+
+
+class ChallengeExpired(SignInRefused):
+    """The challenge's few minutes have passed."""
+
+    reason = "challenge-expired"
+
+
+class ChallengeReused(SignInRefused):
+    """The challenge already signed someone in: each is good once."""
+
+    reason = "challenge-reused"

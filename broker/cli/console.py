@@ -225,6 +225,61 @@ def passwd(name: str, role: str, participant: str | None, env_var: str | None) -
     click.echo(f"console account {name} set: {what}, in {users.path}")
 
 
+@console.command("sign-in")
+@click.argument("challenge")
+@as_option("The organisation whose auditor signs in")
+@click.option("--json", "as_json", is_flag=True, help="Print the token and what it says as JSON.")
+def sign_in(challenge: str, participant: str | None, as_json: bool) -> None:
+    """Sign in to a console of another node as this node's organisation's auditor.
+
+    CHALLENGE is what that console's login page shows. This signs a statement (this
+    organisation, role auditor, the challenge, the console's node and address, the time)
+    with this node's current signing key and prints a token: paste it into the login page
+    at the address it names, and nowhere else. It is good once, until the challenge
+    expires (a few minutes). The console checks it against the registry.
+    """
+    from broker.cli._node import catch_up_if_empty
+    from broker.clock import utc_now
+    from broker.envelope.context import EnvelopeContext
+    from broker.trust.sign_in import Challenge, key_id_of, sign_token
+
+    parsed = Challenge.parse(challenge)
+    now = utc_now()
+    if now >= parsed.expires:
+        raise ConfigError(
+            f"that challenge expired at {parsed.expires:%H:%M:%S} UTC: reload the console's "
+            "login page and sign the fresh one"
+        )
+    settings = config.load()
+    me = acting_as(participant, settings)
+    asyncio.run(catch_up_if_empty(settings))
+    ctx = EnvelopeContext.load(settings)
+    kid = key_id_of(ctx.trusted, me, now)
+    token = sign_token(parsed, me, kid, ctx.keystore.signing_key(me, kid))
+    if as_json:
+        from broker.cli._output import emit_json
+
+        emit_json(
+            {
+                "token": token,
+                "participant": me,
+                "role": "auditor",
+                "key_id": kid,
+                "console": parsed.console,
+                "origin": parsed.origin,
+                "expires": parsed.expires.isoformat(),
+            }
+        )
+        return
+    click.echo(
+        f"sign-in token for the auditor of {me} (signed with key {kid}) on the console of "
+        f"{parsed.console} at {parsed.origin}, good once until {parsed.expires:%H:%M:%S} UTC; "
+        f"paste it into the login page at {parsed.origin} and nowhere else:",
+        err=True,
+    )
+    click.echo(token)
+
+
 def serve_in_background(data: object, host: str, port: int) -> tuple[object, asyncio.Task[None]]:
     """For `jcu demo --serve`: the console without login on loopback, on the running loop."""
     import uvicorn
