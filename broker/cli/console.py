@@ -53,6 +53,24 @@ def check_binding(host: str, login: bool | None, tls: bool) -> bool:
 VIEW_CONFIG_ENV = "JCU_CONSOLE_KAFKA_CONFIG"
 
 
+def public_origin(url: str | None, scheme: str, host: str, port: int) -> str:
+    """The console's origin (scheme://host[:port]) as its users reach it: what key sign-in
+    tokens are bound to."""
+    from urllib.parse import urlsplit
+
+    if url is None:
+        shown = f"[{host}]" if ":" in host else host
+        return f"{scheme}://{shown}:{port}"
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.path not in ("", "/"):
+        raise ConfigError(
+            f"--public-url {url!r} is not an address like https://console.example.org[:port]"
+        )
+    if parts.scheme == "http" and scheme == "https":
+        raise ConfigError("--public-url is http:// but the console serves https")
+    return f"{parts.scheme}://{parts.netloc.lower()}"
+
+
 def build_data(
     sample_every: float = 15.0,
     refresh_every: float = 2.0,
@@ -103,6 +121,20 @@ def build_data(
     help="Ask for a login (default: only off loopback, where it is required).",
 )
 @click.option(
+    "--public-url",
+    default=None,
+    metavar="URL",
+    help="The address people open the console at (behind a proxy, or when bound to "
+    "0.0.0.0); key sign-in tokens are bound to it. Default: scheme://host:port.",
+)
+@click.option(
+    "--key-sign-in/--no-key-sign-in",
+    default=True,
+    show_default=True,
+    help="With a login: let the auditor of any active organisation sign in with a token its "
+    "own node signs (`jcu console sign-in CHALLENGE`), without an account here.",
+)
+@click.option(
     "--sample-every",
     type=click.FloatRange(min=1),
     default=15.0,
@@ -132,6 +164,8 @@ def console(
     tls_cert: Path | None,
     tls_key: Path | None,
     login: bool | None,
+    public_url: str | None,
+    key_sign_in: bool,
     sample_every: float,
     metrics_port: int | None,
     audit_key_files: tuple[Path, ...],
@@ -144,6 +178,9 @@ def console(
     principal that is both an auditor and an operator, e.g. jcu-console from `jcu acl
     apply`); without it, as this node, which may read neither the audit topics nor the
     dead letters.
+
+    Auditors of other organisations sign in without an account: their node signs this
+    console's challenge (`jcu console sign-in`).
     """
     if click_ctx.invoked_subcommand is not None:
         return
@@ -157,22 +194,39 @@ def console(
     settings = config.load()
     me = acting_as(None, settings)
     users = ConsoleUsers(settings.home / USERS_FILE)
-    if ask and not users.names():
+    if ask and not users.names() and not key_sign_in:
         raise ConfigError(
             f"no console accounts on this node ({users.path}): "
             f"run `jcu console passwd NAME --role operator` (or --role auditor) first"
         )
+    scheme = "https" if tls_cert else "http"
+    origin = public_origin(public_url, scheme, host, port)
     data = build_data(sample_every, audit_key_files=audit_key_files)
     assert isinstance(data, ConsoleData)
     if metrics_port is not None:
         data.metrics.serve(metrics_port)
-    app = create_app(data, users if ask else None, login=ask, secure_cookies=tls_cert is not None)
-    scheme = "https" if tls_cert else "http"
-    click.echo(
-        f"operator console of {me}: {scheme}://{host}:{port}/ "
-        f"({'login required' if ask else 'no login: loopback, local operator'})",
-        err=True,
+    sign_in = None
+    if ask and key_sign_in:
+        from broker.trust.sign_in import SignInVerifier
+
+        sign_in = SignInVerifier(me, origin, data.ctx.envelope.trusted)
+    app = create_app(
+        data,
+        users if ask else None,
+        login=ask,
+        secure_cookies=tls_cert is not None,
+        sign_in=sign_in,
     )
+    how = "no login: loopback, local operator"
+    if ask:
+        how = "login required" + (
+            f"; auditors of other organisations sign in with their node's key for {origin}"
+            if sign_in
+            else ""
+        )
+        if not users.names():
+            how += f"; no password accounts on this node ({users.path}), so no operator"
+    click.echo(f"operator console of {me}: {scheme}://{host}:{port}/ ({how})", err=True)
     server = uvicorn.Server(
         uvicorn.Config(
             app,

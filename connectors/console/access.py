@@ -20,6 +20,9 @@ from broker.audit import LoggedRecord
 
 Role = Literal["operator", "auditor"]
 ROLES: tuple[Role, ...] = ("operator", "auditor")
+#: How a viewer proved who it is: an account of this node, or its own node's key.
+Via = Literal["password", "key"]
+VIAS: tuple[Via, ...] = ("password", "key")
 
 
 class Forbidden(Exception):
@@ -32,6 +35,10 @@ class Viewer:
     role: Role
     #: the auditor's organisation; None for an operator
     org: str | None = None
+    #: "key": an auditor signed in with its own node's key (`broker.trust.sign_in`)
+    via: Via = "password"
+    #: the key it signed in with (a key sign-in ends when that key stops being current)
+    key_id: str | None = None
 
     @property
     def operator(self) -> bool:

@@ -1,6 +1,7 @@
 """The console as a Starlette app: server-rendered pages, each with a JSON twin under /api.
 
-Read-only: the only POSTs are log in and log out. Every page and endpoint
+Read-only: the only POSTs are log in (a password, or a token signed by the
+auditor's own node: `broker.trust.sign_in`) and log out. Every page and endpoint
 resolves the viewer first and filters with it on the server (see `access`);
 an auditor asking for another organisation's data gets 403 on the page and
 on the JSON twin alike. With `login=False` (loopback only, refused elsewhere
@@ -29,6 +30,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from broker.logs import get_logger
+from broker.trust.sign_in import Refused, SignInVerifier
 from connectors.console import views
 from connectors.console.access import Forbidden, Viewer
 from connectors.console.data import ConsoleData
@@ -80,9 +82,11 @@ class _Console:
         login: bool,
         secure_cookies: bool,
         throttle: LoginThrottle,
+        sign_in: SignInVerifier | None,
     ) -> None:
         self.data = data
         self.users = users
+        self.sign_in = sign_in
         self.login = login
         self.secure = secure_cookies
         self.sessions = Sessions()
@@ -96,9 +100,21 @@ class _Console:
         viewer = self.sessions.read(request.cookies.get(COOKIE))
         if viewer is None:
             raise _Unauthenticated()
-        if viewer.role == "auditor" and viewer.org != self.data.node:
-            raise _Unauthenticated()
+        if viewer.via == "key":
+            self._key_still_good(viewer)
+        elif viewer.role == "auditor" and viewer.org != self.data.node:
+            raise _Unauthenticated()  # a password account audits this node's organisation only
         return viewer
+
+    def _key_still_good(self, viewer: Viewer) -> None:
+        """A session signed in by key lasts while the key is current and its organisation
+        active: a revocation, rotation or suspension the node learns of ends it."""
+        ended: Refused | None = Refused("sign-in-off", "key sign-in is off on this console")
+        if self.sign_in is not None and viewer.org and viewer.key_id:
+            ended = self.sign_in.still_good(viewer.org, viewer.key_id)
+        if ended is not None:
+            _log.info("console.session_ended", org=viewer.org, reason=ended.reason)
+            raise _Unauthenticated()
 
     # -- rendering --------------------------------------------------------------
     def html(
@@ -185,7 +201,12 @@ class _Console:
         raise LookupError(f"no page {name}")
 
     async def sitrep(self, viewer: Viewer, params: dict[str, str]) -> dict[str, Any]:
-        viewer.require_org(self.data.node)
+        if not viewer.may_see_org(self.data.node):
+            raise Forbidden(
+                f"the situation report here is {self.data.node}'s, built from what "
+                f"{self.data.node} may receive; {viewer.org}'s is made on its own node: "
+                f"`jcu sitrep --since 24h` there"
+            )
         now = datetime.now(UTC)
         w = views.window(params, now)
         if w.since is None:
@@ -210,46 +231,48 @@ class _Console:
         if not self.login:
             return RedirectResponse("/", 303)
         nxt = _safe_next(request.query_params.get("next"))
-        return self.html(request, "login.html", None, next=nxt, failed=False)
+        return self.login_page(request, nxt)
 
-    async def login_submit(self, request: Request) -> Response:
-        if not self.login or self.users is None:
-            return RedirectResponse("/", 303)
-        form = parse_qs((await request.body()).decode("utf-8", "replace"))
-        user = (form.get("user") or [""])[0]
-        password = (form.get("password") or [""])[0]
-        nxt = _safe_next((form.get("next") or ["/"])[0])
+    def login_page(
+        self,
+        request: Request,
+        nxt: str,
+        status: int = 200,
+        *,
+        message: str | None = None,
+        reason: str | None = None,
+        form: str = "password",
+    ) -> HTMLResponse:
+        """The login page: the password form and, when on, a fresh sign-in challenge."""
+        return self.html(
+            request,
+            "login.html",
+            None,
+            status,
+            next=nxt,
+            failed=message is not None,
+            message=message,
+            reason=reason,
+            form=form,
+            passwords=self.users is not None,
+            challenge=self.sign_in.challenge() if self.sign_in is not None else None,
+        )
+
+    def _throttled(self, request: Request, nxt: str, form: str) -> tuple[str, Response | None]:
         client = request.client.host if request.client is not None else "unknown"
         wait = self.throttle.blocked_for(client, time.monotonic())
-        if wait > 0:
-            return self.html(
-                request,
-                "login.html",
-                None,
-                429,
-                next=nxt,
-                failed=True,
-                message=f"too many failed logins: try again in {math.ceil(wait)} s",
-            )
-        viewer = await anyio.to_thread.run_sync(
-            self.users.check, user, password, limiter=self.checks
+        if wait <= 0:
+            return client, None
+        return client, self.login_page(
+            request,
+            nxt,
+            429,
+            message=f"too many failed logins: try again in {math.ceil(wait)} s",
+            reason="throttled",
+            form=form,
         )
-        if viewer is not None and viewer.role == "auditor" and viewer.org != self.data.node:
-            viewer = None  # an auditor account of another node's organisation: not here
-        if viewer is None:
-            self.throttle.failed(client, time.monotonic())
-            _log.info("console.login_failed", user=user, client=client)
-            return self.html(
-                request,
-                "login.html",
-                None,
-                401,
-                next=nxt,
-                failed=True,
-                message="wrong account name or password",
-            )
-        self.throttle.succeeded(client)
-        _log.info("console.login", user=viewer.user, role=viewer.role, org=viewer.org)
+
+    def _session(self, viewer: Viewer, nxt: str) -> Response:
         resp = RedirectResponse(nxt, 303)
         resp.set_cookie(
             COOKIE,
@@ -261,6 +284,62 @@ class _Console:
             path="/",
         )
         return resp
+
+    async def sign_in_submit(self, request: Request) -> Response:
+        """A token from `jcu console sign-in` on the auditor's own node."""
+        if not self.login or self.sign_in is None:
+            return RedirectResponse("/login", 303)
+        form = parse_qs((await request.body()).decode("utf-8", "replace"))
+        token = (form.get("token") or [""])[0]
+        nxt = _safe_next((form.get("next") or ["/"])[0])
+        client, blocked = self._throttled(request, nxt, "key")
+        if blocked is not None:
+            return blocked
+        verdict = self.sign_in.verify(token)
+        if isinstance(verdict, Refused):
+            self.throttle.failed(client, time.monotonic())
+            _log.info(
+                "console.sign_in_refused", claimed=verdict.claimed, reason=verdict.reason,
+                client=client,
+            )  # fmt: skip
+            return self.login_page(
+                request, nxt, 401, message=verdict.message, reason=verdict.reason, form="key"
+            )
+        self.throttle.succeeded(client)
+        viewer = Viewer(
+            f"auditor of {verdict.participant}",
+            "auditor",
+            verdict.participant,
+            via="key",
+            key_id=verdict.key_id,
+        )
+        _log.info("console.sign_in", org=verdict.participant, key_id=verdict.key_id, client=client)
+        return self._session(viewer, nxt)
+
+    async def login_submit(self, request: Request) -> Response:
+        if not self.login or self.users is None:
+            return RedirectResponse("/login" if self.login else "/", 303)
+        form = parse_qs((await request.body()).decode("utf-8", "replace"))
+        user = (form.get("user") or [""])[0]
+        password = (form.get("password") or [""])[0]
+        nxt = _safe_next((form.get("next") or ["/"])[0])
+        client, blocked = self._throttled(request, nxt, "password")
+        if blocked is not None:
+            return blocked
+        viewer = await anyio.to_thread.run_sync(
+            self.users.check, user, password, limiter=self.checks
+        )
+        if viewer is not None and viewer.role == "auditor" and viewer.org != self.data.node:
+            viewer = None  # an auditor account of another node's organisation: not here
+        if viewer is None:
+            self.throttle.failed(client, time.monotonic())
+            _log.info("console.login_failed", user=user, client=client)
+            return self.login_page(
+                request, nxt, 401, message="wrong account name or password", reason="password"
+            )
+        self.throttle.succeeded(client)
+        _log.info("console.login", user=viewer.user, role=viewer.role, org=viewer.org)
+        return self._session(viewer, nxt)
 
     async def logout(self, request: Request) -> Response:
         resp = RedirectResponse("/login" if self.login else "/", 303)
@@ -289,17 +368,20 @@ def create_app(
     secure_cookies: bool = False,
     throttle: LoginThrottle | None = None,
     manage_data: bool = True,
+    sign_in: SignInVerifier | None = None,
 ) -> Starlette:
     """The console over `data` (started and stopped with the app unless `manage_data` is
-    False). With `login`, `users` holds the accounts."""
-    if login and users is None:
-        raise ValueError("a console with login needs its users")
+    False). With `login`, `users` holds the password accounts and `sign_in`, if given,
+    lets auditors of any active organisation sign in with their own node's key."""
+    if login and users is None and sign_in is None:
+        raise ValueError("a console with login needs its users or key sign-in")
     c = _Console(
         data,
         users,
         login=login,
         secure_cookies=secure_cookies,
         throttle=throttle or LoginThrottle(),
+        sign_in=sign_in if login else None,
     )
 
     @asynccontextmanager
@@ -318,6 +400,7 @@ def create_app(
         Route("/healthz", c.healthz),
         Route("/login", c.login_form, methods=["GET"]),
         Route("/login", c.login_submit, methods=["POST"]),
+        Route("/login/key", c.sign_in_submit, methods=["POST"]),
         Route("/logout", c.logout, methods=["POST"]),
         Route("/messages/{message_id}", c.page("story", api=False)),
         Route("/api/messages/{message_id}", c.page("story", api=True)),

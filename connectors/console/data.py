@@ -22,6 +22,7 @@ from broker.pep.context import PepContext
 from broker.pep.control import CrisisBoard
 from broker.pep.receipts import ReceiptView, read_receipts
 from broker.pep.subscriber import DATA_STREAMS
+from broker.trust.feed import RegistryFeed
 from connectors.console.feeds import AuditFeed, EnvelopeIndex
 from connectors.console.health import Health, Sample, StatsSource
 from connectors.console.metrics import ConsoleMetrics
@@ -58,6 +59,9 @@ class ConsoleData(Service):
             own, store, [community_topic(community, s) for s in DATA_STREAMS]
         )
         self.crisis = CrisisBoard(ctx.envelope, own)
+        #: the newest registry snapshot (read as the node, as every service does): key
+        #: sign-ins are checked against current keys
+        self.registry = RegistryFeed(ctx.envelope.trusted, own)
         self.metrics = metrics or ConsoleMetrics()
         self.health = Health(view, stats, every=sample_every, on_sample=self._sampled)
         self.refresh_every = refresh_every
@@ -69,7 +73,13 @@ class ConsoleData(Service):
     async def start(self) -> None:
         started: list[Service] = []
         try:
-            parts: tuple[Service, ...] = (self.crisis, self.audit, self.envelopes, self.health)
+            parts: tuple[Service, ...] = (
+                self.registry,
+                self.crisis,
+                self.audit,
+                self.envelopes,
+                self.health,
+            )
             for part in parts:
                 await part.start()
                 started.append(part)
@@ -80,7 +90,7 @@ class ConsoleData(Service):
             raise
 
     async def stop(self) -> None:
-        for part in (self.health, self.envelopes, self.audit, self.crisis):
+        for part in (self.health, self.envelopes, self.audit, self.crisis, self.registry):
             await part.stop()
 
     async def fresh(self, *, force: bool = False) -> None:

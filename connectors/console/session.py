@@ -1,6 +1,7 @@
 """Login sessions: a signed, expiring cookie naming the viewer; the key lives only in memory.
 
-The cookie holds the account name, role, organisation and expiry, and an
+The cookie holds the account name, role, organisation, how the viewer signed
+in (password or its node's key) and expiry, and an
 HMAC-SHA256 over them under a per-process random key: it cannot be forged
 or altered, and restarting the console ends every session. No password or
 key is ever in it.
@@ -15,7 +16,7 @@ import json
 import secrets
 import time
 
-from connectors.console.access import ROLES, Viewer
+from connectors.console.access import ROLES, VIAS, Viewer
 
 COOKIE = "jcu_console"
 #: A session lasts a working shift.
@@ -32,7 +33,9 @@ class Sessions:
 
     def issue(self, viewer: Viewer, now: float | None = None) -> str:
         exp = int((now or time.time()) + self.lifetime)
-        body = json.dumps([viewer.user, viewer.role, viewer.org, exp]).encode()
+        body = json.dumps(
+            [viewer.user, viewer.role, viewer.org, viewer.via, viewer.key_id, exp]
+        ).encode()
         return f"{base64.urlsafe_b64encode(body).decode()}.{self._mac(body)}"
 
     def read(self, cookie: str | None, now: float | None = None) -> Viewer | None:
@@ -46,9 +49,11 @@ class Sessions:
         if not hmac.compare_digest(mac, self._mac(body)):
             return None
         try:
-            user, role, org, exp = json.loads(body)
+            user, role, org, via, key_id, exp = json.loads(body)
         except (ValueError, TypeError):
             return None
-        if role not in ROLES or not isinstance(exp, int) or exp < (now or time.time()):
+        if role not in ROLES or via not in VIAS:
             return None
-        return Viewer(str(user), role, org)
+        if not isinstance(exp, int) or exp < (now or time.time()):
+            return None
+        return Viewer(str(user), role, org, via, key_id)

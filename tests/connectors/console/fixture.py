@@ -42,6 +42,39 @@ class Console:
             assert r.status_code == 303, r.text
         return c
 
+    def challenge(self, client: httpx.Client) -> str:
+        """The sign-in challenge the login page shows now."""
+        page = client.get("/login")
+        assert page.status_code == 200, page.text
+        return challenge_on(page.text)
+
+    def signed_in(self, org: str) -> httpx.Client:
+        """An HTTP client signed in as `org`'s auditor with a token `org`'s node made."""
+        c = httpx.Client(base_url=self.url, timeout=30, follow_redirects=False)
+        token = sign_in_token(self.world, org, self.challenge(c))
+        r = c.post("/login/key", data={"token": token, "next": "/flows"})
+        assert r.status_code == 303, r.text
+        return c
+
+
+def challenge_on(html: str) -> str:
+    found = re.search(r"jcu console sign-in (jcu-challenge-v1\.[A-Za-z0-9_.-]+)", html)
+    assert found, "no sign-in challenge on the login page"
+    return found.group(1)
+
+
+def sign_in_token(world: World, org: str, challenge: str) -> str:
+    """`jcu console sign-in CHALLENGE`, run on `org`'s own node: the token it prints."""
+    out = subprocess.run(
+        [sys.executable, "-m", "broker.cli", "console", "sign-in", challenge],
+        env=world.env(org),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "nowhere else" in out.stderr
+    return out.stdout.strip()
+
 
 def _passwd(world: World, name: str, role: str, password: str) -> None:
     env = {**world.env(NODE), "JCU_CONSOLE_PASSWORD": password}

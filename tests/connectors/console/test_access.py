@@ -3,9 +3,20 @@ enisa's own decisions only, and gets 403 for anything else on pages and JSON ali
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
+import httpx
 import pytest
 
-from tests.connectors.console.fixture import AUDITOR, NODE, OPERATOR, Console
+from tests.connectors.console.fixture import (
+    AUDITOR,
+    NODE,
+    OPERATOR,
+    Console,
+    challenge_on,
+    sign_in_token,
+)
 
 pytestmark = pytest.mark.kafka
 
@@ -69,3 +80,60 @@ def test_bad_parameters_get_one_clear_error(console: Console) -> None:
     assert "ISO 8601" in r.json()["error"]
     r = c.get("/api/policy", params={"from": "nobody", "tlp": "RED", "type": "Indicator"})
     assert r.status_code == 400 and "not a registered organisation" in r.json()["error"]
+
+
+# -- auditors of other organisations: signed in with their own node's key --------------
+
+OTHER = "eeas-intcen"  # an auditor of another organisation than the console's node's
+
+
+def test_an_auditor_of_another_organisation_signs_in_with_its_node_key(
+    console: Console,
+) -> None:
+    t = console.traffic
+    c = console.signed_in(OTHER)
+    flows = c.get("/api/flows", params={"since": "24h"}).json()
+    assert flows["flows"] and all(OTHER in (f["from"], f["to"]) for f in flows["flows"])
+    story = c.get(f"/api/messages/{t.mid('incident')}").json()
+    assert {o["organisation"] for o in story["organisations"]} == {OTHER}
+    assert story["organisations"][0]["decision"] in ("allow", "redact")
+    listed = {m["message_id"] for m in c.get("/api/messages?since=24h").json()["messages"]}
+    assert t.mid("incident") in listed and t.mid("red") not in listed
+    audit = c.get("/api/audit", params={"since": "24h"}).json()
+    assert audit["logs"] and all(
+        log["enforcement_point"].startswith(f"{OTHER}/") for log in audit["logs"]
+    )
+    # a third organisation's message and log, the console node's own report: 403
+    for path in (f"/api/messages/{t.mid('red')}", f"/messages/{t.mid('red')}"):
+        assert c.get(path).status_code == 403, path
+    for path in ("/api/audit?ep=soc-fr/publish", "/api/audit?ep=enisa/receive"):
+        assert c.get(path).status_code == 403, path
+    report = c.get("/api/sitrep", params={"since": "24h"})
+    assert report.status_code == 403 and "on its own node" in report.json()["error"]
+
+
+def test_a_refused_sign_in_says_why_on_the_page(console: Console) -> None:
+    c = httpx.Client(base_url=console.url, timeout=30, follow_redirects=False)
+    token = sign_in_token(console.world, OTHER, console.challenge(c))
+    assert c.post("/login/key", data={"token": token}).status_code == 303
+    again = httpx.Client(base_url=console.url, timeout=30, follow_redirects=False)
+    page = again.post("/login/key", data={"token": token})
+    assert page.status_code == 401
+    assert 'data-reason="challenge-reused"' in page.text and "good once" in page.text
+    assert again.get("/api/flows").status_code == 401  # no session from a refused token
+    page = again.post("/login/key", data={"token": "not a token at all"})
+    assert page.status_code == 401 and 'data-reason="malformed-token"' in page.text
+    challenge_on(page.text)  # the refusal page offers a fresh challenge
+
+
+def test_a_node_signs_only_as_its_own_organisation(console: Console) -> None:
+    c = httpx.Client(base_url=console.url, timeout=30)
+    out = subprocess.run(
+        [sys.executable, "-m", "broker.cli", "console", "sign-in", "--as", "cert-eu",
+         console.challenge(c)],
+        env=console.world.env(OTHER),
+        capture_output=True,
+        text=True,
+    )  # fmt: skip
+    assert out.returncode != 0 and "holds no key of cert-eu" in out.stderr
+    assert not out.stdout

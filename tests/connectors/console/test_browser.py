@@ -14,7 +14,14 @@ from typing import Any
 import pytest
 
 from tests.connectors.console.browser import artefacts, chromium_path
-from tests.connectors.console.fixture import AUDITOR, NODE, OPERATOR, Console
+from tests.connectors.console.fixture import (
+    AUDITOR,
+    NODE,
+    OPERATOR,
+    Console,
+    challenge_on,
+    sign_in_token,
+)
 
 pytestmark = pytest.mark.kafka
 
@@ -204,5 +211,47 @@ def test_auditor_sees_only_enisa(console: Console, browser: Any, shots: Path) ->
     assert "not within the view of auditor of enisa" in page.inner_text("#error-message")
     page.screenshot(path=str(shots / "auditor-403.png"), full_page=True)
     resp = page.goto(f"{console.url}/api/audit?ep=soc-fr/publish")
+    assert resp is not None and resp.status == 403
+    page.close()
+
+
+def test_an_auditor_of_another_organisation_signs_in_with_its_node_key(
+    console: Console, browser: Any, shots: Path
+) -> None:
+    """eeas-intcen's auditor, with no account on enisa's node: its own node signs the
+    page's challenge (`jcu console sign-in`, a real subprocess as eeas-intcen)."""
+    other, t = "eeas-intcen", console.traffic
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(f"{console.url}/messages?since=24h")
+    assert "/login" in page.url
+    command = page.inner_text("#sign-in-command")
+    assert page.inner_text("#sign-in-origin") == console.url
+    page.screenshot(path=str(shots / "sign-in-challenge.png"), full_page=True)
+    token = sign_in_token(console.world, other, challenge_on(command))
+    page.fill("#token", token)
+    page.click("#sign-in-button")
+    page.wait_for_url("**/messages?since=24h")
+    assert page.get_attribute("#viewer", "data-org") == other
+    assert page.get_attribute("#viewer", "data-via") == "key"
+    ids = {
+        r.get_attribute("data-message") for r in page.locator("#messages tr[data-message]").all()
+    }
+    assert t.mid("incident") in ids and t.mid("red") not in ids
+    page.screenshot(path=str(shots / "signed-in-auditor-messages.png"), full_page=True)
+    # its own decisions: the story of the incident report shows eeas-intcen's row only
+    page.goto(f"{console.url}/messages/{t.mid('incident')}")
+    orgs = {r.get_attribute("data-org") for r in page.locator("#story tbody tr").all()}
+    assert orgs == {other}
+    assert (
+        page.locator(f'#story tr[data-org="{other}"] td.delivery')
+        .inner_text()
+        .startswith("delivered")
+    )
+    # a third organisation's message (soc-fr's RED to cert-eu and isac-energy): 403
+    resp = page.goto(f"{console.url}/messages/{t.mid('red')}")
+    assert resp is not None and resp.status == 403
+    assert f"not within the view of auditor of {other}" in page.inner_text("#error-message")
+    page.screenshot(path=str(shots / "signed-in-auditor-403.png"), full_page=True)
+    resp = page.goto(f"{console.url}/api/messages/{t.mid('red')}")
     assert resp is not None and resp.status == 403
     page.close()
