@@ -23,6 +23,7 @@ from broker.pep.control import CrisisBoard
 from broker.pep.receipts import ReceiptView, read_receipts
 from broker.pep.subscriber import DATA_STREAMS
 from broker.trust.feed import RegistryFeed
+from broker.vocabulary import COMMUNITIES
 from connectors.console.feeds import AuditFeed, EnvelopeIndex
 from connectors.console.health import Health, Sample, StatsSource
 from connectors.console.metrics import ConsoleMetrics
@@ -49,14 +50,26 @@ class ConsoleData(Service):
         self.ctx = ctx
         self.node = ctx.identity
         own = ctx.settings.kafka
+        # The clear headers (type, sender, recipients) of the messages the pages list, and
+        # the retractions: with a platform view (an operator, which may READ every data
+        # topic), every community's data topics; as the node, its own community's only.
+        communities = (
+            COMMUNITIES if view is not None else (ctx.registry.get(ctx.identity).community,)
+        )
+        #: which data topics the message types come from, in words (the pages say it)
+        self.data_topics = (
+            "every community's data topics"
+            if view is not None
+            else f"the {communities[0]} community's data topics only (read as this node; "
+            "the console's platform view, JCU_CONSOLE_KAFKA_CONFIG, reads every community's)"
+        )
         view = view or own
         store = ctx.envelope.store
-        community = ctx.registry.get(self.node).community
         if audit_keys is None:  # what this node itself may read: its own logs
             audit_keys = AuditKeys.open(ctx.audit_dir, owner=self.node, create=False)
         self.audit = AuditFeed(view, store, keys, valid, audit_keys)
         self.envelopes = EnvelopeIndex(
-            own, store, [community_topic(community, s) for s in DATA_STREAMS]
+            view, store, [community_topic(c, s) for c in communities for s in DATA_STREAMS]
         )
         self.crisis = CrisisBoard(ctx.envelope, own)
         #: the newest registry snapshot (read as the node, as every service does): key

@@ -209,7 +209,7 @@ class EnvelopeFacts:
 
 
 class EnvelopeIndex(Service):
-    """Clear headers of the data topics this node reads, by message id; retractions apart."""
+    """Clear headers of the data topics, by message id; retractions apart."""
 
     def __init__(self, kafka: KafkaConnection, store: SchemaStore, topics: list[str]) -> None:
         self._store = store
@@ -218,6 +218,8 @@ class EnvelopeIndex(Service):
         self.messages: dict[str, list[EnvelopeFacts]] = defaultdict(list)
         #: retracted message id -> the retraction's header
         self.retractions: dict[str, EnvelopeFacts] = {}
+        #: records on the data topics that are not envelopes this version reads
+        self.unreadable = 0
         self._lock = asyncio.Lock()
 
     async def start(self) -> None:
@@ -232,6 +234,7 @@ class EnvelopeIndex(Service):
                 try:
                     h = decode_envelope(self._store, r.value or b"").header
                 except JcuError:
+                    self.unreadable += 1  # counted and shown: subscribers dead-letter them
                     continue
                 facts = EnvelopeFacts(
                     h.message_id,

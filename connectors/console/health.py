@@ -83,7 +83,10 @@ class Health(Service):
         self._kafka = kafka
         self._stats = stats
         self.every = every
+        #: the history, in memory only: since the console started, the newest `keep`
         self.samples: deque[Sample] = deque(maxlen=keep)
+        self.keep = keep
+        self.started: datetime | None = None
         self.error: str | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -105,6 +108,7 @@ class Health(Service):
         return s
 
     async def start(self) -> None:
+        self.started = utc_now()
         await self.sample()
         self._task = asyncio.get_running_loop().create_task(self._run())
 

@@ -248,6 +248,12 @@ def messages(data: ConsoleData, viewer: Viewer, params: Mapping[str, str]) -> di
         "total": len(rows),
         "messages": rows[:limit],
         "choices": {"tlp": list(TLPS), "category": list(CATEGORIES)},
+        "types_from": (
+            "the clear envelope headers on every community's data topics; a message with "
+            "no copy there (every recipient denied, or removed by the topic's retention) "
+            "has no type to show"
+        ),
+        "unreadable_records": data.envelopes.unreadable if viewer.operator else None,
     }
 
 
@@ -532,16 +538,28 @@ def audit(data: ConsoleData, viewer: Viewer, params: Mapping[str, str]) -> dict[
 # -- health -------------------------------------------------------------------
 
 
+def _clock(t: datetime | None) -> str:
+    return t.strftime("%Y-%m-%d %H:%M:%S UTC") if t is not None else "not yet"
+
+
+def _span(seconds: float) -> str:
+    if seconds >= 5400:
+        return f"{seconds / 3600:.0f} hours"
+    return f"{seconds / 60:.0f} minutes"
+
+
 def health(data: ConsoleData, viewer: Viewer, params: Mapping[str, str]) -> dict[str, Any]:
     samples = list(data.health.samples)
     groups: list[dict[str, Any]] = []
     lag_series: dict[str, list[tuple[datetime, float]]] = defaultdict(list)
+    lag_seconds: dict[str, list[tuple[datetime, float]]] = defaultdict(list)
     rate_series: dict[str, list[tuple[datetime, float]]] = defaultdict(list)
     for prev, cur in zip([None, *samples], samples, strict=False):
         for g in cur.groups.values():
             if not viewer.sees_group(g.group):
                 continue
             lag_series[g.group].append((cur.time, float(g.lag_records)))
+            lag_seconds[g.group].append((cur.time, float(g.lag_seconds)))
             if prev is not None and g.group in prev.groups:
                 secs = max((cur.time - prev.time).total_seconds(), 1e-3)
                 rate = (g.committed - prev.groups[g.group].committed) / secs
@@ -585,10 +603,23 @@ def health(data: ConsoleData, viewer: Viewer, params: Mapping[str, str]) -> dict
         for v in (last.policy_violations if last else [])
         if viewer.operator or v.get("refused_by") == viewer.org or v.get("sender") == viewer.org
     ]
+    kept = data.health.keep
     return {
         "sampled_at": _t(last.time) if last else None,
         "sample_every_seconds": data.health.every,
         "samples": len(samples),
+        "history": {
+            "since": _t(samples[0].time) if samples else None,
+            "console_started": _t(data.health.started),
+            "kept": kept,
+            "note": (
+                f"kept in memory since the console started ({_clock(data.health.started)}): "
+                f"the newest {kept} samples "
+                f"(about {_span(data.health.every * kept)} at this rate); restarting the "
+                "console starts it again (Prometheus keeps the long history: "
+                "`jcu console --metrics-port`)"
+            ),
+        },
         "error": data.health.error,
         "groups": groups,
         "dead_letters": dict(sorted(dead.items())),
@@ -596,6 +627,9 @@ def health(data: ConsoleData, viewer: Viewer, params: Mapping[str, str]) -> dict
         "topics": dict(last.topics) if (last and viewer.operator) else None,
         "_charts": {
             "lag": charts.lines(dict(lag_series), title="Consumer lag (records), per group"),
+            "lag_seconds": charts.lines(
+                dict(lag_seconds), title="Consumer lag (seconds), per group", unit="s"
+            ),
             "rates": charts.lines(
                 dict(rate_series), title="Records consumed per second, per group", unit="/s"
             ),

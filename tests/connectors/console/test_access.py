@@ -137,3 +137,30 @@ def test_a_node_signs_only_as_its_own_organisation(console: Console) -> None:
     )  # fmt: skip
     assert out.returncode != 0 and "holds no key of cert-eu" in out.stderr
     assert not out.stdout
+
+
+def test_the_operator_sees_every_message_type_platform_wide(console: Console) -> None:
+    """Types come from every community's envelope headers, not only enisa's topics: eda's
+    report to pesco alone travels on the defence topics only."""
+    t = console.traffic
+    c = console.client(OPERATOR)
+    listed = {
+        m["message_id"]: m for m in c.get("/api/messages", params={"since": "24h"}).json()[
+            "messages"]
+    }  # fmt: skip
+    assert listed[t.mid("defence")]["type"] == "SituationReport"
+    assert listed[t.mid("defence")]["sender"] == "eda"
+    assert listed[t.mid("red")]["type"] == "Indicator"
+    page = c.get("/messages", params={"since": "24h", "type": "SituationReport"})
+    assert t.mid("defence") in page.text and t.mid("red") not in page.text
+    # the auditor of enisa does not see it at all
+    mine = console.client(AUDITOR).get("/api/messages", params={"since": "24h"}).json()
+    assert t.mid("defence") not in {m["message_id"] for m in mine["messages"]}
+
+
+def test_health_says_its_history_is_since_the_console_started(console: Console) -> None:
+    c = console.client(OPERATOR)
+    history = c.get("/api/health").json()["history"]
+    assert history["console_started"] and history["kept"] == 240
+    assert "since the console started" in history["note"]
+    assert "since the console started" in c.get("/health").text

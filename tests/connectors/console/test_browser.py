@@ -29,7 +29,11 @@ pytestmark = pytest.mark.kafka
 CHARTS = {
     "flows": ["#chart-organisations svg[data-chart=heatmap]", "#chart-communities svg"],
     "audit": ["#chart-timeline svg[data-chart=lines] polyline.series"],
-    "health": ["#chart-lag svg[data-chart=lines]", "#chart-dead-letters svg[data-chart=bars]"],
+    "health": [
+        "#chart-lag svg[data-chart=lines]",
+        "#chart-lag-seconds svg[data-chart=lines]",
+        "#chart-dead-letters svg[data-chart=bars]",
+    ],
     "sitrep": ["#sitrep svg[data-chart=bars] rect.bar"],
 }
 

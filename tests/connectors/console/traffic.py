@@ -2,7 +2,8 @@
 
 soc-fr shares indicators (one RED indicator, many times, to two named organisations), cert-eu an
 AMBER incident report with personal data for an incident of its own, eu-cyclone
-declares a crisis for it, enisa a CLEAR situation report; enisa and eeas-intcen
+declares a crisis for it, eda an AMBER situation report for pesco alone (on the
+defence topics only), enisa a CLEAR situation report; enisa and eeas-intcen
 receive (consumer groups of this module alone), so receipts and receive
 decisions exist.
 """
@@ -88,6 +89,13 @@ async def make_traffic(world: World, out: Path) -> Traffic:
     node = world.ctx("eu-cyclone")
     data = sign_declaration(node.envelope, "eu-cyclone", t.incident, ("DE", "FR"), True)
     await publish_declaration(world.kafka("eu-cyclone"), t.incident, data)
+    # defence only (eda to pesco): on no topic enisa's node reads
+    async with Publisher("eda", world.ctx("eda")) as pub:
+        t.sent["defence"] = await pub.publish(
+            "SituationReport",
+            situation_report(),
+            labels=Labels.of("AMBER", categories=["capability"]),
+        )
     async with Publisher("enisa", world.ctx("enisa")) as pub:
         t.sent["sitrep"] = await pub.publish(
             "SituationReport", situation_report(), labels=Labels.of("CLEAR", incident=t.incident)
