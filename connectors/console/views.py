@@ -747,22 +747,49 @@ def policy(
 # -- crisis board ---------------------------------------------------------------
 
 
+def _declarations(data: ConsoleData, incident: str) -> list[LoggedRecord]:
+    """The allowed declarations of `incident` the control logs recorded, oldest first:
+    what was published on jcu.control, which every node reads (so shown to every viewer),
+    kept in the audit log after compaction left only the newest act on the topic."""
+    return sorted(
+        (
+            r
+            for r in data.audit.by_message.get(f"crisis:{incident}", [])
+            if r.record.action == "crisis"
+            and r.record.decision == "allow"
+            and r.record.details.get("act") == "declare"
+        ),
+        key=lambda r: r.record.time,
+    )
+
+
 def crisis(data: ConsoleData, viewer: Viewer, params: Mapping[str, str]) -> dict[str, Any]:
     now = datetime.now(UTC)
     rows = []
     for d in data.crisis.declarations():
         state = "active" if d.in_force(now) else ("ended" if not d.active else "expired")
-        rows.append(
-            {
-                "incident": d.incident,
-                "state": state,
-                "declared_by": d.declared_by,
-                "member_states": list(d.member_states),
-                "declared": _t(d.created),
-                "expires": _t(d.expires),
-                "signer_key_id": d.signer_key_id,
-            }
-        )
+        row: dict[str, Any] = {
+            "incident": d.incident,
+            "state": state,
+            "declared_by": d.declared_by,
+            "member_states": list(d.member_states),
+            "declared": _t(d.created),
+            "expires": _t(d.expires),
+            "ended_by": None,
+            "ended": None,
+            "signer_key_id": d.signer_key_id,
+        }
+        if not d.active:  # jcu.control keeps the end: who declared it is in the audit log
+            before = [r for r in _declarations(data, d.incident) if r.record.time <= d.created]
+            declared = before[-1] if before else None
+            row.update(
+                ended_by=d.declared_by,
+                ended=_t(d.created),
+                declared_by=declared.record.organisation if declared else None,
+                declared=_t(declared.record.time) if declared else None,
+                expires=declared.record.details.get("expires") if declared else None,
+            )
+        rows.append(row)
     refused = [
         decision_json(r)
         for r in visible(data, viewer)
@@ -774,5 +801,9 @@ def crisis(data: ConsoleData, viewer: Viewer, params: Mapping[str, str]) -> dict
         "active": [r for r in rows if r["state"] == "active"],
         "past": [r for r in rows if r["state"] != "active"],
         "refused_declarations": refused,
-        "note": "jcu.control is compacted: the latest declaration of each incident is kept",
+        "note": (
+            "jcu.control is compacted: it keeps the newest act of each incident; who declared "
+            "an ended crisis comes from the crisis authority's control log (unknown when this "
+            "console does not hold its audit key)"
+        ),
     }

@@ -164,3 +164,17 @@ def test_health_says_its_history_is_since_the_console_started(console: Console) 
     assert history["console_started"] and history["kept"] == 240
     assert "since the console started" in history["note"]
     assert "since the console started" in c.get("/health").text
+
+
+def test_the_crisis_board_names_who_declared_an_ended_crisis(console: Console) -> None:
+    """jcu.control keeps only csirts-network's end; eu-cyclone's declaration is in its
+    control log."""
+    board = console.client(OPERATOR).get("/api/crisis").json()
+    past = {c["incident"]: c for c in board["past"]}
+    ended = past[console.traffic.ended]
+    assert ended["state"] == "ended"
+    assert (ended["declared_by"], ended["ended_by"]) == ("eu-cyclone", "csirts-network")
+    assert ended["declared"] < ended["ended"] and ended["member_states"] == ["DE", "FR"]
+    assert ended["expires"] > ended["declared"]
+    active = {c["incident"]: c for c in board["active"]}
+    assert active[console.traffic.incident]["declared_by"] == "eu-cyclone"

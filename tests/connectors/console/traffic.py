@@ -2,14 +2,17 @@
 
 soc-fr shares indicators (one RED indicator, many times, to two named organisations), cert-eu an
 AMBER incident report with personal data for an incident of its own, eu-cyclone
-declares a crisis for it, eda an AMBER situation report for pesco alone (on the
-defence topics only), enisa a CLEAR situation report; enisa and eeas-intcen
-receive (consumer groups of this module alone), so receipts and receive
-decisions exist.
+declares a crisis for it (and one for another incident, which csirts-network
+ends), eda an AMBER situation report for pesco alone (on the defence topics
+only), enisa a CLEAR situation report; enisa and eeas-intcen receive (consumer
+groups of this module alone), so receipts and receive decisions exist.
 """
 
 from __future__ import annotations
 
+import asyncio
+import subprocess
+import sys
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +30,8 @@ SIGHTINGS = 24
 @dataclass
 class Traffic:
     incident: str
+    #: a crisis eu-cyclone declared and csirts-network ended (`jcu crisis declare|end`)
+    ended: str = ""
     #: name -> the publication's result
     sent: dict[str, PublishResult] = field(default_factory=dict)
     #: indicator values: one everybody civilian may see, one only the named two may
@@ -89,6 +94,15 @@ async def make_traffic(world: World, out: Path) -> Traffic:
     node = world.ctx("eu-cyclone")
     data = sign_declaration(node.envelope, "eu-cyclone", t.incident, ("DE", "FR"), True)
     await publish_declaration(world.kafka("eu-cyclone"), t.incident, data)
+    t.ended = f"INC-CONSOLE-ENDED-{uuid.uuid4().hex[:6]}"
+    for org, act, *extra in (
+        ("eu-cyclone", "declare", "--member-states", "FR,DE", "--days", "1"),
+        ("csirts-network", "end"),
+    ):
+        argv = [sys.executable, "-m", "broker.cli", "crisis", act, "--incident", t.ended, *extra]
+        await asyncio.to_thread(
+            subprocess.run, argv, env=world.env(org), check=True, capture_output=True
+        )
     # defence only (eda to pesco): on no topic enisa's node reads
     async with Publisher("eda", world.ctx("eda")) as pub:
         t.sent["defence"] = await pub.publish(
