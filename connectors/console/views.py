@@ -398,7 +398,9 @@ def proof_of(data: ConsoleData, viewer: Viewer, decision_id: str) -> dict[str, A
 
 def _markers(data: ConsoleData, viewer: Viewer, w: Window) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
+    shown: set[str] = set()
     for d in data.crisis.declarations():
+        shown.add(d.id)
         if w.holds(d.created):
             what = "declared" if d.active else "ended"
             out.append(
@@ -408,6 +410,23 @@ def _markers(data: ConsoleData, viewer: Viewer, w: Window) -> list[dict[str, Any
                     "label": f"crisis {d.incident} {what} by {d.declared_by}",
                 }
             )
+    # Acts jcu.control no longer holds (compaction keeps the newest per incident) are in
+    # the crisis authorities' control logs; they were published to every node.
+    for rec in data.audit.records:
+        r = rec.record
+        if r.action != "crisis" or r.decision != "allow" or not w.holds(r.time):
+            continue
+        if r.details.get("declaration") in shown:
+            continue
+        what = "declared" if r.details.get("act") == "declare" else "ended"
+        incident = r.details.get("incident", r.message_id.removeprefix("crisis:"))
+        out.append(
+            {
+                "time": r.time,
+                "kind": "crisis",
+                "label": f"crisis {incident} {what} by {r.organisation}",
+            }
+        )
     visible_ids = set(_message_rows(data, viewer)) if not viewer.operator else None
     for mid, facts in data.envelopes.retractions.items():
         if visible_ids is not None and mid not in visible_ids:

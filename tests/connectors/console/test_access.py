@@ -178,3 +178,13 @@ def test_the_crisis_board_names_who_declared_an_ended_crisis(console: Console) -
     assert ended["expires"] > ended["declared"]
     active = {c["incident"]: c for c in board["active"]}
     assert active[console.traffic.incident]["declared_by"] == "eu-cyclone"
+
+
+def test_the_audit_timeline_marks_both_acts_of_an_ended_crisis(console: Console) -> None:
+    markers = console.client(OPERATOR).get("/api/audit", params={"since": "24h"}).json()[
+        "timeline"]["markers"]  # fmt: skip
+    labels = {m["label"] for m in markers if m["kind"] == "crisis"}
+    ended = console.traffic.ended
+    assert f"crisis {ended} declared by eu-cyclone" in labels
+    assert f"crisis {ended} ended by csirts-network" in labels
+    assert f"crisis {console.traffic.incident} declared by eu-cyclone" in labels
