@@ -3,10 +3,16 @@ address key sign-in tokens are bound to."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from datetime import timedelta
+
 import pytest
 
 from broker.cli.console import check_binding, public_origin
 from broker.errors import ConfigError
+from broker.trust.sign_in import SignInVerifier
 
 
 def test_off_loopback_the_console_needs_tls_and_a_login() -> None:
@@ -29,3 +35,29 @@ def test_the_origin_tokens_are_bound_to() -> None:
             public_origin(bad, "https", "0.0.0.0", 8443)
     with pytest.raises(ConfigError, match="serves https"):
         public_origin("http://console.example", "https", "0.0.0.0", 8443)
+
+
+@pytest.mark.parametrize(
+    ("challenge", "says"),
+    [
+        ("copied-the-wrong-line", "not a console sign-in challenge"),
+        (
+            SignInVerifier("enisa", "https://c.example", None, lifetime=timedelta(0))  # type: ignore[arg-type]
+            .challenge()
+            .text,
+            "reload the console's login page",
+        ),
+    ],
+)
+def test_sign_in_refuses_a_challenge_it_cannot_sign_in_one_line(challenge: str, says: str) -> None:
+    """Before any key is opened: a challenge that is not one, or has expired."""
+    result = subprocess.run(
+        [sys.executable, "-m", "broker.cli", "console", "sign-in", challenge],
+        env={k: v for k, v in os.environ.items() if not k.startswith("JCU_")},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 1 and len(lines) == 1, result.stderr
+    assert says in lines[0] and not result.stdout
