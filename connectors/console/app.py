@@ -307,7 +307,7 @@ class _Console:
             )
         self.throttle.succeeded(client)
         viewer = Viewer(
-            f"auditor of {verdict.participant}",
+            f"{verdict.participant} key {verdict.key_id[:8]}",
             "auditor",
             verdict.participant,
             via="key",

@@ -169,10 +169,15 @@ def flows(data: ConsoleData, viewer: Viewer, params: Mapping[str, str]) -> dict[
 # -- messages -----------------------------------------------------------------
 
 
+#: Acts the logs record that are no message (`crisis:<incident>`, `registry:<epoch>`):
+#: on the crisis board and the audit page, not in the list of messages.
+_ACTS = frozenset({"crisis", "registry"})
+
+
 def _message_rows(data: ConsoleData, viewer: Viewer) -> dict[str, list[LoggedRecord]]:
     out: dict[str, list[LoggedRecord]] = {}
     for mid, recs in data.audit.by_message.items():
-        mine = [r for r in recs if viewer.sees(r)]
+        mine = [r for r in recs if viewer.sees(r) and r.record.action not in _ACTS]
         if mine:
             out[mid] = mine
     return out
