@@ -254,9 +254,9 @@ def messages(data: ConsoleData, viewer: Viewer, params: Mapping[str, str]) -> di
         "messages": rows[:limit],
         "choices": {"tlp": list(TLPS), "category": list(CATEGORIES)},
         "types_from": (
-            "the clear envelope headers on every community's data topics; a message with "
-            "no copy there (every recipient denied, or removed by the topic's retention) "
-            "has no type to show"
+            f"the clear envelope headers on {data.data_topics}; a message with no copy "
+            "there (every recipient denied, on a topic not read, or removed by the topic's "
+            "retention) has no type to show"
         ),
         "unreadable_records": data.envelopes.unreadable if viewer.operator else None,
     }

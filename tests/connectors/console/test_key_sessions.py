@@ -18,6 +18,7 @@ import pytest
 
 from broker.cli._audit_io import keyring_resolvers
 from broker.cli.stats import collect
+from broker.kafka.connection import read_client_file
 from broker.trust.sign_in import SignInVerifier
 from connectors.console import ConsoleData, create_app
 from tests.connectors.console.fixture import challenge_on, sign_in_token
@@ -35,7 +36,8 @@ async def test_a_key_session_ends_when_its_organisation_is_suspended(
     authority = world.authority_copy(tmp_path / "authority")
     ctx = world.node_copy("enisa", tmp_path / "enisa")
     keys, valid = keyring_resolvers(ctx.settings, ctx.envelope.store)
-    data = ConsoleData(ctx, keys=keys, valid=valid, stats=collect, sample_every=60)
+    view = read_client_file(world.console_view)  # the platform view, as jcu-console
+    data = ConsoleData(ctx, keys=keys, valid=valid, stats=collect, sample_every=60, view=view)
     verifier = SignInVerifier("enisa", ORIGIN, ctx.envelope.trusted)
     app = create_app(data, None, login=True, sign_in=verifier, manage_data=False)
     transport = httpx.ASGITransport(app=app)
