@@ -36,6 +36,10 @@ class KafkaForbidden(JcuError):
     """The cluster's ACLs do not allow this principal the operation (a wall, not a fault)."""
 
 
+class Interrupted(JcuError):
+    """A run was asked to stop (SIGINT, SIGTERM) before it was done; what it did is kept."""
+
+
 class RegistryError(JcuError):
     """The participant registry is malformed or names an unknown participant."""
 

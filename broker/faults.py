@@ -2,13 +2,17 @@
 
 `JCU_FAULT=<point>` in a process's environment makes `point(<point>)` send
 that process SIGKILL, exactly there, every time it is reached (a test starts a
-process with it set, and again without it to recover). Nothing else reads or
-changes it; without the variable a point costs one dictionary lookup.
+process with it set, and again without it to recover). `<point>@<n>` fires
+only where the point is reached with count n (`point(name, n)`: e.g. after the
+n-th item), and a `:<SIGNAL>` suffix sends that signal instead of SIGKILL
+(`publish.after-item@120:SIGINT` is a Ctrl-C at a known place). Nothing else
+reads or changes it; without the variable a point costs one dictionary lookup.
 
 Points: `publisher.after-audit` (decisions recorded, nothing sent yet),
 `publisher.after-send` (envelopes in Kafka, their outcome not yet recorded),
 `subscriber.after-audit` (a batch's receiving decisions recorded, the ledger
-not yet committed).
+not yet committed), `publish.after-item` (a file publish, after its n-th item
+is sent and its progress written).
 """
 
 from __future__ import annotations
@@ -19,7 +23,15 @@ import signal
 ENV = "JCU_FAULT"
 
 
-def point(name: str) -> None:
-    """Die here (SIGKILL, no clean-up) if the environment names this point."""
-    if os.environ.get(ENV) == name:
-        os.kill(os.getpid(), signal.SIGKILL)
+def point(name: str, count: int | None = None) -> None:
+    """Die here (SIGKILL, no clean-up), or get the named signal, if the environment names
+    this point (and this count)."""
+    wanted = os.environ.get(ENV)
+    if not wanted:
+        return
+    where, _, sig = wanted.partition(":")
+    at, _, nth = where.partition("@")
+    if at != name or (nth and (count is None or nth != str(count))):
+        return
+    sig = sig or "SIGKILL"
+    os.kill(os.getpid(), signal.Signals[sig if sig.startswith("SIG") else f"SIG{sig}"])

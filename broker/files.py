@@ -11,6 +11,7 @@ import contextlib
 import os
 import tempfile
 from pathlib import Path
+from typing import IO, Any
 
 DIR_MODE = 0o700
 FILE_MODE = 0o600
@@ -22,6 +23,26 @@ def private_dir(path: Path) -> Path:
     if path.stat().st_mode & 0o777 != DIR_MODE:
         path.chmod(DIR_MODE)
     return path
+
+
+def private_file(path: Path) -> Path:
+    """Make sure `path` exists as a file only its owner may read (0600, in a 0700
+    directory), e.g. before SQLite opens it: its journal and WAL files take its mode."""
+    private_dir(path.parent)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, FILE_MODE)
+    try:
+        if os.fstat(fd).st_mode & 0o777 != FILE_MODE:
+            os.fchmod(fd, FILE_MODE)
+    finally:
+        os.close(fd)
+    return path
+
+
+def open_private(path: Path, mode: str = "a", encoding: str | None = "utf-8") -> IO[Any]:
+    """Open `path` for writing (created 0600 in a 0700 directory; an existing file is
+    tightened to 0600), for files written a line at a time (JSON lines, logs of state)."""
+    private_file(path)
+    return open(path, mode, encoding=None if "b" in mode else encoding)
 
 
 def write_private(path: Path, data: bytes) -> Path:

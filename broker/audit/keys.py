@@ -158,6 +158,14 @@ class AuditKeys:
         )
         return key
 
+    def node_secret(self, purpose: str) -> bytes:
+        """A secret of this node for another purpose than the audit (e.g. the keyed message
+        ids of `broker.pep.message_ids`), derived from the master under its own label: it
+        is never an enforcement point's key, so exporting those to an auditor hands it over."""
+        if self._master is None:
+            raise AuditError("no audit master secret here to derive a node secret from")
+        return _hkdf(self._master, b"jcu-broker/node-secret/v1\x00" + purpose.encode())
+
     def require(self, enforcement_point: str) -> PointKey:
         key = self.point(enforcement_point)
         if key is None:

@@ -27,10 +27,12 @@ def _publication(pub: Publisher, path: Path | None, container: str | None) -> li
         return found
     assert path is not None
     from connectors.soc import parse_file
-    from connectors.soc.publishing import source_ref
+    from connectors.soc.publishing import declared_source, source_ref
 
     parsed = parse_file(path, default_tlp="RED")  # any TLP: only ids and versions matter
-    found = pub.sent.messages_for(s for s in map(source_ref, parsed.items) if s is not None)
+    scope = declared_source(str(path))
+    refs = (source_ref(item, pub, scope) for item in parsed.items)
+    found = pub.sent.messages_for(s for s in refs if s is not None)
     if not found:
         raise ConfigError(
             f"{pub.participant} has no record here of publishing the objects of {path}"

@@ -25,10 +25,11 @@ import uuid
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from broker import faults
-from broker.audit import AuditLog, AuditRecord, DecisionSet
+from broker.audit import AuditKeys, AuditLog, AuditRecord, DecisionSet
 from broker.audit.acts import KAFKA_ERROR, CopyOutcome, SendOutcome, retraction_sent
 from broker.clock import to_millis, utc_now
 from broker.envelope import Labels, Sealer, SealRequest, stream_of
@@ -40,6 +41,7 @@ from broker.lifecycle import Service
 from broker.metrics import Metrics
 from broker.pep.context import PepContext
 from broker.pep.control import CrisisBoard
+from broker.pep.message_ids import MessageIds
 from broker.pep.parts import PART_MARKING_RULE, Part, Redactor, Restriction
 from broker.pep.recovery import SENT_HOLD, settle_pending
 from broker.pep.registry_audit import RegistryAudit
@@ -68,10 +70,18 @@ class PublishResult:
     labels: Labels
     copies: tuple[CommunityCopy, ...]
     decisions: tuple[Decision, ...] = field(repr=False)
+    #: Who got this very message (same id) before: a re-publication, recognised by the
+    #: sent index and not sent again (its copies are only those sent now, if any).
+    already_sent_to: tuple[str, ...] = ()
 
     @property
     def recipients(self) -> tuple[str, ...]:
         return tuple(sorted(r for c in self.copies for r in c.recipients))
+
+    @property
+    def already_sent(self) -> bool:
+        """Whether the whole message had been sent before and nothing went now."""
+        return bool(self.already_sent_to) and not self.copies
 
     @property
     def denied(self) -> tuple[Decision, ...]:
@@ -95,6 +105,7 @@ class PublishResult:
                 for c in self.copies
             ],
             "denied": [{"org": d.org, "rules": list(d.rules)} for d in self.denied],
+            **({"already_sent_to": list(self.already_sent_to)} if self.already_sent_to else {}),
         }
 
 
@@ -107,7 +118,9 @@ class Publication:
     get (the whole record, or parts); `redactor` removes parts from the record
     (required when either can withhold a part). `source` names what the record
     came from (its id and version in the source), kept in the sent index so a
-    whole publication can be found again (`jcu retract --file`).
+    whole publication can be found again (`jcu retract --file`); without a
+    `message_id`, it also derives the message id (`broker.pep.message_ids`), so
+    publishing the same object version again is recognised and not repeated.
     """
 
     payload_type: str
@@ -173,6 +186,8 @@ class _Plan:
     #: A workflow's check and the message as it sees it, told once the message is sent.
     workflow: tuple[WorkflowCheck, WorkflowMessage] | None = None
     source: SourceRef | None = None
+    #: This message as sent before (same id), if it was: its topics are not sent to again.
+    prior: SentMessage | None = None
 
 
 class _Refused(Exception):
@@ -202,6 +217,11 @@ def _no_usable_key(org: str) -> Decision:
             "see `jcu keys list`): allowed by the policy, but nothing is sealed for it",
         ),
     )
+
+
+def _denials(decisions: Iterable[Decision]) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """Who was denied a message and by which rules: what `jcu receipts` shows for them."""
+    return tuple((d.org, tuple(d.rules)) for d in decisions if not d.allowed)
 
 
 def rank_of(tlp: str) -> int:
@@ -255,6 +275,7 @@ class Publisher(Service):
         compression: str = COMPRESSION,
         workflows: Workflows | None = None,
         log_registry: bool = True,
+        sent_retention: timedelta | None = None,
     ) -> None:
         ctx.registry.get(participant)
         self.participant = participant
@@ -268,6 +289,13 @@ class Publisher(Service):
         self._sent = SentLog(
             ctx.settings.home / "sent" / f"{participant}.sqlite",
             point=self._audit.enforcement_point,
+            retention=sent_retention,
+        )
+        self._ids = MessageIds(
+            participant,
+            AuditKeys.open(ctx.audit_dir, owner=participant).node_secret(
+                f"message-id/{participant}"
+            ),
         )
         self._avro_labels = AvroLabelsCache()
         self._workflows: Workflows = workflows or {}
@@ -322,6 +350,23 @@ class Publisher(Service):
     def sent(self) -> SentLog:
         """This node's index of what it sent (for retraction and "reached before")."""
         return self._sent
+
+    @property
+    def message_ids(self) -> MessageIds:
+        """How this sender's message ids are derived from the source objects."""
+        return self._ids
+
+    def message_id_of(self, item: Publication) -> str | None:
+        """The id `item` will be sent under if it is known now (given, or derived from its
+        source); None for a record with neither (it gets a random one)."""
+        if item.message_id is not None:
+            return item.message_id
+        return self._ids.of(item.source) if item.source is not None else None
+
+    def already_sent(self, message_id: str) -> SentMessage | None:
+        """The message as sent before under this id (to at least one organisation)."""
+        prior = self._sent.get(message_id)
+        return prior if prior is not None and prior.copies else None
 
     def decide(
         self,
@@ -385,7 +430,9 @@ class Publisher(Service):
         Every item is validated, decided and sealed before anything is audited or
         sent, so a bad item (the first raises) publishes and records nothing.
         Results are in item order. `crisis_incidents` pins the crisis state (as a
-        `reach` made earlier saw it); by default the crisis board's, now.
+        `reach` made earlier saw it); by default the crisis board's, now. An item
+        whose message id the sent index holds is not sent again to a topic that has
+        it (its result says `already_sent`); two items of one id in a batch raise.
         """
         if self._producer is None:
             raise ConfigError("publisher is not started")
@@ -404,6 +451,25 @@ class Publisher(Service):
             # A workflow's refusal is a decision about the sender's own step: on the record.
             await self._audit.append(refused.record)
             raise refused.error from None
+        twice = [m for m, n in Counter(p.message_id for p in plans).items() if n > 1]
+        if twice:
+            raise ConfigError(f"message id {twice[0]} is given to two items of one batch")
+        repeated = {
+            i: plan for i, plan in enumerate(plans) if plan.prior is not None and not plan.sends
+        }
+        if repeated:
+            # Every topic has these already: nothing is recorded or sent again.
+            everything = len(plans)
+            plans = [p for i, p in enumerate(plans) if i not in repeated]
+            fresh = iter(await self._send_plans(plans, t0) if plans else [])
+            return [
+                self._repeated(repeated[i]) if i in repeated else next(fresh)
+                for i in range(everything)
+            ]
+        return await self._send_plans(plans, t0)
+
+    async def _send_plans(self, plans: list[_Plan], t0: float) -> list[PublishResult]:
+        """Seal, note as pending, audit, produce and record what became of each plan."""
         # Sealed before the audit write: a batch the sealer refuses leaves no decisions
         # in the log for messages never sent.
         sealed = self._sealer.seal_many([s.request for plan in plans for s in plan.sends])
@@ -479,7 +545,12 @@ class Publisher(Service):
             outcomes.append(SendOutcome(plan.message_id, tuple(done)))
             results.append(
                 PublishResult(
-                    plan.message_id, plan.short, plan.labels, tuple(copies), plan.decisions
+                    plan.message_id,
+                    plan.short,
+                    plan.labels,
+                    tuple(copies),
+                    plan.decisions,
+                    tuple(sorted(plan.prior.recipients)) if plan.prior is not None else (),
                 )
             )
         await self._audit.append_sets(outcomes)  # a leaf each, after its decisions
@@ -491,11 +562,15 @@ class Publisher(Service):
                     self.participant,
                     r.payload_type,
                     r.labels,
-                    tuple(
-                        SentCopy(c.community, c.topic, c.recipients, c.redacted_fields)
-                        for c in r.copies
+                    (
+                        *(plan.prior.copies if plan.prior is not None else ()),
+                        *(
+                            SentCopy(c.community, c.topic, c.recipients, c.redacted_fields)
+                            for c in r.copies
+                        ),
                     ),
                     plan.source,
+                    _denials(plan.decisions),
                 )
                 for r, plan in zip(results, plans, strict=True)
             ),
@@ -515,6 +590,17 @@ class Publisher(Service):
         self._count(results)
         self._metrics.publish_seconds.observe(time.perf_counter() - t0)
         return results
+
+    def _repeated(self, plan: _Plan) -> PublishResult:
+        assert plan.prior is not None
+        return PublishResult(
+            plan.message_id,
+            plan.short,
+            plan.labels,
+            (),
+            (),
+            tuple(sorted(plan.prior.recipients)),
+        )
 
     def reach(
         self, items: Sequence[Publication], *, crisis_incidents: frozenset[str] | None = None
@@ -577,6 +663,7 @@ class Publisher(Service):
                 for s in sends
             ),
             plan.source,
+            _denials(plan.decisions),
         )
 
     async def _produce(self, sealed: Sequence[Any], keys: Sequence[bytes]) -> list[Any]:
@@ -700,7 +787,7 @@ class Publisher(Service):
         store = self._ctx.envelope.store
         short = store.full_name(item.payload_type).rpartition(".")[2]
         stream = stream_of(short)
-        mid = item.message_id or str(uuid.uuid4())
+        mid = self.message_id_of(item) or str(uuid.uuid4())
         record = item.record
         encoded = store.encode(short, record)  # validates the record before anything is decided
         content_hash = self._audit.content_hash(encoded)  # keyed: the log confirms no guess
@@ -757,8 +844,23 @@ class Publisher(Service):
                 payload=None if removed else encoded,
             )
             sends.append(_Send(community, removed, request))
+        prior = self.already_sent(mid)
+        if prior is not None:
+            # Sent before under this id: not again to a topic that has it (its receivers
+            # would refuse it as a replay); a topic it did not reach still gets its copy.
+            done = {c.topic for c in prior.copies}
+            sends = [s for s in sends if s.request.topic not in done]
         return _Plan(
-            mid, short, labels, decisions, audit, sends, thread or mid, workflow, item.source
+            mid,
+            short,
+            labels,
+            decisions,
+            audit,
+            sends,
+            thread or mid,
+            workflow,
+            item.source,
+            prior,
         )
 
     def _workflow_step(

@@ -21,14 +21,27 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import sqlite3
-from collections.abc import Iterable
+import time
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from broker.audit import AuditMark
 from broker.envelope import Labels
+from broker.files import private_file
+
+#: How long the index keeps a message it sent: the longest validity an envelope may have
+#: (`broker.envelope.sealer.MAX_VALIDITY`, 30 days) and a week more. After that no
+#: receiver accepts any copy of it, so it is forgotten (`SentLog.prune`): the index is
+#: bounded by this, not by history. `JCU_SENT_RETENTION_DAYS` sets another.
+DEFAULT_RETENTION = timedelta(days=37)
+RETENTION_ENV = "JCU_SENT_RETENTION_DAYS"
+#: Messages added between two prunes of a long-running publisher.
+PRUNE_EVERY = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,20 +72,45 @@ class SentMessage:
     labels: Labels
     copies: tuple[SentCopy, ...]
     source: SourceRef | None = None
+    #: The organisations denied it, each with the rules that decided.
+    denied: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    #: When it was sent (ms since the epoch; 0 if not known), and whether it was retracted.
+    sent_ms: int = 0
+    retracted: bool = False
 
     @property
     def recipients(self) -> frozenset[str]:
         return frozenset(r for c in self.copies for r in c.recipients)
 
 
+def retention_from_env(env: Mapping[str, str] | None = None) -> timedelta:
+    """The sent index's retention: `JCU_SENT_RETENTION_DAYS` (a positive number of days),
+    else `DEFAULT_RETENTION`."""
+    from broker.errors import ConfigError
+
+    raw = (os.environ if env is None else env).get(RETENTION_ENV, "").strip()
+    if not raw:
+        return DEFAULT_RETENTION
+    try:
+        days = float(raw)
+    except ValueError:
+        days = 0.0
+    if not days > 0:
+        raise ConfigError(f"{RETENTION_ENV}={raw!r} is not a positive number of days")
+    return timedelta(days=days)
+
+
 class SentLog:
     """`point`: the enforcement point whose pending messages and audit mark this handle
-    reads and writes (`<participant>/publish`)."""
+    reads and writes (`<participant>/publish`); `retention`: how long a sent message is
+    kept (default from the environment, `retention_from_env`)."""
 
-    def __init__(self, path: Path, *, point: str) -> None:
+    def __init__(self, path: Path, *, point: str, retention: timedelta | None = None) -> None:
         self._point = point
         self._mark_name = f"audit_mark {point}"
-        path.parent.mkdir(parents=True, exist_ok=True)
+        self._retention = retention if retention is not None else retention_from_env()
+        self._added = 0
+        private_file(path)
         self._db = sqlite3.connect(path, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         # An index for retraction, not a record of truth (the audit log is): WAL with
@@ -96,6 +134,39 @@ class SentLog:
             " PRIMARY KEY (message_id, topic, recipients));"
             "CREATE TABLE IF NOT EXISTS producing (message_id TEXT PRIMARY KEY);"
         )
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(sent)")}
+        if "sent_ms" not in columns:  # an index from before the index was pruned
+            self._db.execute("ALTER TABLE sent ADD COLUMN sent_ms INTEGER NOT NULL DEFAULT 0")
+            self._db.execute("ALTER TABLE sent ADD COLUMN retracted INTEGER NOT NULL DEFAULT 0")
+            self._db.execute("UPDATE sent SET sent_ms = ?", (_now_ms(),))
+        self._db.execute("CREATE INDEX IF NOT EXISTS sent_by_time ON sent (sent_ms)")
+        self.prune()
+
+    @property
+    def retention(self) -> timedelta:
+        return self._retention
+
+    def prune(self, now_ms: int | None = None) -> int:
+        """Forget messages sent longer ago than the retention (and their sources); returns
+        how many. Pending messages are never pruned: a restart settles them first."""
+        cutoff = (now_ms if now_ms is not None else _now_ms()) - int(
+            self._retention.total_seconds() * 1000
+        )
+        old = "SELECT message_id FROM sent WHERE sent_ms < ?"
+        self._db.execute("BEGIN")
+        try:
+            self._db.execute(f"DELETE FROM reached WHERE message_id IN ({old})", (cutoff,))
+            self._db.execute(f"DELETE FROM sources WHERE message_id IN ({old})", (cutoff,))
+            gone = self._db.execute("DELETE FROM sent WHERE sent_ms < ?", (cutoff,)).rowcount
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+        return int(gone)
+
+    def count(self) -> int:
+        """Messages the index holds now."""
+        return int(self._db.execute("SELECT count(*) FROM sent").fetchone()[0])
 
     def add(self, message: SentMessage) -> None:
         self.add_many([message])
@@ -111,12 +182,13 @@ class SentLog:
         (their outcome is audited), in one transaction; `mark`: where this point's audit
         log stands."""
         messages = list(messages)
-        rows = [(m.message_id, json.dumps(_body(m))) for m in messages]
+        now = _now_ms()
+        rows = [(m.message_id, json.dumps(_body(m)), m.sent_ms or now) for m in messages]
         sourced = [m for m in messages if m.source is not None]
         self._db.execute("BEGIN")
         try:
             self._db.executemany(
-                "INSERT OR REPLACE INTO sent (message_id, body) VALUES (?, ?)", rows
+                "INSERT OR REPLACE INTO sent (message_id, body, sent_ms) VALUES (?, ?, ?)", rows
             )
             self._db.executemany(
                 "INSERT OR REPLACE INTO sources (message_id, source_id, version, container)"
@@ -146,6 +218,10 @@ class SentLog:
             self._db.execute("ROLLBACK")
             raise
         self._db.execute("COMMIT")
+        self._added += len(messages)
+        if self._added >= PRUNE_EVERY:
+            self._added = 0
+            self.prune()
 
     def messages_of(
         self, source_ids: Iterable[str] = (), *, container: str | None = None
@@ -308,10 +384,11 @@ class SentLog:
 
     def mark_retracted(self, message_id: str) -> None:
         self._db.execute("UPDATE sources SET retracted = 1 WHERE message_id = ?", (message_id,))
+        self._db.execute("UPDATE sent SET retracted = 1 WHERE message_id = ?", (message_id,))
 
     def get(self, message_id: str) -> SentMessage | None:
         row = self._db.execute(
-            "SELECT body FROM sent WHERE message_id = ?", (message_id,)
+            "SELECT body, sent_ms, retracted FROM sent WHERE message_id = ?", (message_id,)
         ).fetchone()
         if row is None:
             return None
@@ -321,7 +398,10 @@ class SentLog:
         ).fetchone()
         message = _message(message_id, json.loads(row[0]))
         return dataclasses.replace(
-            message, source=SourceRef(*source) if source is not None else message.source
+            message,
+            source=SourceRef(*source) if source is not None else message.source,
+            sent_ms=int(row[1]),
+            retracted=bool(row[2]),
         )
 
     def close(self) -> None:
@@ -347,6 +427,7 @@ def _message(message_id: str, body: dict[str, Any]) -> SentMessage:
             for c in body["copies"]
         ),
         source=SourceRef(*source) if source is not None else None,
+        denied=tuple((org, tuple(rules)) for org, rules in body.get("denied", ())),
     )
 
 
@@ -368,4 +449,13 @@ def _body(message: SentMessage) -> dict[str, Any]:
             for c in message.copies
         ],
         **({"source": [source.id, source.version, source.container]} if source else {}),
+        **(
+            {"denied": [[org, list(rules)] for org, rules in message.denied]}
+            if message.denied
+            else {}
+        ),
     }
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -186,4 +187,21 @@ def _row(row: dict[str, str], source_id: str, default: str | None, now: datetime
         "external_references": [],
         "source_object_id": None,
     }
-    return Item("Indicator", record, level, frozenset(categories), source_id)
+    return Item(
+        "Indicator",
+        record,
+        level,
+        frozenset(categories),
+        source_id,
+        identity=row_identity(row, kind, value),
+    )
+
+
+def row_identity(row: dict[str, str], kind: str, value: str) -> str:
+    """A row as what it says, not where it stands: every non-empty column (names lower
+    case, values stripped; `type` lower case, hash values lower case), sorted by column,
+    as canonical JSON. Moving a row, reordering columns or adding empty ones keeps it;
+    changing any value makes it another row (a new version)."""
+    fields = {c: v for c, v in row.items() if v}
+    fields.update(type=kind, value=value)
+    return json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False)

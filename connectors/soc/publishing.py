@@ -7,7 +7,12 @@ and returns a `PublishReport` with one `Outcome` per input object:
   was removed from whose copy);
 - `withheld`: the policy (or the graph) let nobody have it; the deciding rules
   per organisation say why;
-- `skipped`: the parser skipped it, or the broker refused the record.
+- `skipped`: the parser skipped it, or the broker refused the record;
+- `already sent`: this sender sent this very object version before (the same
+  message id, derived from the object's identity and version: a re-run after a
+  crash, a file dropped twice); not sent again;
+- `not sent`: the run stopped before it (interrupted, or Kafka unreachable for
+  longer than the caller waits); a re-run sends it.
 
 First every item is decided (`Publisher.reach`), then the graph check
 withholds or trims what would dangle for a recipient (connectors/soc/_graph.py),
@@ -18,18 +23,26 @@ would get what.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from pathlib import PurePath
+from typing import Any, Literal, TypeVar
 
+from broker import faults
 from broker.envelope import Labels
-from broker.errors import JcuError
+from broker.errors import Interrupted, JcuError, KafkaUnavailable
 from broker.pep import Publication, Publisher, PublishResult, Reach, Restriction, SourceRef
 from broker.policy import Decision
 from connectors.soc._graph import resolve
 from connectors.soc.result import Item, ParseResult
 
-Status = Literal["published", "withheld", "skipped", "would publish"]
+Status = Literal[
+    "published", "withheld", "skipped", "would publish", "already sent", "not sent"
+]
+T = TypeVar("T")
+#: Runs one call to Kafka on the caller's terms (says when Kafka does not answer, gives up,
+#: stops when asked: broker.cli._outage); raises Interrupted or KafkaUnavailable to stop.
+Guard = Callable[[Awaitable[T]], Awaitable[T]]
 #: Items per `publish_many` call: one audit write and one batch signature each.
 CHUNK = 100
 
@@ -106,6 +119,8 @@ class PublishReport:
     dry_run: bool = False
     #: What the publisher returned for each item it published, in order (decisions included).
     results: tuple[PublishResult, ...] = field(default=(), repr=False)
+    #: Why the run stopped before the end (interrupted, Kafka unreachable), if it did.
+    stopped: str | None = None
 
     def _with(self, *status: Status) -> tuple[Outcome, ...]:
         return tuple(o for o in self.outcomes if o.status in status)
@@ -123,9 +138,17 @@ class PublishReport:
         return self._with("skipped")
 
     @property
+    def already_sent(self) -> tuple[Outcome, ...]:
+        return self._with("already sent")
+
+    @property
+    def not_sent(self) -> tuple[Outcome, ...]:
+        return self._with("not sent")
+
+    @property
     def sent_nothing(self) -> bool:
-        """True when no object reached (or would reach) any organisation."""
-        return not self.published
+        """True when no object reached (or would reach) any organisation, now or before."""
+        return not self.published and not self.already_sent
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -136,15 +159,27 @@ class PublishReport:
             "published": len(self.published),
             "withheld": len(self.withheld),
             "skipped": len(self.skipped),
+            "already_sent": len(self.already_sent),
+            "not_sent": len(self.not_sent),
+            **({"stopped": self.stopped} if self.stopped else {}),
             "objects": [o.to_json() for o in self.outcomes],
         }
 
 
-def source_ref(item: Item) -> SourceRef | None:
-    """The sent index's key of an item: its source id, version and container."""
-    if item.payload_type not in ("StixObject", "MispEvent"):
-        return None
-    return SourceRef(item.source_id, item.version, item.container)
+def source_ref(item: Item, pub: Publisher, scope: str) -> SourceRef | None:
+    """The sent index's key of an item: its source id, version and container; a CSV row's
+    id is a keyed name of its normalised fields in the file `scope` declares. The message
+    id is derived from it (broker.pep.message_ids)."""
+    if item.payload_type in ("StixObject", "MispEvent"):
+        return SourceRef(item.source_id, item.version, item.container)
+    if item.identity is not None:
+        return SourceRef(f"row:{pub.message_ids.row_key(scope, item.identity)}", None, scope)
+    return None
+
+
+def declared_source(source: str) -> str:
+    """The source id a file declares unless its publisher names one: its file name."""
+    return PurePath(source).name
 
 
 async def publish_parsed(
@@ -157,16 +192,27 @@ async def publish_parsed(
     on_item: Callable[[], None] | None = None,
     chunk: int = CHUNK,
     dry_run: bool = False,
+    source_id: str | None = None,
+    guard: Guard[Any] | None = None,
+    on_chunk: Callable[[PublishReport], None] | None = None,
 ) -> PublishReport:
     """Publish every item of `result` as its own message; `on_item` ticks after each one.
 
     A broker-side refusal of one item (JcuError: invalid record, bad label) is
-    recorded as skipped with the reason; the other items still go.
+    recorded as skipped with the reason; the other items still go. An item this
+    sender already sent (same object, same version: the same message id) is
+    `already sent`. `source_id` is the file's declared source id (what a CSV
+    row's identity is scoped to; default: the file name). Each chunk's call to
+    Kafka runs under `guard`; when it raises Interrupted or KafkaUnavailable, the
+    run stops and the items left are `not sent` (the report says why).
+    `on_chunk` gets the report so far after each chunk (a progress file).
     """
     named = tuple(recipients)
+    scope = source_id or declared_source(source)
     rows: list[Outcome | None] = []
     results: list[PublishResult] = []
     ready: list[tuple[int, Item, Publication]] = []
+    first: dict[str, str] = {}
     for item in result.items:
         try:
             labels = labels_for(item)
@@ -177,11 +223,24 @@ async def publish_parsed(
                 named,
                 parts=item.parts,
                 redactor=item.redactor,
-                source=source_ref(item),
+                source=source_ref(item, pub, scope),
             )
         except JcuError as exc:
             rows.append(_skipped(item, exc))
             continue
+        mid = None if dry_run else pub.message_id_of(publication)
+        if mid is not None:
+            if mid in first:  # the same row (or object version) twice in one file
+                rows.append(
+                    Outcome(
+                        item.source_id,
+                        item.kind,
+                        "skipped",
+                        reason=f"a second copy of {first[mid]} (same content)",
+                    )
+                )
+                continue
+            first[mid] = item.source_id
         rows.append(None)
         ready.append((len(rows) - 1, item, publication))
 
@@ -208,8 +267,47 @@ async def publish_parsed(
             if on_item is not None:
                 on_item()
     else:
+        skipped = tuple(
+            Outcome(s.source_id, s.source_type, "skipped", reason=s.reason) for s in result.skipped
+        )
+
+        def so_far(stopped: str | None = None) -> PublishReport:
+            outcomes = [o for o in rows if o is not None] + list(skipped)
+            return PublishReport(
+                source,
+                result.format,
+                tuple(outcomes),
+                result.notes,
+                dry_run,
+                tuple(results),
+                stopped,
+            )
+
+        ticks = 0
+
+        def tick() -> None:
+            nonlocal ticks
+            ticks += 1
+            if on_item is not None:
+                on_item()
+            faults.point("publish.after-item", ticks)
+
         for start in range(0, len(final), chunk):
-            await _publish_chunk(pub, final[start : start + chunk], rows, crisis, on_item, results)
+            batch = final[start : start + chunk]
+            try:
+                await _publish_chunk(pub, batch, rows, crisis, results, guard)
+            except (Interrupted, KafkaUnavailable) as exc:
+                for index, item, _ in final[start:]:
+                    if rows[index] is None:
+                        rows[index] = Outcome(
+                            item.source_id, item.kind, "not sent", tlp=item.tlp, reason=str(exc)
+                        )
+                return so_far(str(exc))
+            if on_chunk is not None:
+                on_chunk(so_far())
+            for _ in batch:
+                tick()
+        return so_far()
     outcomes = [o for o in rows if o is not None]
     outcomes += [
         Outcome(s.source_id, s.source_type, "skipped", reason=s.reason) for s in result.skipped
@@ -253,35 +351,42 @@ def _reach_each(
     return reaches
 
 
+async def _unguarded(call: Awaitable[T]) -> T:
+    return await call
+
+
 async def _publish_chunk(
     pub: Publisher,
     batch: Sequence[tuple[int, Item, Publication]],
     rows: list[Outcome | None],
     crisis: frozenset[str],
-    on_item: Callable[[], None] | None,
     results: list[PublishResult],
+    guard: Guard[Any] | None,
 ) -> None:
+    """Publish a chunk; Interrupted or KafkaUnavailable (Kafka did not take it) propagate,
+    the other items of the chunk left as they were."""
+    run: Guard[Any] = guard or _unguarded
     try:
-        sent = await pub.publish_many([p for _, _, p in batch], crisis_incidents=crisis)
+        sent = await run(pub.publish_many([p for _, _, p in batch], crisis_incidents=crisis))
+    except (Interrupted, KafkaUnavailable):
+        raise
     except JcuError:
         # nothing of a refused chunk was sent or recorded: item by item, so one bad
         # object skips only itself
         for index, item, publication in batch:
             try:
-                (res,) = await pub.publish_many([publication], crisis_incidents=crisis)
+                (res,) = await run(pub.publish_many([publication], crisis_incidents=crisis))
+            except (Interrupted, KafkaUnavailable):
+                raise
             except JcuError as exc:
                 rows[index] = _skipped(item, exc)
             else:
                 rows[index] = _published(item, res)
                 results.append(res)
-            if on_item is not None:
-                on_item()
         return
     results.extend(sent)
     for (index, item, _), res in zip(batch, sent, strict=True):
         rows[index] = _published(item, res)
-        if on_item is not None:
-            on_item()
 
 
 def _denied(decisions: Iterable[Decision]) -> tuple[Denied, ...]:
@@ -292,7 +397,21 @@ def _redacted(decisions: Iterable[Decision]) -> dict[str, tuple[str, ...]]:
     return {d.org: d.redact_fields for d in decisions if d.decision == "redact"}
 
 
+def _already(item: Item, mid: str, recipients: Iterable[str], tlp: str) -> Outcome:
+    return Outcome(
+        item.source_id,
+        item.kind,
+        "already sent",
+        tlp=tlp,
+        message_id=mid,
+        received_by=tuple(sorted(recipients)),
+        reason="sent before as this message (same object and version); not sent again",
+    )
+
+
 def _published(item: Item, sent: PublishResult) -> Outcome:
+    if sent.already_sent:
+        return _already(item, sent.message_id, sent.already_sent_to, sent.labels.tlp)
     received = sent.recipients
     return Outcome(
         item.source_id,

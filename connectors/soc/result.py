@@ -52,6 +52,9 @@ class Item:
     container: str | None = None
     #: Parts that only the sender's own community gets (MISP "this community only").
     community_parts: tuple[str, ...] = ()
+    #: What the object is where `source_id` is only a position (a CSV row: its normalised
+    #: fields, docs/connectors.md): the publisher derives its message id from it.
+    identity: str | None = None
     #: Removes parts (by name) from `record`; needed when `parts` or `refs` can withhold some.
     redactor: Redactor | None = field(default=None, compare=False)
 
