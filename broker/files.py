@@ -11,7 +11,9 @@ import contextlib
 import os
 import tempfile
 from pathlib import Path
-from typing import IO, Any
+from typing import TextIO
+
+from broker.errors import ConfigError
 
 DIR_MODE = 0o700
 FILE_MODE = 0o600
@@ -23,6 +25,20 @@ def private_dir(path: Path) -> Path:
     if path.stat().st_mode & 0o777 != DIR_MODE:
         path.chmod(DIR_MODE)
     return path
+
+
+def check_private_home(root: Path, *, what: str = "JCU_HOME") -> None:
+    """Refuse a home others may read or enter (keys, decrypted records, state): one line
+    saying what to run. A home that does not exist yet is not refused here."""
+    try:
+        mode = root.stat().st_mode & 0o777
+    except FileNotFoundError:
+        return
+    if mode & 0o077:
+        raise ConfigError(
+            f"{what}={root} is open to other accounts (mode {mode:04o}); run "
+            f"`chmod 700 {root}` (and check who could read it) before using it"
+        )
 
 
 def private_file(path: Path) -> Path:
@@ -38,11 +54,11 @@ def private_file(path: Path) -> Path:
     return path
 
 
-def open_private(path: Path, mode: str = "a", encoding: str | None = "utf-8") -> IO[Any]:
-    """Open `path` for writing (created 0600 in a 0700 directory; an existing file is
-    tightened to 0600), for files written a line at a time (JSON lines, logs of state)."""
+def open_private(path: Path) -> TextIO:
+    """Open `path` to append text (UTF-8; created 0600 in a 0700 directory, an existing
+    file tightened to 0600): for files written a line at a time (JSON lines)."""
     private_file(path)
-    return open(path, mode, encoding=None if "b" in mode else encoding)
+    return open(path, "a", encoding="utf-8")
 
 
 def write_private(path: Path, data: bytes) -> Path:

@@ -13,7 +13,7 @@ import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
-from broker.files import write_whole
+from broker.files import FILE_MODE, private_dir, write_whole
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -37,9 +37,9 @@ def write_atomic(path: Path, data: bytes, *, durable: bool = True) -> Path:
     With `durable=False` the two fsyncs are left to the caller, who makes a whole
     batch durable at once (`sync_files`) before acknowledging it.
     """
+    private_dir(path.parent)  # received content: the directory is 0700, the file 0600
     if durable:
-        return write_whole(path, data)
-    path.parent.mkdir(parents=True, exist_ok=True)
+        return write_whole(path, data, mode=FILE_MODE)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:
@@ -72,9 +72,9 @@ def sync_files(paths: Iterable[Path]) -> None:
 
 def append_durable(path: Path, line: bytes) -> Path:
     """Append one line with a single write, then fsync; a torn earlier tail is closed off first."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent)
     created = not path.exists()
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, FILE_MODE)
     try:
         if not created and path.stat().st_size > 0:
             with path.open("rb") as fh:

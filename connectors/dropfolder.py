@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from broker.errors import ConfigError, JcuError
+from broker.errors import ConfigError, Interrupted, JcuError, KafkaUnavailable
+from broker.files import private_dir
 from connectors._atomic import write_atomic
 
 DONE = "done"
@@ -77,7 +78,7 @@ class DropFolder:
 
     def _move(self, path: Path, where: str) -> Path:
         target_dir = self.directory / where
-        target_dir.mkdir(exist_ok=True)
+        private_dir(target_dir)
         target = target_dir / path.name
         if target.exists():  # the same name dropped again: keep both
             target = target_dir / f"{path.stem}-{time.strftime('%Y%m%dT%H%M%S')}{path.suffix}"
@@ -98,11 +99,14 @@ class DropFolder:
     async def handle(self, path: Path, handler: Handler) -> Processed:
         """Run `handler`; a JcuError moves the file to failed/, any other error propagates.
 
-        An unexpected error (the broker is down, a bug) leaves the file where it
-        is: it is not the file's fault, and it is tried again next time.
+        An unexpected error (the broker is down, a bug), an interruption or Kafka
+        out of reach leaves the file where it is: it is not the file's fault, and
+        it is tried again next time (what was sent of it is recognised then).
         """
         try:
             summary = await handler(path)
+        except (Interrupted, KafkaUnavailable):
+            raise  # the run stopped (Ctrl-C, Kafka gone): the file stays, for the next run
         except JcuError as exc:
             return self.failed(path, str(exc))
         return self.done(path, summary)

@@ -40,7 +40,7 @@ from broker.errors import (
     OutOfOrder,
     Rejected,
 )
-from broker.files import FILE_MODE, private_dir
+from broker.files import FILE_MODE, private_file
 from broker.schemas import SchemaStore
 from broker.trust.registry import Registry
 
@@ -192,7 +192,7 @@ class CaseBook:
     """The node's assistance cases. Open one per process; close it when done."""
 
     def __init__(self, path: Path, store: SchemaStore, participant: str) -> None:
-        private_dir(path.parent)
+        private_file(path)
         self.path = path
         self.participant = participant
         self._store = store

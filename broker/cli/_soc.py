@@ -6,10 +6,12 @@ and `jcu --help` must not load them.
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 import click
 from rich.console import Console
@@ -17,9 +19,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from broker.cli._labels import build_labels
+from broker.cli._outage import Outage
 from broker.cli._output import console
+from broker.cli._progress import ProgressFile, RunProgress, file_digest
 from broker.envelope import Labels
+from broker.errors import ConfigError, Interrupted, KafkaUnavailable
 from broker.pep import Publisher
+from broker.pep.context import PepContext
 from broker.schemas import SchemaStore
 
 if TYPE_CHECKING:
@@ -79,9 +85,12 @@ async def publish_items(
     extra: ExtraLabels,
     recipients: tuple[str, ...] = (),
     dry_run: bool = False,
+    source_id: str | None = None,
+    outage: Outage | None = None,
+    on_chunk: Callable[[PublishReport], object] | None = None,
 ) -> PublishReport:
     """Publish every item of `parsed` (or, with `dry_run`, decide only), with a progress
-    bar on stderr for long files."""
+    bar on stderr for long files; each call to Kafka under `outage`'s terms."""
     from connectors.soc.publishing import publish_parsed
 
     progress = Progress(
@@ -104,27 +113,137 @@ async def publish_items(
             recipients=recipients,
             on_item=lambda: progress.advance(task),
             dry_run=dry_run,
+            source_id=source_id,
+            guard=outage.guard if outage is not None else None,
+            on_chunk=on_chunk,
         )
 
 
-async def publish_file(
-    pub: Publisher,
-    store: SchemaStore,
+@dataclass(frozen=True, slots=True)
+class FileRun:
+    """One file's publishing run: its report, and whether the publisher stopped cleanly
+    (False: Kafka kept it from writing its last checkpoint; the next start settles)."""
+
+    report: PublishReport
+    clean: bool = True
+
+
+def nothing_sent(parsed: ParseResult, source: Path, why: str) -> PublishReport:
+    """The report of a run that never reached Kafka: every item not sent, and why."""
+    from connectors.soc.publishing import Outcome, PublishReport
+
+    outcomes = [
+        Outcome(i.source_id, i.kind, "not sent", tlp=i.tlp, reason=why) for i in parsed.items
+    ]
+    outcomes += [
+        Outcome(s.source_id, s.source_type, "skipped", reason=s.reason) for s in parsed.skipped
+    ]
+    return PublishReport(str(source), parsed.format, tuple(outcomes), parsed.notes, stopped=why)
+
+
+async def _started(pub: Publisher) -> Publisher:
+    await pub.start()
+    return pub
+
+
+async def run_file(
+    ctx: PepContext,
+    sender: str,
+    parsed: ParseResult,
     path: Path,
+    outage: Outage,
     *,
-    fmt: str | None,
-    default_tlp: str | None,
     extra: ExtraLabels,
     recipients: tuple[str, ...] = (),
-    max_bytes: int | None = None,
-) -> PublishReport:
-    """Parse `path` (InputFormatError if it cannot be read at all) and publish every item."""
-    parsed = parse_input(path, fmt=fmt, default_tlp=default_tlp, max_bytes=max_bytes)
-    return await publish_items(pub, store, parsed, source=path, extra=extra, recipients=recipients)
+    dry_run: bool = False,
+    source_id: str | None = None,
+    progress: ProgressFile | None = None,
+) -> FileRun:
+    """Connect (within the give-up time), publish `parsed`, write progress after every
+    chunk, and stop the publisher within a bounded time whatever Kafka does."""
+    objects = len(parsed.items) + len(parsed.skipped)
+    digest = file_digest(path) if progress is not None else ""
+
+    def save(report: PublishReport, finished: bool = False) -> None:
+        if progress is not None and not dry_run:
+            progress.save(digest, report, objects, finished=finished)
+
+    try:
+        pub = await outage.connect(lambda: _started(Publisher(sender, ctx)))
+    except (Interrupted, KafkaUnavailable) as exc:
+        report = nothing_sent(parsed, path, str(exc))
+        save(report)
+        return FileRun(report)
+    try:
+        report = await publish_items(
+            pub,
+            ctx.envelope.store,
+            parsed,
+            source=path,
+            extra=extra,
+            recipients=recipients,
+            dry_run=dry_run,
+            source_id=source_id,
+            outage=outage,
+            on_chunk=save,
+        )
+    finally:
+        clean = await outage.finish(pub.stop)
+    save(report, finished=report.stopped is None)
+    return FileRun(report, clean)
+
+
+def check_resume(progress: ProgressFile, path: Path, *, resume: bool) -> RunProgress | None:
+    """With --resume: the interrupted run of `path` (ConfigError if there is none, or the
+    file changed since); without: a note if an interrupted run is superseded."""
+    last = progress.load()
+    unfinished = last is not None and not last.finished
+    if resume:
+        if last is None:
+            raise ConfigError(
+                f"nothing to resume: no earlier run of {path} here; run without --resume"
+            )
+        if last.finished:
+            raise ConfigError(
+                f"nothing to resume: the last run of {path} finished at {last.updated}"
+            )
+        if last.sha256 != file_digest(path):
+            raise ConfigError(
+                f"{path} changed since the interrupted run of {last.updated}; run without "
+                "--resume to publish it as it is now (objects already sent are recognised)"
+            )
+        click.echo(
+            f"jcu: resuming {path}: the run of {last.updated} handled {last.handled} of "
+            f"{last.objects} objects ({last.stopped or 'killed'}); objects it sent are "
+            "recognised and not sent again",
+            err=True,
+        )
+    elif unfinished and last is not None:
+        click.echo(
+            f"jcu: an earlier run of {path} stopped after {last.handled} of {last.objects} "
+            "objects; objects it sent are recognised and not sent again",
+            err=True,
+        )
+    return last
+
+
+def exit_stopped(run: FileRun) -> NoReturn:
+    """After the summary of a run that stopped early: its reason as the error line, exit 1.
+    A publisher Kafka kept from stopping is left behind without waiting (no clean-up is
+    owed: the next start settles what it began)."""
+    why = run.report.stopped or "stopped"
+    if not run.clean:
+        click.echo(f"jcu: error: {why}", err=True)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(1)
+    if why.startswith("interrupted"):
+        raise Interrupted(why)
+    raise KafkaUnavailable(why)
 
 
 def _who(outcome: Outcome) -> str:
-    if outcome.status == "skipped":
+    if outcome.status in ("skipped", "not sent"):
         return ""
     if not outcome.received_by:
         return "nobody"
@@ -136,8 +255,10 @@ def _who(outcome: Outcome) -> str:
 
 
 def _why(outcome: Outcome) -> str:
-    if outcome.status == "skipped":
+    if outcome.status in ("skipped", "not sent"):
         return outcome.reason
+    if outcome.status == "already sent":
+        return "sent before (same object and version)"
     if outcome.received_by:
         return ""
     return "withheld from everyone: " + ", ".join(outcome.rules())
@@ -168,9 +289,17 @@ def print_report(report: PublishReport) -> None:
     out.print(t)
     for note in report.notes:
         out.print(f"note: {note}")
+    click.echo(summary_line(report), err=True)
+
+
+def summary_line(report: PublishReport) -> str:
+    """What became of a file's objects, in one line: what an operator checks after a night
+    of outages (sent now, sent before, withheld, skipped, not sent and why)."""
     verb = "would be published" if report.dry_run else "published"
-    click.echo(
-        f"{report.source}: {len(report.published)} {verb}, {len(report.withheld)} withheld "
-        f"from everyone, {len(report.skipped)} skipped",
-        err=True,
-    )
+    parts = [f"{len(report.published)} {verb}"]
+    if report.already_sent:
+        parts.append(f"{len(report.already_sent)} already sent")
+    parts += [f"{len(report.withheld)} withheld from everyone", f"{len(report.skipped)} skipped"]
+    if report.not_sent:
+        parts.append(f"{len(report.not_sent)} not sent ({report.stopped or 'stopped'})")
+    return f"{report.source}: " + ", ".join(parts)

@@ -10,12 +10,20 @@ import click
 
 from broker.cli._labels import label_options, labelled_record, split_csv
 from broker.cli._node import as_option, node_context
+from broker.cli._outage import DEFAULT_GIVE_UP, GIVE_UP_ENV, Outage
+from broker.cli._outage import give_up_after as give_up_after_setting
 from broker.cli._output import console, emit_json, table
+from broker.cli._runtime import OnStop, run_until_signalled
 from broker.errors import ConfigError
 from broker.pep import Publisher, PublishResult
 
 if TYPE_CHECKING:
     from connectors.soc.publishing import PublishReport
+
+
+async def _started(pub: Publisher) -> Publisher:
+    await pub.start()
+    return pub
 
 
 def print_result(result: PublishResult) -> None:
@@ -126,6 +134,27 @@ _file_type = click.Path(dir_okay=False, path_type=Path)
     help="Decide only: print per object who would receive what (with the live crisis "
     "state); send and record nothing.",
 )
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="Go on with an interrupted publish of this file (it must be unchanged). A plain "
+    "re-run is safe too: objects already sent are recognised either way.",
+)
+@click.option(
+    "--source-id",
+    default=None,
+    metavar="ID",
+    help="The file's declared source id (default: its file name): a CSV row's identity is "
+    "its content within this source, so the same row re-published is recognised.",
+)
+@click.option(
+    "--give-up-after",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    metavar="SECONDS",
+    help=f"While Kafka is unreachable, give up after this long (env {GIVE_UP_ENV}; "
+    f"default {DEFAULT_GIVE_UP:g}).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def publish(
     participant: str | None,
@@ -144,6 +173,9 @@ def publish(
     recipients: tuple[str, ...],
     max_size: int | None,
     dry_run: bool,
+    resume: bool,
+    source_id: str | None,
+    give_up_after: float | None,
     as_json: bool,
 ) -> None:
     """Publish a record, or every object of a STIX bundle, MISP event or CSV file.
@@ -153,36 +185,66 @@ def publish(
     make an object stricter), --category adds to each object's categories, and
     the summary lists every input object as published (message id, who got it,
     what was removed from whose copy), withheld from everyone (the deciding
-    rules) or skipped (the reason). Exit status 1 when nothing at all was sent.
+    rules), skipped (the reason), already sent (the same object version, sent
+    before: a re-run after a crash sends nothing twice) or not sent (the run
+    stopped first). Progress is written as it goes ($JCU_HOME/progress/), so a
+    killed run can be re-run or resumed (--resume). Ctrl-C stops within seconds
+    with the summary so far; while Kafka is unreachable the run says so and gives
+    up after --give-up-after. Exit status 1 when nothing at all was sent, or the
+    run stopped before the end.
     """
     fmt, path = _one_input(
         record_path, payload_type, {"stix": stix_path, "misp": misp_path, "csv": csv_path}
     )
+    if fmt == "record" and (resume or source_id):
+        raise click.UsageError("--resume and --source-id go with --stix, --misp or --csv")
+    if dry_run and resume:
+        raise click.UsageError("--dry-run sends nothing: there is nothing to resume")
     ctx, sender = node_context(participant)
     named = split_csv(recipients)
+    give_up = give_up_after_setting(give_up_after)
     if fmt != "record":
-        from broker.cli._soc import ExtraLabels, parse_input, print_report, publish_items
+        from broker.cli._progress import ProgressFile
+        from broker.cli._soc import (
+            ExtraLabels,
+            FileRun,
+            check_resume,
+            exit_stopped,
+            parse_input,
+            print_report,
+            run_file,
+        )
 
         extra = ExtraLabels(handling, categories, personal_data, exercise, incident, member_states)
         parsed = parse_input(path, fmt=fmt, default_tlp=tlp, max_bytes=max_size)
+        progress = None if dry_run else ProgressFile(ctx.settings.home, sender, path)
+        if progress is not None:
+            check_resume(progress, path, resume=resume)
 
-        async def run_file() -> PublishReport:
-            async with Publisher(sender, ctx) as pub:
-                return await publish_items(
-                    pub,
-                    ctx.envelope.store,
-                    parsed,
-                    source=path,
-                    extra=extra,
-                    recipients=tuple(named),
-                    dry_run=dry_run,
-                )
+        async def main(on_stop: OnStop) -> FileRun:
+            stop = asyncio.Event()
+            on_stop(stop.set)
+            return await run_file(
+                ctx,
+                sender,
+                parsed,
+                path,
+                Outage(ctx.settings.bootstrap, give_up, stop),
+                extra=extra,
+                recipients=tuple(named),
+                dry_run=dry_run,
+                source_id=source_id,
+                progress=progress,
+            )
 
-        report = asyncio.run(run_file())
+        done = run_until_signalled(main)
+        report: PublishReport = done.report
         if as_json:
             emit_json(report.to_json())
         else:
             print_report(report)
+        if report.stopped is not None or not done.clean:
+            exit_stopped(done)
         if report.sent_nothing:
             what = "would reach" if dry_run else "reached"
             raise ConfigError(
@@ -215,11 +277,19 @@ def publish(
         member_states=member_states,
     )
 
-    async def run() -> PublishResult:
-        async with Publisher(sender, ctx) as pub:
-            return await pub.publish(payload_type, record, labels=labels, recipients=named)
+    async def run(on_stop: OnStop) -> PublishResult:
+        stop = asyncio.Event()
+        on_stop(stop.set)
+        outage = Outage(ctx.settings.bootstrap, give_up, stop)
+        pub = await outage.connect(lambda: _started(Publisher(sender, ctx)))
+        try:
+            return await outage.guard(
+                pub.publish(payload_type, record, labels=labels, recipients=named)
+            )
+        finally:
+            await outage.finish(pub.stop)
 
-    result = asyncio.run(run())
+    result = run_until_signalled(run)
     if as_json:
         emit_json(result.to_json())
     else:

@@ -8,7 +8,7 @@ import click
 
 from broker.cli._node import as_option, node_context
 from broker.cli._output import console, emit_json, table
-from broker.pep.receipts import ReceiptView, read_receipts
+from broker.pep.receipts import ReceiptView, read_receipts, recipient_statuses
 
 
 @click.command()
@@ -16,19 +16,62 @@ from broker.pep.receipts import ReceiptView, read_receipts
 @as_option("The sender of the messages")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def receipts(message_id: str | None, participant: str | None, as_json: bool) -> None:
-    """Show the signed delivery receipts for MESSAGE_ID (all messages if omitted)."""
+    """Show what became of MESSAGE_ID per organisation: delivered (when), rejected (why),
+    pending (no receipt yet), denied (by which rules), retracted. Without MESSAGE_ID,
+    every signed receipt this node has. A wrong passphrase is an error."""
     ctx, me = node_context(participant)
     views: list[ReceiptView] = asyncio.run(read_receipts(ctx, me, message_id))
-    if as_json:
-        emit_json([v.to_json() for v in views])
+    if message_id is None:
+        if as_json:
+            emit_json([v.to_json() for v in views])
+            return
+        console().print(
+            table(
+                f"receipts for {me}",
+                ["message", "receiver", "received", "status"],
+                [[v.message_id, v.receiver, v.received.isoformat(), v.status] for v in views],
+            )
+        )
+        if not views:
+            click.echo("no receipts yet", err=True)
         return
-    title = f"receipts for {message_id}" if message_id else f"receipts for {me}"
+    from broker.pep.sent import SentLog
+
+    index = SentLog(ctx.settings.home / "sent" / f"{me}.sqlite", point=f"{me}/publish")
+    try:
+        sent = index.get(message_id)
+    finally:
+        index.close()
+    rows = recipient_statuses(sent, views)
+    if as_json:
+        emit_json(
+            {
+                "message_id": message_id,
+                "known_here": sent is not None,
+                "retracted": bool(sent and sent.retracted),
+                "recipients": [r.to_json() for r in rows],
+            }
+        )
+        return
     console().print(
         table(
-            title,
-            ["message", "receiver", "received", "status"],
-            [[v.message_id, v.receiver, v.received.isoformat(), v.status] for v in views],
+            f"message {message_id}",
+            ["organisation", "decided", "state", "received", "detail"],
+            [
+                [
+                    r.org,
+                    r.decided or "-",
+                    r.state + (" (retracted)" if r.retracted else ""),
+                    r.received.isoformat() if r.received else "",
+                    r.detail,
+                ]
+                for r in rows
+            ],
         )
     )
-    if not views:
-        click.echo("no receipts yet", err=True)
+    if sent is None:
+        click.echo(
+            f"note: {me} has no record here of sending {message_id} (another host, or older "
+            "than the sent index keeps): receipts only",
+            err=True,
+        )

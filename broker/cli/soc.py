@@ -11,11 +11,27 @@ import click
 
 from broker.cli._labels import label_options, split_csv
 from broker.cli._node import as_option, node_context
+from broker.cli._outage import DEFAULT_GIVE_UP, GIVE_UP_ENV, Outage
+from broker.cli._outage import give_up_after as give_up_after_setting
+from broker.cli._progress import file_digest
 from broker.cli._runtime import OnStop, run_until_signalled
+from broker.cli._soc import FileRun
+from broker.errors import Interrupted, KafkaUnavailable
 from broker.pep import Publisher
 
 if TYPE_CHECKING:
     from connectors.soc.publishing import PublishReport
+
+
+async def _started(pub: Publisher) -> Publisher:
+    await pub.start()
+    return pub
+
+
+def _no_report(directory: Path, why: str) -> PublishReport:
+    from connectors.soc.publishing import PublishReport
+
+    return PublishReport(str(directory), "-", (), stopped=why)
 
 
 @click.group()
@@ -35,6 +51,14 @@ def soc() -> None:
 @click.option(
     "--max-size", type=click.IntRange(1), default=None, help="Largest file in bytes (20 MiB)."
 )
+@click.option(
+    "--give-up-after",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    metavar="SECONDS",
+    help=f"While Kafka is unreachable, give up after this long (env {GIVE_UP_ENV}; "
+    f"default {DEFAULT_GIVE_UP:g}).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON line per file.")
 def watch(
     directory: Path,
@@ -50,6 +74,7 @@ def watch(
     once: bool,
     interval: float,
     max_size: int | None,
+    give_up_after: float | None,
     as_json: bool,
 ) -> None:
     """Publish every file dropped into DIRECTORY (format from extension and content).
@@ -58,12 +83,25 @@ def watch(
     object, published or skipped with the reason); a file that cannot be read
     moves to DIRECTORY/failed/ with <name>.reason.txt, and the watch goes on.
     Files starting with '.' or ending in .tmp/.part are left until renamed.
+    An object sent before (same object and version) is not sent again, so a file
+    dropped twice, or left by a killed watch, is safe to handle again. Ctrl-C
+    stops within seconds (the file in hand stays, with its summary so far);
+    while Kafka is unreachable the watch says so and gives up after
+    --give-up-after, exit status 1 either way.
     """
-    from broker.cli._soc import ExtraLabels, print_report, publish_file
+    from broker.cli._progress import ProgressFile
+    from broker.cli._soc import (
+        ExtraLabels,
+        exit_stopped,
+        parse_input,
+        print_report,
+        publish_items,
+    )
     from connectors.dropfolder import DropFolder, Processed
     from connectors.dropfolder import watch as watch_folder
 
     ctx, sender = node_context(participant)
+    give_up = give_up_after_setting(give_up_after)
     folder = DropFolder(directory)
     extra = ExtraLabels(handling, categories, personal_data, exercise, incident, member_states)
     named = tuple(split_csv(recipients))
@@ -79,30 +117,63 @@ def watch(
                 f"jcu: {done.name} failed, moved to {done.moved_to}: {done.reason}", err=True
             )
 
+    stopped: list[FileRun] = []
+
     async def run(on_stop: OnStop) -> list[Processed]:
         stop = asyncio.Event()
         on_stop(stop.set)
-        async with Publisher(sender, ctx) as pub:
+        outage = Outage(ctx.settings.bootstrap, give_up, stop)
+        try:
+            pub = await outage.connect(lambda: _started(Publisher(sender, ctx)))
+        except (Interrupted, KafkaUnavailable) as exc:
+            stopped.append(FileRun(_no_report(directory, str(exc))))
+            return []
+        clean = True
+        processed: list[Processed] = []
 
-            async def handle(path: Path) -> dict[str, object]:
-                result = await publish_file(
-                    pub,
-                    ctx.envelope.store,
-                    path,
-                    fmt=None,
-                    default_tlp=tlp,
-                    extra=extra,
-                    recipients=named,
-                    max_bytes=max_size,
+        async def handle(path: Path) -> dict[str, object]:
+            parsed = parse_input(path, fmt=None, default_tlp=tlp, max_bytes=max_size)
+            progress = ProgressFile(ctx.settings.home, sender, path)
+            digest = file_digest(path)
+            objects = len(parsed.items) + len(parsed.skipped)
+            result = await publish_items(
+                pub,
+                ctx.envelope.store,
+                parsed,
+                source=path,
+                extra=extra,
+                recipients=named,
+                outage=outage,
+                on_chunk=lambda r: progress.save(digest, r, objects),
+            )
+            progress.save(digest, result, objects, finished=result.stopped is None)
+            reports[path.name] = result
+            if result.stopped is not None:
+                stopped.append(FileRun(result))
+                raise (
+                    Interrupted(result.stopped)
+                    if result.stopped.startswith("interrupted")
+                    else KafkaUnavailable(result.stopped)
                 )
-                reports[path.name] = result
-                return result.to_json()
+            return result.to_json()
 
+        def seen(done: Processed) -> None:
+            processed.append(done)
+            report(done)
+
+        try:
             if not once:
                 click.echo(f"{sender}: watching {directory}", err=True)
-            return await watch_folder(
-                folder, handle, once=once, interval=interval, stop=stop, on_processed=report
+            await watch_folder(
+                folder, handle, once=once, interval=interval, stop=stop, on_processed=seen
             )
+        except (Interrupted, KafkaUnavailable):
+            pass  # said below, with the file's summary so far
+        finally:
+            clean = await outage.finish(pub.stop)
+        if stopped and not clean:
+            stopped[-1] = FileRun(stopped[-1].report, clean=False)
+        return processed
 
     processed = run_until_signalled(run)
     failed = sum(1 for p in processed if not p.ok)
@@ -110,3 +181,10 @@ def watch(
         click.echo(
             f"{directory}: {len(processed) - failed} file(s) done, {failed} failed", err=True
         )
+    if stopped:
+        last = stopped[-1]
+        if as_json:
+            click.echo(json.dumps(last.report.to_json(), sort_keys=True, default=str))
+        elif last.report.outcomes:
+            print_report(last.report)
+        exit_stopped(last)

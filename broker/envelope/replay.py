@@ -14,6 +14,7 @@ from types import TracebackType
 from typing import Protocol
 
 from broker.errors import Replay
+from broker.files import private_file
 
 
 def _ms(t: datetime) -> int:
@@ -64,7 +65,7 @@ class SqliteReplayGuard:
 
     def __init__(self, path: Path) -> None:
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_file(path)
         self.path = path
         self._db = sqlite3.connect(path, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")

@@ -31,6 +31,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from broker.files import private_file
+
 
 @dataclass(frozen=True, slots=True)
 class Position:
@@ -49,7 +51,7 @@ def _ms(t: datetime) -> int:
 
 class DeliveryLedger:
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_file(path)
         self._db = sqlite3.connect(path, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")

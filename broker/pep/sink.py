@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Protocol, TextIO
 
 from broker.envelope import Labels
+from broker.files import open_private, private_file
 from broker.record_json import json_default, to_json
 
 _LINE_ENCODER = json.JSONEncoder(sort_keys=True, ensure_ascii=False, default=json_default)
@@ -127,13 +128,13 @@ class JsonlSink:
     def _open(self) -> TextIO:
         if self._stream is None:
             assert self._path is not None
-            self._path.parent.mkdir(parents=True, exist_ok=True)
-            if self._path.exists():
+            private_file(self._path)  # decrypted records: 0600 in a 0700 directory
+            if self._path.stat().st_size:
                 self._drop_torn_tail(self._path)
                 for line in self._path.read_text(encoding="utf-8").splitlines():
                     obj = json.loads(line)
                     self._seen.add((obj.get("message_id", ""), bool(obj.get("retracted"))))
-            self._stream = self._path.open("a", encoding="utf-8")
+            self._stream = open_private(self._path)
         return self._stream
 
     @staticmethod

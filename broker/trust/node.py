@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 from broker.clock import Clock, to_millis, utc_now
 from broker.errors import ConfigError, NotThisNode
-from broker.files import private_dir, write_private
+from broker.files import check_private_home, private_dir, write_private
 from broker.schemas import SchemaStore
 from broker.trust.keystore import Keystore
 from broker.trust.material import SIGNING_ALGORITHM, KemAlgorithm, key_id
@@ -59,6 +59,7 @@ class NodeHome:
 
     @classmethod
     def open(cls, root: Path) -> NodeHome:
+        check_private_home(Path(root))
         path = Path(root) / NODE_FILE
         try:
             data = json.loads(path.read_text(encoding="utf-8"))

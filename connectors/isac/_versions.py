@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from broker.errors import ConfigError
+from broker.files import private_file
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS versions (
@@ -58,7 +59,7 @@ class VersionIndex:
     """The versions one sink directory received (a SQLite file in it)."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_file(path)
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")

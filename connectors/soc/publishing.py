@@ -36,9 +36,7 @@ from broker.policy import Decision
 from connectors.soc._graph import resolve
 from connectors.soc.result import Item, ParseResult
 
-Status = Literal[
-    "published", "withheld", "skipped", "would publish", "already sent", "not sent"
-]
+Status = Literal["published", "withheld", "skipped", "would publish", "already sent", "not sent"]
 T = TypeVar("T")
 #: Runs one call to Kafka on the caller's terms (says when Kafka does not answer, gives up,
 #: stops when asked: broker.cli._outage); raises Interrupted or KafkaUnavailable to stop.
@@ -194,7 +192,7 @@ async def publish_parsed(
     dry_run: bool = False,
     source_id: str | None = None,
     guard: Guard[Any] | None = None,
-    on_chunk: Callable[[PublishReport], None] | None = None,
+    on_chunk: Callable[[PublishReport], object] | None = None,
 ) -> PublishReport:
     """Publish every item of `result` as its own message; `on_item` ticks after each one.
 

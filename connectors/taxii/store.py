@@ -28,6 +28,7 @@ from typing import Any
 
 from broker.clock import Clock
 from broker.errors import ConfigError, MalformedRecord
+from broker.files import private_file
 from connectors.taxii._timestamps import format_us, parse_us, to_us
 
 #: Namespace of collection ids: uuid5(COLLECTION_NAMESPACE, topic).
@@ -200,7 +201,7 @@ class TaxiiStore:
         """Open (creating if needed) the file; blocking, for CLI and thread use."""
         if self._conn is not None:
             return
-        self._path.parent.mkdir(parents=True, exist_ok=True)
+        private_file(self._path)  # decrypted objects: 0600 in a 0700 directory
         try:
             conn = sqlite3.connect(
                 self._path, check_same_thread=False, isolation_level=None, timeout=10.0

@@ -25,6 +25,7 @@ from cryptography.exceptions import InvalidKey
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 from broker.errors import ConfigError
+from broker.files import private_dir
 
 USERS_FILE = "taxii-users.json"
 MIN_PASSWORD_LENGTH = 12
@@ -164,7 +165,7 @@ class TaxiiUsers:
         return {str(u): _Entry.from_json(str(u), e) for u, e in users.items()}
 
     def _write(self, entries: dict[str, _Entry]) -> None:
-        self._path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(self._path.parent)
         doc = {"format": _FORMAT, "users": {u: e.as_json() for u, e in sorted(entries.items())}}
         tmp = self._path.with_name(f".{self._path.name}.{os.getpid()}.tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

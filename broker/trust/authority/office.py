@@ -30,7 +30,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from broker.clock import Clock, to_millis, utc_now
 from broker.errors import ConfigError, RegistryError
-from broker.files import private_dir, write_private
+from broker.files import check_private_home, private_dir, write_private
 from broker.schemas import SchemaStore
 from broker.trust.authority.signing import sign_record, sign_snapshot, sign_transition
 from broker.trust.keystore import AUTHORITY_OWNER, Keystore
@@ -142,6 +142,7 @@ class Authority:
     def open(
         cls, home: Path, keystore: Keystore, store: SchemaStore, *, clock: Clock = utc_now
     ) -> Authority:
+        check_private_home(Path(home))
         if not is_authority_home(Path(home)):
             raise ConfigError(
                 f"{home} is not a registry authority's home; run `jcu authority init` there "
