@@ -255,7 +255,7 @@ async def test_with_kafka_unreachable_the_publisher_says_so_and_gives_up_with_th
 async def test_sigint_stops_a_file_publish_with_its_summary_so_far(
     world: World, tmp_path: Path
 ) -> None:
-    path, values = _csv(tmp_path, "ctrl-c.csv")
+    path, _ = _csv(tmp_path, "ctrl-c.csv")
     out = await asyncio.to_thread(
         _publish_csv, world, path, env={"JCU_FAULT": f"publish.after-item@{KILL_AT}:SIGINT"}
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from broker.audit import AuditMark
@@ -33,3 +34,62 @@ def test_each_point_settles_only_what_it_began_and_reads_its_own_mark(tmp_path: 
     reopened = SentLog(path, point="soc-fr/publish")
     assert [m.message_id for m, _ in reopened.pending()] == ["m-publish"]
     assert reopened.get("m-assist") is not None  # one index of what was sent, for retraction
+
+
+def test_messages_older_than_the_retention_are_pruned_and_the_file_is_private(
+    tmp_path: Path,
+) -> None:
+    from datetime import timedelta
+
+    from broker.pep.sent import SourceRef
+
+    path = tmp_path / "sent" / "soc-fr.sqlite"
+    index = SentLog(path, point="soc-fr/publish", retention=timedelta(days=2))
+    day = 24 * 3600 * 1000
+    now = 100 * day
+    old = [
+        SentMessage(
+            f"old-{i}", "soc-fr", "Indicator", Labels.of("GREEN"),
+            (SentCopy("civilian", "jcu.civilian.indicators", ("cert-eu",)),),
+            SourceRef(f"indicator--{i}", "v1", "bundle--x"), sent_ms=now - 3 * day,
+        )
+        for i in range(50)
+    ]  # fmt: skip
+    fresh = [
+        dataclasses.replace(m, message_id=f"new-{m.message_id}", sent_ms=now - day) for m in old
+    ]
+    index.add_many(old + fresh)
+    assert index.count() == 100
+    assert index.prune(now) == 50
+    assert index.count() == 50 and index.get("old-1") is None and index.get("new-old-1") is not None
+    assert index.messages_of(["indicator--1"]) == ["new-old-1"]  # sources pruned with them
+    assert path.stat().st_mode & 0o777 == 0o600 and path.parent.stat().st_mode & 0o777 == 0o700
+
+
+def test_the_retention_comes_from_the_environment() -> None:
+    from datetime import timedelta
+
+    import pytest
+
+    from broker.errors import ConfigError
+    from broker.pep.sent import DEFAULT_RETENTION, retention_from_env
+
+    assert retention_from_env({}) == DEFAULT_RETENTION
+    assert retention_from_env({"JCU_SENT_RETENTION_DAYS": "3"}) == timedelta(days=3)
+    with pytest.raises(ConfigError, match="not a positive number of days"):
+        retention_from_env({"JCU_SENT_RETENTION_DAYS": "-1"})
+
+
+def test_denials_and_retraction_are_kept() -> None:
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        index = SentLog(Path(d) / "s.sqlite", point="soc-fr/publish")
+        message = dataclasses.replace(_message("m1"), denied=(("europol-ec3", ("rule-1",)),))
+        index.add(message)
+        got = index.get("m1")
+        assert got is not None and got.denied == (("europol-ec3", ("rule-1",)),)
+        assert not got.retracted and got.sent_ms > 0
+        index.mark_retracted("m1")
+        again = index.get("m1")
+        assert again is not None and again.retracted

@@ -147,3 +147,19 @@ def test_arbitrary_rows_never_crash_and_are_all_accounted_for(rows: list[list[st
     result = parse_csv(out.getvalue(), default_tlp="AMBER")
     non_blank = sum(1 for r in csv.reader(io.StringIO(out.getvalue())) if r) - 1
     assert len(result.items) + len(result.skipped) == non_blank
+
+
+def test_a_row_is_what_it_says_not_where_it_stands() -> None:
+    """The row identity (docs/connectors.md): moved rows, reordered or empty columns and
+    case in hashes keep it; any changed value makes another row."""
+    first = parse_csv(
+        "type,value,tlp\nipv4-addr,192.0.2.10,AMBER\nsha256," + "AB" * 32 + ",\n",
+        default_tlp="GREEN",
+    )
+    moved = parse_csv(
+        "tlp,value,type,name\n," + "ab" * 32 + ",SHA256,\nAMBER, 192.0.2.10 ,ipv4-addr,\n",
+        default_tlp="GREEN",
+    )
+    assert [i.identity for i in first.items] == [i.identity for i in reversed(moved.items)]
+    changed = parse_csv("type,value,tlp\nipv4-addr,192.0.2.10,RED\n", default_tlp="GREEN")
+    assert changed.items[0].identity != first.items[0].identity
