@@ -95,6 +95,10 @@ class Outage:
 
     async def guard(self, call: Awaitable[T]) -> T:
         """Await `call`; say so while Kafka does not answer; give up or stop as configured."""
+        if self._stop.is_set():  # asked to stop already: do not begin what would be abandoned
+            if asyncio.iscoroutine(call):
+                call.close()
+            raise self._interrupted()
         task = asyncio.ensure_future(call)
         stopper = asyncio.ensure_future(self._stop.wait())
         started = time.monotonic()
