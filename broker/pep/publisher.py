@@ -787,7 +787,8 @@ class Publisher(Service):
         store = self._ctx.envelope.store
         short = store.full_name(item.payload_type).rpartition(".")[2]
         stream = stream_of(short)
-        mid = self.message_id_of(item) or str(uuid.uuid4())
+        known = self.message_id_of(item)
+        mid = known or str(uuid.uuid4())
         record = item.record
         encoded = store.encode(short, record)  # validates the record before anything is decided
         content_hash = self._audit.content_hash(encoded)  # keyed: the log confirms no guess
@@ -844,7 +845,7 @@ class Publisher(Service):
                 payload=None if removed else encoded,
             )
             sends.append(_Send(community, removed, request))
-        prior = self.already_sent(mid)
+        prior = self.already_sent(mid) if known is not None else None  # a fresh id: never
         if prior is not None:
             # Sent before under this id: not again to a topic that has it (its receivers
             # would refuse it as a replay); a topic it did not reach still gets its copy.

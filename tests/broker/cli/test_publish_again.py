@@ -292,3 +292,27 @@ async def test_ctrl_c_during_an_outage_stops_within_seconds_with_the_summary(
     assert "3 not sent (interrupted" in rest
     assert rest.strip().splitlines()[-1].startswith("jcu: error: interrupted")
     assert "Traceback" not in rest and "Task was destroyed" not in rest
+
+
+async def test_a_killed_soc_watch_leaves_its_file_and_the_next_run_sends_only_the_rest(
+    world: World, tmp_path: Path
+) -> None:
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    path, values = _csv(drop, "feed.csv")
+    watch = ("soc", "watch", str(drop), "--as", "soc-fr", "--once", "--tlp", "GREEN",
+             "--category", "malicious-code")  # fmt: skip
+    killed = await asyncio.to_thread(
+        _jcu, world, *watch, env={"JCU_FAULT": f"publish.after-item@{KILL_AT}"}
+    )
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert path.exists()  # not done: it stays for the next run
+    again = await asyncio.to_thread(_jcu, world, *watch)
+    assert again.returncode == 0, again.stderr
+    summary = json.loads((drop / "done" / "feed.csv.summary.json").read_text())
+    assert (summary["already_sent"], summary["published"]) == (200, 50)
+    assert "200 already sent" in again.stderr
+    receiver = next(o for o in summary["objects"] if o["status"] == "published")["received_by"][0]
+    delivered = await _delivered_values(world, receiver, tmp_path / "sink", values)
+    assert delivered == Counter({v: 1 for v in values})
+    assert (drop / "done").stat().st_mode & 0o777 == 0o700
