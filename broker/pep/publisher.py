@@ -219,6 +219,26 @@ def _no_usable_key(org: str) -> Decision:
     )
 
 
+def _not_yet_sent(sends: list[_Send], prior: SentMessage) -> list[_Send]:
+    """The copies of a message sent before under the same id, narrowed to the recipients
+    that did not get it then (on each topic): none again to whom it reached (they would
+    refuse it as a replay), and a copy to whom the earlier run did not reach (a community
+    Kafka refused then, an organisation allowed only now)."""
+    had: dict[str, set[str]] = {}
+    for c in prior.copies:
+        had.setdefault(c.topic, set()).update(c.recipients)
+    out = []
+    for send in sends:
+        got = had.get(send.request.topic, set())
+        new = tuple(r for r in send.request.recipients if r not in got)
+        if len(new) == len(send.request.recipients):
+            out.append(send)
+        elif new:
+            request = dataclasses.replace(send.request, recipients=new)
+            out.append(dataclasses.replace(send, request=request))
+    return out
+
+
 def _denials(decisions: Iterable[Decision]) -> tuple[tuple[str, tuple[str, ...]], ...]:
     """Who was denied a message and by which rules: what `jcu receipts` shows for them."""
     return tuple((d.org, tuple(d.rules)) for d in decisions if not d.allowed)
@@ -847,10 +867,7 @@ class Publisher(Service):
             sends.append(_Send(community, removed, request))
         prior = self.already_sent(mid) if known is not None else None  # a fresh id: never
         if prior is not None:
-            # Sent before under this id: not again to a topic that has it (its receivers
-            # would refuse it as a replay); a topic it did not reach still gets its copy.
-            done = {c.topic for c in prior.copies}
-            sends = [s for s in sends if s.request.topic not in done]
+            sends = _not_yet_sent(sends, prior)
         return _Plan(
             mid,
             short,

@@ -34,6 +34,8 @@ EVERYTHING, NO_STRICT, GREEN_ONLY = "csirts-network", "isac-energy", "isac-finan
 RECIPIENTS = (EVERYTHING, NO_STRICT, GREEN_ONLY)
 CATEGORY = "intrusion-attempts"
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+#: The OASIS TLP marking definitions: the same objects in every run, so kept as they are.
+TLP_MARKINGS = frozenset((*tlp.STIX_TLP1_IDS, *tlp.STIX_TLP2_IDS, tlp.TLP2_EXTENSION_ID))
 _KEEP = {
     mid.split("--", 1)[1] for mid in (*tlp.STIX_TLP1_IDS, *tlp.STIX_TLP2_IDS, tlp.TLP2_EXTENSION_ID)
 }

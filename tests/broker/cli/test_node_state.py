@@ -17,6 +17,7 @@ import pytest
 from broker.envelope import Labels
 from broker.pep import JsonlSink, Publisher, Subscriber
 from tests.broker.pep.kafka_io import drain
+from tests.broker.pep.records import indicator
 from tests.world import World
 
 pytestmark = pytest.mark.kafka
@@ -46,22 +47,7 @@ def _loose(root: Path) -> list[str]:
 
 
 def _indicator(value: str) -> dict[str, object]:
-    return {
-        "id": str(uuid.uuid4()),
-        "observable_type": "ipv4-addr",
-        "value": value,
-        "pattern": f"[ipv4-addr:value = '{value}']",
-        "pattern_type": "stix",
-        "name": None,
-        "description": None,
-        "confidence": None,
-        "valid_from": "2026-12-01T00:00:00Z",
-        "valid_until": None,
-        "kill_chain_phases": [],
-        "labels": [],
-        "external_references": [],
-        "source_object_id": None,
-    }
+    return dict(indicator(value), id=str(uuid.uuid4()))
 
 
 async def test_every_state_file_a_publish_and_a_subscriber_write_is_private(

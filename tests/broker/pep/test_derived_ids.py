@@ -3,6 +3,7 @@ and a receiver refuses a second copy of an id as a replay even when the sender f
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from pathlib import Path
 
@@ -58,3 +59,23 @@ async def test_a_receiver_refuses_a_second_copy_when_the_sender_lost_its_index(
     mine = [line for line in lines if line["message_id"] == sent.message_id]
     assert len(mine) == 1
     assert "replay" in await dead_letters(world, sent.message_id, receiver)
+
+
+async def test_an_organisation_the_first_publication_did_not_reach_gets_its_copy(
+    world: World,
+) -> None:
+    """The same object version for more named recipients: only the new one gets a copy (under
+    the same id); who had it is not sent it again."""
+    sid = f"indicator--{uuid.uuid4()}"
+    item = _item(sid, "v1", "198.51.100.44")
+    async with Publisher("soc-fr", world.ctx("soc-fr")) as pub:
+        (first,) = await pub.publish_many([dataclasses.replace(item, recipients=("enisa",))])
+        (wider,) = await pub.publish_many(
+            [dataclasses.replace(item, recipients=("enisa", "cert-eu"))]
+        )
+        assert pub.already_sent(first.message_id) is not None
+        index = pub.sent.get(first.message_id)
+    assert first.recipients == ("enisa",)
+    assert wider.message_id == first.message_id
+    assert wider.recipients == ("cert-eu",) and wider.already_sent_to == ("enisa",)
+    assert index is not None and index.recipients == {"enisa", "cert-eu"}
