@@ -295,11 +295,9 @@ async def publish_parsed(
             try:
                 await _publish_chunk(pub, batch, rows, crisis, results, guard)
             except (Interrupted, KafkaUnavailable) as exc:
-                for index, item, _ in final[start:]:
+                for index, item, publication in final[start:]:
                     if rows[index] is None:
-                        rows[index] = Outcome(
-                            item.source_id, item.kind, "not sent", tlp=item.tlp, reason=str(exc)
-                        )
+                        rows[index] = _not_sent(pub, item, publication, str(exc))
                 return so_far(str(exc))
             if on_chunk is not None:
                 on_chunk(so_far())
@@ -393,6 +391,23 @@ def _denied(decisions: Iterable[Decision]) -> tuple[Denied, ...]:
 
 def _redacted(decisions: Iterable[Decision]) -> dict[str, tuple[str, ...]]:
     return {d.org: d.redact_fields for d in decisions if d.decision == "redact"}
+
+
+def _not_sent(pub: Publisher, item: Item, publication: Publication, why: str) -> Outcome:
+    """An item the run stopped before (or while) sending; one Kafka took for some of its
+    recipients before it failed says so (a re-run sends it to the others)."""
+    mid = pub.message_id_of(publication)
+    prior = pub.already_sent(mid) if mid is not None else None
+    if prior is not None:
+        why = f"sent to {', '.join(sorted(prior.recipients))} only; a re-run sends the rest: {why}"
+    return Outcome(
+        item.source_id,
+        item.kind,
+        "not sent",
+        tlp=item.tlp,
+        message_id=mid if prior else None,
+        reason=why,
+    )
 
 
 def _already(item: Item, mid: str, recipients: Iterable[str], tlp: str) -> Outcome:
