@@ -163,3 +163,19 @@ def test_a_row_is_what_it_says_not_where_it_stands() -> None:
     assert [i.identity for i in first.items] == [i.identity for i in reversed(moved.items)]
     changed = parse_csv("type,value,tlp\nipv4-addr,192.0.2.10,RED\n", default_tlp="GREEN")
     assert changed.items[0].identity != first.items[0].identity
+
+
+@given(
+    st.permutations(["type", "value", "tlp", "name", "labels"]),
+    st.text(alphabet="abcdefghij ", min_size=1, max_size=12).filter(lambda s: s.strip() != ""),
+)
+@settings(max_examples=50)
+def test_the_row_identity_does_not_depend_on_column_order(columns: list[str], name: str) -> None:
+    row = {"type": "domain-name", "value": "evil.example", "tlp": "AMBER", "name": name,
+           "labels": ""}  # fmt: skip
+    text = ",".join(columns) + "\n" + ",".join(f'"{row[c]}"' for c in columns) + "\n"
+    (item,) = parse_csv(text, default_tlp=None).items
+    (plain,) = parse_csv(
+        f'type,value,tlp,name\ndomain-name,evil.example,AMBER,"{name}"\n', default_tlp=None
+    ).items
+    assert item.identity == plain.identity
