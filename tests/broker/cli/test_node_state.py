@@ -34,12 +34,17 @@ def _jcu(world: World, org: str, *args: str, **env: str) -> subprocess.Completed
     )
 
 
+#: Public material a home may hold readable by others: the CA certificate that signed the
+#: brokers' (a trust anchor; neither secret nor state).
+PUBLIC = {"kafka-ca.pem"}
+
+
 def _loose(root: Path) -> list[str]:
     """Everything under `root` (itself included) that another account could read or enter."""
     found = []
     for path in [root, *root.rglob("*")]:
         mode = path.lstat().st_mode
-        if stat.S_ISLNK(mode):
+        if stat.S_ISLNK(mode) or path.name in PUBLIC:
             continue
         if mode & 0o077:
             found.append(f"{oct(mode & 0o777)} {path.relative_to(root)}")

@@ -69,7 +69,7 @@ async def _copies_on_topics(world: World, ids: set[str]) -> Counter[tuple[str, s
     message has a copy per community it reaches, and never two on one topic."""
     found: Counter[tuple[str, str]] = Counter()
     topics = [community_topic(c, "indicators") for c in COMMUNITIES]
-    async for r in scan(world.bootstrap, topics):
+    async for r in scan(world.admin, topics):
         key = r.key.decode() if r.key else ""
         if key in ids:
             found[key, r.topic] += 1
