@@ -72,8 +72,23 @@ class AuditVerificationError(AuditError):
     """The audit log failed verification; names the first bad record or checkpoint."""
 
 
-class WebhookFailed(JcuError):
+class SinkUnavailable(JcuError):
+    """A sink cannot take deliveries now (its receiver is down, its disk full or
+    read-only): the subscriber holds the batch and retries; never a dead letter."""
+
+
+class SinkGaveUp(SinkUnavailable):
+    """A sink stayed unavailable past the subscriber's give-up time: it stopped without
+    committing the batch in hand (delivered again on the next run)."""
+
+
+class WebhookFailed(SinkUnavailable):
     """A webhook did not accept a delivery within the retry bound."""
+
+
+class StateError(JcuError):
+    """A node's own state (a delivery ledger) cannot be written, is corrupt or is missing:
+    the subscriber stops before delivering anything more."""
 
 
 class Rejected(JcuError):

@@ -13,10 +13,14 @@ Points: `publisher.after-audit` (decisions recorded, nothing sent yet),
 `subscriber.after-audit` (a batch's receiving decisions recorded, the ledger
 not yet committed), `publish.after-item` (a file publish, after its n-th item
 is sent and its progress written).
+
+`fail(<point>)` raises an OSError instead, when the suffix is an errno name
+(`ledger.commit@2:ENOSPC`): a full disk or a read-only directory, at a known place.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 
@@ -31,7 +35,25 @@ def point(name: str, count: int | None = None) -> None:
         return
     where, _, sig = wanted.partition(":")
     at, _, nth = where.partition("@")
-    if at != name or (nth and (count is None or nth != str(count))):
-        return
+    if at != name or (nth and (count is None or nth != str(count))) or sig.startswith("E"):
+        return  # another point, another count, or an errno (for `fail`)
     sig = sig or "SIGKILL"
     os.kill(os.getpid(), signal.Signals[sig if sig.startswith("SIG") else f"SIG{sig}"])
+
+
+def fail(name: str, count: int | None = None) -> None:
+    """Raise an OSError here if the environment says so: `JCU_FAULT=<point>:<ERRNO>` (every
+    time), or `<point>@<n>:<ERRNO>` (only where the point is reached with count n), e.g.
+    `ledger.commit@2:ENOSPC` is a full disk at the ledger's second commit. Points:
+    `ledger.open`, `ledger.commit`, `sink.write` (the JSON-lines sink)."""
+    wanted = os.environ.get(ENV)
+    if not wanted:
+        return
+    where, _, code = wanted.partition(":")
+    at, _, nth = where.partition("@")
+    if at != name or not code.startswith("E") or (nth and nth != str(count)):
+        return
+    number = getattr(errno, code, None)
+    if not isinstance(number, int):
+        return
+    raise OSError(number, f"{os.strerror(number)} (injected at {name})")

@@ -51,6 +51,11 @@ class Metrics:
             ["topic"],
             registry=r,
         )
+        self.sink_retries = Counter(
+            "jcu_sink_retries_total",
+            "Times a sink could not take a delivery and the batch was held for a retry",
+            registry=r,
+        )
         self.duplicates = Counter(
             "jcu_duplicates_total", "Redelivered records dropped by the dedup store", registry=r
         )

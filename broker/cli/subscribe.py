@@ -4,10 +4,13 @@ The sinks live in the connectors (`connectors.isac.factory.make_sink`), imported
 only when the verb runs: the CLI is the composition root. Runs until
 SIGTERM/SIGINT (then finishes the batch in hand, commits, writes a final audit
 checkpoint and exits 0), or with `--once` until the end of what is on the
-topics now.
+topics now. A sink that stays down past `--sink-give-up-after` stops it without
+committing (exit 1, one line): the batch is delivered again on the next run.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import click
 
@@ -16,8 +19,10 @@ from broker.cli._node import as_option, node_context
 from broker.cli._output import emit_json
 from broker.cli._runtime import OnStop, run_until_signalled
 from broker.cli._workflows import node_workflows
+from broker.errors import StateError
 from broker.metrics import Metrics
 from broker.pep import Subscriber, SubscriberStats
+from broker.pep.subscriber import DEFAULT_SINK_GIVE_UP, SinkRetry, default_group, ledger_path
 
 
 @click.command()
@@ -45,15 +50,36 @@ from broker.pep import Subscriber, SubscriberStats
     "--webhook",
     default=None,
     metavar="URL",
-    help="POST every delivery as JSON to URL (retried with exponential backoff, bounded).",
+    help="POST every delivery as JSON to URL. With --out DIR as well, every delivery goes to "
+    "both (settled only when each has it).",
+)
+@click.option(
+    "--sink-give-up-after",
+    type=click.FloatRange(min=0.1),
+    default=DEFAULT_SINK_GIVE_UP,
+    show_default=True,
+    metavar="SECONDS",
+    help="While a sink cannot take deliveries (receiver down, disk full, read-only), the batch "
+    "is held and retried with bounded backoff; after this long the subscriber stops without "
+    "committing (exit 1) and delivers the batch again on its next run.",
+)
+@click.option(
+    "--rebuild-ledger",
+    is_flag=True,
+    help="The delivery ledger was lost: start a new one from the group's committed offsets "
+    "(without this, a missing ledger for a group with committed offsets is refused).",
 )
 @click.option(
     "--group",
     default=None,
     help="Consumer group, named <participant>.<channel> (default <participant>.subscriber).",
 )
+@click.option("--metrics-port", type=int, default=None, help="Serve Prometheus metrics on PORT.")
 @click.option(
-    "--metrics-port", type=int, default=None, help="Serve Prometheus metrics on 127.0.0.1:PORT."
+    "--metrics-bind",
+    default=None,
+    metavar="ADDR",
+    help="Address the metrics listen on (default JCU_METRICS_ADDR, else 127.0.0.1).",
 )
 @click.option("--no-receipts", is_flag=True, help="Do not send delivery receipts.")
 @click.option(
@@ -78,8 +104,11 @@ def subscribe(
     out: str,
     fmt: str,
     webhook: str | None,
+    sink_give_up_after: float,
+    rebuild_ledger: bool,
     group: str | None,
     metrics_port: int | None,
+    metrics_bind: str | None,
     no_receipts: bool,
     batch_size: int,
     max_batch_mib: int,
@@ -91,10 +120,12 @@ def subscribe(
 
     settings = config.load()
     ctx, participant = node_context(requested)
+    if not rebuild_ledger:
+        _refuse_a_lost_ledger(settings.home, participant, group, out)
     sink = make_sink(fmt, out, participant, settings, webhook=webhook)
     metrics = Metrics()
     if metrics_port is not None:
-        metrics.serve(metrics_port)
+        metrics.serve(metrics_port, metrics_bind)
 
     async def run(on_stop: OnStop) -> SubscriberStats:
         sub = Subscriber(
@@ -107,6 +138,8 @@ def subscribe(
             max_batch=batch_size,
             workflows=workflows,
             max_decompressed=max_batch_mib * 1024 * 1024,
+            sink_retry=SinkRetry(give_up_after=sink_give_up_after),
+            rebuild_ledger=rebuild_ledger,
         )
         on_stop(sub.request_stop)
         async with sub:
@@ -124,4 +157,21 @@ def subscribe(
             f"{participant}: delivered {stats.delivered}, retracted {stats.retracted}, "
             f"duplicates dropped {stats.duplicates}, rejected {rejected}",
             err=True,
+        )
+
+
+def _refuse_a_lost_ledger(home: Path, participant: str, group: str | None, out: str) -> None:
+    """No ledger for this channel, and the output directory already holds deliveries: the
+    ledger was lost (deciding again would audit and receipt them twice), unless the
+    operator says to rebuild it. (The subscriber checks the group's committed offsets.)"""
+    channel = group or default_group(participant)
+    path = ledger_path(home, participant, channel)
+    directory = Path(out)
+    if out == "-" or path.exists() or not directory.is_dir():
+        return
+    if any(directory.iterdir()):
+        raise StateError(
+            f"the delivery ledger {path} of channel {channel} is missing but {directory} "
+            "already holds deliveries: put the ledger back, or run again with --rebuild-ledger "
+            "to start a new one (what the sink holds is kept, one copy of each)"
         )

@@ -24,13 +24,16 @@ were already decided, instead of deciding (and auditing) them twice.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from broker import faults
+from broker.errors import StateError
 from broker.files import private_file
 
 
@@ -49,10 +52,53 @@ def _ms(t: datetime) -> int:
     return int(t.timestamp() * 1000)
 
 
+@contextlib.contextmanager
+def _state_errors(path: Path, doing: str) -> Iterator[None]:
+    """SQLite's and the disk's errors as one line saying what to do (never a traceback)."""
+    try:
+        yield
+    except sqlite3.DatabaseError as exc:
+        text = str(exc)
+        if isinstance(exc, sqlite3.OperationalError) and (
+            "full" in text or "disk I/O" in text or "readonly" in text or "unable to open" in text
+        ):
+            raise StateError(
+                f"the delivery ledger {path} could not be {doing} ({text}): free space or fix "
+                "the directory's permissions, then run again; nothing more was committed"
+            ) from None
+        raise StateError(
+            f"the delivery ledger {path} is unreadable ({text}): move it aside and run again "
+            "with --rebuild-ledger (deliveries since the group's committed offsets come again "
+            "into the sink, which keeps one copy of each)"
+        ) from None
+    except OSError as exc:
+        raise StateError(
+            f"the delivery ledger {path} could not be {doing} ({exc.strerror or exc}): free "
+            "space or fix the directory's permissions, then run again; nothing more was "
+            "committed"
+        ) from None
+
+
 class DeliveryLedger:
     def __init__(self, path: Path) -> None:
-        private_file(path)
-        self._db = sqlite3.connect(path, isolation_level=None)
+        self.path = path
+        #: False when this open created the file: a new channel, or a ledger that was lost.
+        self.existed = path.exists()
+        with _state_errors(path, "opened"):
+            faults.fail("ledger.open")
+            private_file(path)
+            self._db = sqlite3.connect(path, isolation_level=None)
+            self._open_schema()
+
+        self._staged: dict[str, tuple[str, datetime, Position]] = {}
+        # The subscriber asks `position(id)` and then, opening the record, the opener asks
+        # `seen(id)`: the second question is answered from the first one's row, once.
+        self._looked_up: tuple[str, bool] | None = None
+        # A batch's ids looked up in one query (`prefetch`), until the batch is committed.
+        self._prefetched: dict[str, Position | None] = {}
+        self._commits = 0
+
+    def _open_schema(self) -> None:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute(
@@ -69,13 +115,8 @@ class DeliveryLedger:
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)"
         )
-
-        self._staged: dict[str, tuple[str, datetime, Position]] = {}
-        # The subscriber asks `position(id)` and then, opening the record, the opener asks
-        # `seen(id)`: the second question is answered from the first one's row, once.
-        self._looked_up: tuple[str, bool] | None = None
-        # A batch's ids looked up in one query (`prefetch`), until the batch is committed.
-        self._prefetched: dict[str, Position | None] = {}
+        # A corrupt file can open and still fail on its first real read.
+        self._db.execute("SELECT COUNT(*) FROM settled").fetchone()
 
     # -- the envelope's ReplayGuard protocol --------------------------------
     def seen(self, message_id: str) -> bool:
@@ -160,6 +201,18 @@ class DeliveryLedger:
             (mid, sender, w.topic, w.partition, w.offset, _ms(expires))
             for mid, (sender, expires, w) in self._staged.items()
         ]
+        self._commits += 1
+        with _state_errors(self.path, "written"):
+            faults.fail("ledger.commit", self._commits)
+            self._write(rows, settled, audit_mark)
+        self._staged.clear()
+
+    def _write(
+        self,
+        rows: list[tuple[str, str, str, int, int, int]],
+        settled: Mapping[tuple[str, int], int] | None,
+        audit_mark: tuple[int, int] | None,
+    ) -> None:
         with self._db:
             self._db.execute("BEGIN")
             self._db.executemany(
@@ -178,7 +231,6 @@ class DeliveryLedger:
                     "INSERT OR REPLACE INTO meta (name, value) VALUES ('audit_mark', ?)",
                     (json.dumps(list(audit_mark)),),
                 )
-        self._staged.clear()
 
     def settled(self, topic: str, partition: int) -> int | None:
         """The offset up to which this ledger settled `topic`/`partition` (every record before
@@ -209,6 +261,10 @@ class DeliveryLedger:
 
     def __len__(self) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM delivered").fetchone()[0])
+
+    def has_settled(self) -> bool:
+        """Whether this ledger ever settled a position (a channel that has delivered)."""
+        return self._db.execute("SELECT 1 FROM settled LIMIT 1").fetchone() is not None
 
     def close(self) -> None:
         self._db.close()

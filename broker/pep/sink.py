@@ -116,6 +116,7 @@ class JsonlSink:
 
     def __init__(self, out: Path | TextIO) -> None:
         self._path = out if isinstance(out, Path) else None
+        self.path = self._path  # how logs and errors name this sink
         self._stream: TextIO | None = None if isinstance(out, Path) else out
         self._seen: set[tuple[str, bool]] = set()
         self._dirty = False

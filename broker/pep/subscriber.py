@@ -13,12 +13,18 @@ One participant's consumer group reads its community's topics. Per record:
      (audited on `<participant>/receive`; the clear header has no others);
      a workflow's message (an assistance step) must also pass its workflow's
      check: the state machine (`broker.pep.workflow`);
-  5. hand it to the sink, record it in the ledger, send a signed Receipt;
-  6. commit the offsets of the batch once every record in it is settled.
+  5. hand it to the sink and record it in the ledger;
+  6. once the sink has the batch durably: send the batch's signed Receipts, audit
+     its decisions, commit the ledger, then the offsets.
 
 Refused records go to `jcu.dlq` with the reason, are audited, and never stop
-the consumer. Processing is sequential per batch with a bounded batch size,
-so a slow sink slows consumption instead of growing memory.
+the consumer. A sink that cannot take a delivery (its receiver down, its disk
+full) is not the record's fault: the batch is held and the sink retried with
+bounded exponential backoff (said at once, then periodically) until it takes
+it, or, past `sink_give_up_after`, the subscriber stops without committing
+(`SinkGaveUp`): the batch comes again on the next run, nothing is dead-lettered.
+Processing is sequential per batch with a bounded batch size, so a slow sink
+slows consumption instead of growing memory.
 
 Every receiving decision (and every retraction applied) is audited once per
 delivery, whatever the crashes: each names the position it decided (topic,
@@ -31,13 +37,15 @@ decided are recognised and not decided again.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import hashlib
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from broker import faults
@@ -61,9 +69,11 @@ from broker.errors import (
     JcuError,
     MalformedRecord,
     Rejected,
+    SinkGaveUp,
+    SinkUnavailable,
+    StateError,
     Unauthorised,
     Unchecked,
-    Undeliverable,
     UnknownSchema,
 )
 from broker.kafka._raw_fetch import batch_at, fetch_raw
@@ -94,7 +104,35 @@ DLQ_MAX_COPY = 512 * 1024
 #: delivery is still remembered (so that a late retraction still finds its message).
 LEDGER_PRUNE_EVERY = timedelta(hours=1)
 LEDGER_GRACE = MAX_VALIDITY
+#: Seconds a sink may stay unavailable before the subscriber stops without committing.
+DEFAULT_SINK_GIVE_UP = 600.0
+#: Namespace of receipt ids: one receipt id per (message, receiver), whatever the re-runs.
+_RECEIPT_IDS = uuid.UUID("6f1d2c1e-5b7a-4d8e-9a51-3c0f2b7e8d14")
 _log = get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class SinkRetry:
+    """How a subscriber waits for a sink that cannot take a delivery: delays base, 2*base,
+    4*base... capped at `cap`; says so at once and then every `tell_every` seconds; stops
+    without committing after `give_up_after` seconds of one outage."""
+
+    give_up_after: float = DEFAULT_SINK_GIVE_UP
+    base: float = 0.5
+    cap: float = 30.0
+    tell_every: float = 60.0
+
+    def delay(self, attempt: int) -> float:
+        return float(min(self.cap, self.base * 2 ** (attempt - 1)))
+
+
+def sink_name(sink: Any) -> str:
+    """How logs and errors name a sink: its shown URL or path, else its class."""
+    for attribute in ("shown", "directory", "path"):
+        value = getattr(sink, attribute, None)
+        if value is not None:
+            return str(value)
+    return type(sink).__name__
 
 
 def _ledger_first(subscriber: Subscriber) -> Any:
@@ -111,10 +149,29 @@ def _ledger_first(subscriber: Subscriber) -> Any:
     return LedgerFirst()
 
 
+def ledger_path(home: Path, participant: str, group: str) -> Path:
+    """Where the delivery ledger of `participant`'s channel (consumer group) `group` lives."""
+    return home / "ledger" / participant / f"{group}.sqlite"
+
+
 def default_group(participant: str, channel: str = "subscriber") -> str:
     """The consumer group of one of `participant`'s delivery channels: prefixed with its id,
     the only groups the Kafka ACLs let it join and commit (docs/deployment.md)."""
     return f"{participant}.{channel}"
+
+
+@dataclass(frozen=True, slots=True)
+class HeldRecord:
+    """A record as the subscriber handles it, from somewhere other than its consumer (a
+    dead letter being replayed): where it was, its key and value, its broker append time."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    timestamp: int | None
+    timestamp_type: int = 1  # LogAppendTime: the broker's clock, not the sender's
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +229,8 @@ class Subscriber(Service):
         workflows: Workflows | None = None,
         max_decompressed: int = DEFAULT_DECOMPRESSION_LIMIT,
         log_registry: bool = True,
+        sink_retry: SinkRetry | None = None,
+        rebuild_ledger: bool = False,
     ) -> None:
         me = ctx.registry.get(participant)
         self.participant = participant
@@ -187,9 +246,11 @@ class Subscriber(Service):
         if me.exercises:
             self._topics += [community_topic(me.community, s, exercise=True) for s in streams]
         # One ledger per consumer group: each group is its own delivery channel into its sink.
-        self._ledger = DeliveryLedger(
-            ctx.settings.home / "ledger" / participant / f"{self._group}.sqlite"
-        )
+        self._ledger = DeliveryLedger(ledger_path(ctx.settings.home, participant, self._group))
+        self._rebuild_ledger = rebuild_ledger
+        self._sink_retry = sink_retry or SinkRetry()
+        #: The batch's deliveries whose receipts go once the sink has them durably.
+        self._receipts_due: list[tuple[EnvelopeHeader, Labels, datetime]] = []
         self._opener: Opener = ctx.envelope.opener(participant, replay_guard=self._ledger)
         # Decodes a sender batch's envelopes without fastavro for each (see _reader).
         self._reader = EnvelopeReader(ctx.envelope.store)
@@ -221,6 +282,9 @@ class Subscriber(Service):
         self._recovered: set[Position] = set()
         #: the audit mark the ledger holds (`_commit_ledger`)
         self._committed_mark: AuditMark | None = None
+        #: Replaying dead letters (`replay`): refusals are reported, not dead-lettered again.
+        self._replaying = False
+        self.replay_refusals: list[tuple[str, str, str]] = []
         #: What became of the batch's receipts, by message id (audited with the delivery).
         self._receipt_outcomes: dict[str, dict[str, str]] = {}
 
@@ -228,7 +292,8 @@ class Subscriber(Service):
     def topics(self) -> tuple[str, ...]:
         return tuple(self._topics)
 
-    async def start(self) -> None:
+    async def start(self, *, consume: bool = True) -> None:
+        """Start; without `consume`, everything but the consumer (for `replay`)."""
         kafka = self._ctx.settings.kafka
         # A batch that would decompress past this is refused whole (`_past_the_bomb`).
         limit_decompression(self._max_decompressed)
@@ -241,6 +306,8 @@ class Subscriber(Service):
             producer = reliable_producer(kafka)
             await start_client(producer, kafka)
             self._producer = producer
+            if not consume:
+                return
             client = consumer(
                 kafka,
                 group_id=self._group,
@@ -251,6 +318,7 @@ class Subscriber(Service):
             )
             await start_client(client, kafka)
             self._consumer = client
+            await self._check_lost_ledger()
             # The ledger, not the group's committed offset, says where to start (ledger.py).
             client.subscribe(self._topics, listener=_ledger_first(self))
         except BaseException:
@@ -258,7 +326,9 @@ class Subscriber(Service):
             raise
 
     async def stop(self) -> None:
-        """Finish nothing new, close the consumer, sign a final audit checkpoint."""
+        """Finish nothing new, close the consumer, sign a final audit checkpoint. A sink
+        that is down cannot stop this (its close is logged, not raised: what it did not take
+        was not committed)."""
         if self._registry_audit is not None:
             self._registry_audit.stop()
         if self._consumer is not None:
@@ -269,8 +339,33 @@ class Subscriber(Service):
             self._producer = None
         await self._audit.stop()
         await self._feeds.stop()
-        await self._sink.close()
+        try:
+            await self._sink.close()
+        except (SinkUnavailable, OSError) as exc:
+            _log.warning("sink not closed cleanly", sink=sink_name(self._sink), error=str(exc))
         self._ledger.close()
+
+    async def _check_lost_ledger(self) -> None:
+        """A ledger that did not exist before this run, for a group that has committed
+        offsets, was lost: deciding again from the committed offsets could audit and
+        receipt deliveries twice, so that needs the operator's word (`rebuild_ledger`)."""
+        if self._ledger.existed or self._rebuild_ledger:
+            return
+        from aiokafka.structs import TopicPartition
+
+        tps = [
+            TopicPartition(topic, p)
+            for topic in self._topics
+            for p in sorted(self._consumer.partitions_for_topic(topic) or ())
+        ]
+        for tp in tps:
+            if await self._consumer.committed(tp) is not None:
+                raise StateError(
+                    f"the delivery ledger {self._ledger.path} is missing but consumer group "
+                    f"{self._group} has committed offsets: it was lost or moved. Put it back, "
+                    "or run again with --rebuild-ledger to start a new one from the committed "
+                    "offsets (what came after them is delivered again)"
+                )
 
     def request_stop(self) -> None:
         """Stop after the batch in hand is delivered and committed (SIGTERM does this)."""
@@ -323,6 +418,21 @@ class Subscriber(Service):
                     break
         return self.stats
 
+    async def replay(self, records: Iterable[Any]) -> SubscriberStats:
+        """Check and deliver dead letters again, each exactly as a fresh delivery at the
+        position it came from (signature, key validity against its append time, replay
+        window, placement, policy, registry); audited in this subscriber's log, and a
+        refusal reported in `replay_refusals` instead of dead-lettered again. Needs
+        `start(consume=False)`."""
+        self._replaying = True
+        try:
+            for r in records:
+                await self._handle(r)
+            await self._settle({})
+        finally:
+            self._replaying = False
+        return self.stats
+
     async def _recover(self) -> None:
         """Read back what a crashed run audited after its last ledger commit: those
         positions were decided (delivered, refused or retracted) and must not be again."""
@@ -372,7 +482,12 @@ class Subscriber(Service):
         """Make the batch durable before its offsets are committed: sink, dead letters and
         receipts, then the audit records (with the receipts' outcome), then the ledger
         (with the positions the batch settled, and the audit log's mark)."""
-        await self._sink.flush()
+        await self._hold("the batch", self._sink.flush)
+        # Receipts only for what the sink now holds durably: a batch the sink never took is
+        # delivered again, and its receipts go then, once.
+        due, self._receipts_due = self._receipts_due, []
+        for header, labels, when in due:
+            self._later(self._send_receipt(header, labels, when))
         pending, self._pending = self._pending, []
         if pending:
             await asyncio.gather(*pending)  # dead letters, receipts
@@ -622,20 +737,8 @@ class Subscriber(Service):
             redacted_fields=labels.redacted_fields,
             obligations=decision.obligations,
         )
-        try:
-            await self._sink.deliver(delivery)
-        except (JcuError, ValueError, TypeError) as exc:
-            # The record cannot be expressed by this sink (or is hostile to it): dead-letter
-            # it instead of stopping. Disk and I/O errors (OSError) still stop the consumer
-            # before its offsets are committed, so nothing is lost.
-            self._reject(
-                Undeliverable(f"the sink refused message {header.message_id}: {exc}"),
-                r,
-                header,
-                labels,
-                thread,
-            )
-            return
+        # A sink that cannot take it holds the batch (never a dead letter: the record is good).
+        await self._hold(f"message {header.message_id}", lambda: self._sink.deliver(delivery))
         self._audited.append(
             AuditRecord.from_decision(
                 decision,
@@ -657,7 +760,57 @@ class Subscriber(Service):
         counter.inc()
         self._metrics.deliver_seconds.observe(time.perf_counter() - t0)
         if self._receipts:
-            self._later(self._send_receipt(header, labels, now))
+            self._receipts_due.append((header, labels, now))
+
+    async def _hold(self, what: str, call: Callable[[], Awaitable[None]]) -> None:
+        """`call()` until the sink takes it: a sink outage (SinkUnavailable, OSError) is
+        retried with bounded exponential backoff, said at once and then every
+        `tell_every` seconds; past `give_up_after`, or when asked to stop meanwhile,
+        SinkGaveUp: the subscriber stops without committing the batch in hand."""
+        retry = self._sink_retry
+        started = time.monotonic()
+        attempt = 0
+        told: float | None = None
+        while True:
+            try:
+                await call()
+            except (SinkUnavailable, OSError) as exc:
+                error = exc
+            else:
+                if told is not None:
+                    _log.warning(
+                        "sink available again: the held batch goes on",
+                        participant=self.participant,
+                        sink=sink_name(self._sink),
+                        waited_s=round(time.monotonic() - started, 1),
+                    )
+                return
+            attempt += 1
+            waited = time.monotonic() - started
+            self._metrics.sink_retries.inc()
+            why = (error.strerror or str(error)) if isinstance(error, OSError) else str(error)
+            if waited >= retry.give_up_after or self._stop.is_set():
+                cause = "asked to stop" if self._stop.is_set() else f"gave up after {waited:.0f} s"
+                raise SinkGaveUp(
+                    f"sink {sink_name(self._sink)} did not take {what} ({why}); {cause} "
+                    f"(--sink-give-up-after {retry.give_up_after:g}); stopped without "
+                    "committing: fix the sink, then run again (the batch is delivered again)"
+                ) from None
+            if told is None or waited - told >= retry.tell_every:
+                told = waited
+                _log.warning(
+                    "sink unavailable: holding the batch and retrying",
+                    participant=self.participant,
+                    sink=sink_name(self._sink),
+                    what=what,
+                    error=why,
+                    attempt=attempt,
+                    waited_s=round(waited, 1),
+                    give_up_after_s=retry.give_up_after,
+                )
+            delay = min(retry.delay(attempt), max(retry.give_up_after - waited, 0.0))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), timeout=delay)
 
     def _next_decision_id(self) -> str:
         """A fresh decision id, from a pool of 256 made with one random draw."""
@@ -726,22 +879,22 @@ class Subscriber(Service):
             raise Unauthorised(
                 f"{header.sender} may not retract message {target} sent by {original_sender}"
             )
-        await self._sink.retract(
-            Retracted(
-                participant=self.participant,
-                message_id=target,
-                sender=header.sender,
-                reason=str(record.get("reason") or ""),
-                retracted=record["retracted"],
-                labels=labels,
-            )
+        retraction = Retracted(
+            participant=self.participant,
+            message_id=target,
+            sender=header.sender,
+            reason=str(record.get("reason") or ""),
+            retracted=record["retracted"],
+            labels=labels,
         )
+        await self._hold(f"the retraction of {target}", lambda: self._sink.retract(retraction))
         self._ledger.mark_retracted(target)
         self.stats.retracted += 1
 
     async def _send_receipt(self, header: EnvelopeHeader, labels: Labels, when: Any) -> None:
         receipt = {
-            "id": str(uuid.uuid4()),
+            # The same id however often a crash makes this delivery's receipt go again.
+            "id": str(uuid.uuid5(_RECEIPT_IDS, f"{header.message_id}/{self.participant}")),
             "message_id": header.message_id,
             "receiver": self.participant,
             "received": when,
@@ -823,7 +976,20 @@ class Subscriber(Service):
         ]
         if violator is not None:
             headers.append(("jcu.sender", violator.encode()))
-        self._later(self._dead_letter(r.value, mid, headers))
+        elif header is not None:  # as the clear header says: not verified
+            headers.append(("jcu.claimed-sender", header.sender.encode()))
+        # What a replay needs to check it again where it was (`jcu dlq replay`).
+        headers.append(("jcu.group", self._group.encode()))
+        if getattr(r, "key", None) is not None:
+            headers.append(("jcu.key", bytes(r.key)))
+        if getattr(r, "timestamp", None) is not None and getattr(r, "timestamp_type", 0) == 1:
+            headers.append(("jcu.appended", str(r.timestamp).encode()))
+        if self._replaying:
+            # A replayed dead letter is in the DLQ already: refused again, it is audited
+            # (below) and reported, not dead-lettered a second time.
+            self.replay_refusals.append((mid, reason, str(exc)))
+        else:
+            self._later(self._dead_letter(r.value, mid, headers))
         self._audited.append(
             AuditRecord.from_rejection(
                 error,

@@ -40,13 +40,27 @@ def make_sink(
       file per event, and stix/<uuid>.json bundles for OpenCTI);
     - `taxii`: the participant's TAXII store (served by `jcu taxii serve`), other payload
       types as JSON lines in `out` (default `$JCU_HOME/taxii/<participant>-other/`).
+
+    With both a webhook and `out` a directory, every delivery goes to both (a FanOutSink:
+    settled only when each has it).
     """
     if webhook is not None:
-        from connectors.isac.webhook import WebhookSink
+        from connectors.isac.subscriber import FanOutSink
+        from connectors.isac.webhook import Backoff, WebhookSink
 
-        if fmt != "jsonl":
-            raise ConfigError("--webhook posts JSON; leave --format at jsonl")
-        return WebhookSink(webhook)
+        # A few quick retries here; the subscriber holds the batch and retries beyond them.
+        hook = WebhookSink(webhook, backoff=Backoff(attempts=3))
+        if out == "-":
+            if fmt != "jsonl":
+                raise ConfigError(
+                    f"--format {fmt} writes files: give --out DIR as well as --webhook"
+                )
+            return hook
+        return FanOutSink([_file_sink(fmt, out, participant, settings), hook])
+    return _file_sink(fmt, out, participant, settings)
+
+
+def _file_sink(fmt: str, out: str, participant: str, settings: Settings) -> Sink:
     if fmt == "jsonl":
         if out == "-":
             return JsonlSink(sys.stdout)

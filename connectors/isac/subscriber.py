@@ -148,3 +148,46 @@ class RoutedSink:
     async def close(self) -> None:
         await self._primary.close()
         await self._fallback.close()
+
+
+class FanOutSink:
+    """Every delivery to each of several sinks (MISP files and a webhook, say): a record
+    is delivered, and its batch settled, only when every sink has it. Each sink is
+    idempotent per message id, so when one fails and the batch is retried, the others
+    taking the same delivery again keep one copy."""
+
+    def __init__(self, sinks: list[Sink]) -> None:
+        if not sinks:
+            raise ConfigError("a fan-out needs at least one sink")
+        self.sinks = sinks
+        self.shown = " + ".join(_shown(s) for s in sinks)
+
+    async def deliver(self, delivery: Delivery) -> None:
+        for sink in self.sinks:
+            await sink.deliver(delivery)
+
+    async def retract(self, retraction: Retracted) -> None:
+        for sink in self.sinks:
+            await sink.retract(retraction)
+
+    async def flush(self) -> None:
+        for sink in self.sinks:
+            await sink.flush()
+
+    async def close(self) -> None:
+        errors: list[BaseException] = []
+        for sink in self.sinks:
+            try:
+                await sink.close()
+            except Exception as exc:  # close them all; the first failure is raised after
+                errors.append(exc)
+        if errors:
+            raise errors[0]
+
+
+def _shown(sink: Sink) -> str:
+    for attribute in ("shown", "directory", "path"):
+        value = getattr(sink, attribute, None)
+        if value is not None:
+            return str(value)
+    return type(sink).__name__

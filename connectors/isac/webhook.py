@@ -5,9 +5,10 @@ One POST per delivery or retraction, body `{"event": "delivery" | "retraction",
 `<message id>:retracted`) so the receiver can drop the repeats that
 at-least-once delivery brings. Connection errors, timeouts, 408, 425, 429 and
 5xx are retried after base * 2^(attempt-1) seconds (capped); any other status
-fails at once. When the attempts are spent the sink raises `WebhookFailed`:
-the subscriber then stops without committing, and the record comes again on
-its next run.
+fails at once. When the attempts are spent the sink raises `WebhookFailed`, a
+`SinkUnavailable`: the subscriber holds the batch and retries with its own
+bounded backoff, and past its give-up time stops without committing (the
+record comes again on its next run). Never a dead letter.
 """
 
 from __future__ import annotations
@@ -106,6 +107,5 @@ class WebhookSink:
                 )
                 await asyncio.sleep(delay)
         raise WebhookFailed(
-            f"webhook {self.shown}: gave up on message {key} after {self.backoff.attempts} "
-            f"attempts ({why}); nothing was committed, it is delivered again on the next run"
+            f"webhook {self.shown}: {why} after {self.backoff.attempts} attempts at message {key}"
         )
