@@ -81,6 +81,7 @@ from broker.kafka._raw_fetch import records as raw_records
 from broker.kafka.clients import consumer, reliable_producer, start_client
 from broker.kafka.decompression import DEFAULT_LIMIT as DEFAULT_DECOMPRESSION_LIMIT
 from broker.kafka.decompression import limit_decompression
+from broker.kafka.scan import partitions
 from broker.kafka.stamps import appended_at
 from broker.kafka.topics import DLQ, community_topic
 from broker.lifecycle import Service
@@ -351,14 +352,7 @@ class Subscriber(Service):
         receipt deliveries twice, so that needs the operator's word (`rebuild_ledger`)."""
         if self._ledger.existed or self._rebuild_ledger:
             return
-        from aiokafka.structs import TopicPartition
-
-        tps = [
-            TopicPartition(topic, p)
-            for topic in self._topics
-            for p in sorted(self._consumer.partitions_for_topic(topic) or ())
-        ]
-        for tp in tps:
+        for tp in await partitions(self._consumer, self._topics):
             if await self._consumer.committed(tp) is not None:
                 raise StateError(
                     f"the delivery ledger {self._ledger.path} is missing but consumer group "
