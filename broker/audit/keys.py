@@ -40,7 +40,15 @@ from broker.files import private_dir, write_private
 MASTER_FILE = "audit.secret"
 #: The enforcement points a node's participant has, `<participant>/<side>`: what
 #: `jcu audit keys export` hands over unless told which.
-POINT_SIDES: tuple[str, ...] = ("publish", "receive", "seal", "control", "assist", "inventory")
+POINT_SIDES: tuple[str, ...] = (
+    "publish",
+    "receive",
+    "replay",
+    "seal",
+    "control",
+    "assist",
+    "inventory",
+)
 SECRET_SIZE = 32
 SALT_SIZE = 16
 #: A sealed leaf content: AES-256-GCM under a key used once, so a fixed nonce.

@@ -21,6 +21,7 @@ _VERBS: dict[str, str] = {
     "acl": "broker.cli.acl:acl",
     "audit": "broker.cli.audit:audit",
     "demo": "broker.cli.demo:demo",
+    "dlq": "broker.cli.dlq:dlq",
     "kafka": "broker.cli.kafka:kafka",
     "init": "broker.cli.init:init",
     "authority": "broker.cli.authority:authority",
