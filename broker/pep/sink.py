@@ -22,6 +22,7 @@ from typing import Any, Protocol, TextIO
 
 from broker.envelope import Labels
 from broker.files import open_private, private_file
+from broker.pep._tail import DEFAULT_REMEMBER, RecentKeys, drop_torn_tail, last_lines
 from broker.record_json import json_default, to_json
 
 _LINE_ENCODER = json.JSONEncoder(sort_keys=True, ensure_ascii=False, default=json_default)
@@ -110,15 +111,17 @@ class Sink(Protocol):
 class JsonlSink:
     """JSON lines, one object per delivery or retraction, to a file (fsync'd) or stdout.
 
-    Idempotence: the ids already in the file are read at open, so a redelivered
-    record is not written twice.
+    Idempotence: a redelivered record is not written twice. Only the last batches can
+    come again (the subscriber drops what its ledger settled), so the sink remembers the
+    keys of its last `remember` writes, reading at open only the end of the file: memory
+    bounded by configuration, whatever the file's length (broker.pep._tail).
     """
 
-    def __init__(self, out: Path | TextIO) -> None:
+    def __init__(self, out: Path | TextIO, *, remember: int = DEFAULT_REMEMBER) -> None:
         self._path = out if isinstance(out, Path) else None
         self.path = self._path  # how logs and errors name this sink
         self._stream: TextIO | None = None if isinstance(out, Path) else out
-        self._seen: set[tuple[str, bool]] = set()
+        self._seen = RecentKeys(remember)
         self._dirty = False
         self.count = 0
 
@@ -131,20 +134,12 @@ class JsonlSink:
             assert self._path is not None
             private_file(self._path)  # decrypted records: 0600 in a 0700 directory
             if self._path.stat().st_size:
-                self._drop_torn_tail(self._path)
-                for line in self._path.read_text(encoding="utf-8").splitlines():
-                    obj = json.loads(line)
-                    self._seen.add((obj.get("message_id", ""), bool(obj.get("retracted"))))
+                drop_torn_tail(self._path)
+                keys = [_key_of(line) for line in last_lines(self._path, self._seen.limit)]
+                for key in reversed(keys):
+                    self._seen.add(key)
             self._stream = open_private(self._path)
         return self._stream
-
-    @staticmethod
-    def _drop_torn_tail(path: Path) -> None:
-        """Cut a last line left half-written by a crash; its record comes again from Kafka."""
-        data = path.read_bytes()
-        if data and not data.endswith(b"\n"):
-            with path.open("r+b") as f:
-                f.truncate(data.rfind(b"\n") + 1)
 
     def _write(self, key: tuple[str, bool], line: Callable[[], str]) -> None:
         stream = self._open()
@@ -177,3 +172,9 @@ class JsonlSink:
         if self._stream is not None and self._path is not None:
             self._stream.close()
             self._stream = None
+
+
+def _key_of(line: bytes) -> tuple[str, bool]:
+    """What a written line is, for the duplicate check: (message id, is a retraction)."""
+    obj = json.loads(line)
+    return str(obj.get("message_id", "")), bool(obj.get("retracted"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import tracemalloc
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -14,6 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from broker.envelope import Labels
+from broker.pep._tail import RecentKeys
 from broker.pep.sink import Delivery, JsonlSink, Retracted
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
@@ -154,3 +156,92 @@ def test_a_torn_tail_is_cut_before_the_next_batch(tmp_path: Path) -> None:
 
     asyncio.run(run())
     assert [o["message_id"] for o in _lines(path)] == [kept.message_id, new.message_id]
+
+
+def test_a_long_history_costs_the_sink_bounded_memory_at_open(tmp_path: Path) -> None:
+    """100,000 lines (about 36 MiB) already in the file: opening the sink and writing one
+    more reads only the end of it and keeps the last `remember` keys. Bound: 8 MiB of
+    Python allocations (the whole file read and every id kept was over 90 MiB)."""
+    path = tmp_path / "enisa.jsonl"
+    line = _delivery({"value": "x" * 200}).json_line()
+    with path.open("w", encoding="utf-8") as f:
+        for i in range(100_000):
+            f.write(line.replace('"message_id": "', f'"message_id": "{i:06d}-', 1) + "\n")
+    newest = f"{99_999:06d}-"
+    first = f"{0:06d}-"
+
+    async def run() -> tuple[bool, bool]:
+        sink = JsonlSink(path, remember=10_000)
+        tracemalloc.start()
+        try:
+            fresh = _delivery({"value": "new"})
+            await sink.deliver(fresh)
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        assert peak < 8 * 2**20, f"peak {peak / 2**20:.1f} MiB"
+        print(f"sink open over 100,000 lines: peak {peak / 2**20:.1f} MiB")
+        assert len(sink._seen) == 10_000  # the last 9,999 of the file and the new one
+        remembered = any(str(k[0]).startswith(newest) for k in sink._seen._keys)
+        forgotten = not any(str(k[0]).startswith(first) for k in sink._seen._keys)
+        await sink.close()
+        return remembered, forgotten
+
+    remembered, forgotten = asyncio.run(run())
+    assert remembered and forgotten
+
+
+def test_a_redelivery_of_the_last_batches_is_still_dropped_after_a_restart(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "enisa.jsonl"
+    batch = [_delivery({"value": i}) for i in range(50)]
+
+    async def run() -> None:
+        first = JsonlSink(path, remember=20)
+        for d in batch:
+            await first.deliver(d)
+        await first.close()
+        again = JsonlSink(path, remember=20)
+        for d in batch[-20:]:  # the batch the ledger had not settled comes again
+            await again.deliver(d)
+        await again.close()
+
+    asyncio.run(run())
+    assert [o["message_id"] for o in _lines(path)] == [d.message_id for d in batch]
+
+
+@given(
+    st.lists(st.binary(min_size=1, max_size=40).map(lambda b: b.replace(b"\n", b"")), max_size=40),
+    st.binary(max_size=30).map(lambda b: b.replace(b"\n", b"")),
+    st.integers(1, 64),
+    st.integers(1, 50),
+)
+def test_last_lines_are_the_files_last_complete_lines_whatever_the_chunk(
+    lines: list[bytes], torn: bytes, chunk: int, limit: int
+) -> None:
+    import tempfile
+
+    from broker.pep import _tail
+
+    whole = [x for x in lines if x]
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "f.jsonl"
+        path.write_bytes(b"".join(x + b"\n" for x in lines) + torn)
+        saved = _tail._CHUNK
+        _tail._CHUNK = chunk
+        try:
+            got = list(_tail.last_lines(path, limit))
+            _tail.drop_torn_tail(path)
+        finally:
+            _tail._CHUNK = saved
+        assert got == list(reversed(whole))[:limit]
+        assert path.read_bytes() == b"".join(x + b"\n" for x in lines)
+
+
+def test_recent_keys_keep_the_newest() -> None:
+    keys = RecentKeys(3)
+    for k in "abcad":
+        keys.add(k)
+    assert [k for k in "abcd" if k in keys] == ["a", "c", "d"]
+    assert len(keys) == 3
