@@ -1,0 +1,169 @@
+"""A subscriber's memory against its history: peak RSS of `jcu subscribe` at 10k and 200k.
+
+Run: .venv/bin/python -m bench.subscriber_memory [--start 10000 --messages 200000]
+
+`--start` messages are published and received by `jcu subscribe --once` into
+JSON lines (the baseline, in the same run); then the rest up to `--messages`,
+received by the same channel into the same file (which holds the first ones),
+and once more by a new channel from the beginning (all of them in one run).
+Each run's resident memory while it delivers (sampled from /proc every 0.2 s)
+is printed with its ratio to the baseline's: flat (about 1) when memory
+depends on configuration, not history. (The kernel's peak for all runs so far,
+which start-up may set, is printed too.)
+
+Kafka: KAFKA_BOOTSTRAP if set, else a local broker started for the run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bench._kafka import kafka_for_bench
+from broker import config, logs
+from broker.envelope import Labels
+from broker.kafka.topics import contract_topics, ensure_topics
+from broker.pep import Publication, Publisher
+from broker.pep.context import PepContext
+from broker.trust.federation import build_federation, put_up_walls
+from broker.trust.topic import publish_snapshot
+
+CHUNK = 200
+
+
+def _record(i: int) -> dict[str, Any]:
+    return {
+        "id": str(uuid.uuid4()),
+        "observable_type": "domain-name",
+        "value": f"c2-{i}.example.net",
+        "pattern": f"[domain-name:value = 'c2-{i}.example.net']",
+        "pattern_type": "stix",
+        "description": "x" * 400,
+        "valid_from": datetime.now(UTC),
+        "confidence": 70,
+    }
+
+
+async def _publish(ctx: PepContext, first: int, n: int) -> None:
+    labels = Labels.of("RED", categories=["malicious-code"])
+    async with Publisher("soc-fr", ctx) as pub:
+        for start in range(first, first + n, CHUNK):
+            count = min(CHUNK, first + n - start)
+            await pub.publish_many(
+                [
+                    Publication("Indicator", _record(i), labels, ("enisa",))
+                    for i in range(start, start + count)
+                ]
+            )
+
+
+def _rss_mib(pid: int) -> float | None:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    for line in status.splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return None
+
+
+def _subscribe(env: dict[str, str], out: Path, group: str) -> tuple[float, float, float]:
+    """`jcu subscribe --once` until the end of the topics: (the kernel's peak RSS, the
+    largest RSS sampled every 0.2 s once it was delivering, in MiB; seconds)."""
+    argv = [
+        sys.executable,
+        "-m",
+        "broker.cli",
+        "subscribe",
+        "--once",
+        "--no-receipts",
+        "--out",
+        str(out),
+        "--group",
+        group,
+    ]
+    sink = out / "enisa.jsonl"
+    before = sink.stat().st_size if sink.exists() else 0
+    sampled = 0.0
+    t0 = time.perf_counter()
+    with (out.parent / f"{group}.log").open("wb") as log:
+        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=log, env=env)
+        while proc.poll() is None:
+            rss = _rss_mib(proc.pid)
+            if rss is not None and sink.exists() and sink.stat().st_size > before:
+                sampled = max(sampled, rss)
+            time.sleep(0.2)
+    if proc.returncode != 0:
+        raise RuntimeError(f"jcu subscribe exited {proc.returncode}: see {log.name}")
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    return peak, sampled, time.perf_counter() - t0
+
+
+def _lines(path: Path) -> int:
+    with path.open("rb") as f:
+        return sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 20), b""))
+
+
+async def main(start: int, total: int) -> None:
+    logs.configure("console", "WARNING")
+    with tempfile.TemporaryDirectory(prefix="jcu-bench-") as tmp:
+        async with kafka_for_bench() as kafka:
+            settings = config.load()
+            federation = build_federation(
+                Path(tmp) / "federation",
+                None,
+                policies=settings.policies,
+                schemas=settings.schemas,
+                passphrase="bench-only passphrase, never a secret",
+            )
+            await ensure_topics(kafka.admin, contract_topics())
+            await put_up_walls(federation, kafka.admin, schemas=settings.schemas)
+            own = {k: v for k, v in os.environ.items() if not k.startswith("JCU_KAFKA_")}
+            own["KAFKA_BOOTSTRAP"] = kafka.bootstrap
+            authority = config.load({**own, **federation.env("authority")}).kafka
+            await publish_snapshot(authority, federation.snapshot.read_bytes())
+            envs = {o: {**own, **federation.env(o)} for o in ("soc-fr", "enisa")}
+            ctx = PepContext.load(config.load(envs["soc-fr"]), envs["soc-fr"])
+            out, fresh = Path(tmp) / "out", Path(tmp) / "fresh"
+            out.mkdir()
+            fresh.mkdir()
+            print(f"kafka {kafka.bootstrap}; indicators of ~0.6 KiB to enisa, JSON lines sink")
+
+            await _publish(ctx, 0, start)
+            peak, base, took = await asyncio.to_thread(_subscribe, envs["enisa"], out, "enisa.a")
+            print(
+                f"{start:>8,} delivered (baseline)          : RSS {base:7.1f} MiB  "
+                f"({took:.0f} s; peak so far {peak:.1f} MiB)"
+            )
+            await _publish(ctx, start, total - start)
+            peak, more, took = await asyncio.to_thread(_subscribe, envs["enisa"], out, "enisa.a")
+            lines = _lines(out / "enisa.jsonl")
+            print(
+                f"{total - start:>8,} more, {lines:,} lines in the file : RSS {more:7.1f} MiB  "
+                f"({took:.0f} s; peak so far {peak:.1f} MiB)  ratio {more / base:.2f}"
+            )
+            peak, whole, took = await asyncio.to_thread(_subscribe, envs["enisa"], fresh, "enisa.b")
+            print(
+                f"{total:>8,} in one run (a new channel)   : RSS {whole:7.1f} MiB  "
+                f"({took:.0f} s; peak so far {peak:.1f} MiB)  ratio {whole / base:.2f}"
+            )
+    print("flat: ratios about 1 (memory bounded by configuration, not by history)")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--start", type=int, default=10_000)
+    parser.add_argument("--messages", type=int, default=200_000)
+    args = parser.parse_args()
+    asyncio.run(main(args.start, args.messages))
