@@ -959,13 +959,23 @@ def keys_group() -> None:
     """This node's audit keys: what an auditor needs to read its enforcement points' leaves."""
 
 
+def _channel_points(audit_dir: Path, participant: str) -> list[str]:
+    """The node's receiving channels' own enforcement points (`<participant>/receive/<channel>`,
+    `jcu subscribe --group`), from the audit states it keeps."""
+    from urllib.parse import unquote
+
+    prefix = f"{participant}/receive/"
+    names = (unquote(p.name.removesuffix(".audit.json")) for p in audit_dir.glob("*.audit.json"))
+    return sorted(n for n in names if n.startswith(prefix))
+
+
 @keys_group.command("export")
 @click.option(
     "--ep",
     "points",
     multiple=True,
-    help="Enforcement point to export (repeatable; default: publish, receive, seal and "
-    "control of this node).",
+    help="Enforcement point to export (repeatable; default: every enforcement point of this "
+    "node, its receiving channels' own included).",
 )
 @click.option(
     "--out",
@@ -983,7 +993,10 @@ def keys_export(points: tuple[str, ...], out_path: Path, participant: str | None
     """
     settings = load()
     participant = _check_as(participant, settings)
-    wanted = points or tuple(f"{participant}/{side}" for side in POINT_SIDES)
+    wanted = points or (
+        *(f"{participant}/{side}" for side in POINT_SIDES),
+        *_channel_points(settings.home / "audit", participant),
+    )
     keys = AuditKeys.open(settings.home / "audit", owner=participant)
     lines = []
     for ep in wanted:

@@ -20,6 +20,7 @@ from broker.cli._output import emit_json
 from broker.cli._runtime import OnStop, run_until_signalled
 from broker.cli._workflows import node_workflows
 from broker.pep import Publisher, Subscriber, SubscriberStats
+from broker.pep.subscriber import receive_side
 from broker.vocabulary import CATEGORIES
 
 
@@ -128,7 +129,15 @@ def deliver(
     sink = MailboxSink(mailbox)
 
     async def run(on_stop: OnStop) -> SubscriberStats:
-        sub = Subscriber(participant, ctx, sink, group_id=group, receipts=True, workflows=workflows)
+        sub = Subscriber(
+            participant,
+            ctx,
+            sink,
+            group_id=group,
+            audit=ctx.audit_log(participant, receive_side(participant, group)),
+            receipts=True,
+            workflows=workflows,
+        )
         on_stop(sub.request_stop)
         async with sub:
             if not once:

@@ -22,7 +22,13 @@ from broker.cli._workflows import node_workflows
 from broker.errors import StateError
 from broker.metrics import Metrics
 from broker.pep import Subscriber, SubscriberStats
-from broker.pep.subscriber import DEFAULT_SINK_GIVE_UP, SinkRetry, default_group, ledger_path
+from broker.pep.subscriber import (
+    DEFAULT_SINK_GIVE_UP,
+    SinkRetry,
+    default_group,
+    ledger_path,
+    receive_side,
+)
 
 
 @click.command()
@@ -72,7 +78,9 @@ from broker.pep.subscriber import DEFAULT_SINK_GIVE_UP, SinkRetry, default_group
 @click.option(
     "--group",
     default=None,
-    help="Consumer group, named <participant>.<channel> (default <participant>.subscriber).",
+    help="Consumer group, named <participant>.<channel> (default <participant>.subscriber): "
+    "a delivery channel with its own ledger and its own audit log, <participant>/receive/"
+    "<channel> (the default channel's is <participant>/receive). Channels run at once.",
 )
 @click.option("--metrics-port", type=int, default=None, help="Serve Prometheus metrics on PORT.")
 @click.option(
@@ -121,7 +129,7 @@ def subscribe(
     settings = config.load()
     ctx, participant = node_context(requested)
     if not rebuild_ledger:
-        _refuse_a_lost_ledger(settings.home, participant, group, out)
+        _refuse_a_lost_ledger(settings.home, participant, group, fmt, out)
     sink = make_sink(fmt, out, participant, settings, webhook=webhook)
     metrics = Metrics()
     if metrics_port is not None:
@@ -133,6 +141,8 @@ def subscribe(
             ctx,
             sink,
             group_id=group,
+            # Each channel its own log and state: two groups of one participant at once.
+            audit=ctx.audit_log(participant, receive_side(participant, group)),
             metrics=metrics,
             receipts=not no_receipts,
             max_batch=batch_size,
@@ -160,16 +170,25 @@ def subscribe(
         )
 
 
-def _refuse_a_lost_ledger(home: Path, participant: str, group: str | None, out: str) -> None:
-    """No ledger for this channel, and the output directory already holds deliveries: the
-    ledger was lost (deciding again would audit and receipt them twice), unless the
-    operator says to rebuild it. (The subscriber checks the group's committed offsets.)"""
+def _refuse_a_lost_ledger(
+    home: Path, participant: str, group: str | None, fmt: str, out: str
+) -> None:
+    """No ledger for this channel, and its output already holds deliveries: the ledger was
+    lost (deciding again would audit and receipt them twice), unless the operator says to
+    rebuild it. (The subscriber checks the group's committed offsets too.)"""
     channel = group or default_group(participant)
     path = ledger_path(home, participant, channel)
-    directory = Path(out)
-    if out == "-" or path.exists() or not directory.is_dir():
+    if out == "-" or path.exists():
         return
-    if any(directory.iterdir()):
+    directory = Path(out)
+    if fmt == "jsonl":
+        sink = directory / f"{participant}.jsonl"
+        holds = sink.is_file() and sink.stat().st_size > 0
+    else:
+        holds = directory.is_dir() and any(
+            p.suffix in (".json", ".jsonl") for p in directory.iterdir()
+        )
+    if holds:
         raise StateError(
             f"the delivery ledger {path} of channel {channel} is missing but {directory} "
             "already holds deliveries: put the ledger back, or run again with --rebuild-ledger "

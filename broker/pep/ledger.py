@@ -189,10 +189,12 @@ class DeliveryLedger:
         self,
         settled: Mapping[tuple[str, int], int] | None = None,
         audit_mark: tuple[int, int] | None = None,
+        audit_point: str | None = None,
     ) -> None:
         """Write the staged deliveries, the batch's settled positions ((topic, partition)
-        -> next offset) and where the audit log now stands, in one transaction (after the
-        sink flushed and the batch's decisions were audited)."""
+        -> next offset) and where the audit log (of enforcement point `audit_point`) now
+        stands, in one transaction (after the sink flushed and the batch's decisions were
+        audited)."""
         self._looked_up = None
         self._prefetched = {}
         if not self._staged and not settled and audit_mark is None:
@@ -204,7 +206,7 @@ class DeliveryLedger:
         self._commits += 1
         with _state_errors(self.path, "written"):
             faults.fail("ledger.commit", self._commits)
-            self._write(rows, settled, audit_mark)
+            self._write(rows, settled, audit_mark, audit_point)
         self._staged.clear()
 
     def _write(
@@ -212,6 +214,7 @@ class DeliveryLedger:
         rows: list[tuple[str, str, str, int, int, int]],
         settled: Mapping[tuple[str, int], int] | None,
         audit_mark: tuple[int, int] | None,
+        audit_point: str | None,
     ) -> None:
         with self._db:
             self._db.execute("BEGIN")
@@ -231,6 +234,11 @@ class DeliveryLedger:
                     "INSERT OR REPLACE INTO meta (name, value) VALUES ('audit_mark', ?)",
                     (json.dumps(list(audit_mark)),),
                 )
+                if audit_point is not None:
+                    self._db.execute(
+                        "INSERT OR REPLACE INTO meta (name, value) VALUES ('audit_point', ?)",
+                        (audit_point,),
+                    )
 
     def settled(self, topic: str, partition: int) -> int | None:
         """The offset up to which this ledger settled `topic`/`partition` (every record before
@@ -254,6 +262,12 @@ class DeliveryLedger:
             return None
         index, offset = json.loads(row[0])
         return int(index), int(offset)
+
+    def audit_point(self) -> str | None:
+        """The enforcement point whose log the audit mark is in (None: a ledger from before
+        channels had their own, whose mark is in `<participant>/receive`)."""
+        row = self._db.execute("SELECT value FROM meta WHERE name = 'audit_point'").fetchone()
+        return str(row[0]) if row is not None else None
 
     def mark_retracted(self, message_id: str) -> None:
         self._looked_up = None

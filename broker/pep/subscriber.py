@@ -155,6 +155,16 @@ def ledger_path(home: Path, participant: str, group: str) -> Path:
     return home / "ledger" / participant / f"{group}.sqlite"
 
 
+def receive_side(participant: str, group: str | None) -> str:
+    """The enforcement point side a channel audits on: `receive` for the default channel
+    (`<participant>.subscriber`), `receive/<channel>` for any other, so that several
+    channels of one participant run at once, each with its own log and state."""
+    if group is None or group == default_group(participant):
+        return "receive"
+    channel = group.removeprefix(f"{participant}.")
+    return f"receive/{channel}"
+
+
 def default_group(participant: str, channel: str = "subscriber") -> str:
     """The consumer group of one of `participant`'s delivery channels: prefixed with its id,
     the only groups the Kafka ACLs let it join and commit (docs/deployment.md)."""
@@ -431,6 +441,17 @@ class Subscriber(Service):
         """Read back what a crashed run audited after its last ledger commit: those
         positions were decided (delivered, refused or retracted) and must not be again."""
         mark = self._ledger.audit_mark()
+        point = self._ledger.audit_point() or f"{self.participant}/receive"
+        if mark is not None and point != self._audit.enforcement_point:
+            # The channel audited on another log before (its own point is new): nothing of
+            # this log was decided for it, so there is nothing to read back.
+            _log.info(
+                "channel now audited on its own enforcement point",
+                group=self._group,
+                before=point,
+                now=self._audit.enforcement_point,
+            )
+            mark = None
         if mark is None:  # a new ledger: nothing of it was ever decided
             self._commit_ledger(None, self._audit.mark())
             return
@@ -467,7 +488,11 @@ class Subscriber(Service):
     ) -> None:
         """Commit the ledger; then the audit log may forget, past its checkpoints, the
         leaves before `mark` (`_recover` never asks for them again)."""
-        self._ledger.commit(settled, audit_mark=(mark.index, mark.offset) if mark else None)
+        self._ledger.commit(
+            settled,
+            audit_mark=(mark.index, mark.offset) if mark else None,
+            audit_point=self._audit.enforcement_point,
+        )
         if mark is not None:
             self._committed_mark = mark
             self._audit.hold(f"ledger {self._group}", mark)

@@ -16,6 +16,7 @@ from broker.envelope import Labels
 from broker.kafka.local import LocalKafka, free_ports
 from broker.pep import JsonlSink, Publisher, Subscriber
 from broker.pep.context import PepContext
+from broker.pep.subscriber import receive_side
 from tests.broker.pep.conftest import World
 from tests.broker.pep.kafka_io import jcu_auditor, spawn_subscriber
 from tests.broker.pep.records import indicator
@@ -91,7 +92,9 @@ async def test_subscriber_killed_mid_stream_delivers_and_audits_each_message_onc
     # (only these: the backlog's lines also carry retractions, which name their message)
     assert {m for m in published if counts[m] > 1} == set(), "messages delivered twice"
 
-    audited = await jcu_auditor(world, "audit", "query", "--ep", "enisa/receive", "--json")
+    # `jcu subscribe --group` audits on the channel's own enforcement point.
+    point = f"enisa/{receive_side('enisa', group)}"
+    audited = await jcu_auditor(world, "audit", "query", "--ep", point, "--json")
     assert audited.returncode == 0, audited.stderr
     ours = Counter(
         r["message_id"] for r in json.loads(audited.stdout) if r["details"].get("group") == group

@@ -16,6 +16,7 @@ from broker.kafka.local import free_port
 from broker.kafka.topics import DLQ
 from broker.metrics import Metrics
 from broker.pep import JsonlSink, Publisher, Subscriber
+from broker.pep.subscriber import receive_side
 from tests.broker.pep.kafka_io import jcu, jcu_auditor, jcu_operator, produce, spawn_subscriber
 from tests.broker.pep.records import indicator
 from tests.world import World
@@ -76,8 +77,9 @@ async def test_sigterm_finishes_commits_checkpoints_and_exits_zero(
     verified = await jcu_auditor(world, "audit", "verify", "--json")
     assert verified.returncode == 0, verified.stderr
     points = {p["enforcement_point"]: p for p in json.loads(verified.stdout)["enforcement_points"]}
-    assert points["enisa/receive"]["unsealed"] == 0
-    assert points["enisa/receive"]["result"] == "ok"
+    point = f"enisa/{receive_side('enisa', group)}"  # the channel's own log
+    assert points[point]["unsealed"] == 0
+    assert points[point]["result"] == "ok"
 
 
 async def test_metrics_endpoint_counts_deliveries(world: World, tmp_path: Path) -> None:

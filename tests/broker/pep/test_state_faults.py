@@ -15,7 +15,7 @@ import pytest
 from broker.envelope import Labels
 from broker.kafka.scan import scan
 from broker.pep import Publisher
-from broker.pep.subscriber import ledger_path
+from broker.pep.subscriber import ledger_path, receive_side
 from tests.broker.pep.conftest import World
 from tests.broker.pep.kafka_io import jcu_auditor, spawn_subscriber
 from tests.broker.pep.records import indicator
@@ -79,8 +79,9 @@ async def _receipts(world: World, ids: set[str]) -> Counter[str]:
 
 
 async def _audited(world: World, group: str) -> Counter[str]:
-    """Receiving decisions of `group` in enisa's receive log, per message id."""
-    done = await jcu_auditor(world, "audit", "query", "--ep", "enisa/receive", "--json")
+    """Receiving decisions of `group` in its own receive log, per message id."""
+    point = f"enisa/{receive_side('enisa', group)}"  # the channel's own log
+    done = await jcu_auditor(world, "audit", "query", "--ep", point, "--json")
     assert done.returncode == 0, done.stderr
     return Counter(
         r["message_id"]
