@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: test demo lint bench clean
+.PHONY: test demo lint bench clean fault-loop
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,6 +16,11 @@ $(STAMP): pyproject.toml constraints.txt
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+# The fault tests N times in a row (default 20), reporting any run that flaked.
+FAULT_RUNS ?= 20
+fault-loop: $(STAMP)
+	PYTHON=$(BIN)/python tests/faults/loop.sh $(FAULT_RUNS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check broker connectors tests bench

@@ -12,10 +12,11 @@ Points: `publisher.after-audit` (decisions recorded, nothing sent yet),
 `publisher.after-send` (envelopes in Kafka, their outcome not yet recorded),
 `subscriber.after-audit` (a batch's receiving decisions recorded, the ledger
 not yet committed), `publish.after-item` (a file publish, after its n-th item
-is sent and its progress written).
+is sent and its progress written), `subscriber.after-delivery` (its n-th
+delivery is in the sink, not yet flushed, audited or in the ledger).
 
-`fail(<point>)` raises an OSError instead, when the suffix is an errno name
-(`ledger.commit@2:ENOSPC`): a full disk or a read-only directory, at a known place.
+`fail(<point>)` raises an OSError instead (`<point>[@n]:ENOSPC`): a full disk
+at a chosen write (`ledger.open`, `ledger.commit`, `sink.write`).
 """
 
 from __future__ import annotations

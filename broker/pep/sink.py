@@ -20,6 +20,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol, TextIO
 
+from broker import faults
 from broker.envelope import Labels
 from broker.files import open_private, private_file
 from broker.pep._tail import DEFAULT_REMEMBER, RecentKeys, drop_torn_tail, last_lines
@@ -145,6 +146,7 @@ class JsonlSink:
         stream = self._open()
         if key in self._seen:
             return
+        faults.fail("sink.write", self.count + 1)
         stream.write(line() + "\n")
         self._seen.add(key)
         self._dirty = True

@@ -773,6 +773,9 @@ class Subscriber(Service):
         )
         self._ledger.stage(header.message_id, header.sender, header.expires, where)
         self.stats.delivered += 1
+        # In the sink, not yet durable, audited or in the ledger: a kill (or a stop) here
+        # at a chosen delivery is what the fault tests make (broker/faults.py).
+        faults.point("subscriber.after-delivery", self.stats.delivered)
         counter = self._delivered_counters.get(short)
         if counter is None:
             counter = self._delivered_counters[short] = self._metrics.delivered.labels(short)

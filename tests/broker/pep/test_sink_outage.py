@@ -139,3 +139,40 @@ async def test_a_sink_that_stays_down_stops_the_subscriber_with_one_line_and_no_
         )
         assert await asyncio.to_thread(again.wait, 180) == 0, log.read_text()
     assert {m: hook.accepted[m] for m in ours} == dict.fromkeys(ours, 1)
+
+
+async def test_a_full_disk_under_the_sink_holds_the_batch_and_stops_without_committing(
+    world: World, tmp_path: Path
+) -> None:
+    """No space for the JSON lines (injected at the sink's first write): held, retried,
+    then one line and exit 1 past the give-up time; nothing committed, nothing
+    dead-lettered; with space again, every record once."""
+    ours = set(await _publish(world, 3))
+    group = world.group("enisa", "sink-disk-full")
+    out, log = tmp_path / "out", tmp_path / "subscriber.log"
+    proc = spawn_subscriber(
+        world,
+        "enisa",
+        out,
+        group,
+        "--once",
+        "--no-receipts",
+        "--sink-give-up-after",
+        "1",
+        log=log,
+        env={"JCU_FAULT": "sink.write:ENOSPC"},
+    )
+    assert await asyncio.to_thread(proc.wait, 120) == 1, log.read_text()
+    text = log.read_text()
+    assert "sink unavailable: holding the batch" in text
+    last = text.strip().splitlines()[-1]
+    assert last.startswith(f"jcu: error: sink {out / 'enisa.jsonl'} did not take"), last
+    assert "No space left on device" in last and "stopped without committing" in last, last
+    assert await _committed(world, group) == {}
+    assert await _dead_lettered(world, ours, "enisa") == []
+
+    again = spawn_subscriber(world, "enisa", out, group, "--once", "--no-receipts", log=log)
+    assert await asyncio.to_thread(again.wait, 180) == 0, log.read_text()
+    lines = (out / "enisa.jsonl").read_text().splitlines()
+    got = [m for m in ours for line in lines if f'"message_id": "{m}"' in line]
+    assert sorted(got) == sorted(ours)
