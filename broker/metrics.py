@@ -84,6 +84,50 @@ class Metrics:
         start_http_server(port, addr=addr or metrics_addr(), registry=self.registry)
 
 
+@dataclass
+class PlatformMetrics:
+    """What `jcu stats --metrics-port` exports: the platform seen from Kafka (every topic,
+    every consumer group, the dead letters), refreshed every few seconds."""
+
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+
+    def __post_init__(self) -> None:
+        r = self.registry
+        self.topic_records = Gauge(
+            "jcu_topic_records",
+            "Records on a topic (end minus start offsets)",
+            ["topic"],
+            registry=r,
+        )
+        self.topic_rate = Gauge(
+            "jcu_topic_append_rate", "Records appended per second", ["topic"], registry=r
+        )
+        self.lag_records = Gauge(
+            "jcu_group_lag_records",
+            "Records a consumer group is behind (uncommitted partitions from their start)",
+            ["group"],
+            registry=r,
+        )
+        self.lag_seconds = Gauge(
+            "jcu_group_lag_seconds",
+            "Age of the oldest record a consumer group has not consumed",
+            ["group"],
+            registry=r,
+        )
+        self.consume_rate = Gauge(
+            "jcu_group_consume_rate",
+            "Records a group committed past per second",
+            ["group"],
+            registry=r,
+        )
+        self.dead_letters = Gauge(
+            "jcu_dead_letters", "Records on jcu.dlq, by reason", ["reason"], registry=r
+        )
+
+    def serve(self, port: int, addr: str | None = None) -> None:
+        start_http_server(port, addr=addr or metrics_addr(), registry=self.registry)
+
+
 def metrics_addr() -> str:
     """Where services serve /metrics: JCU_METRICS_ADDR, else loopback only."""
     return os.environ.get("JCU_METRICS_ADDR") or "127.0.0.1"
