@@ -187,4 +187,5 @@ def held_record(letter: DeadLetter) -> HeldRecord:
         key=letter.key if letter.key is not None else letter.message_id.encode(),
         value=letter.value,
         timestamp=appended,
+        refused_as=letter.reason,
     )

@@ -50,6 +50,7 @@ from typing import Any
 
 from broker import faults
 from broker.audit import AuditLog, AuditMark, AuditRecord
+from broker.audit.acts import replay as replay_act
 from broker.audit.acts import retraction_applied
 from broker.audit.record import new_decision_ids
 from broker.clock import utc_now
@@ -183,6 +184,8 @@ class HeldRecord:
     value: bytes | None
     timestamp: int | None
     timestamp_type: int = 1  # LogAppendTime: the broker's clock, not the sender's
+    #: the reason it was dead-lettered for, when it is a dead letter replayed
+    refused_as: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -422,7 +425,7 @@ class Subscriber(Service):
                     break
         return self.stats
 
-    async def replay(self, records: Iterable[Any]) -> SubscriberStats:
+    async def replay(self, records: Iterable[HeldRecord]) -> SubscriberStats:
         """Check and deliver dead letters again, each exactly as a fresh delivery at the
         position it came from (signature, key validity against its append time, replay
         window, placement, policy, registry); audited in this subscriber's log, and a
@@ -431,6 +434,18 @@ class Subscriber(Service):
         self._replaying = True
         try:
             for r in records:
+                # That it was replayed, then what the replay decided (docs/audit.md).
+                self._audited.append(
+                    dataclasses.replace(
+                        replay_act(
+                            self.participant,
+                            (r.key or b"").decode(errors="replace"),
+                            source=f"{r.topic}:{r.partition}:{r.offset}",
+                            reason=r.refused_as or "unknown",
+                        ),
+                        policy_bundle_hash=self._ctx.policy.bundle_hash,
+                    )
+                )
                 await self._handle(r)
             await self._settle({})
         finally:

@@ -124,7 +124,9 @@ async def test_dead_letters_are_listed_shown_and_replayed_through_every_check(
         if r["message_id"] in (victim.message_id, good.message_id)
     }
     assert decided == {
+        (good.message_id, "replay", "allow"),
         (good.message_id, "receive", "allow"),
+        (victim.message_id, "replay", "allow"),
         (victim.message_id, "receive", "reject"),
     }
 
