@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from broker.errors import StateError
 from broker.pep.ledger import DeliveryLedger, Position
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
@@ -122,3 +123,37 @@ def test_prefetched_answers_end_with_the_batch(tmp_path: Path) -> None:
     finally:
         mine.close()
         other.close()
+
+
+def test_a_corrupt_ledger_is_one_clear_error_not_a_traceback(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.sqlite"
+    path.write_bytes(b"not a ledger at all\n" * 400)
+    with pytest.raises(StateError, match=r"is unreadable .*--rebuild-ledger"):
+        DeliveryLedger(path)
+
+
+def test_a_full_disk_at_commit_is_one_clear_error_and_commits_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "ledger.sqlite"
+    led = DeliveryLedger(path)
+    led.stage("m-1", "soc-fr", T0 + timedelta(days=1), HERE)
+    monkeypatch.setenv("JCU_FAULT", "ledger.commit@1:ENOSPC")
+    with pytest.raises(StateError, match=r"could not be written .*No space left on device"):
+        led.commit({(HERE.topic, HERE.partition): HERE.offset + 1})
+    led.close()
+    monkeypatch.delenv("JCU_FAULT")
+    again = DeliveryLedger(path)
+    assert again.existed and not again.has_settled() and again.position("m-1") is None
+    again.close()
+
+
+def test_a_new_ledger_says_it_did_not_exist(tmp_path: Path) -> None:
+    first = DeliveryLedger(tmp_path / "ledger.sqlite")
+    assert not first.existed and not first.has_settled()
+    first.commit({(HERE.topic, HERE.partition): 6}, audit_mark=(3, 9), audit_point="p/receive/a")
+    first.close()
+    second = DeliveryLedger(tmp_path / "ledger.sqlite")
+    assert second.existed and second.has_settled()
+    assert second.audit_mark() == (3, 9) and second.audit_point() == "p/receive/a"
+    second.close()

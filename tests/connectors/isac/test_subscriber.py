@@ -179,3 +179,40 @@ async def test_taxii_format_fills_the_participants_store(
     assert [v.body.get("revoked", False) for v in versions] == [False, True]
     (jsonl,) = (settings.home / "taxii" / "enisa-other").glob("*.jsonl")
     assert json.loads(jsonl.read_text())["payload_type"] == "SituationReport"
+
+
+async def test_a_fan_out_settles_only_when_every_sink_has_it(
+    store: SchemaStore, tmp_path: Path
+) -> None:
+    """Two sinks: the second fails once; the batch is retried whole, and the first, given
+    the same delivery again, keeps one copy."""
+    from broker.errors import SinkUnavailable
+    from broker.pep.sink import JsonlSink
+    from connectors.isac.subscriber import FanOutSink
+
+    class Flaky:
+        def __init__(self) -> None:
+            self.failures, self.got = 1, list[str]()
+
+        async def deliver(self, delivery: Delivery) -> None:
+            if self.failures:
+                self.failures -= 1
+                raise SinkUnavailable("receiver down")
+            self.got.append(delivery.message_id)
+
+        async def retract(self, retraction: Retracted) -> None: ...
+
+        async def flush(self) -> None: ...
+
+        async def close(self) -> None: ...
+
+    files, flaky = JsonlSink(tmp_path / "enisa.jsonl"), Flaky()
+    fan = FanOutSink([files, flaky])
+    item = delivery(store, "Indicator", indicator())
+    with pytest.raises(SinkUnavailable):
+        await fan.deliver(item)
+    await fan.deliver(item)  # the subscriber's retry
+    await fan.close()
+    assert flaky.got == [item.message_id]
+    lines = (tmp_path / "enisa.jsonl").read_text().splitlines()
+    assert len(lines) == 1
