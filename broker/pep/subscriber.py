@@ -803,7 +803,8 @@ class Subscriber(Service):
         """`call()` until the sink takes it: a sink outage (SinkUnavailable, OSError) is
         retried with bounded exponential backoff, said at once and then every
         `tell_every` seconds; past `give_up_after`, or when asked to stop meanwhile,
-        SinkGaveUp: the subscriber stops without committing the batch in hand."""
+        SinkGaveUp: the subscriber stops without committing the batch in hand. A sink that
+        refuses the record itself (any other error) stops it at once, the same way."""
         retry = self._sink_retry
         started = time.monotonic()
         attempt = 0
@@ -813,6 +814,13 @@ class Subscriber(Service):
                 await call()
             except (SinkUnavailable, OSError) as exc:
                 error = exc
+            except (JcuError, ValueError, TypeError) as exc:
+                # Not an outage: this sink cannot express the record. The record passed every
+                # check, so it is not dead-lettered either: stop, say what, commit nothing.
+                raise SinkGaveUp(
+                    f"sink {sink_name(self._sink)} cannot take {what} ({exc}); stopped without "
+                    "committing: use a sink that can (another --format), then run again"
+                ) from None
             else:
                 if told is not None:
                     _log.warning(

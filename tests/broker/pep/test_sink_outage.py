@@ -176,3 +176,34 @@ async def test_a_full_disk_under_the_sink_holds_the_batch_and_stops_without_comm
     lines = (out / "enisa.jsonl").read_text().splitlines()
     got = [m for m in ours for line in lines if f'"message_id": "{m}"' in line]
     assert sorted(got) == sorted(ours)
+
+
+async def test_a_sink_that_cannot_express_a_record_stops_without_committing(
+    world: World,
+) -> None:
+    """Not an outage: a sink that raises on the record itself. The record passed every
+    check, so it is no dead letter: the subscriber stops at once, commits nothing."""
+    from broker.errors import SinkGaveUp
+    from broker.pep.sink import Delivery, Retracted
+
+    class Picky:
+        shown = "picky-sink"
+
+        async def deliver(self, delivery: Delivery) -> None:
+            raise ValueError("cannot express this record")
+
+        async def retract(self, retraction: Retracted) -> None: ...
+
+        async def flush(self) -> None: ...
+
+        async def close(self) -> None: ...
+
+    ours = set(await _publish(world, 1))
+    group = world.group("enisa", "picky")
+    sub = Subscriber("enisa", world.ctx("enisa"), Picky(), group_id=group, receipts=False)
+    with pytest.raises(SinkGaveUp, match=r"sink picky-sink cannot take message .* stopped without"):
+        async with sub:
+            await sub.run(until_idle=True)
+    assert sub.stats.rejected == {}
+    assert await _committed(world, group) == {}
+    assert await _dead_lettered(world, ours, "enisa") == []
