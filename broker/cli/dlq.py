@@ -140,6 +140,8 @@ def replay(
 
     if bool(letter_ids) == bool(reason):
         raise ConfigError("give dead-letter ids, or --reason R (one or the other)")
+    if as_json and out == "-" and webhook is None:
+        raise ConfigError("--json prints the outcome on stdout: give --out DIR for the records")
     settings = config.load()
     ctx, participant = node_context(requested)
     kafka = _reader(reader)
