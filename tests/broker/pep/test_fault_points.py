@@ -69,7 +69,9 @@ async def test_stopped_at_a_chosen_delivery_then_killed_every_record_arrives_onc
         assert time.monotonic() < deadline, "never reached its 7th delivery"
         await asyncio.sleep(0.1)
     sink = out / "enisa.jsonl"
-    assert sum(_deliveries(sink).values()) >= 5  # the first batch, flushed and committed
+    # The batches before the one in hand were flushed: at least 7 - 5 of its deliveries
+    # (a batch of 5 records may hold fewer deliveries: enisa's backlog has refused ones).
+    assert sum(_deliveries(sink).values()) >= 2
     proc.send_signal(signal.SIGKILL)
     assert await asyncio.to_thread(proc.wait, 30) == -signal.SIGKILL
 

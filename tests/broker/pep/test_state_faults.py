@@ -79,14 +79,17 @@ async def _receipts(world: World, ids: set[str]) -> Counter[str]:
 
 
 async def _audited(world: World, group: str) -> Counter[str]:
-    """Receiving decisions of `group` in its own receive log, per message id."""
+    """Deliveries audited by `group` in its own receive log, per message id (a refused copy
+    of a delivered message, in enisa's backlog, is a decision on another record)."""
     point = f"enisa/{receive_side('enisa', group)}"  # the channel's own log
     done = await jcu_auditor(world, "audit", "query", "--ep", point, "--json")
     assert done.returncode == 0, done.stderr
     return Counter(
         r["message_id"]
         for r in json.loads(done.stdout)
-        if r["details"].get("group") == group and r["action"] == "receive"
+        if r["details"].get("group") == group
+        and r["action"] == "receive"
+        and r["decision"] != "reject"
     )
 
 
