@@ -206,6 +206,8 @@ class SubscriberStats:
     duplicates: int = 0
     #: times a record batch past the decompression limit was met (each dead-lettered)
     bombs: int = 0
+    #: records fetched from before the ledger's settled position (decided already: passed by)
+    settled_before: int = 0
     rejected: dict[str, int] = field(default_factory=dict)
 
     @property
@@ -219,6 +221,7 @@ class SubscriberStats:
             "skipped_not_addressed": self.skipped,
             "compression_bombs": self.bombs,
             "duplicates": self.duplicates,
+            "settled_before": self.settled_before,
             "rejected": dict(self.rejected),
         }
 
@@ -404,7 +407,7 @@ class Subscriber(Service):
                 if r.key is not None
             )
             for tp, records in batch.items():
-                for r in records:
+                for r in self._past_settled(tp, records):
                     await self._handle(r)
                     offsets[tp] = r.offset + 1
             await self._settle(offsets)
@@ -589,6 +592,19 @@ class Subscriber(Service):
                 await self._consumer.commit(offsets)
                 position = after
             self._consumer.seek(tp, position)
+
+    def _past_settled(self, tp: Any, records: list[Any]) -> list[Any]:
+        """The records of a fetch at or after the ledger's settled position. Those before it
+        were decided by an earlier batch or run: never again. (A fetch begun from the group's
+        committed offset before `_start_from_ledger`'s seek took effect can bring them.)"""
+        floor = self._ledger.settled(tp.topic, tp.partition)
+        if floor is None or not records or records[0].offset >= floor:
+            return records
+        kept = [r for r in records if r.offset >= floor]
+        self.stats.settled_before += len(records) - len(kept)
+        if not kept:
+            self._consumer.seek(tp, floor)
+        return kept
 
     async def _settled_or_committed(self, tp: Any) -> int:
         settled = self._ledger.settled(tp.topic, tp.partition)

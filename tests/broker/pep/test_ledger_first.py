@@ -83,12 +83,15 @@ async def test_an_offset_committed_past_a_message_does_not_skip_it(
     assert counted == len(ahead)
 
 
+@pytest.mark.parametrize("seek_lost", [False, True], ids=["seek", "seek-lost"])
 async def test_a_ledger_ahead_of_the_group_starts_from_the_ledger(
-    world: World, tmp_path: Path
+    world: World, tmp_path: Path, seek_lost: bool
 ) -> None:
     """After a crash between the ledger's commit and the group's, the group is behind: the
-    subscriber starts where its ledger settled, and nothing is delivered or refused twice."""
-    group = world.group("enisa", "ledger-ahead")
+    subscriber starts where its ledger settled, and nothing is delivered or refused twice.
+    Also when the seek to the ledger's position does not take effect (a fetch begun from the
+    committed offset before it): records fetched from before that position are passed by."""
+    group = world.group("enisa", f"ledger-ahead-{seek_lost}".lower())
     sink = tmp_path / "enisa.jsonl"
     sent = await _send_red(world)
     sub = Subscriber("enisa", world.ctx("enisa"), JsonlSink(sink), group_id=group, receipts=False)
@@ -112,7 +115,15 @@ async def test_a_ledger_ahead_of_the_group_starts_from_the_ledger(
     again = Subscriber(
         "enisa", world.ctx("enisa"), JsonlSink(sink), group_id=group, receipts=False
     )
+    if seek_lost:
+
+        async def no_seek(assigned: object) -> None:
+            return None
+
+        again._start_from_ledger = no_seek  # type: ignore[method-assign]
     async with again:
         stats = await again.run(until_idle=True)
     assert sink.read_text().count(sent) == 1
     assert stats.delivered == 0 and stats.duplicates == 0 and not stats.rejected
+    if seek_lost:
+        assert stats.settled_before > 0
