@@ -14,6 +14,9 @@ from broker import config
 from broker.files import write_private
 from broker.kafka.connection import KafkaConnection, client_file_text
 from broker.kafka.local import LocalKafka, free_ports
+from broker.kafka.topics import contract_topics, ensure_topics
+from broker.trust.federation import build_federation, put_up_walls
+from broker.trust.topic import publish_snapshot
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,3 +49,24 @@ async def kafka_for_bench() -> AsyncIterator[BenchKafka]:
             yield BenchKafka(local.connection(), local.admin_config, local.status().pid)
         finally:
             local.stop()
+
+
+async def federation_homes(kafka: BenchKafka, root: Path, *orgs: str) -> dict[str, dict[str, str]]:
+    """The federation as deployed on the bench's cluster: a home per organisation behind
+    the walls (docs/deployment.md), the registry snapshot published; the environment of
+    each of `orgs`' nodes, for `PepContext.load` or a process the bench starts."""
+    settings = config.load()
+    federation = build_federation(
+        root,
+        None,
+        policies=settings.policies,
+        schemas=settings.schemas,
+        passphrase="bench-only passphrase, never a secret",
+    )
+    await ensure_topics(kafka.admin, contract_topics())
+    await put_up_walls(federation, kafka.admin, schemas=settings.schemas)
+    own = {k: v for k, v in os.environ.items() if not k.startswith("JCU_KAFKA_")}
+    own["KAFKA_BOOTSTRAP"] = kafka.bootstrap
+    authority = config.load({**own, **federation.env("authority")}).kafka
+    await publish_snapshot(authority, federation.snapshot.read_bytes())
+    return {o: {**own, **federation.env(o)} for o in orgs}

@@ -36,16 +36,14 @@ from pathlib import Path
 from typing import Any
 
 from bench import _skeleton as _skeleton_io
-from bench._kafka import BenchKafka, kafka_for_bench
+from bench._kafka import BenchKafka, federation_homes, kafka_for_bench
 from broker import config, logs
 from broker.envelope import Labels
 from broker.kafka.clients import COMPRESSION, reliable_producer
 from broker.kafka.connection import CONFIG_ENV, KafkaConnection
-from broker.kafka.topics import TopicSpec, contract_topics, ensure_topics
+from broker.kafka.topics import TopicSpec, ensure_topics
 from broker.pep import Publication, Publisher
 from broker.pep.context import PepContext
-from broker.trust.federation import build_federation, put_up_walls
-from broker.trust.topic import publish_snapshot
 
 RECIPIENTS = ("enisa", "cert-eu", "csirts-network", "eu-cyclone", "commission")
 CHUNK = 200
@@ -359,24 +357,8 @@ async def main(n: int, receipts: bool) -> None:
     with tempfile.TemporaryDirectory(prefix="jcu-bench-") as tmp:
         async with kafka_for_bench() as kafka:
             bootstrap = kafka.bootstrap
-            settings = config.load()
-            # The federation as deployed: a home per organisation (publisher: soc-fr's node,
-            # subscriber: enisa's, in another process).
-            federation = build_federation(
-                Path(tmp) / "federation",
-                None,
-                policies=settings.policies,
-                schemas=settings.schemas,
-                passphrase="bench-only passphrase, never a secret",
-            )
-            await ensure_topics(kafka.admin, contract_topics())
-            # Each home connects as its own principal, behind the walls (docs/deployment.md).
-            await put_up_walls(federation, kafka.admin, schemas=settings.schemas)
-            own = {k: v for k, v in os.environ.items() if not k.startswith("JCU_KAFKA_")}
-            own["KAFKA_BOOTSTRAP"] = bootstrap
-            authority = config.load({**own, **federation.env("authority")}).kafka
-            await publish_snapshot(authority, federation.snapshot.read_bytes())
-            envs = {o: {**own, **federation.env(o)} for o in ("soc-fr", "enisa")}
+            # soc-fr's node publishes, enisa's receives.
+            envs = await federation_homes(kafka, Path(tmp) / "federation", "soc-fr", "enisa")
             ctx = PepContext.load(config.load(envs["soc-fr"]), envs["soc-fr"])
             receiver = PepContext.load(config.load(envs["enisa"]), envs["enisa"])
             print(f"kafka {bootstrap}; {n} messages of a ~1 KiB payload, 5 recipients")

@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import random
 import tempfile
 import time
@@ -32,14 +31,11 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from bench._kafka import kafka_for_bench
+from bench._kafka import federation_homes, kafka_for_bench
 from broker import config, logs
 from broker.envelope import Labels
-from broker.kafka.topics import contract_topics, ensure_topics
 from broker.pep import Publisher, Subscriber
 from broker.pep.context import PepContext
-from broker.trust.federation import build_federation, put_up_walls
-from broker.trust.topic import publish_snapshot
 from connectors.isac.factory import make_sink
 from connectors.soc import Item, parse_stix
 from connectors.soc.publishing import publish_parsed
@@ -161,22 +157,8 @@ async def main(n: int) -> None:
     data = json.dumps(bundle)
     with tempfile.TemporaryDirectory(prefix="jcu-bench-stix-") as tmp:
         async with kafka_for_bench() as kafka:
-            settings = config.load()
-            federation = build_federation(
-                Path(tmp) / "federation",
-                None,
-                policies=settings.policies,
-                schemas=settings.schemas,
-                passphrase="bench-only passphrase, never a secret",
-            )
-            await ensure_topics(kafka.admin, contract_topics())
-            # Each home connects as its own principal, behind the walls (docs/deployment.md).
-            await put_up_walls(federation, kafka.admin, schemas=settings.schemas)
-            own = {k: v for k, v in os.environ.items() if not k.startswith("JCU_KAFKA_")}
-            own["KAFKA_BOOTSTRAP"] = kafka.bootstrap
-            authority = config.load({**own, **federation.env("authority")}).kafka
-            await publish_snapshot(authority, federation.snapshot.read_bytes())
-            envs = {o: {**own, **federation.env(o)} for o in ("soc-fr", "enisa")}
+            # soc-fr's node publishes, enisa's receives.
+            envs = await federation_homes(kafka, Path(tmp) / "federation", "soc-fr", "enisa")
             sender = PepContext.load(config.load(envs["soc-fr"]), envs["soc-fr"])
             receiver = PepContext.load(config.load(envs["enisa"]), envs["enisa"])
             counts: dict[str, int] = {}

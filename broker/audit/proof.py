@@ -29,6 +29,7 @@ from broker.audit.checkpoint import WITNESS_SIDE, SignedCheckpoint, ed25519_key_
 from broker.audit.keys import AuditKeys
 from broker.audit.record import AuditRecord, LoggedRecord
 from broker.audit.verify import EnforcementPointReport
+from broker.audit.witness import keys_and_validity
 from broker.errors import AuditError, AuditVerificationError, JcuError, MalformedRecord, Rejected
 from broker.merkle import (
     MerkleTree,
@@ -327,15 +328,7 @@ def check_bundle(
         raise fail(f"its registry snapshot does not verify: {exc}") from None
     keyring = Keyring(snapshot.entries.values())
 
-    def keys_of(name: str) -> list[ed25519.Ed25519PublicKey]:
-        participant = name.partition("/")[0]
-        if participant not in keyring:
-            return []
-        return [
-            load_ed25519_public(k.public_key)
-            for k in keyring.entry(participant).keys
-            if k.purpose == "signing"
-        ]
+    keys_of, key_valid = keys_and_validity(keyring)
 
     clear = parse_leaf(store, leaf)
     if (clear.enforcement_point, clear.index) != (ep, index):
@@ -358,7 +351,7 @@ def check_bundle(
     signer_id = ed25519_key_id(signer)
     participant = ep.partition("/")[0]
     try:
-        keyring.signing_key(participant, signer_id, cp.time)
+        key_valid(ep, signer_id, cp.time)
     except Rejected as exc:
         raise fail(f"the checkpoint's signing key was not valid when it signed: {exc}") from None
     witnesses = []
@@ -370,7 +363,7 @@ def check_bundle(
             continue
         cosig, public = found
         try:
-            keyring.signing_key(name.partition("/")[0], ed25519_key_id(public), cosig.time)
+            key_valid(name, ed25519_key_id(public), cosig.time)
         except Rejected:
             continue
         witnesses.append((name, cosig.time))

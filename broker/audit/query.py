@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from broker.audit._codec import decode_leaf
 from broker.audit._topic import TopicRecord
@@ -97,36 +98,10 @@ def matches(
     )
 
 
-def query(
-    records: Iterable[LoggedRecord],
-    *,
-    message_id: str | None = None,
-    organisation: str | None = None,
-    decision: str | None = None,
-    rule: str | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
-    enforcement_point: str | None = None,
-    action: str | None = None,
-    thread: str | None = None,
-) -> list[LoggedRecord]:
-    """Records matching every given filter (`until` exclusive), oldest first."""
-    hits = [
-        r
-        for r in records
-        if matches(
-            r,
-            message_id=message_id,
-            organisation=organisation,
-            decision=decision,
-            rule=rule,
-            since=since,
-            until=until,
-            enforcement_point=enforcement_point,
-            action=action,
-            thread=thread,
-        )
-    ]
+def query(records: Iterable[LoggedRecord], **filters: Any) -> list[LoggedRecord]:
+    """Records matching every given filter (those of `matches`; `until` exclusive), oldest
+    first."""
+    hits = [r for r in records if matches(r, **filters)]
     return sorted(hits, key=lambda r: (r.record.time, r.enforcement_point, r.index))
 
 

@@ -96,6 +96,11 @@ _keys_option = click.option(
 _json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON, not a table.")
 
 
+def _log_options(f: Any) -> Any:
+    """Where the audit log is (bootstrap and topics) and `--json`: every verb that reads it."""
+    return _bootstrap_option(_topic_options(_json_option(f)))
+
+
 def _run(coro: Any) -> Any:
     return asyncio.run(coro)
 
@@ -189,9 +194,7 @@ def _witness_cell(r: EnforcementPointReport) -> str:
     help="A line on stderr every 5 s (default: when stderr is a terminal).",
 )
 @_keys_option
-@_bootstrap_option
-@_topic_options
-@_json_option
+@_log_options
 def verify_command(
     min_witnesses: int,
     seen_files: tuple[Path, ...],
@@ -319,9 +322,7 @@ def _bundle_material(settings: Settings, store: SchemaStore) -> tuple[bytes, byt
 )
 @as_option("Proving as this node's organisation")
 @_keys_option
-@_bootstrap_option
-@_topic_options
-@_json_option
+@_log_options
 def prove_command(
     decision_id: str,
     out_path: Path | None,
@@ -595,9 +596,7 @@ def _content_filter(
 @click.option("--type", "payload_type", help="The payload type of --content (Indicator, ...).")
 @as_option("Reading as this node's organisation")
 @_keys_option
-@_bootstrap_option
-@_topic_options
-@_json_option
+@_log_options
 def query_command(
     message_id: str | None,
     organisation: str | None,
@@ -683,10 +682,8 @@ def query_command(
 @click.option("--org", "organisation", help="Only what was recorded about this participant.")
 @as_option("Reading as this node's organisation")
 @_keys_option
-@_bootstrap_option
-@_topic_options
 @click.option("--full", is_flag=True, help="For a thread: every decision in words, not a summary.")
-@_json_option
+@_log_options
 def explain_command(
     message_id: str,
     organisation: str | None,
@@ -832,9 +829,7 @@ def _summary(records: Sequence[LoggedRecord]) -> list[str]:
     help="Write what this witness has cosigned, for `jcu audit verify --seen` elsewhere.",
 )
 @as_option("Witnessing as this node's organisation")
-@_bootstrap_option
-@_topic_options
-@_json_option
+@_log_options
 def witness_command(
     once: bool,
     interval: float,

@@ -125,19 +125,7 @@ class StixFileSink:
         group = str(item.record.get("uuid")) if item.payload_type == "MispEvent" else None
         last = self.directory
         for obj in objects:
-            version = version_of(obj)
-            shown = index.add(
-                Version(
-                    str(obj["id"]),
-                    parse_us(version) if version else 0,
-                    version,
-                    item.message_id,
-                    item.sender,
-                    group,
-                    item.redacted_fields,
-                    canonical_json(obj),
-                )
-            )
+            shown = index.add(_version_of(obj, item, group))
             last = self.object_path(str(obj["id"]))
             if shown:
                 self._render(str(obj["id"]), obj)
@@ -281,19 +269,7 @@ class MispFileSink:
     def _deliver_stix(self, item: Delivered) -> Path:
         obj = source_objects(item)[0]
         group = str(item.record.get("bundle_id") or f"bundle--{uuid.uuid4()}")
-        version = version_of(obj)
-        self.index().add(
-            Version(
-                str(obj["id"]),
-                parse_us(version) if version else 0,
-                version,
-                item.message_id,
-                item.sender,
-                group,
-                item.redacted_fields,
-                canonical_json(obj),
-            )
-        )
+        self.index().add(_version_of(obj, item, group))
         self._dirty_groups.setdefault(group, time.monotonic())
         return self.event_path(group.split("--", 1)[-1])
 
@@ -498,3 +474,18 @@ class JsonlFileSink:
         append_durable(path, line)
         keys.add(key)
         return path
+
+
+def _version_of(obj: dict[str, Any], item: Delivered, group: str | None) -> Version:
+    """One delivered object as a version the sink's index keeps (it decides what is shown)."""
+    version = version_of(obj)
+    return Version(
+        str(obj["id"]),
+        parse_us(version) if version else 0,
+        version,
+        item.message_id,
+        item.sender,
+        group,
+        item.redacted_fields,
+        canonical_json(obj),
+    )
