@@ -60,7 +60,9 @@ async def test_deliver_twice_then_retract(tmp_path: Path) -> None:
     await store.start()
     sink = TaxiiSink(store, indicator_to_stix)
     await sink.deliver(delivery("m-1"))
+    await sink.flush()
     await sink.deliver(delivery("m-1"))  # redelivered after a crash before the commit
+    await sink.flush()
     cid = collection_id_for(TOPIC)
     assert len((await store.query(cid, ObjectQuery(versions=("all",)))).items) == 1
     retraction = Retracted(
