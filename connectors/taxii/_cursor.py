@@ -40,5 +40,8 @@ def decode(key: bytes, scope: str, value: str) -> int:
         raise ValueError("next is not a value this server returned")
     (position,) = struct.unpack(_FORMAT, raw[:-_TAG])
     if not hmac.compare_digest(raw[-_TAG:], _tag(key, scope, position)):
-        raise ValueError("next does not belong to this query: repeat it with its own filters")
+        raise ValueError(
+            "next is not a value this server returned for these filters:"
+            " send it with the filters of the request that returned it"
+        )
     return int(position)
