@@ -121,23 +121,24 @@ _BACKFILL = (
     "INSERT OR IGNORE INTO spec_versions (collection_id, spec_version)"
     " SELECT DISTINCT collection_id, spec_version FROM objects",
 )
-#: Recompute the version flags of one object (?1 collection, ?2 object id).
+#: SQLite's name for the index of the objects' primary key (collection, object id, version).
+_PRIMARY_KEY_INDEX = "sqlite_autoindex_objects_1"
+#: Recompute the version flags of one object (?1 collection, ?2 object id), reading only its
+#: versions (left alone, SQLite would walk a date index of the whole collection to skip a sort).
 _REFRESH_FLAGS = (
     "UPDATE objects SET"
-    " is_last = (rowid IS (SELECT rowid FROM objects WHERE collection_id = ?1"
-    "  AND object_id = ?2 AND withdrawn = 0 ORDER BY version_us DESC, date_added_us DESC"
-    "  LIMIT 1)),"
-    " is_first = (rowid IS (SELECT rowid FROM objects WHERE collection_id = ?1"
-    "  AND object_id = ?2 AND withdrawn = 0 ORDER BY version_us ASC, date_added_us ASC"
-    "  LIMIT 1))"
+    f" is_last = (rowid IS (SELECT rowid FROM objects INDEXED BY {_PRIMARY_KEY_INDEX}"
+    "  WHERE collection_id = ?1 AND object_id = ?2 AND withdrawn = 0"
+    "  ORDER BY version_us DESC, date_added_us DESC LIMIT 1)),"
+    f" is_first = (rowid IS (SELECT rowid FROM objects INDEXED BY {_PRIMARY_KEY_INDEX}"
+    "  WHERE collection_id = ?1 AND object_id = ?2 AND withdrawn = 0"
+    "  ORDER BY version_us ASC, date_added_us ASC LIMIT 1))"
     " WHERE collection_id = ?1 AND object_id = ?2"
 )
 #: Filter values a query may combine (match[type] values x match[version] values, or
 #: match[id] values): each combination is one indexed walk.
 MAX_FILTER_COMBINATIONS = 100
 MAX_IDS = 1000
-#: SQLite's name for the index of the objects' primary key (collection, object id, version).
-_PRIMARY_KEY_INDEX = "sqlite_autoindex_objects_1"
 _COLUMNS = "object_id, object_type, version_key, spec_version, date_added_us, body"
 
 

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from connectors.taxii import ObjectQuery, TaxiiStore, collection_id_for
 from connectors.taxii._timestamps import format_us, parse_us
+from connectors.taxii.store import _REFRESH_FLAGS
 from tests.connectors.taxii.conftest import TOPIC
 
 CID = collection_id_for(TOPIC)
@@ -95,6 +96,21 @@ async def test_every_query_shape_searches_an_index_and_never_scans_or_sorts_the_
                 assert "object_id=?" in line, (query, line)
             else:
                 assert "date_added_us>?" in line or query.added_after_us is None, (query, line)
+
+
+async def test_keeping_the_version_flags_reads_only_that_objects_versions(tmp_path: Path) -> None:
+    """Each write recomputes an object's flags: a walk over the collection there would make
+    filling a store quadratic (50,000 versions took 23 s that way, 1.5 s this way)."""
+    async with TaxiiStore(tmp_path / "s.sqlite3", "cert-eu") as store:
+        await store.deliver(TOPIC, [stix(n, v) for n in range(30) for v in VERSIONS[:2]])
+        with sqlite3.connect(store.path) as db:
+            plan = [
+                row[3] for row in db.execute(f"EXPLAIN QUERY PLAN {_REFRESH_FLAGS}", (CID, "x"))
+            ]
+    searches = [line for line in plan if line.startswith(("SEARCH", "SCAN"))]
+    assert len(searches) == 3
+    for line in searches:
+        assert line.startswith("SEARCH objects USING ") and "object_id=?" in line, line
 
 
 # -- the same answers as a brute-force reference --------------------------------------------
