@@ -61,7 +61,7 @@ class TaxiiSink:
             sender=delivery.sender,
             withdraw_on_retract=delivery.payload_type in SOURCE_PAYLOADS,
         )
-        self._check_owners(incoming, await self._store.owners(incoming.topic, incoming.object_ids))
+        self._check_owners(incoming, self._store.owners(incoming.topic, incoming.object_ids))
         for oid in incoming.object_ids:
             self._claims.setdefault((incoming.topic, oid), delivery.sender)
         self._pending[delivery.message_id] = incoming
@@ -96,5 +96,7 @@ class TaxiiSink:
                 )
 
     async def close(self) -> None:
-        await self.flush()
-        await self._store.stop()
+        try:
+            await self.flush()
+        finally:
+            await self._store.stop()
