@@ -87,7 +87,8 @@ _MIGRATIONS = (
     ("message_objects", "withdraw", "INTEGER NOT NULL DEFAULT 0"),
 )
 #: Every query the server issues walks one of these in `date_added` order from its
-#: cursor and stops after a page: its cost does not grow with the store.
+#: cursor and stops after a page: its cost does not grow with the store. (The first
+#: keeps `date_added` unique in a collection, so it is a cursor on its own.)
 _INDEXES = (
     "CREATE UNIQUE INDEX IF NOT EXISTS objects_by_date_added"
     " ON objects (collection_id, date_added_us)",
