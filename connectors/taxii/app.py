@@ -16,6 +16,7 @@ import math
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
+from urllib.parse import urlencode
 
 import anyio
 import anyio.to_thread
@@ -26,8 +27,11 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from broker.logs import get_logger
+from connectors.taxii import _cursor
 from connectors.taxii._timestamps import parse_us
 from connectors.taxii.store import (
+    MAX_FILTER_COMBINATIONS,
+    MAX_IDS,
     STIX_MEDIA_TYPE,
     CollectionInfo,
     ObjectQuery,
@@ -121,7 +125,15 @@ def _csv(values: list[str]) -> tuple[str, ...]:
     return tuple(v.strip() for value in values for v in value.split(",") if v.strip())
 
 
-def _query(request: Request, *, allow_version: bool = True) -> ObjectQuery:
+def _scope(request: Request) -> str:
+    """What a `next` cursor is bound to: the path and every filter but `next` and `limit`."""
+    filters = sorted(
+        (k, v) for k, v in request.query_params.multi_items() if k not in ("next", "limit")
+    )
+    return request.url.path + "?" + urlencode(filters)
+
+
+def _query(request: Request, key: bytes, *, allow_version: bool = True) -> ObjectQuery:
     params = request.query_params
     known = {"added_after", "limit", "next", "match[id]", "match[type]", "match[spec_version]"}
     if allow_version:
@@ -145,14 +157,26 @@ def _query(request: Request, *, allow_version: bool = True) -> ObjectQuery:
         limit = min(int(raw), MAX_PAGE)
     cursor = None
     if "next" in params:
-        raw = params["next"]
-        if not raw.isdigit():
-            raise TaxiiError(400, "Bad next", "next must be a value this server returned")
-        cursor = int(raw)
+        try:
+            cursor = _cursor.decode(key, _scope(request), params["next"])
+        except ValueError as exc:
+            raise TaxiiError(400, "Bad next", str(exc)) from None
+    ids = tuple(dict.fromkeys(_csv(params.getlist("match[id]"))))
+    types = tuple(dict.fromkeys(_csv(params.getlist("match[type]"))))
+    if len(ids) > MAX_IDS:
+        raise TaxiiError(400, "Too many filter values", f"at most {MAX_IDS} match[id] values")
+    combinations = max(len(types), 1) * (1 if "all" in versions else len(set(versions)))
+    if not ids and combinations > MAX_FILTER_COMBINATIONS:
+        raise TaxiiError(
+            400,
+            "Too many filter values",
+            f"match[type] values times match[version] values must be at most "
+            f"{MAX_FILTER_COMBINATIONS}; split the request",
+        )
     return ObjectQuery(
         added_after_us=added_after,
-        ids=_csv(params.getlist("match[id]")),
-        types=_csv(params.getlist("match[type]")),
+        ids=ids,
+        types=types,
         versions=versions if allow_version else ("all",),
         spec_versions=_csv(params.getlist("match[spec_version]")),
         after_cursor_us=cursor,
@@ -169,10 +193,12 @@ def _page_headers(page: Page) -> dict[str, str]:
     }
 
 
-def _paged(page: Page, key: str, items: list[Any]) -> dict[str, Any]:
+def _paged(
+    page: Page, key: str, items: list[Any], request: Request, cursor_key: bytes
+) -> dict[str, Any]:
     body: dict[str, Any] = {"more": page.more}
     if page.more and page.next_cursor is not None:
-        body["next"] = str(page.next_cursor)
+        body["next"] = _cursor.encode(cursor_key, _scope(request), page.next_cursor)
     if items:
         body[key] = items
     return body
@@ -287,14 +313,16 @@ class _Api:
 
     async def objects(self, request: Request) -> Response:
         info = await self._collection(request)
-        page = await self.store.query(info.id, _query(request))
-        body = _paged(page, "objects", [item.body for item in page.items])
+        page = await self.store.query(info.id, _query(request, self.store.cursor_key))
+        body = _paged(
+            page, "objects", [item.body for item in page.items], request, self.store.cursor_key
+        )
         return _taxii_json(body, headers=_page_headers(page))
 
     async def _one_object(self, request: Request, *, allow_version: bool) -> tuple[Page, str]:
         info = await self._collection(request)
         object_id = request.path_params["object_id"]
-        query = _query(request, allow_version=allow_version)
+        query = _query(request, self.store.cursor_key, allow_version=allow_version)
         if query.ids:
             raise TaxiiError(400, "Unsupported filter", "match[id] is implied by the URL here")
         if not await self.store.has_object(info.id, object_id):
@@ -314,7 +342,9 @@ class _Api:
 
     async def object(self, request: Request) -> Response:
         page, _ = await self._one_object(request, allow_version=True)
-        body = _paged(page, "objects", [item.body for item in page.items])
+        body = _paged(
+            page, "objects", [item.body for item in page.items], request, self.store.cursor_key
+        )
         return _taxii_json(body, headers=_page_headers(page))
 
     async def versions(self, request: Request) -> Response:
@@ -322,12 +352,14 @@ class _Api:
         # oldest first by the source's version, not by when each arrived (pages still
         # follow date_added, so `next` keeps its meaning)
         ordered = sorted(page.items, key=lambda item: (parse_us(item.version), item.date_added_us))
-        body = _paged(page, "versions", [item.version for item in ordered])
+        body = _paged(
+            page, "versions", [item.version for item in ordered], request, self.store.cursor_key
+        )
         return _taxii_json(body, headers=_page_headers(page))
 
     async def manifest(self, request: Request) -> Response:
         info = await self._collection(request)
-        page = await self.store.query(info.id, _query(request))
+        page = await self.store.query(info.id, _query(request, self.store.cursor_key))
         records = [
             {
                 "id": item.id,
@@ -337,7 +369,8 @@ class _Api:
             }
             for item in page.items
         ]
-        return _taxii_json(_paged(page, "objects", records), headers=_page_headers(page))
+        body = _paged(page, "objects", records, request, self.store.cursor_key)
+        return _taxii_json(body, headers=_page_headers(page))
 
 
 async def _on_taxii_error(_request: Request, exc: Exception) -> Response:

@@ -246,3 +246,45 @@ def test_unknown_collection_is_404(server: Running) -> None:
     )
     assert resp.status_code == 404
     assert resp.json()["title"] == "Collection not found"
+
+
+def _get(server: Running, params: dict[str, str]) -> requests.Response:
+    return requests.get(
+        server.collection_url + "objects/",
+        params=params,
+        auth=(OWNER, OWNER_PW),
+        headers={"Accept": TAXII_MEDIA_TYPE},
+        timeout=10,
+    )
+
+
+def test_next_is_opaque_signed_and_bound_to_its_query(server: Running) -> None:
+    first = _get(server, {"limit": "2", "match[type]": "indicator"}).json()
+    token = first["next"]
+    assert not token.isdigit()  # no position a client could edit
+    follow = _get(server, {"limit": "3", "match[type]": "indicator", "next": token})
+    assert follow.status_code == 200  # the page size may change between pages
+    seen = {o["id"] for o in first["objects"]}
+    assert not seen & {o["id"] for o in follow.json()["objects"]}
+    forged = token[:-2] + ("AA" if token[-2:] != "AA" else "BB")
+    for params, why in (
+        ({"match[type]": "indicator", "next": forged}, "this server returned"),
+        ({"match[type]": "indicator", "next": token + "x"}, "this server returned"),
+        ({"match[type]": "indicator", "next": "é€"}, "this server returned"),
+        ({"match[type]": "malware", "next": token}, "for these filters"),
+        ({"next": token}, "for these filters"),
+    ):
+        resp = _get(server, params)
+        assert resp.status_code == 400, params
+        assert resp.headers["content-type"] == TAXII_MEDIA_TYPE
+        body = resp.json()
+        assert body["http_status"] == "400" and body["title"] == "Bad next", params
+        assert why in body["description"], params
+
+
+def test_too_many_filter_combinations_is_a_400(server: Running) -> None:
+    types = ",".join(f"x-type-{n}" for n in range(51))
+    resp = _get(server, {"match[type]": types, "match[version]": "first,last"})
+    assert resp.status_code == 400
+    assert resp.json()["title"] == "Too many filter values"
+    assert _get(server, {"match[type]": types, "match[version]": "all"}).status_code == 200
