@@ -16,10 +16,11 @@ per message id.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from broker.errors import ConfigError, MalformedRecord
+from broker.errors import ConfigError, MalformedRecord, SinkUnavailable
 from broker.logs import get_logger
 from connectors.taxii.store import Incoming, Refused, TaxiiStore
 
@@ -83,7 +84,17 @@ class TaxiiSink:
         if not self._pending:
             return
         batch = tuple(self._pending.values())
-        outcomes = await self._store.deliver_many(batch)
+        try:
+            outcomes = await self._store.deliver_many(batch)
+        except sqlite3.OperationalError as exc:
+            # A full disk, a read-only directory, a lock held too long: an outage. The batch
+            # stays kept, and the subscriber holds it and tries again (never a dead letter).
+            raise SinkUnavailable(f"the TAXII store cannot be written now ({exc})") from None
+        except sqlite3.DatabaseError as exc:
+            raise ConfigError(
+                f"the TAXII store is unreadable ({exc}): move it aside or restore it, then run "
+                "again (nothing of this batch was committed)"
+            ) from None
         self._pending.clear()
         self._claims.clear()
         for outcome in outcomes:

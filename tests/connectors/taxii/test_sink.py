@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import sqlite3
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -14,7 +15,7 @@ import stix2
 from structlog.testing import capture_logs
 
 from broker.envelope import Labels
-from broker.errors import ConfigError, MalformedRecord
+from broker.errors import ConfigError, MalformedRecord, SinkUnavailable
 from broker.pep.sink import Delivery, Retracted
 from connectors.taxii import Delivery as StoreDelivery
 from connectors.taxii import (
@@ -131,6 +132,29 @@ async def test_a_consumer_batch_is_one_transaction_written_at_flush(tmp_path: Pa
         await sink.flush()  # nothing left: no empty transaction either
         assert store.transactions == 1
         assert len((await store.query(cid, ObjectQuery())).items) == 5
+
+
+async def test_a_store_that_cannot_be_written_is_an_outage_and_keeps_the_batch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full disk at flush is a sink outage (the subscriber holds the batch and retries),
+    never a crash or a dead letter; the kept deliveries are written by the next flush."""
+    async with TaxiiStore(tmp_path / "s.sqlite3", "cert-eu") as store:
+        sink = TaxiiSink(store, indicator_to_stix)
+        for n in range(3):
+            await sink.deliver(indicator_delivery(f"m-{n}", n))
+        real = store._deliver_many_sync
+
+        def full(batch: Any) -> Any:
+            raise sqlite3.OperationalError("database or disk is full")
+
+        monkeypatch.setattr(store, "_deliver_many_sync", full)
+        with pytest.raises(SinkUnavailable, match="disk is full"):
+            await sink.flush()
+        monkeypatch.setattr(store, "_deliver_many_sync", real)
+        await sink.flush()
+        cid = collection_id_for(TOPIC)
+        assert len((await store.query(cid, ObjectQuery())).items) == 3
 
 
 async def test_a_record_the_store_would_refuse_is_refused_at_deliver(tmp_path: Path) -> None:
