@@ -80,13 +80,13 @@ class TopicFollower(Service, Generic[T]):
         client = consumer(self._kafka, auto_offset_reset="earliest")
         await start_client(client, self._kafka)
         try:
-            tps = await assign_all(client, [self._topic])
-            if not tps:
+            end = await assign_all(client, [self._topic])
+            if not end:
                 raise ConfigError(
                     f"topic {self._topic} does not exist, or {self._kafka.describe()} may not "
                     "read it; the platform admin runs `jcu kafka topics` and `jcu acl apply`"
                 )
-            async for r in read_to_end(client, tps):
+            async for r in read_to_end(client, end):
                 self.receive(r.key, r.value)
         except BaseException:
             await client.stop()

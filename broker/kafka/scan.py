@@ -7,7 +7,7 @@ the beginning and stop at the end offsets taken at the start.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Mapping
 from typing import Any
 
 from broker.errors import KafkaForbidden
@@ -48,24 +48,33 @@ async def partitions(consumer: Any, topics: Iterable[str]) -> list[Any]:
     ]
 
 
-async def assign_all(consumer: Any, topics: Iterable[str]) -> list[Any]:
-    """Assign every partition of the existing `topics` from their beginning."""
+async def assign_all(consumer: Any, topics: Iterable[str]) -> dict[Any, int]:
+    """Assign every partition of the existing `topics` from their beginning; their end
+    offsets as of now, by partition (empty: none of the topics exists).
+
+    The end offsets are asked for while the partitions are paused: a consumer long-polls
+    a partition it may fetch, and the broker answers a connection's requests in order, so
+    on a quiet topic the request would wait out the poll (fetch.max.wait.ms, 0.5 s).
+    """
     tps = await partitions(consumer, topics)
-    if tps:
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-    return tps
-
-
-async def read_to_end(consumer: Any, tps: list[Any]) -> AsyncIterator[Any]:
-    """Yield records of the assigned `tps` up to their end offsets as of now."""
     if not tps:
+        return {}
+    consumer.assign(tps)
+    consumer.pause(*tps)
+    end: dict[Any, int] = await consumer.end_offsets(tps)
+    await consumer.seek_to_beginning(*tps)
+    consumer.resume(*tps)
+    return end
+
+
+async def read_to_end(consumer: Any, end: Mapping[Any, int]) -> AsyncIterator[Any]:
+    """Yield records of the assigned partitions up to their `end` offsets (`assign_all`)."""
+    if not end:
         return
     from aiokafka.errors import TopicAuthorizationFailedError
 
-    end = await consumer.end_offsets(tps)
     while True:
-        behind = [tp for tp in tps if await consumer.position(tp) < end[tp]]
+        behind = [tp for tp, last in end.items() if await consumer.position(tp) < last]
         if not behind:
             return
         try:
@@ -92,8 +101,8 @@ async def scan(kafka: KafkaConnection, topics: Iterable[str]) -> AsyncIterator[A
     client = consumer(kafka)
     await start_client(client, kafka)
     try:
-        tps = await assign_all(client, topics)
-        async for r in read_to_end(client, tps):
+        end = await assign_all(client, topics)
+        async for r in read_to_end(client, end):
             yield r
     finally:
         await client.stop()
