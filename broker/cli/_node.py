@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from broker import config
 from broker.config import Settings
-from broker.pep.context import PepContext
 from broker.trust.node import NodeHome
+
+if TYPE_CHECKING:
+    from broker.pep.context import PepContext
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -52,10 +54,17 @@ async def catch_up_if_empty(settings: Settings) -> None:
 def node_context(requested: str | None, *, sync: bool = True) -> tuple[PepContext, str]:
     """This node's enforcement context and its participant (refusing another `--as`).
 
-    With `sync`, a node that holds no registry snapshot yet fetches one from Kafka.
+    With `sync`, a node that holds no registry snapshot yet fetches one from Kafka. The
+    keystore starts unlocking (scrypt, in a thread) before the enforcement point's code is
+    even imported: a verb acting as its participant opens a key soon after.
     """
     settings = config.load()
-    me = acting_as(requested, settings)
+    node = NodeHome.open(settings.home)
+    me = node.acting_as(requested)
+    keystore = node.keystore()
+    keystore.unlock_ahead()
+    from broker.pep.context import PepContext
+
     if sync:
         asyncio.run(catch_up_if_empty(settings))
-    return PepContext.load(settings), me
+    return PepContext.load(settings, keystore=keystore), me

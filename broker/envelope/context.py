@@ -20,7 +20,7 @@ from broker.envelope.replay import MemoryReplayGuard, ReplayGuard, SqliteReplayG
 from broker.envelope.sealer import Sealer
 from broker.schemas import SchemaStore
 from broker.trust.keyring import Keyring
-from broker.trust.keystore import Keystore, open_keystore
+from broker.trust.keystore import Keystore
 from broker.trust.node import NodeHome
 from broker.trust.state import TrustedRegistry
 
@@ -39,11 +39,20 @@ class EnvelopeContext:
     node: NodeHome
 
     @classmethod
-    def load(cls, settings: Settings, env: Mapping[str, str] | None = None) -> EnvelopeContext:
+    def load(
+        cls,
+        settings: Settings,
+        env: Mapping[str, str] | None = None,
+        *,
+        keystore: Keystore | None = None,
+    ) -> EnvelopeContext:
+        """The node at `settings.home`; its keystore opened from `env` (its passphrase),
+        unless the caller opened it already (`NodeHome.keystore`)."""
         node = NodeHome.open(settings.home)
+        if keystore is None:
+            keystore = node.keystore(env)
         store = SchemaStore.load(settings.schemas)
         trusted = TrustedRegistry.load(node.registry_dir, store)
-        keystore = open_keystore(node.keystore_dir, env, purpose=f"the keys of {node.participant}")
         return cls(settings, store, keystore, trusted, node)
 
     @property

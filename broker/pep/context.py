@@ -22,6 +22,7 @@ from broker.envelope.context import EnvelopeContext
 from broker.errors import ConfigError
 from broker.logs import get_logger
 from broker.policy import PolicyEngine
+from broker.trust.keystore import Keystore
 from broker.trust.registry import Registry
 from broker.trust.snapshot import VerifiedSnapshot
 
@@ -51,8 +52,15 @@ class PepContext:
     _trust: _Trust = field(default_factory=_Trust, repr=False)
 
     @classmethod
-    def load(cls, settings: Settings, env: Mapping[str, str] | None = None) -> PepContext:
-        envelope = EnvelopeContext.load(settings, env)
+    def load(
+        cls,
+        settings: Settings,
+        env: Mapping[str, str] | None = None,
+        *,
+        keystore: Keystore | None = None,
+    ) -> PepContext:
+        """`keystore`: the node's, if the caller opened it already (to unlock it early)."""
+        envelope = EnvelopeContext.load(settings, env, keystore=keystore)
         snapshot = envelope.trusted.current
         policy = PolicyEngine.load(
             settings.policies,

@@ -27,7 +27,9 @@ import base64
 import json
 import os
 import re
+import threading
 from collections.abc import Mapping
+from concurrent.futures import Future
 from pathlib import Path
 
 from cryptography.hazmat.primitives import hpke, serialization
@@ -79,13 +81,38 @@ class Keystore:
         self._scrypt_n = scrypt_n
         self._min_n = min_scrypt_n
         self._password: bytes | None = None
+        self._ahead: Future[bytes] | None = None
         self._cache: dict[tuple[str, str], object] = {}
         self._held: dict[str, set[str]] = {}
 
     def _pkcs8_password(self, create: bool) -> bytes:
         """scrypt(passphrase) with the keystore's salt, derived once per instance."""
-        if self._password is not None:
-            return self._password
+        if self._password is None:
+            ahead, self._ahead = self._ahead, None
+            self._password = ahead.result() if ahead is not None else self._derive(create)
+        return self._password
+
+    def unlock_ahead(self) -> None:
+        """Start deriving the key files' password now, in a thread, for a process that will
+        open a key: scrypt (its cost unchanged) releases the GIL, so the process loads its
+        code and reads its state meanwhile. What goes wrong (a damaged kdf.json) is raised
+        when the first key is opened, as without this."""
+        if self._password is not None or self._ahead is not None:
+            return
+        if not (self.directory / "kdf.json").exists():
+            return  # nothing to derive (yet): the first key opened says why
+        future: Future[bytes] = Future()
+
+        def derive() -> None:
+            try:
+                future.set_result(self._derive(create=False))
+            except BaseException as exc:
+                future.set_exception(exc)
+
+        self._ahead = future
+        threading.Thread(target=derive, name="keystore-unlock", daemon=True).start()
+
+    def _derive(self, create: bool) -> bytes:
         params_path = self.directory / "kdf.json"
         if params_path.exists():
             try:
@@ -109,8 +136,7 @@ class Keystore:
                 "(or `jcu authority init`)"
             )
         derived = Scrypt(salt=salt, length=32, n=n, r=r, p=p).derive(self._passphrase)
-        self._password = base64.b64encode(derived)
-        return self._password
+        return base64.b64encode(derived)
 
     def __repr__(self) -> str:  # never show the passphrase
         return f"Keystore({str(self.directory)!r})"

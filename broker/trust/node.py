@@ -17,6 +17,7 @@ acts as a participant acts as the home's own (`acting_as`).
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -26,7 +27,7 @@ from broker.clock import Clock, to_millis, utc_now
 from broker.errors import ConfigError, NotThisNode
 from broker.files import check_private_home, private_dir, write_private
 from broker.schemas import SchemaStore
-from broker.trust.keystore import Keystore
+from broker.trust.keystore import Keystore, open_keystore
 from broker.trust.material import SIGNING_ALGORITHM, KemAlgorithm, key_id
 from broker.trust.records import KeyInfo
 from broker.trust.registry import Participant
@@ -48,6 +49,10 @@ class NodeHome:
     @property
     def keystore_dir(self) -> Path:
         return self.root / "keys"
+
+    def keystore(self, env: Mapping[str, str] | None = None) -> Keystore:
+        """This node's keystore, its passphrase from `env` (or a prompt)."""
+        return open_keystore(self.keystore_dir, env, purpose=f"the keys of {self.participant}")
 
     @property
     def registry_dir(self) -> Path:
