@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from rich.console import Console
-from rich.table import Table
+
+if TYPE_CHECKING:  # rich is imported by whoever prints a table, not by every verb
+    from rich.console import Console
+    from rich.table import Table
 
 
 def console() -> Console:
     """A console for tables; when not a terminal (CI logs, pipes), wide enough not to wrap."""
+    from rich.console import Console
+
     probe = Console()
     width = None if probe.is_terminal else max(probe.width, 160)
     return Console(highlight=False, soft_wrap=False, width=width)
@@ -23,6 +27,8 @@ def emit_json(data: Any) -> None:
 
 
 def table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> Table:
+    from rich.table import Table
+
     t = Table(title=title, show_lines=False)
     for col in columns:
         t.add_column(col)

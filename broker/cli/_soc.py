@@ -8,27 +8,25 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 import click
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from broker.cli._labels import build_labels
 from broker.cli._outage import Outage
 from broker.cli._output import console
 from broker.cli._progress import ProgressFile, RunProgress, file_digest
-from broker.envelope import Labels
 from broker.errors import ConfigError, Interrupted, KafkaUnavailable
 from broker.pep import Publisher
-from broker.pep.context import PepContext
 from broker.schemas import SchemaStore
 
 if TYPE_CHECKING:
+    from broker.envelope import Labels
+    from broker.pep.context import PepContext
     from connectors.soc import Item, ParseResult
     from connectors.soc.publishing import Outcome, PublishReport
 
@@ -93,6 +91,38 @@ async def publish_items(
     bar on stderr for long files; each call to Kafka under `outage`'s terms."""
     from connectors.soc.publishing import publish_parsed
 
+    verb = "deciding" if dry_run else "publishing"
+    with _progress_bar(f"{verb} {source.name}", len(parsed.items)) as tick:
+        return await publish_parsed(
+            pub,
+            parsed,
+            source=str(source),
+            labels_for=extra.labels_for(store),
+            recipients=recipients,
+            on_item=tick,
+            dry_run=dry_run,
+            source_id=source_id,
+            guard=outage.guard if outage is not None else None,
+            on_chunk=on_chunk,
+        )
+
+
+@contextmanager
+def _progress_bar(description: str, total: int) -> Iterator[Callable[[], None] | None]:
+    """A progress bar on stderr while the block runs, from PROGRESS_FROM items (rich's
+    progress display is imported only then); yields what ticks it, or None."""
+    if total < PROGRESS_FROM:
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
     progress = Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -100,23 +130,10 @@ async def publish_items(
         TimeElapsedColumn(),
         console=Console(stderr=True),
         transient=True,
-        disable=len(parsed.items) < PROGRESS_FROM,
     )
     with progress:
-        verb = "deciding" if dry_run else "publishing"
-        task = progress.add_task(f"{verb} {source.name}", total=len(parsed.items))
-        return await publish_parsed(
-            pub,
-            parsed,
-            source=str(source),
-            labels_for=extra.labels_for(store),
-            recipients=recipients,
-            on_item=lambda: progress.advance(task),
-            dry_run=dry_run,
-            source_id=source_id,
-            guard=outage.guard if outage is not None else None,
-            on_chunk=on_chunk,
-        )
+        task = progress.add_task(description, total=total)
+        yield lambda: progress.advance(task)
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,6 +284,8 @@ def _why(outcome: Outcome) -> str:
 def print_report(report: PublishReport) -> None:
     """Every input object: published (message id, who got what), withheld (the deciding
     rules) or skipped (reason). A dry run says who would get what."""
+    from rich.table import Table
+
     out = console()
     title = f"{report.source} ({report.format})"
     if report.dry_run:

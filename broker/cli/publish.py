@@ -8,17 +8,21 @@ from typing import TYPE_CHECKING
 
 import click
 
-from broker.cli._labels import label_options, labelled_record, split_csv
+from broker.cli._labels import label_options, split_csv
 from broker.cli._node import as_option, node_context
 from broker.cli._outage import DEFAULT_GIVE_UP, GIVE_UP_ENV, Outage
 from broker.cli._outage import give_up_after as give_up_after_setting
-from broker.cli._output import console, emit_json, table
+from broker.cli._output import emit_json
 from broker.cli._runtime import OnStop, run_until_signalled
 from broker.errors import ConfigError
-from broker.pep import Publisher, PublishResult
 
 if TYPE_CHECKING:
+    from broker.pep import Publisher, PublishResult
     from connectors.soc.publishing import PublishReport
+
+# What only runs once the node is open (the enforcement point, its connectors, tables) is
+# imported there: the keystore unlocks meanwhile (`node_context`), and nothing the run
+# does not need is loaded (tests/broker/cli/test_startup.py).
 
 
 async def _started(pub: Publisher) -> Publisher:
@@ -27,6 +31,8 @@ async def _started(pub: Publisher) -> Publisher:
 
 
 def print_result(result: PublishResult) -> None:
+    from broker.cli._output import console, table
+
     out = console()
     out.print(f"message {result.message_id} ({result.payload_type}, TLP:{result.labels.tlp})")
     if result.copies:
@@ -253,6 +259,9 @@ def publish(
                 "or `jcu policy explain`"
             )
         return
+
+    from broker.cli._labels import labelled_record
+    from broker.pep import Publisher
 
     assert payload_type is not None
     if tlp is None:

@@ -14,10 +14,10 @@ from pathlib import Path
 
 from broker.errors import InputFormatError
 from connectors._input import DEFAULT_MAX_BYTES, as_text, check_size, read_limited
-from connectors.soc._csv import parse_csv as _parse_csv
-from connectors.soc._misp import parse_misp as _parse_misp
-from connectors.soc._stix import parse_stix as _parse_stix
 from connectors.soc.result import NO_TLP, Item, ParseResult, Skipped
+
+# Each format's parser is imported when a file of it is parsed: MISP's library (PyMISP)
+# costs more to import than a small STIX file costs to publish.
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
@@ -40,6 +40,8 @@ def parse_stix(
     data: bytes | str, *, default_tlp: str | None, max_bytes: int = DEFAULT_MAX_BYTES
 ) -> ParseResult:
     """A STIX 2.1 (or upgradable 2.0) bundle."""
+    from connectors.soc._stix import parse_stix as _parse_stix
+
     check_size(data, max_bytes, "STIX input")
     return _parse_stix(data, default_tlp=default_tlp)
 
@@ -48,6 +50,8 @@ def parse_misp(
     data: bytes | str, *, default_tlp: str | None, max_bytes: int = DEFAULT_MAX_BYTES
 ) -> ParseResult:
     """A MISP event as MISP exports it (JSON)."""
+    from connectors.soc._misp import parse_misp as _parse_misp
+
     check_size(data, max_bytes, "MISP input")
     return _parse_misp(data, default_tlp=default_tlp)
 
@@ -56,6 +60,8 @@ def parse_csv(
     data: bytes | str, *, default_tlp: str | None, max_bytes: int = DEFAULT_MAX_BYTES
 ) -> ParseResult:
     """The documented indicator CSV."""
+    from connectors.soc._csv import parse_csv as _parse_csv
+
     check_size(data, max_bytes, "CSV input")
     return _parse_csv(data, default_tlp=default_tlp)
 
@@ -90,9 +96,15 @@ def parse_file(
     data = read_limited(path, max_bytes)
     kind = fmt or sniff(path, data)
     if kind == "stix":
+        from connectors.soc._stix import parse_stix as _parse_stix
+
         return _parse_stix(data, default_tlp=default_tlp, what=str(path))
     if kind == "misp":
+        from connectors.soc._misp import parse_misp as _parse_misp
+
         return _parse_misp(data, default_tlp=default_tlp, what=str(path))
     if kind == "csv":
+        from connectors.soc._csv import parse_csv as _parse_csv
+
         return _parse_csv(data, default_tlp=default_tlp, what=str(path))
     raise InputFormatError(f"unknown input format {fmt!r}; use one of {', '.join(FORMATS)}")
