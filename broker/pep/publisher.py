@@ -37,7 +37,8 @@ from broker.envelope.labels import TLP_LEVELS, AvroLabelsCache
 from broker.errors import ConfigError, KafkaUnavailable, Rejected, Unauthorised
 from broker.kafka.clients import COMPRESSION, reliable_producer, start_client
 from broker.kafka.topics import community_topic
-from broker.lifecycle import Service
+from broker.lifecycle import Service, start_together, stop_together
+from broker.logs import get_logger
 from broker.metrics import Metrics
 from broker.pep.context import PepContext
 from broker.pep.control import CrisisBoard
@@ -50,6 +51,8 @@ from broker.pep.state_feeds import StateFeeds
 from broker.pep.workflow import WorkflowCheck, WorkflowMessage, Workflows
 from broker.policy import Decision, Message
 from broker.trust.feed import RegistryFeed
+
+_log = get_logger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -306,6 +309,7 @@ class Publisher(Service):
         self._metrics = metrics or Metrics()
         self._compression = compression
         self._producer: Any = None
+        self._handed_any = False
         self._sent = SentLog(
             ctx.settings.home / "sent" / f"{participant}.sqlite",
             point=self._audit.enforcement_point,
@@ -327,15 +331,11 @@ class Publisher(Service):
 
     async def start(self) -> None:
         try:
-            await self._feeds.start()
-            await self._audit.start()
+            # Independent of each other, so at once: a one-shot verb waits for their round
+            # trips to Kafka before its first object is sent.
+            await start_together(self._feeds.start, self._audit.start, self._start_producer)
             if self._registry_audit is not None:
                 await self._registry_audit.start()
-            producer = reliable_producer(
-                self._ctx.settings.kafka, compression_type=self._compression
-            )
-            await start_client(producer, self._ctx.settings.kafka)
-            self._producer = producer
             await settle_pending(
                 self.participant,
                 self._ctx.settings.kafka,
@@ -348,15 +348,26 @@ class Publisher(Service):
             await self.stop()
             raise
 
+    async def _start_producer(self) -> None:
+        producer = reliable_producer(self._ctx.settings.kafka, compression_type=self._compression)
+        await start_client(producer, self._ctx.settings.kafka)
+        self._producer = producer
+
     async def stop(self) -> None:
         if self._registry_audit is not None:
             self._registry_audit.stop()
+        try:
+            # The state feeds only read: they stop while the producer and the audit log
+            # finish (each client's stop may wait out a long poll).
+            await stop_together(self._stop_writing, self._feeds.stop)
+        finally:
+            self._sent.close()
+
+    async def _stop_writing(self) -> None:
         if self._producer is not None:
             await self._producer.stop()
             self._producer = None
         await self._audit.stop()
-        await self._feeds.stop()
-        self._sent.close()
 
     @property
     def crisis(self) -> CrisisBoard:
@@ -697,6 +708,10 @@ class Publisher(Service):
                 futures.append(
                     await self._producer.send(message.header.topic, value=message.data, key=key)
                 )
+                if not self._handed_any:
+                    # How long a run took to start shows in the logs (bench/startup.py).
+                    self._handed_any = True
+                    _log.info("first envelope handed to Kafka", participant=self.participant)
             except KafkaError as exc:
                 failed: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
                 failed.set_exception(exc)

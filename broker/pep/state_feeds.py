@@ -9,7 +9,7 @@ before it acts.
 
 from __future__ import annotations
 
-from broker.lifecycle import Service
+from broker.lifecycle import Service, stop_together
 from broker.pep.context import PepContext
 from broker.pep.control import CrisisBoard
 from broker.trust.feed import RegistryFeed
@@ -38,5 +38,4 @@ class StateFeeds(Service):
             raise
 
     async def stop(self) -> None:
-        await self.crisis.stop()
-        await self.registry.stop()
+        await stop_together(self.crisis.stop, self.registry.stop)

@@ -85,7 +85,7 @@ from broker.kafka.decompression import limit_decompression
 from broker.kafka.scan import partitions
 from broker.kafka.stamps import appended_at
 from broker.kafka.topics import DLQ, community_topic
-from broker.lifecycle import Service
+from broker.lifecycle import Service, start_together, stop_together
 from broker.logs import get_logger
 from broker.metrics import Metrics
 from broker.pep.context import PepContext
@@ -311,36 +311,44 @@ class Subscriber(Service):
 
     async def start(self, *, consume: bool = True) -> None:
         """Start; without `consume`, everything but the consumer (for `replay`)."""
-        kafka = self._ctx.settings.kafka
         # A batch that would decompress past this is refused whole (`_past_the_bomb`).
         limit_decompression(self._max_decompressed)
         try:
-            await self._feeds.start()
-            await self._audit.start()
+            # Independent of each other, so at once: each is its own round trips to Kafka.
+            starts = [self._feeds.start, self._audit.start, self._start_producer]
+            if consume:
+                starts.append(self._start_consumer)
+            await start_together(*starts)
             if self._registry_audit is not None:
                 await self._registry_audit.start()
             await self._recover()
-            producer = reliable_producer(kafka)
-            await start_client(producer, kafka)
-            self._producer = producer
             if not consume:
                 return
-            client = consumer(
-                kafka,
-                group_id=self._group,
-                auto_offset_reset="earliest",
-                isolation_level="read_committed",
-                fetch_max_bytes=16 * 1024 * 1024,
-                max_poll_records=self._max_batch,
-            )
-            await start_client(client, kafka)
-            self._consumer = client
             await self._check_lost_ledger()
             # The ledger, not the group's committed offset, says where to start (ledger.py).
-            client.subscribe(self._topics, listener=_ledger_first(self))
+            self._consumer.subscribe(self._topics, listener=_ledger_first(self))
         except BaseException:
             await self.stop()
             raise
+
+    async def _start_producer(self) -> None:
+        kafka = self._ctx.settings.kafka
+        producer = reliable_producer(kafka)
+        await start_client(producer, kafka)
+        self._producer = producer
+
+    async def _start_consumer(self) -> None:
+        kafka = self._ctx.settings.kafka
+        client = consumer(
+            kafka,
+            group_id=self._group,
+            auto_offset_reset="earliest",
+            isolation_level="read_committed",
+            fetch_max_bytes=16 * 1024 * 1024,
+            max_poll_records=self._max_batch,
+        )
+        await start_client(client, kafka)
+        self._consumer = client
 
     async def stop(self) -> None:
         """Finish nothing new, close the consumer, sign a final audit checkpoint. A sink
@@ -348,6 +356,16 @@ class Subscriber(Service):
         was not committed)."""
         if self._registry_audit is not None:
             self._registry_audit.stop()
+        # The state feeds only read: they stop while the rest finishes (each client's stop
+        # may wait out a long poll).
+        await stop_together(self._stop_kafka, self._feeds.stop)
+        try:
+            await self._sink.close()
+        except (SinkUnavailable, OSError) as exc:
+            _log.warning("sink not closed cleanly", sink=sink_name(self._sink), error=str(exc))
+        self._ledger.close()
+
+    async def _stop_kafka(self) -> None:
         if self._consumer is not None:
             await self._consumer.stop()
             self._consumer = None
@@ -355,12 +373,6 @@ class Subscriber(Service):
             await self._producer.stop()
             self._producer = None
         await self._audit.stop()
-        await self._feeds.stop()
-        try:
-            await self._sink.close()
-        except (SinkUnavailable, OSError) as exc:
-            _log.warning("sink not closed cleanly", sink=sink_name(self._sink), error=str(exc))
-        self._ledger.close()
 
     async def _check_lost_ledger(self) -> None:
         """A ledger that did not exist before this run, for a group that has committed
@@ -389,6 +401,7 @@ class Subscriber(Service):
         from aiokafka.structs import TopicPartition
 
         targets: dict[TopicPartition, int] | None = None
+        _log.info("polling", participant=self.participant, group=self._group, topics=self._topics)
         while not self._stop.is_set():
             # A node whose rules are no longer the approved ones delivers nothing more.
             self._ctx.check_trusted()
