@@ -11,11 +11,32 @@ Both sides decide with the same policy engine, seal or open with the envelope,
 and write every decision to the audit log of their enforcement point.
 """
 
-from broker.pep.parts import Part, Redactor, Restriction
-from broker.pep.publisher import CommunityCopy, Publication, Publisher, PublishResult, Reach
-from broker.pep.sent import SourceRef
-from broker.pep.sink import Delivery, JsonlSink, Retracted, Sink
-from broker.pep.subscriber import Subscriber, SubscriberStats
+from typing import TYPE_CHECKING
+
+from broker._exports import lazy_exports
+
+if TYPE_CHECKING:
+    from broker.pep.parts import Part, Redactor, Restriction
+    from broker.pep.publisher import CommunityCopy, Publication, Publisher, PublishResult, Reach
+    from broker.pep.sent import SourceRef
+    from broker.pep.sink import Delivery, JsonlSink, Retracted, Sink
+    from broker.pep.subscriber import Subscriber, SubscriberStats
+
+# Each name is imported when first used: a publisher does not load the subscriber.
+__getattr__ = lazy_exports(
+    __name__,
+    {
+        **dict.fromkeys(("Part", "Redactor", "Restriction"), "broker.pep.parts"),
+        **dict.fromkeys(
+            ("CommunityCopy", "Publication", "Publisher", "PublishResult", "Reach"),
+            "broker.pep.publisher",
+        ),
+        "SourceRef": "broker.pep.sent",
+        **dict.fromkeys(("Delivery", "JsonlSink", "Retracted", "Sink"), "broker.pep.sink"),
+        **dict.fromkeys(("Subscriber", "SubscriberStats"), "broker.pep.subscriber"),
+    },
+    globals(),
+)
 
 __all__ = [
     "CommunityCopy",
