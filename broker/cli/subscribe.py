@@ -11,6 +11,7 @@ committing (exit 1, one line): the batch is delivered again on the next run.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -18,17 +19,14 @@ from broker import config
 from broker.cli._node import as_option, node_context
 from broker.cli._output import emit_json
 from broker.cli._runtime import OnStop, run_until_signalled
-from broker.cli._workflows import node_workflows
 from broker.errors import StateError
-from broker.metrics import Metrics
-from broker.pep import Subscriber, SubscriberStats
-from broker.pep.subscriber import (
-    DEFAULT_SINK_GIVE_UP,
-    SinkRetry,
-    default_group,
-    ledger_path,
-    receive_side,
-)
+from broker.pep.sink import DEFAULT_SINK_GIVE_UP
+
+if TYPE_CHECKING:
+    from broker.pep import SubscriberStats
+
+# The subscriber and its sinks are imported once the node is open: the keystore unlocks
+# meanwhile (`node_context`; tests/broker/cli/test_startup.py).
 
 
 @click.command()
@@ -124,10 +122,15 @@ def subscribe(
 ) -> None:
     """Receive what this node's organisation is entitled to: verify, decrypt, re-check,
     deliver once."""
-    from connectors.isac.factory import make_sink
-
     settings = config.load()
     ctx, participant = node_context(requested)
+    from broker.cli._workflows import node_workflows
+    from broker.metrics import Metrics
+    from broker.pep import Subscriber
+    from broker.pep.sink import SinkRetry
+    from broker.pep.subscriber import receive_side
+    from connectors.isac.factory import make_sink
+
     if not rebuild_ledger:
         _refuse_a_lost_ledger(settings.home, participant, group, fmt, out)
     sink = make_sink(fmt, out, participant, settings, webhook=webhook)
@@ -176,6 +179,8 @@ def _refuse_a_lost_ledger(
     """No ledger for this channel, and its output already holds deliveries: the ledger was
     lost (deciding again would audit and receipt them twice), unless the operator says to
     rebuild it. (The subscriber checks the group's committed offsets too.)"""
+    from broker.pep.subscriber import default_group, ledger_path
+
     channel = group or default_group(participant)
     path = ledger_path(home, participant, channel)
     if out == "-" or path.exists():

@@ -27,6 +27,23 @@ from broker.pep._tail import DEFAULT_REMEMBER, RecentKeys, drop_torn_tail, last_
 from broker.record_json import json_default, to_json
 
 _LINE_ENCODER = json.JSONEncoder(sort_keys=True, ensure_ascii=False, default=json_default)
+#: Seconds a sink may stay unavailable before the subscriber stops without committing.
+DEFAULT_SINK_GIVE_UP = 600.0
+
+
+@dataclass(frozen=True, slots=True)
+class SinkRetry:
+    """How a subscriber waits for a sink that cannot take a delivery: delays base, 2*base,
+    4*base... capped at `cap`; says so at once and then every `tell_every` seconds; stops
+    without committing after `give_up_after` seconds of one outage."""
+
+    give_up_after: float = DEFAULT_SINK_GIVE_UP
+    base: float = 0.5
+    cap: float = 30.0
+    tell_every: float = 60.0
+
+    def delay(self, attempt: int) -> float:
+        return float(min(self.cap, self.base * 2 ** (attempt - 1)))
 
 
 @dataclass(frozen=True, slots=True)

@@ -93,7 +93,7 @@ from broker.pep.control import CrisisBoard
 from broker.pep.ledger import DeliveryLedger, Position
 from broker.pep.publisher import policy_message
 from broker.pep.registry_audit import RegistryAudit
-from broker.pep.sink import Delivery, Retracted, Sink
+from broker.pep.sink import Delivery, Retracted, Sink, SinkRetry
 from broker.pep.state_feeds import StateFeeds
 from broker.pep.workflow import WorkflowMessage, Workflows
 from broker.trust.feed import RegistryFeed
@@ -106,26 +106,9 @@ DLQ_MAX_COPY = 512 * 1024
 #: delivery is still remembered (so that a late retraction still finds its message).
 LEDGER_PRUNE_EVERY = timedelta(hours=1)
 LEDGER_GRACE = MAX_VALIDITY
-#: Seconds a sink may stay unavailable before the subscriber stops without committing.
-DEFAULT_SINK_GIVE_UP = 600.0
 #: Namespace of receipt ids: one receipt id per (message, receiver), whatever the re-runs.
 _RECEIPT_IDS = uuid.UUID("6f1d2c1e-5b7a-4d8e-9a51-3c0f2b7e8d14")
 _log = get_logger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class SinkRetry:
-    """How a subscriber waits for a sink that cannot take a delivery: delays base, 2*base,
-    4*base... capped at `cap`; says so at once and then every `tell_every` seconds; stops
-    without committing after `give_up_after` seconds of one outage."""
-
-    give_up_after: float = DEFAULT_SINK_GIVE_UP
-    base: float = 0.5
-    cap: float = 30.0
-    tell_every: float = 60.0
-
-    def delay(self, attempt: int) -> float:
-        return float(min(self.cap, self.base * 2 ** (attempt - 1)))
 
 
 def sink_name(sink: Any) -> str:

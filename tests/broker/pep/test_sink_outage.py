@@ -14,7 +14,7 @@ from broker.kafka.clients import admin_client, start_client
 from broker.kafka.scan import scan
 from broker.kafka.topics import DLQ
 from broker.pep import Publisher, Subscriber
-from broker.pep.subscriber import SinkRetry
+from broker.pep.sink import SinkRetry
 from connectors.isac.webhook import Backoff, WebhookSink
 from tests.broker.pep.conftest import World
 from tests.broker.pep.kafka_io import spawn_subscriber
