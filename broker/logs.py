@@ -3,6 +3,10 @@
 Services log JSON lines (one event per line, machine-readable); the CLI logs
 readable console lines to stderr. A redaction processor drops values of keys
 that look like secrets, so a careless `log.info(..., passphrase=p)` cannot leak.
+
+structlog (with rich's traceback renderer, which it loads) is imported at the
+first event that is logged, not before: a verb that logs nothing at its level
+does not pay for it at start-up (tests/broker/cli/test_startup.py).
 """
 
 from __future__ import annotations
@@ -10,9 +14,8 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import MutableMapping
+from dataclasses import dataclass
 from typing import Any, Literal
-
-import structlog
 
 _SECRET_MARKERS = ("passphrase", "password", "secret", "private", "token", "content_key")
 REDACTED = "[redacted]"
@@ -49,29 +52,37 @@ class _CurrentStderr:
         sys.stderr.flush()
 
 
+@dataclass
+class _Configured:
+    """What `configure` was asked for; applied to structlog when it is first imported."""
+
+    mode: Literal["console", "json"] = "console"
+    level: int | None = None  # None: never configured (structlog's defaults, no filter)
+    applied: bool = True
+
+
+_CONFIGURED = _Configured()
+#: Each logging method's level, to drop an event below the configured one before any import.
+_LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warning": logging.WARNING,
+    "warn": logging.WARNING,
+    "error": logging.ERROR,
+    "exception": logging.ERROR,
+    "critical": logging.CRITICAL,
+    "fatal": logging.CRITICAL,
+}
+
+
 def configure(mode: Literal["console", "json"] = "console", level: str = "INFO") -> None:
     """Configure structlog and stdlib logging; safe to call more than once."""
     numeric = logging.getLevelName(level.upper())
     if not isinstance(numeric, int):
         numeric = logging.INFO
-    renderer: Any
-    if mode == "json":
-        renderer = structlog.processors.JSONRenderer()
-    else:
-        renderer = structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
-    structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            redact_secrets,
-            structlog.processors.format_exc_info,
-            renderer,
-        ],
-        wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.PrintLoggerFactory(file=_CurrentStderr()),  # type: ignore[arg-type]
-        cache_logger_on_first_use=False,
-    )
+    _CONFIGURED.mode, _CONFIGURED.level, _CONFIGURED.applied = mode, numeric, False
+    if "structlog" in sys.modules:
+        _apply_structlog()
     # Third-party libraries (aiokafka) log through stdlib. Their retried, transient
     # warnings (a leader moving right after topic creation) and connection errors
     # (which jcu reports itself, in one line) are noise at the default level; ask
@@ -85,5 +96,55 @@ def configure(mode: Literal["console", "json"] = "console", level: str = "INFO")
         coordinator.addFilter(_TransientCoordinatorErrors(numeric))
 
 
+def _apply_structlog() -> None:
+    import structlog
+
+    _CONFIGURED.applied = True
+    if _CONFIGURED.level is None:
+        return
+    renderer: Any
+    if _CONFIGURED.mode == "json":
+        renderer = structlog.processors.JSONRenderer()
+    else:
+        renderer = structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            redact_secrets,
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(_CONFIGURED.level),
+        logger_factory=structlog.PrintLoggerFactory(file=_CurrentStderr()),  # type: ignore[arg-type]
+        cache_logger_on_first_use=False,
+    )
+
+
+def _ignore(*_args: Any, **_kwargs: Any) -> None:
+    return None
+
+
+class _Logger:
+    """A module's logger: structlog's, from the first event at or above the configured level
+    (an event below it is dropped here, as structlog's filtering logger would)."""
+
+    __slots__ = ("_name",)
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __getattr__(self, method: str) -> Any:
+        level = _LEVELS.get(method)
+        if level is not None and _CONFIGURED.level is not None and level < _CONFIGURED.level:
+            return _ignore
+        import structlog
+
+        if not _CONFIGURED.applied:
+            _apply_structlog()
+        return getattr(structlog.get_logger(self._name), method)
+
+
 def get_logger(name: str) -> Any:
-    return structlog.get_logger(name)
+    return _Logger(name)
