@@ -19,6 +19,7 @@ from broker.trust.node import NodeHome
 
 if TYPE_CHECKING:
     from broker.pep.context import PepContext
+    from broker.schemas import SchemaStore
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -40,13 +41,14 @@ def acting_as(requested: str | None, settings: Settings | None = None) -> str:
     return NodeHome.open(settings.home).acting_as(requested)
 
 
-async def catch_up_if_empty(settings: Settings) -> None:
+async def catch_up_if_empty(settings: Settings, store: SchemaStore | None = None) -> None:
     """A node that has accepted no registry snapshot yet reads jcu.registry first."""
     from broker.schemas import SchemaStore
     from broker.trust.state import TrustedRegistry, registry_dir
     from broker.trust.topic import catch_up
 
-    trusted = TrustedRegistry.load(registry_dir(settings), SchemaStore.load(settings.schemas))
+    store = store or SchemaStore.load(settings.schemas)
+    trusted = TrustedRegistry.load(registry_dir(settings), store)
     if trusted.current is None:
         await catch_up(settings.kafka, trusted)
 
@@ -64,7 +66,9 @@ def node_context(requested: str | None, *, sync: bool = True) -> tuple[PepContex
     keystore = node.keystore()
     keystore.unlock_ahead()
     from broker.pep.context import PepContext
+    from broker.schemas import SchemaStore
 
+    store = SchemaStore.load(settings.schemas)
     if sync:
-        asyncio.run(catch_up_if_empty(settings))
-    return PepContext.load(settings, keystore=keystore), me
+        asyncio.run(catch_up_if_empty(settings, store))
+    return PepContext.load(settings, keystore=keystore, store=store), me

@@ -45,13 +45,15 @@ class EnvelopeContext:
         env: Mapping[str, str] | None = None,
         *,
         keystore: Keystore | None = None,
+        store: SchemaStore | None = None,
     ) -> EnvelopeContext:
-        """The node at `settings.home`; its keystore opened from `env` (its passphrase),
-        unless the caller opened it already (`NodeHome.keystore`)."""
+        """The node at `settings.home`; its keystore opened from `env` (its passphrase) and
+        its schemas loaded, unless the caller has them already."""
         node = NodeHome.open(settings.home)
         if keystore is None:
             keystore = node.keystore(env)
-        store = SchemaStore.load(settings.schemas)
+        if store is None:
+            store = SchemaStore.load(settings.schemas)
         trusted = TrustedRegistry.load(node.registry_dir, store)
         return cls(settings, store, keystore, trusted, node)
 

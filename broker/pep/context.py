@@ -22,6 +22,7 @@ from broker.envelope.context import EnvelopeContext
 from broker.errors import ConfigError
 from broker.logs import get_logger
 from broker.policy import PolicyEngine
+from broker.schemas import SchemaStore
 from broker.trust.keystore import Keystore
 from broker.trust.registry import Registry
 from broker.trust.snapshot import VerifiedSnapshot
@@ -58,9 +59,11 @@ class PepContext:
         env: Mapping[str, str] | None = None,
         *,
         keystore: Keystore | None = None,
+        store: SchemaStore | None = None,
     ) -> PepContext:
-        """`keystore`: the node's, if the caller opened it already (to unlock it early)."""
-        envelope = EnvelopeContext.load(settings, env, keystore=keystore)
+        """`keystore`, `store`: the node's, if the caller has them already (`node_context`
+        opens the keystore first, to unlock it early)."""
+        envelope = EnvelopeContext.load(settings, env, keystore=keystore, store=store)
         snapshot = envelope.trusted.current
         policy = PolicyEngine.load(
             settings.policies,
