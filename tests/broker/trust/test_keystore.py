@@ -128,3 +128,60 @@ def test_change_passphrase_re_encrypts_every_key_at_todays_cost(tmp_path: Path) 
     assert sorted(p.name for p in tmp_path.iterdir()) == ["keys"]  # nothing old left behind
     for f in (tmp_path / "keys").rglob("*.pem"):
         assert stat.S_IMODE(f.stat().st_mode) == 0o600
+
+
+class _CountingScrypt:
+    """`Scrypt` that counts its derivations (scrypt's cost is the security parameter: it
+    must run once per keystore and process, never more, never with lower cost)."""
+
+    calls: list[int] = []
+
+    def __init__(self, **params: int | bytes) -> None:
+        from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
+
+        assert isinstance(params["n"], int)
+        _CountingScrypt.calls.append(params["n"])
+        self._kdf = Scrypt(**params)  # type: ignore[arg-type]
+
+    def derive(self, data: bytes) -> bytes:
+        return self._kdf.derive(data)
+
+
+def test_unlocking_ahead_derives_once_and_opens_every_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    maker = _ks(tmp_path)
+    kid, public = maker.generate_signing_key("cert-eu")
+    xid, _ = maker.generate_kem_key("cert-eu", "x25519")
+    monkeypatch.setattr("broker.trust.keystore.Scrypt", _CountingScrypt)
+    _CountingScrypt.calls = []
+    ks = _ks(tmp_path)
+    ks.unlock_ahead()
+    ks.unlock_ahead()  # a second call starts nothing more
+    assert ks.signing_key("cert-eu", kid).public_key().public_bytes_raw() == public
+    assert isinstance(ks.kem_key("cert-eu", xid), x25519.X25519PrivateKey)
+    assert _CountingScrypt.calls == [2**10]  # the keystore's own cost, once
+
+
+def test_unlocking_ahead_with_the_wrong_passphrase_fails_at_the_first_key(tmp_path: Path) -> None:
+    kid, _ = _ks(tmp_path).generate_signing_key("cert-eu")
+    wrong = _ks(tmp_path, b"wrong guess")
+    wrong.unlock_ahead()
+    with pytest.raises(KeystoreError, match="wrong passphrase"):
+        wrong.signing_key("cert-eu", kid)
+
+
+def test_a_damaged_kdf_file_found_ahead_is_raised_where_a_key_is_opened(tmp_path: Path) -> None:
+    kid, _ = _ks(tmp_path).generate_signing_key("cert-eu")
+    (tmp_path / "kdf.json").write_text("{not json")
+    ks = _ks(tmp_path)
+    ks.unlock_ahead()  # no error from the thread: it is kept for the first key
+    with pytest.raises(KeystoreError, match="damaged"):
+        ks.signing_key("cert-eu", kid)
+
+
+def test_unlocking_ahead_a_keystore_not_made_yet_does_nothing(tmp_path: Path) -> None:
+    ks = _ks(tmp_path / "none")
+    ks.unlock_ahead()
+    with pytest.raises(KeystoreError, match="no key file"):
+        ks.signing_key("cert-eu", "0123456789abcdef")
