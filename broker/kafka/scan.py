@@ -61,8 +61,9 @@ async def assign_all(consumer: Any, topics: Iterable[str]) -> dict[Any, int]:
         return {}
     consumer.assign(tps)
     consumer.pause(*tps)
-    end: dict[Any, int] = await consumer.end_offsets(tps)
+    # At once after `assign`: before the consumer resets the new positions on its own.
     await consumer.seek_to_beginning(*tps)
+    end: dict[Any, int] = await consumer.end_offsets(tps)
     consumer.resume(*tps)
     return end
 
