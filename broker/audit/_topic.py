@@ -73,6 +73,9 @@ async def _start(consumer: Any, kafka: KafkaConnection) -> None:
         raise AuditError(
             f"cannot reach Kafka at {kafka.describe()}: {exc}; is it running?"
         ) from None
+    except BaseException:  # cancelled half-way (the run ended first): nothing left open
+        await consumer.stop()
+        raise
 
 
 async def iter_topic(

@@ -64,7 +64,8 @@ def admin_client(kafka: KafkaConnection, **options: Any) -> Any:
 
 async def start_client(client: Any, kafka: KafkaConnection) -> None:
     """Start an aiokafka producer, consumer or admin client; if Kafka does not answer or
-    refuses the credentials, close it again and raise one clear `KafkaUnavailable`."""
+    refuses the credentials, close it again and raise one clear `KafkaUnavailable` (and
+    close it when the start is cancelled)."""
     from aiokafka.errors import (
         AuthenticationFailedError,
         KafkaError,
@@ -90,6 +91,9 @@ async def start_client(client: Any, kafka: KafkaConnection) -> None:
         raise KafkaUnavailable(
             f"cannot reach Kafka at {kafka.describe()} ({exc}); {hint}"
         ) from None
+    except BaseException:  # cancelled half-way (the run ended first): nothing left open
+        await _close(client)
+        raise
 
 
 async def _close(client: Any) -> None:
