@@ -82,6 +82,26 @@ class Outage:
         self._notice_after = notice_after
         self._repeat_every = repeat_every
         self._retry_every = retry_every
+        self._held: list[str] | None = None
+
+    def _tell(self, line: str) -> None:
+        if self._held is not None:
+            self._held.append(line)
+        else:
+            self._say(line)
+
+    def hold(self) -> None:
+        """Keep what the run would say until `release`: while the input is still being read,
+        a failure to connect is not yet worth a line (a bad file may end the run first)."""
+        if self._held is None:
+            self._held = []
+
+    def release(self, *, tell: bool) -> None:
+        """Say what was held (`tell`), or drop it (the run ends for another reason)."""
+        held, self._held = self._held or [], None
+        if tell:
+            for line in held:
+                self._say(line)
 
     def _gave_up(self, waited: float) -> GaveUp:
         return GaveUp(
@@ -113,7 +133,7 @@ class Outage:
                 )
                 if task in done:
                     if told:
-                        self._say(f"Kafka at {self._bootstrap} answers again")
+                        self._tell(f"Kafka at {self._bootstrap} answers again")
                     return task.result()
                 waited = time.monotonic() - started
                 if stopper in done:
@@ -122,12 +142,15 @@ class Outage:
                 if waited >= self._give_up:
                     await _cancel(task)
                     raise self._gave_up(waited)
-                self._say(
+                self._tell(
                     f"Kafka at {self._bootstrap} has not answered for {waited:.0f} s; still "
                     f"trying, giving up after {self._give_up:g} s (--give-up-after)"
                 )
                 told = True
                 notice = waited + self._repeat_every
+        except asyncio.CancelledError:
+            await _cancel(task)  # the call in flight goes with the run that is cancelled
+            raise
         finally:
             stopper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -148,13 +171,13 @@ class Outage:
                 if waited + self._retry_every > self._give_up:
                     raise self._gave_up(waited) from None
                 if last_told is None:
-                    self._say(
+                    self._tell(
                         f"{exc}; trying again every {self._retry_every:g} s, giving up after "
                         f"{self._give_up:g} s (--give-up-after)"
                     )
                     last_told = waited
                 elif waited - last_told >= self._repeat_every:
-                    self._say(f"Kafka at {self._bootstrap} still unreachable after {waited:.0f} s")
+                    self._tell(f"Kafka at {self._bootstrap} still unreachable after {waited:.0f} s")
                     last_told = waited
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), timeout=self._retry_every)

@@ -6,6 +6,7 @@ and `jcu --help` must not load them.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -166,7 +167,7 @@ async def _started(pub: Publisher) -> Publisher:
 async def run_file(
     ctx: PepContext,
     sender: str,
-    parsed: ParseResult,
+    parse: Callable[[], ParseResult],
     path: Path,
     outage: Outage,
     *,
@@ -176,8 +177,25 @@ async def run_file(
     source_id: str | None = None,
     progress: ProgressFile | None = None,
 ) -> FileRun:
-    """Connect (within the give-up time), publish `parsed`, write progress after every
-    chunk, and stop the publisher within a bounded time whatever Kafka does."""
+    """Read and `parse` the file (in a thread) while the publisher connects (within the
+    give-up time), publish it, write progress after every chunk, and stop the publisher
+    within a bounded time whatever Kafka does. A file that cannot be parsed ends the run
+    before anything is sent, with its one error (the connection attempt is dropped, and
+    nothing it would have said about Kafka is said)."""
+    # Both take a while (the STIX library's import, the connections' round trips), and
+    # neither needs the other: the first object goes out when both are done.
+    outage.hold()
+    parsing = asyncio.ensure_future(asyncio.to_thread(parse))
+    connecting = asyncio.ensure_future(
+        outage.connect(lambda: _started(Publisher(sender, ctx)))
+    )
+    try:
+        parsed = await parsing
+    except BaseException:
+        outage.release(tell=False)
+        await _abandon(connecting)
+        raise
+    outage.release(tell=True)
     objects = len(parsed.items) + len(parsed.skipped)
     digest = file_digest(path) if progress is not None else ""
 
@@ -186,7 +204,7 @@ async def run_file(
             progress.save(digest, report, objects, finished=finished)
 
     try:
-        pub = await outage.connect(lambda: _started(Publisher(sender, ctx)))
+        pub = await connecting
     except (Interrupted, KafkaUnavailable) as exc:
         report = nothing_sent(parsed, path, str(exc))
         save(report)
@@ -208,6 +226,17 @@ async def run_file(
         clean = await outage.finish(pub.stop)
     save(report, finished=report.stopped is None)
     return FileRun(report, clean)
+
+
+async def _abandon(connecting: asyncio.Future[Publisher]) -> None:
+    """Cancel a connection attempt the run no longer needs; a publisher it started is
+    stopped (nothing was sent)."""
+    connecting.cancel()
+    try:
+        pub = await connecting
+    except BaseException:  # cancelled, or it had failed: nothing to stop
+        return
+    await pub.stop()
 
 
 def check_resume(progress: ProgressFile, path: Path, *, resume: bool) -> RunProgress | None:

@@ -18,6 +18,7 @@ from broker.errors import ConfigError
 
 if TYPE_CHECKING:
     from broker.pep import Publisher, PublishResult
+    from connectors.soc import ParseResult
     from connectors.soc.publishing import PublishReport
 
 # What only runs once the node is open (the enforcement point, its connectors, tables) is
@@ -222,10 +223,12 @@ def publish(
         )
 
         extra = ExtraLabels(handling, categories, personal_data, exercise, incident, member_states)
-        parsed = parse_input(path, fmt=fmt, default_tlp=tlp, max_bytes=max_size)
         progress = None if dry_run else ProgressFile(ctx.settings.home, sender, path)
         if progress is not None:
             check_resume(progress, path, resume=resume)
+
+        def parse() -> ParseResult:
+            return parse_input(path, fmt=fmt, default_tlp=tlp, max_bytes=max_size)
 
         async def main(on_stop: OnStop) -> FileRun:
             stop = asyncio.Event()
@@ -233,7 +236,7 @@ def publish(
             return await run_file(
                 ctx,
                 sender,
-                parsed,
+                parse,
                 path,
                 Outage(ctx.settings.bootstrap, give_up, stop),
                 extra=extra,
