@@ -86,6 +86,37 @@ async def test_a_connection_that_comes_back_is_used() -> None:
     assert await _outage(asyncio.Event(), [], give_up=5).connect(start) == "publisher"
 
 
+@pytest.mark.parametrize("tell", [True, False])
+async def test_what_is_held_while_the_file_is_read_is_said_or_dropped_on_release(
+    tell: bool,
+) -> None:
+    said: list[str] = []
+    tries: list[int] = []
+
+    async def start() -> str:
+        tries.append(1)
+        if len(tries) < 2:
+            raise KafkaUnavailable("cannot reach Kafka at 127.0.0.1:1 (refused)")
+        return "publisher"
+
+    outage = _outage(asyncio.Event(), said, give_up=5)
+    outage.hold()
+    assert await outage.connect(start) == "publisher"
+    assert said == []  # the refusal was not said while held
+    outage.release(tell=tell)
+    assert (said[0].startswith("cannot reach Kafka") if tell else said == [])
+
+
+async def test_a_cancelled_guard_cancels_the_call_in_flight() -> None:
+    hang: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    guarded = asyncio.ensure_future(_outage(asyncio.Event(), [], give_up=60).guard(hang))
+    await asyncio.sleep(0)
+    guarded.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await guarded
+    assert hang.cancelled()  # not left running behind a run that ended
+
+
 def test_the_give_up_time_comes_from_the_option_the_environment_or_the_default() -> None:
     assert give_up_after(7, {"JCU_GIVE_UP_AFTER": "9"}) == 7
     assert give_up_after(None, {"JCU_GIVE_UP_AFTER": "9"}) == 9
