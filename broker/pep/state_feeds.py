@@ -1,10 +1,10 @@
 """What every enforcement point follows besides its own traffic: the registry
 (`jcu.registry`, `RegistryFeed`: who holds which keys, the facts the policy reads)
-and which crises are declared (`jcu.control`, `CrisisBoard`). Both the publisher
-and the subscriber start these first and stop them last; the registry comes
-first, since crisis declarations are verified against its keys, and its start
-reads the topic to its end, so a node with an old local registry catches up
-before it acts.
+and which crises are declared (`jcu.control`, `CrisisBoard`). The publisher and
+the subscriber start these while their audit log and producer start (none needs
+another), and act only once all have; the registry comes first, since crisis
+declarations are verified against its keys, and its start reads the topic to its
+end, so a node with an old local registry catches up before it acts.
 """
 
 from __future__ import annotations
