@@ -103,6 +103,22 @@ def test_publishing_a_stix_file_loads_no_other_format_or_service() -> None:
     assert under(loaded, NOT_FOR_A_STIX_PUBLISH) == []
 
 
+def test_a_json_lines_subscriber_loads_no_misp_stix_or_taxii_library() -> None:
+    loaded = loaded_after(
+        """
+        import tempfile
+
+        from broker.cli import _workflows, subscribe
+        from broker.pep import Subscriber
+        from connectors.isac.factory import make_sink
+
+        make_sink("jsonl", tempfile.mkdtemp(), "enisa", None)  # settings: for taxii only
+        """
+    )
+    assert "broker.pep.subscriber" in loaded
+    assert under(loaded, ("pymisp", "misp_stix_converter", "stix2", "connectors.taxii")) == []
+
+
 def test_jcu_help_imports_no_verb() -> None:
     loaded = loaded_after(
         """
