@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import stat
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 from cryptography.hazmat.primitives import hpke, serialization
@@ -134,7 +135,7 @@ class _CountingScrypt:
     """`Scrypt` that counts its derivations (scrypt's cost is the security parameter: it
     must run once per keystore and process, never more, never with lower cost)."""
 
-    calls: list[int] = []
+    calls: ClassVar[list[int]] = []
 
     def __init__(self, **params: int | bytes) -> None:
         from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
