@@ -145,7 +145,9 @@ def subscribe(
             sink,
             group_id=group,
             # Each channel its own log and state: two groups of one participant at once.
-            audit=ctx.audit_log(participant, receive_side(participant, group)),
+            audit=ctx.audit_log(
+                participant, receive_side(participant, group), key_when_needed=True
+            ),
             metrics=metrics,
             receipts=not no_receipts,
             max_batch=batch_size,

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from broker.audit import AuditLog
 from broker.clock import utc_now
@@ -24,6 +25,9 @@ from broker.logs import get_logger
 from broker.policy import PolicyEngine
 from broker.schemas import SchemaStore
 from broker.trust.keystore import Keystore
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from broker.trust.registry import Registry
 from broker.trust.snapshot import VerifiedSnapshot
 
@@ -108,12 +112,32 @@ class PepContext:
     def audit_dir(self) -> Path:
         return self.settings.home / "audit"
 
-    def audit_log(self, participant: str, side: str, *, checkpoint_every: int = 1000) -> AuditLog:
-        """The audit log of enforcement point `<participant>/<side>`, signed with its key."""
+    def signing_key(self, participant: str) -> Ed25519PrivateKey:
+        """This node's current signing key (its keystore unlocked: a wrong passphrase is a
+        KeystoreError here)."""
+        kid = self.envelope.keyring.current_signing_key_id(participant, utc_now())
+        return self.envelope.keystore.signing_key(participant, kid)
+
+    def audit_log(
+        self,
+        participant: str,
+        side: str,
+        *,
+        checkpoint_every: int = 1000,
+        key_when_needed: bool = False,
+    ) -> AuditLog:
+        """The audit log of enforcement point `<participant>/<side>`, signed with its key.
+        With `key_when_needed`, the key is opened at its first use: a publisher or subscriber
+        opens it (`signing_key`) while it connects, the keystore still unlocking."""
         self.envelope.node.acting_as(participant)
         keyring = self.envelope.keyring
         kid = keyring.current_signing_key_id(participant, utc_now())
-        signer = self.envelope.keystore.signing_key(participant, kid)
+        keystore = self.envelope.keystore
+        signer = (
+            keystore.signing_key_when_needed(participant, kid)
+            if key_when_needed
+            else keystore.signing_key(participant, kid)
+        )
         return AuditLog(
             f"{participant}/{side}",
             signer,

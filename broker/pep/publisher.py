@@ -304,7 +304,11 @@ class Publisher(Service):
         self.participant = participant
         self._ctx = ctx
         self._sealer: Sealer = ctx.envelope.sealer(participant)
-        self._audit = audit if audit is not None else ctx.audit_log(participant, "publish")
+        self._audit = (
+            audit
+            if audit is not None
+            else ctx.audit_log(participant, "publish", key_when_needed=True)
+        )
         self._feeds = StateFeeds(ctx, crisis=crisis, registry=registry_feed)
         self._metrics = metrics or Metrics()
         self._compression = compression
@@ -333,7 +337,13 @@ class Publisher(Service):
         try:
             # Independent of each other, so at once: a one-shot verb waits for their round
             # trips to Kafka before its first object is sent.
-            await start_together(self._feeds.start, self._audit.start, self._start_producer)
+            # The signing key first: a wrong passphrase is this start's error, whatever Kafka.
+            await start_together(
+                self._open_signing_key,
+                self._feeds.start,
+                self._audit.start,
+                self._start_producer,
+            )
             if self._registry_audit is not None:
                 await self._registry_audit.start()
             await settle_pending(
@@ -347,6 +357,11 @@ class Publisher(Service):
         except BaseException:
             await self.stop()
             raise
+
+    async def _open_signing_key(self) -> None:
+        """Open the key (the keystore may still be unlocking: `Keystore.unlock_ahead`) in a
+        thread, so the connections are made meanwhile."""
+        await asyncio.to_thread(self._ctx.signing_key, self.participant)
 
     async def _start_producer(self) -> None:
         producer = reliable_producer(self._ctx.settings.kafka, compression_type=self._compression)

@@ -298,7 +298,13 @@ class Subscriber(Service):
         limit_decompression(self._max_decompressed)
         try:
             # Independent of each other, so at once: each is its own round trips to Kafka.
-            starts = [self._feeds.start, self._audit.start, self._start_producer]
+            # The signing key first: a wrong passphrase is this start's error, whatever Kafka.
+            starts = [
+                self._open_signing_key,
+                self._feeds.start,
+                self._audit.start,
+                self._start_producer,
+            ]
             if consume:
                 starts.append(self._start_consumer)
             await start_together(*starts)
@@ -313,6 +319,11 @@ class Subscriber(Service):
         except BaseException:
             await self.stop()
             raise
+
+    async def _open_signing_key(self) -> None:
+        """Open the key (the keystore may still be unlocking: `Keystore.unlock_ahead`) in a
+        thread, so the connections are made meanwhile."""
+        await asyncio.to_thread(self._ctx.signing_key, self.participant)
 
     async def _start_producer(self) -> None:
         kafka = self._ctx.settings.kafka

@@ -28,13 +28,14 @@ import json
 import os
 import re
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from pathlib import Path
 
 from cryptography.hazmat.primitives import hpke, serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, mlkem, x25519
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
+from cryptography.utils import Buffer
 
 from broker.errors import KeystoreError
 from broker.trust.material import (
@@ -255,6 +256,15 @@ class Keystore:
         self._cache[(owner, kid)] = key
         return key
 
+    def signing_key_when_needed(self, owner: str, kid: str) -> ed25519.Ed25519PrivateKey:
+        """`signing_key(owner, kid)`, opened when first used rather than now: a service holds
+        it from its start, while the keystore is still unlocking (`unlock_ahead`), and
+        says that it can sign (the passphrase is right) by opening it before it acts."""
+        cached = self._cache.get((owner, kid))
+        if isinstance(cached, ed25519.Ed25519PrivateKey):
+            return cached
+        return _SigningKeyWhenNeeded(lambda: self.signing_key(owner, kid))
+
     def kem_key(self, owner: str, kid: str) -> KemPrivateKey:
         """The KEM private key `kid` of `owner`, X25519 or the ML-KEM-768 + X25519 hybrid."""
         cached = self._cache.get((owner, kid))
@@ -272,6 +282,45 @@ class Keystore:
             result = hpke.MLKEM768X25519PrivateKey(mkey, xkey)
         self._cache[(owner, kid)] = result
         return result
+
+
+class _SigningKeyWhenNeeded(ed25519.Ed25519PrivateKey):
+    """An Ed25519 private key opened from the keystore at its first use."""
+
+    def __init__(self, open_key: Callable[[], ed25519.Ed25519PrivateKey]) -> None:
+        self._open = open_key
+        self._key: ed25519.Ed25519PrivateKey | None = None
+
+    def _opened(self) -> ed25519.Ed25519PrivateKey:
+        if self._key is None:
+            self._key = self._open()
+        return self._key
+
+    def public_key(self) -> ed25519.Ed25519PublicKey:
+        return self._opened().public_key()
+
+    def sign(self, data: Buffer) -> bytes:
+        return self._opened().sign(data)
+
+    def private_bytes(
+        self,
+        encoding: serialization.Encoding,
+        format: serialization.PrivateFormat,
+        encryption_algorithm: serialization.KeySerializationEncryption,
+    ) -> bytes:
+        return self._opened().private_bytes(encoding, format, encryption_algorithm)
+
+    def private_bytes_raw(self) -> bytes:
+        return self._opened().private_bytes_raw()
+
+    def __copy__(self) -> ed25519.Ed25519PrivateKey:
+        return self._opened()
+
+    def __deepcopy__(self, memo: dict[int, object]) -> ed25519.Ed25519PrivateKey:
+        return self._opened()
+
+    def __repr__(self) -> str:  # never the key
+        return "<Ed25519 signing key, opened when first used>"
 
 
 def open_keystore(

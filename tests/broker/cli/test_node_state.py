@@ -161,3 +161,44 @@ async def test_receipts_with_a_wrong_passphrase_is_an_error_not_an_empty_list(
     (line,) = out.stderr.strip().splitlines()
     assert line.startswith("jcu: error: cannot decrypt") and "wrong passphrase" in line
     assert "no receipts yet" not in out.stderr
+
+
+@pytest.mark.parametrize("verb", ["publish", "subscribe"])
+async def test_publish_or_subscribe_with_a_wrong_passphrase_is_one_error_and_nothing_moves(
+    world: World, tmp_path: Path, verb: str
+) -> None:
+    """The key is opened while the node connects (the keystore unlocks meanwhile): a wrong
+    passphrase still ends the run with its one error, no summary, nothing delivered."""
+    bundle = tmp_path / "one.json"
+    bundle.write_text(
+        json.dumps(
+            {
+                "type": "bundle",
+                "id": f"bundle--{uuid.uuid4()}",
+                "objects": [
+                    {
+                        "type": "indicator",
+                        "spec_version": "2.1",
+                        "id": f"indicator--{uuid.uuid4()}",
+                        "created": "2026-11-27T10:00:00.000Z",
+                        "modified": "2026-11-27T10:00:00.000Z",
+                        "pattern_type": "stix",
+                        "pattern": "[ipv4-addr:value = '198.51.100.77']",
+                        "valid_from": "2026-11-27T10:00:00Z",
+                    }
+                ],
+            }
+        )
+    )
+    org = "soc-fr" if verb == "publish" else "enisa"
+    args = (
+        ["publish", "--stix", str(bundle), "--to", "enisa", "--json"]
+        if verb == "publish"
+        else ["subscribe", "--once", "--out", str(tmp_path / "out"), "--group", "enisa.wrongpw"]
+    )
+    out = await asyncio.to_thread(_jcu, world, org, *args, JCU_KEY_PASSPHRASE="not the passphrase")
+    assert out.returncode == 1 and out.stdout == ""
+    (line,) = out.stderr.strip().splitlines()
+    assert line.startswith("jcu: error: cannot decrypt") and "wrong passphrase" in line
+    assert "not the passphrase" not in out.stderr
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())

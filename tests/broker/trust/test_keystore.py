@@ -186,3 +186,28 @@ def test_unlocking_ahead_a_keystore_not_made_yet_does_nothing(tmp_path: Path) ->
     ks.unlock_ahead()
     with pytest.raises(KeystoreError, match="no key file"):
         ks.signing_key("cert-eu", "0123456789abcdef")
+
+
+def test_a_key_when_needed_is_opened_at_its_first_use_and_signs_as_the_key(
+    tmp_path: Path,
+) -> None:
+    kid, public = _ks(tmp_path).generate_signing_key("cert-eu")
+    ks = _ks(tmp_path)
+    ks.unlock_ahead()
+    key = ks.signing_key_when_needed("cert-eu", kid)
+    assert ("cert-eu", kid) not in ks._cache  # not opened yet
+    assert "PRIVATE" not in repr(key)
+    signature = key.sign(b"checkpoint")
+    assert ("cert-eu", kid) in ks._cache
+    ed25519.Ed25519PublicKey.from_public_bytes(public).verify(signature, b"checkpoint")
+    assert key.public_key().public_bytes_raw() == public
+    assert ks.signing_key_when_needed("cert-eu", kid) is ks.signing_key("cert-eu", kid)
+
+
+def test_a_key_when_needed_with_the_wrong_passphrase_fails_where_it_is_used(
+    tmp_path: Path,
+) -> None:
+    kid, _ = _ks(tmp_path).generate_signing_key("cert-eu")
+    key = _ks(tmp_path, b"wrong guess").signing_key_when_needed("cert-eu", kid)
+    with pytest.raises(KeystoreError, match="wrong passphrase"):
+        key.sign(b"checkpoint")
