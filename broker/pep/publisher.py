@@ -724,7 +724,7 @@ class Publisher(Service):
                     await self._producer.send(message.header.topic, value=message.data, key=key)
                 )
                 if not self._handed_any:
-                    # How long a run took to start shows in the logs (bench/startup.py).
+                    # When a run's first object went, for whoever reads the logs at INFO.
                     self._handed_any = True
                     _log.info("first envelope handed to Kafka", participant=self.participant)
             except KafkaError as exc:
