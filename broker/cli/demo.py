@@ -76,7 +76,7 @@ SOC_INPUTS: tuple[SocInput, ...] = (
     ("stix/invoice-lure-sighting.json", "AMBER+STRICT", ("malicious-code",), ()),
     ("misp/glassward-ransomware.json", "GREEN", ("malicious-code",), ()),
     ("misp/hospital-intrusion-objects.json", "AMBER", ("malicious-code",), ()),
-    ("misp/energy-ot-reconnaissance.json", "RED", ("intrusions",), ("enisa", "isac-energy")),
+    ("misp/energy-portal-compromise.json", "RED", ("intrusions",), ("enisa", "isac-energy")),
     ("csv/night-ward-indicators.csv", "GREEN", ("malicious-code",), ()),
 )
 #: What other data is published with: its own markings, else this default.
