@@ -193,7 +193,7 @@ class Scenario:
     ) -> None:
         self.federation = federation
         self._nodes: dict[str, PepContext] = {}
-        self.fixtures, self.inputs = samples
+        self.samples_dir, self.inputs = samples
         self.out = out
         self.progress = progress
         self.steps: list[Step] = []
@@ -227,7 +227,7 @@ class Scenario:
         def labels(item: Item) -> Labels:
             return Labels.of(item.tlp, categories=set(cats) | set(item.categories))
 
-        parsed = parse_file(self.fixtures / rel, default_tlp=tlp)
+        parsed = parse_file(self.samples_dir / rel, default_tlp=tlp)
         to = f" to {','.join(named)}" if named else ""
         step = Step(
             f"{Path(rel).name} ({len(parsed.items)} items, {tlp}{to})",
