@@ -23,7 +23,7 @@ from pathlib import Path
 
 from broker.kafka.connection import DEFAULT_BOOTSTRAP, KafkaConnection, load_connection
 
-__all__ = ["DEFAULT_BOOTSTRAP", "Settings", "load"]
+__all__ = ["DEFAULT_BOOTSTRAP", "Settings", "examples_dir", "load"]
 
 
 def _package_data(name: str) -> Path:
@@ -33,6 +33,12 @@ def _package_data(name: str) -> Path:
     if bundled.is_dir():
         return bundled
     return here.parent / name
+
+
+def examples_dir() -> Path:
+    """The fictitious scenario shipped with the package (the repository's examples/): what
+    `jcu demo` publishes unless told otherwise, and sample input for trying the verbs."""
+    return _package_data("examples")
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,7 +28,23 @@ from broker.kafka.connection import (
     load_connection,
 )
 from broker.kafka.local import LocalKafka, free_ports
+from tests import samples
 from tests.world import World, make_world
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """With JCU_REQUIRE_FIXTURES=1 (CI), missing public samples stop the run in one line."""
+    if samples.required() and not samples.public_present():
+        raise pytest.UsageError(f"{samples.REQUIRE_ENV}=1 but {samples.MISSING}")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """With JCU_REQUIRE_FIXTURES=1, a test skipped for want of the public samples fails."""
+    outcome = yield
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    if samples.required() and report.skipped and samples.MISSING in str(report.longrepr):
+        report.outcome = "failed"
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,10 @@ every request approved against the fingerprint its node shows, a signed
 registry snapshot exported and published on jcu.registry. Then, each
 organisation acting from its own node:
 
-1. the French national SOC publishes the shared STIX and MISP fixtures at
-   different TLP levels (SOC connector);
+1. the French national SOC publishes the scenario's STIX bundles, MISP
+   events and indicator CSV at different TLP levels (SOC connector): the
+   fictitious "Operation Night Ward" of examples/ (shipped with the package),
+   or every file under stix/, misp/ and csv/ of `--fixtures DIR`/JCU_FIXTURES;
 2. CERT-EU publishes an AMBER incident report that carries personal data;
 3. Europol EC3 sends a SIENA-style H2 case message to two named recipients;
 4. EU-CyCLONe declares a crisis for the incident; CERT-EU's AMBER update
@@ -61,23 +63,24 @@ from broker.trust.federation import Federation
 from broker.trust.registry import load_registry
 
 INCIDENT = "INC-2026-0042"
-_ROOT = Path(__file__).resolve().parents[2]
 
-#: (file under the fixtures dir, default TLP, categories, named recipients)
-SOC_INPUTS: tuple[tuple[str, str, tuple[str, ...], tuple[str, ...]], ...] = (
-    ("stix/indicator-for-c2-ip-address.json", "CLEAR", ("malicious-code",), ()),
-    ("stix/poisonivy.json", "GREEN", ("malicious-code",), ()),
-    ("stix/indicators-for-C2-with-COA.json", "AMBER", ("malicious-code",), ()),
-    (
-        "stix/malicious-email-indicator-with-attachment.json",
-        "AMBER+STRICT",
-        ("malicious-code",),
-        (),
-    ),
-    ("misp/xorist-ransomware.json", "GREEN", ("malicious-code",), ()),
-    ("misp/samsam-objects.json", "AMBER", ("malicious-code",), ()),
-    ("misp/random-event.json", "RED", ("intrusions",), ("enisa", "isac-energy")),
+#: One file the SOC publishes: (path under the samples dir, default TLP for what carries no
+#: marking, categories added to the file's own, named recipients).
+SocInput = tuple[str, str, tuple[str, ...], tuple[str, ...]]
+#: The scenario on the shipped examples (examples/README.md): every TLP level, a stricter
+#: granular marking, MISP objects, a CSV, and a RED event for two named recipients.
+SOC_INPUTS: tuple[SocInput, ...] = (
+    ("stix/vpn-exploitation-indicators.json", "CLEAR", ("malicious-code",), ()),
+    ("stix/night-ward-campaign-report.json", "GREEN", ("malicious-code",), ()),
+    ("stix/heronloader-c2-with-coa.json", "AMBER", ("malicious-code",), ()),
+    ("stix/invoice-lure-sighting.json", "AMBER+STRICT", ("malicious-code",), ()),
+    ("misp/glassward-ransomware.json", "GREEN", ("malicious-code",), ()),
+    ("misp/hospital-intrusion-objects.json", "AMBER", ("malicious-code",), ()),
+    ("misp/energy-portal-compromise.json", "RED", ("intrusions",), ("enisa", "isac-energy")),
+    ("csv/night-ward-indicators.csv", "GREEN", ("malicious-code",), ()),
 )
+#: What other data is published with: its own markings, else this default.
+OTHER_DATA_TLP = "GREEN"
 #: Who subscribes, in which format (the issue's four, plus CERT-EU's SIENA mailbox).
 SUBSCRIBERS: tuple[tuple[str, str], ...] = (
     ("enisa", "stix"),
@@ -97,22 +100,27 @@ class Step:
     skipped: int = 0
 
 
-def _fixtures_dir(option: Path | None) -> Path:
-    candidates = (
-        [option]
-        if option
-        else [
-            Path(os.environ["JCU_FIXTURES"]) if os.environ.get("JCU_FIXTURES") else None,
-            _ROOT.parent / "shared" / "fixtures",
-        ]
+def soc_inputs(option: Path | None) -> tuple[Path, tuple[SocInput, ...]]:
+    """The samples directory and what the SOC publishes from it.
+
+    The shipped examples play the scenario above; other data (`--fixtures DIR`, else
+    JCU_FIXTURES) is published whole: every stix/*.json, misp/*.json and csv/*.csv in name
+    order, each with its own markings, else TLP:GREEN.
+    """
+    given = option or (Path(os.environ["JCU_FIXTURES"]) if os.environ.get("JCU_FIXTURES") else None)
+    if given is None:
+        return config.examples_dir(), SOC_INPUTS
+    found = tuple(
+        (p.relative_to(given).as_posix(), OTHER_DATA_TLP, ("malicious-code",), ())
+        for pattern in ("stix/*.json", "misp/*.json", "csv/*.csv")
+        for p in sorted(given.glob(pattern))
     )
-    for c in candidates:
-        if c is not None and (c / "stix").is_dir():
-            return c
-    raise ConfigError(
-        "shared fixtures not found (looked for ../shared/fixtures); pass --fixtures DIR "
-        "or set JCU_FIXTURES"
-    )
+    if not found:
+        raise ConfigError(
+            f"no samples in {given}: expected stix/*.json, misp/*.json or csv/*.csv under it; "
+            "pass another --fixtures DIR, or neither it nor JCU_FIXTURES for the shipped examples"
+        )
+    return given, found
 
 
 def _incident_report(personal: bool) -> dict[str, Any]:
@@ -160,8 +168,9 @@ def _case_document() -> dict[str, Any]:
         "created": datetime.now(UTC).isoformat(),
         "sender": "europol-ec3",
         "recipients": ["cert-eu", "enisa"],
-        "subject": "Ransomware affiliate infrastructure",
-        "body": "Servers used by the affiliate; coordinate before any takedown.",
+        "subject": "Night Ward affiliate infrastructure",
+        "body": "Servers 192.0.2.44 and 192.0.2.45 serve the Pale Heron affiliate; "
+        "coordinate with EC3 before any takedown.",
         "handling_codes": ["H2"],
         "evaluation": {"source_reliability": "B", "information_accuracy": 2},
         "tlp": "AMBER",
@@ -176,11 +185,15 @@ def _own_env() -> dict[str, str]:
 
 class Scenario:
     def __init__(
-        self, federation: Federation, fixtures: Path, out: Path, progress: Progress
+        self,
+        federation: Federation,
+        samples: tuple[Path, tuple[SocInput, ...]],
+        out: Path,
+        progress: Progress,
     ) -> None:
         self.federation = federation
         self._nodes: dict[str, PepContext] = {}
-        self.fixtures = fixtures
+        self.samples_dir, self.inputs = samples
         self.out = out
         self.progress = progress
         self.steps: list[Step] = []
@@ -214,7 +227,7 @@ class Scenario:
         def labels(item: Item) -> Labels:
             return Labels.of(item.tlp, categories=set(cats) | set(item.categories))
 
-        parsed = parse_file(self.fixtures / rel, default_tlp=tlp)
+        parsed = parse_file(self.samples_dir / rel, default_tlp=tlp)
         to = f" to {','.join(named)}" if named else ""
         step = Step(
             f"{Path(rel).name} ({len(parsed.items)} items, {tlp}{to})",
@@ -301,8 +314,9 @@ class Scenario:
             self.steps.append(Step(f"assistance: {label}", sender, [result]))
 
     async def run(self) -> None:
-        task = self.progress.add_task("SOC connector: soc-fr publishes the fixtures", total=None)
-        for rel, tlp, cats, named in SOC_INPUTS:
+        task = self.progress.add_task("SOC connector: soc-fr publishes", total=None)
+        for rel, tlp, cats, named in self.inputs:
+            self.progress.update(task, description=f"SOC connector: soc-fr publishes {rel}")
             self.steps.append(await self.publish_file("soc-fr", rel, tlp, cats, named))
         self.progress.update(task, description="cert-eu: AMBER incident report, personal data")
         inc_labels = Labels.of(
@@ -581,7 +595,11 @@ async def _serve_console(scenario: Scenario, out: Console, port: int, view: Path
 
 
 async def _main(
-    out_dir: Path, fixtures: Path, home: Path, keep: bool, serve: int | None = None
+    out_dir: Path,
+    samples: tuple[Path, tuple[SocInput, ...]],
+    home: Path,
+    keep: bool,
+    serve: int | None = None,
 ) -> bool:
     from broker.kafka.acl import Roles
     from broker.kafka.connection import read_client_file
@@ -639,7 +657,7 @@ async def _main(
             authority = config.load({**_own_env(), **federation.env("authority")}).kafka
             await publish_snapshot(authority, federation.snapshot.read_bytes())
             progress.remove_task(t)
-            scenario = Scenario(federation, fixtures, out_dir, progress)
+            scenario = Scenario(federation, samples, out_dir, progress)
             await scenario.run()
             t = progress.add_task("receipts, witnesses, audit verification", total=None)
             receipts = await _receipts(scenario, {s.sender for s in scenario.steps})
@@ -707,7 +725,8 @@ def _report_federation(out: Console, federation: Federation) -> None:
     "--fixtures",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
-    help="The shared STIX/MISP fixtures (default ../shared/fixtures).",
+    help="Publish every stix/*.json, misp/*.json and csv/*.csv under DIR instead of the "
+    "shipped examples (also: JCU_FIXTURES).",
 )
 @click.option("--keep-kafka", is_flag=True, help="Leave Kafka and the demo state running.")
 @click.option(
@@ -726,14 +745,14 @@ def demo(
     out_dir: Path, fixtures: Path | None, keep_kafka: bool, serve: bool, console_port: int
 ) -> None:
     """Run the whole sharing scenario end to end on a local Kafka, from nothing."""
-    fx = _fixtures_dir(fixtures)
+    samples = soc_inputs(fixtures)
     if out_dir.exists():
         shutil.rmtree(out_dir)
     out_dir.mkdir(parents=True)
     home = config.load().home / "demo" / f"run-{uuid.uuid4().hex[:8]}"
     try:
         ok = asyncio.run(
-            _main(out_dir.resolve(), fx, home, keep_kafka, console_port if serve else None)
+            _main(out_dir.resolve(), samples, home, keep_kafka, console_port if serve else None)
         )
     finally:
         if not keep_kafka:

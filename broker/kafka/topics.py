@@ -49,7 +49,7 @@ class TopicSpec:
 def contract_topics(
     *, partitions: int = 3, replication: int = 1, exercise: bool = True
 ) -> list[TopicSpec]:
-    """Every topic of the contract in DESIGN.md, with its configuration.
+    """Every topic of the contract (docs/contracts.md), with its configuration.
 
     Data topics are stamped with the broker's append time (LogAppendTime): receivers
     judge backdating and compromised-key revocations against the broker's clock,

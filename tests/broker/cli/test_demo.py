@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -15,6 +16,7 @@ import pytest
 from pypdf import PdfReader
 
 from broker.kafka.local import free_port
+from tests.samples import EXAMPLES
 
 pytestmark = pytest.mark.kafka
 
@@ -46,6 +48,7 @@ def test_demo_runs_the_scenario_end_to_end(tmp_path: Path) -> None:
     out = tmp_path / "demo-out"
     env = {**os.environ, "JCU_HOME": str(tmp_path / "home")}
     env.pop("KAFKA_BOOTSTRAP", None)  # the demo starts its own broker, from nothing
+    env.pop("JCU_FIXTURES", None)  # ... and plays the shipped scenario, as `make demo` does
     port = free_port()
     proc = subprocess.Popen(
         [
@@ -78,6 +81,15 @@ def test_demo_runs_the_scenario_end_to_end(tmp_path: Path) -> None:
     ):
         assert heading in text
     assert "FAIL" not in text
+    # the shipped examples were played: ENISA holds the campaign report, as STIX
+    (report,) = [
+        o["id"]
+        for o in json.loads((EXAMPLES / "stix" / "night-ward-campaign-report.json").read_text())[
+            "objects"
+        ]
+        if o["type"] == "report"
+    ]
+    assert (out / "enisa" / f"{report}.stix.json").is_file()
     # The assistance episode during the crisis: flagged, offered, one refused, deployed.
     assert "mutual assistance during the crisis" in text
     assert "request for FR (AMBER, CRISIS)" in text

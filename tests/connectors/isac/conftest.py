@@ -1,4 +1,4 @@
-"""Fixtures of the connector format tests: the repository's Avro schemas and the shared samples."""
+"""Connector format test fixtures: the Avro schemas (samples: tests/samples.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ from pathlib import Path
 import pytest
 
 from broker.schemas import SchemaStore
-from tests.samples import SAMPLES as SAMPLES
 
 REPO = Path(__file__).resolve().parents[3]
 

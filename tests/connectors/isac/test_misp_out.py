@@ -17,16 +17,11 @@ from connectors._stix_object import object_of
 from connectors.isac import Delivered, to_misp_event
 from connectors.isac._misp import misp_event_of
 from connectors.soc import Item, parse_file
-from tests.connectors.isac.conftest import SAMPLES
 from tests.connectors.isac.test_stix_out import RECEIVED, delivered
-from tests.samples import MISSING
-
-MISP_FILES = sorted(SAMPLES.glob("misp/*.json"))
-STIX_FILES = sorted(SAMPLES.glob("stix/*.json"))
-pytestmark = pytest.mark.skipif(not MISP_FILES, reason=MISSING)
+from tests.samples import sample_params
 
 
-@pytest.mark.parametrize("path", MISP_FILES, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", sample_params("misp/*.json"))
 def test_a_misp_event_goes_out_whole_with_the_sender_as_creator(
     path: Path, store: SchemaStore
 ) -> None:
@@ -46,7 +41,7 @@ def test_a_misp_event_goes_out_whole_with_the_sender_as_creator(
     assert [t.name for t in event.tags] == [t["name"] for t in source.get("Tag", [])]
 
 
-@pytest.mark.parametrize("path", STIX_FILES, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", sample_params("stix/*.json"))
 def test_a_stix_bundle_becomes_one_misp_event(path: Path, store: SchemaStore) -> None:
     parsed = parse_file(path, default_tlp="GREEN")
     objects = [object_of(delivered(store, i, n).record) for n, i in enumerate(parsed.items)]

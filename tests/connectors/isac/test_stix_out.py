@@ -14,10 +14,8 @@ from broker.schemas import SchemaStore
 from connectors._stix_object import object_of
 from connectors.isac import Delivered, indicator_stix_id, to_stix_bundle
 from connectors.soc import Item, parse_file
-from tests.connectors.isac.conftest import SAMPLES
+from tests.samples import sample_params
 
-SAMPLE_FILES = sorted(SAMPLES.glob("*/*.json"))
-pytestmark = pytest.mark.skipif(not SAMPLE_FILES, reason=f"shared samples missing in {SAMPLES}")
 RECEIVED = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 
 
@@ -44,7 +42,7 @@ def validate(bundle: dict[str, Any]) -> None:
     assert not result.errors
 
 
-@pytest.mark.parametrize("path", SAMPLE_FILES, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", sample_params("stix/*.json", "misp/*.json"))
 def test_every_sample_goes_out_as_valid_stix_whole(path: Path, store: SchemaStore) -> None:
     parsed = parse_file(path, default_tlp="GREEN")
     items = [delivered(store, item, n) for n, item in enumerate(parsed.items)]

@@ -16,11 +16,8 @@ from broker.schemas import SchemaStore
 from connectors import tlp
 from connectors._misp_event import event_of
 from connectors.soc import NO_TLP, parse_misp
-from tests.connectors.soc.conftest import SAMPLES
-from tests.samples import MISSING
+from tests.samples import SAMPLES, needs_public, sample_params
 
-MISP_FILES = sorted((SAMPLES / "misp").glob("*.json"))
-needs_samples = pytest.mark.skipif(not MISP_FILES, reason=MISSING)
 EVENT_UUID = "5758ebf5-c898-48e6-9fe9-5665c0a83866"
 
 
@@ -52,8 +49,7 @@ def _attr(n: int, type_: str, value: str, **extra: Any) -> dict[str, Any]:
     }
 
 
-@needs_samples
-@pytest.mark.parametrize("path", MISP_FILES, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", sample_params("misp/*.json"))
 def test_every_sample_event_travels_whole(path: Path, store: SchemaStore) -> None:
     doc = json.loads(path.read_text())
     source = doc.get("Event", doc)
@@ -70,14 +66,14 @@ def test_every_sample_event_travels_whole(path: Path, store: SchemaStore) -> Non
     assert item.version == str(source["timestamp"])
 
 
-@needs_samples
+@needs_public
 def test_tlp_white_tag_means_clear_and_default_cannot_lower_it() -> None:
     data = (SAMPLES / "misp/xorist-ransomware.json").read_bytes()
     assert parse_misp(data, default_tlp=None).items[0].tlp == "CLEAR"
     assert parse_misp(data, default_tlp="AMBER").items[0].tlp == "AMBER"
 
 
-@needs_samples
+@needs_public
 def test_ecsirt_tag_gives_enisa_category_and_no_tlp_refuses() -> None:
     data = (SAMPLES / "misp/random-event.json").read_bytes()
     (item,) = parse_misp(data, default_tlp="GREEN").items

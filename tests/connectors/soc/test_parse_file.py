@@ -10,23 +10,14 @@ import pytest
 
 from broker.errors import InputFormatError
 from connectors.soc import DEFAULT_MAX_BYTES, parse_file
-from tests.connectors.soc.conftest import SAMPLES
-
-pytestmark = pytest.mark.skipif(not SAMPLES.is_dir(), reason=f"shared samples missing: {SAMPLES}")
+from tests.samples import sample_params
 
 
-@pytest.mark.parametrize(
-    ("sample", "fmt"),
-    [
-        ("stix/poisonivy.json", "stix"),
-        ("misp/samsam-objects.json", "misp"),
-        ("misp/random-event.json", "misp"),
-    ],
-)
-def test_format_is_sniffed_from_content(sample: str, fmt: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("sample", sample_params("stix/*.json", "misp/*.json"))
+def test_format_is_sniffed_from_content(sample: Path, tmp_path: Path) -> None:
     path = tmp_path / "input.dat"  # extension tells nothing
-    shutil.copy(SAMPLES / sample, path)
-    assert parse_file(path, default_tlp="GREEN").format == fmt
+    shutil.copy(sample, path)
+    assert parse_file(path, default_tlp="GREEN").format == sample.parent.name
 
 
 def test_csv_is_recognised_by_extension(tmp_path: Path) -> None:

@@ -18,11 +18,8 @@ from connectors import tlp
 from connectors._stix_object import object_of
 from connectors.soc import NO_TLP, ParseResult, parse_stix
 from connectors.soc.result import Ref
-from tests.connectors.soc.conftest import SAMPLES
-from tests.samples import MISSING
+from tests.samples import SAMPLES, needs_public, sample_params
 
-STIX_FILES = sorted((SAMPLES / "stix").glob("*.json"))
-needs_samples = pytest.mark.skipif(not STIX_FILES, reason=MISSING)
 RED = "marking-definition--e828b379-4e03-4974-9ac4-e53a884c97c1"
 AMBER = "marking-definition--55d920b0-5e8b-4f79-9ee9-91f868d9b421"
 GREEN = "marking-definition--bab4a63c-aed9-4cf5-a766-dfca5abac2bb"
@@ -64,8 +61,7 @@ def _sdo(kind: str, n: int, **extra: Any) -> dict[str, Any]:
     }
 
 
-@needs_samples
-@pytest.mark.parametrize("path", STIX_FILES, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", sample_params("stix/*.json"))
 def test_every_sample_object_travels_or_is_skipped_once(path: Path, store: SchemaStore) -> None:
     source = json.loads(path.read_text())
     result = parse_stix(path.read_bytes(), default_tlp="GREEN")
@@ -82,7 +78,7 @@ def test_every_sample_object_travels_or_is_skipped_once(path: Path, store: Schem
         assert skip.reason
 
 
-@needs_samples
+@needs_public
 def test_every_type_of_a_threat_report_travels() -> None:
     result = parse_stix((SAMPLES / "stix/poisonivy.json").read_bytes(), default_tlp="GREEN")
     assert result.skipped == ()
@@ -91,7 +87,7 @@ def test_every_type_of_a_threat_report_travels() -> None:
     assert {"malware", "campaign", "attack-pattern", "relationship", "report"} <= set(kinds)
 
 
-@needs_samples
+@needs_public
 def test_a_stix20_bundle_is_upgraded_completely() -> None:
     result = parse_stix(
         (SAMPLES / "stix/using-marking-definitions.json").read_bytes(), default_tlp=None
