@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import resource
 import subprocess
 import sys
@@ -29,14 +28,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench._kafka import kafka_for_bench
+from bench._kafka import federation_homes, kafka_for_bench
 from broker import config, logs
 from broker.envelope import Labels
-from broker.kafka.topics import contract_topics, ensure_topics
 from broker.pep import Publication, Publisher
 from broker.pep.context import PepContext
-from broker.trust.federation import build_federation, put_up_walls
-from broker.trust.topic import publish_snapshot
 
 CHUNK = 200
 
@@ -119,21 +115,7 @@ async def main(start: int, total: int) -> None:
     logs.configure("console", "WARNING")
     with tempfile.TemporaryDirectory(prefix="jcu-bench-") as tmp:
         async with kafka_for_bench() as kafka:
-            settings = config.load()
-            federation = build_federation(
-                Path(tmp) / "federation",
-                None,
-                policies=settings.policies,
-                schemas=settings.schemas,
-                passphrase="bench-only passphrase, never a secret",
-            )
-            await ensure_topics(kafka.admin, contract_topics())
-            await put_up_walls(federation, kafka.admin, schemas=settings.schemas)
-            own = {k: v for k, v in os.environ.items() if not k.startswith("JCU_KAFKA_")}
-            own["KAFKA_BOOTSTRAP"] = kafka.bootstrap
-            authority = config.load({**own, **federation.env("authority")}).kafka
-            await publish_snapshot(authority, federation.snapshot.read_bytes())
-            envs = {o: {**own, **federation.env(o)} for o in ("soc-fr", "enisa")}
+            envs = await federation_homes(kafka, Path(tmp) / "federation", "soc-fr", "enisa")
             ctx = PepContext.load(config.load(envs["soc-fr"]), envs["soc-fr"])
             out, fresh = Path(tmp) / "out", Path(tmp) / "fresh"
             out.mkdir()

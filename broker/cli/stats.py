@@ -20,7 +20,7 @@ import click
 from broker import config
 from broker.cli._output import console, emit_json, table
 from broker.clock import utc_now
-from broker.kafka.clients import admin_client, consumer, start_client
+from broker.kafka.clients import consumer, start_client
 from broker.kafka.connection import KafkaConnection
 from broker.kafka.lag import group_lag, offsets_now
 from broker.kafka.scan import partitions, scan
@@ -60,14 +60,8 @@ async def collect(kafka: KafkaConnection, *, window: float = 0.0) -> dict[str, A
 
 
 async def _counts(kafka: KafkaConnection) -> dict[str, Any]:
-    admin = admin_client(kafka)
-    await start_client(admin, kafka)
     reader = consumer(kafka)
-    try:
-        await start_client(reader, kafka)
-    except BaseException:
-        await admin.close()
-        raise
+    await start_client(reader, kafka)
     try:
         topics = sorted(t for t in await reader.topics() if t.startswith("jcu."))
         tps = await partitions(reader, topics)
@@ -96,7 +90,6 @@ async def _counts(kafka: KafkaConnection) -> dict[str, Any]:
         }
     finally:
         await reader.stop()
-        await admin.close()
 
 
 @click.command()

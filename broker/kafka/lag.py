@@ -11,6 +11,8 @@ seconds late, one record behind on a quiet one may be an hour late.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -42,19 +44,28 @@ class PartitionLag:
         return max(0.0, (now - self.oldest_unconsumed).total_seconds())
 
 
+@asynccontextmanager
+async def _admin_and_reader(kafka: KafkaConnection) -> AsyncIterator[tuple[Any, Any]]:
+    """An admin client and a plain consumer, started, and both closed on the way out (the
+    admin also when the consumer fails to start): what reading offsets takes."""
+    admin = admin_client(kafka)
+    await start_client(admin, kafka)
+    try:
+        reader = consumer(kafka)
+        await start_client(reader, kafka)
+        try:
+            yield admin, reader
+        finally:
+            await reader.stop()
+    finally:
+        await admin.close()
+
+
 async def group_lag(kafka: KafkaConnection, prefix: str = "jcu.") -> list[PartitionLag]:
     """Every committed partition of a topic named `prefix...` of every consumer group this
     principal may describe (groups are named `<participant>.<channel>`): the platform's
     operator sees them all."""
-    admin = admin_client(kafka)
-    await start_client(admin, kafka)
-    reader = consumer(kafka)
-    try:
-        await start_client(reader, kafka)
-    except BaseException:
-        await admin.close()
-        raise
-    try:
+    async with _admin_and_reader(kafka) as (admin, reader):
         committed: dict[str, dict[Any, int]] = {}
         for g in sorted(g[0] for g in await admin.list_consumer_groups()):
             offsets = await admin.list_consumer_group_offsets(g)
@@ -90,9 +101,6 @@ async def group_lag(kafka: KafkaConnection, prefix: str = "jcu.") -> list[Partit
             for g in groups
             for tp, (off, has_commit) in sorted(positions[g].items())
         ]
-    finally:
-        await reader.stop()
-        await admin.close()
 
 
 async def _append_time(consumer: Any, tp: Any, offset: int) -> datetime | None:
@@ -112,15 +120,7 @@ async def offsets_now(
 ) -> tuple[dict[str, int], dict[str, int]]:
     """Per topic, its end offsets summed; per group, its committed offsets summed (what
     two calls some seconds apart make rates of: appended and consumed per second)."""
-    admin = admin_client(kafka)
-    await start_client(admin, kafka)
-    reader = consumer(kafka)
-    try:
-        await start_client(reader, kafka)
-    except BaseException:
-        await admin.close()
-        raise
-    try:
+    async with _admin_and_reader(kafka) as (admin, reader):
         topics = sorted(t for t in await reader.topics() if t.startswith(prefix))
         tps = await partitions(reader, topics)
         ends = await reader.end_offsets(tps) if tps else {}
@@ -134,6 +134,3 @@ async def offsets_now(
             if ours:
                 consumed[g] = sum(ours)
         return appended, consumed
-    finally:
-        await reader.stop()
-        await admin.close()
