@@ -13,12 +13,14 @@ from typing import Any
 
 from broker.audit import AuditLog
 from broker.clock import utc_now
+from broker.envelope import Labels
 from broker.kafka.clients import reliable_producer
 from broker.kafka.connection import KafkaConnection
 from broker.kafka.scan import scan
 from broker.kafka.topics import DLQ, TopicSpec, ensure_topics
-from broker.pep import JsonlSink, Subscriber, SubscriberStats
+from broker.pep import JsonlSink, Publisher, Subscriber, SubscriberStats
 from broker.pep.context import PepContext
+from tests.broker.pep.records import indicator
 from tests.world import World
 
 
@@ -45,6 +47,22 @@ async def produce(
         )
     finally:
         await producer.stop()
+
+
+async def publish_red(world: World, n: int, network: str = "198.51.100") -> list[str]:
+    """`n` RED indicators from soc-fr to enisa (addresses `network`.0, .1, ...): their ids."""
+    async with Publisher("soc-fr", world.ctx("soc-fr")) as pub:
+        return [
+            (
+                await pub.publish(
+                    "Indicator",
+                    indicator(f"{network}.{i}"),
+                    labels=Labels.of("RED"),
+                    recipients=["enisa"],
+                )
+            ).message_id
+            for i in range(n)
+        ]
 
 
 async def private_audit(world: World, ctx: PepContext, side: str, state: Path) -> AuditLog:

@@ -14,28 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from broker.envelope import Labels
-from broker.pep import Publisher
 from broker.pep.subscriber import receive_side
 from tests.broker.pep.conftest import World
-from tests.broker.pep.kafka_io import jcu_auditor, spawn_subscriber
-from tests.broker.pep.records import indicator
+from tests.broker.pep.kafka_io import jcu_auditor, publish_red, spawn_subscriber
 from tests.hooks import HookServer
 
 pytestmark = pytest.mark.kafka
 _MESSAGE_ID = re.compile(r'"message_id": "([^"]+)"')
-
-
-async def _publish(world: World, n: int) -> set[str]:
-    async with Publisher("soc-fr", world.ctx("soc-fr")) as pub:
-        return {
-            (
-                await pub.publish(
-                    "Indicator", indicator(), labels=Labels.of("RED"), recipients=["enisa"]
-                )
-            ).message_id
-            for _ in range(n)
-        }
 
 
 def _ids(path: Path) -> Counter[str]:
@@ -59,7 +44,7 @@ async def _until_delivered(
 async def test_two_channels_of_one_participant_run_at_once_each_audited_on_its_own(
     world: World, tmp_path: Path
 ) -> None:
-    ours = await _publish(world, 6)
+    ours = set(await publish_red(world, 6))
     a, b = world.group("enisa", "a"), world.group("enisa", "b")
     log_a, log_b = tmp_path / "a.log", tmp_path / "b.log"
     first = spawn_subscriber(world, "enisa", tmp_path / "a", a, "--no-receipts", log=log_a)
@@ -98,7 +83,7 @@ async def test_misp_files_and_a_webhook_in_one_subscriber_each_get_every_record_
 ) -> None:
     """`--format misp --out DIR --webhook URL`: both sinks; the webhook down for a while
     holds the batch, and the MISP side, given the same records again, keeps one copy."""
-    ours = await _publish(world, 4)
+    ours = set(await publish_red(world, 4))
     group = world.group("enisa", "two-sinks")
     log = tmp_path / "subscriber.log"
     with HookServer("down") as hook:

@@ -13,28 +13,15 @@ from broker.envelope import Labels
 from broker.kafka.clients import admin_client, start_client
 from broker.kafka.scan import scan
 from broker.kafka.topics import DLQ
-from broker.pep import Publisher, Subscriber
+from broker.pep import Subscriber
 from broker.pep.sink import SinkRetry
 from connectors.isac.webhook import Backoff, WebhookSink
 from tests.broker.pep.conftest import World
-from tests.broker.pep.kafka_io import spawn_subscriber
-from tests.broker.pep.records import indicator
+from tests.broker.pep.kafka_io import publish_red, spawn_subscriber
 from tests.hooks import HookServer
 
 pytestmark = pytest.mark.kafka
 RED = Labels.of("RED")
-
-
-async def _publish(world: World, n: int) -> list[str]:
-    async with Publisher("soc-fr", world.ctx("soc-fr")) as pub:
-        return [
-            (
-                await pub.publish(
-                    "Indicator", indicator(f"198.51.100.{i}"), labels=RED, recipients=["enisa"]
-                )
-            ).message_id
-            for i in range(n)
-        ]
 
 
 async def _committed(world: World, group: str) -> dict[str, int]:
@@ -65,7 +52,7 @@ async def test_a_webhook_down_then_up_gets_every_record_once_and_nothing_is_dead
     """The receiver first holds the subscriber's request (nothing committed meanwhile), then
     answers 503 for a while, then comes back: every record reaches it once, none is
     dead-lettered, and the group commits only after."""
-    ours = set(await _publish(world, 12))
+    ours = set(await publish_red(world, 12))
     group = world.group("enisa", "webhook-outage")
     with HookServer("hold") as hook:
         sink = WebhookSink(hook.url, backoff=Backoff(attempts=1))
@@ -99,7 +86,7 @@ async def test_a_sink_that_stays_down_stops_the_subscriber_with_one_line_and_no_
 ) -> None:
     """Past --sink-give-up-after the subscriber exits 1 with one line saying what to do, and
     commits nothing; the next run, with the receiver back, delivers every record once."""
-    ours = set(await _publish(world, 5))
+    ours = set(await publish_red(world, 5))
     group = world.group("enisa", "webhook-gives-up")
     log = tmp_path / "subscriber.log"
     with HookServer("down") as hook:
@@ -147,7 +134,7 @@ async def test_a_full_disk_under_the_sink_holds_the_batch_and_stops_without_comm
     """No space for the JSON lines (injected at the sink's first write): held, retried,
     then one line and exit 1 past the give-up time; nothing committed, nothing
     dead-lettered; with space again, every record once."""
-    ours = set(await _publish(world, 3))
+    ours = set(await publish_red(world, 3))
     group = world.group("enisa", "sink-disk-full")
     out, log = tmp_path / "out", tmp_path / "subscriber.log"
     proc = spawn_subscriber(
@@ -198,7 +185,7 @@ async def test_a_sink_that_cannot_express_a_record_stops_without_committing(
 
         async def close(self) -> None: ...
 
-    ours = set(await _publish(world, 1))
+    ours = set(await publish_red(world, 1))
     group = world.group("enisa", "picky")
     sub = Subscriber("enisa", world.ctx("enisa"), Picky(), group_id=group, receipts=False)
     with pytest.raises(SinkGaveUp, match=r"sink picky-sink cannot take message .* stopped without"):

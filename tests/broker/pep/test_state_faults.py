@@ -13,26 +13,12 @@ import pytest
 
 from broker.envelope import Labels
 from broker.kafka.scan import scan
-from broker.pep import Publisher
 from broker.pep.subscriber import ledger_path, receive_side
 from tests.broker.pep.conftest import World
-from tests.broker.pep.kafka_io import jcu_auditor, spawn_subscriber
-from tests.broker.pep.records import indicator
+from tests.broker.pep.kafka_io import jcu_auditor, publish_red, spawn_subscriber
 
 pytestmark = pytest.mark.kafka
 RED = Labels.of("RED")
-
-
-async def _publish(world: World, n: int) -> list[str]:
-    async with Publisher("soc-fr", world.ctx("soc-fr")) as pub:
-        return [
-            (
-                await pub.publish(
-                    "Indicator", indicator(f"192.0.2.{i}"), labels=RED, recipients=["enisa"]
-                )
-            ).message_id
-            for i in range(n)
-        ]
 
 
 def _sink_ids(out: Path) -> Counter[str]:
@@ -96,7 +82,7 @@ async def _audited(world: World, group: str) -> Counter[str]:
 async def test_a_full_disk_at_the_ledger_stops_with_one_line_and_repeats_nothing(
     world: World, tmp_path: Path
 ) -> None:
-    ours = set(await _publish(world, 25))
+    ours = set(await publish_red(world, 25, "192.0.2"))
     out, log = tmp_path / "out", tmp_path / "subscriber.log"
     group = world.group("enisa", "full-disk")
 
@@ -128,7 +114,7 @@ async def test_a_full_disk_at_the_ledger_stops_with_one_line_and_repeats_nothing
 async def test_a_corrupt_ledger_gives_one_line_and_delivers_nothing(
     world: World, tmp_path: Path
 ) -> None:
-    await _publish(world, 1)
+    await publish_red(world, 1, "192.0.2")
     out, log = tmp_path / "out", tmp_path / "subscriber.log"
     group = world.group("enisa", "corrupt-ledger")
     ledger = ledger_path(world.home("enisa"), "enisa", group)
@@ -144,7 +130,7 @@ async def test_a_corrupt_ledger_gives_one_line_and_delivers_nothing(
 async def test_a_missing_ledger_is_refused_unless_the_operator_rebuilds_it(
     world: World, tmp_path: Path
 ) -> None:
-    ours = set(await _publish(world, 3))
+    ours = set(await publish_red(world, 3, "192.0.2"))
     out, log = tmp_path / "out", tmp_path / "subscriber.log"
     group = world.group("enisa", "lost-ledger")
     assert (await _run(world, out, group, log))[0] == 0
