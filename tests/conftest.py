@@ -7,6 +7,12 @@ Maven Central jars on free ports with a temporary data directory, secured as
 `jcu kafka up` secures it (SASL_SSL, SCRAM-SHA-512, StandardAuthorizer,
 nothing allowed without an ACL), stopped at the end of the session. Kafka is
 never mocked, and no test talks to it unauthenticated.
+
+Lanes: a test is marked by the fixtures it uses (`FIXTURE_MARKS`): whatever requests
+`kafka` (directly or through `world`, `kafka_admin`, ...) is `kafka`, whatever requests
+`browser` is `browser`, so a new integration test lands in the right lane without a mark.
+The unit lane (`-m "not kafka and not browser"`) never starts Kafka: the fixture refuses a
+test that is not marked `kafka` (e.g. one reaching it through `request.getfixturevalue`).
 """
 
 from __future__ import annotations
@@ -31,11 +37,34 @@ from broker.kafka.local import LocalKafka, free_ports
 from tests import samples
 from tests.world import World, make_world
 
+#: pytester: tests/test_lanes.py runs small sessions with these hooks
+pytest_plugins = ("pytester",)
+
+#: fixture -> the marker of every test whose fixture closure holds it
+FIXTURE_MARKS = {"kafka": "kafka", "browser": "browser"}
+
+_RUNNING = pytest.StashKey[pytest.Item]()
+
 
 def pytest_configure(config: pytest.Config) -> None:
     """With JCU_REQUIRE_FIXTURES=1 (CI), missing public samples stop the run in one line."""
     if samples.required() and not samples.public_present():
         raise pytest.UsageError(f"{samples.REQUIRE_ENV}=1 but {samples.MISSING}")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark each test by the fixtures it needs (`FIXTURE_MARKS`), so the lanes stay accurate."""
+    for item in items:
+        needs = set(getattr(item, "fixturenames", ()))
+        for fixture, marker in FIXTURE_MARKS.items():
+            if fixture in needs and item.get_closest_marker(marker) is None:
+                item.add_marker(marker)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Remember the running test: the session Kafka checks who asks for it."""
+    item.config.stash[_RUNNING] = item
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -59,7 +88,17 @@ class SessionKafka:
 
 
 @pytest.fixture(scope="session")
-def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SessionKafka]:
+def kafka(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[SessionKafka]:
+    asking = request.config.stash.get(_RUNNING, None)
+    if asking is not None and asking.get_closest_marker("kafka") is None:
+        pytest.fail(
+            f"{asking.nodeid} is not marked kafka but asked for the session Kafka: "
+            "request the `kafka` or `world` fixture as an argument (it is then marked), "
+            "or mark it @pytest.mark.kafka",
+            pytrace=False,
+        )
     if os.environ.get("KAFKA_BOOTSTRAP"):
         admin = load_connection(Path(os.environ.get("JCU_HOME", ".")), os.environ)
         admin_file = tmp_path_factory.mktemp("kafka-admin") / "admin.toml"

@@ -79,6 +79,7 @@ def test_up_status_down_lifecycle(tmp_path: Path) -> None:
     assert _listening_pid(port) is None
 
 
+@pytest.mark.kafka  # starts a broker of its own (Java)
 def test_failed_start_shows_the_log_and_exits_nonzero(tmp_path: Path) -> None:
     """A broker that cannot start (storage formatted for another cluster layout) fails loudly."""
     env = {**os.environ, "JCU_HOME": str(tmp_path / "home")}
@@ -112,6 +113,7 @@ def test_status_when_never_started(tmp_path: Path) -> None:
     assert "not running" in result.stdout
 
 
+@pytest.mark.kafka  # starts a broker of its own (Java)
 def test_cluster_ids_that_start_with_a_dash_still_format(tmp_path: Path) -> None:
     """Kafka's ids are URL-safe base64: one in 64 starts with '-'; formatting must not care."""
     import asyncio
