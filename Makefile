@@ -1,12 +1,17 @@
 # Two commands do all set-up on a fresh machine:
 #   make demo   local Kafka + the whole scenario (DEMO_ARGS=--serve keeps the console up)
 #   make test   the test suite (starts its own real Kafka unless KAFKA_BOOTSTRAP is set)
+# The suite in two lanes (together exactly `make test`; markers set in tests/conftest.py):
+#   make test-unit    no Kafka, no Java, no browser: under a minute
+#   make test-kafka   the rest: the real broker (and Chromium for the console's browser tests)
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: test demo lint bench clean fault-loop
+.PHONY: test test-unit test-kafka demo lint bench clean fault-loop
+
+UNIT_LANE := not kafka and not browser
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,6 +21,12 @@ $(STAMP): pyproject.toml constraints.txt
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+test-unit: $(STAMP)
+	$(BIN)/python -m pytest -m "$(UNIT_LANE)"
+
+test-kafka: $(STAMP)
+	$(BIN)/python -m pytest -m "not ($(UNIT_LANE))"
 
 # The fault tests N times in a row (default 20), reporting any run that flaked.
 FAULT_RUNS ?= 20

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import yaml
@@ -87,11 +88,25 @@ def test_dockerfile_copies_what_the_package_needs() -> None:
     assert 'ENTRYPOINT ["jcu"]' in dockerfile
 
 
-def test_ci_runs_the_readme_test_command() -> None:
+def _recipe(makefile: str, target: str) -> str:
+    found = re.search(rf"^{target}:.*\n\t(.+)$", makefile, re.MULTILINE)
+    assert found, f"no {target} target"
+    return found.group(1)
+
+
+def test_ci_runs_lint_then_the_whole_suite_the_readme_runs() -> None:
+    """CI runs lint first, then the unit lane and the Kafka lane: together exactly what the
+    README's `make test` runs (one marker expression and its negation), nothing weaker."""
     readme = (ROOT / "README.md").read_text()
-    ci = (ROOT / ".ci" / "run").read_text()
     assert "make test" in readme and "make demo" in readme
-    assert "\nmake test\n" in ci
+    ci = (ROOT / ".ci" / "run").read_text().splitlines()
+    steps = [line for line in ci if line.startswith("make ")]
+    assert steps == ["make lint", "make test-unit", "make test-kafka"]
+    makefile = (ROOT / "Makefile").read_text()
+    whole = _recipe(makefile, "test")
+    assert whole == "$(BIN)/python -m pytest"
+    assert _recipe(makefile, "test-unit") == f'{whole} -m "$(UNIT_LANE)"'
+    assert _recipe(makefile, "test-kafka") == f'{whole} -m "not ($(UNIT_LANE))"'
 
 
 def test_monitoring_is_wired_to_what_the_services_export() -> None:
