@@ -38,6 +38,7 @@ from broker.kafka.connection import KafkaConnection, read_client_file
 from broker.kafka.topics import TopicSpec, ensure_topics
 from broker.policy import Decision
 from broker.schemas import SchemaStore
+from tests.waiting import until
 
 pytestmark = pytest.mark.kafka
 
@@ -238,10 +239,7 @@ async def test_checkpoint_after_the_interval_seals_a_quiet_log(
     async with log:
         for i in range(3):
             await log.append(record(i))
-        for _ in range(50):
-            if log.last_checkpoint is not None:
-                break
-            await asyncio.sleep(0.1)
+        await until(lambda: log.last_checkpoint is not None, "the timed checkpoint")
         assert log.last_checkpoint is not None and log.last_checkpoint.tree_size == 3
 
 

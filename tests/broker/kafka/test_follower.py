@@ -11,6 +11,7 @@ import pytest
 from broker.kafka import follower as follower_module
 from broker.kafka.follower import TopicFollower
 from broker.pep.control import CrisisBoard, CrisisDeclaration
+from tests.waiting import until
 
 
 class _FlakyFeed:
@@ -44,11 +45,7 @@ async def test_errors_mark_the_follower_unhealthy_and_it_recovers(
                 break
             await asyncio.sleep(0)
         assert not follower.healthy and not applied
-        for _ in range(200):
-            if applied:
-                break
-            await asyncio.sleep(0.005)
-        await asyncio.sleep(0)
+        await until(lambda: applied, "the record after the retries", every=0.005)
         assert applied[0] == (b"k", b"v")
         assert follower.healthy and not task.done()
     finally:

@@ -3,9 +3,7 @@ and what is refused there (older epochs, forgeries, other authorities) is logged
 
 from __future__ import annotations
 
-import asyncio
 import uuid
-from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -21,16 +19,9 @@ from broker.trust.feed import RegistryFeed
 from broker.trust.state import TrustedRegistry
 from broker.trust.topic import catch_up
 from tests.broker._pki import T0, Pki, make_pki
+from tests.waiting import until
 
 pytestmark = pytest.mark.kafka
-
-
-async def _until(condition: Callable[[], bool], what: str) -> None:
-    for _ in range(200):
-        if condition():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 async def test_a_revocation_on_the_topic_takes_effect_and_an_old_snapshot_cannot_undo_it(
@@ -61,7 +52,7 @@ async def test_a_revocation_on_the_topic_takes_effect_and_an_old_snapshot_cannot
             pki.clock.advance(timedelta(minutes=5))
             pki.revoke("cert-eu", "compromised")
             await put(pki.export())
-            await _until(lambda: state.epoch == 2, "the revocation")
+            await until(lambda: state.epoch == 2, "the revocation")
             with pytest.raises(RevokedKey):
                 keyring.signing_key("cert-eu", kid, T0 + timedelta(minutes=6))
 
@@ -72,7 +63,7 @@ async def test_a_revocation_on_the_topic_takes_effect_and_an_old_snapshot_cannot
                 await put(_signed_by_a_participant(pki))
                 await put(None)  # a tombstone
                 await put(b"\xc3\x01not a snapshot")
-                await _until(lambda: len(feed.rejected) >= 6, "the refusals")
+                await until(lambda: len(feed.rejected) >= 6, "the refusals")
             reasons = [
                 "stale-registry",
                 "unknown-key",
