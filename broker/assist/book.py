@@ -310,7 +310,7 @@ class CaseBook:
                     )
         if refusal is not None:
             raise refusal
-        assert case is not None
+        assert case is not None  # noqa: S101 - narrows for mypy: no refusal means a case
         return case
 
     def _insert(

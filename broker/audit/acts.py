@@ -298,7 +298,7 @@ def _changes(
         return [f"registered ({status}), keys " + ", ".join(f"{k} {v}" for k, v in keys.items())]
     if after is None:
         return ["no longer in the registry"]
-    assert before is not None
+    assert before is not None  # noqa: S101 - narrows for mypy: set when `after` is
     out = []
     if before[0] != after[0]:
         out.append(f"status {before[0]} -> {after[0]}")

@@ -138,7 +138,7 @@ class Prover:
         tree.append(leaf)
 
     def _follow(self, raw: TopicRecord) -> None:
-        assert self._found is not None
+        assert self._found is not None  # noqa: S101 - narrows for mypy: set before following
         try:
             clear = parse_leaf(self._store, raw.value)
         except JcuError:

@@ -395,7 +395,7 @@ def _view_json(view: CaseView) -> dict[str, Any]:
 
 def _offer_json(view: CaseView, offer_id: str) -> dict[str, Any]:
     o = view.case.offer(offer_id)
-    assert o is not None
+    assert o is not None  # noqa: S101 - narrows for mypy: ids come from the case
     accepted = any(oid == offer_id for oid, _ in view.case.accepted)
     return {
         "id": o.id,

@@ -20,7 +20,7 @@ from broker import config
 from broker.cli._node import acting_as, as_option
 from broker.errors import ConfigError
 
-_PASSWORD_ENV = "JCU_CONSOLE_PASSWORD"
+_PASSWORD_ENV = "JCU_CONSOLE_PASSWORD"  # noqa: S105 - the variable's name, not a password
 
 
 def is_loopback(host: str) -> bool:
@@ -202,7 +202,7 @@ def console(
     scheme = "https" if tls_cert else "http"
     origin = public_origin(public_url, scheme, host, port)
     data = build_data(sample_every, audit_key_files=audit_key_files)
-    assert isinstance(data, ConsoleData)
+    assert isinstance(data, ConsoleData)  # noqa: S101 - narrows for mypy: build_data's type
     if metrics_port is not None:
         data.metrics.serve(metrics_port)
     sign_in = None
@@ -340,7 +340,10 @@ def serve_in_background(data: object, host: str, port: int) -> tuple[object, asy
 
     from connectors.console import ConsoleData, create_app
 
-    assert isinstance(data, ConsoleData) and is_loopback(host)
+    if not is_loopback(host):
+        # Without login the console is the node's data for anyone who reaches it: loopback only.
+        raise ConfigError(f"the console without login is for loopback only, not {host}")
+    assert isinstance(data, ConsoleData)  # noqa: S101 - narrows for mypy: the demo's data
     server = uvicorn.Server(
         uvicorn.Config(create_app(data, login=False), host=host, port=port, log_level="warning")
     )

@@ -266,7 +266,7 @@ def publish(
     from broker.cli._labels import labelled_record
     from broker.pep import Publisher
 
-    assert payload_type is not None
+    assert payload_type is not None  # noqa: S101 - narrows for mypy: checked by the caller
     if tlp is None:
         raise click.UsageError("--record needs --tlp")
     if dry_run:

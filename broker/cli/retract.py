@@ -25,7 +25,7 @@ def _publication(pub: Publisher, path: Path | None, container: str | None) -> li
                 f"{pub.participant} has no record here of sending anything of {container}"
             )
         return found
-    assert path is not None
+    assert path is not None  # noqa: S101 - narrows for mypy: path or container, click checked
     from connectors.soc import parse_file
     from connectors.soc.publishing import declared_source, source_ref
 

@@ -14,7 +14,7 @@ from broker.cli._node import acting_as, as_option
 from broker.cli._output import console, emit_json, table
 from broker.errors import ConfigError
 
-_PASSWORD_ENV = "JCU_TAXII_PASSWORD"
+_PASSWORD_ENV = "JCU_TAXII_PASSWORD"  # noqa: S105 - the variable's name, not a password
 
 _as_option = as_option("Participant whose received objects to serve")
 _store_option = click.option(

@@ -209,7 +209,7 @@ def _apply(
     result = Applied()
     # Users first: a principal's ACLs are of no use to it before it can log in.
     if new_users:
-        assert credentials_dir is not None
+        assert credentials_dir is not None  # noqa: S101 - narrows for mypy: checked above for new users
         private_dir(credentials_dir)
         mechanism = ScramMechanism.SCRAM_SHA_512
         if kafka.sasl_mechanism == "SCRAM-SHA-256":

@@ -70,7 +70,8 @@ def kafka_classpath(cache_dir: Path, version: str) -> Path:
             f"-DoutputDirectory={lib}",
             "-DincludeScope=runtime",
         ]
-        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        # an argv list, no shell: Maven with our coordinates and directory
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)  # noqa: S603
         if proc.returncode != 0 or not any(lib.glob("kafka_2.13-*.jar")):
             tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-15:])
             raise KafkaRuntimeError(

@@ -74,7 +74,7 @@ class PepContext:
             envelope.trusted.registry,
             personal_data_fields=envelope.store.personal_data_fields,
         )
-        assert snapshot is not None  # `registry` above raised otherwise
+        assert snapshot is not None  # noqa: S101 - `registry` above raised otherwise
         problem = _mismatch(policy, snapshot)
         if problem:
             raise ConfigError(problem)

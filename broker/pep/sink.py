@@ -149,7 +149,7 @@ class JsonlSink:
 
     def _open(self) -> TextIO:
         if self._stream is None:
-            assert self._path is not None
+            assert self._path is not None  # noqa: S101 - narrows for mypy: a stream or a path
             private_file(self._path)  # decrypted records: 0600 in a 0700 directory
             if self._path.stat().st_size:
                 drop_torn_tail(self._path)

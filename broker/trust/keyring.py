@@ -92,7 +92,7 @@ class Keyring:
         key = self._parsed.get(kid)
         if key is None:
             key = self._parsed[kid] = load_ed25519_public(info.public_key)
-        assert isinstance(key, ed25519.Ed25519PublicKey)
+        assert isinstance(key, ed25519.Ed25519PublicKey)  # noqa: S101 - narrows for mypy: load_ed25519_public's type
         return key
 
     def current_signing_key_id(self, participant: str, at: datetime) -> str:

@@ -20,8 +20,8 @@ from pathlib import Path
 
 from broker.errors import KeystoreError
 
-PASSPHRASE_ENV = "JCU_KEY_PASSPHRASE"
-PASSPHRASE_FILE_ENV = "JCU_KEY_PASSPHRASE_FILE"
+PASSPHRASE_ENV = "JCU_KEY_PASSPHRASE"  # noqa: S105 - the variable's name
+PASSPHRASE_FILE_ENV = "JCU_KEY_PASSPHRASE_FILE"  # noqa: S105 - the variable's name
 MIN_LENGTH = 12
 #: zxcvbn's 0-4 scale; 3 is "safely unguessable: moderate protection from an
 #: offline slow-hash attack", which is what scrypt at N=2**17 is.

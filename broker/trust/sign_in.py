@@ -57,7 +57,7 @@ from broker.errors import (
 from broker.trust.state import TrustedRegistry
 
 CHALLENGE_PREFIX = "jcu-challenge-v1"
-TOKEN_PREFIX = "jcu-sign-in-v1"
+TOKEN_PREFIX = "jcu-sign-in-v1"  # noqa: S105 - a format tag, not a token
 STATEMENT_TYPE = "jcu-console-sign-in/v1"
 #: Domain separation: a signature over a sign-in statement is never one over anything else.
 DOMAIN = b"jcu-broker/console-sign-in/v1\x00"

@@ -128,7 +128,7 @@ _PRIMARY_KEY_INDEX = "sqlite_autoindex_objects_1"
 #: Recompute the version flags of one object (?1 collection, ?2 object id), reading only its
 #: versions (left alone, SQLite would walk a date index of the whole collection to skip a sort).
 _REFRESH_FLAGS = (
-    "UPDATE objects SET"
+    "UPDATE objects SET"  # noqa: S608 - a constant index name; values are parameters
     f" is_last = (rowid IS (SELECT rowid FROM objects INDEXED BY {_PRIMARY_KEY_INDEX}"
     "  WHERE collection_id = ?1 AND object_id = ?2 AND withdrawn = 0"
     "  ORDER BY version_us DESC, date_added_us DESC LIMIT 1)),"
@@ -751,8 +751,9 @@ def _statements(
                     params.append(selector)
             where.append(f"({' OR '.join(chosen)})")
         # the primary key's index: a walk over only these objects' versions, then a sort
+        # constants and this method's own predicates, values only as "?" parameters
         sql = (
-            f"SELECT {_COLUMNS} FROM objects INDEXED BY {_PRIMARY_KEY_INDEX}"
+            f"SELECT {_COLUMNS} FROM objects INDEXED BY {_PRIMARY_KEY_INDEX}"  # noqa: S608
             f" WHERE {' AND '.join([*where, *common])}{tail}"
         )
         return [(sql, [*params, *common_params, q.limit + 1])]
@@ -778,8 +779,8 @@ def _statements(
                 where.insert(1, "version_us = ?")
                 params.insert(1, selector)
                 where.append("withdrawn = 0")
-            sql = (
-                f"SELECT {_COLUMNS} FROM objects INDEXED BY {index}"
+            sql = (  # constants and our predicates; values only as "?" parameters
+                f"SELECT {_COLUMNS} FROM objects INDEXED BY {index}"  # noqa: S608
                 f" WHERE {' AND '.join([*where, *common])}{tail}"
             )
             statements.append((sql, [*params, *common_params, q.limit + 1]))

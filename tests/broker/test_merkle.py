@@ -246,9 +246,9 @@ def test_restore_refuses_a_frontier_of_the_wrong_shape() -> None:
 
 def test_proofs_refuse_sizes_outside_the_tree() -> None:
     tree = proof_tree(data(4))
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="leaf 4 is not in a tree of size 4"):
         tree.inclusion_proof(4, 4)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"tree size 5 is outside 0\.\.4"):
         tree.root(5)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"old size 5 is outside 0\.\.4"):
         tree.consistency_proof(5, 4)

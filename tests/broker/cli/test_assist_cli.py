@@ -26,7 +26,7 @@ def test_every_assist_verb_has_help(verb: str, capsys: pytest.CaptureFixture[str
     assert code == 0 and "Usage: jcu assist" in out and "--as" in out
 
 
-@pytest.mark.parametrize("verb", ("publish", "list", "withdraw"))
+@pytest.mark.parametrize("verb", ["publish", "list", "withdraw"])
 def test_every_capabilities_verb_has_help(verb: str, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(["capabilities", verb, "--help"], capsys)
     assert code == 0 and "Usage: jcu capabilities" in out

@@ -10,31 +10,39 @@ from datetime import timedelta
 
 import pytest
 
-from broker.cli.console import check_binding, public_origin
+from broker.cli.console import check_binding, public_origin, serve_in_background
 from broker.errors import ConfigError
 from broker.trust.sign_in import SignInVerifier
 
 
 def test_off_loopback_the_console_needs_tls_and_a_login() -> None:
+    # (S104: the addresses in these tests are checked, never bound)
     assert check_binding("127.0.0.1", None, False) is False
     assert check_binding("127.0.0.1", True, False) is True
-    assert check_binding("0.0.0.0", None, True) is True
+    assert check_binding("0.0.0.0", None, True) is True  # noqa: S104
     with pytest.raises(ConfigError, match="refusing plain HTTP"):
-        check_binding("0.0.0.0", None, False)
+        check_binding("0.0.0.0", None, False)  # noqa: S104
     with pytest.raises(ConfigError, match="needs a login"):
         check_binding("10.0.0.5", False, True)
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "10.0.0.5", "console.example"])  # noqa: S104 - refused here
+def test_the_demo_console_without_login_serves_on_loopback_only(host: str) -> None:
+    # Refused before the data is even looked at, and nothing is served.
+    with pytest.raises(ConfigError, match="loopback only"):
+        serve_in_background(object(), host, 8080)
 
 
 def test_the_origin_tokens_are_bound_to() -> None:
     assert public_origin(None, "http", "127.0.0.1", 8080) == "http://127.0.0.1:8080"
     assert public_origin(None, "https", "::1", 8443) == "https://[::1]:8443"
-    given = public_origin("https://Console.JCU.example:8443/", "https", "0.0.0.0", 8443)
+    given = public_origin("https://Console.JCU.example:8443/", "https", "0.0.0.0", 8443)  # noqa: S104
     assert given == "https://console.jcu.example:8443"
     for bad in ("console.example", "ftp://console.example", "https://console.example/jcu"):
         with pytest.raises(ConfigError, match="--public-url"):
-            public_origin(bad, "https", "0.0.0.0", 8443)
+            public_origin(bad, "https", "0.0.0.0", 8443)  # noqa: S104
     with pytest.raises(ConfigError, match="serves https"):
-        public_origin("http://console.example", "https", "0.0.0.0", 8443)
+        public_origin("http://console.example", "https", "0.0.0.0", 8443)  # noqa: S104
 
 
 @pytest.mark.parametrize(

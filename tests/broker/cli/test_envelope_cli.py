@@ -137,7 +137,8 @@ def test_shell_pipeline_between_two_nodes(world: World, tmp_path: Path) -> None:
     receiver = " ".join(
         f"{k}={shlex.quote(v)}" for k, v in world.federation.env("europol-ec3").items()
     )
-    out = subprocess.run(
+    # the test is of a shell pipeline; every word in it is quoted
+    out = subprocess.run(  # noqa: S602
         f"env {sender} {cmd} seal --to europol-ec3 --type Indicator --tlp GREEN "
         f"--in {tmp_path / 'rec.json'} | env {receiver} {cmd} open",
         shell=True,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -13,12 +14,13 @@ from tests.broker._pki import T0
 
 
 @pytest.fixture(params=["memory", "sqlite"])
-def guard(request: pytest.FixtureRequest, tmp_path: Path) -> ReplayGuard:
+def guard(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ReplayGuard]:
     if request.param == "memory":
-        return MemoryReplayGuard()
+        yield MemoryReplayGuard()
+        return
     g = SqliteReplayGuard(tmp_path / "replay" / "eda.sqlite")
-    request.addfinalizer(g.close)
-    return g
+    yield g
+    g.close()
 
 
 def test_second_remember_is_a_replay(guard: ReplayGuard) -> None:

@@ -16,9 +16,9 @@ from broker.vocabulary import COMMUNITIES, STREAMS
 def test_community_topic_names_follow_the_contract() -> None:
     assert community_topic("law_enforcement", "indicators") == "jcu.law_enforcement.indicators"
     assert community_topic("defence", "receipts", exercise=True) == "jcu.exercise.defence.receipts"
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="unknown community 'police'"):
         community_topic("police", "indicators")
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="unknown stream 'gossip'"):
         community_topic("civilian", "gossip")
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -62,10 +62,10 @@ def nodes_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 async def nodes(
     world: World, cluster: LocalKafka, nodes_dir: Path
-) -> AsyncIterator[dict[str, PepContext]]:
+) -> dict[str, PepContext]:
     """soc-fr's and enisa's nodes on the cluster, for all of this module's tests: their audit
     logs there go on from one test to the next, and verify whole after each."""
-    yield await world.nodes_on(
+    return await world.nodes_on(
         cluster.connection(), ["soc-fr", "enisa"], nodes_dir / "nodes", replication=3
     )
 

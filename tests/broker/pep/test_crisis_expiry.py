@@ -4,7 +4,6 @@ for long. Unit tests: a test PKI with a movable clock, no Kafka (the board is fe
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -28,12 +27,12 @@ DOMAIN = b"jcu-control-v1\x00"
 
 
 @pytest.fixture(scope="module")
-def ctx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EnvelopeContext]:
+def ctx(tmp_path_factory: pytest.TempPathFactory) -> EnvelopeContext:
     root = tmp_path_factory.mktemp("crisis-pki")
     pki = make_pki(root)
     node = pki.nodes["eu-cyclone"]  # the declarer's own node
     settings = config.load({"JCU_HOME": str(node.root)})
-    yield EnvelopeContext(
+    return EnvelopeContext(
         settings, pki.store, pki.keystores["eu-cyclone"], pki.trusted("eu-cyclone"), node
     )
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import uuid
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -58,9 +59,5 @@ def test_a_guessed_indicator_is_not_confirmed_without_the_node_key() -> None:
 
 
 def test_a_short_key_is_refused() -> None:
-    try:
+    with pytest.raises(ValueError, match="32 bytes"):
         MessageIds("soc-fr", b"short")
-    except ValueError as exc:
-        assert "32 bytes" in str(exc)
-    else:
-        raise AssertionError("a short key was taken")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from broker.errors import ConfigError, RegistryError
+from broker.errors import ConfigError, MalformedRecord, RegistryError
 from broker.trust.authority import Authority
 from broker.trust.node import NodeHome, _new_keys, register, revocation
 from broker.trust.registry import Registry
@@ -183,7 +183,7 @@ def test_export_carries_the_facts_and_reissues_records_that_lag_them(pki: Pki) -
     )
 
     facts = json.dumps({"version": 1, "note": "facts as given"})
-    with pytest.raises(Exception):  # noqa: B017  (facts that do not parse are refused)
+    with pytest.raises(MalformedRecord):  # facts that do not parse are refused
         trusted.offer(pki.authority.export(facts, suspended, "h").data)
     doc = {
         "version": 1,

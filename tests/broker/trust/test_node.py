@@ -8,7 +8,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from broker.errors import ConfigError, NotThisNode
+from broker.errors import ConfigError, KeystoreError, NotThisNode
 from broker.trust.node import NodeHome
 
 
@@ -52,5 +52,5 @@ def test_replacing_the_trusted_authority_key_needs_replace(tmp_path: Path) -> No
     with pytest.raises(ConfigError, match="--replace"):
         node.install_anchor(second)
     assert node.install_anchor(second, replace=True) != kid
-    with pytest.raises(Exception):  # noqa: B017
+    with pytest.raises(KeystoreError, match="is not a PEM public key"):
         node.install_anchor(b"not a key", replace=True)
