@@ -2,7 +2,7 @@
 #   make demo   local Kafka + the whole scenario (DEMO_ARGS=--serve keeps the console up)
 #   make test   the test suite (starts its own real Kafka unless KAFKA_BOOTSTRAP is set)
 # The suite in two lanes (together exactly `make test`; markers set in tests/conftest.py):
-#   make test-unit    no Kafka, no Java, no browser: under a minute
+#   make test-unit    no Kafka, no Java, no browser, on every core: under a minute
 #   make test-kafka   the rest: the real broker (and Chromium for the console's browser tests)
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
@@ -22,8 +22,11 @@ $(STAMP): pyproject.toml constraints.txt
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
+# the unit lane on every core (pytest-xdist): its tests share no state; UNIT_JOBS=0 runs it
+# in this process
+UNIT_JOBS ?= auto
 test-unit: $(STAMP)
-	$(BIN)/python -m pytest -m "$(UNIT_LANE)"
+	$(BIN)/python -m pytest -m "$(UNIT_LANE)" -n $(UNIT_JOBS)
 
 test-kafka: $(STAMP)
 	$(BIN)/python -m pytest -m "not ($(UNIT_LANE))"

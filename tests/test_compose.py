@@ -105,7 +105,7 @@ def test_ci_runs_lint_then_the_whole_suite_the_readme_runs() -> None:
     makefile = (ROOT / "Makefile").read_text()
     whole = _recipe(makefile, "test")
     assert whole == "$(BIN)/python -m pytest"
-    assert _recipe(makefile, "test-unit") == f'{whole} -m "$(UNIT_LANE)"'
+    assert _recipe(makefile, "test-unit") == f'{whole} -m "$(UNIT_LANE)" -n $(UNIT_JOBS)'
     assert _recipe(makefile, "test-kafka") == f'{whole} -m "not ($(UNIT_LANE))"'
 
 
