@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import json
-
+from connectors import _json
 from connectors import tlp as tlp_levels
 from connectors._values import json_ready
 from connectors.isac.delivered import Delivered
@@ -11,6 +10,11 @@ from connectors.isac.delivered import Delivered
 
 def to_jsonl_line(item: Delivered) -> str:
     """One JSON object on one line (no trailing newline), keys sorted."""
+    return jsonl_bytes(item).decode()
+
+
+def jsonl_bytes(item: Delivered) -> bytes:
+    """`to_jsonl_line` as UTF-8 bytes, as the sinks write it."""
     line = {
         "message_id": item.message_id,
         "sender": item.sender,
@@ -22,4 +26,4 @@ def to_jsonl_line(item: Delivered) -> str:
         "redacted": item.redacted,
         "record": json_ready(item.record),
     }
-    return json.dumps(line, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return _json.line(line)

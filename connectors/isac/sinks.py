@@ -1,8 +1,12 @@
-"""File sinks for the subscriber: `await sink.deliver(item)` returns once the data is on disk.
+"""File sinks for the subscriber: `deliver` writes, `flush` makes a whole batch durable.
 
-The subscriber commits its Kafka offset only after the data is durable, so a
-crash between the two re-delivers (at least once). Re-delivery must not make a
-second copy.
+The subscriber hands over a consumer batch (`deliver` for each record), then
+awaits `flush` and commits its Kafka offsets only after that: files are written
+and renamed as they come, without a sync each, and `flush` makes them all
+durable at once (`_atomic.sync_files`) before it commits the version index; JSON
+lines are kept and appended with one write and one fsync per file. A crash
+before `flush` returns re-delivers the batch (at least once); re-delivery must
+not make a second copy.
 
 What the source wrote (StixObject, MispEvent) is kept by the source's identity
 and version: one file per STIX id (`<id>.stix.json`) and per MISP event
@@ -21,20 +25,21 @@ files already hold, and appends a retraction line.
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 import uuid
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from pymisp import MISPEvent
 
-from connectors._atomic import append_durable, safe_name, sync_files, write_atomic
+from connectors import _json
+from connectors._atomic import append_lines, safe_name, sync_files, write_atomic
 from connectors._convert import misp_to_stix, stix_to_misp
 from connectors._stix_object import canonical_json, version_of
 from connectors._values import as_time, json_ready
-from connectors.isac._jsonl import to_jsonl_line
+from connectors.isac._jsonl import jsonl_bytes
 from connectors.isac._misp import RETRACTED_TAG, misp_event_of, to_misp_event
 from connectors.isac._stix import SOURCE_PAYLOADS, sender_orgc, source_objects, to_stix_bundle
 from connectors.isac._versions import Version, VersionIndex
@@ -63,7 +68,7 @@ def _file_name(message_id: str, suffix: str) -> str:
 
 def _read_json(path: Path) -> Any:
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return _json.loads(path.read_bytes())
     except FileNotFoundError:
         return None
 
@@ -117,7 +122,7 @@ class StixFileSink:
     async def deliver(self, item: Delivered) -> Path:
         if item.payload_type in SOURCE_PAYLOADS:
             return await asyncio.to_thread(self._deliver_objects, item, source_objects(item))
-        data = json.dumps(to_stix_bundle([item]), indent=2, sort_keys=True).encode()
+        data = _json.pretty(to_stix_bundle([item]))
         return await asyncio.to_thread(self._write, self.path_for(item.message_id), data, item)
 
     def _deliver_objects(self, item: Delivered, objects: list[dict[str, Any]]) -> Path:
@@ -139,15 +144,14 @@ class StixFileSink:
             return
         bundle_id = uuid.uuid5(_BUNDLES, f"{stix_id}|{version_of(obj)}")
         bundle = {"type": "bundle", "id": f"bundle--{bundle_id}", "objects": [obj]}
-        data = json.dumps(bundle, indent=2, sort_keys=True).encode()
-        self._unsynced.add(write_atomic(path, data, durable=False))  # made durable by flush
+        self._unsynced.add(write_atomic(path, _json.pretty(bundle), durable=False))
 
-    @staticmethod
-    def _write(path: Path, data: bytes, item: Delivered) -> Path:
+    def _write(self, path: Path, data: bytes, item: Delivered) -> Path:
         old = _read_json(path)
         if not item.retracted and old and any(o.get("revoked") for o in old.get("objects", ())):
             return path  # a late re-delivery must not undo a retraction
-        return write_atomic(path, data)
+        self._unsynced.add(write_atomic(path, data, durable=False))  # made durable by flush
+        return path
 
     async def flush(self) -> None:
         """The batch's object files on disk, then the versions they show recorded."""
@@ -155,7 +159,11 @@ class StixFileSink:
 
     def _flush(self) -> None:
         written, self._unsynced = self._unsynced, set()
-        sync_files(written)
+        try:
+            sync_files(written)
+        except OSError:
+            self._unsynced |= written  # synced again by the retried flush
+            raise
         if self._index is not None:
             self._index.commit()
 
@@ -174,13 +182,12 @@ class StixFileSink:
         withdrawn = self.index().retract(message_id)
         for stix_id, _ in withdrawn:
             newest = self.index().newest(stix_id)
-            self._render(stix_id, json.loads(newest.body) if newest is not None else None)
+            self._render(stix_id, _json.loads(newest.body) if newest is not None else None)
         if withdrawn:
             return self.directory
         return self._retract(self.path_for(message_id), when)
 
-    @staticmethod
-    def _retract(path: Path, when: datetime) -> Path | None:
+    def _retract(self, path: Path, when: datetime) -> Path | None:
         bundle = _read_json(path)
         if bundle is None:
             return None
@@ -190,8 +197,9 @@ class StixFileSink:
             else _revoked_version(o, when)
             for o in bundle.get("objects", ())
         ]
-        data = json.dumps({**bundle, "objects": objects}, indent=2, sort_keys=True).encode()
-        return write_atomic(path, data)
+        data = _json.pretty({**bundle, "objects": objects})
+        self._unsynced.add(write_atomic(path, data, durable=False))
+        return path
 
 
 MispLayout = Literal["files", "feed"]
@@ -222,6 +230,7 @@ class MispFileSink:
         self._feed_dirty = False
         self._manifest: dict[str, Any] | None = None
         self._hashes: dict[str, list[str]] | None = None
+        self._unsynced: set[Path] = set()
 
     def index(self) -> VersionIndex:
         if self._index is None:
@@ -244,7 +253,7 @@ class MispFileSink:
         if item.payload_type == "StixObject":
             return await asyncio.to_thread(self._deliver_stix, item)
         info = f"jcu-broker: {item.payload_type} from {item.sender} ({item.message_id})"
-        data = json.dumps(to_misp_event([item], info), indent=2, sort_keys=True).encode()
+        data = _json.pretty(to_misp_event([item], info))
         return await asyncio.to_thread(self._write, self.path_for(item.message_id), data, item)
 
     def _deliver_event(self, item: Delivered) -> Path:
@@ -280,26 +289,27 @@ class MispFileSink:
         stix_objects: list[dict[str, Any]] | None = None,
     ) -> None:
         path = self.event_path(event_uuid)
+        stix_path = self.directory / "stix" / f"{safe_name(event_uuid)}.json"
         if doc is None:
             path.unlink(missing_ok=True)
+            self._unsynced.add(path)  # its directory, made durable by flush
             if self.layout == "feed":
-                (self.directory / "stix" / f"{safe_name(event_uuid)}.json").unlink(missing_ok=True)
+                stix_path.unlink(missing_ok=True)
+                self._unsynced.add(stix_path)
                 self._feed_entry(event_uuid, None)
             return
-        write_atomic(path, json.dumps(doc, indent=2, sort_keys=True).encode())
+        data = _json.pretty(doc)
+        self._unsynced.add(write_atomic(path, data, durable=False))
         if self.layout == "feed":
             event = MISPEvent()
-            event.load(json.loads(json.dumps(doc)))
+            event.load(_json.loads(data))  # a copy: PyMISP changes what it loads
             self._feed_entry(event_uuid, (event.manifest, event.attributes_hashes("md5")))
             bundle = {
                 "type": "bundle",
                 "id": f"bundle--{event_uuid}",
                 "objects": stix_objects if stix_objects is not None else misp_to_stix(doc["Event"]),
             }
-            write_atomic(
-                self.directory / "stix" / f"{safe_name(event_uuid)}.json",
-                json.dumps(bundle, indent=2, sort_keys=True).encode(),
-            )
+            self._unsynced.add(write_atomic(stix_path, _json.pretty(bundle), durable=False))
 
     def _render_group(self, group: str) -> None:
         """The MISP event of the newest versions of a bundle's STIX objects."""
@@ -309,7 +319,7 @@ class MispFileSink:
         if not versions:
             self._render_event(event_uuid, None)
             return
-        objects = [json.loads(v.body) for v in versions]
+        objects = [_json.loads(v.body) for v in versions]
         event = stix_to_misp(objects, event_uuid=event_uuid)
         event["Orgc"] = sender_orgc(versions[0].sender)
         tags = [t for t in event.get("Tag") or [] if isinstance(t, dict)]
@@ -344,21 +354,20 @@ class MispFileSink:
 
     def _write_feed_meta(self) -> None:
         manifest, hashes = self._feed_state()
-        write_atomic(
-            self.directory / "manifest.json",
-            json.dumps(manifest, indent=2, sort_keys=True).encode(),
-        )
+        manifest_path = self.directory / "manifest.json"
+        self._unsynced.add(write_atomic(manifest_path, _json.pretty(manifest), durable=False))
         lines = "".join(f"{h},{u}\n" for u in sorted(hashes) for h in hashes[u])
-        write_atomic(self.directory / "hashes.csv", lines.encode())
+        hashes_path = self.directory / "hashes.csv"
+        self._unsynced.add(write_atomic(hashes_path, lines.encode(), durable=False))
         self._feed_dirty = False
 
-    @staticmethod
-    def _write(path: Path, data: bytes, item: Delivered) -> Path:
+    def _write(self, path: Path, data: bytes, item: Delivered) -> Path:
         old = _read_json(path)
         tags = [t.get("name") for t in (old or {}).get("Event", {}).get("Tag", ())]
         if not item.retracted and RETRACTED_TAG in tags:
             return path  # a late re-delivery must not undo a retraction
-        return write_atomic(path, data)
+        self._unsynced.add(write_atomic(path, data, durable=False))  # made durable by flush
+        return path
 
     async def flush(self, *, final: bool = False) -> None:
         await asyncio.to_thread(self._flush, final)
@@ -372,6 +381,12 @@ class MispFileSink:
                 del self._dirty_groups[group]
         if self._feed_dirty:
             self._write_feed_meta()
+        written, self._unsynced = self._unsynced, set()
+        try:
+            sync_files(written)
+        except OSError:
+            self._unsynced |= written  # synced again by the retried flush
+            raise
         if self._index is not None:
             self._index.commit()
 
@@ -393,13 +408,12 @@ class MispFileSink:
                 self._dirty_groups.setdefault(group, 0.0)
                 continue
             newest = self.index().newest(object_id)
-            self._render_event(object_id, json.loads(newest.body) if newest else None)
+            self._render_event(object_id, _json.loads(newest.body) if newest else None)
         if withdrawn:
             return self.directory
         return self._retract(self.path_for(message_id))
 
-    @staticmethod
-    def _retract(path: Path) -> Path | None:
+    def _retract(self, path: Path) -> Path | None:
         doc = _read_json(path)
         if doc is None:
             return None
@@ -414,29 +428,32 @@ class MispFileSink:
         for report in event.event_reports:
             if "RETRACTED by the sender" not in report.content:
                 report.content = f"{report.content}\n- RETRACTED by the sender"
-        data = json.dumps({"Event": json.loads(event.to_json())}, indent=2, sort_keys=True)
-        return write_atomic(path, data.encode())
+        data = _json.pretty({"Event": _json.loads(event.to_json())})
+        self._unsynced.add(write_atomic(path, data, durable=False))
+        return path
 
 
 class JsonlFileSink:
     """Every payload type, one line each, appended to <dir>/<received UTC date>.jsonl.
 
     Idempotent per message id: the message ids (and retractions) already in the
-    directory's files are read on first use, and a line is written once.
+    directory's files are read on first use, and a line is written once. Lines are
+    kept until `flush`, which appends each file's with one write and one fsync.
     """
 
     def __init__(self, directory: Path) -> None:
         self.directory = Path(directory)
         self._seen: set[tuple[str, bool]] | None = None
+        self._pending: dict[Path, list[bytes]] = {}
 
     def _keys(self) -> set[tuple[str, bool]]:
         if self._seen is None:
             seen: set[tuple[str, bool]] = set()
             for path in sorted(self.directory.glob("*.jsonl")):
-                for line in path.read_text(encoding="utf-8").splitlines():
+                for line in path.read_bytes().splitlines():
                     try:
-                        obj = json.loads(line)
-                    except json.JSONDecodeError:
+                        obj = _json.loads(line)
+                    except ValueError:
                         continue  # a line torn by a crash: its record comes again
                     if isinstance(obj, dict) and "message_id" in obj:
                         seen.add((str(obj["message_id"]), bool(obj.get("retracted"))))
@@ -444,18 +461,19 @@ class JsonlFileSink:
         return self._seen
 
     def holds(self, message_id: str) -> bool:
-        """Whether a delivery of `message_id` is already written here."""
+        """Whether a delivery of `message_id` is written here (or kept for the next flush)."""
         return (message_id, False) in self._keys()
 
     async def deliver(self, item: Delivered) -> Path:
+        """Keep the delivery's line for `flush`; where it goes."""
         path = self.directory / f"{as_time(item.received):%Y-%m-%d}.jsonl"
-        line = (to_jsonl_line(item) + "\n").encode()
-        return await asyncio.to_thread(self._append, (item.message_id, item.retracted), path, line)
+        await self._keep((item.message_id, item.retracted), path, lambda: jsonl_bytes(item))
+        return path
 
     async def retract(
         self, message_id: str, when: datetime, *, sender: str = "", reason: str = ""
     ) -> Path:
-        """Append one retraction line: `{"message_id", "retracted": true, "sender", ...}`."""
+        """Keep one retraction line: `{"message_id", "retracted": true, "sender", ...}`."""
         path = self.directory / f"{as_time(when):%Y-%m-%d}.jsonl"
         doc = {
             "message_id": message_id,
@@ -464,16 +482,28 @@ class JsonlFileSink:
             "reason": reason,
             "received": json_ready(when),
         }
-        line = (json.dumps(doc, sort_keys=True, separators=(",", ":")) + "\n").encode()
-        return await asyncio.to_thread(self._append, (message_id, True), path, line)
-
-    def _append(self, key: tuple[str, bool], path: Path, line: bytes) -> Path:
-        keys = self._keys()
-        if key in keys:
-            return path
-        append_durable(path, line)
-        keys.add(key)
+        await self._keep((message_id, True), path, lambda: _json.line(doc))
         return path
+
+    async def _keep(self, key: tuple[str, bool], path: Path, line: Callable[[], bytes]) -> None:
+        keys = self._keys() if self._seen is not None else await asyncio.to_thread(self._keys)
+        if key in keys:
+            return
+        self._pending.setdefault(path, []).append(line() + b"\n")
+        keys.add(key)
+
+    async def flush(self) -> None:
+        """Append the kept lines, one write and one fsync per file; kept again if that fails."""
+        if self._pending:
+            await asyncio.to_thread(self._append_pending)
+
+    def _append_pending(self) -> None:
+        for path in list(self._pending):
+            append_lines({path: self._pending[path]})
+            del self._pending[path]  # written: a retried flush must not write it again
+
+    async def close(self) -> None:
+        await self.flush()
 
 
 def _version_of(obj: dict[str, Any], item: Delivered, group: str | None) -> Version:

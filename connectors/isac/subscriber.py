@@ -53,8 +53,8 @@ class FormatSink:
 
     STIX and MISP: one file per message id; other payload types, and records the
     format refuses, are appended to `<received date>.jsonl` in the same
-    directory (logged with the reason). Every write is fsynced before `deliver`
-    returns, so `flush` has nothing left to do.
+    directory (logged with the reason). `deliver` converts and writes (files
+    renamed into place, lines kept); `flush` makes the batch durable at once.
     """
 
     def __init__(self, fmt: FileFormat, directory: Path) -> None:
@@ -106,13 +106,18 @@ class FormatSink:
         )
 
     async def flush(self) -> None:
-        """Versions recorded (the index committed); MISP events of STIX objects rewritten."""
+        """The batch durable: files synced, versions recorded (the index committed), MISP
+        events of STIX objects rewritten, JSON lines appended."""
         if self._primary is not None:
             await self._primary.flush()
+        await self._jsonl.flush()
 
     async def close(self) -> None:
-        if self._primary is not None:
-            await self._primary.close()
+        try:
+            if self._primary is not None:
+                await self._primary.close()
+        finally:
+            await self._jsonl.close()
 
 
 class RoutedSink:

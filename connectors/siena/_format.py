@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import json
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from broker.errors import AttachmentDigestMismatch, ConfigError, InputFormatError
+from connectors import _json
 from connectors import tlp as tlp_levels
 from connectors._atomic import safe_name, write_atomic
 from connectors._input import DEFAULT_MAX_BYTES, as_text, load_json, read_limited
@@ -262,9 +262,14 @@ def case_file_name(record: Mapping[str, Any]) -> str:
 
 
 def write_case_message(
-    directory: Path, record: Mapping[str, Any], *, tlp: str = DEFAULT_CASE_TLP
+    directory: Path,
+    record: Mapping[str, Any],
+    *,
+    tlp: str = DEFAULT_CASE_TLP,
+    durable: bool = True,
 ) -> Path:
-    """Write the record into `directory` in the file format, atomically and durably (fsync)."""
+    """Write the record into `directory` in the file format, atomically and durably (fsync);
+    with `durable=False` the caller syncs a batch of them at once (`_atomic.sync_files`)."""
     document = to_document(record, tlp=tlp)
-    data = (json.dumps(document, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
-    return write_atomic(Path(directory) / case_file_name(record), data)
+    data = _json.pretty(document) + b"\n"
+    return write_atomic(Path(directory) / case_file_name(record), data, durable=durable)

@@ -20,7 +20,7 @@ from broker.envelope import Labels
 from broker.errors import MalformedRecord, WrongSender
 from broker.pep import Publisher
 from broker.pep.sink import Delivery, Retracted
-from connectors._atomic import safe_name, write_atomic
+from connectors._atomic import safe_name, sync_files, write_atomic
 from connectors._input import DEFAULT_MAX_BYTES
 from connectors._values import json_ready
 from connectors.isac.subscriber import FormatSink
@@ -74,13 +74,15 @@ class MailboxSink:
     """Delivered case messages as files `<case reference>-<id>.json` in the mailbox.
 
     Idempotent: a re-delivery rewrites the same file. A retraction leaves the
-    message and adds `<file>.retracted.json` (who, when, why) next to it.
+    message and adds `<file>.retracted.json` (who, when, why) next to it. Files
+    are written as they come and made durable together by `flush`.
     """
 
     def __init__(self, mailbox: Path) -> None:
         self.mailbox = Path(mailbox)
         self._other = FormatSink("jsonl", self.mailbox / "other")
         self.written: dict[str, Path] = {}
+        self._unsynced: set[Path] = set()
 
     async def deliver(self, delivery: Delivery) -> None:
         if delivery.payload_type != CASE_MESSAGE:
@@ -95,8 +97,13 @@ class MailboxSink:
                 f"{delivery.sender} as message {delivery.message_id}"
             )
         path = await asyncio.to_thread(
-            write_case_message, self.mailbox, delivery.record, tlp=delivery.labels.tlp
+            write_case_message,
+            self.mailbox,
+            delivery.record,
+            tlp=delivery.labels.tlp,
+            durable=False,
         )
+        self._unsynced.add(path)
         self.written[delivery.message_id] = path
 
     def _case_file(self, message_id: str) -> Path | None:
@@ -117,13 +124,25 @@ class MailboxSink:
             "time": json_ready(retraction.retracted),
         }
         data = (json.dumps(note, indent=2, sort_keys=True) + "\n").encode()
-        await asyncio.to_thread(write_atomic, case.with_name(case.name + ".retracted.json"), data)
+        note_path = case.with_name(case.name + ".retracted.json")
+        self._unsynced.add(await asyncio.to_thread(write_atomic, note_path, data, durable=False))
 
     async def flush(self) -> None:
-        return None  # every file is fsynced before deliver returns
+        """The batch's case files (and notes) on disk, then the other deliveries' lines."""
+        if self._unsynced:
+            written, self._unsynced = self._unsynced, set()
+            try:
+                await asyncio.to_thread(sync_files, written)
+            except OSError:
+                self._unsynced |= written  # synced again by the retried flush
+                raise
+        await self._other.flush()
 
     async def close(self) -> None:
-        return None
+        try:
+            await self.flush()
+        finally:
+            await self._other.close()
 
 
 __all__ = ["CASE_MESSAGE", "MailboxSink", "publish_case_file"]

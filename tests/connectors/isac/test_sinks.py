@@ -52,9 +52,13 @@ async def test_jsonl_sink_appends_whole_lines_and_survives_a_torn_tail(
     sink = JsonlFileSink(tmp_path)
     path = await sink.deliver(_item(store, 1))
     await sink.deliver(_item(store, 2, retracted=True))
+    assert not path.exists()  # kept until the batch's flush
+    await sink.flush()
     with path.open("ab") as fh:
         fh.write(b'{"message_id": "torn')  # a crash in the middle of a write
     await sink.deliver(_item(store, 3))
+    await sink.deliver(_item(store, 3))  # twice in one batch: one line
+    await sink.flush()
     lines = path.read_text().splitlines()
     assert path.name == "2026-11-27.jsonl"
     parsed = []

@@ -136,6 +136,7 @@ async def test_types_a_format_cannot_express_go_to_json_lines_next_to_it(
     d = delivery(store, "SituationReport", situation_report())
     sink = FormatSink(fmt, tmp_path)  # type: ignore[arg-type]
     await sink.deliver(d)
+    await sink.flush()  # the batch's lines, appended at once
     (path,) = tmp_path.iterdir()
     assert path.suffix == ".jsonl"
     (line,) = path.read_text().splitlines()
@@ -144,6 +145,7 @@ async def test_types_a_format_cannot_express_go_to_json_lines_next_to_it(
     assert doc["record"]["summary"] == d.record["summary"]
 
     await sink.retract(retraction(d.message_id))  # the retraction follows it there
+    await sink.flush()
     keys = [
         (json.loads(x)["message_id"], json.loads(x)["retracted"])
         for x in path.read_text().splitlines()
