@@ -3,7 +3,9 @@
 An ISAC whose tools read STIX (OpenCTI, a TAXII client) still gets what a SOC
 shared as a MISP event, and one that runs MISP gets what was shared as STIX.
 The mapping is MISP's (the library MISP itself imports and exports STIX
-with), so it matches what a MISP instance would make of the same data.
+with), so it matches what a MISP instance would make of the same data. Simple
+STIX patterns are read without its ANTLR grammar (`_stix_patterns`): the same
+result, a fraction of the time.
 """
 
 from __future__ import annotations
@@ -44,6 +46,8 @@ def stix_to_misp(
     import stix2
     from misp_stix_converter import ExternalSTIX2toMISPParser
 
+    from connectors._stix_patterns import SimplePatternParser
+
     bundle_id = f"bundle--{event_uuid}"
     parser = ExternalSTIX2toMISPParser()
     try:
@@ -54,6 +58,8 @@ def stix_to_misp(
                 allow_custom=True,
             )
             parser.load_stix_bundle(bundle)
+            # simple patterns without ANTLR, the rest by misp-stix's own parser
+            parser._get_converter("indicator")._pattern_parser = SimplePatternParser()
             parser.parse_stix_bundle(single_event=True)
             event: dict[str, Any] = json.loads(parser.misp_event.to_json())
     except Exception as exc:

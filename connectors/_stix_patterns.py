@@ -1,0 +1,66 @@
+"""STIX patterns for misp-stix without ANTLR where a pattern is simple.
+
+misp-stix reads an indicator's pattern with the STIX pattern grammar (ANTLR),
+about a millisecond an indicator: most of a MISP sink's time on a feed of
+indicators. Almost every shared indicator is one observation of equality
+tests, `[ipv4-addr:value = '198.51.100.7']`, `[file:hashes.'SHA-256' = '…' OR
+file:name = 'x.exe']`. `SimplePatternParser` reads those with one regular
+expression and hands misp-stix exactly the data its own parser would (the
+inspector's comparisons, checked by the same object validator); anything else
+(other operators, qualifiers, several observations, parentheses, other
+literals) goes to misp-stix's parser unchanged. `tests/connectors/
+test_stix_patterns.py` holds the two to the same result.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from misp_stix_converter.stix2misp.stix2_pattern_parser import STIX2PatternParser
+from stix2patterns.inspector import _PatternData  # type: ignore[import-untyped]
+from stix2patterns.v21 import object_validator  # type: ignore[import-untyped]
+
+_STRING = r"'(?:[^'\\]|\\['\\])*'"
+_NAME = r"[a-z_][a-z0-9_]*"
+_STEP = rf"(?:{_NAME}|{_STRING})"
+_COMPARISON = rf"([a-z][a-z0-9-]*):({_STEP}(?:\.{_STEP})*) = ({_STRING})"
+_SIMPLE = re.compile(rf"\[{_COMPARISON}(?: (?:OR|AND) {_COMPARISON})*\]")
+_ONE = re.compile(_COMPARISON)
+_PATH_STEP = re.compile(_STEP)
+#: Words the pattern grammar reads as literals, not names: those patterns go to ANTLR.
+_KEYWORDS = frozenset({"true", "false"})
+
+
+def _unquote(literal: str) -> str:
+    """A string literal's text, as the pattern inspector gives it."""
+    return literal[1:-1].replace("\\'", "'").replace("\\\\", "\\")
+
+
+def simple_pattern_data(pattern: str) -> Any | None:
+    """The inspector's pattern data for a simple STIX 2.1 pattern; None for any other."""
+    if not _SIMPLE.fullmatch(pattern):
+        return None
+    comparisons: dict[str, list[tuple[list[str], str, str]]] = {}
+    for match in _ONE.finditer(pattern):
+        obj_type, path, value = match.groups()
+        steps = [_unquote(s) if s.startswith("'") else s for s in _PATH_STEP.findall(path)]
+        if obj_type in _KEYWORDS or any(s in _KEYWORDS for s in _PATH_STEP.findall(path)):
+            return None
+        comparisons.setdefault(obj_type, []).append((steps, "=", value))
+    return _PatternData(comparisons, set(), set())
+
+
+class SimplePatternParser(STIX2PatternParser):  # type: ignore[misc]
+    """misp-stix's pattern parser, with simple STIX 2.1 patterns read without ANTLR."""
+
+    def handle_indicator(self, indicator: Any) -> None:
+        if str(indicator.get("spec_version", "2.0")) == "2.1":
+            data = simple_pattern_data(str(indicator["pattern"]))
+            if data is not None and not object_validator.verify_object(data):
+                # What the parent does once its grammar has read the pattern: its own
+                # post-processing of the comparisons (literal values), then valid.
+                self._STIX2PatternParser__set_pattern_data(data)
+                self._STIX2PatternParser__valid = True
+                return
+        super().handle_indicator(indicator)

@@ -1,0 +1,160 @@
+"""The ANTLR-free reading of simple STIX patterns gives misp-stix what its own parser gives."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from misp_stix_converter.stix2misp.stix2_pattern_parser import STIX2PatternParser
+
+from connectors._convert import stix_to_misp
+from connectors._stix_patterns import SimplePatternParser, simple_pattern_data
+
+SHA256 = "a" * 64
+
+
+def _read(parser: STIX2PatternParser, pattern: str) -> tuple[str, Any]:
+    """What a parser makes of `pattern`: its data if valid, else its errors (or exception)."""
+    try:
+        parser.handle_indicator({"spec_version": "2.1", "pattern": pattern})
+    except Exception as exc:  # misp-stix's own post-processing may raise on odd literals
+        return "raised", type(exc).__name__
+    if not parser.valid:
+        return "invalid", parser.errors
+    return "valid", parser.pattern
+
+
+def assert_same(pattern: str) -> None:
+    assert _read(SimplePatternParser(), pattern) == _read(STIX2PatternParser(), pattern)
+
+
+def _quoted(text: str) -> str:
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    [
+        "[ipv4-addr:value = '198.51.100.7']",
+        "[domain-name:value = 'bad.example']",
+        "[url:value = 'https://bad.example/a?b=c&d=\\'e\\'']",
+        f"[file:hashes.'SHA-256' = '{SHA256}']",
+        f"[file:hashes.'SHA-256' = '{SHA256}' OR file:name = 'dropper.exe']",
+        "[email-addr:value = 'a@b.example' AND email-addr:display_name = 'A B']",
+        "[x-acme-thing:x_value = 'q\\\\w']",
+    ],
+)
+def test_common_simple_patterns_take_the_fast_path_and_read_the_same(pattern: str) -> None:
+    assert simple_pattern_data(pattern) is not None
+    assert_same(pattern)
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    [
+        "[ipv4-addr:value = '198.51.100.7'] OR [ipv4-addr:value = '198.51.100.8']",
+        "[ipv4-addr:value != '198.51.100.7']",
+        "[ipv4-addr:value IN ('198.51.100.7', '198.51.100.8')]",
+        "[file:size = 12]",
+        "[ipv4-addr:value = '198.51.100.7'] WITHIN 60 SECONDS",
+        "[(ipv4-addr:value = '198.51.100.7')]",
+        "[network-traffic:src_ref.value = '198.51.100.7' AND network-traffic:dst_port = 443]",
+        "[file:hashes.MD5 = 'not a hash']",
+        "[artifact:payload_bin MATCHES 'x']",
+        "[x:true = 'a']",
+        "[ipv4-addr:value='198.51.100.7']",
+    ],
+)
+def test_anything_else_goes_to_misp_stix_and_reads_the_same(pattern: str) -> None:
+    if "MD5 = 'not a hash'" not in pattern:
+        assert simple_pattern_data(pattern) is None
+    assert_same(pattern)
+
+
+_TYPES = st.sampled_from(
+    ["ipv4-addr", "ipv6-addr", "domain-name", "url", "file", "email-addr", "x-acme", "true"]
+) | st.from_regex(r"[a-z][a-z0-9-]{0,12}", fullmatch=True)
+_NAMES = st.sampled_from(
+    ["value", "name", "hashes", "MD5", "SHA-256", "x y", "true", "false", "x'q", "a\\b"]
+) | st.from_regex(r"[a-z_][a-z0-9_]{0,8}", fullmatch=True)
+_STEP = _NAMES.map(lambda n: n if n.isidentifier() and n.islower() else _quoted(n)) | _NAMES.map(
+    _quoted
+)
+_VALUES = st.text(max_size=20) | st.sampled_from(["198.51.100.7", SHA256, "a@b.example", ""])
+
+
+@st.composite
+def _comparison(draw: st.DrawFn) -> str:
+    path = ".".join(draw(st.lists(_STEP, min_size=1, max_size=3)))
+    return f"{draw(_TYPES)}:{path} = {_quoted(draw(_VALUES))}"
+
+
+@st.composite
+def _pattern(draw: st.DrawFn) -> str:
+    comparisons = draw(st.lists(_comparison(), min_size=1, max_size=4))
+    joined = comparisons[0]
+    for comparison in comparisons[1:]:
+        joined += draw(st.sampled_from([" OR ", " AND ", " or ", "  OR "])) + comparison
+    return f"[{joined}]"
+
+
+@settings(max_examples=300, deadline=None)
+@given(_pattern())
+def test_generated_patterns_read_the_same_on_either_path(pattern: str) -> None:
+    assert_same(pattern)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(alphabet="[]:='\\ .-aOR1", max_size=40))
+def test_arbitrary_text_reads_the_same_on_either_path(pattern: str) -> None:
+    assert_same(pattern)
+
+
+def test_a_bundle_of_indicators_becomes_the_same_misp_event_as_with_misp_stix_alone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """End to end through misp-stix: the fast path changes nothing in the event."""
+    patterns = [
+        "[ipv4-addr:value = '198.51.100.7']",
+        f"[file:hashes.'SHA-256' = '{SHA256}' OR file:name = 'dropper.exe']",
+        "[domain-name:value = 'bad.example' AND url:value = 'https://bad.example/x']",
+        "[ipv4-addr:value = '198.51.100.8'] OR [ipv4-addr:value = '198.51.100.9']",
+        "[network-traffic:dst_port = 443]",
+    ]
+    objects = [
+        {
+            "type": "indicator",
+            "spec_version": "2.1",
+            "id": f"indicator--2f3b1a8e-0d6c-4f5e-9a7b-1c2d3e4f5a{i:02d}",
+            "created": "2026-03-01T09:00:00.000Z",
+            "modified": "2026-03-01T09:00:00.000Z",
+            "valid_from": "2026-03-01T00:00:00Z",
+            "pattern_type": "stix",
+            "pattern": pattern,
+            "description": f"indicator {i}",
+        }
+        for i, pattern in enumerate(patterns)
+    ]
+    uuid = "5f3b1a8e-0d6c-4f5e-9a7b-1c2d3e4f5a6b"
+    fast = stix_to_misp(objects, event_uuid=uuid)
+    monkeypatch.setattr(
+        SimplePatternParser, "handle_indicator", STIX2PatternParser.handle_indicator
+    )
+    alone = stix_to_misp(objects, event_uuid=uuid)
+    assert fast.get("Attribute") and fast.get("Object")
+    for key in ("Attribute", "Object"):
+        assert _stable(fast.get(key)) == _stable(alone.get(key))
+
+
+def _stable(items: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+    """`items` without what misp-stix makes random (uuid4) on every run: the uuids of a
+    stix2-pattern object's attributes."""
+    out = []
+    for item in items or ():
+        if item.get("name") == "stix2-pattern":
+            attributes = [{k: v for k, v in a.items() if k != "uuid"} for a in item["Attribute"]]
+            item = {**item, "Attribute": attributes}
+        out.append(item)
+    return out
