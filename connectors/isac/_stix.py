@@ -208,8 +208,10 @@ def to_stix_bundle(items: Iterable[Delivered], *, bundle_id: str | None = None) 
                 + " ".join(str(exc).split())[:200]
             ) from None
     bundle_id = bundle_id or f"bundle--{uuid.uuid4()}"
-    bundle = stix2.v21.Bundle(objects=objects, id=bundle_id, allow_custom=True)
-    result: dict[str, Any] = json.loads(bundle.serialize())
+    result: dict[str, Any] = {"type": "bundle", "id": bundle_id}
+    if objects:  # none when every item carries the source's own objects: nothing to build
+        bundle = stix2.v21.Bundle(objects=objects, id=bundle_id, allow_custom=True)
+        result = json.loads(bundle.serialize())
     if as_written:
         result["objects"] = [*result.get("objects", []), *as_written]
     return result
