@@ -39,27 +39,47 @@ def misp_to_stix(event: Mapping[str, Any]) -> list[dict[str, Any]]:
     return objects
 
 
+def _parsed(obj: Any) -> bool:
+    return hasattr(obj, "serialize")  # a stix2 object (stix2 has no public base class)
+
+
+def parse_stix(obj: Mapping[str, Any]) -> Any:
+    """`obj` as a stix2 object (checked, its pattern included), for `stix_to_misp`: a caller
+    converting the same objects again keeps these and skips parsing them again."""
+    import stix2
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return stix2.parse(dict(obj), allow_custom=True)
+    except Exception as exc:
+        raise ConfigError(f"STIX objects cannot be written as MISP: {_one_line(exc)}") from None
+
+
 def stix_to_misp(
     objects: Sequence[Mapping[str, Any]], *, event_uuid: str, info: str | None = None
 ) -> dict[str, Any]:
-    """One MISP event (the value of "Event") of STIX 2.1 objects, with this uuid."""
+    """One MISP event (the value of "Event") of STIX 2.1 objects, with this uuid. Objects
+    may be dicts or stix2 objects (`parse_stix`), which are not parsed again."""
     import stix2
-    from misp_stix_converter import ExternalSTIX2toMISPParser
 
-    from connectors._stix_patterns import SimplePatternParser
+    from connectors._stix_patterns import SimplePatternsSTIX2toMISPParser
 
     bundle_id = f"bundle--{event_uuid}"
-    parser = ExternalSTIX2toMISPParser()
+    # simple patterns without ANTLR, the rest by misp-stix's own parser
+    parser = SimplePatternsSTIX2toMISPParser()
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             bundle = stix2.parse(
-                {"type": "bundle", "id": bundle_id, "objects": [dict(o) for o in objects]},
+                {
+                    "type": "bundle",
+                    "id": bundle_id,
+                    "objects": [o if _parsed(o) else dict(o) for o in objects],
+                },
                 allow_custom=True,
             )
             parser.load_stix_bundle(bundle)
-            # simple patterns without ANTLR, the rest by misp-stix's own parser
-            parser._get_converter("indicator")._pattern_parser = SimplePatternParser()
             parser.parse_stix_bundle(single_event=True)
             event: dict[str, Any] = json.loads(parser.misp_event.to_json())
     except Exception as exc:

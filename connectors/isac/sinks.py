@@ -36,7 +36,7 @@ from pymisp import MISPEvent
 
 from connectors import _json
 from connectors._atomic import append_lines, safe_name, sync_files, write_atomic
-from connectors._convert import misp_to_stix, stix_to_misp
+from connectors._convert import misp_to_stix, parse_stix, stix_to_misp
 from connectors._stix_object import canonical_json, version_of
 from connectors._values import as_time, json_ready
 from connectors.isac._jsonl import jsonl_bytes
@@ -231,6 +231,7 @@ class MispFileSink:
         self._manifest: dict[str, Any] | None = None
         self._hashes: dict[str, list[str]] | None = None
         self._unsynced: set[Path] = set()
+        self._parsed: dict[str, dict[str, Any]] = {}  # group -> version body -> stix2 object
 
     def index(self) -> VersionIndex:
         if self._index is None:
@@ -317,10 +318,19 @@ class MispFileSink:
         event_uuid = group.split("--", 1)[-1]
         versions = self.index().group(group)
         if not versions:
+            self._parsed.pop(group, None)
             self._render_event(event_uuid, None)
             return
         objects = [_json.loads(v.body) for v in versions]
-        event = stix_to_misp(objects, event_uuid=event_uuid)
+        # stix2 objects parsed for the group's last rendering are used again: a group is
+        # rewritten as its objects arrive, and parsing is most of misp-stix's time.
+        known = self._parsed.get(group, {})
+        parsed: list[Any] = [
+            known[v.body] if v.body in known else parse_stix(o)
+            for v, o in zip(versions, objects, strict=True)
+        ]
+        self._parsed[group] = {v.body: p for v, p in zip(versions, parsed, strict=True)}
+        event = stix_to_misp(parsed, event_uuid=event_uuid)
         event["Orgc"] = sender_orgc(versions[0].sender)
         tags = [t for t in event.get("Tag") or [] if isinstance(t, dict)]
         if any(v.redacted for v in versions):

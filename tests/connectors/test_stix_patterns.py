@@ -138,7 +138,20 @@ def test_a_bundle_of_indicators_becomes_the_same_misp_event_as_with_misp_stix_al
         for i, pattern in enumerate(patterns)
     ]
     uuid = "5f3b1a8e-0d6c-4f5e-9a7b-1c2d3e4f5a6b"
-    fast = stix_to_misp(objects, event_uuid=uuid)
+    fast_reads: list[str] = []
+    fast_read = simple_pattern_data
+
+    def counted(pattern: str) -> Any:
+        data = fast_read(pattern)
+        if data is not None:
+            fast_reads.append(pattern)
+        return data
+
+    monkeypatch.setattr("connectors._stix_patterns.simple_pattern_data", counted)
+    with monkeypatch.context() as patched:
+        patched.setattr(STIX2PatternParser, "_load_stix_21_pattern", _no_antlr(patterns[:3]))
+        fast = stix_to_misp(objects, event_uuid=uuid)
+    assert set(fast_reads) == set(patterns[:3])  # the simple ones never reached ANTLR
     monkeypatch.setattr(
         SimplePatternParser, "handle_indicator", STIX2PatternParser.handle_indicator
     )
@@ -146,6 +159,17 @@ def test_a_bundle_of_indicators_becomes_the_same_misp_event_as_with_misp_stix_al
     assert fast.get("Attribute") and fast.get("Object")
     for key in ("Attribute", "Object"):
         assert _stable(fast.get(key)) == _stable(alone.get(key))
+
+
+def _no_antlr(simple: list[str]) -> Any:
+    """misp-stix's ANTLR reading, refusing the patterns that must take the fast path."""
+    antlr = STIX2PatternParser._load_stix_21_pattern
+
+    def load(self: STIX2PatternParser, pattern: str) -> None:
+        assert pattern not in simple, f"{pattern} went to ANTLR"
+        antlr(self, pattern)
+
+    return load
 
 
 def _stable(items: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
