@@ -270,6 +270,10 @@ def write_case_message(
 ) -> Path:
     """Write the record into `directory` in the file format, atomically and durably (fsync);
     with `durable=False` the caller syncs a batch of them at once (`_atomic.sync_files`)."""
-    document = to_document(record, tlp=tlp)
-    data = _json.pretty(document) + b"\n"
+    data = case_message_bytes(record, tlp=tlp)
     return write_atomic(Path(directory) / case_file_name(record), data, durable=durable)
+
+
+def case_message_bytes(record: Mapping[str, Any], *, tlp: str = DEFAULT_CASE_TLP) -> bytes:
+    """The file's content for the record (what `write_case_message` writes)."""
+    return _json.pretty(to_document(record, tlp=tlp)) + b"\n"

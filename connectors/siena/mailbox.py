@@ -24,7 +24,7 @@ from connectors._atomic import safe_name, sync_files, write_atomic
 from connectors._input import DEFAULT_MAX_BYTES
 from connectors._values import json_ready
 from connectors.isac.subscriber import FormatSink
-from connectors.siena._format import read_case_message, write_case_message
+from connectors.siena._format import case_file_name, case_message_bytes, read_case_message
 
 #: The payload type a case message travels as (stream: see broker.envelope.topics).
 CASE_MESSAGE = "CaseMessage"
@@ -74,8 +74,9 @@ class MailboxSink:
     """Delivered case messages as files `<case reference>-<id>.json` in the mailbox.
 
     Idempotent: a re-delivery rewrites the same file. A retraction leaves the
-    message and adds `<file>.retracted.json` (who, when, why) next to it. Files
-    are written as they come and made durable together by `flush`.
+    message and adds `<file>.retracted.json` (who, when, why) next to it.
+    `deliver` checks and renders a case message; `flush` writes the batch's files
+    and makes them durable together.
     """
 
     def __init__(self, mailbox: Path) -> None:
@@ -83,6 +84,7 @@ class MailboxSink:
         self._other = FormatSink("jsonl", self.mailbox / "other")
         self.written: dict[str, Path] = {}
         self._unsynced: set[Path] = set()
+        self._pending: dict[Path, bytes] = {}  # the batch's case files, written by flush
 
     async def deliver(self, delivery: Delivery) -> None:
         if delivery.payload_type != CASE_MESSAGE:
@@ -96,14 +98,8 @@ class MailboxSink:
                 f"case message {case_id} claims sender {claimed!r} but was sent by "
                 f"{delivery.sender} as message {delivery.message_id}"
             )
-        path = await asyncio.to_thread(
-            write_case_message,
-            self.mailbox,
-            delivery.record,
-            tlp=delivery.labels.tlp,
-            durable=False,
-        )
-        self._unsynced.add(path)
+        path = self.mailbox / case_file_name(delivery.record)
+        self._pending[path] = case_message_bytes(delivery.record, tlp=delivery.labels.tlp)
         self.written[delivery.message_id] = path
 
     def _case_file(self, message_id: str) -> Path | None:
@@ -111,6 +107,7 @@ class MailboxSink:
         return found[0] if found else None
 
     async def retract(self, retraction: Retracted) -> None:
+        await self.flush()  # a retraction acts on what was delivered before it
         case = self._case_file(retraction.message_id)
         if case is None:
             if self._other.holds(retraction.message_id):
@@ -128,15 +125,19 @@ class MailboxSink:
         self._unsynced.add(await asyncio.to_thread(write_atomic, note_path, data, durable=False))
 
     async def flush(self) -> None:
-        """The batch's case files (and notes) on disk, then the other deliveries' lines."""
-        if self._unsynced:
-            written, self._unsynced = self._unsynced, set()
-            try:
-                await asyncio.to_thread(sync_files, written)
-            except OSError:
-                self._unsynced |= written  # synced again by the retried flush
-                raise
+        """The batch's case files (and notes) written and on disk, then the other
+        deliveries' lines. What fails is kept for the retried flush (rewriting a case file
+        is harmless: it is named by its message)."""
+        if self._pending or self._unsynced:
+            await asyncio.to_thread(self._write_batch)
         await self._other.flush()
+
+    def _write_batch(self) -> None:
+        for path, data in self._pending.items():
+            self._unsynced.add(write_atomic(path, data, durable=False))
+        sync_files(self._unsynced)
+        self._pending.clear()
+        self._unsynced.clear()
 
     async def close(self) -> None:
         try:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from broker.pep.sink import Delivery
 from broker.schemas import SchemaStore
 from connectors.isac.subscriber import FormatSink
 from tests.broker.pep.records import indicator, situation_report
-from tests.connectors.isac.test_subscriber import delivery
+from tests.connectors.isac.test_subscriber import delivery, retraction
 
 
 class FailingFsync:
@@ -108,20 +109,42 @@ async def test_a_file_batch_is_synced_again_after_a_failed_flush_and_written_onc
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
 
 
-async def test_a_mailbox_batch_is_synced_at_flush_and_again_after_a_failure(
+async def test_a_mailbox_batch_is_written_at_flush_and_again_after_a_failure(
     store: SchemaStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from connectors.siena import parse_case_message
     from connectors.siena.mailbox import MailboxSink
+    from tests.connectors.siena.test_format import sample
 
     sink = MailboxSink(tmp_path)
+    cases = []
+    for _ in range(3):
+        case = parse_case_message(json.dumps(sample(id=str(uuid.uuid4()))))
+        cases.append(
+            delivery(
+                store,
+                "CaseMessage",
+                case.record,
+                message_id=str(case.record["id"]),
+                sender=case.record["sender"],
+            )
+        )
     others = _batch(store, "SituationReport", 2)  # not case messages: JSON lines in other/
-    for d in others:
+    for d in cases + others:
         await sink.deliver(d)
-    fsync = FailingFsync(1)
+    assert not list(tmp_path.glob("*.json"))  # written by the batch's flush
+    fsync = FailingFsync(2)
     monkeypatch.setattr(os, "fsync", fsync)
     with pytest.raises(OSError, match="No space"):
         await sink.flush()
-    await sink.flush()
+    calls_before_retry = fsync.calls
+    await sink.flush()  # the subscriber's retry: every case file synced again
     monkeypatch.undo()
+    assert fsync.calls - calls_before_retry >= len(cases)
+    assert sorted(p.name for p in tmp_path.glob("*.json")) == sorted(
+        sink.written[d.message_id].name for d in cases
+    )
     assert _lines(tmp_path / "other") == [d.message_id for d in others]
+    await sink.retract(retraction(cases[0].message_id))
     await sink.close()
+    assert (tmp_path / (sink.written[cases[0].message_id].name + ".retracted.json")).exists()

@@ -87,8 +87,13 @@ async def test_mailbox_sink_is_idempotent(store: SchemaStore, tmp_path: Path) ->
     sink = MailboxSink(tmp_path / "mailbox")
     await sink.deliver(d)
     await sink.deliver(d)
+    await sink.flush()  # the batch's files, written at once
     (only,) = (tmp_path / "mailbox").iterdir()
     assert read_case_message(only).record == case
+    again = MailboxSink(tmp_path / "mailbox")  # redelivered after a crash: the same file
+    await again.deliver(d)
+    await again.close()
+    assert list((tmp_path / "mailbox").iterdir()) == [only]
 
 
 def read_case_message_from(doc: dict[str, Any], tmp_path: Path) -> dict[str, Any]:
