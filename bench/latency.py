@@ -77,9 +77,7 @@ class Offered:
     seconds: float
 
 
-async def _paced(
-    rate: float, seconds: float, send: Callable[[range], Awaitable[None]]
-) -> Offered:
+async def _paced(rate: float, seconds: float, send: Callable[[range], Awaitable[None]]) -> Offered:
     """Offer `rate` messages a second for `seconds`: each turn sends all that are due."""
     n = int(rate * seconds)
     due = [0.0] * n
