@@ -43,8 +43,12 @@ lint: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/jcu demo $(DEMO_ARGS)
 
+# Every bench, then issue 19's table of figures against goals (bench/summary.py).
 bench: $(STAMP)
-	for b in bench/[a-z]*.py; do $(BIN)/python -m bench.$$(basename $$b .py) || exit 1; done
+	for b in bench/[a-z]*.py; do \
+		n=$$(basename $$b .py); [ $$n = summary ] || $(BIN)/python -m bench.$$n || exit 1; \
+	done
+	$(BIN)/python -m bench.summary
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis demo-out

@@ -37,6 +37,7 @@ from typing import Any
 
 from bench import _skeleton as _skeleton_io
 from bench._kafka import BenchKafka, federation_homes, kafka_for_bench
+from bench._results import record
 from broker import config, logs
 from broker.envelope import Labels
 from broker.kafka.clients import COMPRESSION, reliable_producer
@@ -404,6 +405,18 @@ async def main(n: int, receipts: bool) -> None:
         + (f", {audit / (ours + kafka_cpu):.1%} with the broker's" if kafka_cpu else "")
         + " (goal < 10%)"
     )
+    per_message = {  # µs of CPU per message, by process
+        f"{leg}_{who}_cpu_us": cpu[f"{who} cpu"] / n * 1e6
+        for leg, cpu in (("raw", raw_cpu), ("skeleton", skeleton_cpu), ("full", phases))
+        for who in ("publisher", "subscriber", "kafka")
+    }
+    ratios = {
+        "full_over_raw": full_rate / raw_rate,
+        "skeleton_over_raw": skeleton_rate / raw_rate,
+        "full_over_skeleton": full_rate / skeleton_rate,
+    }
+    rates = {"raw_per_s": raw_rate, "skeleton_per_s": skeleton_rate, "full_per_s": full_rate}
+    record("pipeline", {**ratios, **rates, **per_message}, messages=n)
 
 
 if __name__ == "__main__":

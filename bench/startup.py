@@ -51,6 +51,7 @@ from pathlib import Path
 from typing import Any
 
 from bench._kafka import kafka_for_bench
+from bench._results import record
 from broker import config, logs
 from broker.kafka.clients import consumer, start_client
 from broker.kafka.connection import KafkaConnection
@@ -274,6 +275,11 @@ async def main(runs: int, hold: Path | None = None) -> None:
             _line("jcu publish --stix (1 object), start to exit", publish_total, bases, None)
             _line("jcu subscribe --once, start to first poll", poll, bases, SUBSCRIBE_GOAL)
             _line("jcu subscribe --once, start to exit", subscribe_total, bases, None)
+            record(
+                "startup",
+                {"publish_first_sent_s": first, "subscribe_first_poll_s": poll},
+                runs=runs,
+            )
 
 
 if __name__ == "__main__":

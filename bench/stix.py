@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from bench._kafka import federation_homes, kafka_for_bench
+from bench._results import record
 from broker import config, logs
 from broker.envelope import Labels
 from broker.pep import Publisher, Subscriber
@@ -198,6 +199,8 @@ async def main(n: int) -> None:
     print(f"{'re-publish (all already sent)':<34} {n / again_s:10,.0f} objects/s  "
           f"({again_s:6.2f} s; x{publish_s / again_s:5.2f} of the first publish)")  # fmt: skip
     base = rates["jsonl"]
+    sinks = {f"sink_{fmt}_per_s": rate for fmt, rate in rates.items()}
+    record("stix", {"publish_objects_per_s": n / publish_s, **sinks}, objects=n)
     for fmt in SINKS:
         print(f"{'receive into ' + fmt:<34} {rates[fmt]:10,.0f} objects/s  "
               f"(x{rates[fmt] / base:5.2f} of the JSON lines sink)")  # fmt: skip

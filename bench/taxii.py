@@ -36,6 +36,7 @@ from typing import Any
 
 import httpx
 
+from bench._results import record
 from broker import logs
 from broker.envelope import Labels
 from broker.pep.sink import Delivery
@@ -309,6 +310,8 @@ async def main(big: int, requests: int, sink_n: int) -> None:
         f"   batched is x{batched / single:.1f}"
     )
     print(f"{'record-to-STIX converter alone':<36} {convert:8,.0f}/s")
+    worst = max(p95 for _, p95 in latency[big].values())
+    record("taxii", {"page_p95_ms": worst, "sink_batched_per_s": batched}, stored=big)
 
 
 if __name__ == "__main__":
