@@ -12,7 +12,9 @@ from when each message was due, not hidden). A message's latency ends when the
 fsync that covers its line in the sink returns (the subscriber runs under
 bench._fsync_times, which notes each fsync's time); both processes read the
 machine's CLOCK_MONOTONIC. Printed: p50/p95/p99/max from the publish call and
-from when the message was due, with the goal p99 < 100 ms; and, as the baseline
+from when the message was due, with the goal p99 < 100 ms; the two halves, split
+at the envelope's LogAppendTime (the broker's clock, this machine's, in ms):
+publish call -> appended, appended -> durable line; and, as the baseline
 in the same run, raw aiokafka produce -> consume of records of the envelope's
 size at the same offered rate (same producer settings, one consumer committing
 each batch). The first `--warm-up` seconds of each leg are not counted.
@@ -43,7 +45,7 @@ from bench._kafka import federation_homes, kafka_for_bench
 from bench._results import record
 from broker import config, logs
 from broker.envelope import Labels
-from broker.kafka.clients import reliable_producer
+from broker.kafka.clients import consumer, reliable_producer, start_client
 from broker.kafka.connection import KafkaConnection
 from broker.kafka.topics import TopicSpec, ensure_topics
 from broker.pep import Publication, Publisher
@@ -163,11 +165,43 @@ async def _until_lines(sink: Path, count: int, process: subprocess.Popen[bytes],
         await asyncio.sleep(0.05)
 
 
+async def _appended(
+    kafka: KafkaConnection, placed: dict[tuple[str, int, int], int]
+) -> dict[int, float]:
+    """Each message's LogAppendTime (read back from its topic), on the monotonic clock."""
+    from aiokafka import TopicPartition
+
+    to_monotonic = time.monotonic() - time.time()  # one machine: one offset for both clocks
+    last: dict[Any, int] = {}
+    for topic, partition, offset in placed:
+        tp = TopicPartition(topic, partition)
+        last[tp] = max(last.get(tp, -1), offset)
+    reader = consumer(kafka, auto_offset_reset="earliest")
+    await start_client(reader, kafka)
+    out: dict[int, float] = {}
+    try:
+        reader.assign(list(last))
+        await reader.seek_to_beginning(*last)
+        todo = set(last)
+        while todo:
+            batch = await reader.getmany(timeout_ms=1000)
+            for tp, records in batch.items():
+                for r in records:
+                    seq = placed.get((tp.topic, tp.partition, r.offset))
+                    if seq is not None:
+                        out[seq] = r.timestamp / 1000 + to_monotonic
+                    if r.offset >= last[tp]:
+                        todo.discard(tp)
+    finally:
+        await reader.stop()
+    return out
+
+
 async def _full(
     ctx: PepContext, receiver_env: dict[str, str], out: Path, rate: float, seconds: float
-) -> tuple[Offered, dict[int, float], int]:
+) -> tuple[Offered, dict[int, float], int, dict[tuple[str, int, int], int]]:
     """The paced publisher here, `jcu subscribe` there: when each was due, sent, durable;
-    and the envelope's size."""
+    the envelope's size; where each message's envelope was appended."""
     out.mkdir()
     times, log = out / "fsync-times", out / "subscriber.log"
     sink = out / "enisa.jsonl"
@@ -179,6 +213,7 @@ async def _full(
     )
     labels = Labels.of("RED", categories=["malicious-code"])
     size = 0
+    placed: dict[tuple[str, int, int], int] = {}
     try:
         async with Publisher("soc-fr", ctx) as pub:
             # Steady state: the subscriber is up, holds its partitions, its sink is open.
@@ -191,13 +226,16 @@ async def _full(
                     [Publication("Indicator", _record(k), labels, RECIPIENTS) for k in seqs]
                 )
                 size = results[-1].copies[0].size
+                for k, result in zip(seqs, results, strict=True):
+                    copy = result.copies[0]
+                    placed[(copy.topic, copy.partition, copy.offset)] = k
 
             offered = await _paced(rate, seconds, send)
         await _until_lines(sink, len(offered.due) + 1, subscriber, log)
     finally:
         subscriber.send_signal(signal.SIGTERM)
         subscriber.wait(timeout=60)
-    return offered, _durable_times(sink, times), size
+    return offered, _durable_times(sink, times), size, placed
 
 
 async def _raw(
@@ -274,15 +312,25 @@ async def main(rate: float, seconds: float, warm_up: float) -> None:
                 f"{warm_up:.0f} s of warm-up; ~1 KiB payload, {len(RECIPIENTS)} recipients",
                 flush=True,
             )
-            full, durable, size = await _full(ctx, envs["enisa"], Path(tmp) / "out", rate, total)
+            full, durable, size, placed = await _full(
+                ctx, envs["enisa"], Path(tmp) / "out", rate, total
+            )
+            appended = await _appended(kafka.admin, placed)
             raw, consumed = await _raw(kafka.admin, size, rate, total)
     raw_call, _ = _spreads(raw, consumed, warm_up)
     full_call, full_due = _spreads(full, durable, warm_up)
+    halves = Offered(full.due, [appended[k] for k in range(len(full.due))], 0, 0.0)
+    published, delivered = (
+        _spreads(full, appended, warm_up)[0],
+        _spreads(halves, durable, warm_up)[0],
+    )
     n = len(full.due)
     print(f"\nlatency, ms{'':<31} {'p50':>7} {'p95':>7} {'p99':>7} {'max':>7}  messages")
     print(raw_call.row(f"raw aiokafka produce -> consume ({size} B)") + "   (baseline)")
     print(full_call.row("full path: publish call -> durable line"))
     print(full_due.row("full path: due -> durable line"))
+    print(published.row("  call -> appended (LogAppendTime)"))
+    print(delivered.row("  appended -> durable line"))
     verdict = "met" if full_call.p99 < GOAL_P99_MS else "MISSED"
     print(
         f"p99 {full_call.p99:.1f} ms from the publish call (x{full_call.p99 / raw_call.p99:.1f} "
@@ -305,6 +353,8 @@ async def main(rate: float, seconds: float, warm_up: float) -> None:
             "p99_ms": full_call.p99,
             "max_ms": full_call.max,
             "due_p99_ms": full_due.p99,
+            "publish_half_p99_ms": published.p99,
+            "delivery_half_p99_ms": delivered.p99,
             "raw_p50_ms": raw_call.p50,
             "raw_p99_ms": raw_call.p99,
         },
