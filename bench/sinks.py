@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bench._results import record
 from broker import logs
 from broker.envelope import Labels
 from broker.pep.sink import Delivery, JsonlSink, Sink
@@ -183,6 +184,7 @@ async def main(n: int, batch: int, only: tuple[str, ...]) -> None:
         steady, whole = rates[fmt]
         print(f"{fmt:<10} {steady:10,.0f} {GOAL:7,.0f} {steady / GOAL:7.2f} "
               f"{steady / base:8.2f} {whole:12,.0f}")  # fmt: skip
+    record("sinks", {f"{fmt}_per_s": rates[fmt][0] for fmt in only}, objects=n, batch=batch)
 
 
 if __name__ == "__main__":
