@@ -195,6 +195,30 @@ class NoMandate(Unauthorised):
     reason = "no-mandate"
 
 
+class ReceiptRefused(Rejected):
+    """A delivery receipt its sender cannot believe: it proves nothing and is not counted."""
+
+    reason = "receipt-refused"
+
+
+class ReceiptRootMismatch(ReceiptRefused):
+    """The receipt's message ids do not hash to the Merkle root it signs."""
+
+    reason = "receipt-root-mismatch"
+
+
+class ReceiptNotSent(ReceiptRefused):
+    """The receipt names a message its sender's sent index says the receiver was never sent."""
+
+    reason = "receipt-not-sent"
+
+
+class ReceiptWrongSigner(ReceiptRefused):
+    """The receipt speaks for a receiver other than the participant who signed it."""
+
+    reason = "receipt-wrong-signer"
+
+
 class OutOfOrder(Rejected):
     """A workflow step its case's state does not allow: an offer on a request never seen,
     an acceptance of an offer never made, anything after the case was closed."""

@@ -8,7 +8,7 @@ import click
 
 from broker.cli._node import as_option, node_context
 from broker.cli._output import console, emit_json, table
-from broker.pep.receipts import ReceiptView, read_receipts, recipient_statuses
+from broker.pep.receipts import ReceiptsRead, receipts_of, recipient_statuses, sent_index
 
 
 @click.command()
@@ -18,9 +18,20 @@ from broker.pep.receipts import ReceiptView, read_receipts, recipient_statuses
 def receipts(message_id: str | None, participant: str | None, as_json: bool) -> None:
     """Show what became of MESSAGE_ID per organisation: delivered (when), rejected (why),
     pending (no receipt yet), denied (by which rules), retracted. Without MESSAGE_ID,
-    every signed receipt this node has. A wrong passphrase is an error."""
+    every signed receipt this node has, one per message and receiver. Receipts that cannot
+    be believed (forged, signed for another receiver, ids not matching their Merkle root,
+    naming a message never sent to their signer) are refused, each said on stderr with its
+    reason. A wrong passphrase is an error."""
     ctx, me = node_context(participant)
-    views: list[ReceiptView] = asyncio.run(read_receipts(ctx, me, message_id))
+    index = sent_index(ctx, me)
+    try:
+        got: ReceiptsRead = asyncio.run(receipts_of(ctx, me, message_id, sent=index))
+        sent = index.get(message_id) if message_id is not None else None
+    finally:
+        index.close()
+    for refused in got.refused:  # said, never counted
+        click.echo(f"warning: {refused.line()}", err=True)
+    views = list(got.views)
     if message_id is None:
         if as_json:
             emit_json([v.to_json() for v in views])
@@ -35,13 +46,6 @@ def receipts(message_id: str | None, participant: str | None, as_json: bool) -> 
         if not views:
             click.echo("no receipts yet", err=True)
         return
-    from broker.pep.sent import SentLog
-
-    index = SentLog(ctx.settings.home / "sent" / f"{me}.sqlite", point=f"{me}/publish")
-    try:
-        sent = index.get(message_id)
-    finally:
-        index.close()
     rows = recipient_statuses(sent, views)
     if as_json:
         emit_json(

@@ -14,7 +14,8 @@ One participant's consumer group reads its community's topics. Per record:
      a workflow's message (an assistance step) must also pass its workflow's
      check: the state machine (`broker.pep.workflow`);
   5. hand it to the sink and record it in the ledger;
-  6. once the sink has the batch durably: send the batch's signed Receipts, audit
+  6. once the sink has the batch durably: send its signed Receipts (one per sender: the
+     ids it delivered of that sender, under a Merkle root; broker.pep.receipts), audit
      its decisions, commit the ledger, then the offsets.
 
 Refused records go to `jcu.dlq` with the reason, are audited, and never stop
@@ -41,8 +42,7 @@ import contextlib
 import dataclasses
 import hashlib
 import time
-import uuid
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -63,7 +63,7 @@ from broker.envelope import (
     Sealer,
     stream_of,
 )
-from broker.envelope.labels import AvroLabelsCache
+from broker.envelope.labels import TLP_LEVELS, AvroLabelsCache
 from broker.errors import (
     CompressionBomb,
     ConfigError,
@@ -92,6 +92,7 @@ from broker.pep.context import PepContext
 from broker.pep.control import CrisisBoard
 from broker.pep.ledger import DeliveryLedger, Position
 from broker.pep.publisher import policy_message
+from broker.pep.receipts import batch_receipt
 from broker.pep.registry_audit import RegistryAudit
 from broker.pep.sink import Delivery, Retracted, Sink, SinkRetry
 from broker.pep.state_feeds import StateFeeds
@@ -106,8 +107,6 @@ DLQ_MAX_COPY = 512 * 1024
 #: delivery is still remembered (so that a late retraction still finds its message).
 LEDGER_PRUNE_EVERY = timedelta(hours=1)
 LEDGER_GRACE = MAX_VALIDITY
-#: Namespace of receipt ids: one receipt id per (message, receiver), whatever the re-runs.
-_RECEIPT_IDS = uuid.UUID("6f1d2c1e-5b7a-4d8e-9a51-3c0f2b7e8d14")
 _log = get_logger(__name__)
 
 
@@ -153,6 +152,27 @@ def default_group(participant: str, channel: str = "subscriber") -> str:
     """The consumer group of one of `participant`'s delivery channels: prefixed with its id,
     the only groups the Kafka ACLs let it join and commit (docs/deployment.md)."""
     return f"{participant}.{channel}"
+
+
+def _receipt_batches(
+    due: Iterable[tuple[EnvelopeHeader, Labels, datetime]],
+) -> dict[tuple[str, str, str | None], list[tuple[EnvelopeHeader, Labels, datetime]]]:
+    """A batch's deliveries by whom a receipt goes to: (sender, its community, the exercise
+    or None); exercise traffic's receipts go on the exercise topic, so apart."""
+    out: dict[tuple[str, str, str | None], list[tuple[EnvelopeHeader, Labels, datetime]]] = {}
+    for header, labels, when in due:
+        key = (header.sender, header.origin_community, labels.exercise)
+        out.setdefault(key, []).append((header, labels, when))
+    return out
+
+
+def _receipt_labels(labels: Sequence[Labels]) -> Labels:
+    """A receipt's labels: the strictest TLP of the messages it covers, their exercise, and
+    their incident when they share one."""
+    tlp = max((lab.tlp for lab in labels), key=TLP_LEVELS.index)
+    incidents = {lab.incident for lab in labels}
+    incident = incidents.pop() if len(incidents) == 1 else None
+    return Labels.of(tlp, exercise=labels[0].exercise, incident=incident)
 
 
 @dataclass(frozen=True, slots=True)
@@ -530,8 +550,8 @@ class Subscriber(Service):
         # Receipts only for what the sink now holds durably: a batch the sink never took is
         # delivered again, and its receipts go then, once.
         due, self._receipts_due = self._receipts_due, []
-        for header, labels, when in due:
-            self._later(self._send_receipt(header, labels, when))
+        for (sender, community, exercise), deliveries in _receipt_batches(due).items():
+            self._later(self._send_receipt(sender, community, exercise, deliveries))
         pending, self._pending = self._pending, []
         if pending:
             await asyncio.gather(*pending)  # dead letters, receipts
@@ -959,48 +979,45 @@ class Subscriber(Service):
         self._ledger.mark_retracted(target)
         self.stats.retracted += 1
 
-    async def _send_receipt(self, header: EnvelopeHeader, labels: Labels, when: Any) -> None:
-        receipt = {
-            # The same id however often a crash makes this delivery's receipt go again.
-            "id": str(uuid.uuid5(_RECEIPT_IDS, f"{header.message_id}/{self.participant}")),
-            "message_id": header.message_id,
-            "receiver": self.participant,
-            "received": when,
-            "status": "DELIVERED",
-            "reason": None,
-        }
-        topic = community_topic(
-            header.origin_community, "receipts", exercise=labels.exercise is not None
-        )
-        receipt_labels = Labels.of(labels.tlp, exercise=labels.exercise, incident=labels.incident)
+    async def _send_receipt(
+        self,
+        sender: str,
+        community: str,
+        exercise: str | None,
+        deliveries: list[tuple[EnvelopeHeader, Labels, datetime]],
+    ) -> None:
+        """One signed receipt for what this batch delivered of `sender`'s messages, sealed to
+        it alone; its outcome is audited with each of those deliveries."""
+        ids = [header.message_id for header, _, _ in deliveries]
+        receipt = batch_receipt(self.participant, [(h.message_id, w) for h, _, w in deliveries])
+        topic = community_topic(community, "receipts", exercise=exercise is not None)
         from aiokafka.errors import KafkaError
 
         try:
             sealed = self._sealer.seal(
                 "Receipt",
                 receipt,
-                recipients=[header.sender],
+                recipients=[sender],
                 topic=topic,
-                labels=receipt_labels,
-                target_community=header.origin_community,
+                labels=_receipt_labels([labels for _, labels, _ in deliveries]),
+                target_community=community,
             )
-            fut = await self._producer.send(
-                topic, value=sealed.data, key=header.message_id.encode()
-            )
+            fut = await self._producer.send(topic, value=sealed.data, key=self.participant.encode())
             meta = await fut
-            self._receipt_outcomes[header.message_id] = {
-                "receipt": f"{topic}[{meta.partition}]@{meta.offset}"
-            }
+            outcome = {"receipt": f"{topic}[{meta.partition}]@{meta.offset}"}
         except (JcuError, KafkaError) as exc:
             # A receipt is a courtesy to the sender: its failure never undoes a delivery.
-            self._receipt_outcomes[header.message_id] = {"receipt": f"not sent: {exc}"[:300]}
+            outcome = {"receipt": f"not sent: {exc}"[:300]}
             self._metrics.receipts_failed.inc()
             _log.warning(
                 "receipt not sent",
                 participant=self.participant,
-                message_id=header.message_id,
+                sender=sender,
+                messages=len(ids),
                 error=str(exc),
             )
+        for message_id in ids:
+            self._receipt_outcomes[message_id] = outcome
 
     def _reject(
         self,

@@ -202,14 +202,8 @@ def test_a_plaintext_that_is_not_a_sealed_content_is_refused(pki: Pki) -> None:
 
 
 def test_an_inner_payload_of_another_type_than_declared_is_refused(pki: Pki) -> None:
-    receipt = {
-        "id": str(uuid.uuid4()),
-        "message_id": str(uuid.uuid4()),
-        "receiver": "eda",
-        "received": T0,
-        "status": "DELIVERED",
-        "reason": None,
-    }
+    entry = {"message_id": str(uuid.uuid4()), "received": T0, "status": "DELIVERED"}
+    receipt = {"id": str(uuid.uuid4()), "receiver": "eda", "root": bytes(32), "entries": [entry]}
     data = _forge(pki, payload=pki.store.encode("Receipt", receipt))
     with pytest.raises(UnknownSchema, match=r"header says eu\.jcu\.v1\.Indicator"):
         pki.opener("eda").open(data, topic=TOPIC)

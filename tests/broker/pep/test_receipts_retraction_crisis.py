@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from broker.clock import utc_now
-from broker.envelope import Labels
+from broker.envelope import Labels, read_header
 from broker.kafka.scan import scan
-from broker.kafka.topics import CONTROL, TopicSpec, ensure_topics
+from broker.kafka.topics import CONTROL, TopicSpec, community_topic, ensure_topics
 from broker.pep import Publisher
 from broker.pep.control import (
     CrisisBoard,
@@ -20,10 +20,12 @@ from broker.pep.control import (
     sign_declaration,
     verify_declaration,
 )
-from broker.pep.receipts import read_receipts
+from broker.pep.receipts import batch_receipt, read_receipts, receipts_of
+from broker.pep.sink import JsonlSink
+from broker.pep.subscriber import Subscriber
 from tests.broker._pki import FakeClock
 from tests.broker.pep.conftest import World
-from tests.broker.pep.kafka_io import drain, jcu, produce
+from tests.broker.pep.kafka_io import drain, jcu, produce, publish_red
 from tests.broker.pep.records import incident_report, indicator
 
 pytestmark = pytest.mark.kafka
@@ -43,6 +45,72 @@ async def test_receipts_show_who_received_and_only_to_the_sender(
     assert all(v.status == "DELIVERED" for v in views)
     # Receipts are sealed to the sender alone: another civilian member reads none of them.
     assert await read_receipts(world.ctx("isac-energy"), "isac-energy", sent.message_id) == []
+
+
+async def test_one_signed_receipt_per_receiver_sender_and_batch(
+    world: World, tmp_path: Path
+) -> None:
+    group = world.group("enisa", "batch-receipts")
+
+    async def receive(receipts: bool) -> None:
+        sink = JsonlSink(tmp_path / "enisa.jsonl")
+        sub = Subscriber("enisa", world.ctx("enisa"), sink, group_id=group, receipts=receipts)
+        async with sub:
+            await sub.run(until_idle=True)
+
+    await receive(False)  # past enisa's backlog: the next batch is ours alone
+    ours = await publish_red(world, 4, "198.51.100")
+    async with Publisher("soc-fr", world.ctx("soc-fr")) as pub:
+        amber = Labels.of("AMBER", categories=["malicious-code"], incident="INC-7")
+        sent = await pub.publish("Indicator", indicator(), labels=amber, recipients=["enisa"])
+    ours.append(sent.message_id)
+    started = utc_now()
+    await receive(True)
+
+    topic = community_topic(world.ctx("soc-fr").registry.get("soc-fr").community, "receipts")
+    records = []
+    async for r in scan(world.admin, [topic]):
+        header = read_header(world.ctx("soc-fr").envelope.store, r.value)
+        if header.sender == "enisa" and header.created >= started - timedelta(seconds=1):
+            records.append(header)
+    # One record for the five, sealed to soc-fr alone, at the strictest TLP among them.
+    assert [(h.recipient_ids, h.tlp, h.payload_type) for h in records] == [
+        (("soc-fr",), "RED", "eu.jcu.v1.Receipt")
+    ]
+    got = await receipts_of(world.ctx("soc-fr"), "soc-fr")
+    mine = {v.message_id: v for v in got.signed if v.message_id in ours}
+    assert sorted(mine) == sorted(ours)
+    assert {(v.receiver, v.status) for v in mine.values()} == {("enisa", "DELIVERED")}
+    for message_id in ours:  # and `jcu receipts MSG` answers per message
+        [view] = await read_receipts(world.ctx("soc-fr"), "soc-fr", message_id)
+        assert (view.receiver, view.status) == ("enisa", "DELIVERED")
+
+
+async def test_a_receipt_naming_a_message_never_sent_to_its_signer_is_refused(
+    world: World,
+) -> None:
+    """cert-eu signs a receipt for a message soc-fr sent to enisa alone: refused, said, and
+    cert-eu never shows as having received it."""
+    [message_id] = await publish_red(world, 1, "203.0.113")
+    topic = community_topic(world.ctx("soc-fr").registry.get("soc-fr").community, "receipts")
+    sealed = (
+        world.ctx("cert-eu")
+        .envelope.sealer("cert-eu")
+        .seal(
+            "Receipt",
+            batch_receipt("cert-eu", [(message_id, utc_now())]),
+            recipients=["soc-fr"],
+            topic=topic,
+            labels=Labels.of("RED"),
+        )
+    )
+    meta = await produce(world, topic, sealed.data, "cert-eu")
+    got = await receipts_of(world.ctx("soc-fr"), "soc-fr", message_id)
+    assert [v.receiver for v in got.views] == []
+    where = f"{topic}[{meta.partition}]@{meta.offset}"
+    [refused] = [x for x in got.refused if x.where == where]
+    assert (refused.signer, refused.reason) == ("cert-eu", "receipt-not-sent")
+    assert "never sent to cert-eu" in refused.detail
 
 
 async def test_retraction_reaches_every_recipient(world: World, tmp_path: Path) -> None:

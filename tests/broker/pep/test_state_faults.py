@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from broker.envelope import Labels
-from broker.kafka.scan import scan
+from broker.pep.receipts import receipts_of
 from broker.pep.subscriber import ledger_path, receive_side
 from tests.broker.pep.conftest import World
 from tests.broker.pep.kafka_io import jcu_auditor, publish_red, spawn_subscriber
@@ -54,14 +54,10 @@ async def _run(
 
 
 async def _receipts(world: World, ids: set[str]) -> Counter[str]:
-    """Receipt records on soc-fr's community's receipts topic, per message of `ids`."""
-    topic = f"jcu.{world.ctx('soc-fr').registry.get('soc-fr').community}.receipts"
-    counts: Counter[str] = Counter()
-    async for r in scan(world.admin, [topic]):
-        mid = (r.key or b"").decode()
-        if mid in ids:
-            counts[mid] += 1
-    return counts
+    """Acknowledgements of each message of `ids` in the receipts soc-fr got, as signed (a
+    batch acknowledged twice counts twice here, before `jcu receipts` folds them)."""
+    got = await receipts_of(world.ctx("soc-fr"), "soc-fr")
+    return Counter(v.message_id for v in got.signed if v.message_id in ids)
 
 
 async def _audited(world: World, group: str) -> Counter[str]:
