@@ -3,7 +3,9 @@
 The full path must, per message, produce the publisher's audit leaf, the
 envelope and then the leaf of its send outcome, and on the receiving side
 consume the envelope, write a line to the sink,
-produce the receiving audit leaf and commit the offset. This leg does exactly
+produce the receiving audit leaf and commit the offset; with receipts on, it
+also produces, per consumer batch, one receipt record per sender (here one
+sender), its size growing with the ids it covers. This leg does exactly
 that I/O, with records of the same sizes and the same client settings, but no
 policy, Avro, crypto, Merkle tree or delivery ledger. Its rate is a ceiling for
 the full path on this machine: the security work can only add to it.
@@ -43,6 +45,21 @@ class Sizes:
         return [str(size) for size in sizes]
 
 
+@dataclass(frozen=True, slots=True)
+class ReceiptSize:
+    """A sealed batch receipt's size: `base` bytes plus `per_message` per id it covers."""
+
+    topic: str
+    base: int
+    per_message: float
+
+    def of(self, count: int) -> int:
+        return self.base + round(self.per_message * count)
+
+    def argv(self) -> list[str]:
+        return ["--receipts", self.topic, str(self.base), str(self.per_message)]
+
+
 def _batch(producer: Any, value: bytes, count: int) -> Any:
     batch = producer.create_batch()
     for _ in range(count):
@@ -70,9 +87,15 @@ async def publish(producer: Any, topic: str, audit_topic: str, n: int, sizes: Si
 
 
 async def receive(
-    kafka: KafkaConnection, topic: str, audit_topic: str, out: Path, sizes: Sizes
+    kafka: KafkaConnection,
+    topic: str,
+    audit_topic: str,
+    out: Path,
+    sizes: Sizes,
+    receipts: ReceiptSize | None = None,
 ) -> None:
-    """Until SIGTERM: per batch, a sink line and a receive leaf per record, flush, commit."""
+    """Until SIGTERM: per batch, a sink line and a receive leaf per record, flush, (with
+    `receipts`) one receipt record for the batch, commit."""
     from aiokafka import AIOKafkaConsumer
 
     consumer = AIOKafkaConsumer(
@@ -101,6 +124,9 @@ async def receive(
                 )
                 sink.write(line * count)
                 sink.flush()
+                if receipts is not None:  # after the flush, as the full path does
+                    receipt = os.urandom(receipts.of(count))
+                    await (await producer.send(receipts.topic, receipt, key=b"receiver"))
                 await sent
                 await consumer.commit()
     finally:
@@ -116,11 +142,22 @@ def main() -> None:
     parser.add_argument(
         "sizes", type=int, nargs=4, help="envelope, publish leaf, receive leaf, sink line"
     )
+    parser.add_argument(
+        "--receipts",
+        nargs=3,
+        metavar=("TOPIC", "BASE", "PER_MESSAGE"),
+        help="one receipt record per batch on TOPIC, of BASE + PER_MESSAGE bytes per record",
+    )
     args = parser.parse_args()
     sizes = Sizes(*args.sizes)
+    receipts = (
+        ReceiptSize(args.receipts[0], int(args.receipts[1]), float(args.receipts[2]))
+        if args.receipts
+        else None
+    )
     # Who it is on the cluster comes from the environment (JCU_KAFKA_CONFIG), never argv.
     kafka = config.load().kafka
-    asyncio.run(receive(kafka, args.topic, args.audit_topic, args.out, sizes))
+    asyncio.run(receive(kafka, args.topic, args.audit_topic, args.out, sizes, receipts))
 
 
 if __name__ == "__main__":

@@ -14,8 +14,8 @@ decision audited (one leaf per message), then on the receiving side verify,
 unwrap, decrypt, policy re-check, audit, dedup ledger, JSON-lines sink, offset
 commit. The publisher runs in this process and
 `jcu subscribe` in another, as they are deployed (two services, two cores).
-Receipts are off in both legs (they are a second message per delivery;
-`--receipts` turns them on for the full path).
+Receipts are off in both legs (`--receipts` turns them on for the full path and
+the skeleton: one signed receipt per sender and consumer batch).
 
 Kafka: KAFKA_BOOTSTRAP if set, else a local broker started for the run.
 """
@@ -200,16 +200,25 @@ async def _full(
 
 
 async def _skeleton(
-    kafka: BenchKafka, n: int, sizes: _skeleton_io.Sizes, out: Path
+    kafka: BenchKafka,
+    n: int,
+    sizes: _skeleton_io.Sizes,
+    out: Path,
+    receipts: tuple[int, float] | None = None,
 ) -> tuple[float, dict[str, float]]:
     """The full path's Kafka I/O without its security work (see bench/_skeleton.py),
-    timed the same way: steady state, first produce to the n-th line in the sink."""
+    timed the same way: steady state, first produce to the n-th line in the sink;
+    `receipts`: a sealed receipt's (base, per message) size, when the full path sent them."""
     topic = f"bench.skeleton.{uuid.uuid4().hex[:8]}"
     audit_topic = f"{topic}.audit"
     kafka_pid = kafka.pid
     await ensure_topics(kafka.admin, [TopicSpec(topic, partitions=3), TopicSpec(audit_topic)])
     sink_file, log = out / "skeleton.lines", out / "skeleton.log"
     argv = [sys.executable, "-m", "bench._skeleton", topic, audit_topic]
+    if receipts is not None:
+        receipt_topic = f"{topic}.receipts"
+        await ensure_topics(kafka.admin, [TopicSpec(receipt_topic, partitions=3)])
+        argv += _skeleton_io.ReceiptSize(receipt_topic, *receipts).argv()
     receiver = subprocess.Popen(
         [*argv, str(sink_file), *sizes.argv()],
         stdout=subprocess.DEVNULL,
@@ -353,6 +362,30 @@ def _costs(
     return costs, (len(leaf), len(receive_leaf))
 
 
+def _receipt_size(receiver: PepContext) -> tuple[int, float]:
+    """A sealed batch receipt's size, as enisa's node seals it to soc-fr: (base bytes,
+    bytes per message it covers), from receipts of 1 and of a full consumer batch."""
+    from broker.pep.receipts import batch_receipt
+
+    sealer = receiver.envelope.sealer("enisa")
+    now = datetime.now(UTC)
+
+    def size(count: int) -> int:
+        receipt = batch_receipt("enisa", [(str(uuid.uuid4()), now) for _ in range(count)])
+        sealed = sealer.seal(
+            "Receipt",
+            receipt,
+            recipients=["soc-fr"],
+            topic="jcu.civilian.receipts",
+            labels=Labels.of("RED", categories=["malicious-code"]),
+        )
+        return len(sealed.data)
+
+    one, full = size(1), size(_skeleton_io.MAX_RECORDS)
+    per_message = (full - one) / (_skeleton_io.MAX_RECORDS - 1)
+    return one - round(per_message), per_message
+
+
 async def main(n: int, receipts: bool) -> None:
     logs.configure("console", "WARNING")
     with tempfile.TemporaryDirectory(prefix="jcu-bench-") as tmp:
@@ -371,12 +404,19 @@ async def main(n: int, receipts: bool) -> None:
                 size, publish_leaf, receive_leaf, sink.stat().st_size // _lines(sink)
             )
             raw, raw_cpu = await _raw(kafka.admin, n, size, kafka.pid)
-            skeleton, skeleton_cpu = await _skeleton(kafka, n, sizes, out)
+            receipt_size = _receipt_size(receiver) if receipts else None
+            skeleton, skeleton_cpu = await _skeleton(kafka, n, sizes, out, receipt_size)
     full_rate, raw_rate, skeleton_rate = n / full, n / raw, n / skeleton
     print(
         f"on the wire: envelope {size} B (the raw leg's record size), audit leaves "
         f"{publish_leaf} B and {receive_leaf} B, sink line {sizes.sink_line} B"
     )
+    if receipt_size is not None:
+        base, per_message = receipt_size
+        print(
+            f"receipts on: one per consumer batch, {base} B + {per_message:.0f} B per message "
+            "it covers"
+        )
     print(f"raw aiokafka produce+consume : {raw_rate:10,.0f} msg/s  ({raw:6.2f} s)")
     print(
         f"skeleton: the full path's I/O: {skeleton_rate:10,.0f} msg/s  ({skeleton:6.2f} s; "
