@@ -18,9 +18,10 @@ from broker.clock import utc_now
 from broker.kafka.connection import KafkaConnection
 from broker.kafka.topics import community_topic
 from broker.lifecycle import Service
+from broker.logs import get_logger
 from broker.pep.context import PepContext
 from broker.pep.control import CrisisBoard
-from broker.pep.receipts import ReceiptView, read_receipts
+from broker.pep.receipts import ReceiptView, receipts_of
 from broker.pep.subscriber import DATA_STREAMS
 from broker.trust.feed import RegistryFeed
 from broker.vocabulary import COMMUNITIES
@@ -28,6 +29,8 @@ from connectors.console.feeds import AuditFeed, EnvelopeIndex
 from connectors.console.health import Health, Sample, StatsSource
 from connectors.console.metrics import ConsoleMetrics
 from connectors.sitrep import Sitrep, gather
+
+_log = get_logger(__name__)
 
 
 class ConsoleData(Service):
@@ -81,6 +84,7 @@ class ConsoleData(Service):
         self._refreshed = 0.0
         self._lock = asyncio.Lock()
         self._receipts: tuple[float, dict[str, list[ReceiptView]]] | None = None
+        self._refused_told: set[str] = set()  # receipts refused and logged, by position
         self._sitreps: dict[int, tuple[float, Sitrep]] = {}
 
     async def start(self) -> None:
@@ -127,8 +131,19 @@ class ConsoleData(Service):
         if cached is not None and time.monotonic() - cached[0] < self.refresh_every * 2:
             return cached[1]
         by_id: dict[str, list[ReceiptView]] = defaultdict(list)
-        for view in await read_receipts(self.ctx, self.node):
+        got = await receipts_of(self.ctx, self.node)
+        for view in got.views:
             by_id[view.message_id].append(view)
+        for refused in got.refused:  # said once, never counted
+            if refused.where not in self._refused_told:
+                self._refused_told.add(refused.where)
+                _log.warning(
+                    "receipt refused",
+                    where=refused.where,
+                    signer=refused.signer,
+                    reason=refused.reason,
+                    detail=refused.detail,
+                )
         self._receipts = (time.monotonic(), dict(by_id))
         return self._receipts[1]
 
