@@ -111,6 +111,13 @@ async def test_a_receipt_naming_a_message_never_sent_to_its_signer_is_refused(
     [refused] = [x for x in got.refused if x.where == where]
     assert (refused.signer, refused.reason) == ("cert-eu", "receipt-not-sent")
     assert "never sent to cert-eu" in refused.detail
+    # `jcu receipts MSG` says it on stderr, and its answer (same shape) counts it nowhere.
+    shown = await jcu(world, "receipts", message_id, "--as", "soc-fr", "--json")
+    assert shown.returncode == 0, shown.stderr
+    assert f"warning: receipt {where} signed by cert-eu refused (receipt-not-sent)" in shown.stderr
+    rows = {r["org"]: r for r in json.loads(shown.stdout)["recipients"]}
+    assert (rows["enisa"]["state"], rows["cert-eu"]["state"]) == ("pending", "denied")
+    assert rows["cert-eu"]["received"] is None
 
 
 async def test_retraction_reaches_every_recipient(world: World, tmp_path: Path) -> None:
