@@ -39,7 +39,7 @@ def test_json_record_round_trips_through_avro() -> None:
 def test_bad_json_records_are_malformed() -> None:
     store = load_store()
     with pytest.raises(MalformedRecord, match="ISO 8601"):
-        from_json(store, "Receipt", {"received": "yesterday"})
+        from_json(store, "IncidentReport", {"reported": "yesterday"})
     with pytest.raises(MalformedRecord, match="unknown fields"):
         from_json(store, "Receipt", {"colour": "red"})
     with pytest.raises(MalformedRecord):

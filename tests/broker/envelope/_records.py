@@ -89,4 +89,6 @@ def maximal(schema: Any, named: dict[str, Any] | None = None, size: int = 2000) 
         return schema["symbols"][-1]
     if kind == "array":
         return [maximal(schema["items"], named, size // 10) for _ in range(50)]
+    if kind == "fixed":
+        return b"\xff" * schema["size"]
     return maximal(kind, named, size)
