@@ -11,9 +11,10 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from broker.errors import ConfigError
+from broker.vocabulary import TLP_LEVELS, tlp_avro_symbol, tlp_level
 
-#: TLP 2.0 levels, least to most restrictive.
-LEVELS: tuple[str, ...] = ("CLEAR", "GREEN", "AMBER", "AMBER+STRICT", "RED")
+#: TLP 2.0 levels, least to most restrictive (the broker's vocabulary).
+LEVELS: tuple[str, ...] = TLP_LEVELS
 _RANK = {level: rank for rank, level in enumerate(LEVELS)}
 
 #: The STIX extension definition that carries TLP 2.0 marking definitions.
@@ -37,8 +38,6 @@ STIX_TLP2_IDS: Mapping[str, str] = {
 }
 _TLP2_ID_OF = {level: mid for mid, level in STIX_TLP2_IDS.items()}
 
-_ALIASES = {"WHITE": "CLEAR", "AMBER_STRICT": "AMBER+STRICT"}
-
 
 def normalise(value: str) -> str:
     """'tlp:amber+strict', 'TLP:WHITE', 'amber_strict' -> the TLP 2.0 level name.
@@ -47,13 +46,10 @@ def normalise(value: str) -> str:
     """
     if not isinstance(value, str):
         raise ConfigError(f"not a TLP level: {value!r}; use one of {', '.join(LEVELS)}")
-    text = value.strip().upper()
-    if text.startswith("TLP:"):
-        text = text[4:]
-    text = _ALIASES.get(text, text)
-    if text not in _RANK:
+    level = tlp_level(value)
+    if level is None:
         raise ConfigError(f"not a TLP level: {value!r}; use one of {', '.join(LEVELS)}")
-    return text
+    return level
 
 
 def strictest(levels: Iterable[str | None]) -> str | None:
@@ -69,7 +65,7 @@ def rank(level: str) -> int:
 
 def avro_symbol(level: str) -> str:
     """The Labels.tlp enum symbol: AMBER+STRICT is spelled AMBER_STRICT in Avro."""
-    return normalise(level).replace("+", "_")
+    return tlp_avro_symbol(normalise(level))
 
 
 def from_misp_tag(tag: str) -> str | None:

@@ -14,12 +14,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from broker.errors import ConfigError
-from broker.vocabulary import CATEGORIES
+from broker.vocabulary import CATEGORIES, tlp_avro_symbol
+from broker.vocabulary import HANDLING_CODES as HANDLING_CODES
+from broker.vocabulary import TLP_LEVELS as TLP_LEVELS
 
-TLP_LEVELS: tuple[str, ...] = ("CLEAR", "GREEN", "AMBER", "AMBER+STRICT", "RED")
-HANDLING_CODES: tuple[str, ...] = ("H0", "H1", "H2", "H3")
 # Avro enum symbols cannot hold '+'.
-_TLP_TO_AVRO = {t: t.replace("+", "_") for t in TLP_LEVELS}
+_TLP_TO_AVRO = {t: tlp_avro_symbol(t) for t in TLP_LEVELS}
 _TLP_FROM_AVRO = {v: k for k, v in _TLP_TO_AVRO.items()}
 
 

@@ -5,8 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-TLPS: tuple[str, ...] = ("CLEAR", "GREEN", "AMBER", "AMBER+STRICT", "RED")
-HANDLING_CODES: tuple[str, ...] = ("H0", "H1", "H2", "H3")
+from broker.vocabulary import HANDLING_CODES as HANDLING_CODES
+from broker.vocabulary import TLP_LEVELS
+
+#: The policy's name for the vocabulary's TLP levels.
+TLPS: tuple[str, ...] = TLP_LEVELS
 
 Verdict = Literal["allow", "redact", "deny"]
 Action = Literal["publish", "receive"]

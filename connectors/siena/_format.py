@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from broker.errors import AttachmentDigestMismatch, ConfigError, InputFormatError
+from broker.vocabulary import HANDLING_CODES as HANDLING_CODES
 from connectors import _json
 from connectors import tlp as tlp_levels
 from connectors._atomic import safe_name, write_atomic
@@ -26,7 +27,6 @@ from connectors._input import DEFAULT_MAX_BYTES, as_text, load_json, read_limite
 from connectors._values import as_time, as_uuid, json_ready, millis
 
 FORMAT_ID = "jcu-case-message/1"
-HANDLING_CODES = ("H0", "H1", "H2", "H3")
 SOURCE_RELIABILITY = ("A", "B", "C", "X")
 INFORMATION_ACCURACY = (1, 2, 3, 4)
 #: TLP of a case message whose file names none.

@@ -17,6 +17,7 @@ from typing import Any
 from broker.pep.control import CrisisDeclaration
 from broker.pep.inbox import Coverage, Inbox
 from broker.pep.sink import Delivery
+from broker.vocabulary import TLP_LEVELS
 from connectors._misp_event import all_attributes, event_of
 from connectors._observables import summarise
 from connectors._stix_object import object_of
@@ -321,7 +322,6 @@ def _assistance(deliveries: Iterable[Delivery], until: datetime) -> tuple[Assist
     return tuple(out)
 
 
-TLP_ORDER = ("CLEAR", "GREEN", "AMBER", "AMBER+STRICT", "RED")
 COMMUNITY_ORDER = ("civilian", "law_enforcement", "diplomatic", "defence")
 
 
@@ -364,7 +364,7 @@ def build(
         total=Count("messages", len(live), len(before)),
         by_community=_breakdown(now_c["community"], before_c["community"], COMMUNITY_ORDER),
         by_category=_breakdown(now_c["category"], before_c["category"]),
-        by_tlp=_breakdown(now_c["tlp"], before_c["tlp"], TLP_ORDER),
+        by_tlp=_breakdown(now_c["tlp"], before_c["tlp"], TLP_LEVELS),
         by_member_state=_breakdown(now_c["member_state"], before_c["member_state"]),
         by_type=_breakdown(now_c["type"], before_c["type"]),
         top_indicators=tuple(
