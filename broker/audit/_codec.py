@@ -40,6 +40,7 @@ from broker.audit.record import (
     LoggedLeaf,
     PolicyDecision,
 )
+from broker.avro_binary import encode_long as _varint
 from broker.clock import to_millis
 from broker.errors import AuditError, MalformedRecord, UnknownSchema
 from broker.merkle import leaf_hash
@@ -140,7 +141,6 @@ _CANONICAL_UUID: Final = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-
 _is_canonical_uuid: Final = _CANONICAL_UUID.fullmatch
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _LONG_MIN, _LONG_MAX = -(1 << 63), (1 << 63) - 1
-_BYTE: Final = tuple(bytes((i,)) for i in range(128))
 _NULL: Final = b"\x00"  # union branch 0 (null); also an empty array, false, long 0
 _SOME: Final = b"\x02"  # union branch 1
 _UUID_LENGTH: Final = b"\x48"  # 36, zig-zag
@@ -150,21 +150,6 @@ _LABEL_KEYS: Final = frozenset(_LABEL_FIELDS)
 _UNSET: Final = object()  # "nothing cached yet": no record field is this object
 #: Bounds of the caches; when one is full it starts over (cheap, and rare).
 _MAX_NAMES, _MAX_TAILS = 1024, 4096
-
-
-def _varint(n: int) -> bytes:
-    """Avro long: zig-zag, then 7 bits a byte, least significant first."""
-    z = (n << 1) ^ (n >> 63)
-    if z < 0x80:
-        return _BYTE[z]
-    if z < 0x4000:  # leaf indices up to 8191
-        return bytes((z & 0x7F | 0x80, z >> 7))
-    out = bytearray()
-    while z >= 0x80:
-        out.append((z & 0x7F) | 0x80)
-        z >>= 7
-    out.append(z)
-    return bytes(out)
 
 
 _LENGTHS: Final = tuple(_varint(n) for n in range(256))

@@ -21,7 +21,7 @@ import io
 
 import fastavro
 
-from broker.envelope import _wire
+from broker.avro_binary import decode_long, encode_long
 from broker.envelope.labels import Labels
 from broker.errors import ConfigError, MalformedRecord
 from broker.schemas import SINGLE_OBJECT_MAGIC, SchemaStore
@@ -35,14 +35,11 @@ _LONGEST_LENGTH = 5  # varint bytes of a length below 2**34
 def _length(data: bytes, pos: int) -> tuple[int, int] | None:
     """The Avro long at `pos` and where it ends, as fastavro reads it; None if it is
     negative (fastavro would read to the end) or longer than this parser takes."""
-    n = shift = 0
-    for i in range(pos, min(pos + _LONGEST_LENGTH, len(data))):
-        b = data[i]
-        n |= (b & 0x7F) << shift
-        if b < 0x80:
-            return None if n & 1 else (n >> 1, i + 1)
-        shift += 7
-    return None
+    try:
+        n, end = decode_long(data, pos, max_bytes=_LONGEST_LENGTH)
+    except ValueError:
+        return None
+    return None if n < 0 else (n, end)
 
 
 class ContentCodec:
@@ -68,7 +65,7 @@ class ContentCodec:
         tail = self._encoded.get(labels)
         if tail is None:
             tail = self._encode_labels(labels)
-        return b"".join((self._head, _wire.avro_long(len(payload)), payload, tail))
+        return b"".join((self._head, encode_long(len(payload)), payload, tail))
 
     def _encode_labels(self, labels: Labels) -> bytes:
         empty = self._store.encode("SealedContent", {"payload": b"", "labels": labels.to_avro()})

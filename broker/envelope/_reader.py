@@ -30,14 +30,15 @@ from typing import Any
 
 import fastavro
 
-from broker.envelope import _batch_sig, _wire
+from broker.avro_binary import decode_canonical_length, encode_long
+from broker.envelope import _batch_sig
 from broker.envelope.header import DecodedEnvelope, EnvelopeHeader, decode_envelope
 from broker.schemas import SINGLE_OBJECT_MAGIC, SchemaStore
 
 #: A message id the fast path takes: str(uuid.UUID(x)) == x, so fastavro's uuid
 #: logical type and the header agree without asking; other forms are decoded in full.
 _CANONICAL_UUID = re.compile(rb"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-_UUID_LEN = _wire.avro_long(36)  # length prefix of a canonical UUID string
+_UUID_LEN = encode_long(36)  # length prefix of a canonical UUID string
 _ID_LEN = len(_UUID_LEN) + 36
 #: Longest length varint parsed here (lengths below 2**34); anything longer declines.
 _MAX_VARINT = 5
@@ -117,28 +118,9 @@ def _copier(value: Any) -> Callable[[Any], Any] | None:
 
 
 def _length(data: bytes, pos: int) -> tuple[int, int]:
-    """The non-negative Avro long in canonical form at `pos`, and where it ends."""
-    b = data[pos]  # IndexError past the end: the caller declines
-    if b < 0x80:
-        if b & 1:  # odd: a negative length
-            raise _Decline
-        return b >> 1, pos + 1
-    c = data[pos + 1]
-    if c < 0x80:  # two bytes (64 to 8191): a signature, most ciphertexts
-        if c == 0 or b & 1:  # a trailing zero byte is not canonical
-            raise _Decline
-        return ((b & 0x7F) | c << 7) >> 1, pos + 2
-    n = (b & 0x7F) | (c & 0x7F) << 7
-    shift = 14
-    for i in range(pos + 2, min(pos + _MAX_VARINT, len(data))):
-        b = data[i]
-        n |= (b & 0x7F) << shift
-        if b < 0x80:
-            if b == 0 or n & 1:
-                raise _Decline
-            return n >> 1, i + 1
-        shift += 7
-    raise _Decline
+    """The non-negative Avro long in canonical form at `pos`, and where it ends (ValueError
+    or IndexError for anything else: the caller declines)."""
+    return decode_canonical_length(data, pos, max_bytes=_MAX_VARINT)
 
 
 def _middle_schema(store: SchemaStore) -> Any:
@@ -182,7 +164,7 @@ class EnvelopeReader:
         if self._templates and type(data) is bytes:
             try:
                 fast = self._fast(data)
-            except (_Decline, IndexError):
+            except (_Decline, IndexError, ValueError):
                 fast = None
             if fast is not None:
                 return fast
@@ -276,7 +258,7 @@ class EnvelopeReader:
             or rec["version"] < 0
         ):
             return
-        version = _wire.avro_long(rec["version"])
+        version = encode_long(rec["version"])
         head_len = 10 + len(version)
         # Canonical encodings found in place end where the fields do (the last byte
         # of a varint is the first without the continuation bit); str(UUID) has 36 chars.
@@ -288,7 +270,7 @@ class EnvelopeReader:
             return
         id_end = head_len + _ID_LEN
         middle_end = len(data) - sum(
-            len(_wire.avro_long(len(rec[name]))) + len(rec[name])
+            len(encode_long(len(rec[name]))) + len(rec[name])
             for name in ("nonce", "ciphertext", "signature")
         )
         if middle_end <= id_end:

@@ -25,6 +25,7 @@ with the version, so bytes signed as one version never verify as the other.
 
 from __future__ import annotations
 
+from broker.avro_binary import encode_bytes, encode_long
 from broker.errors import MalformedRecord
 
 #: The format version the sealer writes: labels inside the ciphertext (`_content`).
@@ -38,21 +39,6 @@ AAD_DOMAIN = b"jcu-broker/envelope/v1/aad\x00"
 _EMPTY_BYTES = b"\x00"  # Avro encoding of b""
 
 
-def avro_long(value: int) -> bytes:
-    """Avro binary encoding of a non-negative `long`: zig-zag varint."""
-    n = value << 1  # zig-zag of a non-negative long
-    out = bytearray()
-    while n > 0x7F:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
-
-
-def avro_bytes(value: bytes) -> bytes:
-    """Avro binary encoding of a `bytes` value: zig-zag varint length, then the bytes."""
-    return avro_long(len(value)) + value
-
 
 def split_template(encoded: bytes) -> tuple[bytes, bytes]:
     """Split the encoding of an envelope whose message id, nonce, ciphertext and signature
@@ -62,7 +48,7 @@ def split_template(encoded: bytes) -> tuple[bytes, bytes]:
 
     Many envelopes of one batch share everything else: encode once, splice per message.
     """
-    head_len = 10 + len(avro_long(ENVELOPE_VERSION))  # C3 01, fingerprint, version
+    head_len = 10 + len(encode_long(ENVELOPE_VERSION))  # C3 01, fingerprint, version
     if encoded[head_len : head_len + 1] != _EMPTY_BYTES or not encoded.endswith(_EMPTY_BYTES * 3):
         raise AssertionError("envelope template does not have the expected layout")
     return encoded[:head_len], encoded[head_len + 1 : -3]
@@ -77,7 +63,7 @@ def prefix_of_unsealed(encoded: bytes) -> bytes:
 
 def prefix_of(data: bytes, ciphertext: bytes, signature: bytes) -> bytes:
     """The prefix of received envelope bytes whose decoded tail is (ciphertext, signature)."""
-    tail = avro_bytes(ciphertext) + avro_bytes(signature)
+    tail = encode_bytes(ciphertext) + encode_bytes(signature)
     if not data.endswith(tail):
         raise MalformedRecord("envelope does not end with its ciphertext and signature")
     return data[: len(data) - len(tail)]
@@ -88,8 +74,8 @@ def aad(prefix: bytes) -> bytes:
 
 
 def signed_message(prefix: bytes, ciphertext: bytes) -> bytes:
-    return SIGNATURE_DOMAIN + prefix + avro_bytes(ciphertext) + _EMPTY_BYTES
+    return SIGNATURE_DOMAIN + prefix + encode_bytes(ciphertext) + _EMPTY_BYTES
 
 
 def assemble(prefix: bytes, ciphertext: bytes, signature: bytes) -> bytes:
-    return prefix + avro_bytes(ciphertext) + avro_bytes(signature)
+    return prefix + encode_bytes(ciphertext) + encode_bytes(signature)

@@ -40,6 +40,7 @@ from cryptography.exceptions import InvalidSignature, InvalidTag
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from broker.avro_binary import encode_bytes
 from broker.clock import Clock, to_millis, utc_now
 from broker.envelope import _batch_sig, _hpke, _wire
 from broker.envelope._content import ContentCodec
@@ -259,7 +260,7 @@ class Opener:
         signature: bytes,
     ) -> bool:
         if rec["signature_algorithm"] == _batch_sig.ALGORITHM:
-            leaf = _batch_sig.leaf(prefix, _wire.avro_bytes(ciphertext))
+            leaf = _batch_sig.leaf(prefix, encode_bytes(ciphertext))
             tag = f"{header.sender}\x00{header.sender_key_id}".encode()
             return self._batches.verify(key, tag, leaf, signature)
         try:

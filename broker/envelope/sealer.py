@@ -21,6 +21,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from broker.avro_binary import encode_bytes
 from broker.clock import Clock, to_millis, utc_now
 from broker.envelope import _batch_sig, _hpke, _wire
 from broker.envelope._content import ContentCodec
@@ -139,7 +140,7 @@ class Sealer:
             else:
                 signatures = _batch_sig.sign_batch(
                     signing_key,
-                    [_batch_sig.leaf(p, _wire.avro_bytes(c)) for p, c, _ in built],
+                    [_batch_sig.leaf(p, encode_bytes(c)) for p, c, _ in built],
                 )
             out.extend(
                 SealedMessage(data=_wire.assemble(p, c, sig), header=header)
@@ -200,9 +201,9 @@ class Sealer:
         nonce = ck.next_nonce()
         prefix = (
             template.head
-            + _wire.avro_bytes(message_id.encode())
+            + encode_bytes(message_id.encode())
             + template.middle
-            + _wire.avro_bytes(nonce)
+            + encode_bytes(nonce)
         )
         content = self._content.wrap(request.labels, payload)
         ciphertext = ck.aead.encrypt(nonce, content, _wire.aad(prefix))

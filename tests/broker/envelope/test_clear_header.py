@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from broker.envelope import Labels, _wire, read_header
+from broker.avro_binary import encode_bytes, encode_long
+from broker.envelope import Labels, read_header
 from broker.errors import NotARecipient
 from tests.broker._forge import forge
 from tests.broker._pki import T0, Pki
@@ -75,12 +76,12 @@ def report() -> dict[str, Any]:
 def _needles(pki: Pki, labels: Labels) -> dict[str, bytes]:
     """Distinctive label values as they would appear in Avro bytes."""
     avro = pki.store.encode("Labels", labels.to_avro())[10:]
-    states = b"".join(_wire.avro_bytes(m.encode()) for m in labels.member_states)
+    states = b"".join(encode_bytes(m.encode()) for m in labels.member_states)
     needles = {
         "incident": labels.incident.encode() if labels.incident else b"",
         "exercise id": labels.exercise.encode() if labels.exercise else b"",
         # an Avro array of strings: count, then each (length, bytes), then 0
-        "member states": _wire.avro_long(len(labels.member_states)) + states + b"\x00",
+        "member states": encode_long(len(labels.member_states)) + states + b"\x00",
         "all labels": avro,
     }
     for c in [*labels.categories, *labels.redacted_fields]:

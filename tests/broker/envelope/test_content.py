@@ -15,7 +15,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from broker.envelope import Labels, _wire
+from broker.avro_binary import encode_long
+from broker.envelope import Labels
 from broker.envelope._content import ContentCodec
 from broker.errors import MalformedRecord, UnknownSchema
 from broker.schemas import SchemaStore
@@ -118,7 +119,7 @@ def test_what_is_not_a_sealed_content_is_refused_as_the_full_decode_refuses_it(
     cases: list[tuple[bytes, type[Exception]]] = [
         (good + b"\x00", MalformedRecord),  # trailing bytes after the labels
         (good[:-1], MalformedRecord),  # labels cut short
-        (head + _wire.avro_long(10_000) + b"payload" + tail, MalformedRecord),  # past the end
+        (head + encode_long(10_000) + b"payload" + tail, MalformedRecord),  # past the end
         # a negative length: fastavro reads the rest as the payload and finds no labels
         (head + b"\x01" + tail, MalformedRecord),
         (

@@ -14,7 +14,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from broker.envelope import EnvelopeReader, Labels, SealRequest, _wire
+from broker.avro_binary import encode_bytes, encode_long
+from broker.envelope import EnvelopeReader, Labels, SealRequest
 from broker.envelope.header import DecodedEnvelope, decode_envelope
 from broker.schemas import SchemaStore
 from tests.broker._pki import T0, Pki
@@ -212,7 +213,7 @@ def test_a_middle_cut_wrong_by_overlong_varints_is_never_used(pki: Pki, batch: l
     data = batch[0]
     nonce_at = _tail_varints(pki, data)[1][0]
     signature = pki.store.decode(data, expected="Envelope")[1]["signature"]
-    length = _wire.avro_long(len(signature))
+    length = encode_long(len(signature))
     overlong = length[:-1] + bytes([length[-1] | 0x80, 0x00])
     learnt = data[: -len(length + signature)] + overlong + signature
     # fastavro: nonce 00 00 1a + 9 bytes, ciphertext b"c", signature b"s"; after the
@@ -233,15 +234,15 @@ def test_a_middle_cut_wrong_by_overlong_varints_is_never_used(pki: Pki, batch: l
 def _tail_varints(pki: Pki, data: bytes) -> list[tuple[int, int]]:
     """Spans of the length varints of message id, nonce, ciphertext and signature."""
     rec = pki.store.decode(data, expected="Envelope")[1]
-    sig, ct, nonce = (_wire.avro_bytes(rec[k]) for k in ("signature", "ciphertext", "nonce"))
+    sig, ct, nonce = (encode_bytes(rec[k]) for k in ("signature", "ciphertext", "nonce"))
     sig_at = len(data) - len(sig)
     ct_at = sig_at - len(ct)
     nonce_at = ct_at - len(nonce)
     return [
         (11, 12),
-        (nonce_at, nonce_at + len(_wire.avro_long(len(rec["nonce"])))),
-        (ct_at, ct_at + len(_wire.avro_long(len(rec["ciphertext"])))),
-        (sig_at, sig_at + len(_wire.avro_long(len(rec["signature"])))),
+        (nonce_at, nonce_at + len(encode_long(len(rec["nonce"])))),
+        (ct_at, ct_at + len(encode_long(len(rec["ciphertext"])))),
+        (sig_at, sig_at + len(encode_long(len(rec["signature"])))),
     ]
 
 
@@ -292,7 +293,7 @@ def _mutate(pki: Pki, data: bytes, kind: str, arg: Any) -> bytes:
         value >>= 1
         if how == "delta":
             length = value + delta
-            new = _wire.avro_long(length) if length >= 0 else bytes([(-length << 1) - 1])
+            new = encode_long(length) if length >= 0 else bytes([(-length << 1) - 1])
         elif how == "overlong":
             new = raw[:-1] + bytes([raw[-1] | 0x80, 0x00])
         else:
