@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import MutableMapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 _SECRET_MARKERS = ("passphrase", "password", "secret", "private", "token", "content_key")
@@ -59,6 +59,8 @@ class _Configured:
     mode: Literal["console", "json"] = "console"
     level: int | None = None  # None: never configured (structlog's defaults, no filter)
     applied: bool = True
+    #: What events logged with `once=True` said since `configure` (see `say_once`).
+    said: set[tuple[tuple[str, str], ...]] = field(default_factory=set)
 
 
 _CONFIGURED = _Configured()
@@ -81,6 +83,7 @@ def configure(mode: Literal["console", "json"] = "console", level: str = "INFO")
     if not isinstance(numeric, int):
         numeric = logging.INFO
     _CONFIGURED.mode, _CONFIGURED.level, _CONFIGURED.applied = mode, numeric, False
+    _CONFIGURED.said = set()
     if "structlog" in sys.modules:
         _apply_structlog()
     # Third-party libraries (aiokafka) log through stdlib. Their retried, transient
@@ -94,6 +97,23 @@ def configure(mode: Literal["console", "json"] = "console", level: str = "INFO")
     coordinator = logging.getLogger("aiokafka.consumer.group_coordinator")
     if not any(isinstance(f, _TransientCoordinatorErrors) for f in coordinator.filters):
         coordinator.addFilter(_TransientCoordinatorErrors(numeric))
+
+
+def say_once(
+    _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """An event logged with `once=True` is rendered the first time this process (since
+    `configure`: once per command) logs it with these very fields, then dropped: a state
+    record every follower of its topic refuses is reported once, not once per follower."""
+    if not event_dict.pop("once", False):
+        return event_dict
+    said = tuple(sorted((k, repr(v)) for k, v in event_dict.items() if k != "timestamp"))
+    if said in _CONFIGURED.said:
+        import structlog
+
+        raise structlog.DropEvent
+    _CONFIGURED.said.add(said)
+    return event_dict
 
 
 def _apply_structlog() -> None:
@@ -110,6 +130,7 @@ def _apply_structlog() -> None:
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
+            say_once,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             redact_secrets,

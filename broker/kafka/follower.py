@@ -28,6 +28,12 @@ from broker.logs import get_logger
 _log = get_logger(__name__)
 #: Seconds between attempts while following fails (doubling up to the max).
 RETRY_MIN, RETRY_MAX = 0.5, 30.0
+#: What an operator does about a refused state record (it is ignored, never applied).
+_REFUSED_HINT = (
+    "ignored, nothing applied; if it should have applied, run `jcu registry sync` (this "
+    "node may trust an older registry), otherwise ask the platform admin who wrote it to "
+    "{topic}"
+)
 
 T = TypeVar("T")
 
@@ -67,7 +73,15 @@ class TopicFollower(Service, Generic[T]):
         except JcuError as exc:
             reason = getattr(exc, "reason", "malformed")
             self.rejected.append((key, reason))
-            _log.warning("state record refused", topic=self._topic, reason=reason, error=str(exc))
+            _log.warning(
+                "state record refused",
+                topic=self._topic,
+                key=None if key is None else key.decode(errors="replace"),
+                reason=reason,
+                error=str(exc),
+                hint=_REFUSED_HINT.format(topic=self._topic),
+                once=True,
+            )
             return
         self._apply(state)
 

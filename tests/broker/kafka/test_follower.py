@@ -71,3 +71,29 @@ def test_the_crisis_board_fails_closed_while_its_feed_is_unhealthy() -> None:
     assert board.active_incidents() == {"INC-1"}
     board._feed._failing = True
     assert board.active_incidents() == frozenset() and not board.healthy
+
+
+def test_a_record_every_follower_refuses_is_reported_once_with_a_hint(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Two followers of one topic in one command (a publisher's board and a preflight's)
+    refuse the same forged record: one warning, saying what to do; both count it."""
+    from broker import logs
+    from broker.errors import JcuError
+
+    def forged(key: bytes | None, value: bytes) -> None:
+        raise JcuError("signed by a key the registry does not hold")
+
+    logs.configure("console", "WARNING")
+    followers = [TopicFollower("unused", "jcu.control", forged, print) for _ in range(2)]
+    for f in followers:
+        f.receive(b"INC-1", b"forged")
+    err = capsys.readouterr().err
+    assert err.count("state record refused") == 1, err
+    assert "jcu registry sync" in err
+    assert all(f.rejected == [(b"INC-1", "malformed")] for f in followers)
+    followers[0].receive(b"INC-2", b"forged")  # another record is another warning
+    assert capsys.readouterr().err.count("state record refused") == 1
+    logs.configure("console", "WARNING")  # the next command reports it again
+    followers[0].receive(b"INC-1", b"forged")
+    assert capsys.readouterr().err.count("state record refused") == 1
