@@ -157,7 +157,8 @@ def cli(log_format: str, log_level: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> Any:
-    """Console-script entry: deliberate errors become one line on stderr and exit 1."""
+    """Console-script entry: deliberate errors become one line on stderr and exit 1; usage
+    errors (a missing or bad option) one line and exit 2."""
     try:
         rv = cli.main(args=argv, prog_name="jcu", standalone_mode=False)
         # click returns the code of a `click.exceptions.Exit` raised in a verb.
@@ -165,6 +166,12 @@ def main(argv: list[str] | None = None) -> Any:
             sys.exit(rv)
         return rv
     except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.UsageError as exc:
+        # One line, naming the option and where to read how to use it; exit 2 (usage).
+        message = " ".join(exc.format_message().split())
+        where = exc.ctx.command_path if exc.ctx is not None else "jcu"
+        click.echo(f"jcu: usage error: {message} (see `{where} --help`)", err=True)
         sys.exit(exc.exit_code)
     except click.exceptions.Abort:
         click.echo("jcu: aborted", err=True)

@@ -8,11 +8,16 @@ from typing import Any, TypeVar
 
 import click
 
-from broker.envelope import HANDLING_CODES, TLP_LEVELS, Labels
+from broker.cli._options import (
+    category_option,
+    handling_option,
+    member_states_option,
+    tlp_option,
+)
+from broker.envelope import Labels
 from broker.errors import ConfigError
 from broker.record_json import from_json
 from broker.schemas import SchemaStore
-from broker.vocabulary import CATEGORIES
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -25,26 +30,9 @@ def split_csv(values: tuple[str, ...] | list[str]) -> list[str]:
 def label_options(*, tlp_required: bool = True) -> Callable[[F], F]:
     def decorate(f: F) -> F:
         options = [
-            click.option(
-                "--tlp",
-                required=tlp_required,
-                default=None,
-                type=click.Choice(TLP_LEVELS, case_sensitive=False),
-                help="TLP 2.0 label.",
-            ),
-            click.option(
-                "--handling",
-                multiple=True,
-                type=click.Choice(HANDLING_CODES),
-                help="SIENA handling code (repeatable).",
-            ),
-            click.option(
-                "--category",
-                "categories",
-                multiple=True,
-                type=click.Choice(CATEGORIES),
-                help="Category of the ENISA taxonomy, attribution or capability (repeatable).",
-            ),
+            tlp_option(required=tlp_required),
+            handling_option(),
+            category_option(),
             click.option(
                 "--personal-data",
                 is_flag=True,
@@ -52,11 +40,7 @@ def label_options(*, tlp_required: bool = True) -> Callable[[F], F]:
             ),
             click.option("--exercise", default=None, help="Exercise id: exercise traffic only."),
             click.option("--incident", default=None, help="Incident reference."),
-            click.option(
-                "--member-states",
-                multiple=True,
-                help="Member States affected (ISO codes, comma-separated).",
-            ),
+            member_states_option(),
         ]
         for option in reversed(options):
             f = option(f)

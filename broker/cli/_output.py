@@ -13,13 +13,14 @@ if TYPE_CHECKING:  # rich is imported by whoever prints a table, not by every ve
     from rich.table import Table
 
 
-def console() -> Console:
-    """A console for tables; when not a terminal (CI logs, pipes), wide enough not to wrap."""
+def console(*, stderr: bool = False) -> Console:
+    """A console for tables; when not a terminal (CI logs, pipes), wide enough not to wrap.
+    On stderr when stdout is for `--json`."""
     from rich.console import Console
 
-    probe = Console()
+    probe = Console(stderr=stderr)
     width = None if probe.is_terminal else max(probe.width, 160)
-    return Console(highlight=False, soft_wrap=False, width=width)
+    return Console(highlight=False, soft_wrap=False, width=width, stderr=stderr)
 
 
 def emit_json(data: Any) -> None:

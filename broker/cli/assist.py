@@ -30,13 +30,12 @@ from broker.assist.matching import rank
 from broker.assist.steps import DEPLOYMENTS, OUTCOMES, PHASES, URGENCIES, Contact
 from broker.cli._labels import split_csv
 from broker.cli._node import as_option, node_context
+from broker.cli._options import category_option, member_states_option, tlp_option
 from broker.cli._output import console, emit_json, table
 from broker.cli._parse import choice_of, hours, kind_of, when, word
 from broker.clock import utc_now
-from broker.envelope import TLP_LEVELS
 from broker.errors import ConfigError
 from broker.pep.context import PepContext
-from broker.vocabulary import CATEGORIES
 
 T = TypeVar("T")
 
@@ -131,10 +130,8 @@ def _read_file(path: Path) -> dict[str, Any]:
     default=None,
     help="A request in YAML or JSON (member_states, needs, description, ...); flags win.",
 )
-@click.option(
-    "--member-states",
-    multiple=True,
-    help="Member States on whose behalf (ISO codes, comma-separated): those it acts for.",
+@member_states_option(
+    help="Member States on whose behalf, comma-separated (FR,DE): those it acts for."
 )
 @click.option(
     "--need",
@@ -145,12 +142,8 @@ def _read_file(path: Path) -> dict[str, Any]:
     "rapid-reaction-team, vulnerability-assessment, crisis-coordination, other; skills after "
     "':'. Repeatable.",
 )
-@click.option(
-    "--category",
-    "categories",
-    multiple=True,
-    type=click.Choice(CATEGORIES),
-    help="What the incident is (ENISA taxonomy; repeatable): who may receive and offer.",
+@category_option(
+    help="What the incident is (ENISA taxonomy; repeatable): who may receive and offer."
 )
 @click.option("--language", "languages", multiple=True, help="Working language (ISO 639-1).")
 @click.option("--people", type=click.IntRange(1, 1000), default=None, help="People per need.")
@@ -169,12 +162,7 @@ def _read_file(path: Path) -> dict[str, Any]:
     default=None,
     help="routine, priority (default) or immediate.",
 )
-@click.option(
-    "--tlp",
-    type=click.Choice(TLP_LEVELS, case_sensitive=False),
-    default=None,
-    help="TLP of the request and every later step (default AMBER).",
-)
+@tlp_option(help="TLP of the request and every later step (default AMBER).")
 @click.option("--deadline", default=None, help="Offers wanted before: ISO time or 6h, 1d.")
 @click.option(
     "--exercise",

@@ -9,6 +9,7 @@ import click
 
 from broker.cli._labels import split_csv
 from broker.cli._node import as_option, node_context
+from broker.cli._options import connection_options, json_option, member_states_option
 from broker.cli._output import console, emit_json, table
 from broker.clock import utc_now
 from broker.errors import ConfigError
@@ -23,12 +24,25 @@ from broker.pep.control import (
 
 
 def _declare_options(f: click.decorators.FC) -> click.decorators.FC:
+    f = connection_options(json_option()(f))
     f = click.option("--incident", required=True, help="Incident reference.")(f)
     f = as_option("Declaring participant (eu-cyclone or csirts-network)")(f)
     return f
 
 
-_member_states_help = "Member States affected (ISO codes of EU Member States, comma-separated)."
+_member_states_help = "Member States affected, comma-separated (FR,DE)."
+
+
+def _as_json(d: CrisisDeclaration) -> dict[str, object]:
+    """A declaration as `--json` prints it (`crisis list` adds its state and requests)."""
+    return {
+        "incident": d.incident,
+        "active": d.active,
+        "member_states": list(d.member_states),
+        "declared_by": d.declared_by,
+        "time": d.created.isoformat(),
+        "expires": d.expires.isoformat(),
+    }
 
 
 @click.group()
@@ -38,12 +52,7 @@ def crisis() -> None:
 
 @crisis.command()
 @_declare_options
-@click.option(
-    "--member-states",
-    required=True,
-    multiple=True,
-    help=_member_states_help + " Two or more.",
-)
+@member_states_option(required=True, help=_member_states_help + " Two or more.")
 @click.option(
     "--days",
     type=int,
@@ -56,7 +65,7 @@ def crisis() -> None:
     ),
 )
 def declare(
-    participant: str | None, incident: str, member_states: tuple[str, ...], days: int
+    participant: str | None, incident: str, as_json: bool, member_states: tuple[str, ...], days: int
 ) -> None:
     """Declare a crisis: AMBER messages about the incident reach every operational participant.
 
@@ -68,21 +77,27 @@ def declare(
         raise ConfigError(f"--days {days} is out of range") from None
     check_validity(valid_for)  # before the keystore is opened: a bad --days needs no key
     ctx, declarer = node_context(participant)
-    asyncio.run(enact(ctx, declarer, incident, split_csv(member_states), True, valid_for))
+    decl = asyncio.run(enact(ctx, declarer, incident, split_csv(member_states), True, valid_for))
+    if as_json:
+        emit_json(_as_json(decl))
+        return
     click.echo(f"crisis declared for {incident} by {declarer}, for {days} days")
 
 
 @crisis.command()
 @_declare_options
-@click.option(
-    "--member-states",
-    multiple=True,
-    help=_member_states_help + " Optional: an end ends the declaration in force.",
+@member_states_option(
+    help=_member_states_help + " Optional: by default those of the declaration in force."
 )
-def end(participant: str | None, incident: str, member_states: tuple[str, ...]) -> None:
+def end(
+    participant: str | None, incident: str, as_json: bool, member_states: tuple[str, ...]
+) -> None:
     """End the crisis for INCIDENT (an error if none is in force)."""
     ctx, declarer = node_context(participant)
-    asyncio.run(enact(ctx, declarer, incident, split_csv(member_states), False))
+    decl = asyncio.run(enact(ctx, declarer, incident, split_csv(member_states), False))
+    if as_json:
+        emit_json(_as_json(decl))
+        return
     click.echo(f"crisis ended for {incident} by {declarer}")
 
 
@@ -94,7 +109,8 @@ def end(participant: str | None, incident: str, member_states: tuple[str, ...]) 
     is_flag=True,
     help="List the open assistance requests as this node last read them.",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@json_option()
+@connection_options
 def list_(show_all: bool, no_sync: bool, as_json: bool) -> None:
     """Show the crises in force (verified declarations on jcu.control), each with the open
     assistance requests about its incident that this node knows."""
@@ -113,13 +129,8 @@ def list_(show_all: bool, no_sync: bool, as_json: bool) -> None:
         emit_json(
             [
                 {
-                    "incident": d.incident,
-                    "active": d.active,
+                    **_as_json(d),
                     "state": _state(d, now),
-                    "member_states": list(d.member_states),
-                    "declared_by": d.declared_by,
-                    "time": d.created.isoformat(),
-                    "expires": d.expires.isoformat(),
                     "open_requests": [s.to_json() for s in requests.get(d.incident, [])],
                 }
                 for d in decls

@@ -51,7 +51,8 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from broker import config
 from broker.cli._demo_assist import Episode, assistance_episode, report_assistance
-from broker.cli._output import console, table
+from broker.cli._options import json_option
+from broker.cli._output import console, emit_json, table
 from broker.cli._workflows import node_workflows
 from broker.envelope import Labels
 from broker.errors import ConfigError
@@ -600,7 +601,10 @@ async def _main(
     home: Path,
     keep: bool,
     serve: int | None = None,
-) -> bool:
+    as_json: bool = False,
+) -> dict[str, Any]:
+    """Run the scenario; what it showed, as `jcu demo --json` prints it (`ok`: the audit
+    log verified and every subscriber got what the policy decided)."""
     from broker.kafka.acl import Roles
     from broker.kafka.connection import read_client_file
     from broker.kafka.topics import contract_topics, ensure_topics
@@ -608,7 +612,7 @@ async def _main(
     from broker.trust.topic import publish_snapshot
 
     t0 = time.monotonic()
-    out = console()
+    out = console(stderr=as_json)
     settings = config.load()
     local = LocalKafka(
         home / "kafka",
@@ -691,7 +695,34 @@ async def _main(
     )
     if not consistent:
         out.print("[bold red]a subscriber's deliveries differ from the policy's decisions[/]")
-    return bool(report.ok) and consistent
+    return {
+        "ok": bool(report.ok) and consistent,
+        "seconds": round(time.monotonic() - t0, 1),
+        "out_dir": str(out_dir),
+        "deliveries": [
+            {
+                "subscriber": o,
+                "format": f,
+                "decided": scenario.expected(o),
+                "delivered": scenario.delivered.get(o, 0),
+            }
+            for o, f in [*SUBSCRIBERS, ("cert-eu", "siena mailbox + jsonl")]
+        ],
+        "receipts": [{"sender": s, "receipts": n, "from": f} for s, n, f in receipts],
+        "audit": [
+            {
+                "enforcement_point": r.enforcement_point,
+                "leaves": r.records,
+                "decisions": r.decisions,
+                "checkpoints": r.checkpoints,
+                "witnessed_by": [w.witness.partition("/")[0] for w in r.witnesses],
+                "failure": None if r.failure is None else f"{r.failure.kind}: {r.failure.message}",
+            }
+            for r in report.reports
+        ],
+        "situation_reports": [{"reader": r, "messages": n, "file": f} for r, n, f in sitreps],
+        "kafka": local.bootstrap if keep else None,
+    }
 
 
 def _report_federation(out: Console, federation: Federation) -> None:
@@ -741,8 +772,17 @@ def _report_federation(out: Console, federation: Federation) -> None:
     show_default=True,
     help="Port of the console with --serve.",
 )
+@json_option(
+    "Print a JSON summary on stdout (deliveries, receipts, audit, reports); progress and "
+    "tables go to stderr."
+)
 def demo(
-    out_dir: Path, fixtures: Path | None, keep_kafka: bool, serve: bool, console_port: int
+    out_dir: Path,
+    fixtures: Path | None,
+    keep_kafka: bool,
+    serve: bool,
+    console_port: int,
+    as_json: bool,
 ) -> None:
     """Run the whole sharing scenario end to end on a local Kafka, from nothing."""
     samples = soc_inputs(fixtures)
@@ -751,13 +791,22 @@ def demo(
     out_dir.mkdir(parents=True)
     home = config.load().home / "demo" / f"run-{uuid.uuid4().hex[:8]}"
     try:
-        ok = asyncio.run(
-            _main(out_dir.resolve(), samples, home, keep_kafka, console_port if serve else None)
+        summary = asyncio.run(
+            _main(
+                out_dir.resolve(),
+                samples,
+                home,
+                keep_kafka,
+                console_port if serve else None,
+                as_json,
+            )
         )
     finally:
         if not keep_kafka:
             shutil.rmtree(home, ignore_errors=True)
-    if not ok:
+    if as_json:
+        emit_json(summary)
+    if not summary["ok"]:
         raise click.ClickException(
             "the demo failed: the audit log did not verify or deliveries differ from decisions"
         )

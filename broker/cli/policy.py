@@ -7,11 +7,17 @@ from pathlib import Path
 import click
 
 from broker import config
+from broker.cli._options import (
+    category_option,
+    handling_option,
+    member_states_option,
+    payload_type_option,
+    tlp_option,
+)
 from broker.cli._output import console, emit_json, table
 from broker.errors import ConfigError
-from broker.policy import HANDLING_CODES, TLPS, Message, PolicyEngine, load_scenarios, run_scenarios
+from broker.policy import Message, PolicyEngine, load_scenarios, run_scenarios
 from broker.trust.registry import load_registry
-from broker.vocabulary import CATEGORIES
 
 _policies_option = click.option(
     "--policies",
@@ -139,33 +145,16 @@ def _split(values: tuple[str, ...]) -> frozenset[str]:
 
 @policy.command()
 @click.option("--from", "sender", required=True, help="Sending organisation (registry id).")
-@click.option(
-    "--type", "payload_type", required=True, help="Payload type, e.g. Indicator, IncidentReport."
-)
-@click.option(
-    "--tlp", required=True, type=click.Choice(TLPS, case_sensitive=False), help="TLP 2.0 label."
-)
-@click.option(
-    "--category",
-    "categories",
-    multiple=True,
-    type=click.Choice(CATEGORIES),
-    help="Category (repeatable).",
-)
+@payload_type_option(required=True, help="Payload type, e.g. Indicator, IncidentReport.")
+@tlp_option(required=True)
+@category_option()
 @click.option("--personal-data", is_flag=True, help="The message carries personal data.")
-@click.option(
-    "--handling",
-    multiple=True,
-    type=click.Choice(HANDLING_CODES, case_sensitive=False),
-    help="SIENA handling code (repeatable: all apply).",
-)
+@handling_option()
 @click.option(
     "--to", "recipients", multiple=True, help="Named recipients, comma-separated (repeatable)."
 )
 @click.option("--incident", help="Incident reference.")
-@click.option(
-    "--member-states", multiple=True, help="Member States affected, comma-separated ISO codes."
-)
+@member_states_option()
 @click.option(
     "--crisis/--no-crisis",
     default=None,
@@ -205,13 +194,13 @@ def explain(
     msg = Message(
         sender=sender,
         payload_type=payload_type,
-        tlp=tlp.upper(),
+        tlp=tlp,
         categories=frozenset(categories),
-        handling=frozenset(h.upper() for h in handling),
+        handling=frozenset(handling),
         personal_data=personal_data,
         recipients=named,
         incident=incident,
-        member_states=frozenset(s.upper() for s in _split(member_states)),
+        member_states=_split(member_states),
         exercise=exercise,
     )
     crisis_incidents, crisis_source = _crisis_state(incident, crisis)

@@ -10,6 +10,7 @@ import click
 
 from broker.cli._labels import label_options, split_csv
 from broker.cli._node import as_option, node_context
+from broker.cli._options import payload_type_option
 from broker.cli._outage import DEFAULT_GIVE_UP, GIVE_UP_ENV, Outage
 from broker.cli._outage import give_up_after as give_up_after_setting
 from broker.cli._output import emit_json
@@ -95,11 +96,8 @@ _file_type = click.Path(dir_okay=False, path_type=Path)
     default=None,
     help="JSON file with one record of --type.",
 )
-@click.option(
-    "--type",
-    "payload_type",
-    default=None,
-    help="With --record: Indicator, IncidentReport, SituationReport (assistance: jcu assist).",
+@payload_type_option(
+    help="With --record: Indicator, IncidentReport, SituationReport (assistance: jcu assist)."
 )
 @click.option(
     "--stix",

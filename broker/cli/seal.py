@@ -24,6 +24,7 @@ from broker import config
 from broker.audit import DecisionSet
 from broker.cli._labels import label_options, labelled_record, split_csv
 from broker.cli._node import acting_as, as_option, node_context
+from broker.cli._options import payload_type_option
 from broker.cli._output import emit_json
 from broker.envelope import default_topic, read_header
 from broker.envelope.context import EnvelopeContext
@@ -63,11 +64,8 @@ def _write(path: Path | None, data: bytes) -> None:
     multiple=True,
     help="Recipients, comma-separated (repeatable).",
 )
-@click.option(
-    "--type",
-    "payload_type",
-    required=True,
-    help="Payload type: Indicator, IncidentReport, SituationReport, ...",
+@payload_type_option(
+    required=True, help="Payload type: Indicator, IncidentReport, SituationReport, ..."
 )
 @label_options()
 @click.option("--community", default=None, help="Target community (default: the sender's).")

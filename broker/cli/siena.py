@@ -16,12 +16,12 @@ from typing import Any
 import click
 
 from broker.cli._node import as_option, node_context
+from broker.cli._options import category_option
 from broker.cli._output import emit_json
 from broker.cli._runtime import OnStop, run_until_signalled
 from broker.cli._workflows import node_workflows
 from broker.pep import Publisher, Subscriber, SubscriberStats
 from broker.pep.subscriber import receive_side
-from broker.vocabulary import CATEGORIES
 
 
 @click.group()
@@ -32,12 +32,8 @@ def siena() -> None:
 @siena.command()
 @click.argument("directory", type=click.Path(file_okay=False, exists=True, path_type=Path))
 @as_option("Sending participant; must be each file's sender")
-@click.option(
-    "--category",
-    "categories",
-    multiple=True,
-    type=click.Choice(CATEGORIES),
-    help="Category of the cases (repeatable): TLP:AMBER needs one the recipients' mandates cover.",
+@category_option(
+    help="Category of the cases (repeatable): TLP:AMBER needs one the recipients' mandates cover."
 )
 @click.option("--watch", "keep_watching", is_flag=True, help="Keep watching DIRECTORY.")
 @click.option(

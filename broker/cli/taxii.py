@@ -11,6 +11,7 @@ import click
 
 from broker import config
 from broker.cli._node import acting_as, as_option
+from broker.cli._options import json_option
 from broker.cli._output import console, emit_json, table
 from broker.errors import ConfigError
 
@@ -141,7 +142,10 @@ def serve(
     "instead of stdin.",
 )
 @_users_option
-def passwd(participant: str | None, env_var: str | None, users_file: Path | None) -> None:
+@json_option()
+def passwd(
+    participant: str | None, env_var: str | None, users_file: Path | None, as_json: bool
+) -> None:
     """Set PARTICIPANT's TAXII password (read from stdin or --from-env; stored hashed)."""
     from connectors.taxii import TaxiiUsers
 
@@ -158,13 +162,16 @@ def passwd(participant: str | None, env_var: str | None, users_file: Path | None
         password = sys.stdin.readline().rstrip("\r\n")
     _, users_path = _paths(participant, None, users_file)
     TaxiiUsers(users_path).set_password(participant, password)
+    if as_json:
+        emit_json({"participant": participant, "users_file": str(users_path)})
+        return
     click.echo(f"TAXII password set for {participant} in {users_path}")
 
 
 @taxii.command()
 @_as_option
 @_store_option
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@json_option()
 def collections(participant: str | None, store_file: Path | None, as_json: bool) -> None:
     """List PARTICIPANT's TAXII collections (one per stream it receives)."""
     from connectors.taxii import CollectionInfo, TaxiiStore
