@@ -52,6 +52,9 @@ class _VocabularyChoice(_Choice):
             self.fail(f"{value!r} is not one of {', '.join(self.choices)}", param, ctx)
         return super().convert(value, param, ctx)
 
+    def get_missing_message(self, param: click.Parameter, ctx: click.Context | None) -> str:
+        return f"Choose from {', '.join(map(str, self.choices))}."
+
 
 class _TlpChoice(_VocabularyChoice):
     """TLP 2.0; TLP 1.0 WHITE is read as CLEAR, and the operator is told so."""
@@ -109,7 +112,7 @@ MEMBER_STATES = _MemberStates()
 def tlp_option(*, required: bool = False, help: str = "TLP 2.0 label.") -> Callable[[F], F]:
     """`--tlp LEVEL`: any case; WHITE (TLP 1.0) is CLEAR."""
     return click.option(
-        "--tlp", required=required, default=None, type=TLP, help=help + " WHITE is read as CLEAR."
+        "--tlp", required=required, type=TLP, help=help + " WHITE is read as CLEAR."
     )
 
 
@@ -137,7 +140,6 @@ def payload_type_option(*, required: bool = False, help: str = "Payload type.") 
         "--type",
         "payload_type",
         required=required,
-        default=None,
         type=_VocabularyChoice(_payload_types(), _payload_type),
         help=help,
     )

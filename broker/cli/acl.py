@@ -18,6 +18,7 @@ from pathlib import Path
 import click
 
 from broker import config
+from broker.cli._options import connection_options
 from broker.cli._output import console, emit_json, table
 from broker.config import Settings
 from broker.errors import ConfigError
@@ -108,6 +109,7 @@ def acl() -> None:
 @_anchor
 @_sync
 @_json
+@connection_options
 def plan(roles_file: Path | None, authority_key: Path | None, sync: bool, as_json: bool) -> None:
     """Print every ACL binding and SCRAM user the registry and the platform roles imply."""
     _, wanted = _plan(roles_file, authority_key, sync)
@@ -160,6 +162,7 @@ def plan(roles_file: Path | None, authority_key: Path | None, sync: bool, as_jso
     help="Bootstrap address to write into client files (default: this home's).",
 )
 @_json
+@connection_options
 def apply(
     roles_file: Path | None,
     authority_key: Path | None,
@@ -200,6 +203,7 @@ def apply(
 @_anchor
 @_sync
 @_json
+@connection_options
 def check(roles_file: Path | None, authority_key: Path | None, sync: bool, as_json: bool) -> None:
     """Compare the cluster with the plan; exit 1 if anything differs (drift)."""
     from broker.kafka._acl_admin import read_walls

@@ -30,7 +30,12 @@ from broker.assist.matching import rank
 from broker.assist.steps import DEPLOYMENTS, OUTCOMES, PHASES, URGENCIES, Contact
 from broker.cli._labels import split_csv
 from broker.cli._node import as_option, node_context
-from broker.cli._options import category_option, member_states_option, tlp_option
+from broker.cli._options import (
+    category_option,
+    connection_options,
+    member_states_option,
+    tlp_option,
+)
 from broker.cli._output import console, emit_json, table
 from broker.cli._parse import choice_of, hours, kind_of, when, word
 from broker.clock import utc_now
@@ -174,6 +179,7 @@ def _read_file(path: Path) -> dict[str, Any]:
 @click.option("--contact-phone", default=None)
 @_sync_option
 @_json_option
+@connection_options
 def request(
     participant: str | None,
     path: Path | None,
@@ -294,6 +300,7 @@ _URGENCY_ORDER = {"IMMEDIATE": 0, "PRIORITY": 1, "ROUTINE": 2}
 @click.option("--all", "show_all", is_flag=True, help="Closed cases too.")
 @_sync_option
 @_json_option
+@connection_options
 def list_(participant: str | None, show_all: bool, no_sync: bool, as_json: bool) -> None:
     """The board: every assistance case this node knows and its state (open ones first,
     the most urgent first)."""
@@ -406,6 +413,7 @@ def _offer_json(view: CaseView, offer_id: str) -> dict[str, Any]:
 @click.argument("request_id", metavar="REQUEST")
 @_sync_option
 @_json_option
+@connection_options
 def show(participant: str | None, request_id: str, no_sync: bool, as_json: bool) -> None:
     """One case: the request, its needs, offers, acceptance, status updates, closure, and any
     step this node refused (REQUEST: the id or its first characters)."""
@@ -500,6 +508,7 @@ def _offers_table(view: CaseView) -> None:
 @click.argument("request_id", metavar="REQUEST")
 @_sync_option
 @_json_option
+@connection_options
 def offers(participant: str | None, request_id: str, no_sync: bool, as_json: bool) -> None:
     """The offers made on a request (the requester sees every one)."""
     ctx, me = node_context(participant)
@@ -544,6 +553,7 @@ def offers(participant: str | None, request_id: str, no_sync: bool, as_json: boo
 @click.option("--contact-email", default=None)
 @_sync_option
 @_json_option
+@connection_options
 def offer(
     participant: str | None,
     request_id: str,
@@ -608,6 +618,7 @@ def offer(
 @click.option("--note", default="", help="A word for the offerers.")
 @_sync_option
 @_json_option
+@connection_options
 def accept(
     participant: str | None,
     request_id: str,
@@ -637,6 +648,7 @@ def accept(
 @click.option("--note", default="", help="What happened.")
 @_sync_option
 @_json_option
+@connection_options
 def status(
     participant: str | None,
     request_id: str,
@@ -663,6 +675,7 @@ def status(
 @click.option("--report", required=True, help="A short report: what was done, what is left.")
 @_sync_option
 @_json_option
+@connection_options
 def close(
     participant: str | None,
     request_id: str,
@@ -688,6 +701,7 @@ def close(
 @click.option("--top", type=click.IntRange(1, 100), default=5, show_default=True)
 @_sync_option
 @_json_option
+@connection_options
 def match(participant: str | None, request_id: str, top: int, no_sync: bool, as_json: bool) -> None:
     """Rank the capability inventory entries this node can see against the request's needs
     (kind, skills, languages, availability, notice, deployment, capacity) and say why."""

@@ -46,6 +46,7 @@ from broker.cli._audit_io import (
     witness_dir,
 )
 from broker.cli._node import acting_as, as_option
+from broker.cli._options import connection_options, json_option, payload_type_option
 from broker.cli._output import console, emit_json, table
 from broker.config import Settings, load
 from broker.errors import AuditVerificationError, ConfigError
@@ -53,15 +54,6 @@ from broker.files import write_private
 from broker.kafka.connection import KafkaConnection
 from broker.kafka.topics import AUDIT_CHECKPOINTS, AUDIT_COSIGNATURES, AUDIT_DECISIONS
 from broker.schemas import SchemaStore, default_store
-
-_bootstrap_option = click.option(
-    "--bootstrap",
-    envvar="KAFKA_BOOTSTRAP",
-    default=None,
-    help="Kafka bootstrap servers (default: KAFKA_BOOTSTRAP, the Kafka client file, or the "
-    "local broker). The audit topics are read by auditors: run with an auditor's Kafka "
-    "credentials (JCU_KAFKA_CONFIG).",
-)
 
 
 def _topic_options(f: Any) -> Any:
@@ -93,20 +85,16 @@ _keys_option = click.option(
     help="Audit keys an enforcement point's owner gave you (`jcu audit keys export`): a file "
     "or a directory of *.key files (repeatable). This node's own are always used.",
 )
-_json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON, not a table.")
+_json_option = json_option()
 
 
 def _log_options(f: Any) -> Any:
-    """Where the audit log is (bootstrap and topics) and `--json`: every verb that reads it."""
-    return _bootstrap_option(_topic_options(_json_option(f)))
+    """Where the audit log is (connection and topics) and `--json`: every verb that reads it."""
+    return connection_options(_topic_options(_json_option(f)))
 
 
 def _run(coro: Any) -> Any:
     return asyncio.run(coro)
-
-
-def _connection(settings: Settings, bootstrap: str | None) -> KafkaConnection:
-    return settings.kafka.with_bootstrap(bootstrap) if bootstrap else settings.kafka
 
 
 def _check_as(requested: str | None, settings: Settings) -> str:
@@ -119,13 +107,13 @@ def _reader_as(requested: str | None, settings: Settings) -> str | None:
     return node_participant(settings) if requested is None else acting_as(requested, settings)
 
 
-def _prepare(bootstrap: str | None) -> tuple[Settings, SchemaStore, KafkaConnection]:
+def _prepare() -> tuple[Settings, SchemaStore, KafkaConnection]:
     from broker.cli._node import catch_up_if_empty
 
     settings = load()
     store = default_store()
     _run(catch_up_if_empty(settings))
-    return settings, store, _connection(settings, bootstrap)
+    return settings, store, settings.kafka
 
 
 @click.group()
@@ -201,7 +189,6 @@ def verify_command(
     full: bool,
     progress: bool | None,
     key_files: tuple[Path, ...],
-    bootstrap: str | None,
     decisions_topic: str,
     checkpoints_topic: str,
     cosignatures_topic: str,
@@ -216,7 +203,7 @@ def verify_command(
     witness) or a --seen file saw. Exits 1 on any failure, naming the first bad
     record or checkpoint.
     """
-    settings, store, server = _prepare(bootstrap)
+    settings, store, server = _prepare()
     topics = Topics(decisions_topic, checkpoints_topic, cosignatures_topic)
     report, _ = _run(
         verification(
@@ -328,7 +315,6 @@ def prove_command(
     out_path: Path | None,
     participant: str | None,
     key_files: tuple[Path, ...],
-    bootstrap: str | None,
     decisions_topic: str,
     checkpoints_topic: str,
     cosignatures_topic: str,
@@ -336,7 +322,7 @@ def prove_command(
 ) -> None:
     """Prove that DECISION_ID is in the log: its record and its inclusion proof against the
     checkpoint the most witnesses cosigned, after verifying the whole log."""
-    settings, store, server = _prepare(bootstrap)
+    settings, store, server = _prepare()
     _check_as(participant, settings)
     keys = audit_keys(settings, key_files)
     resolve, _ = keyring_resolvers(settings, store)
@@ -593,7 +579,7 @@ def _content_filter(
     help="Only records about this content (a JSON record; with --type): compared by the "
     "keyed content hash, so only with the enforcement point's audit key.",
 )
-@click.option("--type", "payload_type", help="The payload type of --content (Indicator, ...).")
+@payload_type_option(help="The payload type of --content (Indicator, ...).")
 @as_option("Reading as this node's organisation")
 @_keys_option
 @_log_options
@@ -611,7 +597,6 @@ def query_command(
     payload_type: str | None,
     participant: str | None,
     key_files: tuple[Path, ...],
-    bootstrap: str | None,
     decisions_topic: str,
     checkpoints_topic: str,
     cosignatures_topic: str,
@@ -648,7 +633,7 @@ def query_command(
         return matches(r, **filters) and (holds is None or holds(r))
 
     hits = _run(
-        _read_records(store, _connection(settings, bootstrap), decisions_topic, keys, wanted, count)
+        _read_records(store, settings.kafka, decisions_topic, keys, wanted, count)
     )
     if as_json:
         emit_json([_record_json(r) for r in hits])
@@ -689,7 +674,6 @@ def explain_command(
     organisation: str | None,
     participant: str | None,
     key_files: tuple[Path, ...],
-    bootstrap: str | None,
     decisions_topic: str,
     checkpoints_topic: str,
     cosignatures_topic: str,
@@ -718,7 +702,7 @@ def explain_command(
         return r.record.message_id == message_id or r.record.message_id in in_thread
 
     records = _run(
-        _read_records(store, _connection(settings, bootstrap), decisions_topic, keys, wanted)
+        _read_records(store, settings.kafka, decisions_topic, keys, wanted)
     )
     threads = {r.record.thread for r in records if r.record.thread}
     found = [t for t in threads if t == message_id] or [
@@ -836,7 +820,6 @@ def witness_command(
     show: bool,
     export_path: Path | None,
     participant: str | None,
-    bootstrap: str | None,
     decisions_topic: str,
     checkpoints_topic: str,
     cosignatures_topic: str,
@@ -870,7 +853,7 @@ def witness_command(
 
     resolve, valid = keys_and_validity(ctx.envelope.keyring)
     witness = Witness(me, signer, resolve, directory, key_validity=valid)
-    server = _connection(settings, bootstrap)
+    server = settings.kafka
 
     async def main(on_stop: Any) -> list[Any]:
         stop = asyncio.Event()
@@ -980,7 +963,10 @@ def _channel_points(audit_dir: Path, participant: str) -> list[str]:
     help="File to write (0600). It holds secrets: hand it over as one.",
 )
 @as_option("Exporting this node's organisation's keys")
-def keys_export(points: tuple[str, ...], out_path: Path, participant: str | None) -> None:
+@_json_option
+def keys_export(
+    points: tuple[str, ...], out_path: Path, participant: str | None, as_json: bool
+) -> None:
     """Write the audit keys of this node's enforcement points for an auditor (`--keys`).
 
     With them the auditor reads those enforcement points' leaves and checks
@@ -1000,4 +986,7 @@ def keys_export(points: tuple[str, ...], out_path: Path, participant: str | None
             raise ConfigError(f"{ep} is not an enforcement point of this node ({participant})")
         lines.append(key.export())
     write_private(out_path, "".join(lines).encode())
+    if as_json:
+        emit_json({"enforcement_points": list(wanted), "out": str(out_path)})
+        return
     click.echo(f"wrote the audit keys of {', '.join(wanted)} to {out_path}")

@@ -24,6 +24,7 @@ from broker.assist.inventory import (
     read_inventory,
 )
 from broker.cli._node import as_option, node_context
+from broker.cli._options import connection_options
 from broker.cli._output import console, emit_json, table
 from broker.cli._parse import choice_of, hours, kind_of, when
 from broker.clock import utc_now
@@ -121,6 +122,7 @@ def _print_published(results: list[Published], as_json: bool) -> None:
 @as_option("Owning participant")
 @click.argument("path", metavar="FILE", type=click.Path(dir_okay=False, path_type=Path))
 @_json_option
+@connection_options
 def publish(participant: str | None, path: Path, as_json: bool) -> None:
     """Publish (or refresh) entries from FILE (YAML or JSON): id, kind, title, skills,
     languages, capacity, deployment, notice, available_from/until, categories, legal_basis
@@ -139,6 +141,7 @@ def publish(participant: str | None, path: Path, as_json: bool) -> None:
 @as_option("Owning participant")
 @click.argument("entry_id", metavar="ID")
 @_json_option
+@connection_options
 def withdraw(participant: str | None, entry_id: str, as_json: bool) -> None:
     """Withdraw one of this organisation's entries (everyone who could see it is told)."""
     ctx, me = node_context(participant)
@@ -154,6 +157,7 @@ def withdraw(participant: str | None, entry_id: str, as_json: bool) -> None:
 @as_option("Reading participant")
 @click.option("--mine", is_flag=True, help="Only this organisation's own entries.")
 @_json_option
+@connection_options
 def list_(participant: str | None, mine: bool, as_json: bool) -> None:
     """The entries this node may see (and its own), newest version of each."""
     ctx, me = node_context(participant)

@@ -18,6 +18,8 @@ import click
 
 from broker import config
 from broker.cli._node import acting_as, as_option
+from broker.cli._options import connection_options, json_option
+from broker.cli._output import emit_json
 from broker.errors import ConfigError
 
 _PASSWORD_ENV = "JCU_CONSOLE_PASSWORD"  # noqa: S105 - the variable's name, not a password
@@ -157,6 +159,7 @@ def build_data(
     "own logs' contents, and verifies (but cannot read) the others.",
 )
 @click.pass_context
+@connection_options
 def console(
     click_ctx: click.Context,
     host: str,
@@ -257,7 +260,10 @@ def console(
     help=f"Read the password from this environment variable (e.g. {_PASSWORD_ENV}) "
     "instead of stdin.",
 )
-def passwd(name: str, role: str, participant: str | None, env_var: str | None) -> None:
+@json_option()
+def passwd(
+    name: str, role: str, participant: str | None, env_var: str | None, as_json: bool
+) -> None:
     """Set the console password of account NAME on this node (stored as a scrypt hash)."""
     from connectors.console import USERS_FILE, ConsoleUsers
 
@@ -275,6 +281,16 @@ def passwd(name: str, role: str, participant: str | None, env_var: str | None) -
         password = sys.stdin.readline().rstrip("\r\n")
     users = ConsoleUsers(settings.home / USERS_FILE)
     users.set_password(name, password, role, org if role == "auditor" else None)  # type: ignore[arg-type]
+    if as_json:
+        emit_json(
+            {
+                "name": name,
+                "role": role,
+                "organisation": org if role == "auditor" else None,
+                "users_file": str(users.path),
+            }
+        )
+        return
     what = "operator (platform-wide)" if role == "operator" else f"auditor of {org}"
     click.echo(f"console account {name} set: {what}, in {users.path}")
 
@@ -283,6 +299,7 @@ def passwd(name: str, role: str, participant: str | None, env_var: str | None) -
 @click.argument("challenge")
 @as_option("The organisation whose auditor signs in")
 @click.option("--json", "as_json", is_flag=True, help="Print the token and what it says as JSON.")
+@connection_options
 def sign_in(challenge: str, participant: str | None, as_json: bool) -> None:
     """Sign in to a console of another node as this node's organisation's auditor.
 

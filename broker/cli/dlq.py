@@ -19,6 +19,7 @@ import click
 
 from broker import config
 from broker.cli._node import as_option
+from broker.cli._options import connection_options
 from broker.cli._output import console, emit_json, table
 from broker.errors import ConfigError
 from broker.kafka.connection import KafkaConnection
@@ -42,6 +43,7 @@ def dlq() -> None:
 @click.option("--participant", default=None, help="Only the dead letters of this receiver.")
 @click.option("--reason", default=None, help="Only those refused for this reason.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@connection_options
 def list_(participant: str | None, reason: str | None, as_json: bool) -> None:
     """Every dead letter: id, reason, where it was refused, sender, time."""
     from broker.pep.dead_letters import read_dead_letters
@@ -75,6 +77,7 @@ def list_(participant: str | None, reason: str | None, as_json: bool) -> None:
 @dlq.command()
 @click.argument("letter_id", metavar="ID")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@connection_options
 def show(letter_id: str, as_json: bool) -> None:
     """One dead letter: its headers, the reason and error, size and digest (the record is
     sealed: its content is for its recipient's node alone)."""
@@ -120,6 +123,7 @@ def show(letter_id: str, as_json: bool) -> None:
 @click.option("--out", default="-", show_default=True, help="Directory, or - for stdout.")
 @click.option("--webhook", default=None, metavar="URL", help="POST what passes to URL.")
 @click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
+@connection_options
 def replay(
     requested: str | None,
     letter_ids: tuple[str, ...],

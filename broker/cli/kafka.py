@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from broker import config
+from broker.cli._options import connection_options
 from broker.cli._output import emit_json
 from broker.errors import ConfigError
 from broker.kafka.local import KAFKA_VERSION, KafkaStatus, LocalKafka
@@ -182,6 +183,7 @@ def status(data_dir: Path | None, as_json: bool) -> None:
     help="Replication factor of every topic (3 or more sets min.insync.replicas=2).",
 )
 @_json_option
+@connection_options
 def topics(partitions: int, replication: int, as_json: bool) -> None:
     """Create the contract's topics and align their configuration (the platform admin).
 

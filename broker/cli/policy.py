@@ -9,6 +9,7 @@ import click
 from broker import config
 from broker.cli._options import (
     category_option,
+    connection_options,
     handling_option,
     member_states_option,
     payload_type_option,
@@ -164,6 +165,7 @@ def _split(values: tuple[str, ...]) -> frozenset[str]:
 @click.option("--exercise", help="Exercise id (exercise traffic).")
 @_policies_option
 @_json_option
+@connection_options
 def explain(
     sender: str,
     payload_type: str,

@@ -10,7 +10,7 @@ import click
 
 from broker.cli._labels import label_options, split_csv
 from broker.cli._node import as_option, node_context
-from broker.cli._options import payload_type_option
+from broker.cli._options import connection_options, payload_type_option
 from broker.cli._outage import DEFAULT_GIVE_UP, GIVE_UP_ENV, Outage
 from broker.cli._outage import give_up_after as give_up_after_setting
 from broker.cli._output import emit_json
@@ -161,6 +161,7 @@ _file_type = click.Path(dir_okay=False, path_type=Path)
     f"default {DEFAULT_GIVE_UP:g}).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@connection_options
 def publish(
     participant: str | None,
     record_path: Path | None,

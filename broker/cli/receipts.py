@@ -7,6 +7,7 @@ import asyncio
 import click
 
 from broker.cli._node import as_option, node_context
+from broker.cli._options import connection_options
 from broker.cli._output import console, emit_json, table
 from broker.pep.receipts import ReceiptsRead, receipts_of, recipient_statuses, sent_index
 
@@ -15,6 +16,7 @@ from broker.pep.receipts import ReceiptsRead, receipts_of, recipient_statuses, s
 @click.argument("message_id", required=False)
 @as_option("The sender of the messages")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@connection_options
 def receipts(message_id: str | None, participant: str | None, as_json: bool) -> None:
     """Show what became of MESSAGE_ID per organisation: delivered (when), rejected (why),
     pending (no receipt yet), denied (by which rules), retracted. Without MESSAGE_ID,

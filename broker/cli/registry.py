@@ -14,6 +14,7 @@ from pathlib import Path
 import click
 
 from broker import config
+from broker.cli._options import connection_options
 from broker.cli._output import console, emit_json, table
 from broker.config import Settings
 from broker.errors import ConfigError, Rejected
@@ -45,6 +46,7 @@ def registry() -> None:
 @registry.command()
 @click.argument("snapshot", type=_file)
 @_json
+@connection_options
 def publish(snapshot: Path, as_json: bool) -> None:
     """Put a snapshot file on jcu.registry. Nodes accept it only if the authority signed it;
     a node run here checks it first and refuses to publish one it would refuse."""
@@ -98,6 +100,7 @@ def import_(snapshot: Path, as_json: bool) -> None:
 
 @registry.command()
 @_json
+@connection_options
 def sync(as_json: bool) -> None:
     """Read jcu.registry to its end and accept the newest snapshot the authority signed."""
     from broker.trust.topic import catch_up

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from broker.cli._node import as_option, node_context
+from broker.cli._options import connection_options
 from broker.cli._output import emit_json
 from broker.cli.publish import print_result
 from broker.errors import ConfigError
@@ -61,6 +62,7 @@ def _publication(pub: Publisher, path: Path | None, container: str | None) -> li
 )
 @click.option("--reason", default="", help="Why it is withdrawn (sent to the recipients).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@connection_options
 def retract(
     message_id: str | None,
     participant: str | None,

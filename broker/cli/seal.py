@@ -24,7 +24,7 @@ from broker import config
 from broker.audit import DecisionSet
 from broker.cli._labels import label_options, labelled_record, split_csv
 from broker.cli._node import acting_as, as_option, node_context
-from broker.cli._options import payload_type_option
+from broker.cli._options import connection_options, payload_type_option
 from broker.cli._output import emit_json
 from broker.envelope import default_topic, read_header
 from broker.envelope.context import EnvelopeContext
@@ -93,6 +93,7 @@ def _write(path: Path | None, data: bytes) -> None:
     default=None,
     help="Where to write the envelope bytes (default: stdout).",
 )
+@connection_options
 def seal(
     participant: str | None,
     recipients: tuple[str, ...],

@@ -16,7 +16,7 @@ from typing import Any
 import click
 
 from broker.cli._node import as_option, node_context
-from broker.cli._options import category_option
+from broker.cli._options import category_option, connection_options
 from broker.cli._output import emit_json
 from broker.cli._runtime import OnStop, run_until_signalled
 from broker.cli._workflows import node_workflows
@@ -40,6 +40,7 @@ def siena() -> None:
     "--interval", type=float, default=2.0, show_default=True, help="Seconds between scans."
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON line per file.")
+@connection_options
 def inbox(
     directory: Path,
     participant: str | None,
@@ -113,6 +114,7 @@ def inbox(
     help="Consumer group, named <participant>.<channel> (default <participant>.subscriber).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the final counts as JSON.")
+@connection_options
 def deliver(
     requested: str | None, mailbox: Path, once: bool, group: str | None, as_json: bool
 ) -> None:

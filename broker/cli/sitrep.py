@@ -15,6 +15,7 @@ from pathlib import Path
 import click
 
 from broker.cli._node import as_option, node_context
+from broker.cli._options import connection_options
 from broker.clock import utc_now
 from broker.errors import ConfigError
 
@@ -44,6 +45,7 @@ FORMATS = ("md", "html", "pdf", "json")
     default=None,
     help="Write to this file (default: stdout; PDF needs --out unless stdout is a pipe).",
 )
+@connection_options
 def sitrep(since: str, participant: str | None, fmt: str, out: Path | None) -> None:
     """Write the Integrated EU Cybersecurity Situation Report of this node's organisation."""
     from broker.cli.audit import parse_since

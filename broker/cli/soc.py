@@ -11,6 +11,7 @@ import click
 
 from broker.cli._labels import label_options, split_csv
 from broker.cli._node import as_option, node_context
+from broker.cli._options import connection_options
 from broker.cli._outage import DEFAULT_GIVE_UP, GIVE_UP_ENV, Outage
 from broker.cli._outage import give_up_after as give_up_after_setting
 from broker.cli._progress import file_digest
@@ -60,6 +61,7 @@ def soc() -> None:
     f"default {DEFAULT_GIVE_UP:g}).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON line per file.")
+@connection_options
 def watch(
     directory: Path,
     participant: str | None,

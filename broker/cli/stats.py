@@ -18,6 +18,7 @@ from typing import Any
 import click
 
 from broker import config
+from broker.cli._options import connection_options
 from broker.cli._output import console, emit_json, table
 from broker.clock import utc_now
 from broker.kafka.clients import consumer, start_client
@@ -122,6 +123,7 @@ async def _counts(kafka: KafkaConnection) -> dict[str, Any]:
     show_default=True,
     help="With --metrics-port: seconds between two refreshes.",
 )
+@connection_options
 def stats(
     as_json: bool,
     window: float,

@@ -17,6 +17,7 @@ import click
 
 from broker import config
 from broker.cli._node import as_option, node_context
+from broker.cli._options import connection_options
 from broker.cli._output import emit_json
 from broker.cli._runtime import OnStop, run_until_signalled
 from broker.errors import StateError
@@ -104,6 +105,7 @@ if TYPE_CHECKING:
     "bomb) is dead-lettered whole as compression-bomb, audited, and passed.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the final counts as JSON.")
+@connection_options
 def subscribe(
     requested: str | None,
     once: bool,
