@@ -7,9 +7,13 @@ process-global collectors), optionally served over HTTP on a port.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
@@ -83,6 +87,10 @@ class Metrics:
         else loopback; a container sets 0.0.0.0 so that Prometheus can scrape it)."""
         start_http_server(port, addr=addr or metrics_addr(), registry=self.registry)
 
+    def watch_audit_encoder(self, encoder: EncoderPath) -> None:
+        """Export which path the audit leaf encoder of this process takes (see `EncoderPath`)."""
+        self.registry.register(_AuditEncoderCollector(encoder))
+
 
 @dataclass
 class PlatformMetrics:
@@ -126,6 +134,45 @@ class PlatformMetrics:
 
     def serve(self, port: int, addr: str | None = None) -> None:
         start_http_server(port, addr=addr or metrics_addr(), registry=self.registry)
+
+    def watch_audit_encoder(self, encoder: EncoderPath) -> None:
+        """Export whether this installation's schemas keep the audit leaf encoder on its fast
+        path (see `EncoderPath`)."""
+        self.registry.register(_AuditEncoderCollector(encoder))
+
+
+class EncoderPath(Protocol):
+    """The audit leaf encoder's figures (`broker.audit.leaf_encoder`): it writes leaves by
+    hand for the schema it was written for, and hands them to fastavro otherwise. A schema
+    edit that drops it to fastavro's path costs every enforcement point throughput and
+    shows nowhere else: exported, it is `jcu_audit_encoder_fast 0` and a growing
+    `jcu_audit_encoder_fallbacks_total`."""
+
+    @property
+    def fast(self) -> bool: ...
+
+    @property
+    def fallbacks(self) -> int: ...
+
+
+class _AuditEncoderCollector(Collector):
+    """Reads the encoder's figures at each scrape (it keeps plain attributes, no metrics)."""
+
+    def __init__(self, encoder: EncoderPath) -> None:
+        self._encoder = encoder
+
+    def collect(self) -> Iterator[Metric]:
+        yield GaugeMetricFamily(
+            "jcu_audit_encoder_fast",
+            "1 if audit leaves are encoded by the hand-written encoder, 0 if every leaf goes "
+            "through fastavro (the schema is not the one the encoder was written for)",
+            value=1.0 if self._encoder.fast else 0.0,
+        )
+        yield CounterMetricFamily(
+            "jcu_audit_encoder_fallbacks",
+            "Audit leaf contents encoded by fastavro instead of the hand-written encoder",
+            value=float(self._encoder.fallbacks),
+        )
 
 
 def metrics_addr() -> str:

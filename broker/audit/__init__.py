@@ -12,6 +12,7 @@ Readers use `Verifier` / `verify` (streamed, bounded memory, resumable),
 The Merkle tree itself is `broker.merkle`.
 """
 
+from broker.audit._codec import leaf_encoder
 from broker.audit.checkpoint import (
     Checkpoint,
     Cosignature,
@@ -102,6 +103,7 @@ __all__ = [
     "decode_records",
     "explain",
     "iter_records",
+    "leaf_encoder",
     "proof_against",
     "query",
     "sentence",

@@ -177,12 +177,15 @@ def _export(
 ) -> None:
     """Serve the gauges and refresh them every `every` seconds until SIGINT/SIGTERM; a
     refresh that fails (Kafka away) is logged and the last values stay."""
+    from broker.audit import leaf_encoder
     from broker.cli._runtime import OnStop, run_until_signalled
     from broker.logs import get_logger
     from broker.metrics import PlatformMetrics
+    from broker.schemas import default_store
 
     log = get_logger(__name__)
     gauges = PlatformMetrics()
+    gauges.watch_audit_encoder(leaf_encoder(default_store()))
     gauges.serve(port, bind)
     click.echo(f"jcu stats: Prometheus metrics on port {port}, every {every:g} s", err=True)
 

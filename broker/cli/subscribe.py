@@ -126,6 +126,7 @@ def subscribe(
     deliver once."""
     settings = config.load()
     ctx, participant = node_context(requested)
+    from broker.audit import leaf_encoder
     from broker.cli._workflows import node_workflows
     from broker.metrics import Metrics
     from broker.pep import Subscriber
@@ -137,6 +138,7 @@ def subscribe(
         _refuse_a_lost_ledger(settings.home, participant, group, fmt, out)
     sink = make_sink(fmt, out, participant, settings, webhook=webhook)
     metrics = Metrics()
+    metrics.watch_audit_encoder(leaf_encoder(ctx.envelope.store))
     if metrics_port is not None:
         metrics.serve(metrics_port, metrics_bind)
 
