@@ -10,7 +10,7 @@ importing it loads nothing else.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Literal
 
 #: TLP 2.0, least to most restrictive (Labels.avsc's Tlp enum, AMBER_STRICT there).
@@ -88,10 +88,19 @@ def category(value: str) -> str | None:
 
 
 def member_state(value: str) -> str | None:
-    """'fr' -> 'FR' (and Greece's EU code EL -> GR); None if not an EU Member State."""
+    """'fr' -> 'FR'; None if not an EU Member State (Greece is GR, not EL)."""
     text = value.strip().upper()
-    text = "GR" if text == "EL" else text
     return text if text in EU_MEMBER_STATES else None
+
+
+def not_member_states(codes: Iterable[str]) -> str | None:
+    """What is wrong with `codes` as EU Member States, in words; None if nothing."""
+    bad = sorted({c for c in codes if member_state(c) is None})
+    if not bad:
+        return None
+    hint = " (Greece is GR in ISO 3166-1)" if "EL" in bad else ""
+    verb = "is not an EU Member State" if len(bad) == 1 else "are not EU Member States"
+    return f"{', '.join(bad)} {verb}: name them by their ISO 3166-1 codes (FR, DE, ...){hint}"
 
 
 Role = Literal["operational", "supporting", "member"]

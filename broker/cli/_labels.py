@@ -10,6 +10,7 @@ import click
 
 from broker.cli._options import (
     category_option,
+    eu_member_states,
     handling_option,
     member_states_option,
     tlp_option,
@@ -86,5 +87,5 @@ def build_labels(
         personal_data=personal,
         exercise=exercise,
         incident=incident,
-        member_states=split_csv(member_states),
+        member_states=eu_member_states(member_states),
     )

@@ -17,13 +17,14 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from broker.errors import ConfigError
 from broker.vocabulary import (
     CATEGORIES,
     HANDLING_CODES,
     TLP_LEVELS,
     category,
     handling_code,
-    member_state,
+    not_member_states,
     tlp_level,
 )
 
@@ -70,7 +71,11 @@ class _TlpChoice(_VocabularyChoice):
 
 
 class _MemberStates(_ParamType):
-    """Comma-separated EU Member State codes (any case; EL for Greece is GR), as `FR,DE`."""
+    """Comma-separated ISO 3166-1 alpha-2 codes, any case, as `FR,DE`.
+
+    Whether each is an EU Member State is for the verb to say (`eu_member_states`): a
+    crisis authority's control point refuses others itself, and audits the refusal.
+    """
 
     name = "member states"
 
@@ -78,16 +83,26 @@ class _MemberStates(_ParamType):
         return "CC[,CC...]"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        codes = [v for v in str(value).split(",") if v.strip()]
-        bad = [v.strip() for v in codes if member_state(v) is None]
+        codes = [v.strip().upper() for v in str(value).split(",") if v.strip()]
+        bad = [c for c in codes if len(c) != 2 or not (c.isascii() and c.isalpha())]
         if bad:
             self.fail(
-                f"{', '.join(repr(b) for b in bad)}: not an EU Member State; give ISO 3166-1 "
-                "alpha-2 codes such as FR,DE",
+                f"{', '.join(repr(b) for b in bad)}: give ISO 3166-1 alpha-2 codes, such as "
+                "FR,DE",
                 param,
                 ctx,
             )
-        return ",".join(str(member_state(v)) for v in codes)
+        return ",".join(codes)
+
+
+def eu_member_states(values: tuple[str, ...] | list[str]) -> list[str]:
+    """The codes of `--member-states` (repeatable, comma-separated), each an EU Member State;
+    ConfigError, saying which are not, otherwise."""
+    codes = [c.strip().upper() for item in values for c in item.split(",") if c.strip()]
+    wrong = not_member_states(codes)
+    if wrong is not None:
+        raise ConfigError(wrong)
+    return codes
 
 
 def _payload_type(value: str) -> str | None:

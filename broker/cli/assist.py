@@ -33,6 +33,7 @@ from broker.cli._node import as_option, node_context
 from broker.cli._options import (
     category_option,
     connection_options,
+    eu_member_states,
     member_states_option,
     tlp_option,
 )
@@ -205,7 +206,9 @@ def request(
     """Ask for help on behalf of Member States: sealed for the operational participants the
     policy allows (every one, for AMBER, during a crisis declared for the incident)."""
     data = _read_file(path) if path is not None else {}
-    states = split_csv(member_states) or [str(m) for m in data.get("member_states") or ()]
+    states = eu_member_states(
+        split_csv(member_states) or [str(m) for m in data.get("member_states") or ()]
+    )
     if not states:
         raise ConfigError("name the Member States on whose behalf you ask: --member-states FR")
     defaults = {

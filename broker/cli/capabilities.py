@@ -28,10 +28,10 @@ from broker.cli._options import connection_options
 from broker.cli._output import console, emit_json, table
 from broker.cli._parse import choice_of, hours, kind_of, when
 from broker.clock import utc_now
-from broker.envelope import TLP_LEVELS
 from broker.errors import ConfigError
 from broker.pep.context import PepContext
 from broker.trust.registry import Participant
+from broker.vocabulary import TLP_LEVELS, tlp_level
 
 _json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 
@@ -69,9 +69,10 @@ def _entries(path: Path, ctx: PepContext, me: str) -> list[tuple[CapabilityEntry
         try:
             categories = tuple(str(c) for c in raw.get("categories") or ())
             shareable = raw.get("shareable")
-            tlp = str(raw.get("tlp") or ("GREEN" if shareable else "AMBER")).upper()
-            if tlp not in TLP_LEVELS:
-                raise ConfigError(f"tlp {tlp!r} is not one of {', '.join(TLP_LEVELS)}")
+            given = str(raw.get("tlp") or ("GREEN" if shareable else "AMBER"))
+            tlp = tlp_level(given) or ""  # any spelling the command line takes, WHITE too
+            if not tlp:
+                raise ConfigError(f"tlp {given!r} is not one of {', '.join(TLP_LEVELS)}")
             notice = raw.get("notice", raw.get("notice_hours"))
             if notice is None:
                 raise ConfigError("say how soon it can start: notice: 12h")

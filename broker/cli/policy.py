@@ -10,6 +10,7 @@ from broker import config
 from broker.cli._options import (
     category_option,
     connection_options,
+    eu_member_states,
     handling_option,
     member_states_option,
     payload_type_option,
@@ -202,7 +203,7 @@ def explain(
         personal_data=personal_data,
         recipients=named,
         incident=incident,
-        member_states=_split(member_states),
+        member_states=frozenset(eu_member_states(member_states)),
         exercise=exercise,
     )
     crisis_incidents, crisis_source = _crisis_state(incident, crisis)

@@ -10,7 +10,7 @@ import click
 
 from broker.cli._labels import label_options, split_csv
 from broker.cli._node import as_option, node_context
-from broker.cli._options import connection_options, payload_type_option
+from broker.cli._options import connection_options, eu_member_states, payload_type_option
 from broker.cli._outage import DEFAULT_GIVE_UP, GIVE_UP_ENV, Outage
 from broker.cli._outage import give_up_after as give_up_after_setting
 from broker.cli._output import emit_json
@@ -206,6 +206,7 @@ def publish(
         raise click.UsageError("--resume and --source-id go with --stix, --misp or --csv")
     if dry_run and resume:
         raise click.UsageError("--dry-run sends nothing: there is nothing to resume")
+    checked_states = tuple(eu_member_states(member_states))  # before any key is opened
     ctx, sender = node_context(participant)
     named = split_csv(recipients)
     give_up = give_up_after_setting(give_up_after)
@@ -221,7 +222,9 @@ def publish(
             run_file,
         )
 
-        extra = ExtraLabels(handling, categories, personal_data, exercise, incident, member_states)
+        extra = ExtraLabels(
+            handling, categories, personal_data, exercise, incident, checked_states
+        )
         progress = None if dry_run else ProgressFile(ctx.settings.home, sender, path)
         if progress is not None:
             check_resume(progress, path, resume=resume)

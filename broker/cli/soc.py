@@ -11,7 +11,7 @@ import click
 
 from broker.cli._labels import label_options, split_csv
 from broker.cli._node import as_option, node_context
-from broker.cli._options import connection_options
+from broker.cli._options import connection_options, eu_member_states
 from broker.cli._outage import DEFAULT_GIVE_UP, GIVE_UP_ENV, Outage
 from broker.cli._outage import give_up_after as give_up_after_setting
 from broker.cli._progress import file_digest
@@ -102,10 +102,13 @@ def watch(
     from connectors.dropfolder import DropFolder, Processed
     from connectors.dropfolder import watch as watch_folder
 
+    checked_states = tuple(eu_member_states(member_states))  # before any key is opened
     ctx, sender = node_context(participant)
     give_up = give_up_after_setting(give_up_after)
     folder = DropFolder(directory)
-    extra = ExtraLabels(handling, categories, personal_data, exercise, incident, member_states)
+    extra = ExtraLabels(
+        handling, categories, personal_data, exercise, incident, checked_states
+    )
     named = tuple(split_csv(recipients))
     reports: dict[str, PublishReport] = {}
 

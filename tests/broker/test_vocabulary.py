@@ -100,5 +100,9 @@ def test_other_lookups_canonicalise() -> None:
     assert vocabulary.category("Malicious_Code") == "malicious-code"
     assert vocabulary.category("bogus") is None
     assert vocabulary.member_state("fr") == "FR"
-    assert vocabulary.member_state("EL") == "GR"
+    assert vocabulary.member_state("EL") is None  # Greece is GR in ISO 3166-1
     assert vocabulary.member_state("US") is None
+    assert vocabulary.not_member_states(["FR", "de"]) is None
+    wrong = vocabulary.not_member_states(["FR", "EL", "US"])
+    assert wrong is not None and wrong.startswith("EL, US are not EU Member States")
+    assert "Greece is GR" in wrong

@@ -80,11 +80,17 @@ async def test_declare_and_end_are_logged_and_an_end_of_what_is_not_in_force_is_
     never = await jcu(world, "crisis", "end", "--as", "eu-cyclone", "--incident", incident)
     assert "no crisis was ever declared for " + incident in _one_line(never)
 
-    declared = await jcu(world, "crisis", "declare", "--as", "eu-cyclone", "--incident",
-                         incident, "--member-states", "DE,FR,BE", "--days", "3")  # fmt: skip
+    declared = await jcu(world, "crisis", "declare", "--as", "eu-cyclone", "--incident", incident,
+                         "--member-states", "de,FR,be", "--days", "3", "--json")  # fmt: skip
     assert declared.returncode == 0, declared.stderr
-    ended = await jcu(world, "crisis", "end", "--as", "eu-cyclone", "--incident", incident)
+    declaration = json.loads(declared.stdout)
+    assert declaration["member_states"] == ["BE", "DE", "FR"] and declaration["active"]
+    assert declaration["incident"] == incident and declaration["declared_by"] == "eu-cyclone"
+    # An end names no Member States: it ends the declaration in force, and says so in JSON.
+    ended = await jcu(world, "crisis", "end", "--as", "eu-cyclone", "--incident", incident, "--json")
     assert ended.returncode == 0, ended.stderr
+    end = json.loads(ended.stdout)
+    assert not end["active"] and end["member_states"] == ["BE", "DE", "FR"]
     again = await jcu(world, "crisis", "end", "--as", "eu-cyclone", "--incident", incident)
     assert "already ended by eu-cyclone" in _one_line(again)
 

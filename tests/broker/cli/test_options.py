@@ -167,7 +167,7 @@ def test_any_spelling_of_a_label_means_the_canonical_one(
     other = _explain(
         capsys,
         *("--type", "eu.jcu.v1.indicator", "--tlp", "white", "--handling", "h1"),
-        *("--category", "Malicious_Code", "--member-states", "fr,el"),
+        *("--category", "Malicious_Code", "--member-states", "fr,gr"),
     )
     assert other[0] == 0, other
     assert json.loads(other[1]) == json.loads(canonical[1])
@@ -181,7 +181,7 @@ def test_any_spelling_of_a_label_means_the_canonical_one(
         (("--type", "Indicator", "--tlp", "purple"), "--tlp"),
         (("--type", "Indicator", "--tlp", "GREEN", "--handling", "H9"), "--handling"),
         (("--type", "Indicator", "--tlp", "GREEN", "--category", "gossip"), "--category"),
-        (("--type", "Indicator", "--tlp", "GREEN", "--member-states", "FR,US"), "--member-states"),
+        (("--type", "Indicator", "--tlp", "GREEN", "--member-states", "FR,F1"), "--member-states"),
         (("--type", "Indicator"), "--tlp"),  # missing
     ],
 )
@@ -194,6 +194,19 @@ def test_a_bad_value_is_one_usage_line_and_exit_2(
     assert len(lines) == 1, err
     assert lines[0].startswith("jcu: usage error: ") and option in lines[0]
     assert "jcu policy explain --help" in lines[0]
+
+
+def test_a_member_state_outside_the_eu_is_one_error_line(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, out, err = _explain(
+        capsys, "--type", "Indicator", "--tlp", "GREEN", "--member-states", "fr,el,us"
+    )
+    assert code == 1 and not out
+    assert err.strip().splitlines() == [
+        "jcu: error: EL, US are not EU Member States: name them by their ISO 3166-1 codes "
+        "(FR, DE, ...) (Greece is GR in ISO 3166-1)"
+    ]
 
 
 def test_the_connection_options_hold_for_the_run_and_no_longer(

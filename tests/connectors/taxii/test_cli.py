@@ -58,6 +58,18 @@ def test_passwd_from_an_environment_variable(
     assert "cert-eu" in json.loads((home / "taxii-users.json").read_text())["users"]
 
 
+def test_passwd_says_what_it_did_as_json(
+    home: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("JCU_TAXII_PASSWORD", PASSWORD)
+    argv = ["taxii", "passwd", "--from-env", "JCU_TAXII_PASSWORD", "--json"]
+    code, out, err = run(argv, capsys)
+    assert code == 0, err
+    done = json.loads(out)
+    assert done == {"participant": "cert-eu", "users_file": str(home / "taxii-users.json")}
+    assert PASSWORD not in out + err
+
+
 def test_passwd_for_another_participant_is_one_line(
     home: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
