@@ -87,7 +87,8 @@ async def test_declare_and_end_are_logged_and_an_end_of_what_is_not_in_force_is_
     assert declaration["member_states"] == ["BE", "DE", "FR"] and declaration["active"]
     assert declaration["incident"] == incident and declaration["declared_by"] == "eu-cyclone"
     # An end names no Member States: it ends the declaration in force, and says so in JSON.
-    ended = await jcu(world, "crisis", "end", "--as", "eu-cyclone", "--incident", incident, "--json")
+    ended = await jcu(world, "crisis", "end", "--as", "eu-cyclone", "--incident", incident,
+                      "--json")  # fmt: skip
     assert ended.returncode == 0, ended.stderr
     end = json.loads(ended.stdout)
     assert not end["active"] and end["member_states"] == ["BE", "DE", "FR"]

@@ -167,13 +167,15 @@ def test_bad_input_is_one_line(world: World) -> None:
             ("seal", "--to", "enisa", "--type", "Indicator", "--tlp", "AMBER"),
             b"{not json",
         ),
-        ("cert-eu", ("seal", "--to", "enisa", "--type", "Nope", "--tlp", "AMBER"), b"{}"),
         ("cert-eu", ("seal", "--to", "nobody", "--type", "Indicator", "--tlp", "RED"), RECORD),
         ("enisa", ("open",), b"garbage"),
     ):
         out = run(world, org, *args, stdin=stdin)
         assert out.returncode == 1, args
         one_line(out)
+    # A payload type the contract does not have is a usage error: one line, exit 2.
+    out = run(world, "cert-eu", "seal", "--to", "enisa", "--type", "Nope", "--tlp", "AMBER")
+    assert out.returncode == 2 and "--type" in one_line(out)
 
 
 def test_missing_passphrase_says_which_variable(world: World) -> None:
