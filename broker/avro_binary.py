@@ -51,7 +51,7 @@ def decode_long(data: bytes, pos: int, *, max_bytes: int = LONGEST) -> tuple[int
     raise ValueError("truncated or overlong Avro long")
 
 
-def decode_canonical_length(data: bytes, pos: int, *, max_bytes: int) -> tuple[int, int]:
+def decode_canonical_length(data: bytes, pos: int, max_bytes: int) -> tuple[int, int]:
     """The non-negative Avro long at `pos`, in the one form `encode_long` writes, and where
     it ends: what a strict reader takes. Tuned for the one- and two-byte lengths of
     signatures and most ciphertexts.

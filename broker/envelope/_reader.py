@@ -30,7 +30,8 @@ from typing import Any
 
 import fastavro
 
-from broker.avro_binary import decode_canonical_length, encode_long
+from broker.avro_binary import decode_canonical_length as _length
+from broker.avro_binary import encode_long
 from broker.envelope import _batch_sig
 from broker.envelope.header import DecodedEnvelope, EnvelopeHeader, decode_envelope
 from broker.schemas import SINGLE_OBJECT_MAGIC, SchemaStore
@@ -117,12 +118,6 @@ def _copier(value: Any) -> Callable[[Any], Any] | None:
     return None
 
 
-def _length(data: bytes, pos: int) -> tuple[int, int]:
-    """The non-negative Avro long in canonical form at `pos`, and where it ends (ValueError
-    or IndexError for anything else: the caller declines)."""
-    return decode_canonical_length(data, pos, max_bytes=_MAX_VARINT)
-
-
 def _middle_schema(store: SchemaStore) -> Any:
     """fastavro's parsed schema of the fields between message_id and nonce, or None if
     the envelope schema does not have the layout `_wire` relies on."""
@@ -197,15 +192,15 @@ class EnvelopeReader:
             raise _Decline
         message_id = data[at + len(_UUID_LEN) : at + _ID_LEN].decode("ascii")
         end = len(data)
-        size, pos = _length(data, t.middle_at + len(t.middle))
+        size, pos = _length(data, t.middle_at + len(t.middle), _MAX_VARINT)
         if pos + size > end:
             raise _Decline
         nonce = data[pos : pos + size]
-        size, pos = _length(data, pos + size)
+        size, pos = _length(data, pos + size, _MAX_VARINT)
         if pos + size > end:
             raise _Decline
         ciphertext = data[pos : pos + size]
-        size, pos = _length(data, pos + size)
+        size, pos = _length(data, pos + size, _MAX_VARINT)
         if pos + size != end:
             raise _Decline
         signature = data[pos:]

@@ -58,7 +58,7 @@ def test_decode_long_agrees_with_fastavro_on_any_bytes(data: bytes) -> None:
 @given(st.integers(min_value=0, max_value=(1 << 34) - 1), st.binary(max_size=3))
 def test_decode_canonical_length_reads_lengths(n: int, after: bytes) -> None:
     data = _fastavro(_LONG, n) + after
-    assert decode_canonical_length(data, 0, max_bytes=5) == (n, len(data) - len(after))
+    assert decode_canonical_length(data, 0, 5) == (n, len(data) - len(after))
 
 
 @pytest.mark.parametrize(
@@ -74,7 +74,7 @@ def test_decode_canonical_length_reads_lengths(n: int, after: bytes) -> None:
 )
 def test_decode_canonical_length_refuses_other_forms(data: bytes) -> None:
     with pytest.raises(ValueError):
-        decode_canonical_length(data, 0, max_bytes=5)
+        decode_canonical_length(data, 0, 5)
 
 
 def test_decode_long_refuses_more_than_max_bytes() -> None:
