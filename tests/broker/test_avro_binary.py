@@ -73,11 +73,11 @@ def test_decode_canonical_length_reads_lengths(n: int, after: bytes) -> None:
     ],
 )
 def test_decode_canonical_length_refuses_other_forms(data: bytes) -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="length"):
         decode_canonical_length(data, 0, 5)
 
 
 def test_decode_long_refuses_more_than_max_bytes() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="truncated or overlong Avro long"):
         decode_long(encode_long(1 << 40), 0, max_bytes=5)
     assert decode_long(encode_long(1 << 40), 0) == (1 << 40, 6)
