@@ -42,6 +42,22 @@ class _TransientCoordinatorErrors(logging.Filter):
         return self._level <= logging.DEBUG or "CoordinatorNotAvailable" not in record.getMessage()
 
 
+class _TlsCloseAfterCloseNotify(logging.Filter):
+    """Drop asyncio's "Future exception was never retrieved" for an SSL shutdown that met
+    application data after close_notify, below DEBUG: a broker connection closed while a
+    verb exits; nothing is lost, and the verb's own one-line error is the news."""
+
+    def __init__(self, level: int) -> None:
+        super().__init__()
+        self._level = level
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return (
+            self._level <= logging.DEBUG
+            or "APPLICATION_DATA_AFTER_CLOSE_NOTIFY" not in record.getMessage()
+        )
+
+
 class _CurrentStderr:
     """Whatever `sys.stderr` is at write time (it is swapped by test runners and daemons)."""
 
@@ -97,6 +113,10 @@ def configure(mode: Literal["console", "json"] = "console", level: str = "INFO")
     coordinator = logging.getLogger("aiokafka.consumer.group_coordinator")
     if not any(isinstance(f, _TransientCoordinatorErrors) for f in coordinator.filters):
         coordinator.addFilter(_TransientCoordinatorErrors(numeric))
+    loop_logger = logging.getLogger("asyncio")
+    for old in [f for f in loop_logger.filters if isinstance(f, _TlsCloseAfterCloseNotify)]:
+        loop_logger.removeFilter(old)
+    loop_logger.addFilter(_TlsCloseAfterCloseNotify(numeric))
 
 
 def say_once(
