@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from broker import config
 from broker.files import write_private
@@ -39,6 +40,12 @@ from tests.world import World, make_world
 
 #: pytester: tests/test_lanes.py runs small sessions with these hooks
 pytest_plugins = ("pytester",)
+
+# Property tests judge behaviour, not speed: on a loaded 2-core machine (or under
+# xdist) an example can take seconds, and hypothesis's default 200 ms deadline would
+# then fail a correct test. Speed is measured in bench/.
+settings.register_profile("jcu", deadline=None)
+settings.load_profile("jcu")
 
 #: fixture -> the marker of every test whose fixture closure holds it
 FIXTURE_MARKS = {"kafka": "kafka", "browser": "browser"}
