@@ -9,7 +9,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: test test-unit test-kafka demo lint bench clean fault-loop
+.PHONY: test test-unit test-kafka demo lint bench clean fault-loop mutation
 
 UNIT_LANE := not kafka and not browser
 
@@ -37,7 +37,7 @@ fault-loop: $(STAMP)
 	PYTHON=$(BIN)/python tests/faults/loop.sh $(FAULT_RUNS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check broker connectors tests bench
+	$(BIN)/ruff check broker connectors tests bench tools
 	$(BIN)/mypy
 
 demo: $(STAMP)
@@ -49,6 +49,12 @@ bench: $(STAMP)
 		n=$$(basename $$b .py); [ $$n = summary ] || $(BIN)/python -m bench.$$n || exit 1; \
 	done
 	$(BIN)/python -m bench.summary
+
+# Remove each security check in turn (opener, keyring, policy cache, audit verifier) and
+# run the unit tests that cover it; lists the surviving mutants (docs/mutation.md).
+# One module: make mutation MUTATION_ARGS=broker/envelope/opener.py
+mutation: $(STAMP)
+	$(BIN)/python -m tools.mutation $(MUTATION_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis demo-out
