@@ -52,7 +52,43 @@ TARGETS: dict[str, tuple[str, ...]] = {
 }
 
 #: (module, Mutant.ident) -> why its survival is not a missing test (docs/mutation.md).
-EXPLAINED: dict[tuple[str, str], str] = {}
+_VERIFY, _CHECKPOINT = "broker/audit/verify.py", "broker/audit/checkpoint.py"
+EXPLAINED: dict[tuple[str, str], str] = {
+    (
+        "broker/policy/_engine.py",
+        "PolicyEngine._decide:drop-conjunct:msg.incident is not None in msg.incident is not "
+        "None and msg.incident in crisis_incid...",
+    ): "equivalent: crisis incidents are strings (frozenset[str]), so None is never in them",
+    (
+        _VERIFY,
+        "Verifier._start_records:drop-condition:held.what == 'checkpoint' and held.root == "
+        "s.root_hash in held is None or (held.what == 'checkpoint' and held.root ...",
+    ): "equivalent: a sighting that agrees with the checkpoint at its size then reaches "
+    "`if held.root != s.root_hash`, which is false for it: nothing is recorded either way",
+    (
+        _VERIFY,
+        "Verifier._resent:drop-condition:index != next_index in index != next_index or "
+        "link != last",
+    ): "equivalent: each leaf hashes its own index and links to its predecessor's hash, so a "
+    "run whose links hold has consecutive indices (the link check, which a test needs, "
+    "refuses any run this one would)",
+    (
+        _VERIFY,
+        "Verifier._resent:drop-conjunct:index == expected - 1 in index == expected - 1 and "
+        "leaf == p.last_leaf",
+    ): "equivalent: only indices >= expected - 1 reach it, and a leaf equal to the tree's "
+    "last leaf has that leaf's index (the index is inside the hashed bytes)",
+    (
+        _VERIFY,
+        "Verifier._modified:drop-condition:expected == 0 in expected == 0 or p.last is None",
+    ): "equivalent: at index 0 there is no previous record, so p.last is None as well",
+    (
+        _CHECKPOINT,
+        "Checkpoint.from_body:drop-condition:not all(lines) in len(lines) != 4 or "
+        "not all(lines)",
+    ): "equivalent: an empty origin, size, root or time line is refused by that line's own "
+    "check (test_checkpoint.py, test_note.py); only the wording of the error differs",
+}
 
 _PYTEST = ("-q", "-x", "-p", "no:cacheprovider", "-m", "not kafka", "-o", "addopts=")
 

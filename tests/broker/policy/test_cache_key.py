@@ -81,7 +81,8 @@ FACTS: dict[str, list[Callable[[Message], Message]]] = {
         for t in ("Indicator", "IncidentReport", "SituationReport", "AssistanceRequest")
     ],
     "exercise": [_set(exercise=e) for e in (None, "cyber-europe-2026", "blueolex-2026")],
-    "incident": [_set(incident=i) for i in (None, "INC-1")],
+    # INC-2 is under no crisis: only whether an incident is named differs
+    "incident": [_set(incident=i) for i in (None, "INC-2")],
     "member_states": [
         _set(member_states=frozenset(s)) for s in ((), ("FR",), ("FR", "DE", "BE", "IT"))
     ],
