@@ -4,11 +4,12 @@
 key fact deterministically. From a few base messages, one fact at a time takes
 each of its values, in a row, on one engine: had the key left that fact out, a
 later variant would be served an earlier one's decision. The recipient-side facts
-(community, role, status, mandate, enrolment, named, sender) vary across the
-registry's organisations in every `decide_all`; one of them is suspended so that
-status varies too. The sample bundle reads neither the action nor whether a message
-names an incident (only through a declared crisis), so two rules that do are added:
-the cache must hold for any bundle that loads, not only for the sample one.
+(community, role, status, mandate, enrolment, named) vary across the registry's
+organisations in every `decide_all`; one of them is suspended so that status varies
+too; the sender, which `decide_all` leaves out, is asked about itself. The sample
+bundle reads neither the action nor whether a message names an incident (only
+through a declared crisis), so two rules that do are added: the cache must hold for
+any bundle that loads, not only for the sample one.
 """
 
 from __future__ import annotations
@@ -132,6 +133,15 @@ def test_inputs_differing_in_one_key_fact_get_their_own_decisions(
             fresh = engine.decide_all(m, crisis_incidents=crisis, action=action, cached=False)  # type: ignore[arg-type]
             cached = engine.decide_all(m, crisis_incidents=crisis, action=action)  # type: ignore[arg-type]
             assert cached == fresh, f"{fact}: {m} served another input's decisions"
+            # decide_all leaves the sender out; asked about itself, it is "the sender"
+            own = engine.decide(m, m.sender, crisis_incidents=crisis, action=action)  # type: ignore[arg-type]
+            assert own == engine.decide(
+                m,
+                m.sender,
+                crisis_incidents=crisis,
+                action=action,  # type: ignore[arg-type]
+                cached=False,
+            ), f"{fact}: the sender of {m} was served another organisation's decision"
             fresh_by_variant.append([(d.org, d.decision, d.rules) for d in fresh])
         differed |= any(f != fresh_by_variant[0] for f in fresh_by_variant)
     # the fact changes some decision of this bundle, so the walk can see a confusion
