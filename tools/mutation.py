@@ -84,13 +84,14 @@ EXPLAINED: dict[tuple[str, str], str] = {
     ): "equivalent: at index 0 there is no previous record, so p.last is None as well",
     (
         _CHECKPOINT,
-        "Checkpoint.from_body:drop-condition:not all(lines) in len(lines) != 4 or "
-        "not all(lines)",
+        "Checkpoint.from_body:drop-condition:not all(lines) in len(lines) != 4 or not all(lines)",
     ): "equivalent: an empty origin, size, root or time line is refused by that line's own "
     "check (test_checkpoint.py, test_note.py); only the wording of the error differs",
 }
 
-_PYTEST = ("-q", "-x", "-p", "no:cacheprovider", "-m", "not kafka", "-o", "addopts=")
+#: the unit lane (as `make test-unit`), one process, stopping at the first failure
+_PYTEST: tuple[str, ...] = ("-q", "-x", "-p", "no:cacheprovider", "-o", "addopts=")
+_PYTEST += ("-m", "not kafka and not browser")
 
 
 @dataclass(frozen=True, slots=True)
