@@ -11,6 +11,16 @@ before the crash. A record byte-identical to the previous record of the same
 key is dropped here (a re-sent checkpoint follows its original directly);
 a re-sent run of leaves is told from an insertion by the verifier, and
 skipped by the readers of records (`query.iter_records`).
+
+Leaf packs. A record of the decisions topic may hold many leaves (`_pack`):
+it is read here as its leaves, one `TopicRecord` each, all at the pack's
+offset and each with the index the pack gives it (`claimed_index`), so every
+reader sees leaves as it did when each leaf was a record of its own. A
+re-sent run may be grouped in other packs than the leaves Kafka kept before
+a crash: the readers of leaves keep one copy of each (same index, same bytes).
+A pack that does not decode, or is keyed to another enforcement point than
+its own, is passed on whole with the reason (`problem`): the verifier reports
+it, the other readers skip it as they skip any record that is not a leaf.
 """
 
 from __future__ import annotations
@@ -20,11 +30,13 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from broker.errors import AuditError, KafkaForbidden
+from broker.audit._pack import PackCodec
+from broker.errors import AuditError, KafkaForbidden, MalformedRecord
 from broker.kafka._raw_fetch import fetch_raw
 from broker.kafka.clients import consumer as new_consumer
 from broker.kafka.connection import KafkaConnection
 from broker.kafka.scan import metadata
+from broker.schemas import SchemaStore, default_store
 
 #: What one read may hold in memory at once (aiokafka's fetch buffers): the verifier's
 #: memory bound depends on these, not on the size of the log.
@@ -35,12 +47,42 @@ BATCH_RECORDS = 2000
 
 @dataclass(frozen=True, slots=True)
 class TopicRecord:
-    """One Kafka record as read: key (the enforcement point id), value bytes, position."""
+    """One Kafka record as read: key (the enforcement point id), value bytes, position;
+    or one leaf of a leaf pack (its offset is the pack's)."""
 
     key: str
     value: bytes
     partition: int
     offset: int
+    #: the index the leaf pack this leaf came in gives it (None: a record of its own)
+    claimed_index: int | None = None
+    #: why this record is not read as leaves (a damaged leaf pack), for the verifier to say
+    problem: str | None = None
+
+
+def unpack(codec: PackCodec, record: TopicRecord) -> list[TopicRecord]:
+    """A record as the leaves it holds: itself, unless it is a leaf pack."""
+    if not codec.is_pack(record.value):
+        return [record]
+    try:
+        pack = codec.decode(record.value)
+    except MalformedRecord as exc:
+        return [_damaged(record, str(exc))]
+    if pack.enforcement_point != record.key:
+        return [
+            _damaged(
+                record,
+                f"audit leaf pack of {pack.enforcement_point!r} is keyed {record.key!r}",
+            )
+        ]
+    return [
+        TopicRecord(record.key, leaf, record.partition, record.offset, pack.first_index + i)
+        for i, leaf in enumerate(pack.leaves)
+    ]
+
+
+def _damaged(record: TopicRecord, problem: str) -> TopicRecord:
+    return TopicRecord(record.key, record.value, record.partition, record.offset, problem=problem)
 
 
 def _consumer(kafka: KafkaConnection, timeout_ms: int) -> Any:
@@ -87,15 +129,18 @@ async def iter_topic(
     key: str | None = None,
     timeout_ms: int = 30000,
     missing_ok: bool = False,
+    store: SchemaStore | None = None,
 ) -> AsyncIterator[list[TopicRecord]]:
     """Batches of the records of `topic` (or of one `partition`), each partition from its
     offset in `start` (default: its beginning) to its end offset when the read starts, so
     a live topic gives a consistent snapshot. `key` keeps one enforcement point's records.
-    Memory is bounded by the fetch sizes above, whatever the topic holds.
+    Leaf packs come as their leaves (`store` knows their schema; default: the
+    configured one). Memory is bounded by the fetch sizes above, whatever the topic holds.
     """
     from aiokafka import TopicPartition
     from aiokafka.errors import KafkaError, TopicAuthorizationFailedError
 
+    codec = PackCodec(store if store is not None else default_store())
     consumer = _consumer(kafka, timeout_ms)
     await _start(consumer, kafka)
     # key -> digest of its previous record: a byte-identical re-send is dropped
@@ -136,7 +181,7 @@ async def iter_topic(
                     if previous.get(k) == digest:
                         continue  # a byte-identical re-send (see the module's docstring)
                     previous[k] = digest
-                    out.append(TopicRecord(k, value, tp.partition, m.offset))
+                    out.extend(unpack(codec, TopicRecord(k, value, tp.partition, m.offset)))
             if out:
                 yield out
             for tp in list(remaining):
@@ -159,9 +204,11 @@ async def read_topic(
     key: str | None = None,
     timeout_ms: int = 30000,
     missing_ok: bool = False,
+    store: SchemaStore | None = None,
 ) -> list[TopicRecord]:
-    """All records of `topic` (or one partition from `start_offset`), in partition order:
-    for topics that stay small (checkpoints), or one enforcement point's tail."""
+    """All records of `topic` (or one partition from `start_offset`), in partition order,
+    leaf packs as their leaves: for topics that stay small (checkpoints), or one
+    enforcement point's tail."""
     start = {partition: start_offset} if partition is not None else None
     out: list[TopicRecord] = []
     async for batch in iter_topic(
@@ -172,6 +219,7 @@ async def read_topic(
         key=key,
         timeout_ms=timeout_ms,
         missing_ok=missing_ok,
+        store=store,
     ):
         out.extend(batch)
     return out

@@ -3,6 +3,9 @@
 Every decision becomes a leaf (`jcu.audit.decisions`, keyed by the
 enforcement point id, so one partition holds its records in tree order), its
 content sealed under the enforcement point's audit key (`broker.audit.keys`).
+The leaves of one append (a publish batch, a consumer batch) go to Kafka as
+one record, a leaf pack (`_pack`), split only where a pack would grow past
+`MAX_PACK_BYTES`: one record per batch, not one per message.
 Every `checkpoint_every` records, every `checkpoint_interval` seconds, after a
 restart that found unsealed records, and on `stop()`, the enforcement point
 signs a checkpoint (a C2SP checkpoint note: origin, size, root, time) and
@@ -58,8 +61,9 @@ from broker.audit._codec import (
     parse_leaf,
 )
 from broker.audit._journal import Journal
+from broker.audit._pack import PackCodec, pack_bounds
 from broker.audit._state import AuditState, StateLock, load_state, save_state, state_path
-from broker.audit._topic import read_topic
+from broker.audit._topic import TopicRecord, read_topic
 from broker.audit.acts import SendOutcome
 from broker.audit.checkpoint import SignedCheckpoint, sign_checkpoint
 from broker.audit.keys import AuditKeys, PointKey
@@ -116,11 +120,13 @@ _Sent = tuple[int, bytes, tuple[str, ...], "asyncio.Future[Any]"]
 
 @dataclass(frozen=True, slots=True)
 class _InFlight:
-    """One record batch on its way to Kafka: leaves first .. first+count-1."""
+    """One leaf pack on its way to Kafka: leaves first .. first+count-1, the `record`-th
+    record of the producer batch whose future this is."""
 
     first: int
     count: int
     future: asyncio.Future[Any]
+    record: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,6 +234,7 @@ class AuditLog(Service):
         if self._store is None:
             self._store = default_store()
         self._sealer = LeafSealer(self._store, self.enforcement_point, self.point_key)
+        self._packs = PackCodec(self._store)
         self._lock_file.acquire()
         try:
             await self._start_producer()
@@ -352,8 +359,10 @@ class AuditLog(Service):
                 self._kafka,
                 self._decisions,
                 partition=self._partition,
-                start_offset=min(mark.offset, self._next_offset),
+                # one record back: the pack holding a checkpoint's last leaf may hold more
+                start_offset=max(min(mark.offset, self._next_offset) - 1, 0),
                 key=self.enforcement_point,
+                store=self._store,
             )
         except KafkaForbidden:
             raise AuditError(
@@ -533,27 +542,34 @@ class AuditLog(Service):
         """Hand encoded, chained leaves (decision ids, data, leaf hash) to the producer. Call
         with the send lock held. Returns (index, leaf hash, decision ids, future) per leaf.
 
-        They go as whole record batches (one produce future per batch, not per
-        record: the per-record path costs more than encoding them). The lock
-        makes the order of indices the order of the producer's queue, hence the
-        order on the partition.
+        They go as leaf packs (one record for all of them, more only past
+        `MAX_PACK_BYTES`), in whole record batches (one produce future per batch).
+        The lock makes the order of indices the order of the producer's queue,
+        hence the order on the partition.
         """
         out: list[_Sent] = []
         size = self._tree.size
         self._journal.add((size + i, leaf, data) for i, (_, data, leaf) in enumerate(encoded))
+        bounds = list(pack_bounds([len(data) for _, data, _ in encoded]))
+        values = [
+            self._packs.encode(
+                self.enforcement_point, size + start, [data for _, data, _ in encoded[start:end]]
+            )
+            for start, end in bounds
+        ]
         i = 0
-        while i < len(encoded):
+        while i < len(bounds):
             batch = self._producer.create_batch()
             first = i
             while (
-                i < len(encoded)
-                and batch.append(key=self._key, value=encoded[i][1], timestamp=None) is not None
+                i < len(bounds)
+                and batch.append(key=self._key, value=values[i], timestamp=None) is not None
             ):
                 i += 1
             if i == first:
-                self._fail(AuditError("audit record larger than a producer batch"))
+                self._fail(AuditError("audit leaf pack larger than a producer batch"))
                 raise AuditError(
-                    f"audit record of {len(encoded[i][1])} bytes does not fit a producer batch"
+                    f"audit leaf pack of {len(values[i])} bytes does not fit a producer batch"
                 )
             try:
                 future = await self._producer.send_batch(
@@ -562,14 +578,15 @@ class AuditLog(Service):
             except Exception as exc:
                 self._fail(exc)
                 raise AuditError(f"audit record not written: {exc}") from None
-            self._inflight.append(_InFlight(self._tree.size, i - first, future))
-            for ids, _, leaf in encoded[first:i]:
-                index = self._tree.append(leaf)
-                self._since_checkpoint.append(leaf)
-                self._last_leaf = leaf
-                if self._tree.size - self._snapshot_mark >= self._every:
-                    self._take_snapshot()
-                out.append((index, leaf, ids, future))
+            for record, (start, end) in enumerate(bounds[first:i]):
+                self._inflight.append(_InFlight(self._tree.size, end - start, future, record))
+                for ids, _, leaf in encoded[start:end]:
+                    index = self._tree.append(leaf)
+                    self._since_checkpoint.append(leaf)
+                    self._last_leaf = leaf
+                    if self._tree.size - self._snapshot_mark >= self._every:
+                        self._take_snapshot()
+                    out.append((index, leaf, ids, future))
         return out
 
     # -- checkpoints ---------------------------------------------------------
@@ -659,9 +676,9 @@ class AuditLog(Service):
             if exc is not None:
                 self._fail(exc)
                 raise AuditError(f"audit record not written: {exc}")
-            # A snapshot can end inside a batch: the batch's records have consecutive offsets.
+            # A snapshot can end inside a pack: the next checkpoint's leaves start in it.
             in_checkpoint = min(batch.count, size - batch.first)
-            next_offset = future.result().offset + in_checkpoint
+            next_offset = future.result().offset + batch.record + 1
             if in_checkpoint == batch.count:
                 self._inflight.popleft()
         return next_offset
@@ -785,9 +802,10 @@ class AuditLog(Service):
             partition=self._partition,
             start_offset=start,
             key=self.enforcement_point,
+            store=self._store,
         )
         if state.tree_size:
-            self._check_still_there(state, found[0] if found else None)
+            self._check_still_there(state, found)
         latest, position = await self._latest_own_checkpoint()
         return _Found(latest, position)
 
@@ -919,10 +937,12 @@ class AuditLog(Service):
             partition=self._partition,
             start_offset=start,
             key=self.enforcement_point,
+            store=self._store,
         )
         if state is not None and state.tree_size:
-            self._check_still_there(state, found[0] if found else None)
-            found = found[1:]
+            # the leaves up to the state's last one (the first record, or part of its pack)
+            # are below the tree's size: skipped as such below
+            self._check_still_there(state, found)
         latest, latest_position = await self._latest_own_checkpoint()
         adopted = 0
         if adopt_only is None and found:
@@ -935,6 +955,8 @@ class AuditLog(Service):
             self._take_checkpoint(latest, latest_position)
         for raw in found:
             try:
+                if raw.problem is not None:
+                    raise AuditError(raw.problem)
                 rec = parse_leaf(self._store, raw.value)
             except JcuError as exc:
                 raise AuditError(
@@ -944,7 +966,11 @@ class AuditLog(Service):
             if rec.index < self._tree.size:
                 continue
             leaf = leaf_hash(raw.value)
-            if rec.index != self._tree.size or rec.previous_leaf_hash != self._last_leaf:
+            if (
+                rec.index != self._tree.size
+                or rec.previous_leaf_hash != self._last_leaf
+                or raw.claimed_index not in (None, rec.index)
+            ):
                 raise AuditError(
                     f"{self.enforcement_point}: record at offset {raw.offset} (index {rec.index}) "
                     f"does not continue the tree at size {self._tree.size}; run `jcu audit verify`"
@@ -978,19 +1004,21 @@ class AuditLog(Service):
                 tree_size=self._tree.size,
             )
 
-    def _check_still_there(self, state: AuditState, first: Any) -> None:
-        """The record the state ends on must be where it was written, as it was written."""
+    def _check_still_there(self, state: AuditState, found: Sequence[TopicRecord]) -> None:
+        """The leaf the state ends on must be where it was written (its record, or a leaf of
+        its pack, at the offset the state names), as it was written."""
+        assert self._store is not None  # noqa: S101 - narrows for mypy: a started log has a store
         where = f"offset {state.next_offset - 1} of {self._decisions}"
-        if first is not None and first.offset == state.next_offset - 1:
+        for raw in found:
+            if raw.offset != state.next_offset - 1:
+                break
+            if raw.problem is not None or leaf_hash(raw.value) != state.last_leaf_hash:
+                continue
             try:
-                clear = parse_leaf(self._store, first.value)  # type: ignore[arg-type]
+                clear = parse_leaf(self._store, raw.value)
             except JcuError:
-                clear = None
-            if (
-                clear is not None
-                and clear.index == state.tree_size - 1
-                and leaf_hash(first.value) == state.last_leaf_hash
-            ):
+                continue
+            if clear.index == state.tree_size - 1 and raw.claimed_index in (None, clear.index):
                 return
         raise AuditError(
             f"{self.enforcement_point}: the audit topic no longer holds record "
@@ -1010,6 +1038,7 @@ class AuditLog(Service):
         raws = await read_topic(
             self._kafka,
             self._checkpoints,
+            store=self._store,
             partition=partition if offset >= 0 else None,
             start_offset=max(offset, 0),
             key=self.enforcement_point,

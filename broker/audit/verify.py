@@ -22,6 +22,14 @@ and the witnesses remember outside Kafka):
    verification, files an inquiry was given). A log shorter than one of those
    is `truncated`, one whose root differs `forked`.
 
+Leaf packs (many leaves in one Kafka record, `_pack`) come as their leaves
+(`_topic`), so the checks above are per leaf, as they were when each leaf was
+a record. A pack adds its own: it must decode whole and be keyed to its own
+enforcement point (else `malformed`), and each leaf must hold the index the
+pack gives it (first index + position), else the pack is `malformed`. A pack
+re-sent after a crash, grouped otherwise than the one Kafka kept, is a re-sent
+run like any other.
+
 Memory per enforcement point is a few hashes (the frontier: one per set bit of
 the size) plus the sizes to check, whatever the log's length; time is one
 pass over each topic. A verification that succeeds leaves where it stood per
@@ -532,8 +540,10 @@ class Verifier:
             if raw.offset < offset:
                 return
             if raw.offset == offset:
+                if raw.claimed_index is not None and raw.claimed_index < p.resumed_from - 1:
+                    return  # a leaf of the anchor's pack before it
                 p.anchor = None
-                if leaf_hash(raw.value) != anchor_leaf:
+                if raw.problem is not None or leaf_hash(raw.value) != anchor_leaf:
                     self._fail(
                         p,
                         "forked",
@@ -545,6 +555,15 @@ class Verifier:
                 return
             self._anchor_lost(p)
         if p.failure is not None and p.missing is None and p.rival is None:
+            return
+        if raw.problem is not None:
+            if p.failure is None:
+                self._fail(
+                    p,
+                    "malformed",
+                    f"record at offset {raw.offset}: {raw.problem}",
+                    offset=raw.offset,
+                )
             return
         try:
             clear = parse_leaf(self._store, raw.value)
@@ -598,6 +617,17 @@ class Verifier:
         if clear.index == expected:
             if clear.previous_leaf_hash != p.last_leaf:
                 self._modified(p, expected, raw.offset)
+                return
+            if raw.claimed_index is not None and raw.claimed_index != clear.index:
+                self._fail(
+                    p,
+                    "malformed",
+                    f"the leaf pack at offset {raw.offset} gives record {clear.index} the index "
+                    f"{raw.claimed_index}: its first index or its order of leaves was altered",
+                    record_index=clear.index,
+                    offset=raw.offset,
+                    decision_id=self._decision_id(raw.value),
+                )
                 return
             p.tree.append(leaf)
             p.last_leaf = leaf

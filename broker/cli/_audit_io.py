@@ -195,7 +195,7 @@ async def verification(
     if prepared is not None:
         prepared(verifier)
     start = verifier.record_start()
-    async for batch in iter_topic(kafka, topics.decisions, start=start):
+    async for batch in iter_topic(kafka, topics.decisions, start=start, store=store):
         for raw in batch:
             verifier.record(raw)
             if also is not None:

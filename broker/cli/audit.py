@@ -534,7 +534,7 @@ async def _read_records(
     """The records `keys` open that are `wanted`, oldest first: streamed, only hits kept."""
     hits: list[LoggedRecord] = []
     count = count if count is not None else ReadCount()
-    async for batch in iter_topic(kafka, topic):
+    async for batch in iter_topic(kafka, topic, store=store):
         hits += [r for r in iter_records(store, batch, keys, count) if wanted(r)]
     return sorted(hits, key=lambda r: (r.record.time, r.enforcement_point, r.index))
 

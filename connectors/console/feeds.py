@@ -30,7 +30,8 @@ from broker.audit import (
     iter_records,
     proof_against,
 )
-from broker.audit._topic import TopicRecord
+from broker.audit._pack import PackCodec
+from broker.audit._topic import TopicRecord, unpack
 from broker.envelope.header import decode_envelope
 from broker.errors import AuditVerificationError, JcuError
 from broker.kafka.clients import consumer as new_consumer
@@ -105,6 +106,7 @@ class AuditFeed(Service):
         audit_keys: AuditKeys | None = None,
     ) -> None:
         self._store = store
+        self._packs = PackCodec(store)
         self._keys = keys
         self._valid = valid
         self._audit_keys = audit_keys if audit_keys is not None else AuditKeys()
@@ -139,7 +141,7 @@ class AuditFeed(Service):
                 key = r.key.decode("utf-8", "replace") if r.key is not None else ""
                 rec = TopicRecord(key, r.value or b"", r.partition, r.offset)
                 if r.topic == AUDIT_DECISIONS:
-                    fresh_decisions.append(rec)
+                    fresh_decisions.extend(unpack(self._packs, rec))  # a leaf pack's leaves
                 elif r.topic == AUDIT_CHECKPOINTS:
                     self._checkpoints.append(rec)
                 else:

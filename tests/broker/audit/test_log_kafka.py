@@ -441,7 +441,11 @@ async def test_a_resent_leaf_is_read_once(kafka_admin, topics, store, key, tmp_p
         assert again.size == 5
     raw = await read_topic(kafka_admin, topics[0])
     assert len(raw) == 10  # each leaf on the topic twice, identical in every byte
-    assert raw[:5] == [dataclasses.replace(r, offset=r.offset - 5) for r in raw[5:]]
+    assert [(r.value, r.claimed_index) for r in raw[:5]] == [
+        (r.value, r.claimed_index) for r in raw[5:]
+    ]
+    # five appends, five packs; the re-send is one pack of the five, grouped otherwise
+    assert len({r.offset for r in raw[:5]}) == 5 and len({r.offset for r in raw[5:]}) == 1
     records = await logged(kafka_admin, topics, store, tmp_path)
     assert [r.record.message_id for r in records] == [f"msg-{i}" for i in range(5)]
     report = await verify_topics(kafka_admin, topics, store, key)
@@ -564,3 +568,51 @@ async def test_leaves_since_a_held_mark_come_from_the_journal_behind_the_wall(
         # No one held 0: the journal let it go, and this principal may not read the topic.
         with pytest.raises(AuditError, match="may not read"):
             await again.leaves_since(AuditMark(0, 0))
+
+
+async def test_the_leaves_of_one_append_are_one_record_split_only_past_the_bound(
+    kafka_admin, topics, store, key, tmp_path
+):
+    """A leaf per message, a Kafka record per append (a leaf pack): one for a batch of 20
+    messages, a few for 1,500 (each pack under MAX_PACK_BYTES), one for a single append."""
+    async with open_log(kafka_admin, key, tmp_path, topics, store, every=5000) as log:
+        await log.append_many([record(i) for i in range(20)])
+        await log.append_many([record(i) for i in range(20, 1520)])
+        await log.append(record(1520))
+    raw = await read_topic(kafka_admin, topics[0])
+    assert [r.claimed_index for r in raw] == list(range(1521))  # one leaf per message
+    offsets = [r.offset for r in raw]
+    assert len(set(offsets[:20])) == 1 and len(set(offsets[1520:])) == 1
+    assert 1 < len(set(offsets[20:1520])) < 10
+    assert len({r.offset for r in raw}) == len(set(offsets[20:1520])) + 2
+    report = await verify_topics(kafka_admin, topics, store, key)
+    assert report.ok and report.reports[0].records == 1521
+
+
+async def test_a_restart_after_a_checkpoint_inside_a_pack(
+    kafka_admin, topics, store, key, tmp_path
+):
+    """Checkpoints at 10 and 20 fall inside one pack of 25 leaves; killed there, the restart
+    finds leaf 19 in that pack (its state names the pack's offset), re-sends 20..24 from the
+    journal and seals them; the log verifies and reads each decision once."""
+    log = open_log(kafka_admin, key, tmp_path, topics, store, every=10)
+    await log.start()
+    await log.append_many([record(i) for i in range(25)])
+    await log._write_checkpoints()  # the two snapshots taken inside the pack
+    state = load_state(state_path(tmp_path, EP))
+    assert state is not None and state.tree_size == 20
+    raw = await read_topic(kafka_admin, topics[0])
+    assert {r.offset for r in raw} == {state.next_offset - 1}  # one pack holds all 25
+    # Crash: no stop(), no checkpoint past 20.
+    await log._stop_producer()
+    log._lock_file.release()
+    async with open_log(kafka_admin, key, tmp_path, topics, store, every=10) as again:
+        assert again.size == 25
+        mark = again.mark()
+    assert mark.index == 25
+    report = await verify_topics(kafka_admin, topics, store, key)
+    assert report.ok, report.reports[0].failure
+    assert (report.reports[0].records, report.reports[0].sealed) == (25, 25)
+    assert [r.record.message_id for r in await logged(kafka_admin, topics, store, tmp_path)] == [
+        f"msg-{i}" for i in range(25)
+    ]
