@@ -3,7 +3,9 @@
 Per message, as the pipeline logs it: the publisher's leaf of 14 decisions, its
 send-outcome leaf (5 recipients), and one receiving leaf at each of the 5
 recipients: 24 records in 7 leaves. Leaves are sealed and chained as `AuditLog`
-seals and chains them (the content of each kind encoded once and sealed anew
+seals and chains them, and written as it writes them: the leaves of one batch
+of messages (a publish chunk, a consumer batch) of one enforcement point in one
+leaf pack, one Kafka record (the content of each kind encoded once and sealed anew
 per leaf: verification never opens a leaf), and every enforcement point signs a
 checkpoint every `checkpoint_every` leaves, with its consistency proof, as the
 log does. What `jcu audit verify` reads is therefore what it reads in
@@ -21,6 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from broker.audit import AuditKeys, AuditRecord, DecisionSet, sign_checkpoint
 from broker.audit._codec import LeafSealer, encode_checkpoint, leaf_encoder
+from broker.audit._pack import PackCodec, pack_bounds
 from broker.audit.acts import CopyOutcome, send_outcome
 from broker.audit.record import new_decision_ids
 from broker.kafka.connection import KafkaConnection
@@ -34,6 +37,8 @@ ORGS = (*RECEIVERS, "commission", "csirts-network", "eu-cyclone", "nis-cg", "hwp
         "pesco", "isac-finance", "csirt-de")  # fmt: skip
 PER_MESSAGE = 14 + len(RECEIVERS) + len(RECEIVERS)  # decisions and outcomes
 LEAVES_PER_MESSAGE = 2 + len(RECEIVERS)
+#: Messages per publish chunk and per consumer batch: their leaves share a leaf pack.
+BATCH = 500
 
 
 @dataclass
@@ -66,6 +71,7 @@ class SyntheticLog:
             key = self._keys.require(ep)
             self._points[ep] = _Point(LeafSealer(store, ep, key), signers[participant])
         self._store = store
+        self._packs = PackCodec(store)
         encoder = leaf_encoder(store)
         decisions = tuple(
             Decision(org, "allow" if org in RECEIVERS else "deny",
@@ -99,13 +105,22 @@ class SyntheticLog:
     def points(self) -> tuple[str, ...]:
         return tuple(self._points)
 
-    def _leaf(self, ep: str, count: int, content: bytes) -> Iterator[tuple[str, str, bytes]]:
+    def _leaves(
+        self, ep: str, count: int, content: bytes, n: int
+    ) -> Iterator[tuple[str, str, bytes]]:
+        """`n` leaves of one kind, as one append writes them: a leaf pack (more past its
+        size bound), then a checkpoint if one is due."""
         p = self._points[ep]
-        data = p.sealer.seal(p.tree.size, p.last, count, content)
-        p.last = leaf_hash(data)
-        p.tree.append(p.last)
-        p.since.append(p.last)
-        yield "d", ep, data
+        first = p.tree.size
+        leaves = []
+        for _ in range(n):
+            data = p.sealer.seal(p.tree.size, p.last, count, content)
+            p.last = leaf_hash(data)
+            p.tree.append(p.last)
+            p.since.append(p.last)
+            leaves.append(data)
+        for start, end in pack_bounds([len(leaf) for leaf in leaves]):
+            yield "d", ep, self._packs.encode(ep, first + start, leaves[start:end])
         if p.tree.size - p.checkpoint >= self._every:
             yield from self._checkpoint(ep)
 
@@ -118,14 +133,16 @@ class SyntheticLog:
         yield "c", ep, encode_checkpoint(self._store, cp, p.checkpoint, proof)
         p.checkpoint, p.frontier, p.since = p.tree.size, p.tree.frontier, []
 
-    def messages(self, n: int) -> Iterator[tuple[str, str, bytes]]:
-        """The leaves of `n` messages, then a final checkpoint of every enforcement point."""
+    def messages(self, n: int, batch: int = BATCH) -> Iterator[tuple[str, str, bytes]]:
+        """The leaf packs of `n` messages in batches of `batch`, then a final checkpoint of
+        every enforcement point."""
         publisher = f"{PUBLISHER}/publish"
-        for _ in range(n):
-            yield from self._leaf(publisher, 14, self._publish)
-            yield from self._leaf(publisher, len(RECEIVERS), self._send)
+        for done in range(0, n, batch):
+            k = min(batch, n - done)
+            yield from self._leaves(publisher, 14, self._publish, k)
+            yield from self._leaves(publisher, len(RECEIVERS), self._send, k)
             for r in RECEIVERS:
-                yield from self._leaf(f"{r}/receive", 1, self._receive)
+                yield from self._leaves(f"{r}/receive", 1, self._receive, k)
         for ep in self._points:
             yield from self._checkpoint(ep)
 

@@ -5,7 +5,9 @@ envelope and then the leaf of its send outcome, and on the receiving side
 consume the envelope, write a line to the sink,
 produce the receiving audit leaf and commit the offset; with receipts on, it
 also produces, per consumer batch, one receipt record per sender (here one
-sender), its size growing with the ids it covers. This leg does exactly
+sender), its size growing with the ids it covers. Audit leaves go as the log
+writes them: the leaves of one publish chunk (or consumer batch) in one record,
+a leaf pack (`broker.audit._pack`), not one record per leaf. This leg does exactly
 that I/O, with records of the same sizes and the same client settings, but no
 policy, Avro, crypto, Merkle tree or delivery ledger. Its rate is a ceiling for
 the full path on this machine: the security work can only add to it.
@@ -25,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from broker import config
+from broker.audit._pack import MAX_PACK_BYTES
 from broker.kafka.clients import reliable_producer
 from broker.kafka.connection import KafkaConnection
 
@@ -60,10 +63,13 @@ class ReceiptSize:
         return ["--receipts", self.topic, str(self.base), str(self.per_message)]
 
 
-def _batch(producer: Any, value: bytes, count: int) -> Any:
+def _leaf_packs(producer: Any, leaf: bytes, count: int) -> Any:
+    """`count` leaves as one append writes them: a record per leaf pack of at most
+    MAX_PACK_BYTES (one, at the full path's batch sizes)."""
+    per = max(1, MAX_PACK_BYTES // (len(leaf) + 10))
     batch = producer.create_batch()
-    for _ in range(count):
-        batch.append(key=None, value=value, timestamp=None)
+    for start in range(0, count, per):
+        batch.append(key=None, value=leaf * min(per, count - start), timestamp=None)
     batch.close()
     return batch
 
@@ -76,13 +82,17 @@ async def publish(producer: Any, topic: str, audit_topic: str, n: int, sizes: Si
     outcome = os.urandom(sizes.receive_leaf)
     for start in range(0, n, CHUNK):
         count = min(CHUNK, n - start)
-        await (await producer.send_batch(_batch(producer, leaf, count), audit_topic, partition=0))
+        await (
+            await producer.send_batch(_leaf_packs(producer, leaf, count), audit_topic, partition=0)
+        )
         futures = [
             await producer.send(topic, envelope, key=uuid.uuid4().bytes) for _ in range(count)
         ]
         await asyncio.gather(*futures)
         await (
-            await producer.send_batch(_batch(producer, outcome, count), audit_topic, partition=0)
+            await producer.send_batch(
+                _leaf_packs(producer, outcome, count), audit_topic, partition=0
+            )
         )
 
 
@@ -94,8 +104,8 @@ async def receive(
     sizes: Sizes,
     receipts: ReceiptSize | None = None,
 ) -> None:
-    """Until SIGTERM: per batch, a sink line and a receive leaf per record, flush, (with
-    `receipts`) one receipt record for the batch, commit."""
+    """Until SIGTERM: per batch, a sink line per record and a leaf pack of a receive leaf
+    per record, flush, (with `receipts`) one receipt record for the batch, commit."""
     from aiokafka import AIOKafkaConsumer
 
     consumer = AIOKafkaConsumer(
@@ -120,7 +130,7 @@ async def receive(
                 if not count:
                     continue
                 sent = await producer.send_batch(
-                    _batch(producer, leaf, count), audit_topic, partition=0
+                    _leaf_packs(producer, leaf, count), audit_topic, partition=0
                 )
                 sink.write(line * count)
                 sink.flush()

@@ -157,8 +157,8 @@ async def _audit(
     finally:
         await log.stop()
     # Verify what was written (reading is not timed; recomputing and checking is).
-    decisions = await read_topic(kafka, topics[0])
-    checkpoints = await read_topic(kafka, topics[1])
+    decisions = await read_topic(kafka, topics[0], store=store)
+    checkpoints = await read_topic(kafka, topics[1], store=store)
     t0 = time.perf_counter()
     report = verify(store, decisions, checkpoints, lambda ep: [key.public_key()])
     verify_s = time.perf_counter() - t0

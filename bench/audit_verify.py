@@ -63,16 +63,19 @@ def _resolver(directory: Path):  # type: ignore[no-untyped-def]
 def _verify_files(directory: Path) -> None:
     """In the measured process: stream both files through the verifier; print JSON."""
     from broker.audit import Verifier
-    from broker.audit._topic import TopicRecord
+    from broker.audit._pack import PackCodec
+    from broker.audit._topic import TopicRecord, unpack
     from broker.schemas import SchemaStore
 
     store = SchemaStore.load(SCHEMAS)
+    packs = PackCodec(store)
     start = time.perf_counter()
     v = Verifier(store, _resolver(directory))
     for ep, value, offset in read_file(directory / "checkpoints.bin"):
         v.checkpoint(TopicRecord(ep, value, 0, offset))
     for ep, value, offset in read_file(directory / "decisions.bin"):
-        v.record(TopicRecord(ep, value, 0, offset))
+        for leaf in unpack(packs, TopicRecord(ep, value, 0, offset)):
+            v.record(leaf)
     report = v.finish()
     _print(report, time.perf_counter() - start)
 
@@ -94,7 +97,7 @@ def _verify_kafka(directory: Path, client_file: str, decisions: str, checkpoints
         async for batch in iter_topic(kafka, checkpoints):
             for raw in batch:
                 v.checkpoint(raw)
-        async for batch in iter_topic(kafka, decisions):
+        async for batch in iter_topic(kafka, decisions, store=store):
             for raw in batch:
                 v.record(raw)
         _print(v.finish(), time.perf_counter() - start)
