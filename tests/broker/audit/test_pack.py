@@ -317,3 +317,26 @@ def test_a_verification_resumes_inside_a_pack(store, key, codec, values) -> None
             v.record(r)
     (ep,) = v.finish().reports
     assert ep.failure is not None and ep.failure.kind == "forked"
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    where=st.floats(min_value=0, max_value=1, exclude_max=True),
+    flip=st.integers(min_value=1, max_value=255),
+)
+def test_any_byte_changed_in_a_sealed_packed_log_fails_verification(
+    store, key, codec, values, checkpoints, where, flip
+):
+    """Whatever byte of whichever pack is changed (header, enforcement point, first index,
+    counts, lengths, a leaf's clear part or sealed content), the log no longer verifies."""
+    records = packed(codec, values, [10, 20])
+    total = sum(len(r.value) for r in records)
+    at = int(where * total)
+    for i, r in enumerate(records):
+        if at < len(r.value):
+            data = bytearray(r.value)
+            data[at] ^= flip
+            records[i] = TopicRecord(EP, bytes(data), 0, r.offset)
+            break
+        at -= len(r.value)
+    failure_of(run(store, key, codec, records, checkpoints))
