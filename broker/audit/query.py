@@ -35,14 +35,17 @@ def iter_records(
     raws: Iterable[TopicRecord],
     keys: AuditKeys,
     count: ReadCount | None = None,
+    reached: dict[str, int] | None = None,
 ) -> Iterator[LoggedRecord]:
     """Every record of every leaf `keys` opens, in topic order; the others are counted.
 
     A leaf claiming an index its enforcement point's log already reached is a
     re-sent copy (`_topic`) and is read once; `jcu audit verify` tells a copy
-    from an insertion."""
+    from an insertion. A reading in batches passes one `reached` (enforcement
+    point -> the index after the last leaf read) to every batch: a copy re-sent
+    after a restart often comes in a later batch than its original."""
     tally = count if count is not None else ReadCount()
-    reached: dict[str, int] = {}
+    reached = reached if reached is not None else {}
     for raw in raws:
         if keys.point(raw.key) is None:
             tally.sealed += 1

@@ -534,8 +534,9 @@ async def _read_records(
     """The records `keys` open that are `wanted`, oldest first: streamed, only hits kept."""
     hits: list[LoggedRecord] = []
     count = count if count is not None else ReadCount()
+    reached: dict[str, int] = {}  # across batches: a re-sent copy comes after its original
     async for batch in iter_topic(kafka, topic, store=store):
-        hits += [r for r in iter_records(store, batch, keys, count) if wanted(r)]
+        hits += [r for r in iter_records(store, batch, keys, count, reached) if wanted(r)]
     return sorted(hits, key=lambda r: (r.record.time, r.enforcement_point, r.index))
 
 

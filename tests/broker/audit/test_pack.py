@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from broker.audit import Verifier, verify
 from broker.audit._pack import AUDIT_PACK, MAX_PACK_BYTES, LeafPack, PackCodec, pack_bounds
 from broker.audit._topic import TopicRecord, unpack
-from broker.audit.query import decode_records
+from broker.audit.query import decode_records, iter_records
 from broker.errors import AuditError, MalformedRecord
 from broker.merkle import leaf_hash
 from broker.schemas import SchemaStore
@@ -340,3 +340,17 @@ def test_any_byte_changed_in_a_sealed_packed_log_fails_verification(
             break
         at -= len(r.value)
     failure_of(run(store, key, codec, records, checkpoints))
+
+
+def test_a_copy_re_sent_in_a_later_batch_of_a_reading_is_read_once(store, codec, values):
+    """`jcu audit query` reads the topic in batches: the restart's copy (here in the second
+    batch) is skipped by what the first batch reached, not counted again."""
+    first = leaves_of(codec, packed(codec, values[:15], [10]))
+    second = leaves_of(codec, [TopicRecord(EP, codec.encode(EP, 10, values[10:20]), 0, 2)])
+    reached: dict[str, int] = {}
+    found = [
+        r for batch in (first, second) for r in iter_records(store, batch, KEYS, None, reached)
+    ]
+    assert len(found) == len({r.record.decision_id for r in found}) == 20
+    again = [r for batch in (first, second) for r in iter_records(store, batch, KEYS)]
+    assert len(again) == 25  # each batch on its own: the copy counted twice
