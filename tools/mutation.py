@@ -39,6 +39,7 @@ TARGETS: dict[str, tuple[str, ...]] = {
         "tests/broker/audit/test_verify.py",
         "tests/broker/audit/test_verify_checks.py",
         "tests/broker/audit/test_witness.py",
+        "tests/broker/audit/test_pack.py",
         f"--deselect={_MEMORY_TEST}",
     ),
     "broker/audit/checkpoint.py": (
