@@ -51,6 +51,17 @@ def decode_long(data: bytes, pos: int, *, max_bytes: int = LONGEST) -> tuple[int
     raise ValueError("truncated or overlong Avro long")
 
 
+def decode_bytes(data: bytes, pos: int) -> tuple[bytes, int]:
+    """The Avro `bytes` (or string) value at `pos`, and where it ends.
+
+    ValueError if its length is negative or runs past the end of `data`.
+    """
+    n, pos = decode_long(data, pos)
+    if n < 0 or pos + n > len(data):
+        raise ValueError("truncated Avro bytes")
+    return data[pos : pos + n], pos + n
+
+
 def decode_canonical_length(data: bytes, pos: int, max_bytes: int) -> tuple[int, int]:
     """The non-negative Avro long at `pos`, in the one form `encode_long` writes, and where
     it ends: what a strict reader takes. Tuned for the one- and two-byte lengths of

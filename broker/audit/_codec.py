@@ -40,6 +40,7 @@ from broker.audit.record import (
     LoggedLeaf,
     PolicyDecision,
 )
+from broker.avro_binary import decode_bytes, decode_long
 from broker.avro_binary import encode_long as _varint
 from broker.clock import to_millis
 from broker.errors import AuditError, MalformedRecord, UnknownSchema
@@ -818,24 +819,20 @@ def encode_leaf(
     return LeafSealer(store, enforcement_point, key).leaf(index, previous_leaf_hash, records)
 
 
-def _read_long(data: bytes, pos: int) -> tuple[int, int]:
-    shift = z = 0
-    while True:
-        if pos >= len(data) or shift > 63:
-            raise MalformedRecord("audit leaf is truncated or holds a bad number")
-        b = data[pos]
-        pos += 1
-        z |= (b & 0x7F) << shift
-        if not b & 0x80:
-            return (z >> 1) ^ -(z & 1), pos
-        shift += 7
+def read_long(data: bytes, pos: int, what: str = "audit leaf") -> tuple[int, int]:
+    """The Avro long at `pos` of `what`, and where it ends; MalformedRecord if it is not one."""
+    try:
+        return decode_long(data, pos)
+    except ValueError:
+        raise MalformedRecord(f"{what} is truncated or holds a bad number") from None
 
 
-def _read_bytes(data: bytes, pos: int) -> tuple[bytes, int]:
-    n, pos = _read_long(data, pos)
-    if n < 0 or pos + n > len(data):
-        raise MalformedRecord("audit leaf is truncated")
-    return data[pos : pos + n], pos + n
+def read_bytes(data: bytes, pos: int, what: str = "audit leaf") -> tuple[bytes, int]:
+    """The Avro bytes value at `pos` of `what`, and where it ends; MalformedRecord if cut."""
+    try:
+        return decode_bytes(data, pos)
+    except ValueError:
+        raise MalformedRecord(f"{what} is truncated") from None
 
 
 def parse_leaf(store: SchemaStore, data: bytes) -> ClearLeaf:
@@ -848,13 +845,13 @@ def parse_leaf(store: SchemaStore, data: bytes) -> ClearLeaf:
     if not data.startswith(header):
         return _parse_leaf_by_store(store, data)
     pos = len(header)
-    raw_point, pos = _read_bytes(data, pos)
-    index, pos = _read_long(data, pos)
-    previous, pos = _read_bytes(data, pos)
-    count, pos = _read_long(data, pos)
-    salt, pos = _read_bytes(data, pos)
+    raw_point, pos = read_bytes(data, pos)
+    index, pos = read_long(data, pos)
+    previous, pos = read_bytes(data, pos)
+    count, pos = read_long(data, pos)
+    salt, pos = read_bytes(data, pos)
     aad_end = pos
-    sealed, pos = _read_bytes(data, pos)
+    sealed, pos = read_bytes(data, pos)
     if pos != len(data):
         raise MalformedRecord("audit leaf has bytes after its content")
     try:

@@ -17,6 +17,8 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
+from broker.audit._codec import read_bytes, read_long
+from broker.avro_binary import encode_long
 from broker.errors import AuditError, MalformedRecord, UnknownSchema
 from broker.schemas import SINGLE_OBJECT_MAGIC, SchemaStore
 
@@ -26,6 +28,7 @@ AUDIT_PACK = "eu.jcu.v1.AuditLeafPack"
 #: audit topics do not raise it, broker.kafka.topics) and the producer's max request
 #: (4 MiB, broker.kafka.clients). A leaf is at most a few KiB (64 decisions).
 MAX_PACK_BYTES = 256 * 1024
+_WHAT = "audit leaf pack"
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,36 +38,6 @@ class LeafPack:
     enforcement_point: str
     first_index: int
     leaves: tuple[bytes, ...]
-
-
-def _long(n: int) -> bytes:
-    z = (n << 1) ^ (n >> 63)
-    out = bytearray()
-    while z >= 0x80:
-        out.append((z & 0x7F) | 0x80)
-        z >>= 7
-    out.append(z)
-    return bytes(out)
-
-
-def _read_long(data: bytes, pos: int) -> tuple[int, int]:
-    shift = z = 0
-    while True:
-        if pos >= len(data) or shift > 63:
-            raise MalformedRecord("audit leaf pack is truncated or holds a bad number")
-        b = data[pos]
-        pos += 1
-        z |= (b & 0x7F) << shift
-        if not b & 0x80:
-            return (z >> 1) ^ -(z & 1), pos
-        shift += 7
-
-
-def _read_bytes(data: bytes, pos: int) -> tuple[bytes, int]:
-    n, pos = _read_long(data, pos)
-    if n < 0 or pos + n > len(data):
-        raise MalformedRecord("audit leaf pack is truncated")
-    return data[pos : pos + n], pos + n
 
 
 class PackCodec:
@@ -86,9 +59,15 @@ class PackCodec:
         if first_index < 0:
             raise AuditError(f"an audit leaf pack cannot start at index {first_index}")
         point = enforcement_point.encode("utf-8")
-        parts = [self.header, _long(len(point)), point, _long(first_index), _long(len(leaves))]
+        parts = [
+            self.header,
+            encode_long(len(point)),
+            point,
+            encode_long(first_index),
+            encode_long(len(leaves)),
+        ]
         for leaf in leaves:
-            parts.append(_long(len(leaf)))
+            parts.append(encode_long(len(leaf)))
             parts.append(leaf)
         parts.append(b"\x00")
         return b"".join(parts)
@@ -98,20 +77,20 @@ class PackCodec:
         if not self.is_pack(data):
             raise MalformedRecord("not an audit leaf pack (another schema's header)")
         pos = len(self.header)
-        raw_point, pos = _read_bytes(data, pos)
-        first, pos = _read_long(data, pos)
+        raw_point, pos = read_bytes(data, pos, _WHAT)
+        first, pos = read_long(data, pos, _WHAT)
         if first < 0:
             raise MalformedRecord(f"audit leaf pack claims a negative first index {first}")
         leaves: list[bytes] = []
         while True:  # Avro array: blocks of items, a negative count followed by a byte size
-            count, pos = _read_long(data, pos)
+            count, pos = read_long(data, pos, _WHAT)
             if count == 0:
                 break
             if count < 0:
                 count = -count
-                _, pos = _read_long(data, pos)
+                _, pos = read_long(data, pos, _WHAT)
             for _ in range(count):
-                leaf, pos = _read_bytes(data, pos)
+                leaf, pos = read_bytes(data, pos, _WHAT)
                 leaves.append(leaf)
         if pos != len(data):
             raise MalformedRecord("audit leaf pack has bytes after its leaves")

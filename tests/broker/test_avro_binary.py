@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from broker.avro_binary import (
     LONGEST,
+    decode_bytes,
     decode_canonical_length,
     decode_long,
     encode_bytes,
@@ -36,6 +37,22 @@ def test_encode_long_is_fastavros_encoding(n: int) -> None:
 @given(st.binary(max_size=300))
 def test_encode_bytes_is_fastavros_encoding(value: bytes) -> None:
     assert encode_bytes(value) == _fastavro(_BYTES, value)
+
+
+@given(st.binary(max_size=300), st.binary(max_size=4))
+def test_decode_bytes_reads_what_fastavro_wrote_and_refuses_it_cut(
+    value: bytes, after: bytes
+) -> None:
+    data = _fastavro(_BYTES, value)
+    assert decode_bytes(data + after, 0) == (value, len(data))
+    if value:
+        with pytest.raises(ValueError, match="truncated"):
+            decode_bytes(data[:-1], 0)
+
+
+def test_decode_bytes_refuses_a_negative_length() -> None:
+    with pytest.raises(ValueError, match="truncated"):
+        decode_bytes(_fastavro(_LONG, -1) + b"x", 0)
 
 
 @given(longs, st.binary(max_size=4), st.binary(max_size=4))
