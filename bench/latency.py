@@ -37,11 +37,11 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from bench._kafka import federation_homes, kafka_for_bench
+from bench._load import RECIPIENTS, count_lines, indicator
 from bench._results import record
 from broker import config, logs
 from broker.envelope import Labels
@@ -51,22 +51,8 @@ from broker.kafka.topics import TopicSpec, ensure_topics
 from broker.pep import Publication, Publisher
 from broker.pep.context import PepContext
 
-RECIPIENTS = ("enisa", "cert-eu", "csirts-network", "eu-cyclone", "commission")
 GOAL_P99_MS = 100.0
 WARM = -1  # the sequence number of the message that warms the path up
-
-
-def _record(i: int) -> dict[str, Any]:
-    return {
-        "id": str(uuid.uuid4()),
-        "observable_type": "domain-name",
-        "value": f"lat-{i}.example.net",  # the sequence number, read back from the sink
-        "pattern": f"[domain-name:value = 'lat-{i}.example.net']",
-        "pattern_type": "stix",
-        "description": "x" * 870,  # ~1 KiB encoded payload, as bench.pipeline
-        "valid_from": datetime.now(UTC),
-        "confidence": 70,
-    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,16 +136,8 @@ def _durable_times(sink: Path, times: Path) -> dict[int, float]:
     return out
 
 
-def _lines(path: Path) -> int:
-    try:
-        with path.open("rb") as f:
-            return sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 20), b""))
-    except FileNotFoundError:
-        return 0
-
-
 async def _until_lines(sink: Path, count: int, process: subprocess.Popen[bytes], log: Path) -> None:
-    while _lines(sink) < count:
+    while count_lines(sink) < count:
         if process.poll() is not None:
             raise RuntimeError(f"the subscriber exited: {log.read_text()[-2000:]}")
         await asyncio.sleep(0.05)
@@ -217,13 +195,18 @@ async def _full(
     try:
         async with Publisher("soc-fr", ctx) as pub:
             # Steady state: the subscriber is up, holds its partitions, its sink is open.
-            await pub.publish("Indicator", _record(WARM), labels=labels, recipients=RECIPIENTS)
+            await pub.publish(
+                "Indicator", indicator(WARM, "lat"), labels=labels, recipients=RECIPIENTS
+            )
             await _until_lines(sink, 1, subscriber, log)
 
             async def send(seqs: range) -> None:
                 nonlocal size
                 results = await pub.publish_many(
-                    [Publication("Indicator", _record(k), labels, RECIPIENTS) for k in seqs]
+                    [
+                        Publication("Indicator", indicator(k, "lat"), labels, RECIPIENTS)
+                        for k in seqs
+                    ]
                 )
                 size = results[-1].copies[0].size
                 for k, result in zip(seqs, results, strict=True):

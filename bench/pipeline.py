@@ -33,10 +33,10 @@ import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from bench import _skeleton as _skeleton_io
 from bench._kafka import BenchKafka, federation_homes, kafka_for_bench
+from bench._load import CHUNK, RECIPIENTS, count_lines, cpu_seconds, indicator
 from bench._results import record
 from broker import config, logs
 from broker.envelope import Labels
@@ -45,22 +45,6 @@ from broker.kafka.connection import CONFIG_ENV, KafkaConnection
 from broker.kafka.topics import TopicSpec, ensure_topics
 from broker.pep import Publication, Publisher
 from broker.pep.context import PepContext
-
-RECIPIENTS = ("enisa", "cert-eu", "csirts-network", "eu-cyclone", "commission")
-CHUNK = 200
-
-
-def _record(i: int) -> dict[str, Any]:
-    return {
-        "id": str(uuid.uuid4()),
-        "observable_type": "domain-name",
-        "value": f"c2-{i}.example.net",
-        "pattern": f"[domain-name:value = 'c2-{i}.example.net']",
-        "pattern_type": "stix",
-        "description": "x" * 870,  # ~1 KiB encoded payload
-        "valid_from": datetime.now(UTC),
-        "confidence": 70,
-    }
 
 
 async def _raw(
@@ -101,7 +85,7 @@ async def _raw(
     try:
         await (await producer.send(topic, value, key=b"warm-up"))
         await consume(1)  # the consumer has joined its group and holds its partitions
-        kafka0 = _cpu_seconds(kafka_pid) if kafka_pid else 0.0
+        kafka0 = cpu_seconds(kafka_pid) if kafka_pid else 0.0
         cpu0 = time.process_time()
         t0 = time.perf_counter()
         futures = [await producer.send(topic, value, key=str(i).encode()) for i in range(n)]
@@ -111,7 +95,7 @@ async def _raw(
         return total, {
             "publisher cpu": time.process_time() - cpu0,  # producer and consumer, one process
             "subscriber cpu": 0.0,
-            "kafka cpu": _cpu_seconds(kafka_pid) - kafka0 if kafka_pid else 0.0,
+            "kafka cpu": cpu_seconds(kafka_pid) - kafka0 if kafka_pid else 0.0,
         }
     finally:
         await producer.stop()
@@ -120,7 +104,7 @@ async def _raw(
 
 async def _delivered(sink: Path, count: int, process: subprocess.Popen[bytes], log: Path) -> None:
     """Wait until `count` lines are in the sink; fail if the receiving process died."""
-    while _lines(sink) < count:
+    while count_lines(sink) < count:
         if process.poll() is not None:
             raise RuntimeError(f"the receiving process exited: {log.read_text()[-2000:]}")
         await asyncio.sleep(0.01)
@@ -142,7 +126,7 @@ async def _full(
     """Publish in this process while `jcu subscribe` receives in another, as deployed:
     timed from the first publish to the n-th record in the subscriber's sink."""
     labels = Labels.of("RED", categories=["malicious-code"])
-    records = [_record(i) for i in range(n)]
+    records = [indicator(i, "c2") for i in range(n)]
     sink_file = out / "enisa.jsonl"
     argv = [
         sys.executable,
@@ -165,10 +149,12 @@ async def _full(
     try:
         async with Publisher("soc-fr", ctx) as pub:
             # Steady state, as in the raw leg: the subscriber is up and holds its partitions.
-            await pub.publish("Indicator", _record(-1), labels=labels, recipients=RECIPIENTS)
+            await pub.publish(
+                "Indicator", indicator(-1, "c2"), labels=labels, recipients=RECIPIENTS
+            )
             await _delivered(sink_file, 1, subscriber, log)
-            kafka0 = _cpu_seconds(kafka_pid) if kafka_pid else 0.0
-            cpu0 = time.process_time(), _cpu_seconds(subscriber.pid)
+            kafka0 = cpu_seconds(kafka_pid) if kafka_pid else 0.0
+            cpu0 = time.process_time(), cpu_seconds(subscriber.pid)
             t0 = time.perf_counter()
             size = 0
             for start in range(0, n, CHUNK):
@@ -183,8 +169,8 @@ async def _full(
             pub_cpu = time.process_time() - cpu0[0]
         await _delivered(sink_file, n + 1, subscriber, log)
         total = time.perf_counter() - t0
-        sub_cpu = _cpu_seconds(subscriber.pid) - cpu0[1]
-        kafka_cpu = _cpu_seconds(kafka_pid) - kafka0 if kafka_pid else 0.0
+        sub_cpu = cpu_seconds(subscriber.pid) - cpu0[1]
+        kafka_cpu = cpu_seconds(kafka_pid) - kafka0 if kafka_pid else 0.0
     finally:
         _stop(subscriber)
     return (
@@ -230,8 +216,8 @@ async def _skeleton(
     try:
         await _skeleton_io.publish(producer, topic, audit_topic, 1, sizes)
         await _delivered(sink_file, 1, receiver, log)
-        kafka0 = _cpu_seconds(kafka_pid) if kafka_pid else 0.0
-        cpu0 = time.process_time(), _cpu_seconds(receiver.pid)
+        kafka0 = cpu_seconds(kafka_pid) if kafka_pid else 0.0
+        cpu0 = time.process_time(), cpu_seconds(receiver.pid)
         t0 = time.perf_counter()
         await _skeleton_io.publish(producer, topic, audit_topic, n, sizes)
         pub_cpu = time.process_time() - cpu0[0]
@@ -239,27 +225,13 @@ async def _skeleton(
         total = time.perf_counter() - t0
         cpu = {
             "publisher cpu": pub_cpu,
-            "subscriber cpu": _cpu_seconds(receiver.pid) - cpu0[1],
-            "kafka cpu": _cpu_seconds(kafka_pid) - kafka0 if kafka_pid else 0.0,
+            "subscriber cpu": cpu_seconds(receiver.pid) - cpu0[1],
+            "kafka cpu": cpu_seconds(kafka_pid) - kafka0 if kafka_pid else 0.0,
         }
     finally:
         await producer.stop()
         _stop(receiver)
     return total, cpu
-
-
-def _cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of a process so far (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _lines(path: Path) -> int:
-    try:
-        with path.open("rb") as f:
-            return sum(1 for _ in f)
-    except FileNotFoundError:
-        return 0
 
 
 def _costs(
@@ -279,7 +251,7 @@ def _costs(
     labels = Labels.of("RED", categories=["malicious-code"])
     msg = policy_message("soc-fr", "Indicator", labels, RECIPIENTS)
     k = CHUNK * 5
-    records = [_record(i) for i in range(k)]
+    records = [indicator(i, "c2") for i in range(k)]
     t = time.perf_counter()
     for _ in range(k):
         ctx.policy.decide_all(msg)
@@ -401,7 +373,7 @@ async def main(n: int, receipts: bool) -> None:
             costs, (publish_leaf, receive_leaf) = _costs(ctx, receiver, n)
             sink = out / "enisa.jsonl"
             sizes = _skeleton_io.Sizes(
-                size, publish_leaf, receive_leaf, sink.stat().st_size // _lines(sink)
+                size, publish_leaf, receive_leaf, sink.stat().st_size // count_lines(sink)
             )
             raw, raw_cpu = await _raw(kafka.admin, n, size, kafka.pid)
             receipt_size = _receipt_size(receiver) if receipts else None

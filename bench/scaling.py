@@ -35,49 +35,16 @@ import tempfile
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from bench._kafka import BenchKafka, federation_homes, kafka_for_bench
+from bench._load import CHUNK, RECIPIENTS, count_lines, cpu_seconds, indicator
 from bench._results import record
 from broker import config, logs
 from broker.envelope import Labels
 from broker.kafka.topics import contract_topics, ensure_topics
 from broker.pep import Publication, Publisher
 from broker.pep.context import PepContext
-
-RECIPIENTS = ("enisa", "cert-eu", "csirts-network", "eu-cyclone", "commission")
-CHUNK = 200
-
-
-def _record(i: int) -> dict[str, Any]:
-    return {
-        "id": str(uuid.uuid4()),
-        "observable_type": "domain-name",
-        "value": f"scale-{i}.example.net",
-        "pattern": f"[domain-name:value = 'scale-{i}.example.net']",
-        "pattern_type": "stix",
-        "description": "x" * 870,  # ~1 KiB encoded payload, as bench.pipeline
-        "valid_from": datetime.now(UTC),
-        "confidence": 70,
-    }
-
-
-def _cpu_seconds(pid: int | None) -> float:
-    """User + system CPU seconds of a process so far (Linux /proc); 0 if not ours to see."""
-    if pid is None:
-        return 0.0
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _lines(path: Path) -> int:
-    try:
-        with path.open("rb") as f:
-            return sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 20), b""))
-    except FileNotFoundError:
-        return 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,15 +69,15 @@ class Refused(Exception):
 
 async def _publish(ctx: PepContext, n: int, kafka_pid: int | None) -> Published:
     labels = Labels.of("RED", categories=["malicious-code"])
-    records = [_record(i) for i in range(n)]
+    records = [indicator(i, "scale") for i in range(n)]
     async with Publisher("soc-fr", ctx) as pub:
-        kafka0, cpu0, t0 = _cpu_seconds(kafka_pid), time.process_time(), time.perf_counter()
+        kafka0, cpu0, t0 = cpu_seconds(kafka_pid), time.process_time(), time.perf_counter()
         for start in range(0, n, CHUNK):
             await pub.publish_many(
                 [Publication("Indicator", r, labels, RECIPIENTS) for r in records[start:][:CHUNK]]
             )
         took = time.perf_counter() - t0
-        cpu, kafka = time.process_time() - cpu0, _cpu_seconds(kafka_pid) - kafka0
+        cpu, kafka = time.process_time() - cpu0, cpu_seconds(kafka_pid) - kafka0
     return Published(n / took, cpu / n * 1e6, kafka / n * 1e6)
 
 
@@ -136,20 +103,20 @@ async def _receive(
                 if proc.poll() is not None:
                     text = (out / "subscriber.log").read_text().strip().splitlines()
                     raise Refused(text[-1] if text else f"exit {proc.returncode}")
-            return [_lines(s) for s in sinks]
+            return [count_lines(s) for s in sinks]
 
         while min(lines := check()) == 0:  # every process started, joined, was assigned
             if sum(lines) >= expected:
                 raise RuntimeError("one process delivered everything: raise --messages")
             await asyncio.sleep(0.02)
         lines0 = lines
-        cpu0 = [_cpu_seconds(p.pid) for p in procs]
-        kafka0, t0 = _cpu_seconds(kafka_pid), time.perf_counter()
+        cpu0 = [cpu_seconds(p.pid) for p in procs]
+        kafka0, t0 = cpu_seconds(kafka_pid), time.perf_counter()
         while sum(lines := check()) < expected:
             await asyncio.sleep(0.02)
         took = time.perf_counter() - t0
-        cpu = [_cpu_seconds(p.pid) - c for p, c in zip(procs, cpu0, strict=True)]
-        kafka = _cpu_seconds(kafka_pid) - kafka0
+        cpu = [cpu_seconds(p.pid) - c for p, c in zip(procs, cpu0, strict=True)]
+        kafka = cpu_seconds(kafka_pid) - kafka0
     finally:
         for proc in procs:
             if proc.poll() is None:

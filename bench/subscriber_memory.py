@@ -25,34 +25,18 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from bench._kafka import federation_homes, kafka_for_bench
+from bench._load import CHUNK, count_lines, indicator
 from bench._results import record
 from broker import config, logs
 from broker.envelope import Labels
 from broker.pep import Publication, Publisher
 from broker.pep.context import PepContext
 
-CHUNK = 200
 MIB = 1024 * 1024
 GOAL_STEADY_BYTES = 200e6  # issue 19: subscriber RSS at steady state < 200 MB
-
-
-def _record(i: int) -> dict[str, Any]:
-    return {
-        "id": str(uuid.uuid4()),
-        "observable_type": "domain-name",
-        "value": f"c2-{i}.example.net",
-        "pattern": f"[domain-name:value = 'c2-{i}.example.net']",
-        "pattern_type": "stix",
-        "description": "x" * 400,
-        "valid_from": datetime.now(UTC),
-        "confidence": 70,
-    }
 
 
 async def _publish(ctx: PepContext, first: int, n: int) -> None:
@@ -62,7 +46,7 @@ async def _publish(ctx: PepContext, first: int, n: int) -> None:
             count = min(CHUNK, first + n - start)
             await pub.publish_many(
                 [
-                    Publication("Indicator", _record(i), labels, ("enisa",))
+                    Publication("Indicator", indicator(i, "c2", padding=400), labels, ("enisa",))
                     for i in range(start, start + count)
                 ]
             )
@@ -112,11 +96,6 @@ def _subscribe(env: dict[str, str], out: Path, group: str) -> tuple[float, float
     return peak, sampled, time.perf_counter() - t0
 
 
-def _lines(path: Path) -> int:
-    with path.open("rb") as f:
-        return sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 20), b""))
-
-
 async def main(start: int, total: int) -> None:
     logs.configure("console", "WARNING")
     with tempfile.TemporaryDirectory(prefix="jcu-bench-") as tmp:
@@ -139,7 +118,7 @@ async def main(start: int, total: int) -> None:
             await _publish(ctx, start, total - start)
             peak, more, took = await asyncio.to_thread(_subscribe, envs["enisa"], out, "enisa.a")
             peaks.append(peak)
-            lines = _lines(out / "enisa.jsonl")
+            lines = count_lines(out / "enisa.jsonl")
             print(
                 f"{total - start:>8,} more, {lines:,} lines in the file : RSS {more:7.1f} MiB  "
                 f"({took:.0f} s; its peak {peak:.1f} MiB)  ratio {more / base:.2f}"
