@@ -398,9 +398,10 @@ async def main(n: int, receipts: bool) -> None:
         f"full path publish->delivery : {full_rate:10,.0f} msg/s  ({full:6.2f} s; "
         f"publishing alone {phases['publish']:.2f} s)"
     )
-    print(f"ratio full/raw               : {full_rate / raw_rate:10.3f}   (goal >= 0.75)")
-    print(f"ratio skeleton/raw           : {skeleton_rate / raw_rate:10.3f}   (the most reachable)")
-    print(f"ratio full/skeleton          : {full_rate / skeleton_rate:10.3f}   (the security work)")
+    print(f"ratio full/raw               : {full_rate / raw_rate:10.3f}   (goal >= 0.50)")
+    skeleton_ratio, security_ratio = skeleton_rate / raw_rate, full_rate / skeleton_rate
+    print(f"ratio skeleton/raw           : {skeleton_ratio:10.3f}   (goal >= 0.85; the ceiling)")
+    print(f"ratio full/skeleton          : {security_ratio:10.3f}   (goal >= 0.60; security work)")
     print("CPU per message (µs): publisher / subscriber / Kafka broker / total")
     for name, cpu in (("raw (one process)", raw_cpu), ("skeleton", skeleton_cpu), ("full", phases)):
         parts = [cpu["publisher cpu"], cpu["subscriber cpu"], cpu["kafka cpu"]]
