@@ -13,7 +13,7 @@ and write every decision to the audit log of their enforcement point.
 
 from typing import TYPE_CHECKING
 
-from broker._exports import lazy_exports
+from broker.exports import lazy_exports
 
 if TYPE_CHECKING:
     from broker.pep.parts import Part, Redactor, Restriction

@@ -77,11 +77,11 @@ from broker.errors import (
     Unchecked,
     UnknownSchema,
 )
-from broker.kafka._raw_fetch import batch_at, fetch_raw
-from broker.kafka._raw_fetch import records as raw_records
 from broker.kafka.clients import consumer, reliable_producer, start_client
 from broker.kafka.decompression import DEFAULT_LIMIT as DEFAULT_DECOMPRESSION_LIMIT
 from broker.kafka.decompression import limit_decompression
+from broker.kafka.raw_fetch import batch_at, fetch_raw
+from broker.kafka.raw_fetch import records as raw_records
 from broker.kafka.scan import partitions
 from broker.kafka.stamps import appended_at
 from broker.kafka.topics import DLQ, community_topic

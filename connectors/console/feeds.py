@@ -30,7 +30,7 @@ from broker.audit import (
     iter_records,
     proof_against,
 )
-from broker.audit._topic import TopicRecord
+from broker.audit.topic import TopicRecord
 from broker.envelope.header import decode_envelope
 from broker.errors import AuditVerificationError, JcuError
 from broker.kafka.clients import consumer as new_consumer

@@ -1,4 +1,4 @@
-"""Packages whose public names are imported when first used (`broker._exports`)."""
+"""Packages whose public names are imported when first used (`broker.exports`)."""
 
 from __future__ import annotations
 

@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from broker.errors import AuditError, KafkaForbidden
-from broker.kafka._raw_fetch import fetch_raw
 from broker.kafka.clients import consumer as new_consumer
 from broker.kafka.connection import KafkaConnection
+from broker.kafka.raw_fetch import fetch_raw
 from broker.kafka.scan import metadata
 
 #: What one read may hold in memory at once (aiokafka's fetch buffers): the verifier's
