@@ -75,7 +75,7 @@ from broker.errors import (
     Unauthorised,
     UnknownSchema,
 )
-from broker.kafka.clients import consumer, reliable_producer, start_client
+from broker.kafka.clients import HouseClients, KafkaClients, start_client
 from broker.kafka.decompression import DEFAULT_LIMIT as DEFAULT_DECOMPRESSION_LIMIT
 from broker.kafka.decompression import limit_decompression
 from broker.kafka.raw_fetch import batch_at, fetch_raw
@@ -257,9 +257,15 @@ class Subscriber(Service):
         rebuild_ledger: bool = False,
         arrival: ReceivePolicy | None = None,
         receipt: ReceivePolicy | None = None,
+        clients: KafkaClients | None = None,
+        ledger: DeliveryLedger | None = None,
     ) -> None:
         """`arrival`, `receipt`: the checks every opened record, and every message to deliver,
-        must pass (broker.pep.checks; by default `arrival_checks()`, `receipt_checks(...)`)."""
+        must pass (broker.pep.checks; by default `arrival_checks()`, `receipt_checks(...)`).
+        `clients`: where the consumer and producer come from (default: `HouseClients` of the
+        node's connection; this subscriber starts and stops them). `audit`, `ledger`: the
+        audit log and delivery ledger of this channel instead of the node's own (`ledger` is
+        then the caller's to close)."""
         me = ctx.registry.get(participant)
         self.participant = participant
         self._ctx = ctx
@@ -274,7 +280,13 @@ class Subscriber(Service):
         if me.exercises:
             self._topics += [community_topic(me.community, s, exercise=True) for s in streams]
         # One ledger per consumer group: each group is its own delivery channel into its sink.
-        self._ledger = DeliveryLedger(ledger_path(ctx.settings.home, participant, self._group))
+        self._owns_ledger = ledger is None
+        self._ledger = (
+            ledger
+            if ledger is not None
+            else DeliveryLedger(ledger_path(ctx.settings.home, participant, self._group))
+        )
+        self._clients = clients if clients is not None else HouseClients(ctx.settings.kafka)
         self._rebuild_ledger = rebuild_ledger
         self._sink_retry = sink_retry or SinkRetry()
         #: The batch's deliveries whose receipts go once the sink has them durably.
@@ -369,14 +381,13 @@ class Subscriber(Service):
 
     async def _start_producer(self) -> None:
         kafka = self._ctx.settings.kafka
-        producer = reliable_producer(kafka)
+        producer = self._clients.producer()
         await start_client(producer, kafka)
         self._producer = producer
 
     async def _start_consumer(self) -> None:
         kafka = self._ctx.settings.kafka
-        client = consumer(
-            kafka,
+        client = self._clients.consumer(
             group_id=self._group,
             auto_offset_reset="earliest",
             isolation_level="read_committed",
@@ -399,7 +410,8 @@ class Subscriber(Service):
             await self._sink.close()
         except (SinkUnavailable, OSError) as exc:
             _log.warning("sink not closed cleanly", sink=sink_name(self._sink), error=str(exc))
-        self._ledger.close()
+        if self._owns_ledger:
+            self._ledger.close()
 
     async def _stop_kafka(self) -> None:
         if self._consumer is not None:

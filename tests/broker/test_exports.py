@@ -9,7 +9,7 @@ from types import ModuleType
 
 import pytest
 
-LAZY = ("broker.pep", "broker.envelope", "connectors.isac")
+LAZY = ("broker", "broker.pep", "broker.envelope", "connectors.isac")
 
 
 @pytest.mark.parametrize("name", LAZY)
