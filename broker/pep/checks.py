@@ -7,8 +7,9 @@ travels on the stream and kind of topic its labels say, whether the policy
 still lets this participant have it. Each of those is one `ReceiveCheck`: a
 small object that raises a `Rejected` error with its own stable `reason` (the
 reason the audit log and the dead letters record), or returns. `AllOf`
-combines them, in order, the first refusal deciding, in the spirit of
-sigstore-python's verification policies.
+(broker.envelope.checks, where the opener's own checks are) combines them, in
+order, the first refusal deciding, in the spirit of sigstore-python's
+verification policies.
 
 The subscriber runs two policies (`arrival_checks`, then, for anything but a
 retraction, `receipt_checks`); an embedding program may pass its own
@@ -18,11 +19,12 @@ checks of its own: `AllOf([*receipt_checks(...).checks, MyCheck()])`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, ClassVar, Protocol
 
+from broker.envelope.checks import AllOf
 from broker.envelope.header import EnvelopeHeader
 from broker.envelope.labels import Labels
 from broker.envelope.topics import stream_of
@@ -93,24 +95,6 @@ class ReceiveCheck(ReceivePolicy, Protocol):
 
     #: the `Rejected.reason` it refuses with (what the audit log and dead letters record)
     reason: ClassVar[str]
-
-
-@dataclass(frozen=True, slots=True)
-class AllOf:
-    """Every check, in order; the first refusal decides."""
-
-    checks: tuple[ReceiveCheck, ...]
-
-    def __init__(self, checks: Iterable[ReceiveCheck]) -> None:
-        object.__setattr__(self, "checks", tuple(checks))
-
-    def verify(self, received: Received) -> None:
-        for check in self.checks:
-            check.verify(received)
-
-    def without(self, kind: type[Any]) -> AllOf:
-        """These checks but those of class `kind` (for tests and deliberate relaxations)."""
-        return AllOf(c for c in self.checks if not isinstance(c, kind))
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,7 +237,7 @@ class WorkflowStep:
         )
 
 
-def arrival_checks() -> AllOf:
+def arrival_checks() -> AllOf[Received]:
     """What every opened record must pass, a retraction too: bound to its partition by its
     key, on the kind of topic and the stream its labels and type say."""
     return AllOf((RecordKeyBinding(), ExerciseSeparation(), StreamPlacement()))
@@ -265,7 +249,7 @@ def receipt_checks(
     registry: Callable[[], Registry],
     store: SchemaStore,
     workflows: Workflows,
-) -> AllOf:
+) -> AllOf[Received]:
     """What a message must pass to be delivered to `participant` (after `arrival_checks`):
     from an active sender, its personal data declared, the policy still allowing it, its
     workflow's step allowed."""
