@@ -14,11 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from tests.world import World
-
-pytestmark = pytest.mark.kafka
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "api.md"
 MARKER = "<!-- api-example -->"

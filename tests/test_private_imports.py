@@ -64,11 +64,7 @@ def cross_package_private_imports(root: Path = ROOT) -> list[str]:
                     # affair; a private module (`a._m`) belongs to package `a`
                     where = root / Path(*parts[:i], part)
                     is_module = where.with_suffix(".py").exists() or where.is_dir()
-                    if (
-                        is_module
-                        and importer != owner
-                        and not importer.startswith(f"{owner}.")
-                    ):
+                    if is_module and importer != owner and not importer.startswith(f"{owner}."):
                         problem = (
                             f"{path.relative_to(root)}:{line} imports "
                             f"{'.'.join(parts[: i + 1])} (private to {owner})"

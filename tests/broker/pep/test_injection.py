@@ -7,8 +7,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from broker import AllOf, Delivery, Labels, Publisher, Received, Retracted, Subscriber
 from broker.errors import Unauthorised
 from broker.kafka.clients import HouseClients
@@ -18,8 +16,6 @@ from broker.pep.ledger import DeliveryLedger
 from broker.pep.sent import SentLog
 from tests.broker.pep.conftest import World
 from tests.broker.pep.records import indicator
-
-pytestmark = pytest.mark.kafka
 
 GREEN = Labels.of("GREEN", categories=["malicious-code"])
 
