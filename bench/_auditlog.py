@@ -23,8 +23,8 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from broker.audit import AuditKeys, AuditRecord, DecisionSet, sign_checkpoint
 from broker.audit._codec import LeafSealer, encode_checkpoint, leaf_encoder
-from broker.audit._pack import PackCodec, pack_bounds
 from broker.audit.acts import CopyOutcome, send_outcome
+from broker.audit.pack import PackCodec, pack_bounds
 from broker.audit.record import new_decision_ids
 from broker.kafka.connection import KafkaConnection
 from broker.merkle import MerkleTree, consistency_proof_from, leaf_hash

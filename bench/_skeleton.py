@@ -7,7 +7,7 @@ produce the receiving audit leaf and commit the offset; with receipts on, it
 also produces, per consumer batch, one receipt record per sender (here one
 sender), its size growing with the ids it covers. Audit leaves go as the log
 writes them: the leaves of one publish chunk (or consumer batch) in one record,
-a leaf pack (`broker.audit._pack`), not one record per leaf. This leg does exactly
+a leaf pack (`broker.audit.pack`), not one record per leaf. This leg does exactly
 that I/O, with records of the same sizes and the same client settings, but no
 policy, Avro, crypto, Merkle tree or delivery ledger. Its rate is a ceiling for
 the full path on this machine: the security work can only add to it.
@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from broker import config
-from broker.audit._pack import MAX_PACK_BYTES
+from broker.audit.pack import MAX_PACK_BYTES
 from broker.kafka.clients import reliable_producer
 from broker.kafka.connection import KafkaConnection
 

@@ -31,8 +31,8 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from broker import logs
 from broker.audit import AuditLog, AuditRecord, verify
 from broker.audit._codec import encode_leaf
-from broker.audit._topic import read_topic
 from broker.audit.keys import AuditKeys
+from broker.audit.topic import read_topic
 from broker.kafka.connection import KafkaConnection
 from broker.kafka.topics import TopicSpec, ensure_topics
 from broker.merkle import MerkleTree, leaf_hash

@@ -63,8 +63,8 @@ def _resolver(directory: Path):  # type: ignore[no-untyped-def]
 def _verify_files(directory: Path) -> None:
     """In the measured process: stream both files through the verifier; print JSON."""
     from broker.audit import Verifier
-    from broker.audit._pack import PackCodec
-    from broker.audit._topic import TopicRecord, unpack
+    from broker.audit.pack import PackCodec
+    from broker.audit.topic import TopicRecord, unpack
     from broker.schemas import SchemaStore
 
     store = SchemaStore.load(SCHEMAS)
@@ -84,7 +84,7 @@ def _verify_kafka(directory: Path, client_file: str, decisions: str, checkpoints
     """In the measured process: the same, read from Kafka as `jcu audit verify` reads it
     (as the principal of `client_file`: an auditor's, or the admin's here)."""
     from broker.audit import Verifier
-    from broker.audit._topic import iter_topic
+    from broker.audit.topic import iter_topic
     from broker.kafka.connection import read_client_file
     from broker.schemas import SchemaStore
 

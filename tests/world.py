@@ -188,8 +188,8 @@ class World:
         """Copies of `orgs`' nodes on another cluster (`admin` administers it): its topics
         made, the same walls put up there, each copy with its own principal's client file
         and a new audit log there. The roles' client files are in `where / "credentials"`."""
-        from broker.kafka._acl_admin import CA_COPY, apply_plan
         from broker.kafka.acl import Member, plan_acls
+        from broker.kafka.acl_admin import CA_COPY, apply_plan
         from broker.kafka.topics import contract_topics, ensure_topics
 
         await ensure_topics(admin, contract_topics(partitions=partitions, replication=replication))
@@ -232,8 +232,8 @@ class World:
             await self._audit_walls(prefix, {})
 
     async def _audit_walls(self, prefix: str, names: dict[str, str]) -> None:
-        from broker.kafka._acl_admin import apply_plan
         from broker.kafka.acl import AclPlan, Member, plan_acls
+        from broker.kafka.acl_admin import apply_plan
 
         registry = self.ctx(self.orgs[0]).registry
         members = [

@@ -61,12 +61,10 @@ from broker.audit._codec import (
     parse_leaf,
 )
 from broker.audit._journal import Journal
-from broker.audit._pack import PackCodec, pack_bounds
-from broker.audit._state import AuditState, StateLock, load_state, save_state, state_path
-from broker.audit._topic import TopicRecord, read_topic
 from broker.audit.acts import SendOutcome
 from broker.audit.checkpoint import SignedCheckpoint, sign_checkpoint
 from broker.audit.keys import AuditKeys, PointKey
+from broker.audit.pack import PackCodec, pack_bounds
 from broker.audit.record import (
     AuditEntry,
     AuditRecord,
@@ -75,6 +73,8 @@ from broker.audit.record import (
     LoggedLeaf,
     new_decision_ids,
 )
+from broker.audit.state import AuditState, StateLock, load_state, save_state, state_path
+from broker.audit.topic import TopicRecord, read_topic
 from broker.errors import AuditError, JcuError, KafkaForbidden, KafkaUnavailable
 from broker.kafka.clients import reliable_producer, start_client
 from broker.kafka.connection import KafkaConnection

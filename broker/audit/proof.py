@@ -24,10 +24,10 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from broker.audit._codec import open_leaf, parse_leaf
-from broker.audit._topic import TopicRecord
 from broker.audit.checkpoint import WITNESS_SIDE, SignedCheckpoint, ed25519_key_id
 from broker.audit.keys import AuditKeys
 from broker.audit.record import AuditRecord, LoggedRecord
+from broker.audit.topic import TopicRecord
 from broker.audit.verify import EnforcementPointReport
 from broker.audit.witness import keys_and_validity
 from broker.errors import AuditError, AuditVerificationError, JcuError, MalformedRecord, Rejected

@@ -14,9 +14,9 @@ from datetime import datetime
 from typing import Any
 
 from broker.audit._codec import decode_leaf
-from broker.audit._topic import TopicRecord
 from broker.audit.keys import AuditKeys
 from broker.audit.record import LoggedRecord
+from broker.audit.topic import TopicRecord
 from broker.errors import AuditError, JcuError
 from broker.schemas import SchemaStore
 

@@ -47,9 +47,9 @@ from typing import Literal
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from broker.audit._codec import decode_checkpoint, decode_cosignature, decode_leaf, parse_leaf
-from broker.audit._topic import TopicRecord
 from broker.audit.checkpoint import WITNESS_SIDE, SignedCheckpoint, ed25519_key_id
 from broker.audit.keys import AuditKeys
+from broker.audit.topic import TopicRecord
 from broker.errors import AuditVerificationError, JcuError, Rejected
 from broker.merkle import MerkleTree, leaf_hash, verify_consistency
 from broker.schemas import SchemaStore

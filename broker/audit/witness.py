@@ -32,8 +32,8 @@ from typing import Any, Literal
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from broker.audit._codec import CheckpointRecord, decode_checkpoint, encode_cosignature
-from broker.audit._topic import end_offsets, iter_topic
 from broker.audit.checkpoint import SignedCheckpoint, cosign, ed25519_key_id, witness_name
+from broker.audit.topic import end_offsets, iter_topic
 from broker.audit.verify import KeyResolver, KeyValidity, Seen
 from broker.clock import utc_now
 from broker.errors import AuditError, JcuError, Rejected

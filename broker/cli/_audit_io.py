@@ -28,8 +28,8 @@ from broker.audit import (
     Verifier,
     WitnessState,
 )
-from broker.audit._state import load_verify_state, own_checkpoints, save_verify_state
-from broker.audit._topic import TopicRecord, iter_topic
+from broker.audit.state import load_verify_state, own_checkpoints, save_verify_state
+from broker.audit.topic import TopicRecord, iter_topic
 from broker.audit.witness import keys_and_validity, load_export
 from broker.config import Settings
 from broker.errors import AuditError, ConfigError, JcuError

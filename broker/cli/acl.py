@@ -174,7 +174,7 @@ def apply(
 ) -> None:
     """Make the cluster match the plan: add missing ACLs and SCRAM users, remove bindings no
     longer implied, delete revoked organisations' credentials. Idempotent."""
-    from broker.kafka._acl_admin import apply_plan
+    from broker.kafka.acl_admin import apply_plan
 
     settings, wanted = _plan(roles_file, authority_key, sync)
     done = asyncio.run(
@@ -206,7 +206,7 @@ def apply(
 @connection_options
 def check(roles_file: Path | None, authority_key: Path | None, sync: bool, as_json: bool) -> None:
     """Compare the cluster with the plan; exit 1 if anything differs (drift)."""
-    from broker.kafka._acl_admin import read_walls
+    from broker.kafka.acl_admin import read_walls
 
     settings, wanted = _plan(roles_file, authority_key, sync)
     found = drift(wanted, asyncio.run(read_walls(settings.kafka, wanted)))

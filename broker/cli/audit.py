@@ -33,9 +33,9 @@ from broker.audit import (
     witness_round,
     write_bundle,
 )
-from broker.audit._topic import iter_topic
 from broker.audit.query import ReadCount, matches
 from broker.audit.record import ACTIONS, VERDICTS
+from broker.audit.topic import iter_topic
 from broker.cli._audit_io import (
     Progress,
     Topics,

@@ -13,7 +13,7 @@ Construction and guarantees: docs/envelope.md.
 
 from typing import TYPE_CHECKING
 
-from broker._exports import lazy_exports
+from broker.exports import lazy_exports
 
 if TYPE_CHECKING:
     from broker.envelope._reader import EnvelopeReader

@@ -22,6 +22,9 @@ Checks run in this order; the first that fails decides the error:
     header's (v2) .............................. LabelMismatch
 13. payload is the declared type ............... UnknownSchema / MalformedRecord
 
+Steps 3, 5, 7 and 8 are check objects (`broker.envelope.checks`), run as the
+policies `before_key`, `after_key` and `after_signature`.
+
 The signature covers every header field, the recipients block, the nonce and
 the ciphertext, so after step 6 any change made by someone other than the
 sender is already refused; steps 10-13 catch a sender's own malformed or lying
@@ -33,7 +36,7 @@ from __future__ import annotations
 import hashlib
 from collections import OrderedDict
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature, InvalidTag
@@ -42,27 +45,22 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from broker.avro_binary import encode_bytes
 from broker.clock import Clock, to_millis, utc_now
-from broker.envelope import _batch_sig, _hpke, _wire
+from broker.envelope import _batch_sig, _hpke, _wire, checks
 from broker.envelope._content import ContentCodec
+from broker.envelope.checks import Arrival
 from broker.envelope.content_keys import NONCE_LEN
 from broker.envelope.header import DecodedEnvelope, EnvelopeHeader, header_from_record
 from broker.envelope.labels import Labels
 from broker.envelope.replay import ReplayGuard
-from broker.envelope.sealer import MAX_VALIDITY
 from broker.errors import (
-    Backdated,
     BadSignature,
-    Expired,
     KeystoreError,
     LabelMismatch,
     MalformedRecord,
     NotARecipient,
-    Replay,
     TamperedCiphertext,
     UnknownSchema,
     UnsupportedVersion,
-    WrongSender,
-    WrongTopic,
 )
 from broker.schemas import SchemaStore
 from broker.trust.keyring import Keyring
@@ -70,11 +68,6 @@ from broker.trust.keystore import Keystore
 
 _SIGNATURE_ALGORITHMS = (_wire.SIGNATURE_ALGORITHM, _batch_sig.ALGORITHM)
 _VERSIONS = (_wire.ENVELOPE_VERSION, _wire.LEGACY_VERSION)
-#: How far a sender's clock may run ahead of ours.
-CLOCK_SKEW = timedelta(minutes=2)
-#: How long before the broker appended it a record may say it was created: sealing,
-#: batching, producer retries and clock skew fit in it; a backdated signature does not.
-APPEND_SKEW = timedelta(minutes=10)
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +133,10 @@ class Opener:
         self._unwrapped_max = unwrapped_cache_size
         self._batches = _batch_sig.BatchVerifier()
         self._content = ContentCodec(store)
+        # The header's checks, in the order of the module docstring (broker.envelope.checks).
+        self._before_key = checks.before_key()
+        self._after_key = checks.after_key(keyring.community_of)
+        self._after_signature = checks.after_signature(replay_guard)
 
     def open(
         self,
@@ -169,16 +166,13 @@ class Opener:
         if rec["content_algorithm"] != _wire.CONTENT_ALGORITHM:
             raise UnsupportedVersion(f"content algorithm {rec['content_algorithm']!r}")
         header = given.header if given is not None else header_from_record(rec)
-        if header.topic != topic:
-            raise WrongTopic(f"sealed for topic {header.topic!r}, read from {topic!r}")
+        arrival = Arrival(header, topic, appended, to_millis(self._clock()))
+        self._before_key.verify(arrival)
 
         sender_key = self._keyring.signing_key(
             header.sender, header.sender_key_id, header.created, appended
         )
-        if self._keyring.community_of(header.sender) != header.origin_community:
-            raise WrongSender(
-                f"{header.sender} is not in the claimed origin community {header.origin_community}"
-            )
+        self._after_key.verify(arrival)
         ciphertext, signature = bytes(rec["ciphertext"]), bytes(rec["signature"])
         prefix = _wire.prefix_of(data, ciphertext, signature)
         if not self._signature_holds(sender_key, header, rec, prefix, ciphertext, signature):
@@ -186,22 +180,7 @@ class Opener:
                 f"signature of message {header.message_id} does not verify "
                 f"with {header.sender}'s key {header.sender_key_id}"
             )
-
-        if appended is not None and header.created < to_millis(appended) - APPEND_SKEW:
-            raise Backdated(
-                f"message {header.message_id} says it was created {header.created.isoformat()}, "
-                f"more than {APPEND_SKEW} before the broker appended it "
-                f"({to_millis(appended).isoformat()})"
-            )
-        now = to_millis(self._clock())
-        if header.created > now + CLOCK_SKEW:
-            raise Expired(f"message {header.message_id} is not valid yet (created in the future)")
-        if now >= header.expires:
-            raise Expired(f"message {header.message_id} expired at {header.expires.isoformat()}")
-        if header.expires - header.created > MAX_VALIDITY:
-            raise Expired(f"message {header.message_id} claims a validity over {MAX_VALIDITY}")
-        if self._guard.seen(header.message_id):
-            raise Replay(f"message {header.message_id} was already received")
+        self._after_signature.verify(arrival)
 
         entry = next(
             (

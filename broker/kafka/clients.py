@@ -11,11 +11,15 @@ fail (nobody answers, the credentials are refused) into one clear error.
 from __future__ import annotations
 
 import contextlib
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
 
 from broker.errors import KafkaUnavailable
 from broker.kafka.connection import KafkaConnection
 from broker.kafka.decompression import limit_decompression
+
+if TYPE_CHECKING:
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 #: zstd, not lz4: aiokafka always compresses lz4 at level 9 (LZ4 HC), which costs
 #: ~16 µs per 2 KB envelope here; zstd's default level is ~5x faster on our
@@ -23,7 +27,7 @@ from broker.kafka.decompression import limit_decompression
 COMPRESSION = "zstd"
 
 
-def reliable_producer(kafka: KafkaConnection, **overrides: Any) -> Any:
+def reliable_producer(kafka: KafkaConnection, **overrides: Any) -> AIOKafkaProducer:
     """An unstarted AIOKafkaProducer with the house settings; `overrides` win."""
     from aiokafka import AIOKafkaProducer
 
@@ -41,7 +45,7 @@ def reliable_producer(kafka: KafkaConnection, **overrides: Any) -> Any:
     return AIOKafkaProducer(**settings)
 
 
-def consumer(kafka: KafkaConnection, *topics: str, **options: Any) -> Any:
+def consumer(kafka: KafkaConnection, *topics: str, **options: Any) -> AIOKafkaConsumer:
     """An unstarted AIOKafkaConsumer on `kafka` (no group unless `group_id` is given). What it
     fetches decompresses within a bound (a bomb raises CompressionBomb, not the memory)."""
     from aiokafka import AIOKafkaConsumer
@@ -51,6 +55,35 @@ def consumer(kafka: KafkaConnection, *topics: str, **options: Any) -> Any:
     settings: dict[str, Any] = {**kafka.client_options(), "enable_auto_commit": False}
     settings.update(options)
     return AIOKafkaConsumer(*topics, **settings)
+
+
+class KafkaClients(Protocol):
+    """Where an enforcement point gets its Kafka clients: unstarted, the options it needs
+    given (idempotence, isolation level, its consumer group...); it starts and stops them.
+    An embedding program passes its own to add options of its own (client ids, metrics
+    reporters) or to count what is made; `HouseClients` is the default."""
+
+    def producer(self, **options: Any) -> AIOKafkaProducer:
+        """An unstarted producer; `options` win over any of the factory's."""
+        ...
+
+    def consumer(self, *topics: str, **options: Any) -> AIOKafkaConsumer:
+        """An unstarted consumer; `options` win over any of the factory's."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class HouseClients:
+    """The clients of one `KafkaConnection` with the house settings (`reliable_producer`,
+    `consumer`)."""
+
+    kafka: KafkaConnection
+
+    def producer(self, **options: Any) -> AIOKafkaProducer:
+        return reliable_producer(self.kafka, **options)
+
+    def consumer(self, *topics: str, **options: Any) -> AIOKafkaConsumer:
+        return consumer(self.kafka, *topics, **options)
 
 
 def admin_client(kafka: KafkaConnection, **options: Any) -> Any:

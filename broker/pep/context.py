@@ -11,11 +11,13 @@ snapshot whose hash its rules do not match stops acting (`trust_failure`).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from broker import config
 from broker.audit import AuditLog
 from broker.clock import utc_now
 from broker.config import Settings
@@ -55,6 +57,15 @@ class PepContext:
     envelope: EnvelopeContext
     policy: PolicyEngine
     _trust: _Trust = field(default_factory=_Trust, repr=False)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> PepContext:
+        """The node `env` (default: this process's environment) names, as `jcu` finds it:
+        its home `JCU_HOME` (made by `jcu init` and approved by the registry authority), its
+        keystore opened with `JCU_KEY_PASSPHRASE` (or `JCU_KEY_PASSPHRASE_FILE`), Kafka as
+        the home's connection settings or `KAFKA_BOOTSTRAP` say."""
+        e = dict(os.environ if env is None else env)
+        return cls.load(config.load(e), e)
 
     @classmethod
     def load(

@@ -16,16 +16,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from broker.clock import utc_now
-from broker.envelope import MemoryReplayGuard, OpenedMessage
+from broker.envelope import MemoryReplayGuard
 from broker.envelope.header import decode_envelope
-from broker.errors import JcuError, Rejected, Unauthorised
+from broker.errors import JcuError, Rejected
 from broker.kafka.scan import scan
 from broker.kafka.stamps import appended_at
 from broker.kafka.topics import community_topic
+from broker.pep.checks import Received, WorkflowStep, policy_decider, receipt_checks
 from broker.pep.context import PepContext
-from broker.pep.publisher import policy_message
 from broker.pep.sink import Delivery
-from broker.policy import Decision
 
 #: The streams a situation report reads (receipts are the sender's, not content).
 INBOX_STREAMS: tuple[str, ...] = ("indicators", "incidents", "reports", "assistance")
@@ -86,6 +85,12 @@ async def read_inbox(
     senders: dict[str, str] = {}
     refused: Counter[str] = Counter()
     records = addressed = 0
+    # The subscriber's policy for receipt; a workflow's step counts whatever its thread's
+    # state (nothing is delivered here, so no workflow is told of it).
+    checks = receipt_checks(
+        participant, registry=lambda: ctx.registry, store=store, workflows={}
+    ).without(WorkflowStep)
+    decide = policy_decider(ctx.policy, participant, lambda: crisis_incidents)
     async for r in scan(ctx.settings.kafka, topics):
         try:
             appended = appended_at(r)
@@ -112,7 +117,11 @@ async def read_inbox(
                 if senders.get(target) == opened.sender:
                     retracted[target] = opened.record["retracted"]
                 continue
-            decision = _recheck(ctx, participant, opened, short, crisis_incidents)
+            received = Received(
+                r.topic, r.key, opened.header, opened.labels, short, opened.record, decide=decide
+            )
+            checks.verify(received)
+            decision = received.decision
         except Rejected as exc:
             refused[exc.reason] += 1
             continue
@@ -138,25 +147,3 @@ async def read_inbox(
         participant, topics, since, until, records, addressed, len(deliveries), dict(refused)
     )
     return Inbox(tuple(deliveries), retracted, coverage)
-
-
-def _recheck(
-    ctx: PepContext,
-    participant: str,
-    opened: OpenedMessage,
-    short: str,
-    crisis_incidents: frozenset[str],
-) -> Decision:
-    """The subscriber's policy check for receipt, on the opened labels."""
-    header, labels = opened.header, opened.labels
-    if ctx.registry.get(header.sender).status != "active":
-        raise Unauthorised(f"{header.sender} is not an active organisation")
-    if not labels.personal_data and ctx.envelope.store.has_personal_data(short, opened.record):
-        raise Unauthorised("personal data the labels do not declare")
-    msg = policy_message(header.sender, short, labels, header.recipient_ids)
-    decision = ctx.policy.decide(
-        msg, participant, crisis_incidents=crisis_incidents, action="receive"
-    )
-    if decision.decision == "deny" or (decision.decision == "redact" and labels.personal_data):
-        raise Unauthorised("the policy refuses this participant the message")
-    return decision

@@ -35,7 +35,7 @@ from broker.clock import to_millis, utc_now
 from broker.envelope import Labels, Sealer, SealRequest, stream_of
 from broker.envelope.labels import TLP_LEVELS, AvroLabelsCache
 from broker.errors import ConfigError, KafkaUnavailable, Rejected, Unauthorised
-from broker.kafka.clients import COMPRESSION, reliable_producer, start_client
+from broker.kafka.clients import COMPRESSION, HouseClients, KafkaClients, start_client
 from broker.kafka.topics import community_topic
 from broker.lifecycle import Service, start_together, stop_together
 from broker.logs import get_logger
@@ -299,7 +299,12 @@ class Publisher(Service):
         workflows: Workflows | None = None,
         log_registry: bool = True,
         sent_retention: timedelta | None = None,
+        clients: KafkaClients | None = None,
+        sent: SentLog | None = None,
     ) -> None:
+        """`clients`: where the producer comes from (default: `HouseClients` of the node's
+        connection; this publisher starts and stops it). `audit`, `sent`: the audit log and
+        sent index to use instead of the node's own (`sent` is then the caller's to close)."""
         ctx.registry.get(participant)
         self.participant = participant
         self._ctx = ctx
@@ -312,12 +317,18 @@ class Publisher(Service):
         self._feeds = StateFeeds(ctx, crisis=crisis, registry=registry_feed)
         self._metrics = metrics or Metrics()
         self._compression = compression
+        self._clients = clients if clients is not None else HouseClients(ctx.settings.kafka)
         self._producer: Any = None
         self._handed_any = False
-        self._sent = SentLog(
-            ctx.settings.home / "sent" / f"{participant}.sqlite",
-            point=self._audit.enforcement_point,
-            retention=sent_retention,
+        self._owns_sent = sent is None
+        self._sent = (
+            sent
+            if sent is not None
+            else SentLog(
+                ctx.settings.home / "sent" / f"{participant}.sqlite",
+                point=self._audit.enforcement_point,
+                retention=sent_retention,
+            )
         )
         self._ids = MessageIds(
             participant,
@@ -364,7 +375,7 @@ class Publisher(Service):
         await asyncio.to_thread(self._ctx.signing_key, self.participant)
 
     async def _start_producer(self) -> None:
-        producer = reliable_producer(self._ctx.settings.kafka, compression_type=self._compression)
+        producer = self._clients.producer(compression_type=self._compression)
         await start_client(producer, self._ctx.settings.kafka)
         self._producer = producer
 
@@ -376,7 +387,8 @@ class Publisher(Service):
             # finish (each client's stop may wait out a long poll).
             await stop_together(self._stop_writing, self._feeds.stop)
         finally:
-            self._sent.close()
+            if self._owns_sent:
+                self._sent.close()
 
     async def _stop_writing(self) -> None:
         if self._producer is not None:

@@ -61,7 +61,6 @@ from broker.envelope import (
     Labels,
     Opener,
     Sealer,
-    stream_of,
 )
 from broker.envelope.labels import TLP_LEVELS, AvroLabelsCache
 from broker.errors import (
@@ -74,29 +73,34 @@ from broker.errors import (
     SinkUnavailable,
     StateError,
     Unauthorised,
-    Unchecked,
     UnknownSchema,
 )
-from broker.kafka._raw_fetch import batch_at, fetch_raw
-from broker.kafka._raw_fetch import records as raw_records
-from broker.kafka.clients import consumer, reliable_producer, start_client
+from broker.kafka.clients import HouseClients, KafkaClients, start_client
 from broker.kafka.decompression import DEFAULT_LIMIT as DEFAULT_DECOMPRESSION_LIMIT
 from broker.kafka.decompression import limit_decompression
+from broker.kafka.raw_fetch import batch_at, fetch_raw
+from broker.kafka.raw_fetch import records as raw_records
 from broker.kafka.scan import partitions
 from broker.kafka.stamps import appended_at
 from broker.kafka.topics import DLQ, community_topic
 from broker.lifecycle import Service, start_together, stop_together
 from broker.logs import get_logger
 from broker.metrics import Metrics
+from broker.pep.checks import (
+    Received,
+    ReceivePolicy,
+    arrival_checks,
+    policy_decider,
+    receipt_checks,
+)
 from broker.pep.context import PepContext
 from broker.pep.control import CrisisBoard
 from broker.pep.ledger import DeliveryLedger, Position
-from broker.pep.publisher import policy_message
 from broker.pep.receipts import batch_receipt
 from broker.pep.registry_audit import RegistryAudit
 from broker.pep.sink import Delivery, Retracted, Sink, SinkRetry
 from broker.pep.state_feeds import StateFeeds
-from broker.pep.workflow import WorkflowMessage, Workflows
+from broker.pep.workflow import Workflows
 from broker.trust.feed import RegistryFeed
 
 DATA_STREAMS: tuple[str, ...] = ("indicators", "incidents", "reports", "assistance")
@@ -251,7 +255,17 @@ class Subscriber(Service):
         log_registry: bool = True,
         sink_retry: SinkRetry | None = None,
         rebuild_ledger: bool = False,
+        arrival: ReceivePolicy | None = None,
+        receipt: ReceivePolicy | None = None,
+        clients: KafkaClients | None = None,
+        ledger: DeliveryLedger | None = None,
     ) -> None:
+        """`arrival`, `receipt`: the checks every opened record, and every message to deliver,
+        must pass (broker.pep.checks; by default `arrival_checks()`, `receipt_checks(...)`).
+        `clients`: where the consumer and producer come from (default: `HouseClients` of the
+        node's connection; this subscriber starts and stops them). `audit`, `ledger`: the
+        audit log and delivery ledger of this channel instead of the node's own (`ledger` is
+        then the caller's to close)."""
         me = ctx.registry.get(participant)
         self.participant = participant
         self._ctx = ctx
@@ -266,7 +280,13 @@ class Subscriber(Service):
         if me.exercises:
             self._topics += [community_topic(me.community, s, exercise=True) for s in streams]
         # One ledger per consumer group: each group is its own delivery channel into its sink.
-        self._ledger = DeliveryLedger(ledger_path(ctx.settings.home, participant, self._group))
+        self._owns_ledger = ledger is None
+        self._ledger = (
+            ledger
+            if ledger is not None
+            else DeliveryLedger(ledger_path(ctx.settings.home, participant, self._group))
+        )
+        self._clients = clients if clients is not None else HouseClients(ctx.settings.kafka)
         self._rebuild_ledger = rebuild_ledger
         self._sink_retry = sink_retry or SinkRetry()
         #: The batch's deliveries whose receipts go once the sink has them durably.
@@ -293,6 +313,20 @@ class Subscriber(Service):
         self._avro_labels = AvroLabelsCache()
         self._pruned: datetime | None = None
         self._workflows: Workflows = workflows or {}
+        self._arrival = arrival if arrival is not None else arrival_checks()
+        self._receipt = (
+            receipt
+            if receipt is not None
+            else receipt_checks(
+                participant,
+                registry=lambda: ctx.registry,
+                store=ctx.envelope.store,
+                workflows=self._workflows,
+            )
+        )
+        self._decide = policy_decider(
+            ctx.policy, participant, lambda: self._feeds.crisis.active_incidents()
+        )
         # The registry snapshots taking effect here, in this log (unless whoever shares the
         # log with others logs them, once: `log_registry=False`).
         self._registry_audit = (
@@ -347,14 +381,13 @@ class Subscriber(Service):
 
     async def _start_producer(self) -> None:
         kafka = self._ctx.settings.kafka
-        producer = reliable_producer(kafka)
+        producer = self._clients.producer()
         await start_client(producer, kafka)
         self._producer = producer
 
     async def _start_consumer(self) -> None:
         kafka = self._ctx.settings.kafka
-        client = consumer(
-            kafka,
+        client = self._clients.consumer(
             group_id=self._group,
             auto_offset_reset="earliest",
             isolation_level="read_committed",
@@ -377,7 +410,8 @@ class Subscriber(Service):
             await self._sink.close()
         except (SinkUnavailable, OSError) as exc:
             _log.warning("sink not closed cleanly", sink=sink_name(self._sink), error=str(exc))
-        self._ledger.close()
+        if self._owns_ledger:
+            self._ledger.close()
 
     async def _stop_kafka(self) -> None:
         if self._consumer is not None:
@@ -740,21 +774,21 @@ class Subscriber(Service):
             short = opened.payload_type.rpartition(".")[2]
             flow = self._ctx.envelope.store.workflow(short)
             thread = flow.thread_of(opened.record) if flow is not None else None
-            # The record key places a message on its partition: keyed by its own id (a
-            # retraction by the retracted id, a workflow's message by its thread: all taken
-            # from the signed payload), a copy re-using a seen id from another sender can only
-            # come after the original there, and is refused as a replay.
-            keyed_by = (
-                str(opened.record["message_id"])
-                if short == "Retraction"
-                else thread or opened.message_id
+            received = Received(
+                r.topic,
+                r.key,
+                header,
+                labels,
+                short,
+                opened.record,
+                workflow=flow.name if flow is not None else None,
+                thread=thread,
+                decide=self._decide,
             )
-            if r.key != keyed_by.encode():
-                raise MalformedRecord(
-                    f"record key {r.key!r} is not the message id {keyed_by}: refused, "
-                    "so that no one can race a message id onto another partition"
-                )
-            self._check_placement(header, labels, short)
+            # The record key places a message on its partition (keyed by its own id, a
+            # retraction by the retracted id, a workflow's message by its thread: all taken
+            # from the signed payload), and its labels and type its topic (broker.pep.checks).
+            self._arrival.verify(received)
             if short == "Retraction":
                 await self._retract(opened.header, labels, opened.record)
                 self._ledger.stage(header.message_id, header.sender, header.expires, where)
@@ -774,27 +808,9 @@ class Subscriber(Service):
                     )
                 )
                 return
-            decision = self._recheck(header, labels, short, opened.record)
-            if flow is not None and thread is not None:
-                check = self._workflows.get(flow.name)
-                if check is None:
-                    raise Unchecked(
-                        f"a {short} is a step of the {flow.name} workflow, which this subscriber "
-                        "does not check: not delivered unchecked"
-                    )
-                check.inbound(
-                    WorkflowMessage(
-                        flow.name,
-                        thread,
-                        header.message_id,
-                        header.sender,
-                        short,
-                        opened.record,
-                        labels,
-                        header.recipient_ids,
-                        header.created,
-                    )
-                )
+            # The policy for receipt on the opened labels, and the workflow's step.
+            self._receipt.verify(received)
+            decision = received.decision
         except Rejected as exc:
             self._reject(exc, r, header, labels, thread)
             return
@@ -911,48 +927,6 @@ class Subscriber(Service):
     def _later(self, work: Any) -> None:
         """Start `work` now; the batch waits for it before committing its offsets."""
         self._pending.append(asyncio.ensure_future(work))
-
-    @staticmethod
-    def _check_placement(header: EnvelopeHeader, labels: Labels, short: str) -> None:
-        """Exercise traffic only on exercise topics, and each payload type on its own stream
-        (a retraction travels with what it retracts). `labels`: the opened message's."""
-        exercise_topic = header.topic.startswith("jcu.exercise.")
-        if exercise_topic != (labels.exercise is not None):
-            raise Unauthorised(
-                "exercise traffic and operational topics never mix: "
-                f"{'an operational' if labels.exercise is None else 'an exercise'} "
-                f"message on {header.topic}"
-            )
-        if short == "Retraction":
-            return
-        try:
-            stream = stream_of(short)
-        except ConfigError:
-            raise MalformedRecord(f"{short} is not a payload type to deliver") from None
-        if header.topic.rsplit(".", 1)[1] != stream:
-            raise MalformedRecord(f"a {short} travels on the {stream} stream, not {header.topic}")
-
-    def _recheck(
-        self, header: EnvelopeHeader, labels: Labels, short: str, record: dict[str, Any]
-    ) -> Any:
-        """The policy for receipt, on the opened message's labels."""
-        if self._ctx.registry.get(header.sender).status != "active":
-            raise Unauthorised(f"{header.sender} is not an active organisation")
-        if not labels.personal_data and self._ctx.envelope.store.has_personal_data(short, record):
-            raise Unauthorised(
-                f"message {header.message_id} carries personal data its labels do not declare"
-            )
-        msg = policy_message(header.sender, short, labels, header.recipient_ids)
-        decision = self._ctx.policy.decide(
-            msg,
-            self.participant,
-            crisis_incidents=self._feeds.crisis.active_incidents(),
-            action="receive",
-        )
-        if decision.decision == "deny" or (decision.decision == "redact" and labels.personal_data):
-            why = "; ".join(decision.reasons) or "denied by policy"
-            raise Unauthorised(f"policy refuses {self.participant} this message: {why}")
-        return decision
 
     async def _retract(
         self, header: EnvelopeHeader, labels: Labels, record: dict[str, Any]

@@ -145,8 +145,8 @@ async def put_up_walls(
     connects as `User:<id>`, the authority as the registry authority. The files
     of the other roles (auditors, operators) stay in the returned directory.
     """
-    from broker.kafka._acl_admin import CA_COPY, apply_plan
     from broker.kafka.acl import Member, plan_acls
+    from broker.kafka.acl_admin import CA_COPY, apply_plan
 
     roles = roles or Roles()
     any_node = next(iter(federation.homes.values()))

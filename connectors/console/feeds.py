@@ -30,8 +30,8 @@ from broker.audit import (
     iter_records,
     proof_against,
 )
-from broker.audit._pack import PackCodec
-from broker.audit._topic import TopicRecord, unpack
+from broker.audit.pack import PackCodec
+from broker.audit.topic import TopicRecord, unpack
 from broker.envelope.header import decode_envelope
 from broker.errors import AuditVerificationError, JcuError
 from broker.kafka.clients import consumer as new_consumer

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from broker._exports import lazy_exports
+from broker.exports import lazy_exports
 
 if TYPE_CHECKING:
     from connectors._values import json_ready

@@ -44,7 +44,7 @@ from connectors.isac._misp import RETRACTED_TAG, misp_event_of, to_misp_event
 from connectors.isac._stix import SOURCE_PAYLOADS, sender_orgc, source_objects, to_stix_bundle
 from connectors.isac._versions import Version, VersionIndex
 from connectors.isac.delivered import Delivered
-from connectors.taxii._timestamps import parse_us
+from connectors.taxii.timestamps import parse_us
 
 #: The version index of a sink directory.
 INDEX_NAME = ".jcu-versions.sqlite"

@@ -28,7 +28,6 @@ from starlette.routing import Route
 
 from broker.logs import get_logger
 from connectors.taxii import _cursor
-from connectors.taxii._timestamps import parse_us
 from connectors.taxii.store import (
     MAX_FILTER_COMBINATIONS,
     MAX_IDS,
@@ -39,6 +38,7 @@ from connectors.taxii.store import (
     TaxiiStore,
 )
 from connectors.taxii.throttle import LoginThrottle
+from connectors.taxii.timestamps import parse_us
 
 TAXII_MEDIA_TYPE = "application/taxii+json;version=2.1"
 MAX_PAGE = 1000

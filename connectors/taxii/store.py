@@ -31,7 +31,7 @@ from typing import Any
 from broker.clock import Clock
 from broker.errors import ConfigError, MalformedRecord
 from broker.files import private_file
-from connectors.taxii._timestamps import format_us, parse_us, to_us
+from connectors.taxii.timestamps import format_us, parse_us, to_us
 
 #: Namespace of collection ids: uuid5(COLLECTION_NAMESPACE, topic).
 COLLECTION_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "urn:jcu-broker:taxii:collection")

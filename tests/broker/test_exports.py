@@ -1,4 +1,4 @@
-"""Packages whose public names are imported when first used (`broker._exports`)."""
+"""Packages whose public names are imported when first used (`broker.exports`)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from types import ModuleType
 
 import pytest
 
-LAZY = ("broker.pep", "broker.envelope", "connectors.isac")
+LAZY = ("broker", "broker.pep", "broker.envelope", "connectors.isac")
 
 
 @pytest.mark.parametrize("name", LAZY)

@@ -10,9 +10,9 @@ from typing import Any
 
 from broker.assist import AssistDesk, Need, RequestDraft
 from broker.assist.machine import Case
-from broker.audit._topic import read_topic
 from broker.audit.query import decode_records
 from broker.audit.record import LoggedRecord
+from broker.audit.topic import read_topic
 from broker.kafka.topics import AUDIT_DECISIONS, community_topic
 from tests.broker.pep.kafka_io import produce
 from tests.world import World

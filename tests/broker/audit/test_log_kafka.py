@@ -30,8 +30,8 @@ from broker.audit import (
     verify,
 )
 from broker.audit._codec import decode_checkpoint
-from broker.audit._state import load_state, state_path
-from broker.audit._topic import read_topic
+from broker.audit.state import load_state, state_path
+from broker.audit.topic import read_topic
 from broker.errors import AuditError, KafkaForbidden, MalformedRecord
 from broker.kafka.clients import reliable_producer
 from broker.kafka.connection import KafkaConnection, read_client_file
@@ -339,8 +339,8 @@ _WRITER = textwrap.dedent(
 async def writer_only(admin: KafkaConnection, topics: tuple[str, str], where: Path) -> Path:
     """A principal of this test's own that may write the audit topics and not read them, as an
     enforcement point's (docs/deployment.md); its client file."""
-    from broker.kafka._acl_admin import apply_plan
     from broker.kafka.acl import AclPlan, AclRule
+    from broker.kafka.acl_admin import apply_plan
 
     name = f"audit-writer-{uuid.uuid4().hex[:8]}"
     rules = frozenset(AclRule(f"User:{name}", "topic", "literal", t, "WRITE") for t in topics)

@@ -16,9 +16,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from broker.audit import Verifier, verify
-from broker.audit._pack import AUDIT_PACK, MAX_PACK_BYTES, LeafPack, PackCodec, pack_bounds
-from broker.audit._topic import TopicRecord, unpack
+from broker.audit.pack import AUDIT_PACK, MAX_PACK_BYTES, LeafPack, PackCodec, pack_bounds
 from broker.audit.query import decode_records, iter_records
+from broker.audit.topic import TopicRecord, unpack
 from broker.errors import AuditError, MalformedRecord
 from broker.merkle import leaf_hash
 from broker.schemas import SchemaStore

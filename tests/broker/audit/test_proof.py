@@ -23,7 +23,7 @@ from broker.audit import (
     write_bundle,
 )
 from broker.audit._codec import encode_checkpoint, encode_leaf
-from broker.audit._topic import TopicRecord
+from broker.audit.topic import TopicRecord
 from broker.audit.witness import keys_and_validity
 from broker.clock import utc_now
 from broker.errors import AuditVerificationError

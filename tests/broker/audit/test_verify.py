@@ -37,8 +37,8 @@ from broker.audit._codec import (
     encode_cosignature,
     encode_leaf,
 )
-from broker.audit._topic import TopicRecord
 from broker.audit.query import decode_records, query
+from broker.audit.topic import TopicRecord
 from broker.errors import AuditError, AuditVerificationError, RevokedKey
 from broker.merkle import MerkleTree, ProofTree, leaf_hash, verify_inclusion
 from broker.schemas import SchemaStore

@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from broker.audit import Seen, cosign, verify
 from broker.audit._codec import encode_checkpoint, encode_cosignature
-from broker.audit._topic import TopicRecord
+from broker.audit.topic import TopicRecord
 from broker.errors import RevokedKey
 from broker.merkle import ProofTree, leaf_hash
 from broker.schemas import SchemaStore

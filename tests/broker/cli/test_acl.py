@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from broker.audit._topic import read_topic
-from broker.kafka._acl_admin import _admin, _binding
+from broker.audit.topic import read_topic
 from broker.kafka.acl import AclRule
+from broker.kafka.acl_admin import _admin, _binding
 from broker.kafka.connection import CONFIG_ENV, read_client_file
 from broker.kafka.topics import AUDIT_CHECKPOINTS
 from tests.cli import run

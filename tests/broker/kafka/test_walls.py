@@ -20,7 +20,7 @@ from aiokafka.errors import (
 )
 from aiokafka.structs import TopicPartition
 
-from broker.audit._topic import read_topic
+from broker.audit.topic import read_topic
 from broker.envelope import Labels
 from broker.errors import KafkaForbidden, KafkaUnavailable
 from broker.kafka.clients import admin_client, consumer, reliable_producer, start_client

@@ -13,7 +13,7 @@ import pytest
 
 from broker.assist import AssistDesk
 from broker.audit import AuditKeys, decode_records
-from broker.audit._topic import read_topic
+from broker.audit.topic import read_topic
 from broker.clock import to_millis, utc_now
 from broker.envelope import Labels
 from broker.kafka.topics import AUDIT_DECISIONS

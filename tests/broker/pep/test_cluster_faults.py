@@ -20,7 +20,7 @@ import pytest
 
 from broker import config
 from broker.audit import verify
-from broker.audit._topic import read_topic
+from broker.audit.topic import read_topic
 from broker.cli.audit import keyring_resolvers
 from broker.envelope import Labels
 from broker.kafka.clients import admin_client, start_client

@@ -11,7 +11,7 @@ import pytest
 
 from broker.clock import to_millis, utc_now
 from broker.envelope import Labels
-from broker.envelope.opener import APPEND_SKEW
+from broker.envelope.checks import APPEND_SKEW
 from tests.broker.pep.kafka_io import dead_letters, drain, produce
 from tests.broker.pep.records import indicator
 from tests.world import World

@@ -16,8 +16,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from connectors.taxii import ObjectQuery, TaxiiStore, collection_id_for
-from connectors.taxii._timestamps import format_us, parse_us
 from connectors.taxii.store import _REFRESH_FLAGS
+from connectors.taxii.timestamps import format_us, parse_us
 from tests.connectors.taxii.conftest import TOPIC
 
 CID = collection_id_for(TOPIC)

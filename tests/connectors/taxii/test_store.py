@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 
 from broker.errors import ConfigError, MalformedRecord
 from connectors.taxii import ObjectQuery, TaxiiStore, collection_id_for
-from connectors.taxii._timestamps import format_us, parse_us
 from connectors.taxii.store import COLLECTION_NAMESPACE
+from connectors.taxii.timestamps import format_us, parse_us
 from tests.connectors.taxii.conftest import OTHER_TOPIC, TOPIC, indicator
 
 

@@ -12,7 +12,7 @@ key is dropped here (a re-sent checkpoint follows its original directly);
 a re-sent run of leaves is told from an insertion by the verifier, and
 skipped by the readers of records (`query.iter_records`).
 
-Leaf packs. A record of the decisions topic may hold many leaves (`_pack`):
+Leaf packs. A record of the decisions topic may hold many leaves (`broker.audit.pack`):
 it is read here as its leaves, one `TopicRecord` each, all at the pack's
 offset and each with the index the pack gives it (`claimed_index`), so every
 reader sees leaves as it did when each leaf was a record of its own. A
@@ -30,11 +30,11 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from broker.audit._pack import PackCodec
+from broker.audit.pack import PackCodec
 from broker.errors import AuditError, KafkaForbidden, MalformedRecord
-from broker.kafka._raw_fetch import fetch_raw
 from broker.kafka.clients import consumer as new_consumer
 from broker.kafka.connection import KafkaConnection
+from broker.kafka.raw_fetch import fetch_raw
 from broker.kafka.scan import metadata
 from broker.schemas import SchemaStore, default_store
 
