@@ -31,6 +31,8 @@ _MEMORY_TEST = "tests/broker/audit/test_verify.py::test_memory_does_not_grow_wit
 #: module -> the narrowest unit-test selection that exercises its checks.
 TARGETS: dict[str, tuple[str, ...]] = {
     "broker/envelope/opener.py": ("tests/broker/envelope",),
+    "broker/envelope/checks.py": ("tests/broker/envelope",),
+    "broker/pep/checks.py": ("tests/broker/pep/test_checks.py",),
     "broker/trust/keyring.py": ("tests/broker/trust", "tests/broker/envelope/test_tamper.py"),
     "broker/trust/records.py": ("tests/broker/trust", "tests/broker/envelope/test_tamper.py"),
     "broker/policy/_engine.py": ("tests/broker/policy",),

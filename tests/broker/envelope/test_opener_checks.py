@@ -19,8 +19,8 @@ import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from broker.envelope import Labels, MemoryReplayGuard, Opener, _hpke, _wire
+from broker.envelope.checks import APPEND_SKEW
 from broker.envelope.content_keys import NONCE_LEN
-from broker.envelope.opener import APPEND_SKEW
 from broker.envelope.sealer import MAX_VALIDITY
 from broker.errors import (
     Backdated,
