@@ -9,7 +9,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: test test-unit test-kafka demo lint bench clean fault-loop mutation
+.PHONY: test test-unit test-kafka demo lint format bench clean fault-loop mutation
 
 UNIT_LANE := not kafka and not browser
 
@@ -38,7 +38,11 @@ fault-loop: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check broker connectors tests bench tools
+	$(BIN)/ruff format --check broker connectors tests bench tools
 	$(BIN)/mypy
+
+format: $(STAMP)
+	$(BIN)/ruff format broker connectors tests bench tools
 
 demo: $(STAMP)
 	$(BIN)/jcu demo $(DEMO_ARGS)
