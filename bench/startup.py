@@ -110,9 +110,7 @@ def _event_time(stderr: str, event: str) -> float:
     raise RuntimeError(f"no {event!r} log event; stderr was:\n{stderr[-2000:]}")
 
 
-def _run(
-    argv: Sequence[str], env: dict[str, str], event: str | None
-) -> tuple[float, float, float]:
+def _run(argv: Sequence[str], env: dict[str, str], event: str | None) -> tuple[float, float, float]:
     """Run `argv`: (its wall-clock start, start to `event` or 0, start to exit)."""
     wall = time.time()
     t0 = time.perf_counter()
@@ -259,9 +257,7 @@ async def main(runs: int, hold: Path | None = None) -> None:
                 scrypt = (await _median(runs, python(SCRYPT)))[1]
                 help_total = (await _median(runs, help_))[1]
                 first, publish_total = await _median(runs, publish, "publish first sent/exit")
-                poll, subscribe_total = await _median(
-                    runs, subscribe, "subscribe first poll/exit"
-                )
+                poll, subscribe_total = await _median(runs, subscribe, "subscribe first poll/exit")
             finally:
                 await data.stop()
             bases = (bare, libs)

@@ -61,7 +61,6 @@ KEMS: tuple[str, ...] = ("x25519", "mlkem768x25519")
 CRISIS_AUTHORITIES: frozenset[str] = frozenset({"eu-cyclone", "csirts-network"})
 
 
-
 def tlp_level(value: str) -> str | None:
     """'amber+strict', 'TLP:WHITE', 'amber_strict' -> the TLP 2.0 level; None if none."""
     text = value.strip().upper()

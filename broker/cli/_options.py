@@ -87,8 +87,7 @@ class _MemberStates(_ParamType):
         bad = [c for c in codes if len(c) != 2 or not (c.isascii() and c.isalpha())]
         if bad:
             self.fail(
-                f"{', '.join(repr(b) for b in bad)}: give ISO 3166-1 alpha-2 codes, such as "
-                "FR,DE",
+                f"{', '.join(repr(b) for b in bad)}: give ISO 3166-1 alpha-2 codes, such as FR,DE",
                 param,
                 ctx,
             )

@@ -186,9 +186,7 @@ async def run_file(
     # neither needs the other: the first object goes out when both are done.
     outage.hold()
     parsing = asyncio.ensure_future(asyncio.to_thread(parse))
-    connecting = asyncio.ensure_future(
-        outage.connect(lambda: _started(Publisher(sender, ctx)))
-    )
+    connecting = asyncio.ensure_future(outage.connect(lambda: _started(Publisher(sender, ctx))))
     try:
         parsed = await parsing
     except BaseException:

@@ -633,9 +633,7 @@ def query_command(
     def wanted(r: LoggedRecord) -> bool:
         return matches(r, **filters) and (holds is None or holds(r))
 
-    hits = _run(
-        _read_records(store, settings.kafka, decisions_topic, keys, wanted, count)
-    )
+    hits = _run(_read_records(store, settings.kafka, decisions_topic, keys, wanted, count))
     if as_json:
         emit_json([_record_json(r) for r in hits])
         return
@@ -702,9 +700,7 @@ def explain_command(
             return True
         return r.record.message_id == message_id or r.record.message_id in in_thread
 
-    records = _run(
-        _read_records(store, settings.kafka, decisions_topic, keys, wanted)
-    )
+    records = _run(_read_records(store, settings.kafka, decisions_topic, keys, wanted))
     threads = {r.record.thread for r in records if r.record.thread}
     found = [t for t in threads if t == message_id] or [
         t for t in threads if len(message_id) >= 4 and t.startswith(message_id)

@@ -243,8 +243,8 @@ def cert(
 
     from broker.kafka.tls import LocalCA
 
-    if not principal or any(c in principal for c in ",=+/\\\"<>;# "):
-        raise ConfigError(f"{principal!r} is not a principal name (no spaces or ,=+/;#<>\\\")")
+    if not principal or any(c in principal for c in ',=+/\\"<>;# '):
+        raise ConfigError(f'{principal!r} is not a principal name (no spaces or ,=+/;#<>\\")')
     local = _local(data_dir)
     if ca_dir is not None:
         ca = LocalCA.open_or_create(ca_dir)

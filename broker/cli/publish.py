@@ -222,9 +222,7 @@ def publish(
             run_file,
         )
 
-        extra = ExtraLabels(
-            handling, categories, personal_data, exercise, incident, checked_states
-        )
+        extra = ExtraLabels(handling, categories, personal_data, exercise, incident, checked_states)
         progress = None if dry_run else ProgressFile(ctx.settings.home, sender, path)
         if progress is not None:
             check_resume(progress, path, resume=resume)

@@ -106,9 +106,7 @@ def watch(
     ctx, sender = node_context(participant)
     give_up = give_up_after_setting(give_up_after)
     folder = DropFolder(directory)
-    extra = ExtraLabels(
-        handling, categories, personal_data, exercise, incident, checked_states
-    )
+    extra = ExtraLabels(handling, categories, personal_data, exercise, incident, checked_states)
     named = tuple(split_csv(recipients))
     reports: dict[str, PublishReport] = {}
 

@@ -39,7 +39,6 @@ AAD_DOMAIN = b"jcu-broker/envelope/v1/aad\x00"
 _EMPTY_BYTES = b"\x00"  # Avro encoding of b""
 
 
-
 def split_template(encoded: bytes) -> tuple[bytes, bytes]:
     """Split the encoding of an envelope whose message id, nonce, ciphertext and signature
     are all empty into (head, middle), so that for any id and nonce

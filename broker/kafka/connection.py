@@ -148,9 +148,7 @@ class KafkaConnection:
         if not self.tls:
             return None
         try:
-            context = ssl.create_default_context(
-                cafile=str(self.ca_file) if self.ca_file else None
-            )
+            context = ssl.create_default_context(cafile=str(self.ca_file) if self.ca_file else None)
             if self.cert_file and self.key_file:
                 context.load_cert_chain(str(self.cert_file), str(self.key_file))
         except (OSError, ssl.SSLError) as exc:
@@ -213,9 +211,7 @@ def _read_file(path: Path) -> dict[str, str]:
         raise ConfigError(f"{path} is not valid TOML: {exc}") from None
     unknown = sorted(set(data) - set(_KEYS))
     if unknown:
-        raise ConfigError(
-            f"{path}: unknown key(s) {', '.join(unknown)}; known: {', '.join(_KEYS)}"
-        )
+        raise ConfigError(f"{path}: unknown key(s) {', '.join(unknown)}; known: {', '.join(_KEYS)}")
     if any(not isinstance(v, str) for v in data.values()):
         raise ConfigError(f"{path}: every value is a string")
     if "password" in data:

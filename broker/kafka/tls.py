@@ -139,8 +139,14 @@ class LocalCA:
         ca_cert, ca_key = self._load()
         key = ec.generate_private_key(ec.SECP256R1())
         now = datetime.now(UTC)
-        usages = [u for u, on in ((ExtendedKeyUsageOID.SERVER_AUTH, server),
-                                  (ExtendedKeyUsageOID.CLIENT_AUTH, client)) if on]
+        usages = [
+            u
+            for u, on in (
+                (ExtendedKeyUsageOID.SERVER_AUTH, server),
+                (ExtendedKeyUsageOID.CLIENT_AUTH, client),
+            )
+            if on
+        ]
         builder = (
             x509.CertificateBuilder()
             .subject_name(_name(common_name))

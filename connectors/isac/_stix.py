@@ -49,6 +49,8 @@ def source_objects(item: Delivered) -> list[dict[str, Any]]:
 def sender_orgc(sender: str) -> dict[str, str]:
     """The MISP organisation that stands for a sender: its participant id, a stable uuid."""
     return {"name": sender, "uuid": str(uuid.uuid5(uuid.NAMESPACE_URL, f"urn:jcu:{sender}"))}
+
+
 #: STIX 2.1 indicator-type-ov: these record labels go out as indicator_types, others as labels.
 INDICATOR_TYPES = frozenset(
     {

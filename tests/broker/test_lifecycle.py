@@ -10,9 +10,9 @@ import pytest
 from broker.lifecycle import start_together, stop_together
 
 
-def step(name: str, done: list[str], gate: asyncio.Event, fail: bool = False) -> Callable[
-    [], Awaitable[None]
-]:
+def step(
+    name: str, done: list[str], gate: asyncio.Event, fail: bool = False
+) -> Callable[[], Awaitable[None]]:
     async def run() -> None:
         await gate.wait()  # every step is under way before any finishes: they run at once
         done.append(name)

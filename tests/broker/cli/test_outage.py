@@ -104,7 +104,7 @@ async def test_what_is_held_while_the_file_is_read_is_said_or_dropped_on_release
     assert await outage.connect(start) == "publisher"
     assert said == []  # the refusal was not said while held
     outage.release(tell=tell)
-    assert (said[0].startswith("cannot reach Kafka") if tell else said == [])
+    assert said[0].startswith("cannot reach Kafka") if tell else said == []
 
 
 async def test_a_cancelled_guard_cancels_the_call_in_flight() -> None:

@@ -141,8 +141,7 @@ def test_every_verb_has_its_help_summary_listed() -> None:
         command = cli.get_command(ctx, name)
         assert command is not None
         assert _SUMMARIES.get(name) == command.get_short_help_str(limit=1000), (
-            f"add or update {name!r} in broker.cli._SUMMARIES: it must be its help's first "
-            "sentence"
+            f"add or update {name!r} in broker.cli._SUMMARIES: it must be its help's first sentence"
         )
 
 

@@ -91,9 +91,11 @@ async def test_stats_exports_prometheus_gauges_until_stopped(world: World) -> No
             await asyncio.sleep(0.5)
             try:
                 text = await asyncio.to_thread(
-                    lambda: urllib.request.urlopen(
-                        f"http://127.0.0.1:{port}/metrics", timeout=5
-                    ).read().decode()
+                    lambda: (
+                        urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5)
+                        .read()
+                        .decode()
+                    )
                 )
             except OSError:
                 text = ""

@@ -60,9 +60,7 @@ def nodes_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-async def nodes(
-    world: World, cluster: LocalKafka, nodes_dir: Path
-) -> dict[str, PepContext]:
+async def nodes(world: World, cluster: LocalKafka, nodes_dir: Path) -> dict[str, PepContext]:
     """soc-fr's and enisa's nodes on the cluster, for all of this module's tests: their audit
     logs there go on from one test to the next, and verify whole after each."""
     return await world.nodes_on(
@@ -73,9 +71,7 @@ async def nodes(
 def _ids(path: Path) -> Counter[str]:
     if not path.exists():
         return Counter()
-    return Counter(
-        json.loads(line)["message_id"] for line in path.read_text().splitlines() if line
-    )
+    return Counter(json.loads(line)["message_id"] for line in path.read_text().splitlines() if line)
 
 
 async def _publish(pub: Publisher, n: int) -> list[str]:

@@ -165,9 +165,11 @@ async def _refused_and_passed(
 ) -> None:
     async with Publisher("soc-fr", world.ctx("soc-fr")) as pub:
         after = [
-            (await pub.publish(
-                "Indicator", indicator(), labels=Labels.of("RED"), recipients=["enisa"]
-            )).message_id
+            (
+                await pub.publish(
+                    "Indicator", indicator(), labels=Labels.of("RED"), recipients=["enisa"]
+                )
+            ).message_id
             for _ in range(3)
         ]
 

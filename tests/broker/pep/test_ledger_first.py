@@ -112,9 +112,7 @@ async def test_a_ledger_ahead_of_the_group_starts_from_the_ledger(
         await rewinder.commit(dict.fromkeys(tps, 0))
     finally:
         await rewinder.stop()
-    again = Subscriber(
-        "enisa", world.ctx("enisa"), JsonlSink(sink), group_id=group, receipts=False
-    )
+    again = Subscriber("enisa", world.ctx("enisa"), JsonlSink(sink), group_id=group, receipts=False)
     if seek_lost:
 
         async def no_seek(assigned: object) -> None:

@@ -243,9 +243,7 @@ async def test_a_replayed_old_declaration_reopens_no_crisis_after_its_expiry(wor
             latest[r.key] = r.value
     assert latest == {incident.encode(): declare}
     compacted = f"jcu.test.control.{uuid.uuid4().hex[:8]}"
-    await ensure_topics(
-        world.admin, [TopicSpec(compacted, 1, 1, {"cleanup.policy": "compact"})]
-    )
+    await ensure_topics(world.admin, [TopicSpec(compacted, 1, 1, {"cleanup.policy": "compact"})])
     for key, value in latest.items():
         await produce(world, compacted, value, key=key.decode())
 
