@@ -76,6 +76,25 @@ def sync_files(paths: Iterable[Path]) -> None:
         _fsync_dir(directory)
 
 
+class Unsynced:
+    """Files a sink wrote with `durable=False` and has not made durable yet: synced
+    together at flush, and kept for the retried flush when that fails."""
+
+    def __init__(self) -> None:
+        self._paths: set[Path] = set()
+
+    def add(self, path: Path) -> None:
+        self._paths.add(path)
+
+    def sync(self) -> None:
+        written, self._paths = self._paths, set()
+        try:
+            sync_files(written)
+        except OSError:
+            self._paths |= written  # synced again by the retried flush
+            raise
+
+
 def _fsync_file(path: Path) -> None:
     try:
         fd = os.open(path, os.O_RDONLY)

@@ -35,7 +35,7 @@ from typing import Any, Literal, Protocol
 from pymisp import MISPEvent
 
 from connectors import _json
-from connectors._atomic import append_lines, safe_name, sync_files, write_atomic
+from connectors._atomic import Unsynced, append_lines, safe_name, write_atomic
 from connectors._convert import misp_to_stix, parse_stix, stix_to_misp
 from connectors._stix_object import canonical_json, version_of
 from connectors._values import as_time, json_ready
@@ -103,7 +103,7 @@ class StixFileSink:
     def __init__(self, directory: Path) -> None:
         self.directory = Path(directory)
         self._index: VersionIndex | None = None
-        self._unsynced: set[Path] = set()
+        self._unsynced = Unsynced()
 
     def index(self) -> VersionIndex:
         if self._index is None:
@@ -158,12 +158,7 @@ class StixFileSink:
         await asyncio.to_thread(self._flush)
 
     def _flush(self) -> None:
-        written, self._unsynced = self._unsynced, set()
-        try:
-            sync_files(written)
-        except OSError:
-            self._unsynced |= written  # synced again by the retried flush
-            raise
+        self._unsynced.sync()
         if self._index is not None:
             self._index.commit()
 
@@ -230,7 +225,7 @@ class MispFileSink:
         self._feed_dirty = False
         self._manifest: dict[str, Any] | None = None
         self._hashes: dict[str, list[str]] | None = None
-        self._unsynced: set[Path] = set()
+        self._unsynced = Unsynced()
         self._parsed: dict[str, dict[str, Any]] = {}  # group -> version body -> stix2 object
 
     def index(self) -> VersionIndex:
@@ -391,12 +386,7 @@ class MispFileSink:
                 del self._dirty_groups[group]
         if self._feed_dirty:
             self._write_feed_meta()
-        written, self._unsynced = self._unsynced, set()
-        try:
-            sync_files(written)
-        except OSError:
-            self._unsynced |= written  # synced again by the retried flush
-            raise
+        self._unsynced.sync()
         if self._index is not None:
             self._index.commit()
 
