@@ -11,7 +11,12 @@ import os
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from aiokafka import AIOKafkaConsumer
+
+    from broker.kafka.connection import KafkaConnection
 
 #: Five recipients: the pipeline bench's fan-out.
 RECIPIENTS = ("enisa", "cert-eu", "csirts-network", "eu-cyclone", "commission")
@@ -50,3 +55,18 @@ def cpu_seconds(pid: int | None) -> float:
         return 0.0
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def raw_consumer(kafka: KafkaConnection, topic: str) -> AIOKafkaConsumer:
+    """A bare aiokafka consumer of `topic` from its start, with the subscriber's fetch
+    settings: the raw legs' baseline."""
+    from aiokafka import AIOKafkaConsumer
+
+    return AIOKafkaConsumer(
+        topic,
+        **kafka.client_options(),
+        group_id=f"bench-{topic}",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        fetch_max_bytes=16 * 1024 * 1024,  # the subscriber's settings
+    )

@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from bench._kafka import federation_homes, kafka_for_bench
-from bench._load import RECIPIENTS, count_lines, indicator
+from bench._load import RECIPIENTS, count_lines, indicator, raw_consumer
 from bench._results import record
 from broker import config, logs
 from broker.envelope import Labels
@@ -227,18 +227,10 @@ async def _raw(
     """The baseline: aiokafka produce -> consume of `size`-byte records, paced the same."""
     topic = f"bench.latency.raw.{uuid.uuid4().hex[:8]}"
     await ensure_topics(kafka, [TopicSpec(topic, partitions=3)])
-    from aiokafka import AIOKafkaConsumer
 
     padding = os.urandom(max(0, size - 8))  # encrypted bytes do not compress; neither does this
     producer = reliable_producer(kafka)  # the publisher's settings
-    consumer = AIOKafkaConsumer(
-        topic,
-        **kafka.client_options(),
-        group_id=f"bench-{topic}",
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        fetch_max_bytes=16 * 1024 * 1024,  # the subscriber's settings
-    )
+    consumer = raw_consumer(kafka, topic)
     received: dict[int, float] = {}
     await producer.start()
     await consumer.start()

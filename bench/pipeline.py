@@ -36,7 +36,7 @@ from pathlib import Path
 
 from bench import _skeleton as _skeleton_io
 from bench._kafka import BenchKafka, federation_homes, kafka_for_bench
-from bench._load import CHUNK, RECIPIENTS, count_lines, cpu_seconds, indicator
+from bench._load import CHUNK, RECIPIENTS, count_lines, cpu_seconds, indicator, raw_consumer
 from bench._results import record
 from broker import config, logs
 from broker.envelope import Labels
@@ -50,7 +50,7 @@ from broker.pep.context import PepContext
 async def _raw(
     kafka: KafkaConnection, n: int, size: int, kafka_pid: int | None
 ) -> tuple[float, dict[str, float]]:
-    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+    from aiokafka import AIOKafkaProducer
 
     topic = f"bench.raw.{uuid.uuid4().hex[:8]}"
     await ensure_topics(kafka, [TopicSpec(topic, partitions=3)])
@@ -63,14 +63,7 @@ async def _raw(
         linger_ms=5,
         max_batch_size=512 * 1024,  # the publisher's settings
     )
-    consumer = AIOKafkaConsumer(
-        topic,
-        **kafka.client_options(),
-        group_id=f"bench-{topic}",
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        fetch_max_bytes=16 * 1024 * 1024,  # the subscriber's settings
-    )
+    consumer = raw_consumer(kafka, topic)
     await producer.start()
     await consumer.start()
 
