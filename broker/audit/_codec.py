@@ -46,6 +46,7 @@ from broker.clock import to_millis
 from broker.errors import AuditError, MalformedRecord, UnknownSchema
 from broker.merkle import leaf_hash
 from broker.schemas import SINGLE_OBJECT_MAGIC, SchemaStore
+from broker.vocabulary import HANDLING_CODES, TLP_LEVELS, tlp_avro_symbol
 
 AUDIT_LEAF = "eu.jcu.v1.AuditLeaf"
 AUDIT_CONTENT = "eu.jcu.v1.AuditLeafContent"
@@ -69,8 +70,8 @@ def _enum(name: str, symbols: Sequence[str]) -> dict[str, Any]:
 _ACTIONS: Final = ACTIONS
 _POLICY_VERDICTS: Final = frozenset(("allow", "redact", "deny"))  # what a policy answers
 _DECISIONS: Final = VERDICTS
-_TLPS: Final = ("CLEAR", "GREEN", "AMBER", "AMBER_STRICT", "RED")
-_HANDLING_CODES: Final = ("H0", "H1", "H2", "H3")
+_TLPS: Final = tuple(tlp_avro_symbol(level) for level in TLP_LEVELS)  # Labels.tlp's symbols
+_HANDLING_CODES: Final = HANDLING_CODES
 _LABEL_FIELDS: Final = (
     "tlp",
     "handling_codes",
