@@ -72,6 +72,13 @@ class SimplePatternsSTIX2toMISPParser(ExternalSTIX2toMISPParser):  # type: ignor
     patterns with `SimplePatternParser` (from the loading of a bundle on: misp-stix reads
     the patterns there too, to link indicators with observables)."""
 
+    def _reset_bundle_state(self) -> None:
+        # misp-stix makes its identity table when it loads an identity, yet reads it for every
+        # sighting with `where_sighted_refs`: a sighting whose identities are not in the bundle
+        # (a group rendered before they arrive, or sent without them) raised AttributeError.
+        super()._reset_bundle_state()
+        self._identity: dict[str, Any] = {}
+
     def _get_converter(self, stix_type: str) -> Any:
         converter = super()._get_converter(stix_type)
         if stix_type == "indicator" and not isinstance(

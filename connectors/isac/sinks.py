@@ -34,6 +34,8 @@ from typing import Any, Literal, Protocol
 
 from pymisp import MISPEvent
 
+from broker.errors import ConfigError
+from broker.logs import get_logger
 from connectors import _json
 from connectors._atomic import Unsynced, append_lines, safe_name, write_atomic
 from connectors._convert import misp_to_stix, parse_stix, stix_to_misp
@@ -52,6 +54,7 @@ INDEX_NAME = ".jcu-versions.sqlite"
 #: never more than a fifth of the time: a large event takes a while to convert).
 REGROUP_EVERY = 5.0
 _BUNDLES = uuid.uuid5(uuid.NAMESPACE_URL, "urn:jcu-broker:stix-file")
+_log = get_logger("connectors.isac.sinks")
 
 _RETRACTED_NOTE = "; retracted by the sender"
 
@@ -325,7 +328,19 @@ class MispFileSink:
             for v, o in zip(versions, objects, strict=True)
         ]
         self._parsed[group] = {v.body: p for v, p in zip(versions, parsed, strict=True)}
-        event = stix_to_misp(parsed, event_uuid=event_uuid)
+        try:
+            event = stix_to_misp(parsed, event_uuid=event_uuid)
+        except ConfigError as exc:
+            # The objects stay in the index and the event as last rendered; a running
+            # subscriber must not stop on one group misp-stix cannot convert.
+            _log.error(
+                "misp event not rendered",
+                group=group,
+                objects=len(versions),
+                reason=str(exc),
+                action="the objects are kept; the event is rendered again when the group changes",
+            )
+            return
         event["Orgc"] = sender_orgc(versions[0].sender)
         tags = [t for t in event.get("Tag") or [] if isinstance(t, dict)]
         if any(v.redacted for v in versions):

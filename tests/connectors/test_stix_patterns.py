@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,6 +13,7 @@ from misp_stix_converter.stix2misp.stix2_pattern_parser import STIX2PatternParse
 
 from connectors._convert import stix_to_misp
 from connectors._stix_patterns import SimplePatternParser, simple_pattern_data
+from tests.samples import sample_params
 
 SHA256 = "a" * 64
 
@@ -182,3 +185,38 @@ def _stable(items: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
             item = {**item, "Attribute": attributes}
         out.append(item)
     return out
+
+
+def _refs(obj: dict[str, Any]) -> list[str]:
+    found: list[str] = []
+    for key, value in obj.items():
+        if key.endswith("_ref") and isinstance(value, str):
+            found.append(value)
+        elif key.endswith("_refs") and isinstance(value, list):
+            found.extend(v for v in value if isinstance(v, str))
+    return found
+
+
+def _partial_groups(path: Path) -> list[list[dict[str, Any]]]:
+    """What a MISP sink may hold of a bundle when it renders it: its objects arrive one by one
+    and some are withheld, so an object comes with none or only some of those it names (every
+    object alone, with each one it names, and every prefix of a small bundle)."""
+    objects = json.loads(path.read_text(encoding="utf-8"))["objects"]
+    by_id = {o["id"]: o for o in objects}
+    groups = [[o] for o in objects]
+    groups += [[by_id[r], o] for o in objects for r in _refs(o) if r in by_id and r != o["id"]]
+    if len(objects) <= 30:
+        groups += [objects[:n] for n in range(2, len(objects) + 1)]
+    return groups
+
+
+@pytest.mark.parametrize("path", sample_params("stix/*.json"))
+def test_a_bundle_in_part_still_becomes_a_misp_event(path: Path | None) -> None:
+    """A sighting sent before the identity it names made misp-stix raise AttributeError, which
+    stopped a MISP sink at its next flush."""
+    assert path is not None
+    for group in _partial_groups(path):
+        if any(o.get("spec_version") != "2.1" for o in group):
+            continue  # STIX 2.0 goes to MISP another way (`connectors.soc` upgrades it)
+        event = stix_to_misp(group, event_uuid="a3f234d2-26c5-5e83-b566-75da7c43e168")
+        assert event["uuid"] == "a3f234d2-26c5-5e83-b566-75da7c43e168"

@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pymisp import MISPEvent
+from structlog.testing import capture_logs
 
 from broker.errors import ConfigError
 from connectors._misp_event import record_of as misp_record
@@ -36,9 +37,11 @@ def malware(day: int, **extra: Any) -> dict[str, Any]:
     }
 
 
-def stix(obj: dict[str, Any], message: str, sender: str = "soc-fr") -> Delivered:
-    return Delivered("StixObject", record_of(obj, bundle_id="bundle--1"), "GREEN", message,
-                     sender, WHEN)  # fmt: skip
+def stix(
+    obj: dict[str, Any], message: str, sender: str = "soc-fr", bundle: str = "bundle--1"
+) -> Delivered:
+    return Delivered("StixObject", record_of(obj, bundle_id=bundle), "GREEN", message, sender,
+                     WHEN)  # fmt: skip
 
 
 def shown(sink: StixFileSink) -> dict[str, Any] | None:
@@ -113,6 +116,65 @@ async def test_a_misp_event_is_updated_in_place_by_its_timestamp(tmp_path: Path)
     loaded = MISPEvent()
     loaded.load_file(str(path))
     assert loaded.info == "newer" and loaded.Orgc.name == "soc-fr"
+
+
+INDICATOR = "indicator--00000000-0000-4000-8000-000000000002"
+SIGHTING = {
+    "type": "sighting", "spec_version": "2.1",
+    "id": "sighting--00000000-0000-4000-8000-000000000003",
+    "created": "2026-03-02T00:00:00.000Z", "modified": "2026-03-02T00:00:00.000Z",
+    "sighting_of_ref": INDICATOR,
+    "where_sighted_refs": ["identity--00000000-0000-4000-8000-000000000004"],
+}  # fmt: skip
+
+
+def indicator() -> dict[str, Any]:
+    return {
+        "type": "indicator", "spec_version": "2.1", "id": INDICATOR,
+        "created": "2026-03-01T00:00:00.000Z", "modified": "2026-03-01T00:00:00.000Z",
+        "pattern": "[ipv4-addr:value = '203.0.113.5']", "pattern_type": "stix",
+        "valid_from": "2026-03-01T00:00:00Z",
+    }  # fmt: skip
+
+
+BUNDLE = "bundle--00000000-0000-4000-8000-000000000005"
+
+
+def misp_of_bundle(directory: Path) -> dict[str, Any]:
+    (path,) = directory.glob("*.misp.json")
+    event: dict[str, Any] = json.loads(path.read_text())["Event"]
+    return event
+
+
+async def test_a_sighting_before_the_identity_it_names_is_rendered(tmp_path: Path) -> None:
+    """misp-stix raised on a sighting whose identities were not (yet) in the group."""
+    sink = MispFileSink(tmp_path)
+    await sink.deliver(stix(indicator(), "m1", bundle=BUNDLE))
+    await sink.deliver(stix(SIGHTING, "m2", bundle=BUNDLE))
+    await sink.close()
+    event = misp_of_bundle(tmp_path)
+    assert [a["value"] for a in event["Attribute"]] == ["203.0.113.5"]
+
+
+async def test_a_group_misp_stix_cannot_convert_is_logged_and_the_sink_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refuse(*_: Any, **__: Any) -> dict[str, Any]:
+        raise ConfigError("STIX objects cannot be written as MISP: boom")
+
+    sink = MispFileSink(tmp_path)
+    await sink.deliver(stix(indicator(), "m1", bundle=BUNDLE))
+    with monkeypatch.context() as patched:
+        patched.setattr("connectors.isac.sinks.stix_to_misp", refuse)
+        with capture_logs() as logs:
+            await sink.flush(final=True)
+    (failed,) = [e for e in logs if e["event"] == "misp event not rendered"]
+    assert failed["log_level"] == "error" and failed["objects"] == 1
+    assert failed["reason"].endswith("boom") and failed["group"] == BUNDLE
+    assert not list(tmp_path.glob("*.misp.json"))
+    await sink.deliver(stix(SIGHTING, "m2", bundle=BUNDLE))  # the group changes: rendered with both
+    await sink.close()
+    assert [a["value"] for a in misp_of_bundle(tmp_path)["Attribute"]] == ["203.0.113.5"]
 
 
 @settings(max_examples=100, deadline=None)
