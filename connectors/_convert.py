@@ -3,9 +3,10 @@
 An ISAC whose tools read STIX (OpenCTI, a TAXII client) still gets what a SOC
 shared as a MISP event, and one that runs MISP gets what was shared as STIX.
 The mapping is MISP's (the library MISP itself imports and exports STIX
-with), so it matches what a MISP instance would make of the same data. Simple
-STIX patterns are read without its ANTLR grammar (`_stix_patterns`): the same
-result, a fraction of the time.
+with), so it matches what a MISP instance would make of the same data. STIX to
+MISP goes through `_misp_stix`, which reads simple patterns without ANTLR and
+links indicators with observables by lookup: the same event, a fraction of the
+time.
 """
 
 from __future__ import annotations
@@ -63,11 +64,10 @@ def stix_to_misp(
     may be dicts or stix2 objects (`parse_stix`), which are not parsed again."""
     import stix2
 
-    from connectors._stix_patterns import SimplePatternsSTIX2toMISPParser
+    from connectors._misp_stix import STIX2toMISPConverter
 
     bundle_id = f"bundle--{event_uuid}"
-    # simple patterns without ANTLR, the rest by misp-stix's own parser
-    parser = SimplePatternsSTIX2toMISPParser()
+    parser = STIX2toMISPConverter()
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

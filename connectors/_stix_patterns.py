@@ -17,7 +17,6 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from misp_stix_converter import ExternalSTIX2toMISPParser
 from misp_stix_converter.stix2misp.stix2_pattern_parser import STIX2PatternParser
 from stix2patterns.inspector import _PatternData  # type: ignore[import-untyped]
 from stix2patterns.v21 import object_validator  # type: ignore[import-untyped]
@@ -65,24 +64,3 @@ class SimplePatternParser(STIX2PatternParser):  # type: ignore[misc]
                 self._STIX2PatternParser__valid = True
                 return
         super().handle_indicator(indicator)
-
-
-class SimplePatternsSTIX2toMISPParser(ExternalSTIX2toMISPParser):  # type: ignore[misc]
-    """misp-stix's converter of STIX from outside MISP, its indicator converter reading
-    patterns with `SimplePatternParser` (from the loading of a bundle on: misp-stix reads
-    the patterns there too, to link indicators with observables)."""
-
-    def _reset_bundle_state(self) -> None:
-        # misp-stix makes its identity table when it loads an identity, yet reads it for every
-        # sighting with `where_sighted_refs`: a sighting whose identities are not in the bundle
-        # (a group rendered before they arrive, or sent without them) raised AttributeError.
-        super()._reset_bundle_state()
-        self._identity: dict[str, Any] = {}
-
-    def _get_converter(self, stix_type: str) -> Any:
-        converter = super()._get_converter(stix_type)
-        if stix_type == "indicator" and not isinstance(
-            getattr(converter, "_pattern_parser", None), SimplePatternParser
-        ):
-            converter._pattern_parser = SimplePatternParser()
-        return converter
