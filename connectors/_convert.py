@@ -44,6 +44,16 @@ def _parsed(obj: Any) -> bool:
     return hasattr(obj, "serialize")  # a stix2 object (stix2 has no public base class)
 
 
+def _indicator_or_dict(obj: Mapping[str, Any]) -> Any:
+    """A STIX 2.1 indicator parsed as stix2 parses it, a simple pattern checked without
+    ANTLR (`_stix_patterns.Indicator`); any other object as a dict, for stix2 to parse."""
+    from connectors import _stix_patterns
+
+    if obj.get("type") == "indicator" and obj.get("spec_version") == "2.1":
+        return _stix_patterns.Indicator(allow_custom=True, **obj)
+    return dict(obj)
+
+
 def parse_stix(obj: Mapping[str, Any]) -> Any:
     """`obj` as a stix2 object (checked, its pattern included), for `stix_to_misp`: a caller
     converting the same objects again keeps these and skips parsing them again."""
@@ -52,7 +62,8 @@ def parse_stix(obj: Mapping[str, Any]) -> Any:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return stix2.parse(dict(obj), allow_custom=True)
+            parsed = _indicator_or_dict(obj)
+            return parsed if _parsed(parsed) else stix2.parse(parsed, allow_custom=True)
     except Exception as exc:
         raise ConfigError(f"STIX objects cannot be written as MISP: {_one_line(exc)}") from None
 
@@ -75,7 +86,7 @@ def stix_to_misp(
                 {
                     "type": "bundle",
                     "id": bundle_id,
-                    "objects": [o if _parsed(o) else dict(o) for o in objects],
+                    "objects": [o if _parsed(o) else _indicator_or_dict(o) for o in objects],
                 },
                 allow_custom=True,
             )

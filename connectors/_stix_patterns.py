@@ -8,8 +8,10 @@ file:name = 'x.exe']`. `SimplePatternParser` reads those with one regular
 expression and hands misp-stix exactly the data its own parser would (the
 inspector's comparisons, checked by the same object validator); anything else
 (other operators, qualifiers, several observations, parentheses, other
-literals) goes to misp-stix's parser unchanged. `tests/connectors/
-test_stix_patterns.py` holds the two to the same result.
+literals) goes to misp-stix's parser unchanged. stix2, parsing an indicator,
+checks its pattern with the same grammar: our `Indicator` (stix2's, subclassed)
+checks a simple one the same way. `tests/connectors/test_stix_patterns.py` holds each to
+the result of the parser it stands in for.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import stix2.v21
 from misp_stix_converter.stix2misp.stix2_pattern_parser import STIX2PatternParser
 from stix2patterns.inspector import _PatternData  # type: ignore[import-untyped]
 from stix2patterns.v21 import object_validator  # type: ignore[import-untyped]
@@ -49,6 +52,38 @@ def simple_pattern_data(pattern: str) -> Any | None:
             return None
         comparisons.setdefault(obj_type, []).append((steps, "=", value))
     return _PatternData(comparisons, set(), set())
+
+
+def simple_pattern_valid(pattern: str) -> bool:
+    """True if `pattern` is simple and valid STIX 2.1, as stix2patterns' validator would say
+    (its grammar, then the same object validator); False if it is not simple or not valid."""
+    data = simple_pattern_data(pattern)
+    return data is not None and not object_validator.verify_object(data)
+
+
+class Indicator(stix2.v21.Indicator):  # type: ignore[misc]
+    """stix2's STIX 2.1 Indicator, its pattern checked without ANTLR when it is simple
+    (named as stix2's: stix2's errors name the class).
+
+    stix2 validates the pattern of every indicator it parses with the ANTLR grammar;
+    a simple valid pattern skips it, and everything else stix2 checks is still checked
+    (any other pattern by stix2 itself)."""
+
+    def _check_object_constraints(self) -> None:
+        pattern = self.get("pattern")
+        if not (
+            self.get("pattern_type") == "stix"
+            and self.get("pattern_version") == "2.1"
+            and isinstance(pattern, str)
+            and simple_pattern_valid(pattern)
+        ):
+            super()._check_object_constraints()
+            return
+        # The Indicator's own checks but its pattern's, which simple_pattern_valid made.
+        super(stix2.v21.Indicator, self)._check_object_constraints()
+        valid_from, valid_until = self.get("valid_from"), self.get("valid_until")
+        if valid_from and valid_until and valid_until <= valid_from:
+            raise ValueError(f"{self.id} 'valid_until' must be greater than 'valid_from'")
 
 
 class SimplePatternParser(STIX2PatternParser):  # type: ignore[misc]

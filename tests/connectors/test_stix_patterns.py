@@ -7,12 +7,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import stix2
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from misp_stix_converter.stix2misp.stix2_pattern_parser import STIX2PatternParser
+from stix2patterns.validator import run_validator  # type: ignore[import-untyped]
 
-from connectors._convert import stix_to_misp
-from connectors._stix_patterns import SimplePatternParser, simple_pattern_data
+from broker.errors import ConfigError
+from connectors import _stix_patterns
+from connectors._convert import parse_stix, stix_to_misp
+from connectors._stix_patterns import (
+    SimplePatternParser,
+    simple_pattern_data,
+    simple_pattern_valid,
+)
 from tests.samples import sample_params
 
 SHA256 = "a" * 64
@@ -37,18 +45,18 @@ def _quoted(text: str) -> str:
     return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-@pytest.mark.parametrize(
-    "pattern",
-    [
-        "[ipv4-addr:value = '198.51.100.7']",
-        "[domain-name:value = 'bad.example']",
-        "[url:value = 'https://bad.example/a?b=c&d=\\'e\\'']",
-        f"[file:hashes.'SHA-256' = '{SHA256}']",
-        f"[file:hashes.'SHA-256' = '{SHA256}' OR file:name = 'dropper.exe']",
-        "[email-addr:value = 'a@b.example' AND email-addr:display_name = 'A B']",
-        "[x-acme-thing:x_value = 'q\\\\w']",
-    ],
-)
+_SIMPLE = [
+    "[ipv4-addr:value = '198.51.100.7']",
+    "[domain-name:value = 'bad.example']",
+    "[url:value = 'https://bad.example/a?b=c&d=\\'e\\'']",
+    f"[file:hashes.'SHA-256' = '{SHA256}']",
+    f"[file:hashes.'SHA-256' = '{SHA256}' OR file:name = 'dropper.exe']",
+    "[email-addr:value = 'a@b.example' AND email-addr:display_name = 'A B']",
+    "[x-acme-thing:x_value = 'q\\\\w']",
+]
+
+
+@pytest.mark.parametrize("pattern", _SIMPLE)
 def test_common_simple_patterns_take_the_fast_path_and_read_the_same(pattern: str) -> None:
     assert simple_pattern_data(pattern) is not None
     assert_same(pattern)
@@ -113,6 +121,113 @@ def test_generated_patterns_read_the_same_on_either_path(pattern: str) -> None:
 @given(st.text(alphabet="[]:='\\ .-aOR1", max_size=40))
 def test_arbitrary_text_reads_the_same_on_either_path(pattern: str) -> None:
     assert_same(pattern)
+
+
+def assert_same_verdict(pattern: str) -> None:
+    """The fast check says valid only where stix2patterns' validator does, and for a simple
+    pattern it says what the validator says."""
+    try:
+        valid = not run_validator(pattern, "2.1")
+    except Exception:  # stix2patterns raises on some input (an empty pattern)
+        valid = False
+    if simple_pattern_data(pattern) is not None:
+        assert simple_pattern_valid(pattern) == valid
+    else:
+        assert not simple_pattern_valid(pattern)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_pattern())
+def test_generated_patterns_get_the_validators_verdict(pattern: str) -> None:
+    assert_same_verdict(pattern)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(alphabet="[]:='\\ .-aOR1", max_size=40))
+def test_arbitrary_text_gets_the_validators_verdict(pattern: str) -> None:
+    assert_same_verdict(pattern)
+
+
+def _indicator(pattern: str, **more: Any) -> dict[str, Any]:
+    return {
+        "type": "indicator",
+        "spec_version": "2.1",
+        "id": "indicator--2f3b1a8e-0d6c-4f5e-9a7b-1c2d3e4f5a6b",
+        "created": "2026-03-01T09:00:00.000Z",
+        "modified": "2026-03-01T09:00:00.000Z",
+        "valid_from": "2026-03-01T00:00:00Z",
+        "pattern_type": "stix",
+        "pattern": pattern,
+        **more,
+    }
+
+
+def _parsed(cls: Any, obj: dict[str, Any]) -> tuple[str, str]:
+    try:
+        return "parsed", cls(obj).serialize(sort_keys=True)
+    except Exception as exc:
+        return type(exc).__name__, str(exc)
+
+
+_TIMES = st.sampled_from(
+    [None, "2026-02-01T00:00:00Z", "2026-03-01T00:00:00Z", "2027-01-01T00:00:00Z"]
+)
+_MORE = st.fixed_dictionaries(
+    {},
+    optional={
+        "valid_until": _TIMES.filter(bool),
+        "pattern_version": st.sampled_from(["2.1", "2.0", "2"]),
+        "pattern_type": st.sampled_from(["stix", "sigma"]),
+        "x_acme_score": st.integers(0, 9),
+        "granular_markings": st.just(
+            [{"marking_ref": "marking-definition--34098fce-860f-48ae-8e50-ebd3cc5e41da",
+              "selectors": ["pattern"]}]
+        ) | st.just([{"lang": "en", "selectors": ["no_such_field"]}]),
+    },
+)  # fmt: skip
+
+
+_INVALID = ["[file:hashes.'MD5' = 'not a hash']", "[x:true = 'a']", "[file:hashes.MD5 = 'x']"]
+
+
+def _stix2_alone(obj: dict[str, Any]) -> Any:
+    return stix2.parse(obj, allow_custom=True)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from([*_SIMPLE, *_INVALID]) | _pattern(), _MORE)
+def test_an_indicator_parses_as_with_stix2_alone(pattern: str, more: dict[str, Any]) -> None:
+    """The same object, or the same error, whichever path its pattern takes."""
+    obj = _indicator(pattern, **more)
+    fast = _parsed(lambda o: _stix_patterns.Indicator(allow_custom=True, **o), obj)
+    assert fast == _parsed(_stix2_alone, obj)
+    assert _parsed(parse_stix, obj)[1] == fast[1] or fast[0] != "parsed"
+
+
+def test_a_simple_pattern_skips_antlr_and_a_bad_one_is_still_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    simple = f"[file:hashes.'SHA-256' = '{SHA256}' OR file:name = 'dropper.exe']"
+    monkeypatch.setattr("stix2.v21.sdo.run_validator", _refusing(simple))
+    indicator = parse_stix(_indicator(simple))
+    assert isinstance(indicator, stix2.v21.Indicator)
+    assert indicator.pattern == simple
+    with pytest.raises(ConfigError, match="pattern"):
+        parse_stix(_indicator("[file:hashes.'MD5' = 'not a hash']"))  # simple, yet invalid
+    with pytest.raises(ConfigError, match="valid_until"):
+        parse_stix(_indicator(simple, valid_until="2026-02-01T00:00:00Z"))
+    assert parse_stix(_indicator("[file:size = 12]")).pattern == "[file:size = 12]"  # ANTLR's
+
+
+def _refusing(simple: str) -> Any:
+    """stix2's pattern validator, refusing the pattern that must not reach it."""
+
+    def validate(pattern: str, version: str = "2.1") -> list[str]:
+        assert pattern != simple, f"{pattern} went to ANTLR"
+        errors: list[str] = run_validator(pattern, version)
+        return errors
+
+    return validate
 
 
 def test_a_bundle_of_indicators_becomes_the_same_misp_event_as_with_misp_stix_alone(
