@@ -43,6 +43,7 @@ from connectors._stix_object import canonical_json, version_of
 from connectors._values import as_time, json_ready
 from connectors.isac._jsonl import jsonl_bytes
 from connectors.isac._misp import RETRACTED_TAG, misp_event_of, to_misp_event
+from connectors.isac._misp_feed import feed_entry
 from connectors.isac._stix import SOURCE_PAYLOADS, sender_orgc, source_objects, to_stix_bundle
 from connectors.isac._versions import Version, VersionIndex
 from connectors.isac.delivered import Delivered
@@ -300,9 +301,8 @@ class MispFileSink:
         data = _json.pretty(doc)
         self._unsynced.add(write_atomic(path, data, durable=False))
         if self.layout == "feed":
-            event = MISPEvent()
-            event.load(_json.loads(data))  # a copy: PyMISP changes what it loads
-            self._feed_entry(event_uuid, (event.manifest, event.attributes_hashes("md5")))
+            # a copy: PyMISP changes what it loads
+            self._feed_entry(event_uuid, feed_entry(_json.loads(data)["Event"]))
             bundle = {
                 "type": "bundle",
                 "id": f"bundle--{event_uuid}",
