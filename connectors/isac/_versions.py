@@ -138,16 +138,18 @@ class VersionIndex:
         return _version(row) if row is not None else None
 
     def group(self, group: str) -> list[Version]:
-        """The version to show of every object of a group (a STIX bundle made one MISP event)."""
-        ids = [
-            r[0]
-            for r in self._db.execute(
-                "SELECT DISTINCT object_id FROM versions WHERE grp = ? ORDER BY object_id",
-                (group,),
-            )
-        ]
-        found = [self.newest(i) for i in ids]
-        return [v for v in found if v is not None]
+        """The version to show of every object of a group (a STIX bundle made one MISP event),
+        by object id: `newest` of each, in one query (a group may hold 10,000 objects)."""
+        rows = self._db.execute(
+            "SELECT object_id, version_us, version, message_id, sender, grp, redacted, body"
+            " FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY object_id"
+            "       ORDER BY version_us DESC, rowid DESC) AS rank"
+            "       FROM versions WHERE retracted = 0 AND object_id IN"
+            "       (SELECT object_id FROM versions WHERE grp = ?))"
+            " WHERE rank = 1 ORDER BY object_id",
+            (group,),
+        )
+        return [_version(row) for row in rows]
 
     def retract(self, message_id: str) -> list[tuple[str, str | None]]:
         """Withdraw the versions a message brought: (object id, group) of each, for re-rendering."""

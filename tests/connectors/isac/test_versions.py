@@ -197,3 +197,37 @@ def test_the_index_shows_the_newest_version_not_withdrawn_in_any_order(
     newest = index.newest(MALWARE)
     assert (newest.version_us if newest else None) == (max(left) if left else None)
     index.close()
+
+
+_ADDS = st.lists(
+    st.tuples(
+        st.sampled_from(["a", "b", "c", "d"]),  # object
+        st.integers(0, 3),  # version
+        st.sampled_from(["m1", "m2", "m3", "m4", "m5"]),  # message
+        st.sampled_from(["bundle--1", "bundle--2", None]),  # group
+    ),
+    max_size=14,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(_ADDS, st.lists(st.sampled_from(["m1", "m2", "m3"]), max_size=2))
+def test_a_group_shows_the_newest_version_of_each_of_its_objects(
+    tmp_path_factory: pytest.TempPathFactory,
+    adds: list[tuple[str, int, str, str | None]],
+    retracted: list[str],
+) -> None:
+    """`group` (one query) is `newest` of every object a version of which came in the group,
+    by object id: ties to the last to arrive, withdrawn versions skipped, even when the
+    newest version came in another group."""
+    index = VersionIndex(tmp_path_factory.mktemp("versions") / "v.sqlite")
+    for n, (obj, version, message, group) in enumerate(adds):
+        index.add(Version(obj, version, str(version), message, "soc-fr", group, (), f"body {n}"))
+    for message in retracted:
+        index.retract(message)
+    kept = {(obj, version, message): g for obj, version, message, g in adds}  # the last wins
+    for group in ("bundle--1", "bundle--2"):
+        ids = sorted({obj for (obj, _, _), g in kept.items() if g == group})
+        expected = [v for v in (index.newest(i) for i in ids) if v is not None]
+        assert index.group(group) == expected
+    index.close()
