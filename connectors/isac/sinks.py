@@ -39,6 +39,7 @@ from broker.logs import get_logger
 from connectors import _json
 from connectors._atomic import Unsynced, append_lines, safe_name, write_atomic
 from connectors._convert import misp_to_stix, parse_stix, stix_to_misp
+from connectors._gc import gc_paused
 from connectors._stix_object import canonical_json, version_of
 from connectors._values import as_time, json_ready
 from connectors.isac._jsonl import jsonl_bytes
@@ -322,14 +323,17 @@ class MispFileSink:
         objects = [_json.loads(v.body) for v in versions]
         # stix2 objects parsed for the group's last rendering are used again: a group is
         # rewritten as its objects arrive, and parsing is most of misp-stix's time.
+        # A large event: the collector would walk its objects again and again (`_gc`).
         known = self._parsed.get(group, {})
-        parsed: list[Any] = [
-            known[v.body] if v.body in known else parse_stix(o)
-            for v, o in zip(versions, objects, strict=True)
-        ]
+        with gc_paused():
+            parsed: list[Any] = [
+                known[v.body] if v.body in known else parse_stix(o)
+                for v, o in zip(versions, objects, strict=True)
+            ]
         self._parsed[group] = {v.body: p for v, p in zip(versions, parsed, strict=True)}
         try:
-            event = stix_to_misp(parsed, event_uuid=event_uuid)
+            with gc_paused():
+                event = stix_to_misp(parsed, event_uuid=event_uuid)
         except ConfigError as exc:
             # The objects stay in the index and the event as last rendered; a running
             # subscriber must not stop on one group misp-stix cannot convert.

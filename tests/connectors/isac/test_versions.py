@@ -3,6 +3,7 @@ what its message brought and is not a version."""
 
 from __future__ import annotations
 
+import gc
 import json
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,6 +16,7 @@ from pymisp import MISPEvent
 from structlog.testing import capture_logs
 
 from broker.errors import ConfigError
+from connectors._convert import stix_to_misp
 from connectors._misp_event import record_of as misp_record
 from connectors._stix_object import record_of
 from connectors.isac import Delivered, MispFileSink, StixFileSink
@@ -174,6 +176,31 @@ async def test_a_group_misp_stix_cannot_convert_is_logged_and_the_sink_goes_on(
     assert not list(tmp_path.glob("*.misp.json"))
     await sink.deliver(stix(SIGHTING, "m2", bundle=BUNDLE))  # the group changes: rendered with both
     await sink.close()
+    assert [a["value"] for a in misp_of_bundle(tmp_path)["Attribute"]] == ["203.0.113.5"]
+
+
+async def test_a_group_is_converted_with_the_collector_held_off_and_it_is_back_after(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The collector walking a large event's objects again and again was a third of a
+    rewrite's CPU (`connectors._gc`); a refusal still turns it back on."""
+    seen: list[bool] = []
+
+    def converting(objects: Any, **kwargs: Any) -> dict[str, Any]:
+        seen.append(gc.isenabled())
+        if len(seen) == 1:
+            raise ConfigError("STIX objects cannot be written as MISP: boom")
+        return stix_to_misp(objects, **kwargs)
+
+    gc.enable()
+    sink = MispFileSink(tmp_path)
+    monkeypatch.setattr("connectors.isac.sinks.stix_to_misp", converting)
+    await sink.deliver(stix(indicator(), "m1", bundle=BUNDLE))
+    await sink.flush(final=True)  # refused: logged, not rendered
+    assert gc.isenabled()
+    await sink.deliver(stix(SIGHTING, "m2", bundle=BUNDLE))
+    await sink.close()
+    assert seen == [False, False] and gc.isenabled()
     assert [a["value"] for a in misp_of_bundle(tmp_path)["Attribute"]] == ["203.0.113.5"]
 
 
