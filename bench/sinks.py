@@ -10,7 +10,9 @@ case messages of the same count. Each sink takes `deliver` for every record of
 a batch, then `flush` (everything durable), batch after batch, then `close`;
 the first batch warms up (imports, files, indexes) and the rest is the steady
 rate, in deliveries per second, printed next to the goal (2,000/s) and as a
-ratio of the JSON-lines sink measured in the same run. No Kafka: what the
+ratio of the JSON-lines sink measured in the same run, and the CPU time per
+steady delivery (the process's, worker threads included: on a shared machine it
+moves less than the rates do). No Kafka: what the
 subscriber does around the sink is bench.pipeline's and bench.stix's business.
 """
 
@@ -139,21 +141,29 @@ def make(fmt: str, out: Path) -> Sink:
     raise ValueError(fmt)
 
 
-async def run_sink(sink: Sink, deliveries: list[Delivery], batch: int) -> tuple[float, float]:
-    """(steady deliveries/s after the first batch, whole-run deliveries/s with close)."""
+async def run_sink(
+    sink: Sink, deliveries: list[Delivery], batch: int
+) -> tuple[float, float, float]:
+    """(steady deliveries/s after the first batch, whole-run deliveries/s with close, CPU µs
+    per steady delivery): the CPU figure is the process's, worker threads included, and moves
+    less with the machine's load than the rates do."""
     t_start = time.perf_counter()
     t_steady = t_start
+    cpu_steady = time.process_time()
     for start in range(0, len(deliveries), batch):
         for delivery in deliveries[start : start + batch]:
             await sink.deliver(delivery)
         await sink.flush()
         if start == 0:
             t_steady = time.perf_counter()
+            cpu_steady = time.process_time()
     await sink.close()
     t_end = time.perf_counter()
+    cpu = time.process_time() - cpu_steady
     steady_n = max(0, len(deliveries) - batch)
     steady = steady_n / (t_end - t_steady) if steady_n else float("nan")
-    return steady, len(deliveries) / (t_end - t_start)
+    cpu_us = cpu / steady_n * 1e6 if steady_n else float("nan")
+    return steady, len(deliveries) / (t_end - t_start), cpu_us
 
 
 async def main(n: int, batch: int, only: tuple[str, ...]) -> None:
@@ -164,7 +174,7 @@ async def main(n: int, batch: int, only: tuple[str, ...]) -> None:
         "cases": case_deliveries,
     }
     data: dict[str, list[Delivery]] = {}
-    rates: dict[str, tuple[float, float]] = {}
+    rates: dict[str, tuple[float, float, float]] = {}
     with tempfile.TemporaryDirectory(prefix="jcu-bench-sinks-") as tmp:
         for fmt in only:
             kind = "cases" if fmt == "siena" else "stix"
@@ -177,14 +187,16 @@ async def main(n: int, batch: int, only: tuple[str, ...]) -> None:
     print(f"{len(data.get('stix', ()))} deliveries of bench.stix's bundle ("
           + ", ".join(f"{k} {v}" for k, v in sorted(kinds.items()))
           + f"), {len(data.get('cases', ()))} case messages; batches of {batch}")  # fmt: skip
-    base = rates.get("jsonl", (float("nan"), float("nan")))[0]
-    header = ("sink", "steady/s", "goal", "x goal", "x jsonl", "whole run/s")
-    print("{:<10} {:>10} {:>7} {:>7} {:>8} {:>12}".format(*header))
+    base = rates.get("jsonl", (float("nan"),) * 3)[0]
+    header = ("sink", "steady/s", "goal", "x goal", "x jsonl", "whole run/s", "CPU µs/delivery")
+    print("{:<10} {:>10} {:>7} {:>7} {:>8} {:>12} {:>16}".format(*header))
     for fmt in only:
-        steady, whole = rates[fmt]
+        steady, whole, cpu_us = rates[fmt]
         print(f"{fmt:<10} {steady:10,.0f} {GOAL:7,.0f} {steady / GOAL:7.2f} "
-              f"{steady / base:8.2f} {whole:12,.0f}")  # fmt: skip
-    record("sinks", {f"{fmt}_per_s": rates[fmt][0] for fmt in only}, objects=n, batch=batch)
+              f"{steady / base:8.2f} {whole:12,.0f} {cpu_us:16,.0f}")  # fmt: skip
+    figures = {f"{fmt}_per_s": rates[fmt][0] for fmt in only}
+    figures.update({f"{fmt}_cpu_us": rates[fmt][2] for fmt in only})
+    record("sinks", figures, objects=n, batch=batch)
 
 
 if __name__ == "__main__":
