@@ -325,18 +325,16 @@ class MispFileSink:
         # rewritten as its objects arrive, and parsing is most of misp-stix's time.
         # A large event: the collector would walk its objects again and again (`_gc`).
         known = self._parsed.get(group, {})
-        with gc_paused():
-            parsed: list[Any] = [
-                known[v.body] if v.body in known else parse_stix(o)
-                for v, o in zip(versions, objects, strict=True)
-            ]
-        self._parsed[group] = {v.body: p for v, p in zip(versions, parsed, strict=True)}
         try:
             with gc_paused():
+                parsed: list[Any] = [
+                    known[v.body] if v.body in known else parse_stix(o)
+                    for v, o in zip(versions, objects, strict=True)
+                ]
                 event = stix_to_misp(parsed, event_uuid=event_uuid)
         except ConfigError as exc:
             # The objects stay in the index and the event as last rendered; a running
-            # subscriber must not stop on one group misp-stix cannot convert.
+            # subscriber must not stop on one group stix2 or misp-stix cannot read.
             _log.error(
                 "misp event not rendered",
                 group=group,
@@ -345,6 +343,7 @@ class MispFileSink:
                 action="the objects are kept; the event is rendered again when the group changes",
             )
             return
+        self._parsed[group] = {v.body: p for v, p in zip(versions, parsed, strict=True)}
         event["Orgc"] = sender_orgc(versions[0].sender)
         tags = [t for t in event.get("Tag") or [] if isinstance(t, dict)]
         if any(v.redacted for v in versions):

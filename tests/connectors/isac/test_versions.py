@@ -158,8 +158,9 @@ async def test_a_sighting_before_the_identity_it_names_is_rendered(tmp_path: Pat
     assert [a["value"] for a in event["Attribute"]] == ["203.0.113.5"]
 
 
+@pytest.mark.parametrize("step", ["parse_stix", "stix_to_misp"])
 async def test_a_group_misp_stix_cannot_convert_is_logged_and_the_sink_goes_on(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    step: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def refuse(*_: Any, **__: Any) -> dict[str, Any]:
         raise ConfigError("STIX objects cannot be written as MISP: boom")
@@ -167,7 +168,7 @@ async def test_a_group_misp_stix_cannot_convert_is_logged_and_the_sink_goes_on(
     sink = MispFileSink(tmp_path)
     await sink.deliver(stix(indicator(), "m1", bundle=BUNDLE))
     with monkeypatch.context() as patched:
-        patched.setattr("connectors.isac.sinks.stix_to_misp", refuse)
+        patched.setattr(f"connectors.isac.sinks.{step}", refuse)
         with capture_logs() as logs:
             await sink.flush(final=True)
     (failed,) = [e for e in logs if e["event"] == "misp event not rendered"]
