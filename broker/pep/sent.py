@@ -30,6 +30,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from broker.audit import AuditMark
 from broker.envelope import Labels
 from broker.files import private_file
@@ -184,7 +186,7 @@ class SentLog:
         log stands."""
         messages = list(messages)
         now = _now_ms()
-        rows = [(m.message_id, json.dumps(_body(m)), m.sent_ms or now) for m in messages]
+        rows = [(m.message_id, _dumps(_body(m)), m.sent_ms or now) for m in messages]
         sourced = [m for m in messages if m.source is not None]
         self._db.execute("BEGIN")
         try:
@@ -285,7 +287,7 @@ class SentLog:
         """Note messages about to be decided and sent (before their decisions are audited);
         `mark`: where this point's audit log stands now, kept as the audit mark unless other
         messages are pending already (a restart reads the log back from the oldest)."""
-        rows = [(m.message_id, json.dumps(_body(m)), created_ms, self._point) for m in messages]
+        rows = [(m.message_id, _dumps(_body(m)), created_ms, self._point) for m in messages]
         self._db.execute("BEGIN")
         try:
             if mark is not None and not self._has_pending():
@@ -324,7 +326,7 @@ class SentLog:
         """Note where Kafka took copies of pending messages: (message id, topic, recipients,
         partition, offset). A restart that finds them pending knows they were sent, without
         reading the topics (an organisation may not read other communities')."""
-        rows = [(m, t, json.dumps(list(r)), p, o) for m, t, r, p, o in copies]
+        rows = [(m, t, _dumps(list(r)), p, o) for m, t, r, p, o in copies]
         if not rows:
             return
         self._db.execute("BEGIN")
@@ -356,7 +358,7 @@ class SentLog:
             "SELECT message_id, body, created_ms FROM pending WHERE point = ? ORDER BY created_ms",
             (self._point,),
         ).fetchall()
-        return [(_message(mid, json.loads(body)), int(ms)) for mid, body, ms in rows]
+        return [(_message(mid, orjson.loads(body)), int(ms)) for mid, body, ms in rows]
 
     def _has_pending(self) -> bool:
         row = self._db.execute(
@@ -398,7 +400,7 @@ class SentLog:
             "SELECT source_id, version, container FROM sources WHERE message_id = ?",
             (message_id,),
         ).fetchone()
-        message = _message(message_id, json.loads(row[0]))
+        message = _message(message_id, orjson.loads(row[0]))
         return dataclasses.replace(
             message,
             source=SourceRef(*source) if source is not None else message.source,
@@ -457,6 +459,12 @@ def _body(message: SentMessage) -> dict[str, Any]:
             else {}
         ),
     }
+
+
+def _dumps(value: Any) -> str:
+    """Compact JSON text (orjson: a body per message is written twice per publish). What
+    any JSON reader reads back; bodies an older index wrote with `json.dumps` read the same."""
+    return orjson.dumps(value).decode()
 
 
 def _now_ms() -> int:

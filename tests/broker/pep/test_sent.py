@@ -93,3 +93,49 @@ def test_denials_and_retraction_are_kept() -> None:
         index.mark_retracted("m1")
         again = index.get("m1")
         assert again is not None and again.retracted
+
+
+def test_an_index_written_before_bodies_were_compact_reads_the_same(tmp_path: Path) -> None:
+    """Bodies are written with orjson now; rows `json.dumps` wrote (spaced) still read."""
+    import json
+    import sqlite3
+    import time
+
+    from broker.pep.sent import SourceRef, _body
+
+    now = int(time.time() * 1000)  # within the retention: not pruned on open
+
+    path = tmp_path / "soc-fr.sqlite"
+    SentLog(path, point="soc-fr/publish").close()
+    sent = dataclasses.replace(
+        _message("m-old"),
+        source=SourceRef("indicator--1", "v1", "bundle--1"),
+        denied=(("europol-ec3", ("rule-1",)),),
+    )
+    pending = _message("m-pending")
+    db = sqlite3.connect(path)
+    db.execute(
+        "INSERT INTO sent (message_id, body, sent_ms) VALUES (?, ?, ?)",
+        ("m-old", json.dumps(_body(sent)), now),
+    )
+    db.execute(
+        "INSERT INTO pending (message_id, body, created_ms, point) VALUES (?, ?, ?, ?)",
+        ("m-pending", json.dumps(_body(pending)), 5, "soc-fr/publish"),
+    )
+    db.execute(
+        "INSERT INTO produced (message_id, topic, recipients, partition, offset)"
+        " VALUES (?, ?, ?, ?, ?)",
+        ("m-pending", "jcu.civilian.assistance", json.dumps(["cert-eu"]), 0, 9),
+    )
+    db.commit()
+    db.close()
+
+    index = SentLog(path, point="soc-fr/publish")
+    assert index.get("m-old") == dataclasses.replace(sent, sent_ms=now)
+    assert index.pending() == [(pending, 5)]
+    assert index.produced_of("m-pending") == {
+        ("jcu.civilian.assistance", frozenset({"cert-eu"})): (0, 9)
+    }
+    # ... and what it writes now is read back as it was written
+    index.add_many([dataclasses.replace(sent, message_id="m-new", sent_ms=now)])
+    assert index.get("m-new") == dataclasses.replace(sent, message_id="m-new", sent_ms=now)
