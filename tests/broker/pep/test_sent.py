@@ -139,3 +139,36 @@ def test_an_index_written_before_bodies_were_compact_reads_the_same(tmp_path: Pa
     # ... and what it writes now is read back as it was written
     index.add_many([dataclasses.replace(sent, message_id="m-new", sent_ms=now)])
     assert index.get("m-new") == dataclasses.replace(sent, message_id="m-new", sent_ms=now)
+
+
+def test_reached_says_who_got_a_copy_of_an_object_until_it_is_retracted(tmp_path: Path) -> None:
+    """The graph check's "reached before": any version of the object, any of its copies."""
+    from broker.pep.sent import SourceRef
+
+    index = SentLog(tmp_path / "soc-fr.sqlite", point="soc-fr/publish")
+    v1 = SentMessage(
+        "m-v1", "soc-fr", "StixObject", Labels.of("GREEN"),
+        (SentCopy("civilian", "jcu.civilian.indicators", ("cert-eu",)),),
+        SourceRef("indicator--1", "v1", "bundle--1"),
+    )  # fmt: skip
+    v2 = dataclasses.replace(
+        v1,
+        message_id="m-v2",
+        copies=(SentCopy("energy", "jcu.energy.indicators", ("isac-energy", "enisa")),),
+        source=SourceRef("indicator--1", "v2", "bundle--2"),
+    )
+    unsourced = dataclasses.replace(v1, message_id="m-none", source=None)
+    index.add_many([v1, v2, unsourced])
+    assert index.reached("indicator--1", "cert-eu")  # by v1
+    assert index.reached("indicator--1", "enisa")  # by v2's copy to the energy community
+    assert not index.reached("indicator--1", "europol-ec3")  # no copy of it went there
+    assert not index.reached("indicator--2", "cert-eu")  # another object
+    # a re-send that reaches one more organisation (the index then holds both copies)
+    more = SentCopy("law-enforcement", "jcu.law-enforcement.indicators", ("europol-ec3",))
+    index.add_many([dataclasses.replace(v1, copies=(*v1.copies, more))])
+    assert index.reached("indicator--1", "europol-ec3")
+    index.mark_retracted("m-v1")
+    assert not index.reached("indicator--1", "cert-eu") and not index.reached(
+        "indicator--1", "europol-ec3"
+    )
+    assert index.reached("indicator--1", "enisa")  # v2 still stands
