@@ -35,11 +35,11 @@ from typing import Any, Literal, Protocol
 from pymisp import MISPEvent
 
 from broker.errors import ConfigError
+from broker.heap import gc_paused
 from broker.logs import get_logger
 from connectors import _json
 from connectors._atomic import Unsynced, append_lines, safe_name, write_atomic
 from connectors._convert import misp_to_stix, parse_stix, stix_to_misp
-from connectors._gc import gc_paused
 from connectors._stix_object import canonical_json, version_of
 from connectors._values import as_time, json_ready
 from connectors.isac._jsonl import jsonl_bytes
@@ -323,7 +323,7 @@ class MispFileSink:
         objects = [_json.loads(v.body) for v in versions]
         # stix2 objects parsed for the group's last rendering are used again: a group is
         # rewritten as its objects arrive, and parsing is most of misp-stix's time.
-        # A large event: the collector would walk its objects again and again (`_gc`).
+        # A large event: the collector would walk its objects again and again (`broker.heap`).
         known = self._parsed.get(group, {})
         try:
             with gc_paused():

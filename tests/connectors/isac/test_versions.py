@@ -184,7 +184,7 @@ async def test_a_group_is_converted_with_the_collector_held_off_and_it_is_back_a
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The collector walking a large event's objects again and again was a third of a
-    rewrite's CPU (`connectors._gc`); a refusal still turns it back on."""
+    rewrite's CPU (`broker.heap.gc_paused`); a refusal still turns it back on."""
     seen: list[bool] = []
 
     def converting(objects: Any, **kwargs: Any) -> dict[str, Any]:
