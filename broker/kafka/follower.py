@@ -1,7 +1,8 @@
 """Following a compacted state topic (`jcu.control`, `jcu.registry`): read it all, then keep up.
 
 `start()` returns once every partition has been read to its end as of then, so
-whoever starts after a change already applies it. Then a task applies new
+whoever starts after a change already applies it (`connect()` then `catch_up()`:
+its two halves, for followers that connect at once and apply in turn). Then a task applies new
 records as they come. Errors do not end the task: it logs once, marks itself
 unhealthy (callers decide what that means: the crisis board stops crisis
 sharing), retries with backoff and logs again when it is back.
@@ -57,6 +58,7 @@ class TopicFollower(Service, Generic[T]):
         self._read = read
         self._apply = apply
         self._consumer: Any = None
+        self._end: dict[Any, int] = {}
         self._task: asyncio.Task[None] | None = None
         self._failing = False
         #: (key, reason) of every record refused, in order.
@@ -91,6 +93,13 @@ class TopicFollower(Service, Generic[T]):
         return not self._failing
 
     async def start(self) -> None:
+        await self.connect()
+        await self.catch_up()
+
+    async def connect(self) -> None:
+        """The first half of `start`: connect, and find where the topic ends as of now.
+        Nothing is applied yet, so followers that must apply in turn (crisis declarations
+        are verified against the registry's keys) connect at once."""
         client = consumer(self._kafka, auto_offset_reset="earliest")
         await start_client(client, self._kafka)
         try:
@@ -100,12 +109,22 @@ class TopicFollower(Service, Generic[T]):
                     f"topic {self._topic} does not exist, or {self._kafka.describe()} may not "
                     "read it; the platform admin runs `jcu kafka topics` and `jcu acl apply`"
                 )
-            async for r in read_to_end(client, end):
-                self.receive(r.key, r.value)
         except BaseException:
             await client.stop()
             raise
         self._consumer = client
+        self._end = end
+
+    async def catch_up(self) -> None:
+        """The second half of `start`: apply every record up to the end `connect` found,
+        then follow the topic."""
+        try:
+            async for r in read_to_end(self._consumer, self._end):
+                self.receive(r.key, r.value)
+        except BaseException:
+            await self._consumer.stop()
+            self._consumer = None
+            raise
         self._task = asyncio.get_running_loop().create_task(self._follow())
 
     async def stop(self) -> None:

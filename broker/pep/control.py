@@ -294,6 +294,15 @@ class CrisisBoard(Service):
     async def start(self) -> None:
         await self._feed.start()
 
+    async def connect(self) -> None:
+        """`start`'s first half (`TopicFollower.connect`): nothing verified or applied yet."""
+        await self._feed.connect()
+
+    async def catch_up(self) -> None:
+        """`start`'s second half: the declarations verified and applied to the end `connect`
+        found (against the registry as it is now: catch the registry up first)."""
+        await self._feed.catch_up()
+
     async def stop(self) -> None:
         await self._feed.stop()
 

@@ -46,6 +46,14 @@ class RegistryFeed(Service):
     async def start(self) -> None:
         await self._feed.start()
 
+    async def connect(self) -> None:
+        """`start`'s first half (`TopicFollower.connect`): nothing applied yet."""
+        await self._feed.connect()
+
+    async def catch_up(self) -> None:
+        """`start`'s second half: the topic applied to the end `connect` found."""
+        await self._feed.catch_up()
+
     async def stop(self) -> None:
         await self._feed.stop()
 
