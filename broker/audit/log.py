@@ -237,8 +237,7 @@ class AuditLog(Service):
         self._packs = PackCodec(self._store)
         self._lock_file.acquire()
         try:
-            await self._start_producer()
-            await self._restore_and_reconcile()
+            await self._restore_and_reconcile()  # starts the producer
             self._running = True
             await self.checkpoint()  # seals records recovered from the topic, if any
         except BaseException:
@@ -763,6 +762,7 @@ class AuditLog(Service):
         self._holds = self._journal.load_holds()
         self._saved_holds = dict(self._holds)
         if state is None:
+            await self._start_producer()
             await self._start_without_state()
             return
         self._tree = MerkleTree.restore(state.tree_size, state.frontier)
@@ -776,7 +776,7 @@ class AuditLog(Service):
         tail = self._journal.tail(state.tree_size)
         legacy = any(data is None for _, _, data in tail)
         try:
-            on_topic = await self._check_topic(state)
+            on_topic = await self._check_topic_as_producer_starts(state)
         except KafkaForbidden:
             if legacy:
                 raise AuditError(
@@ -789,6 +789,19 @@ class AuditLog(Service):
             await self._read_back(state, adopt_only=self._journal.read())
             return
         await self._recover(tail, on_topic)
+
+    async def _check_topic_as_producer_starts(self, state: AuditState) -> _Found:
+        """`_check_topic` while the producer starts: the check only reads, so neither waits
+        for the other's connection (a one-shot verb waits for both). The producer's failure
+        is raised first, then the check's (KafkaForbidden behind the wall)."""
+        started, checked = await asyncio.gather(
+            self._start_producer(), self._check_topic(state), return_exceptions=True
+        )
+        if isinstance(started, BaseException):
+            raise started
+        if isinstance(checked, BaseException):
+            raise checked
+        return checked
 
     async def _check_topic(self, state: AuditState) -> _Found:
         """Where this principal may read the audit topics: the leaf the state ends on must
