@@ -26,7 +26,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from broker import faults
 from broker.audit import AuditKeys, AuditLog, AuditRecord, DecisionSet
@@ -39,7 +39,6 @@ from broker.kafka.clients import COMPRESSION, HouseClients, KafkaClients, start_
 from broker.kafka.topics import community_topic
 from broker.lifecycle import Service, start_together, stop_together
 from broker.logs import get_logger
-from broker.metrics import Metrics
 from broker.pep.context import PepContext
 from broker.pep.control import CrisisBoard
 from broker.pep.message_ids import MessageIds
@@ -51,6 +50,9 @@ from broker.pep.state_feeds import StateFeeds
 from broker.pep.workflow import WorkflowCheck, WorkflowMessage, Workflows
 from broker.policy import Decision, Message
 from broker.trust.feed import RegistryFeed
+
+if TYPE_CHECKING:
+    from broker.metrics import Metrics
 
 _log = get_logger(__name__)
 
@@ -304,7 +306,9 @@ class Publisher(Service):
     ) -> None:
         """`clients`: where the producer comes from (default: `HouseClients` of the node's
         connection; this publisher starts and stops it). `audit`, `sent`: the audit log and
-        sent index to use instead of the node's own (`sent` is then the caller's to close)."""
+        sent index to use instead of the node's own (`sent` is then the caller's to close).
+        `metrics`: counted into if given (a service that serves them); by default nothing is
+        counted."""
         ctx.registry.get(participant)
         self.participant = participant
         self._ctx = ctx
@@ -315,7 +319,9 @@ class Publisher(Service):
             else ctx.audit_log(participant, "publish", key_when_needed=True)
         )
         self._feeds = StateFeeds(ctx, crisis=crisis, registry=registry_feed)
-        self._metrics = metrics or Metrics()
+        # Counted only into metrics the caller serves: a one-shot verb has none, and
+        # prometheus_client's import is on its path to the first object.
+        self._metrics = metrics
         self._compression = compression
         self._clients = clients if clients is not None else HouseClients(ctx.settings.kafka)
         self._producer: Any = None
@@ -645,8 +651,9 @@ class Publisher(Service):
                 f"{len(failed)} copies were not sent (recorded as not sent in the audit log): "
                 + "; ".join(failed[:3])
             )
-        self._count(results)
-        self._metrics.publish_seconds.observe(time.perf_counter() - t0)
+        if self._metrics is not None:
+            self._count(self._metrics, results)
+            self._metrics.publish_seconds.observe(time.perf_counter() - t0)
         return results
 
     def _repeated(self, plan: _Plan) -> PublishResult:
@@ -967,7 +974,7 @@ class Publisher(Service):
             raise _Refused(exc, refusal) from None
         return check, message
 
-    def _count(self, results: Sequence[PublishResult]) -> None:
+    def _count(self, metrics: Metrics, results: Sequence[PublishResult]) -> None:
         """Metrics for a batch: counted first, then one increment per label value."""
         published: Counter[str] = Counter()
         denied: Counter[str] = Counter()
@@ -979,9 +986,9 @@ class Publisher(Service):
                 if d.decision == "deny"
             )
         for community, n in published.items():
-            self._metrics.published.labels(community).inc(n)
+            metrics.published.labels(community).inc(n)
         for rule, n in denied.items():
-            self._metrics.denied.labels(rule).inc(n)
+            metrics.denied.labels(rule).inc(n)
 
     async def retract(self, message_id: str, reason: str = "") -> PublishResult:
         """Withdraw a message this participant sent: every recipient's sink is told."""

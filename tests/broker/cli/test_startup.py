@@ -38,6 +38,8 @@ NOT_FOR_A_STIX_PUBLISH = (
     "rich.progress",
     "rich.table",
     "structlog",
+    "prometheus_client",  # a one-shot publisher counts no metrics: it serves none
+    "broker.metrics",
 )
 #: Loaded only once the node is open (its keystore unlocking meanwhile), not by the verb's module.
 AFTER_THE_NODE_OPENS = (

@@ -111,6 +111,30 @@ async def test_metrics_endpoint_counts_deliveries(world: World, tmp_path: Path) 
     assert "jcu_deliver_seconds_count" in text
 
 
+async def test_a_publisher_counts_into_the_metrics_it_is_given(world: World) -> None:
+    """A publisher counts only into metrics passed in (a service serves them); `jcu publish`
+    passes none, so prometheus_client stays off its path (tests/broker/cli/test_startup.py)."""
+    from prometheus_client import generate_latest
+
+    metrics = Metrics()
+    async with Publisher("soc-fr", world.ctx("soc-fr"), metrics=metrics) as pub:
+        results = [
+            await pub.publish(
+                "Indicator", indicator(), labels=Labels.of("RED"), recipients=["enisa"]
+            )
+            for _ in range(2)
+        ]
+    text = generate_latest(metrics.registry).decode()
+
+    def total(prefix: str) -> float:
+        return sum(float(ln.rsplit(" ", 1)[1]) for ln in text.splitlines() if ln.startswith(prefix))
+
+    assert total("jcu_published_total{") == sum(len(r.copies) for r in results) > 0
+    denials = sum(d.decision == "deny" for r in results for d in r.decisions)
+    assert total("jcu_denied_total{") == denials > 0
+    assert total("jcu_publish_seconds_count") == 2
+
+
 async def test_stats_reports_topics_lag_and_dead_letters(world: World) -> None:
     await _publish(world, 2)
     result = await jcu_operator(world, "stats", "--json")
