@@ -30,6 +30,14 @@ timed: a process that only runs the keystore's scrypt at its cost (N=2**17,
 a security parameter, never lowered): every verb that opens a key pays it
 once, now while it imports, parses and connects, so it is the floor here.
 
+With `--against CHECKOUT` (another checkout of this repository, e.g. main's in a
+`git worktree`), every publish and subscribe run of this checkout is followed (or,
+every other round, preceded) by one of that checkout's code on the same federation
+and Kafka (the same `jcu` script with PYTHONPATH=CHECKOUT), and both medians are
+printed with their ratio: on a machine whose load moves, runs taken in turn compare
+what two runs one after the other cannot. Both checkouts must hold the same schemas
+and policies (the registry snapshot approves one policy bundle).
+
 Kafka: KAFKA_BOOTSTRAP if set, else a local broker started for the run.
 """
 
@@ -186,7 +194,27 @@ def _line(name: str, seconds: float, bases: tuple[float, float], goal: float | N
     )
 
 
-async def main(runs: int, hold: Path | None = None) -> None:
+async def _in_turn(
+    runs: int, ones: Sequence[tuple[str, Run]], name: str
+) -> list[tuple[float, float]]:
+    """The medians of each of `ones`, run in turn (their order swapped every round)."""
+    times: dict[str, list[tuple[float, float]]] = {label: [] for label, _ in ones}
+    for i in range(runs):
+        for label, one in ones if i % 2 == 0 else tuple(reversed(ones)):
+            times[label].append(await one(i))
+    for label, _ in ones:  # each run, for a machine busy with other work (look at the spread)
+        runs_of = ", ".join(f"{a:.3f}/{b:.3f}" for a, b in times[label])
+        print(f"  {name}{label}: {runs_of}", flush=True)
+    return [
+        (
+            statistics.median(t[0] for t in times[label]),
+            statistics.median(t[1] for t in times[label]),
+        )
+        for label, _ in ones
+    ]
+
+
+async def main(runs: int, hold: Path | None = None, against: Path | None = None) -> None:
     logs.configure("console", "ERROR")
     with tempfile.TemporaryDirectory(prefix="jcu-bench-startup-") as tmp:
         root = Path(tmp)
@@ -234,33 +262,52 @@ async def main(runs: int, hold: Path | None = None) -> None:
             data = _DataTopics(kafka.admin)
             await data.start()
 
-            async def publish(i: int) -> tuple[float, float]:
-                path = _bundle(root, i)
-                since = await data.mark()
-                argv = [*jcu, "publish", "--stix", str(path), "--to", "enisa", "--json"]
-                start, _, total = _run(argv, quiet["soc-fr"], None)
-                return await data.first_appended(since) - start, total
+            # (label, environment) of each checkout's code: this one's, and --against's
+            checkouts: list[tuple[str, dict[str, str]]] = [("", {})]
+            if against is not None:
+                checkouts.append((f" [{against.name}]", {"PYTHONPATH": str(against)}))
 
-            async def subscribe(_i: int) -> tuple[float, float]:
-                argv = [*jcu, "subscribe", "--once", "--out", str(out), "--json"]
-                return _run(argv, logged["enisa"], "polling")[1:]
+            def publish(extra: dict[str, str]) -> Run:
+                async def one(i: int) -> tuple[float, float]:
+                    path = _bundle(root, i)
+                    since = await data.mark()
+                    argv = [*jcu, "publish", "--stix", str(path), "--to", "enisa", "--json"]
+                    start, _, total = _run(argv, {**quiet["soc-fr"], **extra}, None)
+                    return await data.first_appended(since) - start, total
+
+                return one
+
+            def subscribe(extra: dict[str, str]) -> Run:
+                async def one(_i: int) -> tuple[float, float]:
+                    argv = [*jcu, "subscribe", "--once", "--out", str(out), "--json"]
+                    return _run(argv, {**logged["enisa"], **extra}, "polling")[1:]
+
+                return one
 
             async def help_(_i: int) -> tuple[float, float]:
                 return 0.0, _run([*jcu, "--help"], own, None)[2]
 
             try:
                 # warm-up: one of each (bytecode written, the node's state made)
-                for one in (python("pass"), help_, publish, subscribe):
+                for one in (python("pass"), help_):
                     await one(10_000)
+                for _, extra in checkouts:
+                    await publish(extra)(10_000)
+                    await subscribe(extra)(10_000)
                 bare = (await _median(runs, python("pass")))[1]
                 libs = (await _median(runs, python(LIBS)))[1]
                 scrypt = (await _median(runs, python(SCRYPT)))[1]
                 help_total = (await _median(runs, help_))[1]
-                first, publish_total = await _median(runs, publish, "publish first sent/exit")
-                poll, subscribe_total = await _median(runs, subscribe, "subscribe first poll/exit")
+                pubs = await _in_turn(
+                    runs, [(c, publish(e)) for c, e in checkouts], "publish first sent/exit"
+                )
+                subs = await _in_turn(
+                    runs, [(c, subscribe(e)) for c, e in checkouts], "subscribe first poll/exit"
+                )
             finally:
                 await data.stop()
             bases = (bare, libs)
+            (first, publish_total), (poll, subscribe_total) = pubs[0], subs[0]
 
             for name, seconds in (("python -c pass", bare), (f"python -c {LIBS!r}", libs)):
                 print(f"{name:<44} {seconds:6.3f} s   (baseline)")
@@ -271,6 +318,17 @@ async def main(runs: int, hold: Path | None = None) -> None:
             _line("jcu publish --stix (1 object), start to exit", publish_total, bases, None)
             _line("jcu subscribe --once, start to first poll", poll, bases, SUBSCRIBE_GOAL)
             _line("jcu subscribe --once, start to exit", subscribe_total, bases, None)
+            if against is not None:
+                (o_first, o_publish), (o_poll, o_subscribe) = pubs[1], subs[1]
+                label = checkouts[1][0].strip()
+                _line(f"{label} publish to first sent", o_first, bases, PUBLISH_GOAL)
+                _line(f"{label} publish to exit", o_publish, bases, None)
+                _line(f"{label} subscribe to first poll", o_poll, bases, SUBSCRIBE_GOAL)
+                _line(f"{label} subscribe to exit", o_subscribe, bases, None)
+                print(
+                    f"this checkout / {label}, runs in turn: publish to first sent "
+                    f"x{first / o_first:.2f}, subscribe to first poll x{poll / o_poll:.2f}"
+                )
             record(
                 "startup",
                 {"publish_first_sent_s": first, "subscribe_first_poll_s": poll},
@@ -289,5 +347,13 @@ if __name__ == "__main__":
         help="Set up, write soc-fr's and enisa's environments to FILE (JSON), measure "
         "nothing and wait until FILE is removed (for profiling by hand).",
     )
+    parser.add_argument(
+        "--against",
+        type=Path,
+        default=None,
+        metavar="CHECKOUT",
+        help="Also time another checkout's code (e.g. main's worktree), run in turn with "
+        "this one's, and print both with their ratio.",
+    )
     args = parser.parse_args()
-    asyncio.run(main(args.runs, args.hold))
+    asyncio.run(main(args.runs, args.hold, args.against))
