@@ -159,6 +159,19 @@ def payload_type_option(*, required: bool = False, help: str = "Payload type.") 
     )
 
 
+def chunk_option(f: F) -> F:
+    """`--chunk`: objects of a file per call to Kafka (connectors.soc.publishing.CHUNK)."""
+    return click.option(
+        "--chunk",
+        type=click.IntRange(1, 10_000),
+        default=None,
+        metavar="N",
+        help="Objects per call to Kafka (each call: one audit record, one batch signature, "
+        "progress saved after it). Larger is faster; a stopped run resumes after the last "
+        "whole call, and objects sent beyond it are recognised as already sent. Default 500.",
+    )(f)
+
+
 def json_option(help: str = "Print JSON, not a table or text.") -> Callable[[F], F]:
     """`--json`: the same data as the readable output, for scripts."""
     return click.option("--json", "as_json", is_flag=True, help=help)

@@ -87,6 +87,7 @@ async def publish_items(
     source_id: str | None = None,
     outage: Outage | None = None,
     on_chunk: Callable[[PublishReport], object] | None = None,
+    chunk: int | None = None,
 ) -> PublishReport:
     """Publish every item of `parsed` (or, with `dry_run`, decide only), with a progress
     bar on stderr for long files; each call to Kafka under `outage`'s terms."""
@@ -105,6 +106,7 @@ async def publish_items(
             source_id=source_id,
             guard=outage.guard if outage is not None else None,
             on_chunk=on_chunk,
+            **({} if chunk is None else {"chunk": chunk}),
         )
 
 
@@ -176,6 +178,7 @@ async def run_file(
     dry_run: bool = False,
     source_id: str | None = None,
     progress: ProgressFile | None = None,
+    chunk: int | None = None,
 ) -> FileRun:
     """Read and `parse` the file (in a thread) while the publisher connects (within the
     give-up time), publish it, write progress after every chunk, and stop the publisher
@@ -219,6 +222,7 @@ async def run_file(
             source_id=source_id,
             outage=outage,
             on_chunk=save,
+            chunk=chunk,
         )
     finally:
         clean = await outage.finish(pub.stop)

@@ -10,7 +10,12 @@ import click
 
 from broker.cli._labels import label_options, split_csv
 from broker.cli._node import as_option, node_context
-from broker.cli._options import connection_options, eu_member_states, payload_type_option
+from broker.cli._options import (
+    chunk_option,
+    connection_options,
+    eu_member_states,
+    payload_type_option,
+)
 from broker.cli._outage import DEFAULT_GIVE_UP, GIVE_UP_ENV, Outage
 from broker.cli._outage import give_up_after as give_up_after_setting
 from broker.cli._output import emit_json
@@ -161,6 +166,7 @@ _file_type = click.Path(dir_okay=False, path_type=Path)
     f"default {DEFAULT_GIVE_UP:g}).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@chunk_option
 @connection_options
 def publish(
     participant: str | None,
@@ -183,6 +189,7 @@ def publish(
     source_id: str | None,
     give_up_after: float | None,
     as_json: bool,
+    chunk: int | None,
 ) -> None:
     """Publish a record, or every object of a STIX bundle, MISP event or CSV file.
 
@@ -244,6 +251,7 @@ def publish(
                 dry_run=dry_run,
                 source_id=source_id,
                 progress=progress,
+                chunk=chunk,
             )
 
         done = run_until_signalled(main)

@@ -11,7 +11,7 @@ import click
 
 from broker.cli._labels import label_options, split_csv
 from broker.cli._node import as_option, node_context
-from broker.cli._options import connection_options, eu_member_states
+from broker.cli._options import chunk_option, connection_options, eu_member_states
 from broker.cli._outage import DEFAULT_GIVE_UP, GIVE_UP_ENV, Outage
 from broker.cli._outage import give_up_after as give_up_after_setting
 from broker.cli._progress import file_digest
@@ -61,6 +61,7 @@ def soc() -> None:
     f"default {DEFAULT_GIVE_UP:g}).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON line per file.")
+@chunk_option
 @connection_options
 def watch(
     directory: Path,
@@ -78,6 +79,7 @@ def watch(
     max_size: int | None,
     give_up_after: float | None,
     as_json: bool,
+    chunk: int | None,
 ) -> None:
     """Publish every file dropped into DIRECTORY (format from extension and content).
 
@@ -148,6 +150,7 @@ def watch(
                 recipients=named,
                 outage=outage,
                 on_chunk=lambda r: progress.save(digest, r, objects),
+                chunk=chunk,
             )
             progress.save(digest, result, objects, finished=result.stopped is None)
             reports[path.name] = result

@@ -42,8 +42,10 @@ T = TypeVar("T")
 #: Runs one call to Kafka on the caller's terms (says when Kafka does not answer, gives up,
 #: stops when asked: broker.cli._outage); raises Interrupted or KafkaUnavailable to stop.
 Guard = Callable[[Awaitable[T]], Awaitable[T]]
-#: Items per `publish_many` call: one audit write and one batch signature each.
-CHUNK = 100
+#: Items per `publish_many` call: one audit write and one batch signature each, and three
+#: waits for Kafka (decisions, copies, outcomes): 500 published a 10,000-object file 1.3-1.8x
+#: faster than 100 (`python -m bench.stix`); progress is saved after each.
+CHUNK = 500
 
 
 @dataclass(frozen=True, slots=True)

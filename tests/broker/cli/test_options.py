@@ -32,6 +32,7 @@ SHARED = (
     "--personal-data",
     "--to",
     "--no-sync",
+    "--chunk",
 )
 #: Verbs that never talk to Kafka (files, keys, the local cluster's processes, servers of
 #: what a node already holds). Every other verb takes the connection options.

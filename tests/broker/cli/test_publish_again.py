@@ -25,7 +25,7 @@ from tests.broker.pep.kafka_io import drain
 from tests.world import World
 
 pytestmark = pytest.mark.kafka
-ROWS = 250  # three chunks of the publisher (100 each)
+ROWS = 250  # three chunks of the publisher (`--chunk 100`)
 KILL_AT = 150  # in the second chunk: 200 rows sent and recorded when it fires
 
 
@@ -54,7 +54,7 @@ def _publish_csv(
     world: World, path: Path, *extra: str, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
     return _jcu(world, "publish", "--as", "soc-fr", "--csv", str(path), "--tlp", "GREEN",
-                "--category", "malicious-code", *extra, env=env)  # fmt: skip
+                "--category", "malicious-code", "--chunk", "100", *extra, env=env)  # fmt: skip
 
 
 def _rows(out: subprocess.CompletedProcess[str]) -> dict[str, list[dict[str, Any]]]:
@@ -301,7 +301,7 @@ async def test_a_killed_soc_watch_leaves_its_file_and_the_next_run_sends_only_th
     drop.mkdir()
     path, values = _csv(drop, "feed.csv")
     watch = ("soc", "watch", str(drop), "--as", "soc-fr", "--once", "--tlp", "GREEN",
-             "--category", "malicious-code")  # fmt: skip
+             "--category", "malicious-code", "--chunk", "100")  # fmt: skip
     killed = await asyncio.to_thread(
         _jcu, world, *watch, env={"JCU_FAULT": f"publish.after-item@{KILL_AT}"}
     )
