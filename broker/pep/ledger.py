@@ -15,6 +15,10 @@ not from the consumer group's committed offset: an offset committed ahead of
 it (by mistake, or by someone who may commit for the group) cannot make it
 skip records unseen.
 
+A batch's deliveries can be set aside (`set_aside`) to be committed later, while the
+next batch stages its own: the subscriber settles one batch while it opens the next.
+Until then they are seen as staged ones are, and each commit writes only its own.
+
 And where the receiving audit log stood at the last commit (the audit mark):
 a batch's decisions are audited before the ledger commits, so after a crash
 the subscriber reads its audit log back from that mark (from the log's own
@@ -42,6 +46,15 @@ class Position:
     topic: str
     partition: int
     offset: int
+
+
+class Staged:
+    """A batch's deliveries set aside for a later commit (`DeliveryLedger.set_aside`)."""
+
+    __slots__ = ("deliveries",)
+
+    def __init__(self, deliveries: dict[str, tuple[str, datetime, Position]]) -> None:
+        self.deliveries = deliveries
 
 
 #: Ids per query of `prefetch` (SQLite allows 32,766 parameters; a batch is 500).
@@ -91,6 +104,8 @@ class DeliveryLedger:
             self._open_schema()
 
         self._staged: dict[str, tuple[str, datetime, Position]] = {}
+        #: Batches set aside, not yet committed (seen as staged ones are, oldest first).
+        self._aside: list[Staged] = []
         # The subscriber asks `position(id)` and then, opening the record, the opener asks
         # `seen(id)`: the second question is answered from the first one's row, once.
         self._looked_up: tuple[str, bool] | None = None
@@ -119,8 +134,18 @@ class DeliveryLedger:
         self._db.execute("SELECT COUNT(*) FROM settled").fetchone()
 
     # -- the envelope's ReplayGuard protocol --------------------------------
+    def _pending(self, message_id: str) -> tuple[str, datetime, Position] | None:
+        """The staged or set-aside delivery of `message_id`, not yet committed, if any."""
+        found = self._staged.get(message_id)
+        if found is None:
+            for staged in self._aside:
+                found = staged.deliveries.get(message_id)
+                if found is not None:
+                    break
+        return found
+
     def seen(self, message_id: str) -> bool:
-        if message_id in self._staged:
+        if self._pending(message_id) is not None:
             return True
         last, self._looked_up = self._looked_up, None
         if last is not None and last[0] == message_id:
@@ -146,7 +171,7 @@ class DeliveryLedger:
         record's key is its message id, so the subscriber passes the keys before it
         decodes anything. `position` answers those from memory until `commit`; an id
         not passed here is still looked up on its own."""
-        ids = [m for m in dict.fromkeys(message_ids) if m not in self._staged]
+        ids = [m for m in dict.fromkeys(message_ids) if self._pending(m) is None]
         known: dict[str, Position | None] = dict.fromkeys(ids)
         for start in range(0, len(ids), _PREFETCH_CHUNK):
             chunk = ids[start : start + _PREFETCH_CHUNK]
@@ -161,8 +186,9 @@ class DeliveryLedger:
         self._prefetched = known
 
     def position(self, message_id: str) -> Position | None:
-        if message_id in self._staged:
-            return self._staged[message_id][2]
+        pending = self._pending(message_id)
+        if pending is not None:
+            return pending[2]
         if message_id in self._prefetched:
             where = self._prefetched[message_id]
             self._looked_up = (message_id, where is not None)
@@ -174,8 +200,9 @@ class DeliveryLedger:
         return Position(row[0], int(row[1]), int(row[2])) if row else None
 
     def sender_of(self, message_id: str) -> str | None:
-        if message_id in self._staged:
-            return self._staged[message_id][0]
+        pending = self._pending(message_id)
+        if pending is not None:
+            return pending[0]
         row = self._db.execute(
             "SELECT sender FROM delivered WHERE message_id = ?", (message_id,)
         ).fetchone()
@@ -185,29 +212,45 @@ class DeliveryLedger:
         """Note a delivery of the batch in hand: seen at once, durable at `commit`."""
         self._staged.setdefault(message_id, (sender, expires, where))
 
+    def set_aside(self) -> Staged:
+        """Take the batch in hand's deliveries out of the staged ones, to `commit(...,
+        staged=...)` later while the next batch stages its own; seen meanwhile."""
+        staged = Staged(self._staged)
+        self._staged = {}
+        self._aside.append(staged)
+        return staged
+
     def commit(
         self,
         settled: Mapping[tuple[str, int], int] | None = None,
         audit_mark: tuple[int, int] | None = None,
         audit_point: str | None = None,
+        *,
+        staged: Staged | None = None,
     ) -> None:
-        """Write the staged deliveries, the batch's settled positions ((topic, partition)
-        -> next offset) and where the audit log (of enforcement point `audit_point`) now
-        stands, in one transaction (after the sink flushed and the batch's decisions were
-        audited)."""
+        """Write the staged deliveries (or those set aside as `staged`), the batch's settled
+        positions ((topic, partition) -> next offset) and where the audit log (of
+        enforcement point `audit_point`) now stands, in one transaction (after the sink
+        flushed and the batch's decisions were audited)."""
         self._looked_up = None
         self._prefetched = {}
-        if not self._staged and not settled and audit_mark is None:
+        deliveries = self._staged if staged is None else staged.deliveries
+        if not deliveries and not settled and audit_mark is None:
+            if staged is not None:
+                self._aside.remove(staged)
             return
         rows = [
             (mid, sender, w.topic, w.partition, w.offset, _ms(expires))
-            for mid, (sender, expires, w) in self._staged.items()
+            for mid, (sender, expires, w) in deliveries.items()
         ]
         self._commits += 1
         with _state_errors(self.path, "written"):
             faults.fail("ledger.commit", self._commits)
             self._write(rows, settled, audit_mark, audit_point)
-        self._staged.clear()
+        if staged is None:
+            self._staged.clear()
+        else:
+            self._aside.remove(staged)
 
     def _write(
         self,

@@ -16,7 +16,9 @@ One participant's consumer group reads its community's topics. Per record:
   5. hand it to the sink and record it in the ledger;
   6. once the sink has the batch durably: send its signed Receipts (one per sender: the
      ids it delivered of that sender, under a Merkle root; broker.pep.receipts), audit
-     its decisions, commit the ledger, then the offsets.
+     its decisions, commit the ledger, then the offsets. This settling of one batch runs
+     while the next is fetched and opened (a pipeline of depth 2: `_settle_soon`); the
+     next batch's own settling waits for it, so commits keep their order.
 
 Refused records go to `jcu.dlq` with the reason, are audited, and never stop
 the consumer. A sink that cannot take a delivery (its receiver down, its disk
@@ -95,7 +97,7 @@ from broker.pep.checks import (
 )
 from broker.pep.context import PepContext
 from broker.pep.control import CrisisBoard
-from broker.pep.ledger import DeliveryLedger, Position
+from broker.pep.ledger import DeliveryLedger, Position, Staged
 from broker.pep.receipts import batch_receipt
 from broker.pep.registry_audit import RegistryAudit
 from broker.pep.sink import Delivery, Retracted, Sink, SinkRetry
@@ -129,9 +131,11 @@ def _ledger_first(subscriber: Subscriber) -> Any:
 
     class LedgerFirst(ConsumerRebalanceListener):  # type: ignore[misc]
         async def on_partitions_revoked(self, revoked: Any) -> None:
-            """Nothing to do: a batch is committed before the next poll."""
+            """The batch settling meanwhile commits its offsets before they go."""
+            await subscriber._settling_done()
 
         async def on_partitions_assigned(self, assigned: Any) -> None:
+            await subscriber._settling_done()
             await subscriber._start_from_ledger(assigned)
 
     return LedgerFirst()
@@ -203,6 +207,18 @@ class _Batch:
     partition: int
     offset: int
     value: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class _Settling:
+    """What a batch leaves to do once the sink holds it durably (`Subscriber._finish`)."""
+
+    offsets: dict[Any, int]
+    receipts_due: list[tuple[EnvelopeHeader, Labels, datetime]]
+    #: dead letters on their way
+    pending: list[asyncio.Future[Any]]
+    audited: list[AuditRecord]
+    staged: Staged
 
 
 @dataclass
@@ -339,8 +355,8 @@ class Subscriber(Service):
         #: Replaying dead letters (`replay`): refusals are reported, not dead-lettered again.
         self._replaying = False
         self.replay_refusals: list[tuple[str, str, str]] = []
-        #: What became of the batch's receipts, by message id (audited with the delivery).
-        self._receipt_outcomes: dict[str, dict[str, str]] = {}
+        #: The previous batch, settling while this one is opened (`_settle_soon`).
+        self._settling: asyncio.Task[None] | None = None
 
     @property
     def topics(self) -> tuple[str, ...]:
@@ -400,7 +416,13 @@ class Subscriber(Service):
     async def stop(self) -> None:
         """Finish nothing new, close the consumer, sign a final audit checkpoint. A sink
         that is down cannot stop this (its close is logged, not raised: what it did not take
-        was not committed)."""
+        was not committed). A batch still settling (its run was cancelled) finishes first;
+        its error, if any, is raised once the rest is stopped."""
+        failed: BaseException | None = None
+        try:
+            await self._settled()
+        except Exception as exc:
+            failed = exc
         if self._registry_audit is not None:
             self._registry_audit.stop()
         # The state feeds only read: they stop while the rest finishes (each client's stop
@@ -412,6 +434,8 @@ class Subscriber(Service):
             _log.warning("sink not closed cleanly", sink=sink_name(self._sink), error=str(exc))
         if self._owns_ledger:
             self._ledger.close()
+        if failed is not None:
+            raise failed
 
     async def _stop_kafka(self) -> None:
         if self._consumer is not None:
@@ -446,18 +470,33 @@ class Subscriber(Service):
     ) -> SubscriberStats:
         """Consume until `request_stop()`, or, with `until_idle`, until the end of every topic
         as it was when our partitions were assigned."""
+
+        _log.info("polling", participant=self.participant, group=self._group, topics=self._topics)
+        try:
+            await self._consume(until_idle, idle_timeout_ms)
+        except BaseException:
+            # Stopped by an error (or cancelled): the batch settling meanwhile is durable in
+            # the sink, so it may finish; if it fails too, that is said, and this error raised.
+            await self._settled_after_error()
+            raise
+        await self._settled()
+        return self.stats
+
+    async def _consume(self, until_idle: bool, idle_timeout_ms: int) -> None:
         from aiokafka.structs import TopicPartition
 
         targets: dict[TopicPartition, int] | None = None
-        _log.info("polling", participant=self.participant, group=self._group, topics=self._topics)
         while not self._stop.is_set():
             # A node whose rules are no longer the approved ones delivers nothing more.
             self._ctx.check_trusted()
+            if self._settling is not None and self._settling.done():
+                await self._settled()  # its error, if it failed, stops this run now
             try:
                 batch = await self._consumer.getmany(
                     timeout_ms=idle_timeout_ms, max_records=self._max_batch
                 )
             except CompressionBomb as bomb:
+                await self._settled()
                 await self._past_the_bomb(bomb)
                 continue
             offsets: dict[TopicPartition, int] = {}
@@ -471,13 +510,7 @@ class Subscriber(Service):
                 for r in self._past_settled(tp, records):
                     await self._handle(r)
                     offsets[tp] = r.offset + 1
-            await self._settle(offsets)
-            if offsets:
-                await self._consumer.commit(offsets)
-                for tp, next_offset in offsets.items():
-                    end = self._consumer.highwater(tp)
-                    if end is not None:
-                        self._metrics.lag.labels(tp.topic, str(tp.partition)).set(end - next_offset)
+            await self._settle_soon(offsets)
             if until_idle:
                 assigned = self._consumer.assignment()
                 if not assigned:
@@ -487,7 +520,6 @@ class Subscriber(Service):
                 positions = {tp: await self._consumer.position(tp) for tp in assigned}
                 if all(positions[tp] >= end for tp, end in targets.items()):
                     break
-        return self.stats
 
     async def replay(self, records: Iterable[HeldRecord]) -> SubscriberStats:
         """Check and deliver dead letters again, each exactly as a fresh delivery at the
@@ -563,34 +595,94 @@ class Subscriber(Service):
             )
 
     def _commit_ledger(
-        self, settled: dict[tuple[str, int], int] | None, mark: AuditMark | None
+        self,
+        settled: dict[tuple[str, int], int] | None,
+        mark: AuditMark | None,
+        staged: Staged | None = None,
     ) -> None:
-        """Commit the ledger; then the audit log may forget, past its checkpoints, the
-        leaves before `mark` (`_recover` never asks for them again)."""
+        """Commit the ledger (the deliveries `staged`, or all staged); then the audit log may
+        forget, past its checkpoints, the leaves before `mark` (`_recover` never asks for
+        them again)."""
         self._ledger.commit(
             settled,
             audit_mark=(mark.index, mark.offset) if mark else None,
             audit_point=self._audit.enforcement_point,
+            staged=staged,
         )
         if mark is not None:
             self._committed_mark = mark
             self._audit.hold(f"ledger {self._group}", mark)
 
     async def _settle(self, offsets: dict[Any, int]) -> None:
-        """Make the batch durable before its offsets are committed: sink, dead letters and
-        receipts, then the audit records (with the receipts' outcome), then the ledger
-        (with the positions the batch settled, and the audit log's mark)."""
+        """Settle the batch in hand now, and commit `offsets` (`_settle_soon`, waited for)."""
+        await self._settle_soon(offsets)
+        await self._settled()
+
+    async def _settle_soon(self, offsets: dict[Any, int]) -> None:
+        """Make the batch in hand durable in the sink (its latency ends there), then leave
+        the rest of its settling (`_finish`) running while the next batch is fetched and
+        opened: once the batch before has settled, so that at most one batch settles at a
+        time and each commit follows the one before."""
         await self._hold("the batch", self._sink.flush)
+        work = _Settling(
+            offsets=offsets,
+            receipts_due=self._receipts_due,
+            pending=self._pending,
+            audited=self._audited,
+            staged=self._ledger.set_aside(),
+        )
+        self._receipts_due, self._pending, self._audited = [], [], []
+        await self._settled()
+        self._settling = asyncio.create_task(self._finish(work))
+
+    async def _settled(self) -> None:
+        """Wait for the batch settling, if any; its error is raised here. Cancelling the
+        waiter does not cancel the settling (`stop` waits for it then)."""
+        task = self._settling
+        if task is None:
+            return
+        try:
+            await asyncio.shield(task)
+        finally:
+            if task.done():
+                self._settling = None
+
+    async def _settling_done(self) -> None:
+        """Wait for the batch settling to end, raising nothing (its error stays for `run`)."""
+        if self._settling is not None:
+            await asyncio.wait([self._settling])
+
+    async def _settled_after_error(self) -> None:
+        """`_settled` while another error stops the run: this one's is logged, not raised."""
+        try:
+            await self._settled()
+        except Exception as exc:
+            _log.error(
+                "the batch before could not be settled either",
+                participant=self.participant,
+                group=self._group,
+                error=str(exc),
+            )
+
+    async def _finish(self, work: _Settling) -> None:
+        """Settle a batch the sink holds durably before its offsets are committed: dead
+        letters and receipts, then the audit records (with the receipts' outcome), then the
+        ledger (with the positions the batch settled, and the audit log's mark), then the
+        offsets."""
         # Receipts only for what the sink now holds durably: a batch the sink never took is
         # delivered again, and its receipts go then, once.
-        due, self._receipts_due = self._receipts_due, []
-        for (sender, community, exercise), deliveries in _receipt_batches(due).items():
-            self._later(self._send_receipt(sender, community, exercise, deliveries))
-        pending, self._pending = self._pending, []
-        if pending:
-            await asyncio.gather(*pending)  # dead letters, receipts
-        audited, self._audited = self._audited, []
-        outcomes, self._receipt_outcomes = self._receipt_outcomes, {}
+        receipts = [
+            self._send_receipt(sender, community, exercise, deliveries)
+            for (sender, community, exercise), deliveries in _receipt_batches(
+                work.receipts_due
+            ).items()
+        ]
+        outcomes: dict[str, dict[str, str]] = {}
+        if work.pending or receipts:
+            done = await asyncio.gather(*work.pending, *receipts)  # dead letters, receipts
+            for outcome in done[len(work.pending) :]:
+                outcomes.update(outcome)
+        audited = work.audited
         if audited:
             await self._audit.append_many(
                 [
@@ -605,13 +697,21 @@ class Subscriber(Service):
         # positions), and `_recover` knows from the audit log's journal which of its records
         # were decided, so none is audited twice.
         mark = self._audit.mark()
+        offsets = work.offsets
         self._commit_ledger(
             {(tp.topic, tp.partition): off for tp, off in offsets.items()},
             # moved on also when others wrote to the log (a desk's publisher, the registry's
             # changes): the journal then keeps nothing for this ledger that it will not ask
             mark if audited or mark != self._committed_mark else None,
+            work.staged,
         )
         self._prune_ledger(utc_now())
+        if offsets:
+            await self._consumer.commit(offsets)
+            for tp, next_offset in offsets.items():
+                end = self._consumer.highwater(tp)
+                if end is not None:
+                    self._metrics.lag.labels(tp.topic, str(tp.partition)).set(end - next_offset)
 
     async def _past_the_bomb(self, bomb: CompressionBomb) -> None:
         """aiokafka met a batch that decompresses past the limit: it raised out of getmany,
@@ -650,7 +750,6 @@ class Subscriber(Service):
                     break  # nothing more to read now (an open transaction, say)
                 offsets[tp] = after
                 await self._settle(offsets)
-                await self._consumer.commit(offsets)
                 position = after
             self._consumer.seek(tp, position)
 
@@ -959,9 +1058,9 @@ class Subscriber(Service):
         community: str,
         exercise: str | None,
         deliveries: list[tuple[EnvelopeHeader, Labels, datetime]],
-    ) -> None:
+    ) -> dict[str, dict[str, str]]:
         """One signed receipt for what this batch delivered of `sender`'s messages, sealed to
-        it alone; its outcome is audited with each of those deliveries."""
+        it alone; its outcome, by message id, is audited with each of those deliveries."""
         ids = [header.message_id for header, _, _ in deliveries]
         receipt = batch_receipt(self.participant, [(h.message_id, w) for h, _, w in deliveries])
         topic = community_topic(community, "receipts", exercise=exercise is not None)
@@ -990,8 +1089,7 @@ class Subscriber(Service):
                 messages=len(ids),
                 error=str(exc),
             )
-        for message_id in ids:
-            self._receipt_outcomes[message_id] = outcome
+        return dict.fromkeys(ids, outcome)
 
     def _reject(
         self,

@@ -157,3 +157,44 @@ def test_a_new_ledger_says_it_did_not_exist(tmp_path: Path) -> None:
     assert second.existed and second.has_settled()
     assert second.audit_mark() == (3, 9) and second.audit_point() == "p/receive/a"
     second.close()
+
+
+def test_a_batch_set_aside_is_seen_until_its_commit_which_writes_only_it(
+    tmp_path: Path,
+) -> None:
+    """The subscriber commits batch N while batch N+1 stages: N+1's deliveries must not be
+    written with N's settled positions (a crash then would drop them as redeliveries)."""
+    path = tmp_path / "ledger.sqlite"
+    ledger, other = DeliveryLedger(path), DeliveryLedger(path)
+    expires = T0 + timedelta(days=7)
+    later = Position(HERE.topic, 0, 6)
+    try:
+        ledger.stage("m-1", "soc-fr", expires, HERE)
+        first = ledger.set_aside()
+        ledger.prefetch(["m-1", "m-2"])
+        # Still uncommitted, and seen: a copy of m-1 elsewhere is a replay.
+        assert ledger.position("m-1") == HERE and ledger.seen("m-1")
+        assert ledger.sender_of("m-1") == "soc-fr"
+        ledger.stage("m-2", "cert-de", expires, later)
+        ledger.commit({(HERE.topic, 0): 6}, staged=first)
+        assert other.position("m-1") == HERE
+        assert other.position("m-2") is None, "the next batch's delivery went with this one"
+        assert ledger.position("m-2") == later and ledger.position("m-1") == HERE
+        ledger.commit({(HERE.topic, 0): 7})
+        assert other.position("m-2") == later and other.settled(HERE.topic, 0) == 7
+    finally:
+        ledger.close()
+        other.close()
+
+
+def test_a_batch_set_aside_whose_commit_failed_is_still_seen(
+    ledger: DeliveryLedger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ledger.stage("m-1", "soc-fr", T0 + timedelta(days=7), HERE)
+    aside = ledger.set_aside()
+    monkeypatch.setenv("JCU_FAULT", "ledger.commit:ENOSPC")
+    with pytest.raises(StateError):
+        ledger.commit({(HERE.topic, 0): 6}, staged=aside)
+    monkeypatch.delenv("JCU_FAULT")
+    assert ledger.position("m-1") == HERE
+    assert ledger.settled(HERE.topic, 0) is None
