@@ -26,8 +26,9 @@ full) is not the record's fault: the batch is held and the sink retried with
 bounded exponential backoff (said at once, then periodically) until it takes
 it, or, past `sink_give_up_after`, the subscriber stops without committing
 (`SinkGaveUp`): the batch comes again on the next run, nothing is dead-lettered.
-Processing is sequential per batch with a bounded batch size, so a slow sink
-slows consumption instead of growing memory.
+Processing is sequential per batch with a bounded batch size, and at most one batch
+settles while the next is opened, so a slow sink slows consumption instead of growing
+memory.
 
 Every receiving decision (and every retraction applied) is audited once per
 delivery, whatever the crashes: each names the position it decided (topic,
