@@ -471,7 +471,6 @@ class Subscriber(Service):
     ) -> SubscriberStats:
         """Consume until `request_stop()`, or, with `until_idle`, until the end of every topic
         as it was when our partitions were assigned."""
-
         _log.info("polling", participant=self.participant, group=self._group, topics=self._topics)
         try:
             await self._consume(until_idle, idle_timeout_ms)
