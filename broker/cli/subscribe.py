@@ -126,9 +126,7 @@ def subscribe(
     deliver once."""
     settings = config.load()
     ctx, participant = node_context(requested)
-    from broker.audit import leaf_encoder
     from broker.cli._workflows import node_workflows
-    from broker.metrics import Metrics
     from broker.pep import Subscriber
     from broker.pep.sink import SinkRetry
     from broker.pep.subscriber import receive_side
@@ -137,9 +135,13 @@ def subscribe(
     if not rebuild_ledger:
         _refuse_a_lost_ledger(settings.home, participant, group, fmt, out)
     sink = make_sink(fmt, out, participant, settings, webhook=webhook)
-    metrics = Metrics()
-    metrics.watch_audit_encoder(leaf_encoder(ctx.envelope.store))
+    metrics = None  # counted only when served: prometheus_client is not imported otherwise
     if metrics_port is not None:
+        from broker.audit import leaf_encoder
+        from broker.metrics import Metrics
+
+        metrics = Metrics()
+        metrics.watch_audit_encoder(leaf_encoder(ctx.envelope.store))
         metrics.serve(metrics_port, metrics_bind)
 
     async def run(on_stop: OnStop) -> SubscriberStats:

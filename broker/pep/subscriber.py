@@ -49,7 +49,7 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from broker import faults
 from broker.audit import AuditLog, AuditMark, AuditRecord
@@ -88,7 +88,6 @@ from broker.kafka.stamps import appended_at
 from broker.kafka.topics import DLQ, community_topic
 from broker.lifecycle import Service, start_together, stop_together
 from broker.logs import get_logger
-from broker.metrics import Metrics
 from broker.pep.checks import (
     Received,
     ReceivePolicy,
@@ -105,6 +104,10 @@ from broker.pep.sink import Delivery, Retracted, Sink, SinkRetry
 from broker.pep.state_feeds import StateFeeds
 from broker.pep.workflow import Workflows
 from broker.trust.feed import RegistryFeed
+
+if TYPE_CHECKING:
+    from broker.metrics import Metrics
+
 
 DATA_STREAMS: tuple[str, ...] = ("indicators", "incidents", "reports", "assistance")
 #: Refused records larger than this go to the DLQ as digest and size only (a hostile
@@ -314,7 +317,7 @@ class Subscriber(Service):
         self._sealer: Sealer = ctx.envelope.sealer(participant)
         self._audit = audit if audit is not None else ctx.audit_log(participant, "receive")
         self._feeds = StateFeeds(ctx, crisis=crisis, registry=registry_feed)
-        self._metrics = metrics or Metrics()
+        self._metrics = metrics  # None: nothing counted (no prometheus_client to import)
         # Per-payload-type counter children: `.labels()` is a lookup per call otherwise.
         self._delivered_counters: dict[str, Any] = {}
         self._receipts = receipts
@@ -710,7 +713,7 @@ class Subscriber(Service):
             await self._consumer.commit(offsets)
             for tp, next_offset in offsets.items():
                 end = self._consumer.highwater(tp)
-                if end is not None:
+                if end is not None and self._metrics is not None:
                     self._metrics.lag.labels(tp.topic, str(tp.partition)).set(end - next_offset)
 
     async def _past_the_bomb(self, bomb: CompressionBomb) -> None:
@@ -792,7 +795,8 @@ class Subscriber(Service):
             if committed == settled:
                 continue
             if committed is not None and committed > settled:
-                self._metrics.offsets_ahead.labels(tp.topic).inc()
+                if self._metrics is not None:
+                    self._metrics.offsets_ahead.labels(tp.topic).inc()
                 _log.warning(
                     "committed offset ahead of the ledger: starting from the ledger's position",
                     participant=self.participant,
@@ -846,7 +850,8 @@ class Subscriber(Service):
         where = Position(r.topic, r.partition, r.offset)
         if self._recovered and where in self._recovered:
             self.stats.duplicates += 1  # decided and audited by a run that stopped
-            self._metrics.duplicates.inc()
+            if self._metrics is not None:
+                self._metrics.duplicates.inc()
             return
         value: bytes = r.value or b""
         try:
@@ -860,7 +865,8 @@ class Subscriber(Service):
             return
         if self._ledger.position(header.message_id) == where:
             self.stats.duplicates += 1
-            self._metrics.duplicates.inc()
+            if self._metrics is not None:
+                self._metrics.duplicates.inc()
             return
         # Until it is opened, a record has no labels beyond its clear TLP (format 2) or
         # the unverified ones in its clear header (format 1): those are audited, if any.
@@ -949,11 +955,12 @@ class Subscriber(Service):
         # In the sink, not yet durable, audited or in the ledger: a kill (or a stop) here
         # at a chosen delivery is what the fault tests make (broker/faults.py).
         faults.point("subscriber.after-delivery", self.stats.delivered)
-        counter = self._delivered_counters.get(short)
-        if counter is None:
-            counter = self._delivered_counters[short] = self._metrics.delivered.labels(short)
-        counter.inc()
-        self._metrics.deliver_seconds.observe(time.perf_counter() - t0)
+        if self._metrics is not None:
+            counter = self._delivered_counters.get(short)
+            if counter is None:
+                counter = self._delivered_counters[short] = self._metrics.delivered.labels(short)
+            counter.inc()
+            self._metrics.deliver_seconds.observe(time.perf_counter() - t0)
         if self._receipts:
             self._receipts_due.append((header, labels, now))
 
@@ -990,7 +997,8 @@ class Subscriber(Service):
                 return
             attempt += 1
             waited = time.monotonic() - started
-            self._metrics.sink_retries.inc()
+            if self._metrics is not None:
+                self._metrics.sink_retries.inc()
             why = (error.strerror or str(error)) if isinstance(error, OSError) else str(error)
             if waited >= retry.give_up_after or self._stop.is_set():
                 cause = "asked to stop" if self._stop.is_set() else f"gave up after {waited:.0f} s"
@@ -1081,7 +1089,8 @@ class Subscriber(Service):
         except (JcuError, KafkaError) as exc:
             # A receipt is a courtesy to the sender: its failure never undoes a delivery.
             outcome = {"receipt": f"not sent: {exc}"[:300]}
-            self._metrics.receipts_failed.inc()
+            if self._metrics is not None:
+                self._metrics.receipts_failed.inc()
             _log.warning(
                 "receipt not sent",
                 participant=self.participant,
@@ -1104,11 +1113,12 @@ class Subscriber(Service):
         `thread` if it was opened and is a workflow's message."""
         reason = exc.reason if isinstance(exc, Rejected) else "malformed"
         self.stats.rejected[reason] = self.stats.rejected.get(reason, 0) + 1
-        self._metrics.rejected.labels(reason).inc()
+        if self._metrics is not None:
+            self._metrics.rejected.labels(reason).inc()
         # Unauthorised is only ever raised after the envelope opened: its sender is verified,
         # and it sealed for someone the policy does not allow. That is the sender's violation.
         violator = header.sender if isinstance(exc, Unauthorised) and header is not None else None
-        if violator is not None:
+        if violator is not None and self._metrics is not None:
             self._metrics.policy_violations.labels(violator).inc()
         mid = (
             header.message_id
@@ -1181,7 +1191,8 @@ class Subscriber(Service):
                 )
                 await fut
             except KafkaError:
-                self._metrics.rejected.labels("dead-letter-not-written").inc()
+                if self._metrics is not None:
+                    self._metrics.rejected.labels("dead-letter-not-written").inc()
                 _log.error(
                     "dead letter not written",
                     participant=self.participant,
