@@ -287,13 +287,16 @@ def _costs(
         leaf = publishing.leaf_of_set(i, previous, dset, ids)  # encoded, sealed, keyed hash
         tree.append(leaf_hash(leaf))
     audit = (time.perf_counter() - t) / k
-    # ... then, once the envelopes are in Kafka, the leaf saying where each copy went.
-    from broker.audit.acts import CopyOutcome, send_outcome
+    # ... then, once the envelopes are in Kafka, the leaf saying where each copy went,
+    # written as the publisher writes it (a SendOutcome, no AuditRecord per recipient).
+    from broker.audit.acts import CopyOutcome, SendOutcome
 
     t = time.perf_counter()
     for i in range(k):
-        outcome = send_outcome(message_ids[i], [CopyOutcome("civilian", topic, RECIPIENTS, 0, i)])
-        sent_leaf = publishing.leaf(k + i, previous, outcome)
+        copy = CopyOutcome("civilian", topic, RECIPIENTS, 0, i)
+        outcome = SendOutcome(message_ids[i], (copy,))
+        sent_ids = new_decision_ids(outcome.count)
+        sent_leaf = publishing.leaf_of_set(k + i, previous, outcome, sent_ids)
         tree.append(leaf_hash(sent_leaf))
     sent_audit = (time.perf_counter() - t) / k
     # The receiving side: one AuditRecord (its receive decision) in a leaf per message,
