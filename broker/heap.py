@@ -22,9 +22,14 @@ in another thread at the same time leaves it enabled if it was before either beg
 
 from __future__ import annotations
 
+import functools
 import gc
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from contextlib import contextmanager
+from typing import Any, ParamSpec, TypeVar
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 @contextmanager
@@ -39,6 +44,17 @@ def frozen_heap() -> Iterator[None]:
         yield
     finally:
         gc.unfreeze()
+
+
+def with_frozen_heap(run: Callable[P, Awaitable[R]]) -> Callable[P, Coroutine[Any, Any, R]]:
+    """A bulk coroutine run within `frozen_heap` (what is alive when it is called)."""
+
+    @functools.wraps(run)
+    async def frozen(*args: P.args, **kwargs: P.kwargs) -> R:
+        with frozen_heap():
+            return await run(*args, **kwargs)
+
+    return frozen
 
 
 @contextmanager

@@ -31,7 +31,7 @@ from typing import Any, Literal, TypeVar
 from broker import faults
 from broker.envelope import Labels
 from broker.errors import Interrupted, JcuError, KafkaUnavailable
-from broker.heap import frozen_heap
+from broker.heap import with_frozen_heap
 from broker.pep import Publication, Publisher, PublishResult, Reach, Restriction, SourceRef
 from broker.policy import Decision
 from connectors.soc._graph import resolve
@@ -183,6 +183,7 @@ def declared_source(source: str) -> str:
     return PurePath(source).name
 
 
+@with_frozen_heap
 async def publish_parsed(
     pub: Publisher,
     result: ParseResult,
@@ -209,38 +210,8 @@ async def publish_parsed(
     `on_chunk` gets the report so far after each chunk (a progress file).
 
     The objects alive when it starts (the parsed file among them) are kept out of
-    the garbage collector's scans until it returns (`broker.heap.frozen_heap`).
+    the garbage collector's scans until it returns (`broker.heap.with_frozen_heap`).
     """
-    with frozen_heap():
-        return await _publish_parsed(
-            pub,
-            result,
-            source=source,
-            labels_for=labels_for,
-            recipients=recipients,
-            on_item=on_item,
-            chunk=chunk,
-            dry_run=dry_run,
-            source_id=source_id,
-            guard=guard,
-            on_chunk=on_chunk,
-        )
-
-
-async def _publish_parsed(
-    pub: Publisher,
-    result: ParseResult,
-    *,
-    source: str,
-    labels_for: Callable[[Item], Labels],
-    recipients: Iterable[str] = (),
-    on_item: Callable[[], None] | None = None,
-    chunk: int = CHUNK,
-    dry_run: bool = False,
-    source_id: str | None = None,
-    guard: Guard[Any] | None = None,
-    on_chunk: Callable[[PublishReport], object] | None = None,
-) -> PublishReport:
     named = tuple(recipients)
     scope = source_id or declared_source(source)
     rows: list[Outcome | None] = []

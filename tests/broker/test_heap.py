@@ -3,12 +3,13 @@ gc_paused: the collector held off in its block and left as it was found."""
 
 from __future__ import annotations
 
+import asyncio
 import gc
 from collections.abc import Iterator
 
 import pytest
 
-from broker.heap import frozen_heap, gc_paused
+from broker.heap import frozen_heap, gc_paused, with_frozen_heap
 
 
 def test_objects_alive_on_entry_are_frozen_within_and_handed_back_after() -> None:
@@ -84,3 +85,20 @@ def test_nested_or_overlapping_blocks_leave_it_on_when_it_was(collector_restored
     outer.__exit__(None, None, None)
     inner.__exit__(None, None, None)
     assert gc.isenabled()
+
+
+def test_a_bulk_coroutine_runs_frozen_and_hands_the_heap_back_whatever_it_does() -> None:
+    held = [{"id": i} for i in range(1000)]
+
+    @with_frozen_heap
+    async def bulk(n: int) -> int:
+        assert gc.get_freeze_count() >= len(held)
+        if n < 0:
+            raise ValueError("refused")
+        return n * 2
+
+    assert asyncio.run(bulk(21)) == 42
+    assert gc.get_freeze_count() == 0
+    with pytest.raises(ValueError, match="refused"):
+        asyncio.run(bulk(-1))
+    assert gc.get_freeze_count() == 0
