@@ -118,6 +118,12 @@ class SentLog:
         # An index for retraction, not a record of truth (the audit log is): WAL with
         # NORMAL sync survives a crash of the process, and costs no fsync per message.
         self._db.execute("PRAGMA synchronous=NORMAL")
+        # A publish batch of 100 writes about 500 pages at 200k rows (its ids and object ids
+        # land on random pages of three indexes): at SQLite's default of 1,000 the WAL was
+        # copied back (and synced) every other batch. Every 10,000 pages (a WAL of up to
+        # ~40 MB) copies a page rewritten by many batches once: 15-20 % fewer bytes written
+        # a batch, 2-25 % less time (`python -m bench.sent_index`). Recovery is unchanged.
+        self._db.execute("PRAGMA wal_autocheckpoint=10000")
         self._db.executescript(
             "CREATE TABLE IF NOT EXISTS sent (message_id TEXT PRIMARY KEY, body TEXT NOT NULL);"
             "CREATE TABLE IF NOT EXISTS sources (message_id TEXT PRIMARY KEY,"
