@@ -118,19 +118,19 @@ class SentLog:
         # An index for retraction, not a record of truth (the audit log is): WAL with
         # NORMAL sync survives a crash of the process, and costs no fsync per message.
         self._db.execute("PRAGMA synchronous=NORMAL")
-        # A publish batch of 100 writes about 500 pages at 200k rows (its ids and object ids
-        # land on random pages of three indexes): at SQLite's default of 1,000 the WAL was
-        # copied back (and synced) every other batch. Every 10,000 pages (a WAL of up to
-        # ~40 MB) copies a page rewritten by many batches once: 15-20 % fewer bytes written
-        # a batch, 2-25 % less time (`python -m bench.sent_index`). Recovery is unchanged.
+        # A publish batch of 100 writes hundreds of pages once the index is large (its ids
+        # and object ids land on random pages of two indexes): at SQLite's default of 1,000
+        # the WAL was copied back (and synced) every other batch or so. Every 10,000 pages
+        # (a WAL of up to ~40 MB) copies a page rewritten by many batches once: 15-20 %
+        # fewer bytes written a batch (`python -m bench.sent_index`). Recovery is unchanged.
         self._db.execute("PRAGMA wal_autocheckpoint=10000")
         self._db.executescript(
-            "CREATE TABLE IF NOT EXISTS sent (message_id TEXT PRIMARY KEY, body TEXT NOT NULL);"
-            "CREATE TABLE IF NOT EXISTS sources (message_id TEXT PRIMARY KEY,"
-            " source_id TEXT NOT NULL, version TEXT, container TEXT,"
-            " retracted INTEGER NOT NULL DEFAULT 0);"
-            "CREATE INDEX IF NOT EXISTS sources_by_id ON sources (source_id);"
-            "CREATE INDEX IF NOT EXISTS sources_by_container ON sources (container);"
+            # The source object each message was made from, in the message's own row: a
+            # table of its own keyed by message id was a third index written at random
+            # places per message (a third of the pages a publish batch wrote).
+            "CREATE TABLE IF NOT EXISTS sent (message_id TEXT PRIMARY KEY, body TEXT NOT NULL,"
+            " sent_ms INTEGER NOT NULL DEFAULT 0, retracted INTEGER NOT NULL DEFAULT 0,"
+            " source_id TEXT, version TEXT, container TEXT);"
             # written by indexes before `reached()` read the copies; now only pruned
             "CREATE TABLE IF NOT EXISTS reached (source_id TEXT NOT NULL,"
             " recipient TEXT NOT NULL, message_id TEXT NOT NULL,"
@@ -143,13 +143,40 @@ class SentLog:
             " PRIMARY KEY (message_id, topic, recipients));"
             "CREATE TABLE IF NOT EXISTS producing (message_id TEXT PRIMARY KEY);"
         )
-        columns = {row[1] for row in self._db.execute("PRAGMA table_info(sent)")}
-        if "sent_ms" not in columns:  # an index from before the index was pruned
-            self._db.execute("ALTER TABLE sent ADD COLUMN sent_ms INTEGER NOT NULL DEFAULT 0")
-            self._db.execute("ALTER TABLE sent ADD COLUMN retracted INTEGER NOT NULL DEFAULT 0")
-            self._db.execute("UPDATE sent SET sent_ms = ?", (_now_ms(),))
-        self._db.execute("CREATE INDEX IF NOT EXISTS sent_by_time ON sent (sent_ms)")
+        self._migrate()
+        self._db.executescript(
+            "CREATE INDEX IF NOT EXISTS sent_by_time ON sent (sent_ms);"
+            "CREATE INDEX IF NOT EXISTS sent_by_source ON sent (source_id);"
+            "CREATE INDEX IF NOT EXISTS sent_by_container ON sent (container);"
+        )
         self.prune()
+
+    def _migrate(self) -> None:
+        """Bring an index an older version wrote to this schema, in one transaction."""
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(sent)")}
+        tables = {row[0] for row in self._db.execute("SELECT name FROM sqlite_master")}
+        if "source_id" in columns and "sources" not in tables:
+            return
+        self._db.execute("BEGIN")
+        try:
+            if "sent_ms" not in columns:  # from before the index was pruned
+                self._db.execute("ALTER TABLE sent ADD COLUMN sent_ms INTEGER NOT NULL DEFAULT 0")
+                self._db.execute("ALTER TABLE sent ADD COLUMN retracted INTEGER NOT NULL DEFAULT 0")
+                self._db.execute("UPDATE sent SET sent_ms = ?", (_now_ms(),))
+            if "source_id" not in columns:
+                for column in ("source_id", "version", "container"):
+                    self._db.execute(f"ALTER TABLE sent ADD COLUMN {column} TEXT")
+            if "sources" in tables:  # from before the sources moved into their messages
+                self._db.execute(
+                    "UPDATE sent SET source_id = s.source_id, version = s.version,"
+                    " container = s.container, retracted = max(sent.retracted, s.retracted)"
+                    " FROM sources AS s WHERE s.message_id = sent.message_id"
+                )
+                self._db.execute("DROP TABLE sources")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
 
     @property
     def retention(self) -> timedelta:
@@ -166,7 +193,6 @@ class SentLog:
         try:
             # `old` is the constant subquery above; the cutoff is a parameter
             self._db.execute(f"DELETE FROM reached WHERE message_id IN ({old})", (cutoff,))  # noqa: S608
-            self._db.execute(f"DELETE FROM sources WHERE message_id IN ({old})", (cutoff,))  # noqa: S608
             gone = self._db.execute("DELETE FROM sent WHERE sent_ms < ?", (cutoff,)).rowcount
         except BaseException:
             self._db.execute("ROLLBACK")
@@ -193,20 +219,21 @@ class SentLog:
         log stands."""
         messages = list(messages)
         now = _now_ms()
-        rows = [(m.message_id, _dumps(_body(m)), m.sent_ms or now) for m in messages]
-        sourced = [m for m in messages if m.source is not None]
+        rows = [
+            (m.message_id, _dumps(_body(m)), m.sent_ms or now, *_source_columns(m.source))
+            for m in messages
+        ]
+        unsourced = [m.message_id for m in messages if m.source is None]
         self._db.execute("BEGIN")
         try:
+            # A message added again without its source keeps the source it was sent for.
+            kept = dict(self._sources_of(unsourced)) if unsourced else {}
             self._db.executemany(
-                "INSERT OR REPLACE INTO sent (message_id, body, sent_ms) VALUES (?, ?, ?)", rows
-            )
-            self._db.executemany(
-                "INSERT OR REPLACE INTO sources (message_id, source_id, version, container)"
-                " VALUES (?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO sent (message_id, body, sent_ms, source_id, version,"
+                " container) VALUES (?, ?, ?, ?, ?, ?)",
                 [
-                    (m.message_id, m.source.id, m.source.version, m.source.container)
-                    for m in sourced
-                    if m.source is not None
+                    (*row[:3], *_source_columns(kept[row[0]])) if row[0] in kept else row
+                    for row in rows
                 ],
             )
             gone = [(m,) for m in settled]
@@ -237,7 +264,7 @@ class SentLog:
                 r[0]
                 for r in self._db.execute(
                     # only "?" placeholders are formatted in
-                    "SELECT message_id FROM sources WHERE retracted = 0 AND source_id IN"  # noqa: S608
+                    "SELECT message_id FROM sent WHERE retracted = 0 AND source_id IN"  # noqa: S608
                     f" ({','.join('?' * len(chunk))}) ORDER BY rowid",
                     chunk,
                 )
@@ -246,7 +273,7 @@ class SentLog:
             found += [
                 r[0]
                 for r in self._db.execute(
-                    "SELECT message_id FROM sources WHERE retracted = 0 AND container = ?"
+                    "SELECT message_id FROM sent WHERE retracted = 0 AND container = ?"
                     " ORDER BY rowid",
                     (container,),
                 )
@@ -261,7 +288,7 @@ class SentLog:
         found = []
         for ids in _chunks(sorted({sid for sid, _, _ in wanted}), 500):
             rows = self._db.execute(
-                "SELECT message_id, source_id, version, container FROM sources"  # noqa: S608 - "?"s
+                "SELECT message_id, source_id, version, container FROM sent"  # noqa: S608 - "?"s
                 f" WHERE retracted = 0 AND source_id IN ({','.join('?' * len(ids))})"
                 " ORDER BY rowid",
                 ids,
@@ -278,8 +305,7 @@ class SentLog:
         return any(
             recipient in copy["recipients"]
             for (body,) in self._db.execute(
-                "SELECT sent.body FROM sources JOIN sent USING (message_id)"
-                " WHERE sources.source_id = ? AND sources.retracted = 0",
+                "SELECT body FROM sent WHERE source_id = ? AND retracted = 0",
                 (source_id,),
             )
             for copy in orjson.loads(body)["copies"]
@@ -391,29 +417,39 @@ class SentLog:
         return AuditMark(int(index), int(offset))
 
     def mark_retracted(self, message_id: str) -> None:
-        self._db.execute("UPDATE sources SET retracted = 1 WHERE message_id = ?", (message_id,))
         self._db.execute("UPDATE sent SET retracted = 1 WHERE message_id = ?", (message_id,))
 
     def get(self, message_id: str) -> SentMessage | None:
         row = self._db.execute(
-            "SELECT body, sent_ms, retracted FROM sent WHERE message_id = ?", (message_id,)
+            "SELECT body, sent_ms, retracted, source_id, version, container FROM sent"
+            " WHERE message_id = ?",
+            (message_id,),
         ).fetchone()
         if row is None:
             return None
-        source = self._db.execute(
-            "SELECT source_id, version, container FROM sources WHERE message_id = ?",
-            (message_id,),
-        ).fetchone()
         message = _message(message_id, orjson.loads(row[0]))
         return dataclasses.replace(
             message,
-            source=SourceRef(*source) if source is not None else message.source,
+            source=SourceRef(*row[3:]) if row[3] is not None else message.source,
             sent_ms=int(row[1]),
             retracted=bool(row[2]),
         )
 
+    def _sources_of(self, message_ids: list[str]) -> Iterable[tuple[str, SourceRef]]:
+        for ids in _chunks(message_ids, 500):
+            for mid, sid, version, container in self._db.execute(
+                "SELECT message_id, source_id, version, container FROM sent"  # noqa: S608 - "?"s
+                f" WHERE source_id IS NOT NULL AND message_id IN ({','.join('?' * len(ids))})",
+                ids,
+            ):
+                yield mid, SourceRef(sid, version, container)
+
     def close(self) -> None:
         self._db.close()
+
+
+def _source_columns(source: SourceRef | None) -> tuple[str | None, str | None, str | None]:
+    return (source.id, source.version, source.container) if source else (None, None, None)
 
 
 def _chunks(values: list[str], size: int) -> Iterable[list[str]]:

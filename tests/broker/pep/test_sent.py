@@ -172,3 +172,74 @@ def test_reached_says_who_got_a_copy_of_an_object_until_it_is_retracted(tmp_path
         "indicator--1", "europol-ec3"
     )
     assert index.reached("indicator--1", "enisa")  # v2 still stands
+
+
+def test_an_index_with_a_table_of_sources_is_migrated_into_its_messages(tmp_path: Path) -> None:
+    """Indexes written before the sources moved into their messages' rows stay readable:
+    every source, retraction and lookup survives the migration, once."""
+    import sqlite3
+
+    from broker.pep.sent import SourceRef, _body, _dumps
+
+    path = tmp_path / "sent" / "soc-fr.sqlite"
+    path.parent.mkdir()
+    copy = SentCopy("civilian", "jcu.civilian.indicators", ("cert-eu",))
+    sourced = SentMessage(
+        "m-1", "soc-fr", "Indicator", Labels.of("GREEN"), (copy,),
+        SourceRef("indicator--1", "v1", "bundle--a"),
+    )  # fmt: skip
+    gone = dataclasses.replace(
+        sourced, message_id="m-2", source=SourceRef("indicator--2", "v1", "bundle--a")
+    )
+    db = sqlite3.connect(path)
+    db.executescript(
+        # the schema as the index was written before this migration
+        "CREATE TABLE sent (message_id TEXT PRIMARY KEY, body TEXT NOT NULL,"
+        " sent_ms INTEGER NOT NULL DEFAULT 0, retracted INTEGER NOT NULL DEFAULT 0);"
+        "CREATE TABLE sources (message_id TEXT PRIMARY KEY, source_id TEXT NOT NULL,"
+        " version TEXT, container TEXT, retracted INTEGER NOT NULL DEFAULT 0);"
+        "CREATE INDEX sources_by_id ON sources (source_id);"
+        "CREATE INDEX sources_by_container ON sources (container);"
+    )
+    now = 10**13  # far from any retention cutoff
+    for m, retracted in ((sourced, 0), (gone, 1), (_message("m-3"), 0)):
+        db.execute(
+            "INSERT INTO sent VALUES (?, ?, ?, ?)",
+            (m.message_id, _dumps({k: v for k, v in _body(m).items() if k != "source"}), now,
+             retracted),
+        )  # fmt: skip
+        if m.source is not None:
+            db.execute(
+                "INSERT INTO sources VALUES (?, ?, ?, ?, ?)",
+                (m.message_id, m.source.id, m.source.version, m.source.container, retracted),
+            )
+    db.commit()
+    db.close()
+
+    for _ in range(2):  # migrated once; a second open finds nothing to do
+        index = SentLog(path, point="soc-fr/publish")
+        assert index.count() == 3
+        got = index.get("m-1")
+        assert got is not None and got.source == SourceRef("indicator--1", "v1", "bundle--a")
+        retracted = index.get("m-2")
+        assert retracted is not None and retracted.retracted
+        assert index.messages_of(["indicator--1", "indicator--2"]) == ["m-1"]
+        assert index.messages_of(container="bundle--a") == ["m-1"]
+        assert index.messages_for([SourceRef("indicator--1", "v1", "bundle--a")]) == ["m-1"]
+        assert index.reached("indicator--1", "cert-eu")
+        assert not index.reached("indicator--2", "cert-eu")  # retracted
+        index.close()
+    tables = {r[0] for r in sqlite3.connect(path).execute("SELECT name FROM sqlite_master")}
+    assert "sources" not in tables
+
+
+def test_a_message_added_again_without_its_source_keeps_it(tmp_path: Path) -> None:
+    from broker.pep.sent import SourceRef
+
+    index = SentLog(tmp_path / "sent.sqlite", point="soc-fr/publish")
+    source = SourceRef("indicator--1", "v1", "bundle--a")
+    index.add(dataclasses.replace(_message("m-1"), source=source))
+    index.add(_message("m-1"))
+    got = index.get("m-1")
+    assert got is not None and got.source == source
+    assert index.messages_of(["indicator--1"]) == ["m-1"]
