@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -120,6 +121,30 @@ async def _start(consumer: Any, kafka: KafkaConnection) -> None:
         raise
 
 
+@asynccontextmanager
+async def _reading(
+    kafka: KafkaConnection, topic: str, timeout_ms: int
+) -> AsyncIterator[tuple[Any, Any]]:
+    """A started consumer and the cluster's metadata for `topic`, which this principal may
+    read; Kafka's refusals and failures inside said as one error each, the consumer
+    stopped after."""
+    from aiokafka.errors import KafkaError, TopicAuthorizationFailedError
+
+    consumer = _consumer(kafka, timeout_ms)
+    await _start(consumer, kafka)
+    try:
+        cluster = await metadata(consumer, [topic])
+        if topic in cluster.unauthorized_topics:
+            raise TopicAuthorizationFailedError(topic)
+        yield consumer, cluster
+    except TopicAuthorizationFailedError:
+        raise _forbidden(kafka, topic) from None
+    except KafkaError as exc:
+        raise AuditError(f"reading {topic} failed: {exc}") from None
+    finally:
+        await consumer.stop()
+
+
 async def iter_topic(
     kafka: KafkaConnection,
     topic: str,
@@ -138,17 +163,11 @@ async def iter_topic(
     configured one). Memory is bounded by the fetch sizes above, whatever the topic holds.
     """
     from aiokafka import TopicPartition
-    from aiokafka.errors import KafkaError, TopicAuthorizationFailedError
 
     codec = PackCodec(store if store is not None else default_store())
-    consumer = _consumer(kafka, timeout_ms)
-    await _start(consumer, kafka)
     # key -> digest of its previous record: a byte-identical re-send is dropped
     previous: dict[str, bytes] = {}
-    try:
-        cluster = await metadata(consumer, [topic])
-        if topic in cluster.unauthorized_topics:
-            raise TopicAuthorizationFailedError(topic)
+    async with _reading(kafka, topic, timeout_ms) as (consumer, cluster):
         known = cluster.partitions_for_topic(topic)
         if not known:
             if missing_ok:
@@ -187,12 +206,6 @@ async def iter_topic(
             for tp in list(remaining):
                 if await consumer.position(tp) >= ends[tp]:
                     remaining.discard(tp)
-    except TopicAuthorizationFailedError:
-        raise _forbidden(kafka, topic) from None
-    except KafkaError as exc:
-        raise AuditError(f"reading {topic} failed: {exc}") from None
-    finally:
-        await consumer.stop()
 
 
 async def read_topic(
@@ -230,22 +243,10 @@ async def end_offsets(
 ) -> dict[int, int]:
     """Per partition of `topic`, the offset after its last record now ({} if no topic)."""
     from aiokafka import TopicPartition
-    from aiokafka.errors import KafkaError, TopicAuthorizationFailedError
 
-    consumer = _consumer(kafka, timeout_ms)
-    await _start(consumer, kafka)
-    try:
-        cluster = await metadata(consumer, [topic])
-        if topic in cluster.unauthorized_topics:
-            raise TopicAuthorizationFailedError(topic)
+    async with _reading(kafka, topic, timeout_ms) as (consumer, cluster):
         tps = [TopicPartition(topic, p) for p in sorted(cluster.partitions_for_topic(topic) or ())]
         if not tps:
             return {}
         ends = await consumer.end_offsets(tps)
         return {tp.partition: int(o) for tp, o in ends.items()}
-    except TopicAuthorizationFailedError:
-        raise _forbidden(kafka, topic) from None
-    except KafkaError as exc:
-        raise AuditError(f"reading {topic} failed: {exc}") from None
-    finally:
-        await consumer.stop()
