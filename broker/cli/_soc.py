@@ -91,7 +91,7 @@ async def publish_items(
 ) -> PublishReport:
     """Publish every item of `parsed` (or, with `dry_run`, decide only), with a progress
     bar on stderr for long files; each call to Kafka under `outage`'s terms."""
-    from connectors.soc.publishing import publish_parsed
+    from connectors.soc.publishing import CHUNK, publish_parsed
 
     verb = "deciding" if dry_run else "publishing"
     with _progress_bar(f"{verb} {source.name}", len(parsed.items)) as tick:
@@ -106,7 +106,7 @@ async def publish_items(
             source_id=source_id,
             guard=outage.guard if outage is not None else None,
             on_chunk=on_chunk,
-            **({} if chunk is None else {"chunk": chunk}),
+            chunk=CHUNK if chunk is None else chunk,
         )
 
 
