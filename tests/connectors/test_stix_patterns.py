@@ -16,6 +16,7 @@ from stix2patterns.validator import run_validator  # type: ignore[import-untyped
 from broker.errors import ConfigError
 from connectors import _stix_patterns
 from connectors._convert import parse_stix, stix_to_misp
+from connectors._stix_object import references
 from connectors._stix_patterns import (
     SimplePatternParser,
     simple_pattern_data,
@@ -302,16 +303,6 @@ def _stable(items: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
     return out
 
 
-def _refs(obj: dict[str, Any]) -> list[str]:
-    found: list[str] = []
-    for key, value in obj.items():
-        if key.endswith("_ref") and isinstance(value, str):
-            found.append(value)
-        elif key.endswith("_refs") and isinstance(value, list):
-            found.extend(v for v in value if isinstance(v, str))
-    return found
-
-
 def _partial_groups(path: Path) -> list[list[dict[str, Any]]]:
     """What a MISP sink may hold of a bundle when it renders it: its objects arrive one by one
     and some are withheld, so an object comes with none or only some of those it names (every
@@ -319,7 +310,12 @@ def _partial_groups(path: Path) -> list[list[dict[str, Any]]]:
     objects = json.loads(path.read_text(encoding="utf-8"))["objects"]
     by_id = {o["id"]: o for o in objects}
     groups = [[o] for o in objects]
-    groups += [[by_id[r], o] for o in objects for r in _refs(o) if r in by_id and r != o["id"]]
+    groups += [
+        [by_id[r.target], o]
+        for o in objects
+        for r in references(o)
+        if r.target in by_id and r.target != o["id"]
+    ]
     if len(objects) <= 30:
         groups += [objects[:n] for n in range(2, len(objects) + 1)]
     return groups
