@@ -18,6 +18,7 @@ Environment variables:
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,23 +58,34 @@ class Settings:
 
     @property
     def keystore(self) -> Path:
-        return self.home / "keys"
+        return keystore_dir(self.home)
 
     @property
     def kafka_cache(self) -> Path:
         return self.cache / "kafka"
 
 
+def home_dir(env: Mapping[str, str] | None = None) -> Path:
+    """JCU_HOME, or its default."""
+    e = os.environ if env is None else env
+    return Path(e.get("JCU_HOME") or Path.home() / ".local" / "state" / "jcu-broker").expanduser()
+
+
+def keystore_dir(home: Path) -> Path:
+    """Where a home keeps its keystore."""
+    return home / "keys"
+
+
 def load(env: dict[str, str] | None = None) -> Settings:
     e = os.environ if env is None else env
-    home = Path(e.get("JCU_HOME") or Path.home() / ".local" / "state" / "jcu-broker")
+    home = home_dir(e)
     cache = Path(e.get("JCU_CACHE") or Path.home() / ".cache" / "jcu-broker")
     policies = Path(e.get("JCU_POLICIES") or _package_data("policies"))
     schemas = Path(e.get("JCU_SCHEMAS") or _package_data("schemas"))
     return Settings(
-        home=home.expanduser(),
+        home=home,
         cache=cache.expanduser(),
         policies=policies.expanduser(),
         schemas=schemas.expanduser(),
-        kafka=load_connection(home.expanduser(), e),
+        kafka=load_connection(home, e),
     )

@@ -76,6 +76,7 @@ from broker.audit.record import (
 from broker.audit.state import AuditState, StateLock, load_state, save_state, state_path
 from broker.audit.topic import TopicRecord, read_topic
 from broker.errors import AuditError, JcuError, KafkaForbidden, KafkaUnavailable
+from broker.files import write_private
 from broker.kafka.clients import reliable_producer, start_client
 from broker.kafka.connection import KafkaConnection
 from broker.kafka.topics import AUDIT_CHECKPOINTS, AUDIT_DECISIONS
@@ -793,15 +794,41 @@ class AuditLog(Service):
     async def _check_topic_as_producer_starts(self, state: AuditState) -> _Found:
         """`_check_topic` while the producer starts: the check only reads, so neither waits
         for the other's connection (a one-shot verb waits for both). The producer's failure
-        is raised first, then the check's (KafkaForbidden behind the wall)."""
+        is raised first, then the check's (KafkaForbidden behind the wall).
+
+        Behind the wall once, behind it again: a principal the topic refused is noted
+        beside the state, and its next starts raise KafkaForbidden without the check's
+        consumer (its connections and round trips were a fifth of a one-shot verb's
+        start). Another principal (the connection's changed) is checked again."""
+        if self._noted_behind_wall():
+            await self._start_producer()
+            raise KafkaForbidden(f"{self._kafka.principal} may not read {self._decisions} (noted)")
         started, checked = await asyncio.gather(
             self._start_producer(), self._check_topic(state), return_exceptions=True
         )
         if isinstance(started, BaseException):
             raise started
+        if isinstance(checked, KafkaForbidden):
+            self._note_behind_wall()
         if isinstance(checked, BaseException):
             raise checked
         return checked
+
+    @property
+    def _wall_note(self) -> Path:
+        return self._state_path.with_suffix(".wall")
+
+    def _noted_behind_wall(self) -> bool:
+        principal = self._kafka.principal
+        try:
+            return principal is not None and self._wall_note.read_text("utf-8") == principal
+        except OSError:
+            return False
+
+    def _note_behind_wall(self) -> None:
+        principal = self._kafka.principal
+        if principal is not None:
+            write_private(self._wall_note, principal.encode())
 
     async def _check_topic(self, state: AuditState) -> _Found:
         """Where this principal may read the audit topics: the leaf the state ends on must

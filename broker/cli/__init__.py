@@ -159,8 +159,11 @@ def cli(log_format: str, log_level: str) -> None:
 def main(argv: list[str] | None = None) -> Any:
     """Console-script entry: deliberate errors become one line on stderr and exit 1; usage
     errors (a missing or bad option) one line and exit 2."""
+    from broker.cli._early import unlock_early
+
+    early = unlock_early(sys.argv[1:] if argv is None else argv)
     try:
-        rv = cli.main(args=argv, prog_name="jcu", standalone_mode=False)
+        rv = cli.main(args=argv, prog_name="jcu", standalone_mode=False, obj=early)
         # click returns the code of a `click.exceptions.Exit` raised in a verb.
         if isinstance(rv, int) and rv:
             sys.exit(rv)

@@ -15,6 +15,7 @@ import click
 
 from broker import config
 from broker.config import Settings
+from broker.trust.keystore import Keystore
 from broker.trust.node import NodeHome
 
 if TYPE_CHECKING:
@@ -53,17 +54,26 @@ async def catch_up_if_empty(settings: Settings, store: SchemaStore | None = None
         await catch_up(settings.kafka, trusted)
 
 
+def _early_keystore(node: NodeHome) -> Keystore | None:
+    """The keystore `jcu` began unlocking as it started (broker.cli._early), if it is this
+    node's."""
+    context = click.get_current_context(silent=True)
+    early = context.find_object(Keystore) if context is not None else None
+    return early if early is not None and early.directory == node.keystore_dir else None
+
+
 def node_context(requested: str | None, *, sync: bool = True) -> tuple[PepContext, str]:
     """This node's enforcement context and its participant (refusing another `--as`).
 
     With `sync`, a node that holds no registry snapshot yet fetches one from Kafka. The
     keystore starts unlocking (scrypt, in a thread) before the enforcement point's code is
-    even imported: a verb acting as its participant opens a key soon after.
+    even imported, or earlier still, as `jcu` started (broker.cli._early): a verb acting as
+    its participant opens a key soon after.
     """
     settings = config.load()
     node = NodeHome.open(settings.home)
     me = node.acting_as(requested)
-    keystore = node.keystore()
+    keystore = _early_keystore(node) or node.keystore()
     keystore.unlock_ahead()
     from broker.pep.context import PepContext
     from broker.schemas import SchemaStore

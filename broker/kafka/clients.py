@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from broker.errors import KafkaUnavailable
 from broker.kafka.connection import KafkaConnection
 from broker.kafka.decompression import limit_decompression
+from broker.kafka.scram import remember_salted_passwords
 
 if TYPE_CHECKING:
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -32,7 +33,7 @@ def reliable_producer(kafka: KafkaConnection, **overrides: Any) -> AIOKafkaProdu
     from aiokafka import AIOKafkaProducer
 
     settings: dict[str, Any] = {
-        **kafka.client_options(),
+        **_client_options(kafka),
         "enable_idempotence": True,
         "acks": "all",
         "compression_type": COMPRESSION,
@@ -52,9 +53,18 @@ def consumer(kafka: KafkaConnection, *topics: str, **options: Any) -> AIOKafkaCo
 
     limit_decompression()
 
-    settings: dict[str, Any] = {**kafka.client_options(), "enable_auto_commit": False}
+    settings: dict[str, Any] = {**_client_options(kafka), "enable_auto_commit": False}
     settings.update(options)
     return AIOKafkaConsumer(*topics, **settings)
+
+
+def _client_options(kafka: KafkaConnection) -> dict[str, Any]:
+    """`kafka`'s client options; with SCRAM, the salted password derived once a process
+    (broker.kafka.scram), not on each of a client's connections."""
+    options = kafka.client_options()
+    if str(options.get("sasl_mechanism", "")).startswith("SCRAM-"):
+        remember_salted_passwords()
+    return options
 
 
 class KafkaClients(Protocol):
@@ -90,7 +100,7 @@ def admin_client(kafka: KafkaConnection, **options: Any) -> Any:
     """An unstarted AIOKafkaAdminClient on `kafka`."""
     from aiokafka.admin import AIOKafkaAdminClient
 
-    settings: dict[str, Any] = {**kafka.client_options(), "request_timeout_ms": 30000}
+    settings: dict[str, Any] = {**_client_options(kafka), "request_timeout_ms": 30000}
     settings.update(options)
     return AIOKafkaAdminClient(**settings)
 

@@ -23,6 +23,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 
+from broker import config
 from broker.clock import Clock, to_millis, utc_now
 from broker.errors import ConfigError, NotThisNode
 from broker.files import check_private_home, private_dir, write_private
@@ -48,7 +49,7 @@ class NodeHome:
 
     @property
     def keystore_dir(self) -> Path:
-        return self.root / "keys"
+        return config.keystore_dir(self.root)
 
     def keystore(self, env: Mapping[str, str] | None = None) -> Keystore:
         """This node's keystore, its passphrase from `env` (or a prompt)."""
