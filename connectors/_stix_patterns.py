@@ -1,17 +1,19 @@
-"""STIX patterns for misp-stix without ANTLR where a pattern is simple.
+"""STIX patterns without ANTLR where a pattern is simple.
 
-misp-stix reads an indicator's pattern with the STIX pattern grammar (ANTLR),
-about a millisecond an indicator: most of a MISP sink's time on a feed of
-indicators. Almost every shared indicator is one observation of equality
-tests, `[ipv4-addr:value = '198.51.100.7']`, `[file:hashes.'SHA-256' = '…' OR
-file:name = 'x.exe']`. `SimplePatternParser` reads those with one regular
-expression and hands misp-stix exactly the data its own parser would (the
-inspector's comparisons, checked by the same object validator); anything else
-(other operators, qualifiers, several observations, parentheses, other
-literals) goes to misp-stix's parser unchanged. stix2, parsing an indicator,
-checks its pattern with the same grammar: our `Indicator` (stix2's, subclassed)
-checks a simple one the same way. `tests/connectors/test_stix_patterns.py` holds each to
-the result of the parser it stands in for.
+stix2, parsing an indicator, checks its pattern with the STIX pattern grammar
+(ANTLR), and misp-stix reads it with the same grammar: a millisecond or so an
+indicator, most of the time a feed of indicators takes to parse (`jcu publish
+--stix`) and to turn into MISP events (the MISP sinks). Almost every shared
+indicator is one observation of equality tests, `[ipv4-addr:value =
+'198.51.100.7']`, `[file:hashes.'SHA-256' = '…' OR file:name = 'x.exe']`.
+`simple_pattern_data` reads those with one regular expression into exactly the
+data the grammar would give (the inspector's comparisons, checked by the same
+object validator); anything else (other operators, qualifiers, several
+observations, parentheses, other literals) goes to the grammar unchanged. Our
+`Indicator` (stix2's, subclassed) checks a simple pattern that way;
+`connectors._misp_stix.SimplePatternParser` reads one that way for misp-stix.
+`tests/connectors/test_stix_patterns.py` holds each to the result of the parser
+it stands in for. Nothing here loads misp-stix: publishing a STIX file uses it.
 """
 
 from __future__ import annotations
@@ -20,7 +22,6 @@ import re
 from typing import Any
 
 import stix2.v21
-from misp_stix_converter.stix2misp.stix2_pattern_parser import STIX2PatternParser
 from stix2patterns.inspector import _PatternData  # type: ignore[import-untyped]
 from stix2patterns.v21 import object_validator  # type: ignore[import-untyped]
 
@@ -84,18 +85,3 @@ class Indicator(stix2.v21.Indicator):  # type: ignore[misc]
         valid_from, valid_until = self.get("valid_from"), self.get("valid_until")
         if valid_from and valid_until and valid_until <= valid_from:
             raise ValueError(f"{self.id} 'valid_until' must be greater than 'valid_from'")
-
-
-class SimplePatternParser(STIX2PatternParser):  # type: ignore[misc]
-    """misp-stix's pattern parser, with simple STIX 2.1 patterns read without ANTLR."""
-
-    def handle_indicator(self, indicator: Any) -> None:
-        if str(indicator.get("spec_version", "2.0")) == "2.1":
-            data = simple_pattern_data(str(indicator["pattern"]))
-            if data is not None and not object_validator.verify_object(data):
-                # What the parent does once its grammar has read the pattern: its own
-                # post-processing of the comparisons (literal values), then valid.
-                self._STIX2PatternParser__set_pattern_data(data)
-                self._STIX2PatternParser__valid = True
-                return
-        super().handle_indicator(indicator)

@@ -21,6 +21,7 @@ import stix2.exceptions
 from broker.errors import InputFormatError
 from broker.pep import Part
 from broker.vocabulary import CATEGORIES
+from connectors import _stix_patterns
 from connectors import tlp as tlp_levels
 from connectors._input import as_text, load_json
 from connectors._stix_object import (
@@ -181,7 +182,12 @@ def _problem(obj: dict[str, Any]) -> str | None:
     known = otype in stix2.v21.OBJ_MAP or otype in stix2.v21.OBJ_MAP_OBSERVABLE
     if known:
         try:
-            stix2.parse(obj, allow_custom=True, version="2.1")
+            if otype == "indicator":
+                # As stix2.parse would, its simple pattern checked without ANTLR: most of
+                # an indicator feed's parse was the grammar's (connectors._stix_patterns).
+                _stix_patterns.Indicator(allow_custom=True, **obj)
+            else:
+                stix2.parse(obj, allow_custom=True, version="2.1")
         except Exception as exc:
             # stix2 and stix2-patterns raise STIXError for most bad input but also
             # built-in errors (even UnboundLocalError for an empty pattern); one bad

@@ -16,12 +16,9 @@ from stix2patterns.validator import run_validator  # type: ignore[import-untyped
 from broker.errors import ConfigError
 from connectors import _stix_patterns
 from connectors._convert import parse_stix, stix_to_misp
+from connectors._misp_stix import SimplePatternParser
 from connectors._stix_object import references
-from connectors._stix_patterns import (
-    SimplePatternParser,
-    simple_pattern_data,
-    simple_pattern_valid,
-)
+from connectors._stix_patterns import simple_pattern_data, simple_pattern_valid
 from tests.samples import sample_params
 
 SHA256 = "a" * 64

@@ -396,3 +396,36 @@ def test_mangled_objects_are_skipped_never_crash(
     assert len(result.items) + len(result.skipped) == 1
     for item in result.items:
         assert item.record["object"]
+
+
+def test_an_indicator_feed_is_checked_without_the_pattern_grammar_where_simple(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A simple pattern is checked without ANTLR (connectors._stix_patterns), every other
+    one by stix2's grammar; a simple-looking bad one and a bad window are still skipped
+    with stix2's reason."""
+    from stix2patterns.validator import run_validator  # type: ignore[import-untyped]
+
+    simple = "[domain-name:value = 'host1.example']"
+    reached: list[str] = []
+
+    def grammar(pattern: str, version: str = "2.1") -> list[str]:
+        reached.append(pattern)
+        errors: list[str] = run_validator(pattern, version)
+        return errors
+
+    monkeypatch.setattr("stix2.v21.sdo.run_validator", grammar)
+    result = parse_stix(
+        bundle(
+            _indicator(1),
+            _indicator(2, pattern="[file:size = 12]"),
+            _indicator(3, pattern="[file:hashes.'MD5' = 'not a hash']"),
+            _indicator(4, valid_until="2025-01-01T00:00:00Z"),
+        ),
+        default_tlp="GREEN",
+    )
+    assert [i.source_id for i in result.items] == [_indicator(n)["id"] for n in (1, 2)]
+    reasons = {s.source_id: s.reason for s in result.skipped}
+    assert "pattern" in reasons[_indicator(3)["id"]]
+    assert "valid_until" in reasons[_indicator(4)["id"]]
+    assert simple not in reached and "[file:size = 12]" in reached
