@@ -18,7 +18,7 @@ from broker.cli._options import (
 )
 from broker.cli._outage import DEFAULT_GIVE_UP, GIVE_UP_ENV, Outage
 from broker.cli._outage import give_up_after as give_up_after_setting
-from broker.cli._output import emit_json
+from broker.cli._output import emit_json, emit_json_items
 from broker.cli._runtime import OnStop, run_until_signalled
 from broker.errors import ConfigError
 
@@ -257,7 +257,7 @@ def publish(
         done = run_until_signalled(main)
         report: PublishReport = done.report
         if as_json:
-            emit_json(report.to_json())
+            emit_json_items(report.json_head(), "objects", (o.to_json() for o in report.outcomes))
         else:
             print_report(report)
         if report.stopped is not None or not done.clean:

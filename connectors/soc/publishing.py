@@ -152,6 +152,10 @@ class PublishReport:
         return not self.published and not self.already_sent
 
     def to_json(self) -> dict[str, Any]:
+        return {**self.json_head(), "objects": [o.to_json() for o in self.outcomes]}
+
+    def json_head(self) -> dict[str, Any]:
+        """`to_json` but its objects (for a caller writing them one by one)."""
         return {
             "source": self.source,
             "format": self.format,
@@ -163,7 +167,6 @@ class PublishReport:
             "already_sent": len(self.already_sent),
             "not_sent": len(self.not_sent),
             **({"stopped": self.stopped} if self.stopped else {}),
-            "objects": [o.to_json() for o in self.outcomes],
         }
 
 
