@@ -55,6 +55,10 @@ FIGURES: tuple[Figure, ...] = (
            0.4),
     Figure("publish of a STIX file, objects/s", "stix", "publish_objects_per_s", "/s",
            3_000, operator.ge),
+    Figure("jcu publish --stix of an indicator feed, start to exit", "feed",
+           "publish_objects_per_s", "/s", 3_000, operator.ge),
+    Figure("jcu publish --stix of an indicator feed, peak RSS", "feed", "publish_rss_mib",
+           " MiB"),
     *(
         Figure(f"sink {fmt}, deliveries/s steady", "sinks", f"{fmt}_per_s", "/s", 2_000,
                operator.ge)
