@@ -16,8 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
-import yaml
-
 from broker.errors import RegistryError
 from broker.vocabulary import (  # noqa: F401  (re-exported: the registry's words)
     CATEGORIES,
@@ -203,6 +201,8 @@ def parse_registry(data: Any, source: str = "<registry>") -> Registry:
 
 def load_registry(path: Path) -> Registry:
     """Load and validate `participants.yaml`; every problem is a `RegistryError`."""
+    import yaml  # the authority's source file only: a node reads the signed snapshot
+
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
