@@ -21,8 +21,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
-import yaml
-
 from broker.errors import PolicyLoadError
 from broker.policy._engine import PolicyEngine
 from broker.policy._model import Decision, Message
@@ -109,6 +107,8 @@ def _message(raw: Any, file: str, name: str) -> Message:
 
 def load_scenarios(directory: Path) -> list[Scenario]:
     """Read every `*.yaml` table in `directory` (none is fine: an empty list)."""
+    import yaml  # `jcu policy test` only: an enforcement point never reads these
+
     scenarios: list[Scenario] = []
     for path in sorted(directory.glob("*.yaml")):
         try:

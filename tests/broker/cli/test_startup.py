@@ -40,6 +40,7 @@ NOT_FOR_A_STIX_PUBLISH = (
     "structlog",
     "prometheus_client",  # a one-shot publisher counts no metrics: it serves none
     "broker.metrics",
+    "yaml",  # the authority's registry source and policy test tables only
 )
 #: Loaded only once the node is open (its keystore unlocking meanwhile), not by the verb's module.
 AFTER_THE_NODE_OPENS = (
