@@ -34,6 +34,7 @@ from typing import Any
 from broker.audit.pack import PackCodec
 from broker.errors import AuditError, KafkaForbidden, MalformedRecord
 from broker.kafka.clients import consumer as new_consumer
+from broker.kafka.clients import stop_client
 from broker.kafka.connection import KafkaConnection
 from broker.kafka.raw_fetch import fetch_raw
 from broker.kafka.scan import metadata
@@ -112,12 +113,12 @@ async def _start(consumer: Any, kafka: KafkaConnection) -> None:
     try:
         await consumer.start()
     except KafkaError as exc:
-        await consumer.stop()
+        await stop_client(consumer)
         raise AuditError(
             f"cannot reach Kafka at {kafka.describe()}: {exc}; is it running?"
         ) from None
     except BaseException:  # cancelled half-way (the run ended first): nothing left open
-        await consumer.stop()
+        await stop_client(consumer)
         raise
 
 
@@ -142,7 +143,7 @@ async def _reading(
     except KafkaError as exc:
         raise AuditError(f"reading {topic} failed: {exc}") from None
     finally:
-        await consumer.stop()
+        await stop_client(consumer)
 
 
 async def iter_topic(

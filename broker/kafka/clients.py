@@ -10,6 +10,7 @@ fail (nobody answers, the credentials are refused) into one clear error.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
@@ -139,7 +140,18 @@ async def start_client(client: Any, kafka: KafkaConnection) -> None:
         raise
 
 
-async def _close(client: Any) -> None:
+async def stop_client(client: Any) -> None:
+    """Stop an aiokafka client, also one whose start has only just returned.
+
+    A consumer's start makes its offsets task last; stopped before that task first
+    ran, aiokafka's stop cancels it unstarted, awaits it, and raises CancelledError
+    out of `stop()` with the client's connections still open (an "Unclosed
+    AIOKafkaConsumer" at exit). One turn of the loop first lets the task start."""
+    await asyncio.sleep(0)
     close = getattr(client, "stop", None) or client.close
+    await close()
+
+
+async def _close(client: Any) -> None:
     with contextlib.suppress(Exception):
-        await close()
+        await stop_client(client)

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
 from broker.errors import ConfigError, JcuError
-from broker.kafka.clients import consumer, start_client
+from broker.kafka.clients import consumer, start_client, stop_client
 from broker.kafka.connection import KafkaConnection
 from broker.kafka.scan import assign_all, read_to_end
 from broker.lifecycle import Service
@@ -110,7 +110,7 @@ class TopicFollower(Service, Generic[T]):
                     "read it; the platform admin runs `jcu kafka topics` and `jcu acl apply`"
                 )
         except BaseException:
-            await client.stop()
+            await stop_client(client)
             raise
         self._consumer = client
         self._end = end
@@ -122,7 +122,7 @@ class TopicFollower(Service, Generic[T]):
             async for r in read_to_end(self._consumer, self._end):
                 self.receive(r.key, r.value)
         except BaseException:
-            await self._consumer.stop()
+            await stop_client(self._consumer)
             self._consumer = None
             raise
         self._task = asyncio.get_running_loop().create_task(self._follow())
@@ -134,7 +134,7 @@ class TopicFollower(Service, Generic[T]):
                 await self._task
             self._task = None
         if self._consumer is not None:
-            await self._consumer.stop()
+            await stop_client(self._consumer)
             self._consumer = None
 
     async def _follow(self) -> None:

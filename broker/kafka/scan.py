@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Iterable, Mapping
 from typing import Any
 
 from broker.errors import KafkaForbidden
-from broker.kafka.clients import consumer, start_client
+from broker.kafka.clients import consumer, start_client, stop_client
 from broker.kafka.connection import KafkaConnection
 
 
@@ -106,4 +106,4 @@ async def scan(kafka: KafkaConnection, topics: Iterable[str]) -> AsyncIterator[A
         async for r in read_to_end(client, end):
             yield r
     finally:
-        await client.stop()
+        await stop_client(client)
