@@ -57,13 +57,12 @@ def _indicator_or_dict(obj: Mapping[str, Any]) -> Any:
 def parse_stix(obj: Mapping[str, Any]) -> Any:
     """`obj` as a stix2 object (checked, its pattern included), for `stix_to_misp`: a caller
     converting the same objects again keeps these and skips parsing them again."""
-    import stix2
+    from connectors import _stix_patterns
 
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            parsed = _indicator_or_dict(obj)
-            return parsed if _parsed(parsed) else stix2.parse(parsed, allow_custom=True)
+            return _stix_patterns.parse(obj)
     except Exception as exc:
         raise ConfigError(f"STIX objects cannot be written as MISP: {_one_line(exc)}") from None
 

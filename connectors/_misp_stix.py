@@ -12,7 +12,6 @@ from typing import Any
 
 from misp_stix_converter import ExternalSTIX2toMISPParser
 from misp_stix_converter.stix2misp.stix2_pattern_parser import STIX2PatternParser
-from stix2patterns.v21 import object_validator  # type: ignore[import-untyped]
 
 from connectors import _stix_patterns
 from connectors._indicator_links import IndexedIndicatorLinks
@@ -23,8 +22,8 @@ class SimplePatternParser(STIX2PatternParser):  # type: ignore[misc]
 
     def handle_indicator(self, indicator: Any) -> None:
         if str(indicator.get("spec_version", "2.0")) == "2.1":
-            data = _stix_patterns.simple_pattern_data(str(indicator["pattern"]))
-            if data is not None and not object_validator.verify_object(data):
+            data = _stix_patterns.valid_pattern_data(str(indicator["pattern"]))
+            if data is not None:
                 # What the parent does once its grammar has read the pattern: its own
                 # post-processing of the comparisons (literal values), then valid.
                 self._STIX2PatternParser__set_pattern_data(data)

@@ -19,8 +19,10 @@ it stands in for. Nothing here loads misp-stix: publishing a STIX file uses it.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any
 
+import stix2
 import stix2.v21
 from stix2patterns.inspector import _PatternData  # type: ignore[import-untyped]
 from stix2patterns.v21 import object_validator  # type: ignore[import-untyped]
@@ -55,11 +57,25 @@ def simple_pattern_data(pattern: str) -> Any | None:
     return _PatternData(comparisons, set(), set())
 
 
+def valid_pattern_data(pattern: str) -> Any | None:
+    """`simple_pattern_data` of a pattern the object validator also finds valid (what
+    stix2patterns' grammar, then the same validator, would say); None for any other."""
+    data = simple_pattern_data(pattern)
+    return data if data is not None and not object_validator.verify_object(data) else None
+
+
 def simple_pattern_valid(pattern: str) -> bool:
     """True if `pattern` is simple and valid STIX 2.1, as stix2patterns' validator would say
     (its grammar, then the same object validator); False if it is not simple or not valid."""
-    data = simple_pattern_data(pattern)
-    return data is not None and not object_validator.verify_object(data)
+    return valid_pattern_data(pattern) is not None
+
+
+def parse(obj: Mapping[str, Any], *, version: str | None = None) -> Any:
+    """`stix2.parse(obj, allow_custom=True, version=version)`, a STIX 2.1 indicator's
+    simple pattern checked without ANTLR (`Indicator`)."""
+    if obj.get("type") == "indicator" and (version or obj.get("spec_version")) == "2.1":
+        return Indicator(allow_custom=True, **obj)
+    return stix2.parse(dict(obj), allow_custom=True, version=version)
 
 
 class Indicator(stix2.v21.Indicator):  # type: ignore[misc]

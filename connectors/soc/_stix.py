@@ -182,12 +182,9 @@ def _problem(obj: dict[str, Any]) -> str | None:
     known = otype in stix2.v21.OBJ_MAP or otype in stix2.v21.OBJ_MAP_OBSERVABLE
     if known:
         try:
-            if otype == "indicator":
-                # As stix2.parse would, its simple pattern checked without ANTLR: most of
-                # an indicator feed's parse was the grammar's (connectors._stix_patterns).
-                _stix_patterns.Indicator(allow_custom=True, **obj)
-            else:
-                stix2.parse(obj, allow_custom=True, version="2.1")
+            # As stix2.parse would, an indicator's simple pattern checked without ANTLR:
+            # most of an indicator feed's parse was the grammar's.
+            _stix_patterns.parse(obj, version="2.1")
         except Exception as exc:
             # stix2 and stix2-patterns raise STIXError for most bad input but also
             # built-in errors (even UnboundLocalError for an empty pattern); one bad
