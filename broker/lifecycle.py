@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 from types import TracebackType
-from typing import Self
+from typing import Self, TypeVar
+
+T = TypeVar("T")
+
+#: Seconds a stop goes on once whoever awaits it is cancelled (`to_the_end`).
+STOP_GRACE = 10.0
 
 
 class Service:
@@ -24,7 +30,25 @@ class Service:
     async def __aexit__(
         self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
     ) -> None:
-        await self.stop()
+        await to_the_end(self.stop())
+
+
+async def to_the_end(step: Awaitable[T], grace: float = STOP_GRACE) -> T:
+    """Await `step` (a stop, a client's start) to its end even if the caller is cancelled
+    meanwhile, then raise the cancel. A clean-up cut short by a second cancel (a run
+    abandoned while a failed start was being undone) leaves Kafka connections open.
+    Something stuck (Kafka not answering) is cancelled after `grace` more seconds."""
+    task = asyncio.ensure_future(step)
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        with contextlib.suppress(BaseException):
+            await asyncio.wait({task}, timeout=grace)
+        if not task.done():
+            task.cancel()
+        elif not task.cancelled():
+            task.exception()  # retrieved: the cancel is what the caller hears of
+        raise
 
 
 async def stop_together(*stops: Callable[[], Awaitable[None]]) -> None:

@@ -39,7 +39,7 @@ from broker.audit import AuditLog
 from broker.clock import Clock, utc_now
 from broker.envelope import Labels
 from broker.errors import ConfigError
-from broker.lifecycle import Service
+from broker.lifecycle import Service, to_the_end
 from broker.pep import Publisher, PublishResult, Subscriber, SubscriberStats
 from broker.pep.context import PepContext
 from broker.pep.registry_audit import RegistryAudit
@@ -175,7 +175,7 @@ class AssistDesk(Service):
             await self._publisher.start()
             await self._subscriber.start()
         except BaseException:
-            await self.stop()
+            await to_the_end(self.stop())
             raise
 
     async def stop(self) -> None:

@@ -54,7 +54,7 @@ from broker.kafka.clients import reliable_producer, start_client
 from broker.kafka.scan import scan
 from broker.kafka.stamps import appended_at
 from broker.kafka.topics import CAPABILITIES, DLQ
-from broker.lifecycle import Service
+from broker.lifecycle import Service, to_the_end
 from broker.logs import get_logger
 from broker.pep.context import PepContext
 from broker.pep.publisher import NO_USABLE_KEY, policy_message
@@ -245,7 +245,7 @@ class CapabilityPublisher(Service):
             await start_client(producer, self._ctx.settings.kafka)
             self._producer = producer
         except BaseException:
-            await self.stop()
+            await to_the_end(self.stop())
             raise
 
     async def stop(self) -> None:

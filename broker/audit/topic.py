@@ -34,7 +34,7 @@ from typing import Any
 from broker.audit.pack import PackCodec
 from broker.errors import AuditError, KafkaForbidden, MalformedRecord
 from broker.kafka.clients import consumer as new_consumer
-from broker.kafka.clients import stop_client
+from broker.kafka.clients import start_whole, stop_client
 from broker.kafka.connection import KafkaConnection
 from broker.kafka.raw_fetch import fetch_raw
 from broker.kafka.scan import metadata
@@ -111,7 +111,7 @@ async def _start(consumer: Any, kafka: KafkaConnection) -> None:
     from aiokafka.errors import KafkaError
 
     try:
-        await consumer.start()
+        await start_whole(consumer)
     except KafkaError as exc:
         await stop_client(consumer)
         raise AuditError(

@@ -113,8 +113,12 @@ class Outage:
     def _interrupted() -> Interrupted:
         return Interrupted("interrupted; re-run (or --resume) to send what was not sent")
 
-    async def guard(self, call: Awaitable[T]) -> T:
-        """Await `call`; say so while Kafka does not answer; give up or stop as configured."""
+    async def guard(
+        self, call: Awaitable[T], *, undo: Callable[[T], Awaitable[None]] | None = None
+    ) -> T:
+        """Await `call`; say so while Kafka does not answer; give up or stop as configured.
+        `undo`: what releases the call's result (a started publisher's `stop`) if the run
+        ends as the call completes, so nothing it opened is left open."""
         if self._stop.is_set():  # asked to stop already: do not begin what would be abandoned
             if asyncio.iscoroutine(call):
                 call.close()
@@ -137,10 +141,10 @@ class Outage:
                     return task.result()
                 waited = time.monotonic() - started
                 if stopper in done:
-                    await _cancel(task)
+                    await _cancel(task, undo)
                     raise self._interrupted()
                 if waited >= self._give_up:
-                    await _cancel(task)
+                    await _cancel(task, undo)
                     raise self._gave_up(waited)
                 self._tell(
                     f"Kafka at {self._bootstrap} has not answered for {waited:.0f} s; still "
@@ -149,21 +153,28 @@ class Outage:
                 told = True
                 notice = waited + self._repeat_every
         except asyncio.CancelledError:
-            await _cancel(task)  # the call in flight goes with the run that is cancelled
+            # The call in flight goes with the run that is cancelled; if it had just
+            # completed, what it returned is released.
+            await _cancel(task, undo)
             raise
         finally:
             stopper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await stopper
 
-    async def connect(self, start: Callable[[], Awaitable[T]]) -> T:
+    async def connect(
+        self,
+        start: Callable[[], Awaitable[T]],
+        *,
+        undo: Callable[[T], Awaitable[None]] | None = None,
+    ) -> T:
         """`start()` until Kafka answers (KafkaUnavailable: tried again every few seconds,
-        said once and then periodically), within the give-up time."""
+        said once and then periodically), within the give-up time; `undo` as for `guard`."""
         started = time.monotonic()
         last_told: float | None = None
         while True:
             try:
-                return await self.guard(start())
+                return await self.guard(start(), undo=undo)
             except GaveUp:
                 raise
             except KafkaUnavailable as exc:
@@ -200,10 +211,17 @@ class Outage:
         return False
 
 
-async def _cancel(task: asyncio.Future[T]) -> None:
-    """Cancel `task` and wait a moment for it to unwind (it may be stuck on Kafka)."""
+async def _cancel(
+    task: asyncio.Future[T], undo: Callable[[T], Awaitable[None]] | None = None
+) -> None:
+    """Cancel `task` and wait a moment for it to unwind (it may be stuck on Kafka). A task
+    that completed before the cancel could land (the run was cancelled in the same turn)
+    returned something the run no longer takes: `undo` releases it, within `STOP_GRACE`."""
     task.cancel()
     with contextlib.suppress(BaseException):
         await asyncio.wait({task}, timeout=STOP_GRACE)
-    if task.done() and not task.cancelled():
-        task.exception()  # retrieved: no "exception was never retrieved" noise
+    if not task.done() or task.cancelled():
+        return
+    if task.exception() is None and undo is not None:  # retrieved: no "never retrieved"
+        with contextlib.suppress(Exception, TimeoutError):
+            await asyncio.wait_for(undo(task.result()), timeout=STOP_GRACE)

@@ -161,9 +161,20 @@ def nothing_sent(parsed: ParseResult, source: Path, why: str) -> PublishReport:
     return PublishReport(str(source), parsed.format, tuple(outcomes), parsed.notes, stopped=why)
 
 
-async def _started(pub: Publisher) -> Publisher:
-    await pub.start()
-    return pub
+async def connect_publisher(outage: Outage, sender: str, ctx: PepContext) -> Publisher:
+    """`sender`'s publisher, started on `outage`'s terms; one whose start completes as the
+    run is cancelled (a file that fails to parse ends it) is stopped, not left open."""
+
+    async def started() -> Publisher:
+        pub = Publisher(sender, ctx)
+        await pub.start()
+        return pub
+
+    return await outage.connect(started, undo=_stop_publisher)
+
+
+async def _stop_publisher(pub: Publisher) -> None:
+    await pub.stop()
 
 
 async def run_file(
@@ -189,7 +200,7 @@ async def run_file(
     # neither needs the other: the first object goes out when both are done.
     outage.hold()
     parsing = asyncio.ensure_future(asyncio.to_thread(parse))
-    connecting = asyncio.ensure_future(outage.connect(lambda: _started(Publisher(sender, ctx))))
+    connecting = asyncio.ensure_future(connect_publisher(outage, sender, ctx))
     try:
         parsed = await parsing
     except BaseException:

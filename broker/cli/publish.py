@@ -23,18 +23,13 @@ from broker.cli._runtime import OnStop, run_until_signalled
 from broker.errors import ConfigError
 
 if TYPE_CHECKING:
-    from broker.pep import Publisher, PublishResult
+    from broker.pep import PublishResult
     from connectors.soc import ParseResult
     from connectors.soc.publishing import PublishReport
 
 # What only runs once the node is open (the enforcement point, its connectors, tables) is
 # imported there: the keystore unlocks meanwhile (`node_context`), and nothing the run
 # does not need is loaded (tests/broker/cli/test_startup.py).
-
-
-async def _started(pub: Publisher) -> Publisher:
-    await pub.start()
-    return pub
 
 
 def print_result(result: PublishResult) -> None:
@@ -272,7 +267,7 @@ def publish(
         return
 
     from broker.cli._labels import labelled_record
-    from broker.pep import Publisher
+    from broker.cli._soc import connect_publisher
 
     assert payload_type is not None  # noqa: S101 - narrows for mypy: checked by the caller
     if tlp is None:
@@ -301,7 +296,7 @@ def publish(
         stop = asyncio.Event()
         on_stop(stop.set)
         outage = Outage(ctx.settings.bootstrap, give_up, stop)
-        pub = await outage.connect(lambda: _started(Publisher(sender, ctx)))
+        pub = await connect_publisher(outage, sender, ctx)
         try:
             return await outage.guard(
                 pub.publish(payload_type, record, labels=labels, recipients=named)

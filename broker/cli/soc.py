@@ -16,17 +16,11 @@ from broker.cli._outage import DEFAULT_GIVE_UP, GIVE_UP_ENV, Outage
 from broker.cli._outage import give_up_after as give_up_after_setting
 from broker.cli._progress import file_digest
 from broker.cli._runtime import OnStop, run_until_signalled
-from broker.cli._soc import FileRun
+from broker.cli._soc import FileRun, connect_publisher
 from broker.errors import Interrupted, KafkaUnavailable
-from broker.pep import Publisher
 
 if TYPE_CHECKING:
     from connectors.soc.publishing import PublishReport
-
-
-async def _started(pub: Publisher) -> Publisher:
-    await pub.start()
-    return pub
 
 
 def _no_report(directory: Path, why: str) -> PublishReport:
@@ -129,7 +123,7 @@ def watch(
         on_stop(stop.set)
         outage = Outage(ctx.settings.bootstrap, give_up, stop)
         try:
-            pub = await outage.connect(lambda: _started(Publisher(sender, ctx)))
+            pub = await connect_publisher(outage, sender, ctx)
         except (Interrupted, KafkaUnavailable) as exc:
             stopped.append(FileRun(_no_report(directory, str(exc))))
             return []

@@ -19,6 +19,7 @@ from broker.errors import KafkaUnavailable
 from broker.kafka.connection import KafkaConnection
 from broker.kafka.decompression import limit_decompression
 from broker.kafka.scram import remember_salted_passwords
+from broker.lifecycle import to_the_end
 
 if TYPE_CHECKING:
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -27,6 +28,8 @@ if TYPE_CHECKING:
 #: ~16 µs per 2 KB envelope here; zstd's default level is ~5x faster on our
 #: batches and compresses the audit leaves twice as well (bench/README.md).
 COMPRESSION = "zstd"
+#: Seconds a client's start may go on once its caller is cancelled (`start_client`).
+START_GRACE = 3.0
 
 
 def reliable_producer(kafka: KafkaConnection, **overrides: Any) -> AIOKafkaProducer:
@@ -118,7 +121,7 @@ async def start_client(client: Any, kafka: KafkaConnection) -> None:
     )
 
     try:
-        await client.start()
+        await start_whole(client)
     except (AuthenticationFailedError, SaslAuthenticationFailed, UnsupportedSaslMechanismError):
         await _close(client)
         raise KafkaUnavailable(
@@ -140,16 +143,29 @@ async def start_client(client: Any, kafka: KafkaConnection) -> None:
         raise
 
 
+async def start_whole(client: Any) -> None:
+    """`client.start()`, not cancelled half-way if it can finish within `START_GRACE`.
+    aiokafka loses track of a start cancelled in its bootstrap: the connection that asks
+    for the cluster's metadata is never closed ("Unclosed AIOKafkaConnection" at exit),
+    and `stop()` cannot reach it; once started, the caller stops the client whole."""
+    await to_the_end(client.start(), START_GRACE)
+
+
 async def stop_client(client: Any) -> None:
     """Stop an aiokafka client, also one whose start has only just returned.
 
     A consumer's start makes its offsets task last; stopped before that task first
     ran, aiokafka's stop cancels it unstarted, awaits it, and raises CancelledError
     out of `stop()` with the client's connections still open (an "Unclosed
-    AIOKafkaConsumer" at exit). One turn of the loop first lets the task start."""
-    await asyncio.sleep(0)
-    close = getattr(client, "stop", None) or client.close
-    await close()
+    AIOKafkaConsumer" at exit). One turn of the loop first lets the task start, and the
+    stop runs to its end even if the caller is cancelled meanwhile (`to_the_end`)."""
+
+    async def stop() -> None:
+        await asyncio.sleep(0)
+        close = getattr(client, "stop", None) or client.close
+        await close()
+
+    await to_the_end(stop())
 
 
 async def _close(client: Any) -> None:

@@ -37,7 +37,7 @@ from broker.envelope.labels import TLP_LEVELS, AvroLabelsCache
 from broker.errors import ConfigError, KafkaUnavailable, Rejected, Unauthorised
 from broker.kafka.clients import COMPRESSION, HouseClients, KafkaClients, start_client
 from broker.kafka.topics import community_topic
-from broker.lifecycle import Service, start_together, stop_together
+from broker.lifecycle import Service, start_together, stop_together, to_the_end
 from broker.logs import get_logger
 from broker.pep.context import PepContext
 from broker.pep.control import CrisisBoard
@@ -372,7 +372,7 @@ class Publisher(Service):
             )
             self._hold_sent()
         except BaseException:
-            await self.stop()
+            await to_the_end(self.stop())
             raise
 
     async def _open_signing_key(self) -> None:

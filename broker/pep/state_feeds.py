@@ -10,7 +10,7 @@ reading is in that order: both connect at once.
 
 from __future__ import annotations
 
-from broker.lifecycle import Service, start_together, stop_together
+from broker.lifecycle import Service, start_together, stop_together, to_the_end
 from broker.pep.context import PepContext
 from broker.pep.control import CrisisBoard
 from broker.trust.feed import RegistryFeed
@@ -42,7 +42,7 @@ class StateFeeds(Service):
             await self.registry.catch_up()
             await self.crisis.catch_up()
         except BaseException:
-            await self.stop()
+            await to_the_end(self.stop())
             raise
 
     async def stop(self) -> None:

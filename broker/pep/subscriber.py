@@ -86,7 +86,7 @@ from broker.kafka.raw_fetch import records as raw_records
 from broker.kafka.scan import partitions
 from broker.kafka.stamps import appended_at
 from broker.kafka.topics import DLQ, community_topic
-from broker.lifecycle import Service, start_together, stop_together
+from broker.lifecycle import Service, start_together, stop_together, to_the_end
 from broker.logs import get_logger
 from broker.pep.checks import (
     Received,
@@ -391,7 +391,7 @@ class Subscriber(Service):
             # The ledger, not the group's committed offset, says where to start (ledger.py).
             self._consumer.subscribe(self._topics, listener=_ledger_first(self))
         except BaseException:
-            await self.stop()
+            await to_the_end(self.stop())
             raise
 
     async def _open_signing_key(self) -> None:

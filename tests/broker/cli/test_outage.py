@@ -117,6 +117,41 @@ async def test_a_cancelled_guard_cancels_the_call_in_flight() -> None:
     assert hang.cancelled()  # not left running behind a run that ended
 
 
+async def test_what_a_call_returned_as_its_run_was_cancelled_is_undone() -> None:
+    # The publisher's start completes in the very turn the run is cancelled (a file that
+    # failed to parse): the guard hears the cancel, so the started publisher is stopped.
+    started: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+    undone: list[str] = []
+
+    async def undo(publisher: str) -> None:
+        undone.append(publisher)
+
+    guarded = asyncio.ensure_future(
+        _outage(asyncio.Event(), [], give_up=60).guard(started, undo=undo)
+    )
+    await asyncio.sleep(0)
+    started.set_result("publisher")
+    guarded.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await guarded
+    assert undone == ["publisher"]
+
+
+async def test_a_call_cancelled_before_it_returned_has_nothing_undone() -> None:
+    hang: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+    undone: list[str] = []
+
+    async def undo(publisher: str) -> None:
+        undone.append(publisher)
+
+    guarded = asyncio.ensure_future(_outage(asyncio.Event(), [], give_up=60).guard(hang, undo=undo))
+    await asyncio.sleep(0)
+    guarded.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await guarded
+    assert hang.cancelled() and undone == []
+
+
 def test_the_give_up_time_comes_from_the_option_the_environment_or_the_default() -> None:
     assert give_up_after(7, {"JCU_GIVE_UP_AFTER": "9"}) == 7
     assert give_up_after(None, {"JCU_GIVE_UP_AFTER": "9"}) == 9
