@@ -26,7 +26,7 @@ from broker.errors import ConfigError
 from broker.files import write_private
 
 if TYPE_CHECKING:
-    from connectors.soc.publishing import PublishReport
+    from connectors.soc.publishing import Tally
 
 
 def file_digest(path: Path) -> str:
@@ -91,28 +91,21 @@ class ProgressFile:
     def save(
         self,
         digest: str,
-        report: PublishReport,
+        tally: Tally,
         objects: int,
         *,
         finished: bool = False,
     ) -> RunProgress:
-        done = report.outcomes
         progress = RunProgress(
             str(self.source),
             digest,
-            report.format,
+            tally.format,
             objects,
-            sum(1 for o in done if o.status != "not sent"),
-            {
-                "published": len(report.published),
-                "already_sent": len(report.already_sent),
-                "withheld": len(report.withheld),
-                "skipped": len(report.skipped),
-                "not_sent": len(report.not_sent),
-            },
+            tally.handled,
+            dict(tally.counts),
             utc_now().isoformat(),
             finished,
-            report.stopped,
+            tally.stopped,
         )
         write_private(self.path, json.dumps(progress.to_json(), indent=1).encode())
         return progress

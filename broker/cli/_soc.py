@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from broker.envelope import Labels
     from broker.pep.context import PepContext
     from connectors.soc import Item, ParseResult
-    from connectors.soc.publishing import Outcome, PublishReport
+    from connectors.soc.publishing import Outcome, PublishReport, Tally
 
 #: Items in one file from which a progress bar is shown on stderr.
 PROGRESS_FROM = 20
@@ -86,7 +86,7 @@ async def publish_items(
     dry_run: bool = False,
     source_id: str | None = None,
     outage: Outage | None = None,
-    on_chunk: Callable[[PublishReport], object] | None = None,
+    on_chunk: Callable[[Tally], object] | None = None,
     chunk: int | None = None,
 ) -> PublishReport:
     """Publish every item of `parsed` (or, with `dry_run`, decide only), with a progress
@@ -211,15 +211,15 @@ async def run_file(
     objects = len(parsed.items) + len(parsed.skipped)
     digest = file_digest(path) if progress is not None else ""
 
-    def save(report: PublishReport, finished: bool = False) -> None:
+    def save(tally: Tally, finished: bool = False) -> None:
         if progress is not None and not dry_run:
-            progress.save(digest, report, objects, finished=finished)
+            progress.save(digest, tally, objects, finished=finished)
 
     try:
         pub = await connecting
     except (Interrupted, KafkaUnavailable) as exc:
         report = nothing_sent(parsed, path, str(exc))
-        save(report)
+        save(report.tally())
         return FileRun(report)
     try:
         report = await publish_items(
@@ -237,7 +237,7 @@ async def run_file(
         )
     finally:
         clean = await outage.finish(pub.stop)
-    save(report, finished=report.stopped is None)
+    save(report.tally(), finished=report.stopped is None)
     return FileRun(report, clean)
 
 

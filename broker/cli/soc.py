@@ -146,7 +146,7 @@ def watch(
                 on_chunk=lambda r: progress.save(digest, r, objects),
                 chunk=chunk,
             )
-            progress.save(digest, result, objects, finished=result.stopped is None)
+            progress.save(digest, result.tally(), objects, finished=result.stopped is None)
             reports[path.name] = result
             if result.stopped is not None:
                 stopped.append(FileRun(result))
