@@ -117,6 +117,9 @@ DLQ_MAX_COPY = 512 * 1024
 #: delivery is still remembered (so that a late retraction still finds its message).
 LEDGER_PRUNE_EVERY = timedelta(hours=1)
 LEDGER_GRACE = MAX_VALIDITY
+#: Milliseconds a draining run's poll waits for records before it looks whether it has
+#: reached the ends it drains to (`Subscriber.run(until_idle=True)`).
+DRAIN_POLL_MS = 100
 _log = get_logger(__name__)
 
 
@@ -489,6 +492,9 @@ class Subscriber(Service):
         from aiokafka.structs import TopicPartition
 
         targets: dict[TopicPartition, int] | None = None
+        # Draining (`until_idle`), an empty poll ends once caught up, so it need not wait
+        # out the whole idle timeout: `jcu subscribe --once` with nothing new exits sooner.
+        poll_ms = min(idle_timeout_ms, DRAIN_POLL_MS) if until_idle else idle_timeout_ms
         while not self._stop.is_set():
             # A node whose rules are no longer the approved ones delivers nothing more.
             self._ctx.check_trusted()
@@ -496,7 +502,7 @@ class Subscriber(Service):
                 await self._settled()  # its error, if it failed, stops this run now
             try:
                 batch = await self._consumer.getmany(
-                    timeout_ms=idle_timeout_ms, max_records=self._max_batch
+                    timeout_ms=poll_ms, max_records=self._max_batch
                 )
             except CompressionBomb as bomb:
                 await self._settled()
