@@ -36,6 +36,7 @@ from broker.kafka.topics import (
     ensure_topics,
 )
 from broker.pep import Publisher
+from broker.pep.control import sign_declaration
 from tests.broker.pep.records import indicator
 from tests.cli import run
 from tests.world import World
@@ -129,9 +130,13 @@ async def test_only_the_registry_authority_writes_the_registry(world: World) -> 
 async def test_only_the_crisis_authorities_write_control(world: World) -> None:
     with pytest.raises(TopicAuthorizationFailedError):
         await _write_one(world.kafka("cert-eu"), CONTROL, b"not a declaration", b"INC-W")
-    # eu-cyclone may write; what it writes is still verified by every reader (this is
-    # refused by them as malformed, and compaction keeps only the last record of the key).
-    await _write_one(world.kafka("eu-cyclone"), CONTROL, b"not a declaration", b"INC-W")
+    # eu-cyclone may write (what it writes is still verified by every reader). What it
+    # writes here is a signed end of an incident never declared: harmless to the tests
+    # after this one, where a malformed record would be refused, with a warning, by every
+    # later command of the session that reads the topic.
+    incident = f"INC-W-{uuid.uuid4().hex[:6]}"
+    end = sign_declaration(world.ctx("eu-cyclone").envelope, "eu-cyclone", incident, (), False)
+    await _write_one(world.kafka("eu-cyclone"), CONTROL, end, incident.encode())
 
 
 async def test_the_audit_topics_are_read_by_auditors_only(world: World) -> None:
