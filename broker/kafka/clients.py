@@ -28,6 +28,13 @@ if TYPE_CHECKING:
 #: ~16 µs per 2 KB envelope here; zstd's default level is ~5x faster on our
 #: batches and compresses the audit leaves twice as well (bench/README.md).
 COMPRESSION = "zstd"
+#: Milliseconds Kafka holds a fetch that finds nothing new (aiokafka's default: 500).
+#: A consumer's stop waits that long: Kafka answers a connection's requests in turn,
+#: so the TLS close queues behind the fetch in flight, and every one-shot verb (its
+#: state feeds, `jcu subscribe --once`) paid it at exit. Records are returned as soon
+#: as they come whatever this is; an idle consumer asks five times as often (about ten
+#: small requests a second).
+FETCH_WAIT_MS = 100
 #: Seconds a client's start may go on once its caller is cancelled (`start_client`).
 START_GRACE = 3.0
 
@@ -57,7 +64,11 @@ def consumer(kafka: KafkaConnection, *topics: str, **options: Any) -> AIOKafkaCo
 
     limit_decompression()
 
-    settings: dict[str, Any] = {**_client_options(kafka), "enable_auto_commit": False}
+    settings: dict[str, Any] = {
+        **_client_options(kafka),
+        "enable_auto_commit": False,
+        "fetch_max_wait_ms": FETCH_WAIT_MS,
+    }
     settings.update(options)
     return AIOKafkaConsumer(*topics, **settings)
 
