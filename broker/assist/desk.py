@@ -189,7 +189,7 @@ class AssistDesk(Service):
 
     async def sync(self) -> SubscriberStats:
         """Read everything that arrived on the assistance stream into the case book."""
-        return await self._subscriber.run(until_idle=True, idle_timeout_ms=500)
+        return await self._subscriber.run(until_idle=True)
 
     def cases(self) -> list[CaseView]:
         return self.book.cases(self._ctx.registry)

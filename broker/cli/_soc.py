@@ -170,11 +170,7 @@ async def connect_publisher(outage: Outage, sender: str, ctx: PepContext) -> Pub
         await pub.start()
         return pub
 
-    return await outage.connect(started, undo=_stop_publisher)
-
-
-async def _stop_publisher(pub: Publisher) -> None:
-    await pub.stop()
+    return await outage.connect(started, undo=Publisher.stop)
 
 
 async def run_file(
