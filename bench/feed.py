@@ -13,7 +13,8 @@ bench.stix times `publish_parsed` alone. Then the same feed again (every object
 already sent: found in the sent index, nothing sent), and a new feed with
 `--json` (the report as JSON, object by object). Baseline in the same run:
 `parse_stix` of the feed in this process (what the file costs before anything
-is published). Goal printed next to it: issue 19's 3,000 objects/s.
+is published), then with its checks on every core, as `jcu publish` parses.
+Goal printed next to it: issue 19's 3,000 objects/s.
 
 Kafka: KAFKA_BOOTSTRAP if set, else a local broker started for the run.
 """
@@ -35,7 +36,7 @@ from pathlib import Path
 from bench._kafka import federation_homes, kafka_for_bench
 from bench._results import record
 from broker import logs
-from connectors.soc import parse_stix
+from connectors.soc import cores, parse_stix
 
 GOAL = 3_000
 _T = "2026-03-01T09:00:00.000Z"
@@ -117,12 +118,17 @@ async def main(n: int) -> None:
             if len(parsed.items) != n:
                 raise RuntimeError(f"the bench's own feed did not parse: {parsed.skipped[:3]}")
             del parsed
+            t0 = time.perf_counter()
+            parse_stix(feed.read_bytes(), default_tlp="GREEN", workers=cores())
+            spread_rate = n / (time.perf_counter() - t0)
             first = _publish(feed, n, env)
             again = _publish(feed, n, env)
             as_json = _publish(_feed(root / "feed-json.json", n), n, env, "--json")
 
     print(f"{n:,} indicators, {size / 1e6:.1f} MB; `jcu publish --stix FEED --to enisa`")
     print(f"{'parse_stix alone (the baseline)':<40} {parse_rate:8,.0f} objects/s")
+    spread = f"parse_stix, checks on {cores()} processes"
+    print(f"{spread:<40} {spread_rate:8,.0f} objects/s  (x{spread_rate / parse_rate:4.2f})")
     _line("jcu publish, start to exit", n, first, parse_rate, goal=True)
     _line("jcu publish again (all already sent)", n, again, parse_rate)
     _line("jcu publish --json (a new feed)", n, as_json, parse_rate)
@@ -136,6 +142,7 @@ async def main(n: int) -> None:
             "json_objects_per_s": as_json.rate(n),
             "json_rss_mib": as_json.rss_mib,
             "parse_objects_per_s": parse_rate,
+            "parse_spread_objects_per_s": spread_rate,
         },
         objects=n,
     )

@@ -2,4 +2,7 @@
 
 from broker.cli import main
 
-main()
+# Guarded: a spawned worker process (connectors._processes) imports the parent's
+# __main__ module, and must not run the command again.
+if __name__ == "__main__":
+    main()

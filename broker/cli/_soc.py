@@ -67,11 +67,16 @@ class ExtraLabels:
 def parse_input(
     path: Path, *, fmt: str | None, default_tlp: str | None, max_bytes: int | None = None
 ) -> ParseResult:
-    """Read and parse `path` before anything connects: InputFormatError if it cannot be read."""
-    from connectors.soc import DEFAULT_MAX_BYTES, parse_file
+    """Read and parse `path` before anything connects: InputFormatError if it cannot be read.
+    A big STIX bundle is checked on every core: nothing is sent before it is parsed."""
+    from connectors.soc import DEFAULT_MAX_BYTES, cores, parse_file
 
     return parse_file(
-        path, default_tlp=default_tlp, fmt=fmt, max_bytes=max_bytes or DEFAULT_MAX_BYTES
+        path,
+        default_tlp=default_tlp,
+        fmt=fmt,
+        max_bytes=max_bytes or DEFAULT_MAX_BYTES,
+        workers=cores(),
     )
 
 

@@ -4,7 +4,8 @@
     for item in result.items: ...      # Item(payload_type, record, tlp, categories, source_id)
     for skip in result.skipped: ...    # Skipped(source_id, source_type, reason)
 
-A file that cannot be read at all raises `broker.errors.InputFormatError`; a bad
+A big STIX bundle is checked on `workers` processes (`workers=cores()`: every CPU this
+process may use). A file that cannot be read at all raises `broker.errors.InputFormatError`; a bad
 object inside a good file becomes a `Skipped` entry. See docs/connectors.md.
 """
 
@@ -14,6 +15,7 @@ from pathlib import Path
 
 from broker.errors import InputFormatError
 from connectors._input import DEFAULT_MAX_BYTES, as_text, check_size, read_limited
+from connectors._processes import cores
 from connectors.soc.result import NO_TLP, Item, ParseResult, Skipped
 
 # Each format's parser is imported when a file of it is parsed: MISP's library (PyMISP)
@@ -26,6 +28,7 @@ __all__ = [
     "Item",
     "ParseResult",
     "Skipped",
+    "cores",
     "parse_csv",
     "parse_file",
     "parse_misp",
@@ -37,13 +40,18 @@ FORMATS = ("stix", "misp", "csv")
 
 
 def parse_stix(
-    data: bytes | str, *, default_tlp: str | None, max_bytes: int = DEFAULT_MAX_BYTES
+    data: bytes | str,
+    *,
+    default_tlp: str | None,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    workers: int = 1,
 ) -> ParseResult:
-    """A STIX 2.1 (or upgradable 2.0) bundle."""
+    """A STIX 2.1 (or upgradable 2.0) bundle (`workers` > 1: a big one's objects are
+    checked in that many processes)."""
     from connectors.soc._stix import parse_stix as _parse_stix
 
     check_size(data, max_bytes, "STIX input")
-    return _parse_stix(data, default_tlp=default_tlp)
+    return _parse_stix(data, default_tlp=default_tlp, workers=workers)
 
 
 def parse_misp(
@@ -91,14 +99,16 @@ def parse_file(
     default_tlp: str | None,
     fmt: str | None = None,
     max_bytes: int = DEFAULT_MAX_BYTES,
+    workers: int = 1,
 ) -> ParseResult:
-    """Read `path` (refused over `max_bytes`), detect its format unless `fmt` is given, parse it."""
+    """Read `path` (refused over `max_bytes`), detect its format unless `fmt` is given, parse it
+    (a big STIX bundle on `workers` processes)."""
     data = read_limited(path, max_bytes)
     kind = fmt or sniff(path, data)
     if kind == "stix":
         from connectors.soc._stix import parse_stix as _parse_stix
 
-        return _parse_stix(data, default_tlp=default_tlp, what=str(path))
+        return _parse_stix(data, default_tlp=default_tlp, what=str(path), workers=workers)
     if kind == "misp":
         from connectors.soc._misp import parse_misp as _parse_misp
 

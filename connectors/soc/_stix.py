@@ -12,7 +12,7 @@ stricter granular marking covers, and its references to other objects.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import stix2
@@ -24,6 +24,7 @@ from broker.vocabulary import CATEGORIES
 from connectors import _stix_patterns
 from connectors import tlp as tlp_levels
 from connectors._input import as_text, load_json
+from connectors._processes import map_chunks
 from connectors._stix_object import (
     Reference,
     parse_selector,
@@ -58,12 +59,18 @@ _ESSENTIAL = frozenset(
 #: Types whose `object_refs` must keep at least one entry.
 _SOME_OBJECT_REFS = frozenset({"report", "grouping", "note", "opinion", "observed-data"})
 _NEW_TYPE_EXTENSIONS = frozenset({"new-sdo", "new-sco", "new-sro"})
+#: Objects from which checking them in other processes pays for starting those (about
+#: half a second each, `stix2`'s import; the check is about 150 µs an object).
+PARALLEL_FROM = 20_000
+PARALLEL_CHUNK = 1000
 
 
 def parse_stix(
-    data: bytes | str, *, default_tlp: str | None, what: str = "STIX input"
+    data: bytes | str, *, default_tlp: str | None, what: str = "STIX input", workers: int = 1
 ) -> ParseResult:
-    """Map every object of a STIX bundle to a StixObject item; skip what cannot go, with why."""
+    """Map every object of a STIX bundle to a StixObject item; skip what cannot go, with why.
+
+    `workers` > 1: a big bundle's objects are checked by `stix2` in that many processes."""
     default = tlp_levels.normalise(default_tlp) if default_tlp else None
     bundle = load_json(as_text(data, what), what)
     if not isinstance(bundle, dict) or bundle.get("type") != "bundle":
@@ -75,13 +82,15 @@ def parse_stix(
     version = _bundle_version(bundle, what)
     bundle_id = bundle.get("id") if isinstance(bundle.get("id"), str) else None
 
-    skipped: list[Skipped] = []
-    accepted: list[tuple[int, dict[str, Any]]] = []
-    seen: dict[tuple[str, str | None], int] = {}
+    refused: list[tuple[int, Skipped]] = []
+    #: (index, source id, type as written, the object as STIX 2.1)
+    candidates: list[tuple[int, str, str, dict[str, Any]]] = []
     upgraded = 0
     for index, raw in enumerate(objects):
         if not isinstance(raw, dict) or not isinstance(raw.get("type"), str):
-            skipped.append(Skipped(f"objects[{index}]", "unknown", "not a STIX object (no type)"))
+            refused.append(
+                (index, Skipped(f"objects[{index}]", "unknown", "not a STIX object (no type)"))
+            )
             continue
         otype = raw["type"]
         source_id = raw["id"] if isinstance(raw.get("id"), str) else f"objects[{index}]"
@@ -90,20 +99,30 @@ def parse_stix(
             try:
                 obj = upgrade(raw)
             except NotUpgradable as exc:
-                skipped.append(Skipped(source_id, otype, f"STIX 2.0 object not upgraded: {exc}"))
+                reason = f"STIX 2.0 object not upgraded: {exc}"
+                refused.append((index, Skipped(source_id, otype, reason)))
                 continue
             upgraded += 1
-        problem = _problem(obj)
+        candidates.append((index, source_id, otype, obj))
+
+    workers = workers if len(candidates) >= PARALLEL_FROM else 1
+    problems = map_chunks(
+        problems_of, [c[3] for c in candidates], workers=workers, chunk=PARALLEL_CHUNK
+    )
+    accepted: list[tuple[int, dict[str, Any]]] = []
+    seen: dict[tuple[str, str | None], int] = {}
+    for (index, source_id, otype, obj), problem in zip(candidates, problems, strict=True):
         if problem is not None:
-            skipped.append(Skipped(source_id, otype, problem))
+            refused.append((index, Skipped(source_id, otype, problem)))
             continue
         key = (source_id, version_of(obj))
         if key in seen:
             reason = f"a second copy of objects[{seen[key]}] (same id and version)"
-            skipped.append(Skipped(source_id, otype, reason))
+            refused.append((index, Skipped(source_id, otype, reason)))
             continue
         seen[key] = index
         accepted.append((index, obj))
+    skipped = [s for _, s in sorted(refused, key=lambda r: r[0])]
     notes = [f"upgraded from STIX 2.0 to 2.1 ({upgraded} objects)"] if upgraded else []
 
     # what a marking means is honoured even where its definition object is invalid
@@ -123,16 +142,17 @@ def parse_stix(
         if level is None:
             skipped.append(Skipped(obj["id"], obj["type"], NO_TLP))
             continue
+        found = references(obj)
         items.append(
             Item(
                 "StixObject",
-                record_of(obj, bundle_id=bundle_id),
+                record_of(obj, bundle_id=bundle_id, refs=found),
                 level,
                 frozenset(categories[obj["id"]]),
                 obj["id"],
                 source_type=obj["type"],
                 parts=_parts(obj, level, definitions),
-                refs=tuple(_refs(obj)),
+                refs=tuple(_refs(obj, found)),
                 version=version_of(obj),
                 container=bundle_id,
                 redactor=redact_record,
@@ -170,6 +190,11 @@ def upgraded_form(obj: Any, bundle_version: str) -> dict[str, Any]:
 def _needs_upgrade(obj: Mapping[str, Any], bundle_version: str) -> bool:
     version = obj.get("spec_version")
     return version == "2.0" or (version is None and bundle_version == "2.0")
+
+
+def problems_of(objects: Sequence[dict[str, Any]]) -> list[str | None]:
+    """`_problem` of each object (a worker process's share of a big bundle)."""
+    return [_problem(obj) for obj in objects]
 
 
 def _problem(obj: dict[str, Any]) -> str | None:
@@ -364,8 +389,8 @@ def _parts(obj: Mapping[str, Any], level: str, definitions: Mapping[str, Any]) -
     return tuple(Part(s, tlp_levels.normalise(t)) for s, t in sorted(strictest.items()))
 
 
-def _refs(obj: Mapping[str, Any]) -> Iterable[Ref]:
-    for ref in references(obj):
+def _refs(obj: Mapping[str, Any], found: Iterable[Reference]) -> Iterable[Ref]:
+    for ref in found:
         if ref.target not in WELL_KNOWN:
             yield Ref(ref.path, ref.target, _kind(obj, ref))
 

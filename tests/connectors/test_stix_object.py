@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from connectors._stix_object import (
     record_of,
     references,
     remove_parts,
+    stix_time,
 )
 
 
@@ -174,3 +176,87 @@ def test_every_property_survives_the_avro_record(
     assert decoded["refs"] == sorted(set(refs))
     assert decoded["modified"].isoformat() == "2026-01-02T00:00:00.100000+00:00"
     assert [r.target for r in references(obj)] == refs
+
+
+def _strptime_time(value: str) -> datetime:
+    """stix_time as it was before its fast path: strptime for the seconds."""
+    text = value.strip()
+    if not text.endswith(("Z", "z")):
+        raise ValueError(value)
+    head, _, fraction = text[:-1].partition(".")
+    base = datetime.strptime(head, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=UTC)
+    if fraction and not fraction.isdigit():
+        raise ValueError(value)
+    return base + timedelta(microseconds=int((fraction or "0")[:6].ljust(6, "0")))
+
+
+def _outcome(read: Any, value: str) -> Any:
+    try:
+        return read(value)
+    except ValueError:
+        return ValueError
+
+
+_digits = st.text("0123456789", min_size=1, max_size=4)
+
+
+_plain = st.datetimes(min_value=datetime(1, 1, 1), max_value=datetime(9999, 12, 31)).map(
+    lambda d: d.strftime("%Y-%m-%dT%H:%M:%S")
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    _plain
+    | st.builds("{}{}".format, _plain, st.text(max_size=3))
+    | st.builds("{}{}".format, st.text(max_size=2), _plain)
+    | st.builds("{}-{}-{}T{}:{}:{}".format, *[_digits] * 6)
+    | st.text(max_size=20),
+    st.sampled_from(["", ".0", ".123", ".1234567", ".x"]),
+    st.sampled_from(["Z", "z", "", "+00:00"]),
+)
+def test_stix_time_reads_as_strptime_did(head: str, fraction: str, zone: str) -> None:
+    value = head + fraction + zone
+    assert _outcome(stix_time, value) == _outcome(_strptime_time, value)
+
+
+def _walked(node: Any, path: tuple[Any, ...] = ()) -> list[tuple[str, str]]:
+    """Every reference, walked the plain way (every value visited)."""
+    out: list[tuple[str, str]] = []
+    if isinstance(node, dict):
+        for key, value in node.items():
+            here = (*path, key)
+            if key.endswith("_ref") and isinstance(value, str):
+                out.append((format_selector(here), value))
+            elif key.endswith("_refs") and isinstance(value, list):
+                out += [
+                    (format_selector((*here, i)), v)
+                    for i, v in enumerate(value)
+                    if isinstance(v, str)
+                ]
+            else:
+                if key == "extensions" and isinstance(value, dict) and not path:
+                    out += [
+                        (format_selector((*here, n)), n)
+                        for n in value
+                        if n.startswith("extension-definition--")
+                    ]
+                out += _walked(value, here)
+    elif isinstance(node, list):
+        for i, item in enumerate(node):
+            out += _walked(item, (*path, i))
+    return out
+
+
+_keys = st.sampled_from(["a_ref", "b_refs", "extensions", "x", "sub_ref", "list", "c_refs"]) | _text
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | _text | _ids | st.just("extension-definition--1"),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_keys, inner, max_size=5),
+    max_leaves=25,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(_keys, _json, max_size=6))
+def test_references_are_every_reference_in_document_order(obj: dict[str, Any]) -> None:
+    assert [(r.path, r.target) for r in references(obj)] == _walked(obj)

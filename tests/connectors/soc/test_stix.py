@@ -18,7 +18,7 @@ from connectors import tlp
 from connectors._stix_object import object_of
 from connectors.soc import NO_TLP, ParseResult, parse_stix
 from connectors.soc.result import Ref
-from tests.samples import SAMPLES, needs_public, sample_params
+from tests.samples import SAMPLES, example_files, needs_public, public_files, sample_params
 
 RED = "marking-definition--e828b379-4e03-4974-9ac4-e53a884c97c1"
 AMBER = "marking-definition--55d920b0-5e8b-4f79-9ee9-91f868d9b421"
@@ -429,3 +429,43 @@ def test_an_indicator_feed_is_checked_without_the_pattern_grammar_where_simple(
     assert "pattern" in reasons[_indicator(3)["id"]]
     assert "valid_until" in reasons[_indicator(4)["id"]]
     assert simple not in reached and "[file:size = 12]" in reached
+
+
+def test_checked_in_worker_processes_the_result_is_the_same(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Every sample's objects, with objects each check refuses, in one bundle: the parse
+    with the checks spread over two processes equals the parse in this one, skips (their
+    order too) and all."""
+    from connectors.soc import _stix
+
+    objects: list[Any] = []
+    for path in example_files("stix/*.json") + public_files("stix/*.json"):
+        objects += json.loads(path.read_text())["objects"]
+    objects += [
+        _indicator(1, pattern="[not a pattern"),  # stix2 refuses it
+        "a string",  # not an object
+        _indicator(2),
+        _indicator(2),  # a second copy
+        _sdo("x-unknown", 3) | {"type": "made-up"},  # an unknown type
+        _sdo("malware", 4, is_family=True, spec_version="2.0"),  # a STIX 2.0 object
+        _indicator(5, object_marking_refs=[RED]),
+    ]
+    data = bundle(*objects)
+    serial = parse_stix(data, default_tlp="GREEN")
+    calls: list[int] = []
+    real = _stix.map_chunks
+
+    def spy(fn: Any, items: Any, *, workers: int, chunk: int) -> Any:
+        calls.append(workers)
+        return real(fn, items, workers=workers, chunk=chunk)
+
+    monkeypatch.setattr(_stix, "PARALLEL_FROM", 0)
+    monkeypatch.setattr(_stix, "PARALLEL_CHUNK", 7)
+    monkeypatch.setattr(_stix, "map_chunks", spy)
+    parallel = parse_stix(data, default_tlp="GREEN", workers=2)
+    assert calls == [2]
+    assert len(serial.skipped) >= 5
+    assert parallel.skipped == serial.skipped
+    assert parallel.items == serial.items
+    assert parallel.notes == serial.notes
