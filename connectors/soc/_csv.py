@@ -19,7 +19,7 @@ from connectors import tlp as tlp_levels
 from connectors._input import as_text
 from connectors._observables import HASH_NAMES, Observable, check_value, to_pattern
 from connectors._values import millis
-from connectors.soc.result import NO_TLP, Item, ParseResult, Skipped
+from connectors.soc.result import NO_TLP, Item, ParseResult, Skipped, category_set
 
 REQUIRED_COLUMNS = ("type", "value")
 OPTIONAL_COLUMNS = (
@@ -191,7 +191,7 @@ def _row(row: dict[str, str], source_id: str, default: str | None, now: datetime
         "Indicator",
         record,
         level,
-        frozenset(categories),
+        category_set(categories),
         source_id,
         identity=row_identity(row, kind, value),
     )

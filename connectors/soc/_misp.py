@@ -40,7 +40,7 @@ from connectors._misp_event import (
     tag_names,
 )
 from connectors._observables import HASH_NAMES, Observable, check_value
-from connectors.soc.result import NO_TLP, Item, ParseResult, Skipped
+from connectors.soc.result import NO_TLP, Item, ParseResult, Skipped, category_set
 
 #: MISP taxonomies whose predicates are ENISA reference taxonomy classes.
 ENISA_TAXONOMIES = ("ecsirt", "rsit")
@@ -185,7 +185,7 @@ def _event(
             "MispEvent",
             record,
             level,
-            frozenset(categories),
+            category_set(categories),
             event_uuid,
             source_type="misp-event",
             parts=tuple(parts),

@@ -36,7 +36,15 @@ from connectors._stix_object import (
     version_of,
 )
 from connectors.soc._stix20 import NotUpgradable, upgrade
-from connectors.soc.result import NO_TLP, Item, ParseResult, Ref, RefKind, Skipped
+from connectors.soc.result import (
+    NO_TLP,
+    Item,
+    ParseResult,
+    Ref,
+    RefKind,
+    Skipped,
+    category_set,
+)
 
 _SUPPORTED_VERSIONS = ("2.0", "2.1")
 #: Objects whose TLP applies to the objects they contain, when those carry none.
@@ -148,7 +156,7 @@ def parse_stix(
                 "StixObject",
                 record_of(obj, bundle_id=bundle_id, refs=found),
                 level,
-                frozenset(categories[obj["id"]]),
+                category_set(categories[obj["id"]]),
                 obj["id"],
                 source_type=obj["type"],
                 parts=_parts(obj, level, definitions),
