@@ -13,7 +13,9 @@ Points: `publisher.after-audit` (decisions recorded, nothing sent yet),
 `subscriber.after-audit` (a batch's receiving decisions recorded, the ledger
 not yet committed), `publish.after-item` (a file publish, after its n-th item
 is sent and its progress written), `subscriber.after-delivery` (its n-th
-delivery is in the sink, not yet flushed, audited or in the ledger).
+delivery is in the sink, not yet flushed, audited or in the ledger),
+`parse.after-chunk` (a big file's parse, after the n-th chunk of its objects is
+checked).
 
 `fail(<point>)` raises an OSError instead (`<point>[@n]:ENOSPC`): a full disk
 at a chosen write (`ledger.open`, `ledger.commit`, `sink.write`).

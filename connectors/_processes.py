@@ -12,15 +12,20 @@ and that is logged once.
 from __future__ import annotations
 
 import os
+import signal
+import threading
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
+from broker import faults
+from broker.errors import Interrupted
 from broker.logs import get_logger
 
 T = TypeVar("T")
 R = TypeVar("R")
 
 _log = get_logger(__name__)
+_STOPPED = "stopped before the work was done"
 
 
 def cores() -> int:
@@ -37,21 +42,34 @@ def map_chunks(
     *,
     workers: int,
     chunk: int = 1000,
+    stop: threading.Event | None = None,
 ) -> list[R]:
     """`fn` over `items` in chunks of `chunk`, results in the items' order: in `workers`
-    spawned processes when there is more than one chunk for them, else here."""
-    if workers <= 1 or len(items) <= chunk:
+    spawned processes when there is more than one chunk for them, else here. `stop` set
+    (by another thread) ends the work within a chunk: `Interrupted`."""
+    if len(items) <= chunk:
         return fn(items)
+    parts = [items[i : i + chunk] for i in range(0, len(items), chunk)]
+    if workers <= 1:
+        return _here(fn, parts, stop)
     # imported here: a small file's parse (and `jcu`'s start) never needs them
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
     from concurrent.futures.process import BrokenProcessPool
 
-    parts = [items[i : i + chunk] for i in range(0, len(items), chunk)]
     try:
         context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=min(workers, len(parts)), mp_context=context) as pool:
-            return [result for part in pool.map(fn, parts) for result in part]
+        with ProcessPoolExecutor(
+            max_workers=min(workers, len(parts)), mp_context=context, initializer=_worker_start
+        ) as pool:
+            results: list[R] = []
+            for n, part in enumerate(pool.map(fn, parts), 1):
+                if stop is not None and stop.is_set():
+                    pool.shutdown(cancel_futures=True)
+                    raise Interrupted(_STOPPED)
+                results += part
+                faults.point("parse.after-chunk", n)
+            return results
     except (BrokenProcessPool, OSError) as exc:
         _log.warning(
             "worker processes failed; continuing in this process",
@@ -59,4 +77,22 @@ def map_chunks(
             items=len(items),
             error=f"{type(exc).__name__}: {exc}",
         )
-        return fn(items)
+        return _here(fn, parts, stop)
+
+
+def _here(
+    fn: Callable[[Sequence[T]], list[R]], parts: list[Sequence[T]], stop: threading.Event | None
+) -> list[R]:
+    results: list[R] = []
+    for n, part in enumerate(parts, 1):
+        if stop is not None and stop.is_set():
+            raise Interrupted(_STOPPED)
+        results += fn(part)
+        faults.point("parse.after-chunk", n)
+    return results
+
+
+def _worker_start() -> None:
+    # Ctrl-C reaches the whole process group. The parent decides what stops; a worker that
+    # died of it would print a traceback each and break the pool.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)

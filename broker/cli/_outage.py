@@ -90,6 +90,10 @@ class Outage:
         else:
             self._say(line)
 
+    async def stopped(self) -> None:
+        """Returns once the run is asked to stop."""
+        await self._stop.wait()
+
     def hold(self) -> None:
         """Keep what the run would say until `release`: while the input is still being read,
         a failure to connect is not yet worth a line (a bad file may end the run first)."""

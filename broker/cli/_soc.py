@@ -9,8 +9,9 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+import threading
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
@@ -65,10 +66,16 @@ class ExtraLabels:
 
 
 def parse_input(
-    path: Path, *, fmt: str | None, default_tlp: str | None, max_bytes: int | None = None
+    path: Path,
+    *,
+    fmt: str | None,
+    default_tlp: str | None,
+    max_bytes: int | None = None,
+    stop: threading.Event | None = None,
 ) -> ParseResult:
     """Read and parse `path` before anything connects: InputFormatError if it cannot be read.
-    A big STIX bundle is checked on every core: nothing is sent before it is parsed."""
+    A big STIX bundle is checked on every core (nothing is sent before it is parsed), and
+    `stop` ends those checks within a chunk (`Interrupted`)."""
     from connectors.soc import DEFAULT_MAX_BYTES, cores, parse_file
 
     return parse_file(
@@ -77,6 +84,7 @@ def parse_input(
         fmt=fmt,
         max_bytes=max_bytes or DEFAULT_MAX_BYTES,
         workers=cores(),
+        stop=stop,
     )
 
 
@@ -181,7 +189,7 @@ async def connect_publisher(outage: Outage, sender: str, ctx: PepContext) -> Pub
 async def run_file(
     ctx: PepContext,
     sender: str,
-    parse: Callable[[], ParseResult],
+    parse: Callable[[threading.Event], ParseResult],
     path: Path,
     outage: Outage,
     *,
@@ -196,14 +204,16 @@ async def run_file(
     give-up time), publish it, write progress after every chunk, and stop the publisher
     within a bounded time whatever Kafka does. A file that cannot be parsed ends the run
     before anything is sent, with its one error (the connection attempt is dropped, and
-    nothing it would have said about Kafka is said)."""
+    nothing it would have said about Kafka is said); so does being asked to stop while a
+    big file is parsed (`parse` is given the event that tells it to give up)."""
     # Both take a while (the STIX library's import, the connections' round trips), and
     # neither needs the other: the first object goes out when both are done.
     outage.hold()
-    parsing = asyncio.ensure_future(asyncio.to_thread(parse))
+    give_up = threading.Event()
+    parsing = asyncio.ensure_future(asyncio.to_thread(parse, give_up))
     connecting = asyncio.ensure_future(connect_publisher(outage, sender, ctx))
     try:
-        parsed = await parsing
+        parsed = await _parsed(parsing, outage, give_up, path)
     except BaseException:
         outage.release(tell=False)
         await _abandon(connecting)
@@ -240,6 +250,25 @@ async def run_file(
         clean = await outage.finish(pub.stop)
     save(report.tally(), finished=report.stopped is None)
     return FileRun(report, clean)
+
+
+async def _parsed(
+    parsing: asyncio.Future[ParseResult], outage: Outage, give_up: threading.Event, path: Path
+) -> ParseResult:
+    """The parse's result, or its error; asked to stop first, `Interrupted` once the parse,
+    told to give up, has ended (a big file's checks end within a chunk)."""
+    stopping: asyncio.Future[object] = asyncio.ensure_future(outage.stopped())
+    try:
+        await asyncio.wait((parsing, stopping), return_when=asyncio.FIRST_COMPLETED)
+        if parsing.done():
+            return parsing.result()
+        give_up.set()
+        with suppress(Interrupted):
+            await parsing
+        raise Interrupted(f"interrupted while {path} was being parsed: nothing was sent")
+    finally:
+        stopping.cancel()
+        give_up.set()  # a cancelled run leaves no parse going on either
 
 
 async def _abandon(connecting: asyncio.Future[Publisher]) -> None:

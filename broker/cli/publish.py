@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -229,8 +230,8 @@ def publish(
         if progress is not None:
             check_resume(progress, path, resume=resume)
 
-        def parse() -> ParseResult:
-            return parse_input(path, fmt=fmt, default_tlp=tlp, max_bytes=max_size)
+        def parse(give_up: threading.Event) -> ParseResult:
+            return parse_input(path, fmt=fmt, default_tlp=tlp, max_bytes=max_size, stop=give_up)
 
         async def main(on_stop: OnStop) -> FileRun:
             stop = asyncio.Event()

@@ -11,6 +11,7 @@ object inside a good file becomes a `Skipped` entry. See docs/connectors.md.
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 from broker.errors import InputFormatError
@@ -100,15 +101,18 @@ def parse_file(
     fmt: str | None = None,
     max_bytes: int = DEFAULT_MAX_BYTES,
     workers: int = 1,
+    stop: threading.Event | None = None,
 ) -> ParseResult:
     """Read `path` (refused over `max_bytes`), detect its format unless `fmt` is given, parse it
-    (a big STIX bundle on `workers` processes)."""
+    (a big STIX bundle on `workers` processes, its checks ended by `stop`: `Interrupted`)."""
     data = read_limited(path, max_bytes)
     kind = fmt or sniff(path, data)
     if kind == "stix":
         from connectors.soc._stix import parse_stix as _parse_stix
 
-        return _parse_stix(data, default_tlp=default_tlp, what=str(path), workers=workers)
+        return _parse_stix(
+            data, default_tlp=default_tlp, what=str(path), workers=workers, stop=stop
+        )
     if kind == "misp":
         from connectors.soc._misp import parse_misp as _parse_misp
 

@@ -11,6 +11,7 @@ stricter granular marking covers, and its references to other objects.
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -74,11 +75,17 @@ PARALLEL_CHUNK = 1000
 
 
 def parse_stix(
-    data: bytes | str, *, default_tlp: str | None, what: str = "STIX input", workers: int = 1
+    data: bytes | str,
+    *,
+    default_tlp: str | None,
+    what: str = "STIX input",
+    workers: int = 1,
+    stop: threading.Event | None = None,
 ) -> ParseResult:
     """Map every object of a STIX bundle to a StixObject item; skip what cannot go, with why.
 
-    `workers` > 1: a big bundle's objects are checked by `stix2` in that many processes."""
+    `workers` > 1: a big bundle's objects are checked by `stix2` in that many processes.
+    `stop` set meanwhile: the checks end within a chunk (`Interrupted`)."""
     default = tlp_levels.normalise(default_tlp) if default_tlp else None
     bundle = load_json(as_text(data, what), what)
     if not isinstance(bundle, dict) or bundle.get("type") != "bundle":
@@ -115,7 +122,7 @@ def parse_stix(
 
     workers = workers if len(candidates) >= PARALLEL_FROM else 1
     problems = map_chunks(
-        problems_of, [c[3] for c in candidates], workers=workers, chunk=PARALLEL_CHUNK
+        problems_of, [c[3] for c in candidates], workers=workers, chunk=PARALLEL_CHUNK, stop=stop
     )
     accepted: list[tuple[int, dict[str, Any]]] = []
     seen: dict[tuple[str, str | None], int] = {}

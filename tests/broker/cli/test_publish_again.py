@@ -221,6 +221,29 @@ async def test_a_stix_bundle_published_again_sends_nothing_twice_and_a_new_versi
     assert len(versions) == 2  # the old and the new version, each a message of its own
 
 
+async def test_ctrl_c_while_a_big_file_is_parsed_stops_there_and_nothing_is_sent(
+    world: World, tmp_path: Path
+) -> None:
+    """The parse is told to give up: it stops at its next chunk of 1,000 objects."""
+    a, b = uuid.uuid4().bytes[:2]
+    objects = [_indicator(f"234.{a}.{b % 64 + i // 250}.{i % 250}") for i in range(5000)]
+    path = tmp_path / "big.json"
+    path.write_text(json.dumps(_bundle(objects)))
+    stix = ("publish", "--as", "soc-fr", "--stix", str(path), "--tlp", "GREEN",
+            "--category", "malicious-code")  # fmt: skip
+    out = await asyncio.to_thread(
+        _jcu, world, *stix, env={"JCU_FAULT": "parse.after-chunk@1:SIGINT"}
+    )
+    assert out.returncode == 1, out.stderr
+    assert out.stderr.strip().splitlines()[-1] == (
+        f"jcu: error: interrupted while {path} was being parsed: nothing was sent"
+    )
+    for noise in ("Traceback", "Task was destroyed", "Unclosed", "KeyboardInterrupt"):
+        assert noise not in out.stderr
+    again = await asyncio.to_thread(_jcu, world, *stix, "--json")
+    assert set(_rows(again)) == {"published"}  # none of them had gone
+
+
 def _dead_port() -> int:
     """A local port nobody listens on (bound, then closed)."""
     with socket.socket() as s:

@@ -456,9 +456,9 @@ def test_checked_in_worker_processes_the_result_is_the_same(
     calls: list[int] = []
     real = _stix.map_chunks
 
-    def spy(fn: Any, items: Any, *, workers: int, chunk: int) -> Any:
+    def spy(fn: Any, items: Any, *, workers: int, chunk: int, stop: Any) -> Any:
         calls.append(workers)
-        return real(fn, items, workers=workers, chunk=chunk)
+        return real(fn, items, workers=workers, chunk=chunk, stop=stop)
 
     monkeypatch.setattr(_stix, "PARALLEL_FROM", 0)
     monkeypatch.setattr(_stix, "PARALLEL_CHUNK", 7)
