@@ -4,9 +4,8 @@ in Python: a million-object feed's checks by the `stix2` library took minutes on
 Workers are spawned (never forked: the caller has threads and open connections), so
 `fn` must be a module-level function and its items and results picklable, and the
 program's main module import-safe (the `if __name__ == "__main__":` idiom): a spawned
-process imports it. A pool
-that cannot start or breaks is not an error: the work is then done in this process,
-and that is logged once.
+process imports it. A pool that cannot start or breaks is not an error: the work is
+then done in this process, and that is logged once.
 """
 
 from __future__ import annotations
@@ -93,6 +92,6 @@ def _here(
 
 
 def _worker_start() -> None:
-    # Ctrl-C reaches the whole process group. The parent decides what stops; a worker that
-    # died of it would print a traceback each and break the pool.
+    # Ctrl-C reaches the whole process group. The parent decides what stops: a worker's
+    # KeyboardInterrupt would come back to it as the chunk's error.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
