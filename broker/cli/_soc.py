@@ -205,15 +205,14 @@ async def run_file(
     within a bounded time whatever Kafka does. A file that cannot be parsed ends the run
     before anything is sent, with its one error (the connection attempt is dropped, and
     nothing it would have said about Kafka is said); so does being asked to stop while a
-    big file is parsed (`parse` is given the event that tells it to give up)."""
+    big file is parsed (`parse_stoppable`)."""
     # Both take a while (the STIX library's import, the connections' round trips), and
     # neither needs the other: the first object goes out when both are done.
     outage.hold()
-    give_up = threading.Event()
-    parsing = asyncio.ensure_future(asyncio.to_thread(parse, give_up))
+    parsing = asyncio.ensure_future(parse_stoppable(parse, outage, path))
     connecting = asyncio.ensure_future(connect_publisher(outage, sender, ctx))
     try:
-        parsed = await _parsed(parsing, outage, give_up, path)
+        parsed = await parsing
     except BaseException:
         outage.release(tell=False)
         await _abandon(connecting)
@@ -252,11 +251,14 @@ async def run_file(
     return FileRun(report, clean)
 
 
-async def _parsed(
-    parsing: asyncio.Future[ParseResult], outage: Outage, give_up: threading.Event, path: Path
+async def parse_stoppable(
+    parse: Callable[[threading.Event], ParseResult], outage: Outage, path: Path
 ) -> ParseResult:
-    """The parse's result, or its error; asked to stop first, `Interrupted` once the parse,
-    told to give up, has ended (a big file's checks end within a chunk)."""
+    """`parse` in a thread, and its result or error. Asked to stop first (or cancelled),
+    the parse is told to give up (a big file's checks end within a chunk); once it has
+    ended: `Interrupted`."""
+    give_up = threading.Event()
+    parsing = asyncio.ensure_future(asyncio.to_thread(parse, give_up))
     stopping: asyncio.Future[object] = asyncio.ensure_future(outage.stopped())
     try:
         await asyncio.wait((parsing, stopping), return_when=asyncio.FIRST_COMPLETED)

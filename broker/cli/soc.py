@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,6 +21,7 @@ from broker.cli._soc import FileRun, connect_publisher
 from broker.errors import Interrupted, KafkaUnavailable
 
 if TYPE_CHECKING:
+    from connectors.soc import ParseResult
     from connectors.soc.publishing import PublishReport
 
 
@@ -92,6 +94,7 @@ def watch(
         ExtraLabels,
         exit_stopped,
         parse_input,
+        parse_stoppable,
         print_report,
         publish_items,
     )
@@ -131,7 +134,16 @@ def watch(
         processed: list[Processed] = []
 
         async def handle(path: Path) -> dict[str, object]:
-            parsed = parse_input(path, fmt=None, default_tlp=tlp, max_bytes=max_size)
+            def parse(give_up: threading.Event) -> ParseResult:
+                return parse_input(
+                    path, fmt=None, default_tlp=tlp, max_bytes=max_size, stop=give_up
+                )
+
+            try:
+                parsed = await parse_stoppable(parse, outage, path)
+            except Interrupted as exc:  # the file stays in the folder, for the next run
+                stopped.append(FileRun(_no_report(path, str(exc))))
+                raise
             progress = ProgressFile(ctx.settings.home, sender, path)
             digest = file_digest(path)
             objects = len(parsed.items) + len(parsed.skipped)

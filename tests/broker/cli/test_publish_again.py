@@ -221,27 +221,51 @@ async def test_a_stix_bundle_published_again_sends_nothing_twice_and_a_new_versi
     assert len(versions) == 2  # the old and the new version, each a message of its own
 
 
-async def test_ctrl_c_while_a_big_file_is_parsed_stops_there_and_nothing_is_sent(
-    world: World, tmp_path: Path
-) -> None:
-    """The parse is told to give up: it stops at its next chunk of 1,000 objects."""
+#: A Ctrl-C once the first chunk of a parse's checks is done (of five: 5,000 objects).
+CTRL_C_IN_THE_PARSE = {"JCU_FAULT": "parse.after-chunk@1:SIGINT"}
+
+
+def _big_bundle(path: Path) -> Path:
     a, b = uuid.uuid4().bytes[:2]
     objects = [_indicator(f"234.{a}.{b % 64 + i // 250}.{i % 250}") for i in range(5000)]
-    path = tmp_path / "big.json"
     path.write_text(json.dumps(_bundle(objects)))
-    stix = ("publish", "--as", "soc-fr", "--stix", str(path), "--tlp", "GREEN",
-            "--category", "malicious-code")  # fmt: skip
-    out = await asyncio.to_thread(
-        _jcu, world, *stix, env={"JCU_FAULT": "parse.after-chunk@1:SIGINT"}
-    )
+    return path
+
+
+def _stopped_in_the_parse(out: subprocess.CompletedProcess[str], path: Path) -> None:
     assert out.returncode == 1, out.stderr
     assert out.stderr.strip().splitlines()[-1] == (
         f"jcu: error: interrupted while {path} was being parsed: nothing was sent"
     )
     for noise in ("Traceback", "Task was destroyed", "Unclosed", "KeyboardInterrupt"):
         assert noise not in out.stderr
+
+
+async def test_ctrl_c_while_a_big_file_is_parsed_stops_there_and_nothing_is_sent(
+    world: World, tmp_path: Path
+) -> None:
+    """The parse is told to give up: it stops at its next chunk of 1,000 objects."""
+    path = _big_bundle(tmp_path / "big.json")
+    stix = ("publish", "--as", "soc-fr", "--stix", str(path), "--tlp", "GREEN",
+            "--category", "malicious-code")  # fmt: skip
+    out = await asyncio.to_thread(_jcu, world, *stix, env=CTRL_C_IN_THE_PARSE)
+    _stopped_in_the_parse(out, path)
     again = await asyncio.to_thread(_jcu, world, *stix, "--json")
     assert set(_rows(again)) == {"published"}  # none of them had gone
+
+
+async def test_ctrl_c_while_soc_watch_parses_a_big_file_leaves_it_for_the_next_run(
+    world: World, tmp_path: Path
+) -> None:
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    path = _big_bundle(drop / "big.json")
+    watch = ("soc", "watch", str(drop), "--as", "soc-fr", "--once", "--tlp", "GREEN",
+             "--category", "malicious-code")  # fmt: skip
+    out = await asyncio.to_thread(_jcu, world, *watch, env=CTRL_C_IN_THE_PARSE)
+    _stopped_in_the_parse(out, path)
+    assert path.exists()  # neither done nor failed: it is tried again next time
+    assert sorted(p.name for p in drop.iterdir()) == ["big.json"]
 
 
 def _dead_port() -> int:
