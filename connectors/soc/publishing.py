@@ -287,6 +287,7 @@ async def publish_parsed(
         ready.append((len(rows) - 1, item, publication))
 
     crisis = pub.crisis.active_incidents()
+    denials = _Denials()
     reaches = _reach_each(pub, ready, rows, crisis)
     ready = [entry for entry in ready if rows[entry[0]] is None]
     restrictions = resolve([i for _, i, _ in ready], reaches, pub.sent.reached)
@@ -305,7 +306,7 @@ async def publish_parsed(
         for (index, item, _), reach in zip(
             final, pub.reach([p for _, _, p in final], crisis_incidents=crisis), strict=True
         ):
-            rows[index] = _planned(item, reach)
+            rows[index] = _planned(item, reach, denials)
             if on_item is not None:
                 on_item()
     else:
@@ -340,7 +341,7 @@ async def publish_parsed(
         for start in range(0, len(final), chunk):
             batch = final[start : start + chunk]
             try:
-                tally.add(await _publish_chunk(pub, batch, rows, crisis, results, guard))
+                tally.add(await _publish_chunk(pub, batch, rows, crisis, results, guard, denials))
             except (Interrupted, KafkaUnavailable) as exc:
                 for index, item, publication in final[start:]:
                     if rows[index] is None:
@@ -405,6 +406,7 @@ async def _publish_chunk(
     crisis: frozenset[str],
     results: list[PublishResult],
     guard: Guard[Any] | None,
+    denials: _Denials,
 ) -> list[Outcome]:
     """Publish a chunk and return its outcomes (also set in `rows`); Interrupted or
     KafkaUnavailable (Kafka did not take it) propagate, the other items of the chunk left
@@ -431,17 +433,41 @@ async def _publish_chunk(
             except JcuError as exc:
                 settle(index, _skipped(item, exc))
             else:
-                settle(index, _published(item, res))
+                settle(index, _published(item, res, denials))
                 results.append(res)
         return settled
     results.extend(sent)
     for (index, item, _), res in zip(batch, sent, strict=True):
-        settle(index, _published(item, res))
+        settle(index, _published(item, res, denials))
     return settled
 
 
 def _denied(decisions: Iterable[Decision]) -> tuple[Denied, ...]:
     return tuple(Denied(d.org, d.rules, d.reasons) for d in decisions if not d.allowed)
+
+
+class _Denials:
+    """The `Denied` entries of a tuple of decisions, made once per tuple within a run.
+
+    The publisher hands every item with the same labels the same tuple (its policy
+    cache's), and a feed's report holds an outcome per item, each naming every
+    organisation denied: about a kilobyte an item when made anew each time. Kept by
+    identity, with the tuple held, so an id is never reused while it is a key."""
+
+    __slots__ = ("_limit", "_made")
+
+    def __init__(self, limit: int = 4096) -> None:
+        self._limit = limit  # tuples kept: those of items with parts are each their own
+        self._made: dict[int, tuple[tuple[Decision, ...], tuple[Denied, ...]]] = {}
+
+    def __call__(self, decisions: tuple[Decision, ...]) -> tuple[Denied, ...]:
+        found = self._made.get(id(decisions))  # a key's tuple is held: its id is its own
+        if found is not None:
+            return found[1]
+        denied = _denied(decisions)
+        if len(self._made) < self._limit:
+            self._made[id(decisions)] = (decisions, denied)
+        return denied
 
 
 def _redacted(decisions: Iterable[Decision]) -> dict[str, tuple[str, ...]]:
@@ -477,7 +503,7 @@ def _already(item: Item, mid: str, recipients: Iterable[str], tlp: str) -> Outco
     )
 
 
-def _published(item: Item, sent: PublishResult) -> Outcome:
+def _published(item: Item, sent: PublishResult, denials: _Denials) -> Outcome:
     if sent.already_sent:
         return _already(item, sent.message_id, sent.already_sent_to, sent.labels.tlp)
     received = sent.recipients
@@ -489,12 +515,12 @@ def _published(item: Item, sent: PublishResult) -> Outcome:
         message_id=sent.message_id if received else None,
         received_by=received,
         redacted=_redacted(sent.decisions),
-        denied=_denied(sent.decisions),
+        denied=denials(sent.decisions),
         reason="" if received else "no organisation may receive it",
     )
 
 
-def _planned(item: Item, reach: Reach) -> Outcome:
+def _planned(item: Item, reach: Reach, denials: _Denials) -> Outcome:
     received = reach.recipients
     return Outcome(
         item.source_id,
@@ -503,7 +529,7 @@ def _planned(item: Item, reach: Reach) -> Outcome:
         tlp=item.tlp,
         received_by=received,
         redacted=_redacted(reach.decisions),
-        denied=_denied(reach.decisions),
+        denied=denials(reach.decisions),
         reason="" if received else "no organisation may receive it",
     )
 
