@@ -220,11 +220,11 @@ def references(obj: Mapping[str, Any]) -> list[Reference]:
     """Every `*_ref` and `*_refs` value anywhere in the object, plus extension-definition
     keys under `extensions`, in document order."""
     found: list[Reference] = []
-    _walk_refs(dict(obj) if not isinstance(obj, dict) else obj, (), found)
+    _walk_refs(obj, (), found)
     return found
 
 
-def _walk_refs(node: dict[str, Any] | list[Any], path: Path, found: list[Reference]) -> None:
+def _walk_refs(node: Mapping[str, Any] | list[Any], path: Path, found: list[Reference]) -> None:
     # Only containers are descended into: a walk per object of a million-object feed.
     if isinstance(node, list):
         for i, value in enumerate(node):

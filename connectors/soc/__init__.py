@@ -4,9 +4,10 @@
     for item in result.items: ...      # Item(payload_type, record, tlp, categories, source_id)
     for skip in result.skipped: ...    # Skipped(source_id, source_type, reason)
 
-A big STIX bundle is checked on `workers` processes (`workers=cores()`: every CPU this
-process may use). A file that cannot be read at all raises `broker.errors.InputFormatError`; a bad
-object inside a good file becomes a `Skipped` entry. See docs/connectors.md.
+A big STIX bundle is checked on `workers` processes (`workers=cores()`: every CPU
+this process may use). A file that cannot be read at all raises
+`broker.errors.InputFormatError`; a bad object inside a good file becomes a
+`Skipped` entry. See docs/connectors.md.
 """
 
 from __future__ import annotations
