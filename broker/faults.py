@@ -26,13 +26,16 @@ from __future__ import annotations
 import errno
 import os
 import signal
+import threading
 
 ENV = "JCU_FAULT"
 
 
-def point(name: str, count: int | None = None) -> None:
+def point(name: str, count: int | None = None, *, heard: threading.Event | None = None) -> None:
     """Die here (SIGKILL, no clean-up), or get the named signal, if the environment names
-    this point (and this count)."""
+    this point (and this count). `heard`: a point on a worker thread waits (up to 10 s)
+    for the event its signal's handler sets, as the main thread runs that handler when
+    it next can: what follows the point then always sees the signal."""
     wanted = os.environ.get(ENV)
     if not wanted:
         return
@@ -42,6 +45,8 @@ def point(name: str, count: int | None = None) -> None:
         return  # another point, another count, or an errno (for `fail`)
     sig = sig or "SIGKILL"
     os.kill(os.getpid(), signal.Signals[sig if sig.startswith("SIG") else f"SIG{sig}"])
+    if heard is not None:
+        heard.wait(timeout=10)
 
 
 def fail(name: str, count: int | None = None) -> None:

@@ -67,7 +67,7 @@ def map_chunks(
                     pool.shutdown(cancel_futures=True)
                     raise Interrupted(_STOPPED)
                 results += part
-                faults.point("parse.after-chunk", n)
+                faults.point("parse.after-chunk", n, heard=stop)
             return results
     except (BrokenProcessPool, OSError) as exc:
         _log.warning(
@@ -87,7 +87,7 @@ def _here(
         if stop is not None and stop.is_set():
             raise Interrupted(_STOPPED)
         results += fn(part)
-        faults.point("parse.after-chunk", n)
+        faults.point("parse.after-chunk", n, heard=stop)
     return results
 
 

@@ -221,7 +221,9 @@ async def test_a_stix_bundle_published_again_sends_nothing_twice_and_a_new_versi
     assert len(versions) == 2  # the old and the new version, each a message of its own
 
 
-#: A Ctrl-C once the first chunk of a parse's checks is done (of five: 5,000 objects).
+#: A Ctrl-C once the first chunk of a parse's checks is done (of five: 5,000 objects). The
+#: parse goes on only once the signal is heard (`faults.point`'s `heard`): an event loop
+#: busy connecting must not let it finish first.
 CTRL_C_IN_THE_PARSE = {"JCU_FAULT": "parse.after-chunk@1:SIGINT"}
 
 
