@@ -25,10 +25,12 @@ if TYPE_CHECKING:
     from connectors.soc.publishing import PublishReport
 
 
-def _no_report(directory: Path, why: str) -> PublishReport:
+def _no_report(source: Path, why: str) -> PublishReport:
+    """The report of a run stopped before it had any outcome (`source`: the folder, or
+    the file whose parse was interrupted)."""
     from connectors.soc.publishing import PublishReport
 
-    return PublishReport(str(directory), "-", (), stopped=why)
+    return PublishReport(str(source), "-", (), stopped=why)
 
 
 @click.group()
